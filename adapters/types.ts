@@ -1,0 +1,93 @@
+/**
+ * The provider interface of DESIGN.md: every provider action of a migration goes through it,
+ * whichever cloud (or local directory) the site lives in.
+ *
+ * Each method may throw a `ProviderError` (see ./errors.ts); whether Temporal retries is decided
+ * by its `retryable` flag, never by the caller guessing from a message.
+ */
+
+export const PROVIDER_KINDS = ['local', 'aws', 'azure', 'gcp'] as const;
+export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+
+export interface SiteCapacity {
+  /** How many instances the site may run at once. */
+  instances: { limit: number; used: number };
+  /** Optional resource figures, where the provider reports them. */
+  vcpus?: { limit: number; used: number };
+  source: 'provider' | 'config';
+}
+
+export interface InstanceSpec {
+  /** fedflow's name for the instance: usually the workload id. */
+  name: string;
+  /** Image to boot (AMI id, Azure image reference URN, GCP image self-link, or for `local` the workload kind). */
+  image: string;
+  /** Instance size: EC2 instance type, Azure VM size, GCP machine type; ignored by `local`. */
+  size?: string;
+  tags?: Record<string, string>;
+  /** Cloud-init / user-data that starts the fedflow agent on first boot. */
+  userData?: string;
+  /** Volume the instance mounts (local: a directory path inside the site). */
+  volume?: VolumeRef;
+  /** Provider specific extras that are not secrets (ports, env for a local process). */
+  extra?: Record<string, string>;
+}
+
+export interface InstanceRef {
+  provider: ProviderKind;
+  site: string;
+  /** Provider's own id: EC2 instance id, Azure VM name, GCP instance name, local instance id. */
+  id: string;
+}
+
+export type InstanceStatus = 'pending' | 'running' | 'stopping' | 'stopped' | 'terminated' | 'unknown';
+
+export interface InstanceState {
+  ref: InstanceRef;
+  status: InstanceStatus;
+  /** Where the instance serves, when known (local: http://127.0.0.1:port). */
+  address?: string;
+  tags: Record<string, string>;
+}
+
+export interface VolumeRef {
+  provider: ProviderKind;
+  site: string;
+  /** EBS volume id, Azure disk name, GCP disk name, or for `local` the volume id inside the site. */
+  id: string;
+}
+
+export interface SnapshotRef {
+  provider: ProviderKind;
+  site: string;
+  id: string;
+  /** Size in bytes, when the provider reports it. */
+  sizeBytes?: number;
+}
+
+export interface WaitOptions {
+  /** Give up after this long (ms). */
+  timeoutMs: number;
+  /** Poll interval for providers without push notifications (ms). */
+  pollMs?: number;
+  /** Called on every poll, so an activity can heartbeat while it waits. */
+  onPoll?: (state: InstanceState) => void;
+  /** Aborts the wait, e.g. when the activity is cancelled. */
+  signal?: AbortSignal;
+}
+
+export interface CloudProvider {
+  readonly kind: ProviderKind;
+  /** The site this provider instance acts for. */
+  readonly site: string;
+  describeSite(): Promise<SiteCapacity>;
+  /** Idempotent: two calls with the same key give one instance. */
+  createInstance(spec: InstanceSpec, idempotencyKey: string): Promise<InstanceRef>;
+  describeInstance(ref: InstanceRef): Promise<InstanceState>;
+  waitFor(ref: InstanceRef, state: 'running' | 'stopped' | 'terminated', opts: WaitOptions): Promise<InstanceState>;
+  startInstance(ref: InstanceRef): Promise<void>;
+  stopInstance(ref: InstanceRef): Promise<void>;
+  terminateInstance(ref: InstanceRef): Promise<void>;
+  snapshotVolume(ref: VolumeRef, idempotencyKey: string): Promise<SnapshotRef>;
+  tag(ref: InstanceRef | VolumeRef, tags: Record<string, string>): Promise<void>;
+}
