@@ -1,0 +1,139 @@
+/**
+ * The migration request, its validation and the shapes a migration reports (progress and result).
+ * Pure: imported by the workflow as well as by the client and CLI.
+ */
+import { SITE_ID_PATTERN } from './federation-config';
+
+export const MODES = ['datacenter', 'internet', 'hybrid'] as const;
+export type Mode = (typeof MODES)[number];
+
+export interface MigrationRequest {
+  /** The workload to move. The workflow id must be `migrate-<workloadId>`. */
+  workloadId: string;
+  /** Site to move it to. */
+  targetSite: string;
+  /** Optional: where the caller believes it runs now; checked against the federation state. */
+  sourceSite?: string;
+  /** Optional explicit mode, overriding the policy. */
+  mode?: Mode;
+}
+
+export const WORKLOAD_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export function migrationWorkflowId(workloadId: string): string {
+  return `migrate-${workloadId}`;
+}
+
+export const EXAMPLE_REQUEST = '{"workloadId": "kv-demo", "targetSite": "dc:frankfurt"}';
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+
+/**
+ * Checks the shape of a request as typed into the Temporal UI's Start Workflow form or sent by the SDK.
+ * Returns every problem at once, each naming what was wrong and what would be right.
+ */
+export function parseMigrationRequest(input: unknown): Parsed<MigrationRequest> {
+  const problems: string[] = [];
+  if (typeof input === 'string') {
+    // The UI sends a JSON string when its input is not parsed as an object.
+    try {
+      input = JSON.parse(input);
+    } catch {
+      return { ok: false, problems: [`input is not valid JSON; expected an object such as ${EXAMPLE_REQUEST}`] };
+    }
+  }
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return { ok: false, problems: [`input must be a JSON object such as ${EXAMPLE_REQUEST}, got ${input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input}`] };
+  }
+  const o = input as Record<string, unknown>;
+  const known = new Set(['workloadId', 'targetSite', 'sourceSite', 'mode']);
+  for (const k of Object.keys(o)) {
+    if (!known.has(k)) problems.push(`unknown field '${k}' (accepted: ${[...known].join(', ')})`);
+  }
+  if (typeof o.workloadId !== 'string' || !o.workloadId) problems.push(`'workloadId' is required: the id of the workload to move, e.g. "kv-demo"`);
+  else if (!WORKLOAD_ID_PATTERN.test(o.workloadId)) problems.push(`'workloadId' "${o.workloadId}" must be lowercase letters, digits and dashes`);
+  if (typeof o.targetSite !== 'string' || !o.targetSite) problems.push(`'targetSite' is required: a site id such as "dc:frankfurt"`);
+  else if (!SITE_ID_PATTERN.test(o.targetSite)) problems.push(`'targetSite' "${o.targetSite}" is not a site id; expected <kind>:<name>, e.g. "dc:frankfurt"`);
+  if (o.sourceSite !== undefined && (typeof o.sourceSite !== 'string' || !SITE_ID_PATTERN.test(o.sourceSite))) {
+    problems.push(`'sourceSite' must be a site id such as "dc:paris" when given`);
+  }
+  if (o.mode !== undefined && !(MODES as readonly unknown[]).includes(o.mode)) {
+    problems.push(`'mode' "${String(o.mode)}" is not a mode (accepted: ${MODES.join(', ')})`);
+  }
+  if (problems.length) return { ok: false, problems };
+  const req: MigrationRequest = { workloadId: o.workloadId as string, targetSite: o.targetSite as string };
+  if (o.sourceSite !== undefined) req.sourceSite = o.sourceSite as string;
+  if (o.mode !== undefined) req.mode = o.mode as Mode;
+  return { ok: true, value: req };
+}
+
+/** The steps a migration goes through, in order, with the words the UI shows. */
+export const MIGRATION_STEPS = [
+  { id: 'validate', title: 'Validate the request' },
+  { id: 'snapshot', title: 'Snapshot the source volume' },
+  { id: 'copy', title: 'Copy the volume to the target' },
+  { id: 'start', title: 'Start the target instance' },
+  { id: 'verify', title: 'Check the target serves every key' },
+  { id: 'switch', title: 'Switch the route' },
+  { id: 'decommission', title: 'Stop and remove the source' },
+] as const;
+export type StepId = (typeof MIGRATION_STEPS)[number]['id'];
+
+export const PHASES = ['validating', 'snapshotting', 'copying', 'starting', 'verifying', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export const PHASE_OF_STEP: Record<StepId, Phase> = {
+  validate: 'validating',
+  snapshot: 'snapshotting',
+  copy: 'copying',
+  start: 'starting',
+  verify: 'verifying',
+  switch: 'switching',
+  decommission: 'decommissioning',
+};
+
+export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'compensated' | 'skipped';
+
+export interface StepProgress {
+  id: StepId;
+  title: string;
+  status: StepStatus;
+  detail?: string;
+}
+
+export interface MigrationProgress {
+  workloadId: string;
+  phase: Phase;
+  paused: boolean;
+  source?: string;
+  target: string;
+  steps: StepProgress[];
+  /** Size of the snapshot being copied, once known. */
+  bytesTotal?: number;
+  /** Bytes copied by finished copy attempts (live bytes come from the copy activity's heartbeat). */
+  bytesTransferred: number;
+  error?: string;
+}
+
+export interface MigrationResult {
+  workflowId: string;
+  workloadId: string;
+  status: 'completed';
+  source: string;
+  target: string;
+  /** Where the workload is served now. */
+  address: string;
+  bytesTransferred: number;
+  snapshotBytes: number;
+  sha256: string;
+  /** Keys the target served at the health check, equal to the source's at the freeze. */
+  keys: number;
+  verified: boolean;
+  startedAtMs: number;
+  finishedAtMs: number;
+  durationMs: number;
+  /** From the source's freeze until the route pointed at the serving target. */
+  downtimeMs: number;
+  /** Copy attempts that resumed from a heartbeat cursor (a worker died mid-copy). */
+  copyResumes: number;
+}

@@ -1,0 +1,55 @@
+/** A throwaway local federation for a test: its own home directory, config and agents. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
+import { loadFederationConfig } from '../../agent/config-file';
+import { FederationStateStore } from '../../agent/federation-state';
+import { LocalProvider } from '../../adapters/local';
+import { siteDir } from '../../agent/home';
+import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
+import { workflowBundle } from './temporal';
+
+export interface TestFederation {
+  home: string;
+  config: FederationConfig;
+  state: FederationStateStore;
+  runtime: RunningFederation;
+  provider(siteId: string): LocalProvider;
+  stop(): Promise<void>;
+}
+
+export async function startTestFederation(env: TestWorkflowEnvironment, opts: { config?: unknown; control?: boolean } = {}): Promise<TestFederation> {
+  const home = mkdtempSync(join(tmpdir(), 'fedflow-test-'));
+  const config = opts.config ? parseFederationConfig(opts.config) : loadFederationConfig();
+  const runtime = await startFederation({
+    config,
+    home,
+    connection: env.nativeConnection,
+    client: env.client,
+    namespace: env.namespace ?? 'default',
+    workflowBundle: await workflowBundle(),
+    control: opts.control,
+  });
+  return {
+    home,
+    config,
+    state: new FederationStateStore(home),
+    runtime,
+    provider: (siteId) => {
+      const site = config.sites.find((s) => s.id === siteId)!;
+      return new LocalProvider({ site: siteId, dir: siteDir(siteId, home), capacityInstances: site.capacity.instances });
+    },
+    async stop() {
+      await runtime.shutdown();
+      // Instances are detached processes: stop them so a test leaves nothing running.
+      for (const site of config.sites) {
+        if (site.provider !== 'local') continue;
+        const p = new LocalProvider({ site: site.id, dir: siteDir(site.id, home), capacityInstances: site.capacity.instances });
+        for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
+      }
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowFailedError } from '@temporalio/client';
+import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
+import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
+import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
+import { progressQuery } from '../../workflows/messages';
+import { startTestServer } from '../helpers/temporal';
+import { startTestFederation, type TestFederation } from '../helpers/federation';
+
+describe('migrateWorkload on a real dev server', () => {
+  let env: TestWorkflowEnvironment;
+  let fed: TestFederation;
+
+  before(async () => {
+    env = await startTestServer();
+    fed = await startTestFederation(env);
+  });
+  after(async () => {
+    await fed?.stop();
+    await env?.teardown();
+  });
+
+  it('moves kv-demo from dc:paris to dc:frankfurt with every key intact', async () => {
+    const sample = await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 300, valueBytes: 128 });
+    assert.equal(sample.site, 'dc:paris');
+    const handle = await env.client.workflow.start('migrateWorkload', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: migrationWorkflowId('kv-demo'),
+      args: [{ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' }],
+    });
+    const result = (await handle.result()) as MigrationResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.source, 'dc:paris');
+    assert.equal(result.target, 'dc:frankfurt');
+    assert.equal(result.keys, 300);
+    assert.equal(result.verified, true);
+    assert.ok(result.bytesTransferred > 300 * 128, `bytesTransferred ${result.bytesTransferred}`);
+    assert.ok(result.downtimeMs >= 0 && result.downtimeMs < result.durationMs);
+
+    const st = fed.state.read();
+    assert.equal(st.workloads['kv-demo']!.site, 'dc:frankfurt');
+    assert.equal(st.routes['kv-demo']!.address, result.address);
+    assert.equal(st.workloads['kv-demo']!.migration, undefined);
+    const all = (await (await fetch(`${result.address}/kv`)).json()) as Record<string, string>;
+    assert.equal(Object.keys(all).length, 300);
+    for (let i = 0; i < 300; i++) assert.equal(all[`key-${String(i).padStart(6, '0')}`], sampleValue(i, 128));
+    // The source is gone: no live instance left on dc:paris.
+    assert.equal(fed.provider('dc:paris').liveInstances().length, 0);
+
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.phase, 'completed');
+    assert.ok(progress.steps.every((s) => s.status === 'done'), JSON.stringify(progress.steps));
+    const desc = await handle.describe();
+    assert.equal(desc.searchAttributes.FedPhase?.[0], 'completed');
+    assert.equal(desc.searchAttributes.FedSource?.[0], 'dc:paris');
+    assert.equal(desc.searchAttributes.FedTarget?.[0], 'dc:frankfurt');
+  });
+
+  it('refuses an unknown site with a non-retryable error naming the known sites, and changes nothing', async () => {
+    const before = JSON.stringify(fed.state.read());
+    const handle = await env.client.workflow.start('migrateWorkload', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: migrationWorkflowId('kv-demo'),
+      args: [{ workloadId: 'kv-demo', targetSite: 'aws:us-east-9' }],
+    });
+    const err = await handle.result().then(
+      () => assert.fail('should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    const msg = String((err.cause as Error)?.cause ? ((err.cause as { cause: Error }).cause.message) : (err.cause as Error).message);
+    assert.match(msg, /'aws:us-east-9' is not in the federation \(known: dc:paris, dc:frankfurt, dc:london, edge:lisbon\)/);
+    assert.equal(JSON.stringify(fed.state.read()), before);
+  });
+});

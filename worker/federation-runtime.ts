@@ -1,0 +1,131 @@
+/**
+ * Runs the control worker and one agent per local site in this process:
+ *   - control worker on task queue `fedflow`: the workflows and the federation-level activities;
+ *   - per site: a worker on `fedflow-site-<siteId>` with that site's activities, and the site's
+ *     agent endpoint (snapshot/chunk server) on loopback.
+ * At scale the same pieces run apart: one agent per site inside its cloud, control workers anywhere.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocalProvider } from '../adapters/local';
+import { createControlActivities } from '../activities/control';
+import { createSiteActivities } from '../activities/site';
+import { FederationStateStore } from '../agent/federation-state';
+import { fedflowHome, siteDir } from '../agent/home';
+import { startSnapshotEndpoint } from '../agent/snapshot-endpoint';
+import type { FederationConfig } from '../core/federation-config';
+import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../workflows/migrate';
+import { resolveConnection } from './connection';
+
+export interface FederationRuntimeOptions {
+  config: FederationConfig;
+  home?: string;
+  /** Defaults to the envconfig connection. */
+  connection?: NativeConnection;
+  client?: Client;
+  namespace?: string;
+  /** Only run these sites' agents (default: every local site). */
+  sites?: string[];
+  /** Run the control worker (default true). */
+  control?: boolean;
+  /** A pre-built bundle saves a few seconds per start in tests. */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+  log?: (line: string) => void;
+}
+
+export interface RunningFederation {
+  agents: Map<string, { provider: LocalProvider; url: string; worker: Worker }>;
+  controlWorker?: Worker;
+  /** Resolves when every worker has stopped. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+function previousPort(dir: string): number | undefined {
+  const p = join(dir, 'agent.json');
+  if (!existsSync(p)) return undefined;
+  try {
+    return Number(new URL((JSON.parse(readFileSync(p, 'utf8')) as { url: string }).url).port) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startFederation(opts: FederationRuntimeOptions): Promise<RunningFederation> {
+  const home = opts.home ?? fedflowHome();
+  const log = opts.log ?? (() => undefined);
+  let ownConnection: NativeConnection | undefined;
+  let connection = opts.connection;
+  let namespace = opts.namespace;
+  if (!connection) {
+    const resolved = resolveConnection();
+    ownConnection = connection = await NativeConnection.connect(resolved.connectionOptions);
+    namespace ??= resolved.namespace;
+  }
+  namespace ??= 'default';
+  let client = opts.client;
+  let clientConnection: Connection | undefined;
+  if (!client) {
+    const resolved = resolveConnection();
+    clientConnection = await Connection.connect(resolved.connectionOptions);
+    client = new Client({ connection: clientConnection, namespace });
+  }
+  const state = new FederationStateStore(home);
+
+  const agents: RunningFederation['agents'] = new Map();
+  const closers: (() => Promise<void>)[] = [];
+  const wanted = opts.sites ? new Set(opts.sites) : undefined;
+  for (const site of opts.config.sites) {
+    if (site.provider !== 'local' || (wanted && !wanted.has(site.id))) continue;
+    const dir = siteDir(site.id, home);
+    mkdirSync(dir, { recursive: true });
+    const provider = new LocalProvider({ site: site.id, dir, capacityInstances: site.capacity.instances });
+    // Reuse the last port when free, so snapshot URLs handed out before a restart stay valid.
+    let endpoint;
+    try {
+      endpoint = await startSnapshotEndpoint({ provider, port: previousPort(dir) });
+    } catch {
+      endpoint = await startSnapshotEndpoint({ provider });
+    }
+    writeFileSync(join(dir, 'agent.json'), JSON.stringify({ site: site.id, url: endpoint.url, pid: process.pid }));
+    closers.push(endpoint.close);
+    const worker = await Worker.create({
+      connection,
+      namespace,
+      taskQueue: siteTaskQueue(site.id),
+      activities: createSiteActivities({ site: site.id, provider, endpointUrl: () => endpoint.url }),
+    });
+    agents.set(site.id, { provider, url: endpoint.url, worker });
+    log(`agent ${site.id}: task queue ${siteTaskQueue(site.id)}, endpoint ${endpoint.url}`);
+  }
+
+  let controlWorker: Worker | undefined;
+  if (opts.control !== false) {
+    controlWorker = await Worker.create({
+      connection,
+      namespace,
+      taskQueue: CONTROL_TASK_QUEUE,
+      ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+      activities: createControlActivities({ config: opts.config, state, client }),
+    });
+    log(`control worker: task queue ${CONTROL_TASK_QUEUE}`);
+  }
+
+  const workers = [...[...agents.values()].map((a) => a.worker), ...(controlWorker ? [controlWorker] : [])];
+  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+    for (const close of closers) await close();
+    await clientConnection?.close();
+    await ownConnection?.close();
+  });
+  return {
+    agents,
+    controlWorker,
+    done,
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+    },
+  };
+}

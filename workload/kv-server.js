@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// The sample workload: a small HTTP key-value service whose data lives on its volume.
+// Plain JavaScript with no dependencies so an instance starts in tens of milliseconds
+// (start time is part of a migration's downtime).
+//
+//   node workload/kv-server.js --data <volume dir> --port <port> [--host 127.0.0.1]
+//
+// Data: <volume>/kv.jsonl, an append-only log of {"k","v"} / {"k","del":true} lines, replayed at start.
+// API:
+//   GET  /health                 {ok, keys, frozen}
+//   GET  /kv                     every key and value, as one JSON object
+//   GET  /kv/<key>               the value (404 if absent)
+//   PUT  /kv/<key>               body is the value; 503 while frozen
+//   DELETE /kv/<key>
+//   GET  /admin/digest           {keys, sha256} over the sorted key=value pairs
+//   POST /admin/freeze           stop taking writes, flush to disk, return the digest (migration cut-over)
+//   POST /admin/thaw             take writes again (a migration that rolled back)
+'use strict';
+const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
+}
+
+const dataDir = arg('data');
+const port = Number(arg('port', '0'));
+const host = arg('host', '127.0.0.1');
+if (!dataDir) {
+  console.error('kv-server: --data <volume dir> is required');
+  process.exit(2);
+}
+fs.mkdirSync(dataDir, { recursive: true });
+const logPath = path.join(dataDir, 'kv.jsonl');
+
+/** @type {Map<string,string>} */
+const store = new Map();
+if (fs.existsSync(logPath)) {
+  const text = fs.readFileSync(logPath, 'utf8');
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    let rec;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      // A torn last line after a crash: everything before it is intact, so stop here.
+      break;
+    }
+    if (rec.del) store.delete(rec.k);
+    else store.set(rec.k, rec.v);
+  }
+}
+const fd = fs.openSync(logPath, 'a');
+let frozen = false;
+let dirty = false;
+
+function digest() {
+  const h = crypto.createHash('sha256');
+  for (const k of [...store.keys()].sort()) h.update(k).update('\0').update(store.get(k)).update('\n');
+  return { keys: store.size, sha256: h.digest('hex') };
+}
+
+function flush() {
+  if (dirty) {
+    fs.fsyncSync(fd);
+    dirty = false;
+  }
+}
+// Writes are acknowledged once written to the page cache and flushed every 50 ms, like most
+// key-value stores' default; freeze flushes synchronously so a snapshot sees every acknowledged write.
+setInterval(flush, 50).unref();
+
+function send(res, status, body) {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+  res.end(text);
+}
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const p = url.pathname;
+  if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen });
+  if (req.method === 'GET' && p === '/admin/digest') return send(res, 200, digest());
+  if (req.method === 'POST' && p === '/admin/freeze') {
+    frozen = true;
+    flush();
+    return send(res, 200, { ...digest(), frozen: true });
+  }
+  if (req.method === 'POST' && p === '/admin/thaw') {
+    frozen = false;
+    return send(res, 200, { frozen: false });
+  }
+  if (req.method === 'GET' && p === '/kv') return send(res, 200, Object.fromEntries(store));
+  if (p.startsWith('/kv/')) {
+    const key = decodeURIComponent(p.slice(4));
+    if (!key) return send(res, 400, { error: 'empty key' });
+    if (req.method === 'GET') {
+      return store.has(key) ? send(res, 200, store.get(key)) : send(res, 404, { error: `no key '${key}'` });
+    }
+    if (req.method === 'PUT' || req.method === 'DELETE') {
+      if (frozen) return send(res, 503, { error: 'frozen for migration; retry against the new site' });
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        if (frozen) return send(res, 503, { error: 'frozen for migration; retry against the new site' });
+        const rec = req.method === 'PUT' ? { k: key, v: Buffer.concat(chunks).toString('utf8') } : { k: key, del: true };
+        fs.writeSync(fd, JSON.stringify(rec) + '\n');
+        dirty = true;
+        if (rec.del) store.delete(key);
+        else store.set(key, rec.v);
+        send(res, 200, { ok: true });
+      });
+      return;
+    }
+  }
+  send(res, 404, { error: `no route ${req.method} ${p}` });
+});
+server.keepAliveTimeout = 5000;
+
+server.listen(port, host, () => {
+  const addr = server.address();
+  // The local provider reads this line to learn the port when it asked for port 0.
+  process.stdout.write(JSON.stringify({ listening: `http://${host}:${addr.port}`, keys: store.size }) + '\n');
+});
+
+function shutdown() {
+  flush();
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 1000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
