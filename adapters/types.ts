@@ -48,6 +48,8 @@ export interface InstanceState {
   /** Where the instance serves, when known (local: http://127.0.0.1:port). */
   address?: string;
   tags: Record<string, string>;
+  /** The instance's disks, where the provider reports them (so a caller can snapshot them). */
+  volumes?: VolumeRef[];
 }
 
 export interface VolumeRef {

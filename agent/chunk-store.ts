@@ -1,0 +1,426 @@
+/**
+ * A site's content-addressed chunk store on disk.
+ *
+ * Layout under `dir`:
+ *   chunks/<first two hex digits>/<sha256 hex>     one file per distinct chunk
+ *   manifests/pinned/<root hash>.json              manifests whose chunks are never evicted
+ *   manifests/baseline/<root hash>.json            manifests kept as a dedup baseline: evictable
+ *
+ * Every file is written crash-safe: a `.tmp-` file in the same directory, fsync, rename, fsync of
+ * the directory. A crash leaves at most a `.tmp-` file, which is never read and is removed by the
+ * next open(). Bytes are verified against their hash on put and (by default) on read.
+ *
+ * One ChunkStore instance per directory: the index and the counters live in memory.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join, dirname, basename } from 'node:path';
+import type { ChunkBaseline } from '../core/manifest-diff';
+import { diffManifest, ManifestDelta } from '../core/manifest-diff';
+import { Manifest, SHA256_HEX } from '../core/manifest';
+import { verifyManifest } from './manifest-builder';
+import { ChunkHashMismatchError, ChunkStoreFullError, ManifestNotFoundError, MissingChunksError } from './chunk-errors';
+
+export type Retention = 'pinned' | 'baseline';
+
+export interface ChunkStoreOptions {
+  /** Bound on the bytes of chunk files. Over it, least recently used unpinned chunks are evicted. */
+  maxBytes?: number;
+  /** Re-hash chunks when reading them (default true): catches disk corruption before it spreads. */
+  verifyOnRead?: boolean;
+}
+
+export interface ChunkStoreStats {
+  chunks: number;
+  bytes: number;
+  pinnedBytes: number;
+  manifests: number;
+  hits: number;
+  misses: number;
+  puts: number;
+  duplicatePuts: number;
+  rejectedPuts: number;
+  evictedChunks: number;
+  evictedBytes: number;
+  corruptChunks: number;
+  /** Leftover `.tmp-` files removed by open(). */
+  cleanedTempFiles: number;
+}
+
+interface Refs {
+  pinned: number;
+  baseline: number;
+}
+
+const TMP_PREFIX = '.tmp-';
+
+async function fsyncDir(path: string): Promise<void> {
+  const h = await fs.open(path, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** Writes `data` to `path` so that after a crash `path` holds either nothing or all of `data`. */
+async function writeFileDurable(path: string, data: Uint8Array | string): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `${TMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`);
+  const h = await fs.open(tmp, 'wx');
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } catch (err) {
+    await h.close();
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await h.close();
+  await fs.rename(tmp, path);
+  await fsyncDir(dir);
+}
+
+function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function checkHashName(hash: string): void {
+  if (!SHA256_HEX.test(hash)) throw new TypeError(`chunk hash '${hash}' is not 64 lower-case hex digits (a sha256)`);
+}
+
+export class ChunkStore implements ChunkBaseline {
+  /** Present chunks, in least- to most-recently-used order (Map keeps insertion order). */
+  private readonly index = new Map<string, number>();
+  private readonly refs = new Map<string, Refs>();
+  private readonly manifests = new Map<string, Retention>();
+  /** Unlinks under way, so that a put of the same hash waits for them. */
+  private readonly unlinking = new Map<string, Promise<void>>();
+  private bytes = 0;
+  private pinnedBytes = 0;
+  private readonly counters = { hits: 0, misses: 0, puts: 0, duplicatePuts: 0, rejectedPuts: 0, evictedChunks: 0, evictedBytes: 0, corruptChunks: 0, cleanedTempFiles: 0 };
+  readonly maxBytes: number;
+  readonly verifyOnRead: boolean;
+  /** Problems met by open() that did not stop it, e.g. an unreadable manifest file. */
+  readonly warnings: string[] = [];
+
+  private constructor(
+    readonly dir: string,
+    opts: ChunkStoreOptions,
+  ) {
+    this.maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.verifyOnRead = opts.verifyOnRead ?? true;
+    if (!(this.maxBytes > 0)) throw new RangeError(`maxBytes is ${opts.maxBytes}; expected a positive number of bytes`);
+  }
+
+  /** Opens (creating if needed) the store at `dir`, rebuilds its index and removes leftover temp files. */
+  static async open(dir: string, opts: ChunkStoreOptions = {}): Promise<ChunkStore> {
+    const store = new ChunkStore(dir, opts);
+    await store.load();
+    return store;
+  }
+
+  private chunkDir(hash: string): string {
+    return join(this.dir, 'chunks', hash.slice(0, 2));
+  }
+  private chunkPath(hash: string): string {
+    return join(this.chunkDir(hash), hash);
+  }
+  private manifestPath(root: string, r: Retention): string {
+    return join(this.dir, 'manifests', r, `${root}.json`);
+  }
+
+  private async load(): Promise<void> {
+    const chunksDir = join(this.dir, 'chunks');
+    await fs.mkdir(chunksDir, { recursive: true });
+    for (const r of ['pinned', 'baseline'] as const) await fs.mkdir(join(this.dir, 'manifests', r), { recursive: true });
+    const found: { hash: string; size: number; mtime: number }[] = [];
+    for (let b = 0; b < 256; b++) {
+      const sub = join(chunksDir, b.toString(16).padStart(2, '0'));
+      await fs.mkdir(sub, { recursive: true });
+      for (const name of await fs.readdir(sub)) {
+        if (name.startsWith(TMP_PREFIX)) {
+          // A put that crashed before its rename: never visible, safe to drop.
+          await fs.rm(join(sub, name), { force: true });
+          this.counters.cleanedTempFiles++;
+        } else if (SHA256_HEX.test(name)) {
+          const st = await fs.stat(join(sub, name));
+          found.push({ hash: name, size: st.size, mtime: st.mtimeMs });
+        }
+      }
+    }
+    await fsyncDir(chunksDir);
+    // Restore recency from mtimes, which get() refreshes.
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (const f of found) {
+      this.index.set(f.hash, f.size);
+      this.bytes += f.size;
+    }
+    for (const r of ['pinned', 'baseline'] as const) {
+      const mdir = join(this.dir, 'manifests', r);
+      for (const name of await fs.readdir(mdir)) {
+        if (name.startsWith(TMP_PREFIX)) {
+          await fs.rm(join(mdir, name), { force: true });
+          this.counters.cleanedTempFiles++;
+          continue;
+        }
+        const root = name.replace(/\.json$/, '');
+        try {
+          const m = verifyManifest(JSON.parse(await fs.readFile(join(mdir, name), 'utf8')));
+          if (m.rootHash !== root) throw new Error(`file is named ${root} but holds manifest ${m.rootHash}`);
+          if (this.manifests.has(root)) {
+            this.warnings.push(`manifest ${root} was both pinned and baseline (a crash during setRetention); kept pinned`);
+            if (r === 'baseline') await fs.rm(join(mdir, name), { force: true });
+            continue;
+          }
+          this.manifests.set(root, r);
+          this.addRefs(m, r, +1);
+        } catch (err) {
+          this.warnings.push(`ignored manifest file ${join(mdir, name)}: ${(err as Error).message}`);
+        }
+      }
+    }
+  }
+
+  private addRefs(m: Manifest, r: Retention, delta: 1 | -1): void {
+    for (const hash of new Set(m.chunks.map((c) => c.hash))) {
+      const refs = this.refs.get(hash) ?? { pinned: 0, baseline: 0 };
+      const wasPinned = refs.pinned > 0;
+      refs[r] += delta;
+      const isPinned = refs.pinned > 0;
+      if (refs.pinned === 0 && refs.baseline === 0) this.refs.delete(hash);
+      else this.refs.set(hash, refs);
+      const size = this.index.get(hash);
+      if (size !== undefined && wasPinned !== isPinned) this.pinnedBytes += isPinned ? size : -size;
+    }
+  }
+
+  private isPinned(hash: string): boolean {
+    return (this.refs.get(hash)?.pinned ?? 0) > 0;
+  }
+
+  /** Whether the chunk is held. Synchronous, so a store can be passed to diffManifest as a baseline. */
+  has(hash: string): boolean {
+    const present = this.index.has(hash);
+    if (present) this.counters.hits++;
+    else this.counters.misses++;
+    return present;
+  }
+
+  /** The chunks of `manifest` this store lacks. */
+  missing(manifest: Manifest): ManifestDelta {
+    return diffManifest(manifest, this);
+  }
+
+  /**
+   * The chunk's bytes, or undefined when it is not held. Throws ChunkHashMismatchError (after
+   * removing the chunk) when the stored bytes no longer match their hash.
+   */
+  async get(hash: string): Promise<Buffer | undefined> {
+    checkHashName(hash);
+    const size = this.index.get(hash);
+    if (size === undefined) {
+      this.counters.misses++;
+      return undefined;
+    }
+    let data: Buffer;
+    try {
+      data = await fs.readFile(this.chunkPath(hash));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // Evicted or deleted while we were reading.
+      this.counters.misses++;
+      return undefined;
+    }
+    if (this.verifyOnRead) {
+      const actual = sha256Hex(data);
+      if (actual !== hash) {
+        this.counters.corruptChunks++;
+        await this.remove(hash);
+        throw new ChunkHashMismatchError(hash, actual, 'read');
+      }
+    }
+    this.counters.hits++;
+    this.touch(hash, size);
+    const now = new Date();
+    await fs.utimes(this.chunkPath(hash), now, now).catch(() => undefined);
+    return data;
+  }
+
+  private touch(hash: string, size: number): void {
+    if (this.index.delete(hash)) this.index.set(hash, size);
+  }
+
+  /**
+   * Stores a chunk under its sha256. Refuses (ChunkHashMismatchError) bytes that do not hash to
+   * `hash`, before anything touches the disk. Returns 'duplicate' when the chunk was already held.
+   */
+  async put(hash: string, data: Uint8Array): Promise<'stored' | 'duplicate'> {
+    checkHashName(hash);
+    const actual = sha256Hex(data);
+    if (actual !== hash) {
+      this.counters.rejectedPuts++;
+      throw new ChunkHashMismatchError(hash, actual, 'put');
+    }
+    const held = this.index.get(hash);
+    if (held !== undefined) {
+      this.counters.duplicatePuts++;
+      this.touch(hash, held);
+      return 'duplicate';
+    }
+    await this.makeRoom(data.length);
+    await this.unlinking.get(hash);
+    await fs.mkdir(this.chunkDir(hash), { recursive: true });
+    await writeFileDurable(this.chunkPath(hash), data);
+    if (this.index.has(hash)) {
+      // A concurrent put of the same bytes won the rename; the content is identical.
+      this.counters.duplicatePuts++;
+      return 'duplicate';
+    }
+    this.index.set(hash, data.length);
+    this.bytes += data.length;
+    if (this.isPinned(hash)) this.pinnedBytes += data.length;
+    this.counters.puts++;
+    return 'stored';
+  }
+
+  /** Evicts least recently used unpinned chunks until `incoming` more bytes fit under maxBytes. */
+  private async makeRoom(incoming: number): Promise<void> {
+    const over = this.bytes + incoming - this.maxBytes;
+    if (over <= 0) return;
+    if (this.bytes - this.pinnedBytes < over) throw new ChunkStoreFullError(incoming, this.maxBytes, this.pinnedBytes);
+    let freed = 0;
+    const victims: string[] = [];
+    // Choose victims synchronously, so concurrent puts never pick the same one twice.
+    for (const [hash, size] of this.index) {
+      if (freed >= over) break;
+      if (this.isPinned(hash)) continue;
+      victims.push(hash);
+      freed += size;
+      this.counters.evictedChunks++;
+      this.counters.evictedBytes += size;
+    }
+    await Promise.all(victims.map((h) => this.remove(h)));
+  }
+
+  /** Drops the chunk from the index at once, then unlinks its file. */
+  private remove(hash: string): Promise<void> {
+    const size = this.index.get(hash);
+    if (size === undefined) return this.unlinking.get(hash) ?? Promise.resolve();
+    this.index.delete(hash);
+    this.bytes -= size;
+    if (this.isPinned(hash)) this.pinnedBytes -= size;
+    const done = fs.rm(this.chunkPath(hash), { force: true }).finally(() => {
+      if (this.unlinking.get(hash) === done) this.unlinking.delete(hash);
+    });
+    this.unlinking.set(hash, done);
+    return done;
+  }
+
+  /** Removes a chunk; returns whether it was held. A pinned manifest that needs it then lacks it. */
+  async delete(hash: string): Promise<boolean> {
+    checkHashName(hash);
+    const held = this.index.has(hash);
+    await this.remove(hash);
+    return held;
+  }
+
+  /** Stores a manifest under its root hash after verifying it. Its chunks need not be present yet. */
+  async putManifest(input: Manifest, retention: Retention = 'pinned'): Promise<void> {
+    const m = verifyManifest(input);
+    const current = this.manifests.get(m.rootHash);
+    if (current !== undefined) {
+      if (current !== retention) await this.setRetention(m.rootHash, retention);
+      return;
+    }
+    await writeFileDurable(this.manifestPath(m.rootHash, retention), JSON.stringify(m));
+    this.manifests.set(m.rootHash, retention);
+    this.addRefs(m, retention, +1);
+  }
+
+  async getManifest(rootHash: string): Promise<Manifest | undefined> {
+    const r = this.manifests.get(rootHash);
+    if (r === undefined) return undefined;
+    return JSON.parse(await fs.readFile(this.manifestPath(rootHash, r), 'utf8')) as Manifest;
+  }
+
+  listManifests(): { rootHash: string; retention: Retention }[] {
+    return [...this.manifests].map(([rootHash, retention]) => ({ rootHash, retention }));
+  }
+
+  /** Pins a manifest's chunks against eviction, or releases them to be a baseline only. */
+  async setRetention(rootHash: string, retention: Retention): Promise<void> {
+    const from = this.manifests.get(rootHash);
+    if (from === undefined) throw new ManifestNotFoundError(rootHash);
+    if (from === retention) return;
+    const m = (await this.getManifest(rootHash))!;
+    await fs.rename(this.manifestPath(rootHash, from), this.manifestPath(rootHash, retention));
+    await fsyncDir(dirname(this.manifestPath(rootHash, retention)));
+    await fsyncDir(dirname(this.manifestPath(rootHash, from)));
+    this.addRefs(m, from, -1);
+    this.addRefs(m, retention, +1);
+    this.manifests.set(rootHash, retention);
+  }
+
+  /** Forgets a manifest; its chunks stay until gc() or eviction. */
+  async deleteManifest(rootHash: string): Promise<boolean> {
+    const r = this.manifests.get(rootHash);
+    if (r === undefined) return false;
+    const m = (await this.getManifest(rootHash))!;
+    await fs.rm(this.manifestPath(rootHash, r), { force: true });
+    await fsyncDir(dirname(this.manifestPath(rootHash, r)));
+    this.manifests.delete(rootHash);
+    this.addRefs(m, r, -1);
+    return true;
+  }
+
+  /** Removes every chunk that no retained manifest (pinned or baseline) references. */
+  async gc(): Promise<{ removedChunks: number; removedBytes: number }> {
+    const victims: string[] = [];
+    let removedBytes = 0;
+    for (const [hash, size] of this.index) {
+      if (!this.refs.has(hash)) {
+        victims.push(hash);
+        removedBytes += size;
+      }
+    }
+    await Promise.all(victims.map((h) => this.remove(h)));
+    return { removedChunks: victims.length, removedBytes };
+  }
+
+  /**
+   * Writes the volume of a stored manifest to `destPath`, chunk by chunk (each verified on read),
+   * crash-safe like every other write: the file appears whole or not at all.
+   */
+  async assemble(rootHash: string, destPath: string): Promise<{ bytes: number; chunks: number }> {
+    const m = await this.getManifest(rootHash);
+    if (!m) throw new ManifestNotFoundError(rootHash);
+    const missing = [...new Set(m.chunks.map((c) => c.hash))].filter((h) => !this.index.has(h));
+    if (missing.length > 0) throw new MissingChunksError(rootHash, missing);
+    const tmp = join(dirname(destPath), `${TMP_PREFIX}${basename(destPath)}-${randomBytes(6).toString('hex')}`);
+    const out = await fs.open(tmp, 'wx');
+    let bytes = 0;
+    try {
+      for (const c of m.chunks) {
+        const data = await this.get(c.hash);
+        if (!data) throw new MissingChunksError(rootHash, [c.hash]);
+        if (data.length !== c.length) throw new Error(`chunk ${c.hash} at offset ${c.offset} is ${data.length} bytes; the manifest says ${c.length}`);
+        await out.write(data, 0, data.length, c.offset);
+        bytes += data.length;
+      }
+      await out.sync();
+    } catch (err) {
+      await out.close();
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    await out.close();
+    await fs.rename(tmp, destPath);
+    await fsyncDir(dirname(destPath));
+    return { bytes, chunks: m.chunks.length };
+  }
+
+  stats(): ChunkStoreStats {
+    return { chunks: this.index.size, bytes: this.bytes, pinnedBytes: this.pinnedBytes, manifests: this.manifests.size, ...this.counters };
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The `fedflow` command line, built on the client SDK (client/).
+ *   fedflow up [--detach] | down | worker | sites | workloads
+ *   fedflow migrate <workload> --to <site> [--wait] [--json] [--mode m]
+ *   fedflow status <workload> [--json] | pause | resume | cancel <workload>
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { loadFederationConfig } from '../agent/config-file';
+import { FederationStateStore } from '../agent/federation-state';
+import { fedflowHome, siteDir } from '../agent/home';
+import { readAgentUrl } from '../activities/site';
+import { FedflowClient, FedflowError, type LiveProgress, type MigrationResult } from '../client';
+import { ConfigError } from '../core/federation-config';
+import { MODES, migrationWorkflowId, type Mode } from '../core/migration';
+import { formatBytes, watchProgress } from './progress';
+
+const uiBase = () => process.env.FEDFLOW_UI_URL ?? 'http://localhost:8233';
+const namespace = () => process.env.TEMPORAL_NAMESPACE ?? 'default';
+export const workflowUiUrl = (workflowId: string) => `${uiBase()}/namespaces/${namespace()}/workflows/${encodeURIComponent(workflowId)}`;
+
+function printJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}
+
+async function withClient<T>(fn: (c: FedflowClient) => Promise<T>): Promise<T> {
+  const c = await FedflowClient.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}
+
+/** Waits until the validate step has passed or the run has ended, so bad input is reported at once. */
+async function awaitValidation(c: FedflowClient, workloadId: string): Promise<LiveProgress> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const p = await c.getProgress(workloadId).catch(() => undefined);
+    if (p && (p.status !== 'RUNNING' || p.steps[0]?.status === 'done')) return p;
+    if (Date.now() > deadline) throw new FedflowError(`the migration of '${workloadId}' was not validated within 60 s: is a worker running? (\`fedflow up\`)`, 'NoWorker');
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+function printResult(r: MigrationResult): void {
+  console.log(`migrated ${r.workloadId}: ${r.source} -> ${r.target}`);
+  console.log(`  served at      ${r.address}`);
+  console.log(`  keys verified  ${r.keys} (sha256 of the volume ${r.sha256.slice(0, 16)}…)`);
+  console.log(`  bytes sent     ${formatBytes(r.bytesTransferred)}`);
+  console.log(`  duration       ${(r.durationMs / 1000).toFixed(2)} s`);
+  console.log(`  downtime       ${r.downtimeMs} ms`);
+}
+
+export function buildCli(): Command {
+  const program = new Command('fedflow').description('Move workloads between sites of a federation, orchestrated by Temporal.').showHelpAfterError();
+
+  program
+    .command('up')
+    .description('bring up the embedded stack: Temporal dev server + UI, workers, local federation, sample workload')
+    .option('--detach', 'start everything in the background and return')
+    .option('--no-sample', 'do not deploy the sample workload')
+    .action(async (opts: { detach?: boolean; sample: boolean }) => {
+      const { up } = await import('../scripts/stack');
+      const stack = await up({ detach: opts.detach, sample: opts.sample });
+      console.log(`\nTemporal Web UI: ${stack.uiUrl}/namespaces/default/workflows`);
+      if (opts.detach) {
+        console.log('running in the background; stop it with `fedflow down`');
+        return;
+      }
+      console.log('serving; press Ctrl-C to stop');
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      console.log('\nstopping ...');
+      await stack.stop();
+    });
+
+  program
+    .command('down')
+    .description('stop what `fedflow up` started (state and volumes are kept)')
+    .action(async () => {
+      const { down } = await import('../scripts/stack');
+      await down();
+    });
+
+  program
+    .command('worker')
+    .description('run the control worker and the local site agents in the foreground')
+    .action(async () => {
+      await import('../worker/main');
+      await new Promise(() => undefined);
+    });
+
+  program
+    .command('sites')
+    .description('list the federation\'s sites')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      const config = loadFederationConfig();
+      const state = new FederationStateStore().read();
+      const rows = config.sites.map((s) => {
+        const used = Object.values(state.workloads).filter((w) => w.site === s.id).length;
+        return { id: s.id, provider: s.provider, trust: s.trust, capacity: s.capacity.instances, used, labels: s.labels, agent: s.provider === 'local' ? readAgentUrl(siteDir(s.id)) ?? null : s.agentUrl ?? null };
+      });
+      if (opts.json) return printJson(rows);
+      console.log(`federation '${config.federation}'`);
+      for (const r of rows) {
+        const labels = Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',');
+        console.log(`  ${r.id.padEnd(18)} ${r.provider.padEnd(6)} ${r.trust.padEnd(10)} ${String(r.used)}/${r.capacity} instances  ${labels}`);
+      }
+    });
+
+  program
+    .command('workloads')
+    .description('list workloads and where each is served')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      const state = new FederationStateStore().read();
+      const rows = Object.values(state.workloads).map((w) => ({ id: w.id, site: w.site, address: state.routes[w.id]?.address ?? null, migrating: w.migration ? `to ${w.migration.target}` : null }));
+      if (opts.json) return printJson(rows);
+      if (!rows.length) return console.log('no workloads; `fedflow up` deploys the sample workload kv-demo');
+      for (const r of rows) console.log(`  ${r.id.padEnd(14)} on ${r.site.padEnd(16)} ${r.address ?? ''}${r.migrating ? `  (migrating ${r.migrating})` : ''}`);
+    });
+
+  program
+    .command('migrate <workload>')
+    .description('move a workload to another site')
+    .requiredOption('--to <site>', 'target site id, e.g. dc:frankfurt')
+    .option('--mode <mode>', `force a mode (${MODES.join(', ')})`, (v: string) => {
+      if (!(MODES as readonly string[]).includes(v)) throw new InvalidArgumentError(`'${v}' is not a mode (accepted: ${MODES.join(', ')})`);
+      return v as Mode;
+    })
+    .option('--wait', 'wait for the end, with a live progress bar on a terminal')
+    .option('--json', 'print JSON (with --wait: the result)')
+    .action(async (workload: string, opts: { to: string; mode?: Mode; wait?: boolean; json?: boolean }) => {
+      await withClient(async (c) => {
+        const { workflowId } = await c.startMigration({ workloadId: workload, targetSite: opts.to, ...(opts.mode ? { mode: opts.mode } : {}) });
+        const validated = await awaitValidation(c, workload);
+        if (validated.status !== 'RUNNING' && validated.phase !== 'completed') {
+          await c.waitForResult(workload); // throws the root cause
+        }
+        if (!opts.wait) {
+          if (opts.json) return printJson({ workflowId, status: 'RUNNING', source: validated.source, target: opts.to, ui: workflowUiUrl(workflowId) });
+          console.log(`started ${workflowId}: ${workload} ${validated.source} -> ${opts.to}`);
+          console.log(`  watch: fedflow status ${workload}    UI: ${workflowUiUrl(workflowId)}`);
+          return;
+        }
+        if (!opts.json) console.log(`migrating ${workload}: ${validated.source} -> ${opts.to}  (UI: ${workflowUiUrl(workflowId)})`);
+        await watchProgress(c, workload, !opts.json && !!process.stderr.isTTY);
+        try {
+          const r = await c.waitForResult(workload);
+          if (opts.json) printJson(r);
+          else printResult(r);
+        } catch (err) {
+          if (opts.json && err instanceof FedflowError) {
+            printJson({ workflowId, status: 'failed', source: validated.source, target: opts.to, error: err.message, errorType: err.type });
+            process.exitCode = 1;
+            return;
+          }
+          throw err;
+        }
+      });
+    });
+
+  program
+    .command('status <workload>')
+    .description('show where a workload\'s migration stands')
+    .option('--json', 'print JSON')
+    .action(async (workload: string, opts: { json?: boolean }) => {
+      await withClient(async (c) => {
+        const p = await c.getProgress(workload);
+        if (opts.json) return printJson(p);
+        console.log(`${p.workflowId}: ${p.status.toLowerCase()}, phase ${p.phase}${p.paused ? ' (paused)' : ''}`);
+        console.log(`  ${p.source ?? '?'} -> ${p.target}${p.bytesTotal ? `, ${formatBytes(p.liveBytes)} of ${formatBytes(p.bytesTotal)}` : ''}`);
+        for (const s of p.steps) console.log(`  [${s.status.padEnd(11)}] ${s.title}${s.detail ? `: ${s.detail}` : ''}`);
+        if (p.error) console.log(`  error: ${p.error}`);
+        console.log(`  UI: ${workflowUiUrl(p.workflowId)}`);
+      });
+    });
+
+  for (const [name, verb] of [['pause', 'hold the migration before its next step'], ['resume', 'let a paused migration go on']] as const) {
+    program
+      .command(`${name} <workload>`)
+      .description(verb)
+      .action(async (workload: string) => {
+        await withClient((c) => (name === 'pause' ? c.pause(workload) : c.resume(workload)));
+        console.log(`${name} sent to ${migrationWorkflowId(workload)}`);
+      });
+  }
+  program
+    .command('cancel <workload>')
+    .description('roll a migration back (before its route switch); the source keeps serving')
+    .option('--reason <text>', 'why, recorded in the workflow')
+    .action(async (workload: string, opts: { reason?: string }) => {
+      await withClient((c) => c.cancel(workload, opts.reason));
+      console.log(`cancel sent to ${migrationWorkflowId(workload)}`);
+    });
+
+  program.addHelpText('after', `\nState: ${fedflowHome()} (FEDFLOW_HOME). Temporal: TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_PROFILE.`);
+  return program;
+}
+
+if (require.main === module) {
+  buildCli()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      if (err instanceof FedflowError || err instanceof ConfigError) console.error(`fedflow: ${err.message}`);
+      else console.error(err);
+      process.exit(1);
+    });
+}

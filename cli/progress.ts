@@ -1,0 +1,74 @@
+/**
+ * Shows a migration's progress: a live bar (steps and bytes) on a terminal, one line per step
+ * change otherwise (logs, CI, pipes).
+ */
+import { SingleBar } from 'cli-progress';
+import type { FedflowClient, LiveProgress } from '../client';
+import { MIGRATION_STEPS } from '../core/migration';
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+function stepIndex(p: LiveProgress): number {
+  const running = p.steps.findIndex((s) => s.status === 'running');
+  if (running >= 0) return running + 1;
+  return p.steps.filter((s) => s.status === 'done').length;
+}
+
+export function describeStep(p: LiveProgress): string {
+  const i = stepIndex(p);
+  const step = p.steps[Math.max(0, i - 1)];
+  return `${p.paused ? '[paused] ' : ''}step ${i}/${MIGRATION_STEPS.length} ${step?.title ?? ''}`;
+}
+
+/** Polls progress until the workflow closes. Resolves with the last progress seen. */
+export async function watchProgress(client: FedflowClient, workloadId: string, tty: boolean, out: NodeJS.WritableStream = process.stderr): Promise<LiveProgress | undefined> {
+  const bar = tty
+    ? new SingleBar({ format: ' {bar} {percentage}% | {step} | {bytes}', barsize: 28, hideCursor: true, clearOnComplete: false, stream: out as never }, undefined)
+    : undefined;
+  let last: LiveProgress | undefined;
+  let lastLine = '';
+  bar?.start(100, 0, { step: 'starting', bytes: '' });
+  try {
+    for (;;) {
+      try {
+        last = await client.getProgress(workloadId);
+      } catch {
+        // The query can miss while a worker restarts; the next poll catches up.
+      }
+      if (last) {
+        const total = last.bytesTotal ?? 0;
+        const bytes = total ? `${formatBytes(last.liveBytes)} / ${formatBytes(total)}` : '';
+        // Weight: each step is an equal share, the copy step filled in by bytes.
+        const steps = MIGRATION_STEPS.length;
+        const done = last.steps.filter((s) => s.status === 'done').length;
+        const copyFrac = last.steps.find((s) => s.id === 'copy')?.status === 'running' && total ? last.liveBytes / total : 0;
+        const pct = Math.min(100, Math.round(((done + copyFrac) / steps) * 100));
+        const step = describeStep(last);
+        if (bar) bar.update(pct, { step, bytes });
+        else {
+          // Without a terminal: a line per step, and per tenth of the copy.
+          const key = `${step}|${Math.floor(copyFrac * 10)}`;
+          if (key !== lastLine) {
+            out.write(`${step}${bytes ? ` (${bytes})` : ''}\n`);
+            lastLine = key;
+          }
+        }
+        if (last.status !== 'RUNNING') break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    bar?.stop();
+  }
+  return last;
+}

@@ -1,0 +1,139 @@
+/**
+ * The typed client SDK: start, watch, pause, resume, cancel and await migrations.
+ * The `fedflow` CLI is built on it; so can any program that wants to drive fedflow.
+ */
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
+import { migrationWorkflowId, parseMigrationRequest, type MigrationProgress, type MigrationRequest, type MigrationResult } from '../core/migration';
+import { CONTROL_TASK_QUEUE } from '../workflows/migrate';
+import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from '../workflows/messages';
+import { resolveConnection } from '../worker/connection';
+import type { CopyHeartbeat } from '../activities/site';
+
+export type { MigrationProgress, MigrationRequest, MigrationResult } from '../core/migration';
+
+/** An error for a person: `message` says what was wrong and what would be right; `type` is machine-readable. */
+export class FedflowError extends Error {
+  constructor(
+    message: string,
+    readonly type: string,
+  ) {
+    super(message);
+    this.name = 'FedflowError';
+  }
+}
+
+/** The innermost failure message: an activity's ApplicationFailure rather than "Activity task failed". */
+export function rootFailure(err: unknown): { message: string; type: string } {
+  let cur: unknown = err;
+  let best: { message: string; type: string } | undefined;
+  while (cur instanceof Error) {
+    if (cur instanceof ApplicationFailure) best = { message: cur.message, type: cur.type ?? 'ApplicationFailure' };
+    else if (cur instanceof TemporalFailure && !best) best = { message: cur.message, type: cur.name };
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return best ?? { message: err instanceof Error ? err.message : String(err), type: 'Error' };
+}
+
+export interface LiveProgress extends MigrationProgress {
+  workflowId: string;
+  status: string;
+  /** Bytes copied so far, including the running copy's last heartbeat. */
+  liveBytes: number;
+}
+
+export class FedflowClient {
+  private constructor(
+    readonly client: Client,
+    private readonly connection?: Connection,
+  ) {}
+
+  /** Connects with the envconfig settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profile). */
+  static async connect(): Promise<FedflowClient> {
+    const resolved = resolveConnection();
+    let connection: Connection;
+    try {
+      connection = await Connection.connect({ ...resolved.connectionOptions, connectTimeout: '5s' } as never);
+    } catch (err) {
+      throw new FedflowError(
+        `cannot reach Temporal at ${resolved.address} (namespace '${resolved.namespace}'): ${(err as Error).message}. Start the embedded stack with \`fedflow up\`, or set TEMPORAL_ADDRESS to your cluster.`,
+        'ConnectionFailed',
+      );
+    }
+    return new FedflowClient(new Client({ connection, namespace: resolved.namespace }), connection);
+  }
+
+  static fromClient(client: Client): FedflowClient {
+    return new FedflowClient(client);
+  }
+
+  async close(): Promise<void> {
+    await this.connection?.close();
+  }
+
+  private handle(workloadId: string): WorkflowHandle {
+    return this.client.workflow.getHandle(migrationWorkflowId(workloadId));
+  }
+
+  /** Starts a migration. Refused at once when the request is malformed or the workload is already migrating. */
+  async startMigration(request: MigrationRequest): Promise<{ workflowId: string; runId: string }> {
+    const parsed = parseMigrationRequest(request);
+    if (!parsed.ok) throw new FedflowError(`invalid migration request: ${parsed.problems.join('; ')}`, 'InvalidMigrationRequest');
+    const workflowId = migrationWorkflowId(parsed.value.workloadId);
+    try {
+      const h = await this.client.workflow.start('migrateWorkload', { taskQueue: CONTROL_TASK_QUEUE, workflowId, args: [parsed.value] });
+      return { workflowId, runId: h.firstExecutionRunId };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new FedflowError(`workload '${parsed.value.workloadId}' is already migrating (workflow ${workflowId} is running); wait for it, or cancel it with \`fedflow cancel ${parsed.value.workloadId}\``, 'AlreadyMigrating');
+      }
+      throw err;
+    }
+  }
+
+  /** Where the migration of a workload stands, with live copy bytes from the copy's heartbeat. */
+  async getProgress(workloadId: string): Promise<LiveProgress> {
+    const h = this.handle(workloadId);
+    let desc;
+    try {
+      desc = await h.describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new FedflowError(`no migration of workload '${workloadId}' was found (workflow ${migrationWorkflowId(workloadId)})`, 'MigrationNotFound');
+      throw err;
+    }
+    const p = await h.query(progressQuery);
+    let live = p.bytesTransferred;
+    for (const a of desc.raw.pendingActivities ?? []) {
+      const payload = a.heartbeatDetails?.payloads?.[0];
+      if (a.activityType?.name === 'copyVolume' && payload) {
+        const hb = defaultPayloadConverter.fromPayload<CopyHeartbeat>(payload as never);
+        if (hb && typeof hb.cursor === 'number') live = Math.max(live, hb.cursor);
+      }
+    }
+    return { ...p, workflowId: h.workflowId, status: desc.status.name, liveBytes: live };
+  }
+
+  async pause(workloadId: string): Promise<void> {
+    await this.handle(workloadId).signal(pauseSignal);
+  }
+  async resume(workloadId: string): Promise<void> {
+    await this.handle(workloadId).signal(resumeSignal);
+  }
+  /** Asks for a roll-back. Before the route switch the source keeps serving; after it, the migration rolls forward. */
+  async cancel(workloadId: string, reason = 'cancelled from the client'): Promise<void> {
+    await this.handle(workloadId).signal(cancelSignal, reason);
+  }
+
+  /** Waits for the migration to end; a failure becomes a FedflowError with the root cause's message. */
+  async waitForResult(workloadId: string): Promise<MigrationResult> {
+    try {
+      return (await this.handle(workloadId).result()) as MigrationResult;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        const root = rootFailure(err);
+        throw new FedflowError(root.message, root.type);
+      }
+      throw err;
+    }
+  }
+}

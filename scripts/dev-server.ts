@@ -1,0 +1,120 @@
+/**
+ * Starts (or finds running) the embedded Temporal dev server: SQLite state under the fedflow
+ * home, Web UI on 8233, and the search attributes of DESIGN.md registered.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { devServerSearchAttributeArgs } from '../core/search-attributes';
+import { findTemporalCli, TemporalCliNotFound } from './temporal-cli';
+import { writePid } from './pids';
+
+export const DEV_SERVER_PORT = 7233;
+export const DEV_UI_PORT = 8233;
+
+export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await portOpen(port)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} did not open port ${port} within ${timeoutMs / 1000} s`);
+}
+
+export interface DevServerHandle {
+  /** Present when this call started it. */
+  child?: ChildProcess;
+  reused: boolean;
+  address: string;
+  uiUrl: string;
+  /** An in-process server from @temporalio/testing's download (machines with internet but no Go). */
+  stopInProcess?: () => Promise<void>;
+}
+
+export interface DevServerOptions {
+  home: string;
+  detached?: boolean;
+  port?: number;
+  uiPort?: number;
+  log?: (line: string) => void;
+}
+
+export async function startDevServer(opts: DevServerOptions): Promise<DevServerHandle> {
+  const port = opts.port ?? DEV_SERVER_PORT;
+  const uiPort = opts.uiPort ?? DEV_UI_PORT;
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const address = `127.0.0.1:${port}`;
+  const uiUrl = `http://localhost:${uiPort}`;
+  if (await portOpen(port)) {
+    log(`Temporal dev server already listening on ${address}; using it`);
+    return { reused: true, address, uiUrl };
+  }
+  mkdirSync(opts.home, { recursive: true });
+  let cliPath: string;
+  try {
+    cliPath = findTemporalCli({ log }).path;
+  } catch (err) {
+    if (err instanceof TemporalCliNotFound && !err.tried.some((t) => t.startsWith('Go build: exit'))) {
+      return startWithSdkDownload(opts.home, port, uiPort, log, err);
+    }
+    throw err;
+  }
+  const args = [
+    'server', 'start-dev',
+    '--db-filename', join(opts.home, 'temporal.db'),
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--ui-port', String(uiPort),
+    '--namespace', 'default',
+    '--log-level', 'warn',
+    ...devServerSearchAttributeArgs(),
+  ];
+  const logPath = join(opts.home, 'temporal-server.log');
+  const fd = openSync(logPath, 'a');
+  const child = spawn(cliPath, args, { detached: !!opts.detached, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  if (opts.detached) child.unref();
+  writePid(opts.home, 'server', child.pid!);
+  log(`Temporal dev server starting (${cliPath}), state ${join(opts.home, 'temporal.db')}, log ${logPath}`);
+  try {
+    await waitForPort(port, 60_000, 'the Temporal dev server');
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}; see ${logPath}`);
+  }
+  return { child, reused: false, address, uiUrl };
+}
+
+/** Last resort on a machine with internet but no Go: @temporalio/testing downloads a dev server. */
+async function startWithSdkDownload(home: string, port: number, uiPort: number, log: (l: string) => void, why: TemporalCliNotFound): Promise<DevServerHandle> {
+  log(`${why.message}\nTrying @temporalio/testing's own download of the dev server (needs internet) ...`);
+  let mod: typeof import('@temporalio/testing');
+  try {
+    mod = await import('@temporalio/testing');
+  } catch {
+    throw why;
+  }
+  const { SEARCH_ATTRIBUTES } = await import('../core/search-attributes');
+  try {
+    const env = await mod.TestWorkflowEnvironment.createLocal({
+      server: { port, ui: true, uiPort, dbFilename: join(home, 'temporal.db'), searchAttributes: [...SEARCH_ATTRIBUTES], ip: '127.0.0.1' },
+    });
+    return { reused: false, address: `127.0.0.1:${port}`, uiUrl: `http://localhost:${uiPort}`, stopInProcess: () => env.teardown() };
+  } catch (err) {
+    throw new TemporalCliNotFound([...why.tried, `@temporalio/testing download: ${(err as Error).message}`]);
+  }
+}
