@@ -153,8 +153,9 @@ export function createSiteActivities(deps: SiteDeps) {
     },
 
     /** Compensation on the target: remove the instance and the copied volume. */
-    async removeTargetCopy(args: { instance?: InstanceRef; volumeId: string; snapshotId?: string }): Promise<void> {
-      if (args.instance) await provider.terminateInstance(args.instance).catch(providerFailure);
+    async removeTargetCopy(args: { idempotencyKey: string; volumeId: string; snapshotId?: string }): Promise<void> {
+      const instance = provider.findByIdempotencyKey(args.idempotencyKey);
+      if (instance) await provider.terminateInstance(instance).catch(providerFailure);
       provider.deleteVolume(args.volumeId);
       rmSync(`${provider.volumePath(args.volumeId)}.staging`, { recursive: true, force: true });
       if (args.snapshotId) {

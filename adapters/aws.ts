@@ -13,6 +13,7 @@ import {
   StartInstancesCommand,
   StopInstancesCommand,
   TerminateInstancesCommand,
+  type AccountAttributeName,
   type Instance,
   type Tag,
 } from '@aws-sdk/client-ec2';
@@ -111,7 +112,9 @@ export class AwsProvider implements CloudProvider {
 
   async describeSite(): Promise<SiteCapacity> {
     const attrs = await this.call('DescribeAccountAttributes(max-instances)', () =>
-      this.client.send(new DescribeAccountAttributesCommand({ AttributeNames: ['max-instances'] })),
+      // The SDK's AccountAttributeName enum lists only default-vpc and supported-platforms, but the
+      // API documents and answers max-instances too.
+      this.client.send(new DescribeAccountAttributesCommand({ AttributeNames: ['max-instances' as AccountAttributeName] })),
     );
     const raw = attrs.AccountAttributes?.find((a) => a.AttributeName === 'max-instances')?.AttributeValues?.[0]?.AttributeValue;
     const limit = raw !== undefined ? Number.parseInt(raw, 10) : Number.NaN;

@@ -40,19 +40,74 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNRE
 
 interface GaxLikeError {
   code?: number | string;
+  /** HTTP status: set by gaxios (google-auth-library's fetch) on a non-2xx answer. */
+  status?: number;
   reason?: string;
   message?: string;
   name?: string;
   cause?: { code?: string };
+  response?: { status?: number; data?: unknown };
 }
 
+interface GoogleErrorBody {
+  error?: { code?: number; message?: string; status?: string; errors?: { reason?: string; message?: string }[] };
+}
+
+/** The facts that decide the class, from either a gax GoogleError or a gaxios HTTP error. */
+export interface GcpErrorFacts {
+  http?: number;
+  grpc?: number;
+  statusName?: string;
+  reason?: string;
+  message: string;
+  sys?: string;
+}
+
+export function gcpErrorFacts(err: GaxLikeError): GcpErrorFacts {
+  let data = err.response?.data;
+  if (typeof data === 'string') {
+    try {
+      data = JSON.parse(data);
+    } catch {
+      // not JSON: keep the text as the message
+    }
+  }
+  const body = (data && typeof data === 'object' ? (data as GoogleErrorBody).error : undefined) ?? undefined;
+  const sys = typeof err.code === 'string' ? err.code : err.cause?.code;
+  const http = err.response?.status ?? err.status ?? body?.code;
+  return {
+    ...(http !== undefined ? { http } : {}),
+    ...(typeof err.code === 'number' && !err.response ? { grpc: err.code } : {}),
+    ...(body?.status ? { statusName: body.status } : {}),
+    ...(body?.errors?.[0]?.reason ?? err.reason ? { reason: body?.errors?.[0]?.reason ?? err.reason } : {}),
+    message: body?.message ?? err.message ?? String(err),
+    ...(sys && !/^\d+$/.test(sys) ? { sys } : {}),
+  };
+}
+
+const RATE_REASONS = /rateLimitExceeded|userRateLimitExceeded|RATE_LIMIT_EXCEEDED/;
+
 export function classifyGcpError(err: GaxLikeError): ProviderErrorType {
-  const reason = `${err.reason ?? ''} ${err.message ?? ''}`;
-  if (typeof err.code === 'string') return NETWORK_CODES.has(err.code) ? ProviderErrorType.Unavailable : ProviderErrorType.Unavailable;
-  if (err.cause?.code && NETWORK_CODES.has(err.cause.code)) return ProviderErrorType.Unavailable;
-  switch (err.code) {
+  const f = gcpErrorFacts(err);
+  const text = `${f.reason ?? ''} ${f.message}`;
+  if (f.sys === 'ETIMEDOUT') return ProviderErrorType.Timeout;
+  if (f.sys && NETWORK_CODES.has(f.sys)) return ProviderErrorType.Unavailable;
+  if (f.http !== undefined) {
+    const h = f.http;
+    if (h === 429) return QUOTA_REASONS.test(f.reason ?? '') ? ProviderErrorType.Quota : ProviderErrorType.Throttled;
+    if (h === 408 || h === 504) return ProviderErrorType.Timeout;
+    if (h >= 500) return ProviderErrorType.Unavailable;
+    if (h === 401) return ProviderErrorType.Auth;
+    // Compute uses 403 for permissions, for quotas and for some rate limits: the reason decides.
+    if (h === 403) return RATE_REASONS.test(text) ? ProviderErrorType.Throttled : QUOTA_REASONS.test(text) ? ProviderErrorType.Quota : ProviderErrorType.Auth;
+    if (h === 404) return ProviderErrorType.NotFound;
+    if (h === 409 || h === 412) return ProviderErrorType.Conflict;
+    if (h >= 400) return ProviderErrorType.InvalidParameter;
+  }
+  if (typeof err.code === 'string') return ProviderErrorType.Unavailable;
+  switch (f.grpc) {
     case Code.RESOURCE_EXHAUSTED:
-      return QUOTA_REASONS.test(reason) ? ProviderErrorType.Quota : ProviderErrorType.Throttled;
+      return QUOTA_REASONS.test(text) ? ProviderErrorType.Quota : ProviderErrorType.Throttled;
     case Code.UNAVAILABLE:
     case Code.INTERNAL:
     case Code.UNKNOWN:
@@ -63,8 +118,7 @@ export function classifyGcpError(err: GaxLikeError): ProviderErrorType {
     case Code.UNAUTHENTICATED:
       return ProviderErrorType.Auth;
     case Code.PERMISSION_DENIED:
-      // Compute answers some quota problems with 403 + reason quotaExceeded.
-      return QUOTA_REASONS.test(reason) ? ProviderErrorType.Quota : ProviderErrorType.Auth;
+      return QUOTA_REASONS.test(text) ? ProviderErrorType.Quota : ProviderErrorType.Auth;
     case Code.NOT_FOUND:
       return ProviderErrorType.NotFound;
     case Code.ALREADY_EXISTS:
@@ -83,6 +137,7 @@ export function toGcpProviderError(err: unknown, site: string, what: string): Pr
   if (err instanceof ProviderError) return err;
   const e = (err ?? {}) as GaxLikeError;
   const type = classifyGcpError(e);
-  const code = e.code !== undefined ? ` (code ${e.code}${e.reason ? `, ${e.reason}` : ''})` : '';
-  return new ProviderError(type, `gcp ${what} on site '${site}' failed${code}: ${e.message ?? String(err)}; ${HINTS[type]}`, 'gcp', { cause: err });
+  const f = gcpErrorFacts(e);
+  const code = [f.http !== undefined ? `HTTP ${f.http}` : '', f.grpc !== undefined ? `code ${f.grpc}` : '', f.statusName ?? '', f.reason ?? '', f.sys ?? ''].filter(Boolean).join(', ');
+  return new ProviderError(type, `gcp ${what} on site '${site}' failed${code ? ` (${code})` : ''}: ${f.message}; ${HINTS[type]}`, 'gcp', { cause: err });
 }

@@ -350,6 +350,12 @@ export class LocalProvider implements CloudProvider {
     rmSync(join(this.dir, 'volumes', `${volumeId}.tags.json`), { force: true });
   }
 
+  /** The instance a create with this key made, if any (compensations use it). */
+  findByIdempotencyKey(idempotencyKey: string): InstanceRef | undefined {
+    const id = `i-${shortHash(idempotencyKey)}`;
+    return this.readRecord(id) ? this.ref(id) : undefined;
+  }
+
   /** Ids of this site's instances that are not terminated. */
   liveInstances(): InstanceRef[] {
     return this.records()

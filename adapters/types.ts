@@ -6,8 +6,8 @@
  * by its `retryable` flag, never by the caller guessing from a message.
  */
 
-export const PROVIDER_KINDS = ['local', 'aws', 'azure', 'gcp'] as const;
-export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+import type { ProviderKind } from '../core/providers';
+export { PROVIDER_KINDS, type ProviderKind } from '../core/providers';
 
 export interface SiteCapacity {
   /** How many instances the site may run at once. */

@@ -35,6 +35,7 @@ export interface ChunkStoreStats {
   bytes: number;
   pinnedBytes: number;
   manifests: number;
+  /** Lookups (has and get) that found the chunk, and those that did not. */
   hits: number;
   misses: number;
   puts: number;
@@ -98,6 +99,9 @@ export class ChunkStore implements ChunkBaseline {
   private readonly unlinking = new Map<string, Promise<void>>();
   private bytes = 0;
   private pinnedBytes = 0;
+  /** Bytes of puts between makeRoom and their index entry, so concurrent puts respect the bound together. */
+  private reservedBytes = 0;
+  private readonly roomWaiters: (() => void)[] = [];
   private readonly counters = { hits: 0, misses: 0, puts: 0, duplicatePuts: 0, rejectedPuts: 0, evictedChunks: 0, evictedBytes: 0, corruptChunks: 0, cleanedTempFiles: 0 };
   readonly maxBytes: number;
   readonly verifyOnRead: boolean;
@@ -269,38 +273,65 @@ export class ChunkStore implements ChunkBaseline {
       return 'duplicate';
     }
     await this.makeRoom(data.length);
-    await this.unlinking.get(hash);
-    await fs.mkdir(this.chunkDir(hash), { recursive: true });
-    await writeFileDurable(this.chunkPath(hash), data);
-    if (this.index.has(hash)) {
-      // A concurrent put of the same bytes won the rename; the content is identical.
-      this.counters.duplicatePuts++;
-      return 'duplicate';
+    try {
+      await this.unlinking.get(hash);
+      await fs.mkdir(this.chunkDir(hash), { recursive: true });
+      await writeFileDurable(this.chunkPath(hash), data);
+      if (this.index.has(hash)) {
+        // A concurrent put of the same bytes won the rename; the content is identical.
+        this.counters.duplicatePuts++;
+        return 'duplicate';
+      }
+      this.index.set(hash, data.length);
+      this.bytes += data.length;
+      if (this.isPinned(hash)) this.pinnedBytes += data.length;
+      this.counters.puts++;
+      return 'stored';
+    } finally {
+      this.reservedBytes -= data.length;
+      for (const wake of this.roomWaiters.splice(0)) wake();
     }
-    this.index.set(hash, data.length);
-    this.bytes += data.length;
-    if (this.isPinned(hash)) this.pinnedBytes += data.length;
-    this.counters.puts++;
-    return 'stored';
   }
 
-  /** Evicts least recently used unpinned chunks until `incoming` more bytes fit under maxBytes. */
+  /**
+   * Reserves `incoming` bytes under maxBytes, first evicting least recently used unpinned chunks.
+   * When only other puts' in-flight bytes stand in the way, waits for them to land (they may then
+   * be evicted); throws ChunkStoreFullError when pinned chunks alone leave no room.
+   */
   private async makeRoom(incoming: number): Promise<void> {
-    const over = this.bytes + incoming - this.maxBytes;
-    if (over <= 0) return;
-    if (this.bytes - this.pinnedBytes < over) throw new ChunkStoreFullError(incoming, this.maxBytes, this.pinnedBytes);
-    let freed = 0;
-    const victims: string[] = [];
-    // Choose victims synchronously, so concurrent puts never pick the same one twice.
-    for (const [hash, size] of this.index) {
-      if (freed >= over) break;
-      if (this.isPinned(hash)) continue;
-      victims.push(hash);
-      freed += size;
-      this.counters.evictedChunks++;
-      this.counters.evictedBytes += size;
+    for (;;) {
+      // Everything up to the reservation is synchronous, so concurrent puts see each other's.
+      const over = this.bytes + this.reservedBytes + incoming - this.maxBytes;
+      if (over <= 0) {
+        this.reservedBytes += incoming;
+        return;
+      }
+      if (this.bytes - this.pinnedBytes >= over) {
+        let freed = 0;
+        const victims: string[] = [];
+        for (const [hash, size] of this.index) {
+          if (freed >= over) break;
+          if (this.isPinned(hash)) continue;
+          victims.push(hash);
+          freed += size;
+          this.counters.evictedChunks++;
+          this.counters.evictedBytes += size;
+        }
+        const unlinks = victims.map((h) => this.remove(h));
+        this.reservedBytes += incoming;
+        try {
+          await Promise.all(unlinks);
+        } catch (err) {
+          this.reservedBytes -= incoming;
+          throw err;
+        }
+        return;
+      }
+      if (this.reservedBytes === 0 || incoming > this.maxBytes - this.pinnedBytes) {
+        throw new ChunkStoreFullError(incoming, this.maxBytes, this.pinnedBytes);
+      }
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
-    await Promise.all(victims.map((h) => this.remove(h)));
   }
 
   /** Drops the chunk from the index at once, then unlinks its file. */

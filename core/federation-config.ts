@@ -4,7 +4,7 @@
  * done by agent/config-file.ts.
  */
 import { z } from 'zod';
-import { PROVIDER_KINDS } from '../adapters/types';
+import { PROVIDER_KINDS } from './providers';
 
 /** `<kind>:<name>`, as DESIGN.md spells sites: `aws:us-east-1`, `dc:paris`. */
 export const SITE_ID_PATTERN = /^[a-z][a-z0-9-]*:[a-z0-9][a-z0-9-]*$/;

@@ -6,8 +6,12 @@ training script writes models/feature-fixture.json and a unit test checks the
 TypeScript implementation against it, so change both files together and
 retrain (`bash models/train.sh`).
 
-Every throughput statistic enters as log(stat / ref), where ref is the
-harmonic mean of the last 5 samples. A link at 3 Mbit/s and one at 30 Gbit/s
+Every throughput statistic enters as log(stat / ref), where ref is the last
+sample (clamped). On these traces the last sample is the strongest simple
+predictor (see docs/predictor.md), so the model learns a correction to it:
+its target is log(mean over the next HORIZON_S / last).
+
+A link at 3 Mbit/s and one at 30 Gbit/s
 with the same shape give the same features, which is what lets a model
 trained mostly on access-link traces say something about datacenter links.
 """
@@ -25,13 +29,13 @@ WINDOW = 32
 FLOOR_MBPS = 1e-3
 # Prediction horizon in seconds of trace time; the target is the mean over it.
 HORIZON_S = 5.0
-# Samples needed before we predict at all (the harmonic-mean reference needs 5).
+# Samples needed before we predict at all (the hm5 feature and baseline need 5).
 MIN_SAMPLES = 5
 EWMA_ALPHAS = (0.5, 0.2, 0.05)
 TIME_WINDOWS_S = (5.0, 15.0, 60.0)
 
 FEATURE_NAMES = (
-    "log_last_ref",
+    "log_hm5_ref",
     "log_prev1_ref",
     "log_prev2_ref",
     "log_mean3_ref",
@@ -77,9 +81,8 @@ def _std(v: Sequence[float]) -> float:
 
 
 def reference(values: Sequence[float]) -> float:
-    """Harmonic mean of the last 5 (clamped) samples: the level features are relative to."""
-    x = [max(a, FLOOR_MBPS) for a in values[-MIN_SAMPLES:]]
-    return _hmean(x)
+    """The last (clamped) sample: the level features and the target are relative to."""
+    return max(values[-1], FLOOR_MBPS)
 
 
 def features(times: Sequence[float], values: Sequence[float]) -> list[float]:
@@ -116,7 +119,7 @@ def features(times: Sequence[float], values: Sequence[float]) -> list[float]:
     dts = [b - a for a, b in zip(t[-10:-1], t[-9:])] if n >= 2 else []
     mdt = _median(dts) if dts else 1.0
     return [
-        lr(last),
+        lr(_hmean(x[-MIN_SAMPLES:])),
         lr(prev1),
         lr(prev2),
         lr(_mean(x3)),

@@ -18,7 +18,6 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control';
-import type { InstanceRef } from '../adapters/types';
 import type { SiteActivities } from '../activities/site';
 import {
   MIGRATION_STEPS,
@@ -136,10 +135,12 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       progress.bytesTotal = snap.sizeBytes;
 
       // Pushed before the copy, so a copy that fails half-way still has its partial files removed.
-      let targetInstance: { instance: InstanceRef; address: string } | undefined;
+      // The target instance is found by its idempotency key, so even a start that failed after the
+      // create (say, while waiting for it to run) leaves nothing behind.
+      const startKey = `${key}/start-target`;
       compensations.push({
         step: 'copy',
-        fn: () => atSite(v.target, `Remove the copy on ${v.target}`).removeTargetCopy({ instance: targetInstance?.instance, volumeId: v.volume.id, snapshotId: snap.snapshotId }),
+        fn: () => atSite(v.target, `Remove the copy on ${v.target}`).removeTargetCopy({ idempotencyKey: startKey, volumeId: v.volume.id, snapshotId: snap.snapshotId }),
       });
       const copy = await run(
         'copy',
@@ -155,14 +156,14 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       );
       progress.bytesTransferred = snap.sizeBytes;
 
-      targetInstance = await run(
+      const targetInstance = await run(
         'start',
-        () => atSite(v.target, `Start ${req.workloadId} on ${v.target}`, TIMEOUTS.start).startInstance({ name: req.workloadId, image: v.image, volumeId: v.volume.id, idempotencyKey: `${key}/start-target` }),
+        () => atSite(v.target, `Start ${req.workloadId} on ${v.target}`, TIMEOUTS.start).startInstance({ name: req.workloadId, image: v.image, volumeId: v.volume.id, idempotencyKey: startKey }),
         (t) => `${t.instance.id} at ${t.address}`,
       );
       const served = await run(
         'verify',
-        () => atSite(v.target, `Check ${req.workloadId} serves ${snap.digest.keys} keys`).verifyWorkload({ address: targetInstance!.address, expected: snap.digest }),
+        () => atSite(v.target, `Check ${req.workloadId} serves ${snap.digest.keys} keys`).verifyWorkload({ address: targetInstance.address, expected: snap.digest }),
         (d) => `${d.keys} keys match the source`,
       );
 
@@ -172,11 +173,11 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           control(`Route ${req.workloadId} to ${v.target}`).switchRoute({
             workloadId: req.workloadId,
             target: v.target,
-            instance: targetInstance!.instance,
+            instance: targetInstance.instance,
             volume: { ...v.volume, site: v.target },
-            address: targetInstance!.address,
+            address: targetInstance.address,
           }),
-        () => `served from ${v.target} at ${targetInstance!.address}`,
+        () => `served from ${v.target} at ${targetInstance.address}`,
       );
       switched = true;
 

@@ -7,7 +7,7 @@
  */
 import { makeCertificate, verifyCertificate } from './bft-certificate';
 import { primaryOf, slotAt, type Replica, type ReplicaState, type Slot } from './bft-replica-state';
-import { emptyBftReady, type BftMessage, type BftReady, type SignedVote, type VoteType } from './bft-types';
+import { emptyBftReady, type BftMessage, type CommitCertificate, type BftReady, type SignedVote, type VoteType } from './bft-types';
 import { signVote, voteSignatureValid } from './bft-votes';
 import { digestOf } from './canonical-json';
 import type { SiteId } from './types';
@@ -143,7 +143,7 @@ function onVote<T>(r: Replica<T>, v: SignedVote, ready: BftReady<T>): void {
   advance(r, v.seq, ready);
 }
 
-function onCertificate<T>(r: Replica<T>, cert: BftMessage<T> & { type: 'certificate' } extends { cert: infer C } ? C : never, value: T, ready: BftReady<T>): void {
+function onCertificate<T>(r: Replica<T>, cert: CommitCertificate, value: T, ready: BftReady<T>): void {
   const s = r.state;
   if (cert.seq <= s.executed || s.slots[cert.seq]?.committed) return;
   if (cert.view !== s.view) return void refuse(ready, undefined, `certificate for view ${cert.view}; this replica is in view ${s.view}`);

@@ -85,8 +85,9 @@ export function tickLeader<T>(s: LeaderState<T>): CftReady<T> {
   s.tick++;
   if (s.phase === 'deposed' || s.tick % s.heartbeatTicks !== 0) return emptyReady();
   if (s.phase === 'campaign') {
+    // Ask granted sites again too: re-granting is idempotent and keeps quorumWait current.
     const ready = emptyReady<T>();
-    for (const site of s.members) if (!s.grants[site]) ready.messages.push(voteRequest(s, site));
+    for (const site of s.members) ready.messages.push(voteRequest(s, site));
     return ready;
   }
   return broadcast(s);

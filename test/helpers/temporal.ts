@@ -3,11 +3,24 @@
  * `@temporalio/testing` with the search attributes of DESIGN.md registered.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+
+let runtimeInstalled = false;
+/** Tests fail on purpose a lot: keep the SDK's per-failure warnings out of the test output. */
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger((process.env.FEDFLOW_TEST_LOG_LEVEL as never) || 'ERROR') });
+  } catch {
+    // Already installed by this process: keep it.
+  }
+}
 import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { findTemporalCli } from '../../scripts/temporal-cli';
 
 export async function startTestServer(opts: { ui?: boolean; uiPort?: number } = {}): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
   const cli = findTemporalCli();
   return TestWorkflowEnvironment.createLocal({
     server: {
@@ -23,6 +36,7 @@ export async function startTestServer(opts: { ui?: boolean; uiPort?: number } = 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The workflow bundle, built once per test process. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  quietRuntime();
   bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never });
   return bundle;
 }

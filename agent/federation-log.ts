@@ -1,0 +1,148 @@
+/**
+ * A site's durable replica of the federation log: one append-only file of checksummed records
+ * (federation-log-records.ts). Entries, truncations and term/vote/commit metadata are all records,
+ * so every change is one append followed by one fsync; on open the records are replayed and a
+ * torn last record is cut off. Synchronous on purpose: an agent step must be durable before it
+ * answers (CftReady order: persist, then send).
+ */
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { restoreFollower } from '../core/consensus/cft-follower';
+import type { CftReady, FollowerState, HardState, LogEntry } from '../core/consensus/cft-types';
+import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../core/consensus/entries';
+import { encodeRecord, scanRecords, type LogRecord } from './federation-log-records';
+
+export const FEDERATION_LOG_FILE = 'federation.log';
+
+export class FederationLog {
+  private fd: number;
+  private entries: LogEntry<FederationEntry>[] = [];
+  private hard: HardState = { term: 0, vote: null, commit: 0 };
+  /** True if the last open cut off a torn record. */
+  readonly recoveredTornTail: boolean;
+
+  private constructor(readonly path: string) {
+    const created = !existsSync(path);
+    this.fd = openSync(path, created ? 'a+' : 'r+');
+    if (created) {
+      // The new file's name must itself survive a crash, so fsync the directory too.
+      fsyncSync(this.fd);
+      fsyncDirOf(path);
+    }
+    const scan = scanRecords(readFileSync(path), path);
+    for (const r of scan.records) this.replay(r);
+    this.recoveredTornTail = scan.tornTail;
+    if (scan.tornTail) {
+      ftruncateSync(this.fd, scan.goodBytes);
+      fsyncSync(this.fd);
+    }
+  }
+
+  /** Opens (or creates) the log in `siteDir`. */
+  static open(siteDir: string): FederationLog {
+    mkdirSync(siteDir, { recursive: true });
+    return new FederationLog(join(siteDir, FEDERATION_LOG_FILE));
+  }
+
+  get meta(): HardState {
+    return { ...this.hard };
+  }
+
+  get lastIndex(): number {
+    return this.entries.length;
+  }
+
+  /** Entries from `index` (1-based) to the end. */
+  entriesFrom(index: number): LogEntry<FederationEntry>[] {
+    if (!Number.isSafeInteger(index) || index < 1) throw new Error(`entriesFrom needs an index ≥ 1; got ${index}`);
+    return this.entries.slice(index - 1);
+  }
+
+  append(entries: readonly LogEntry<FederationEntry>[]): void {
+    this.write(entries.map((entry) => ({ t: 'entry', entry }) as const));
+  }
+
+  /** Drops entries at `index` and after (a conflicting suffix, Raft §5.3). Committed entries are never dropped. */
+  truncateFrom(index: number): void {
+    this.write([{ t: 'truncate', from: index }]);
+  }
+
+  setMeta(meta: HardState): void {
+    this.write([{ t: 'meta', meta }]);
+  }
+
+  /** Persists one CftReady in its documented order (truncate, entries, hard state) with one fsync. */
+  persistReady(ready: CftReady<FederationEntry>): void {
+    const records: LogRecord[] = [];
+    if (ready.truncateFrom !== undefined) records.push({ t: 'truncate', from: ready.truncateFrom });
+    for (const entry of ready.entries) records.push({ t: 'entry', entry });
+    if (ready.hardState) records.push({ t: 'meta', meta: ready.hardState });
+    this.write(records);
+  }
+
+  /** The follower state to hand back to the core after a restart. */
+  followerState(siteId: string): FollowerState<FederationEntry> {
+    return restoreFollower(siteId, { ...this.hard, log: this.entries });
+  }
+
+  /** The committed state: applyEntries over the committed value entries. */
+  committedState(): CommittedState {
+    const values: FederationEntry[] = [];
+    for (const e of this.entries.slice(0, this.hard.commit)) if (e.kind === 'value') values.push(e.value);
+    return applyEntries(emptyCommittedState(), values);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private write(records: readonly LogRecord[]): void {
+    if (records.length === 0) return;
+    // Check every record against the in-memory state before writing any, so a bad call writes nothing.
+    const trial = { entries: [...this.entries], hard: { ...this.hard } };
+    for (const r of records) check(trial, r, this.path);
+    const buf = Buffer.concat(records.map(encodeRecord));
+    const at = fstatSync(this.fd).size;
+    let off = 0;
+    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, at + off);
+    fsyncSync(this.fd);
+    for (const r of records) this.replay(r);
+  }
+
+  private replay(r: LogRecord): void {
+    const state = { entries: this.entries, hard: this.hard };
+    apply(state, r);
+    this.hard = state.hard;
+  }
+}
+
+type Mem = { entries: LogEntry<FederationEntry>[]; hard: HardState };
+
+function check(m: Mem, r: LogRecord, path: string): void {
+  if (r.t === 'entry' && r.entry.index !== m.entries.length + 1) {
+    throw new Error(`${path}: append of index ${r.entry.index}, but the next index is ${m.entries.length + 1}; truncate first or append in order`);
+  }
+  if (r.t === 'truncate' && (r.from <= m.hard.commit || r.from < 1)) {
+    throw new Error(`${path}: truncate from index ${r.from} would drop committed entries (commit ${m.hard.commit}); only indexes above ${m.hard.commit} may be truncated`);
+  }
+  if (r.t === 'meta' && r.meta.commit > m.entries.length) {
+    throw new Error(`${path}: commit index ${r.meta.commit} is past the last entry ${m.entries.length}; append the entries before committing them`);
+  }
+  apply(m, r);
+}
+
+function apply(m: Mem, r: LogRecord): void {
+  if (r.t === 'entry') m.entries.push(r.entry);
+  else if (r.t === 'truncate') m.entries.length = Math.min(m.entries.length, r.from - 1);
+  else m.hard = { ...r.meta };
+}
+
+function fsyncDirOf(path: string): void {
+  const dir = path.slice(0, Math.max(1, path.lastIndexOf('/')));
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * What the federation log records, and the committed state it adds up to. applyEntries is a pure
+ * fold: every site applies the same committed entries in the same order and gets the same state.
+ * An entry that cannot apply (over capacity, unknown site) is still committed — the log is a
+ * record of decisions — but changes nothing and is listed in `rejected` with the reason, the same
+ * way at every site.
+ */
+import type { SiteId } from './types';
+
+export type FederationEntry =
+  /** Workload W now runs on site S (the cut-over commit). */
+  | { kind: 'placement'; workload: string; site: SiteId }
+  /** Hold (or give back) `instances` of site S's capacity for workload W before it moves there. */
+  | { kind: 'reservation'; op: 'reserve'; workload: string; site: SiteId; instances: number }
+  | { kind: 'reservation'; op: 'release'; workload: string; site: SiteId }
+  /** A site joins with its Ed25519 public key (base64 SPKI DER) and capacity, or leaves. */
+  | { kind: 'membership'; op: 'join'; site: SiteId; publicKey: string; capacity: number }
+  | { kind: 'membership'; op: 'leave'; site: SiteId };
+
+export interface Member {
+  publicKey: string;
+  /** Instances the site can run. */
+  capacity: number;
+}
+
+export interface CommittedState {
+  /** Entries folded in so far, valid or not; `rejected[].ordinal` counts from 1 on this. */
+  applied: number;
+  members: Record<SiteId, Member>;
+  /** workload → the site it runs on. */
+  placements: Record<string, SiteId>;
+  /** `${workload}@${site}` → instances held. */
+  reservations: Record<string, { workload: string; site: SiteId; instances: number }>;
+  /** Instances in use per site: one per placed workload plus every reservation. */
+  used: Record<SiteId, number>;
+  rejected: { ordinal: number; reason: string }[];
+}
+
+export function emptyCommittedState(): CommittedState {
+  return { applied: 0, members: {}, placements: {}, reservations: {}, used: {}, rejected: [] };
+}
+
+export function applyEntries(state: CommittedState, entries: readonly FederationEntry[]): CommittedState {
+  const s: CommittedState = structuredCopy(state);
+  for (const e of entries) {
+    s.applied++;
+    const reason = applyOne(s, e);
+    if (reason) s.rejected.push({ ordinal: s.applied, reason });
+  }
+  return s;
+}
+
+/** Applies one entry in place; returns why it was rejected, or null. */
+function applyOne(s: CommittedState, e: FederationEntry): string | null {
+  switch (e.kind) {
+    case 'membership': {
+      if (e.op === 'join') {
+        if (s.members[e.site]) return `site ${e.site} joined already; a site leaves before it joins again`;
+        if (!Number.isSafeInteger(e.capacity) || e.capacity < 0) return `site ${e.site} joins with capacity ${e.capacity}; capacity is a whole number of instances ≥ 0`;
+        s.members[e.site] = { publicKey: e.publicKey, capacity: e.capacity };
+        s.used[e.site] = 0;
+        return null;
+      }
+      if (!s.members[e.site]) return `site ${e.site} leaves but is not a member (members: ${memberList(s)})`;
+      const held = Object.entries(s.placements).filter(([, site]) => site === e.site).map(([w]) => w);
+      const reserved = Object.values(s.reservations).filter((r) => r.site === e.site).map((r) => r.workload);
+      if (held.length || reserved.length) return `site ${e.site} still runs or reserves workloads (${[...held, ...reserved].sort().join(', ')}); move or release them before it leaves`;
+      delete s.members[e.site];
+      delete s.used[e.site];
+      return null;
+    }
+    case 'reservation': {
+      const key = `${e.workload}@${e.site}`;
+      if (e.op === 'release') {
+        const r = s.reservations[key];
+        if (!r) return `no reservation of ${e.workload} on ${e.site} to release`;
+        delete s.reservations[key];
+        s.used[e.site] = (s.used[e.site] ?? 0) - r.instances;
+        return null;
+      }
+      const member = s.members[e.site];
+      if (!member) return `cannot reserve on ${e.site}: not a member (members: ${memberList(s)})`;
+      if (!Number.isSafeInteger(e.instances) || e.instances < 1) return `reservation of ${e.workload} on ${e.site} asks for ${e.instances} instances; ask for a whole number ≥ 1`;
+      if (s.reservations[key]) return `${e.workload} already holds a reservation on ${e.site}; release it first`;
+      const used = s.used[e.site] ?? 0;
+      if (used + e.instances > member.capacity) return `site ${e.site} has ${member.capacity - used} of ${member.capacity} instances free; ${e.workload} asks for ${e.instances}`;
+      s.reservations[key] = { workload: e.workload, site: e.site, instances: e.instances };
+      s.used[e.site] = used + e.instances;
+      return null;
+    }
+    case 'placement': {
+      const member = s.members[e.site];
+      if (!member) return `cannot place ${e.workload} on ${e.site}: not a member (members: ${memberList(s)})`;
+      const from = s.placements[e.workload];
+      if (from === e.site) return null; // placing where it already runs changes nothing
+      const key = `${e.workload}@${e.site}`;
+      const reservation = s.reservations[key];
+      // A reservation made for this move becomes the placement's instance; otherwise one is needed.
+      const used = (s.used[e.site] ?? 0) - (reservation?.instances ?? 0);
+      if (used + 1 > member.capacity) return `site ${e.site} is full (${member.capacity} instances used); reserve capacity for ${e.workload} first`;
+      if (reservation) delete s.reservations[key];
+      s.used[e.site] = used + 1;
+      if (from !== undefined && s.used[from] !== undefined) s.used[from] = (s.used[from] as number) - 1;
+      s.placements[e.workload] = e.site;
+      return null;
+    }
+  }
+}
+
+function memberList(s: CommittedState): string {
+  return Object.keys(s.members).sort().join(', ') || 'none';
+}
+
+/** A deep copy of plain data without structuredClone, which the workflow sandbox may lack. */
+function structuredCopy(s: CommittedState): CommittedState {
+  return {
+    applied: s.applied,
+    members: Object.fromEntries(Object.entries(s.members).map(([k, v]) => [k, { ...v }])),
+    placements: { ...s.placements },
+    reservations: Object.fromEntries(Object.entries(s.reservations).map(([k, v]) => [k, { ...v }])),
+    used: { ...s.used },
+    rejected: s.rejected.map((r) => ({ ...r })),
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * `npm test`: every test, through Node's test runner with the tsx loader.
+ * Unit tests run in parallel; tests that start servers (Temporal, emulators, a browser) run one
+ * file at a time on this 2-core machine. Ends with `N passed, N failed`.
+ *
+ *   npm test                 everything
+ *   npm test -- unit         only test/unit (any tier name or path prefix works)
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { REPO_ROOT } from '../agent/home';
+
+function findTests(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) return name === 'fakes' || name === 'helpers' ? [] : findTests(p);
+      return name.endsWith('.test.ts') ? [p] : [];
+    });
+}
+
+interface Tier {
+  name: string;
+  dirs: string[];
+  concurrency: number;
+}
+const TIERS: Tier[] = [
+  { name: 'unit', dirs: ['test/unit'], concurrency: 2 },
+  { name: 'contract', dirs: ['test/contract'], concurrency: 1 },
+  { name: 'integration', dirs: ['test/integration'], concurrency: 1 },
+  { name: 'browser', dirs: ['test/browser'], concurrency: 1 },
+];
+
+function runTier(files: string[], concurrency: number): Promise<{ pass: number; fail: number; code: number }> {
+  return new Promise((resolve) => {
+    const args = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files];
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      process.stdout.write(d);
+      out += d.toString();
+    });
+    child.on('exit', (code) => {
+      const num = (label: string) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(out)?.[1] ?? 0);
+      resolve({ pass: num('pass'), fail: num('fail') + num('cancelled'), code: code ?? 1 });
+    });
+  });
+}
+
+async function run(): Promise<void> {
+  const filters = process.argv.slice(2);
+  let pass = 0;
+  let fail = 0;
+  let code = 0;
+  const t0 = Date.now();
+  for (const tier of TIERS) {
+    const files = tier.dirs
+      .flatMap((d) => findTests(join(REPO_ROOT, d)))
+      .map((f) => relative(REPO_ROOT, f))
+      .filter((f) => !filters.length || filters.some((x) => tier.name === x || f.startsWith(x)));
+    if (!files.length) continue;
+    console.log(`\n=== ${tier.name}: ${files.length} file(s) ===`);
+    const r = await runTier(files, tier.concurrency);
+    pass += r.pass;
+    fail += r.fail;
+    if (r.code !== 0) code = r.code;
+  }
+  if (pass + fail === 0) {
+    console.error('no tests matched');
+    code = 1;
+  }
+  console.log(`\nnpm test took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`${pass} passed, ${fail} failed`);
+  process.exit(code || (fail ? 1 : 0));
+}
+
+run().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

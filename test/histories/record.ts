@@ -1,0 +1,52 @@
+/**
+ * Records migrateWorkload histories for the replay test: a completed migration and a cancelled
+ * (compensated) one, run on a real dev server. Run it only when a workflow shape ships:
+ *
+ *   node --import tsx test/histories/record.ts <tag>      # writes test/histories/migrate-<tag>-*.json
+ *
+ * Recorded histories are never edited: a change that breaks their replay needs `patched()`.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { findTemporalCli } from '../../scripts/temporal-cli';
+import { deploySampleWorkload } from '../../agent/sample-workload';
+import { FedflowClient } from '../../client';
+import { startTestServer } from '../helpers/temporal';
+import { startTestFederation } from '../helpers/federation';
+
+async function run(): Promise<void> {
+  const tag = process.argv[2];
+  if (!tag) throw new Error('usage: record.ts <tag>  (e.g. v1)');
+  const env = await startTestServer();
+  const fed = await startTestFederation(env);
+  try {
+    await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
+    const c = FedflowClient.fromClient(env.client);
+    const save = async (name: string) => {
+      // The CLI's JSON export is the format Worker.runReplayHistory documents.
+      const { stdout } = await promisify(execFile)(findTemporalCli().path, ['workflow', 'show', '--workflow-id', 'migrate-kv-demo', '--output', 'json', '--address', env.address], { maxBuffer: 64 << 20 });
+      const path = join(__dirname, `migrate-${tag}-${name}.json`);
+      writeFileSync(path, stdout);
+      console.log(`wrote ${path} (${(JSON.parse(stdout) as { events: unknown[] }).events.length} events)`);
+    };
+    await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' });
+    await c.waitForResult('kv-demo');
+    await save('completed');
+    await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:paris' });
+    await c.pause('kv-demo');
+    await new Promise((r) => setTimeout(r, 500));
+    await c.cancel('kv-demo', 'recorded cancel');
+    await c.waitForResult('kv-demo').catch(() => undefined);
+    await save('cancelled');
+  } finally {
+    await fed.stop();
+    await env.teardown();
+  }
+}
+
+run().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

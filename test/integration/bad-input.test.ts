@@ -1,0 +1,144 @@
+/**
+ * Bad input: each case fails at once with a non-retryable failure whose message names the problem
+ * and the accepted values, and nothing is created or changed. The CLI prints the same message and
+ * exits non-zero.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { deploySampleWorkload } from '../../agent/sample-workload';
+import { REPO_ROOT } from '../../agent/home';
+import { FedflowClient, FedflowError } from '../../client';
+import { migrationWorkflowId } from '../../core/migration';
+import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
+import { startTestServer } from '../helpers/temporal';
+import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { failureOf } from '../helpers/failures';
+
+const CONFIG = {
+  federation: 'bad-input',
+  sites: [
+    { id: 'dc:paris', provider: 'local', trust: 'trusted', capacity: { instances: 4 } },
+    { id: 'dc:frankfurt', provider: 'local', trust: 'trusted', capacity: { instances: 4 } },
+    { id: 'dc:full', provider: 'local', trust: 'trusted', capacity: { instances: 0 } },
+  ],
+};
+
+describe('bad input is refused with a clear, non-retryable error and changes nothing', () => {
+  let env: TestWorkflowEnvironment;
+  let fed: TestFederation;
+  let configPath: string;
+
+  before(async () => {
+    env = await startTestServer();
+    fed = await startTestFederation(env, { config: CONFIG });
+    configPath = join(fed.home, 'federation.json');
+    writeFileSync(configPath, JSON.stringify(CONFIG));
+    await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 20, valueBytes: 16 });
+  });
+  after(async () => {
+    await fed?.stop();
+    await env?.teardown();
+  });
+
+  async function refused(input: unknown, workflowId = migrationWorkflowId('kv-demo')) {
+    const stateBefore = JSON.stringify(fed.state.read());
+    const handle = await env.client.workflow.start('migrateWorkload', { taskQueue: CONTROL_TASK_QUEUE, workflowId, args: [input] });
+    const f = await failureOf(handle.result());
+    assert.equal(f.nonRetryable, true, `${f.type} must be non-retryable`);
+    assert.equal(JSON.stringify(fed.state.read()), stateBefore, 'the federation state must not change');
+    for (const site of ['dc:frankfurt', 'dc:full']) assert.equal(fed.provider(site).liveInstances().length, 0, `nothing created on ${site}`);
+    return f;
+  }
+
+  // Asynchronous on purpose: this process hosts the workers, and a blocked event loop stalls them.
+  function cli(...args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
+    return new Promise((resolve) => {
+      execFile(
+        join(REPO_ROOT, 'bin', 'fedflow'),
+        args,
+        { encoding: 'utf8', env: { ...process.env, TEMPORAL_ADDRESS: env.address, FEDFLOW_HOME: fed.home, FEDFLOW_CONFIG: configPath }, timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+  }
+
+  it('an unknown site', async () => {
+    const f = await refused({ workloadId: 'kv-demo', targetSite: 'aws:us-east-9' });
+    assert.equal(f.type, 'UnknownSite');
+    assert.match(f.message, /target site 'aws:us-east-9' is not in the federation \(known: dc:paris, dc:frankfurt, dc:full\)/);
+    const out = await cli('migrate', 'kv-demo', '--to', 'aws:us-east-9');
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /target site 'aws:us-east-9' is not in the federation \(known: dc:paris, dc:frankfurt, dc:full\)/);
+  });
+
+  it('the same source and target', async () => {
+    const f = await refused({ workloadId: 'kv-demo', targetSite: 'dc:paris' });
+    assert.equal(f.type, 'SameSourceAndTarget');
+    assert.match(f.message, /already runs on 'dc:paris': source and target must differ \(other sites: dc:frankfurt, dc:full\)/);
+    const out = await cli('migrate', 'kv-demo', '--to', 'dc:paris');
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /source and target must differ/);
+  });
+
+  it('an unknown workload', async () => {
+    const f = await refused({ workloadId: 'nope', targetSite: 'dc:frankfurt' }, migrationWorkflowId('nope'));
+    assert.equal(f.type, 'UnknownWorkload');
+    assert.match(f.message, /workload 'nope' does not exist \(known: kv-demo\)/);
+    const out = await cli('migrate', 'nope', '--to', 'dc:frankfurt');
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /workload 'nope' does not exist \(known: kv-demo\)/);
+  });
+
+  it('a target site without capacity', async () => {
+    const f = await refused({ workloadId: 'kv-demo', targetSite: 'dc:full' });
+    assert.equal(f.type, 'NoCapacity');
+    assert.match(f.message, /target site 'dc:full' has no capacity: 0 of 0 instances in use \(sites with room: dc:frankfurt\)/);
+  });
+
+  it('malformed or incomplete JSON from the UI', async () => {
+    let f = await refused({ workloadId: 'kv-demo' });
+    assert.equal(f.type, 'InvalidMigrationRequest');
+    assert.match(f.message, /'targetSite' is required: a site id such as "dc:frankfurt"/);
+    f = await refused('{"workloadId": "kv-demo", "targetSite": ');
+    assert.match(f.message, /input is not valid JSON; expected an object such as \{"workloadId": "kv-demo", "targetSite": "dc:frankfurt"\}/);
+    f = await refused({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt', mode: 'warp' });
+    assert.match(f.message, /'mode' "warp" is not a mode \(accepted: datacenter, internet, hybrid\)/);
+    f = await refused({ workloadId: 'kv-demo', target: 'dc:frankfurt' });
+    assert.match(f.message, /unknown field 'target' \(accepted: workloadId, targetSite, sourceSite, mode\)/);
+    f = await refused({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' }, 'my-own-id');
+    assert.equal(f.type, 'WrongWorkflowId');
+    assert.match(f.message, /workflow id 'my-own-id' must be 'migrate-kv-demo'/);
+  });
+
+  it('a second migration of a workload that is already migrating; then a cancel rolls the first back', async () => {
+    const c = FedflowClient.fromClient(env.client);
+    await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' });
+    // Hold it once it has validated (it holds the workload's lock from then on).
+    await c.pause('kv-demo');
+    await assert.rejects(c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' }), (err: unknown) => {
+      assert.ok(err instanceof FedflowError);
+      assert.equal(err.type, 'AlreadyMigrating');
+      assert.match(err.message, /workload 'kv-demo' is already migrating \(workflow migrate-kv-demo is running\)/);
+      return true;
+    });
+    const out = await cli('migrate', 'kv-demo', '--to', 'dc:frankfurt');
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /already migrating/);
+
+    await c.cancel('kv-demo', 'test cancels');
+    await assert.rejects(c.waitForResult('kv-demo'), /migration cancelled: test cancels; the source keeps serving/);
+    const p = await c.getProgress('kv-demo');
+    assert.equal(p.phase, 'cancelled');
+    // Rolled back: the source serves and takes writes, the lock is gone, nothing is left on the target.
+    const st = fed.state.read();
+    assert.equal(st.workloads['kv-demo']!.site, 'dc:paris');
+    assert.equal(st.workloads['kv-demo']!.migration, undefined);
+    const put = await fetch(`${st.routes['kv-demo']!.address}/kv/after-cancel`, { method: 'PUT', body: 'ok' });
+    assert.equal(put.status, 200);
+    assert.equal(fed.provider('dc:frankfurt').liveInstances().length, 0);
+  });
+});
