@@ -101,7 +101,7 @@ export function createSiteActivities(deps: SiteDeps) {
       if (!existsSync(dest)) {
         try {
           result = await pullSnapshot({
-            url: `${args.endpoint}/snapshots/${args.snapshotId}`,
+            url: `${args.endpoint}/snapshots/${args.snapshotId}?to=${encodeURIComponent(deps.site)}`,
             sha256: args.sha256,
             sizeBytes: args.sizeBytes,
             dest,

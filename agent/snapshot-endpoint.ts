@@ -7,9 +7,13 @@ import { createReadStream, statSync } from 'node:fs';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LocalProvider } from '../adapters/local';
+import type { LinkShape } from '../core/federation-config';
+import { LinkDropError, LinkShaperSet, UNSHAPED } from './shaper';
 
 export interface EndpointOptions {
   provider: LocalProvider;
+  /** Emulated links from this site to others (local federation); unshaped when absent. */
+  shapers?: LinkShaperSet;
   host?: string;
   port?: number;
 }
@@ -19,7 +23,22 @@ function fail(res: ServerResponse, status: number, message: string): void {
   res.end(JSON.stringify({ error: message }));
 }
 
-function handle(provider: LocalProvider, req: IncomingMessage, res: ServerResponse): void {
+/** The shapers of a federation's configured links (ordered pairs); unconfigured pairs are unshaped. */
+export function shapersFromConfig(links: LinkShape[], seed?: number): LinkShaperSet {
+  const set = new LinkShaperSet({ seed });
+  for (const l of links) {
+    set.set(l.from, l.to, {
+      ...UNSHAPED,
+      rateMbps: l.rateMbps ?? Number.POSITIVE_INFINITY,
+      delayMs: l.delayMs,
+      jitterMs: l.jitterMs,
+      loss: l.loss,
+    });
+  }
+  return set;
+}
+
+async function handle(provider: LocalProvider, shapers: LinkShaperSet | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://x');
   if (req.method === 'GET' && url.pathname === '/health') {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -39,6 +58,18 @@ function handle(provider: LocalProvider, req: IncomingMessage, res: ServerRespon
     start = Number(r[1]);
     if (start > size) return fail(res, 416, `Range start ${start} is past the end of snapshot (${size} bytes)`);
   }
+  // The requesting site names itself, so the reply crosses the emulated link source -> requester.
+  const to = url.searchParams.get('to');
+  const shaper = shapers && to && to !== provider.site ? shapers.get(provider.site, to) : undefined;
+  if (shaper) {
+    const d = shaper.decide();
+    if (d.delayMs > 0) await new Promise((r) => setTimeout(r, d.delayMs));
+    if (d.drop) {
+      // A lost request looks like a reset connection to the caller, as on a real lossy path.
+      req.socket.destroy(new LinkDropError(provider.site, to!));
+      return;
+    }
+  }
   res.writeHead(range ? 206 : 200, {
     'content-type': 'application/octet-stream',
     'content-length': String(size - start),
@@ -49,11 +80,18 @@ function handle(provider: LocalProvider, req: IncomingMessage, res: ServerRespon
     res.end();
     return;
   }
-  createReadStream(info.path, { start, highWaterMark: 1 << 20 }).pipe(res);
+  const file = createReadStream(info.path, { start, highWaterMark: 1 << 20 });
+  if (shaper) file.pipe(shaper.pace()).pipe(res);
+  else file.pipe(res);
 }
 
 export async function startSnapshotEndpoint(opts: EndpointOptions): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
-  const server = createServer((req, res) => handle(opts.provider, req, res));
+  const server = createServer((req, res) => {
+    handle(opts.provider, opts.shapers, req, res).catch((err: unknown) => {
+      if (!res.headersSent) fail(res, 500, String(err));
+      else res.destroy();
+    });
+  });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

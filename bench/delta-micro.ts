@@ -61,12 +61,19 @@ function randomBytes(length: number, seed = 0x12345678): Uint8Array {
 const mbps = (bytes: number, ms: number) => Math.round((bytes / (ms / 1000) / 1e6) * 10) / 10;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
-function best(reps: number, f: () => void): number[] {
+/**
+ * Wall-clock ms of each run. Also records CPU ms (user + system) in `cpu`: on a shared machine a
+ * run whose wall time far exceeds its CPU time was descheduled, not slow.
+ */
+function best(reps: number, f: () => void, cpu: number[] = []): number[] {
   const runs: number[] = [];
   for (let r = 0; r < reps; r++) {
+    const c0 = process.cpuUsage();
     const t = performance.now();
     f();
     runs.push(performance.now() - t);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
   return runs;
 }
@@ -76,18 +83,26 @@ function benchChunker(a: BenchArgs): void {
   for (const [preset, params] of Object.entries(CHUNKER_PRESETS)) {
     const p = compileParams(params);
     let chunks = 0;
+    const cpuWhole: number[] = [];
     const whole = best(a.reps, () => {
       chunks = 0;
       for (let s = 0; s < data.length; chunks++) s = nextCut(data, s, data.length, p);
+    }, cpuWhole);
+    a.print({
+      bench: 'chunker', preset, api: 'nextCut', bytes: data.length, chunks, avgChunk: Math.round(data.length / chunks),
+      mbps: Math.max(...whole.map((ms) => mbps(data.length, ms))), runsMbps: whole.map((ms) => mbps(data.length, ms)), runsCpuMbps: cpuWhole.map((ms) => mbps(data.length, ms)),
     });
-    a.print({ bench: 'chunker', preset, api: 'nextCut', bytes: data.length, chunks, avgChunk: Math.round(data.length / chunks), mbps: Math.max(...whole.map((ms) => mbps(data.length, ms))), runsMbps: whole.map((ms) => mbps(data.length, ms)) });
+    const cpuStreamed: number[] = [];
     const streamed = best(a.reps, () => {
       const c = new Chunker(params);
       const block = 1 << 20;
       for (let i = 0; i < data.length; i += block) for (const _ of c.push(data.subarray(i, i + block)));
       for (const _ of c.finish());
+    }, cpuStreamed);
+    a.print({
+      bench: 'chunker', preset, api: 'Chunker(1 MiB blocks)', bytes: data.length,
+      mbps: Math.max(...streamed.map((ms) => mbps(data.length, ms))), runsMbps: streamed.map((ms) => mbps(data.length, ms)), runsCpuMbps: cpuStreamed.map((ms) => mbps(data.length, ms)),
     });
-    a.print({ bench: 'chunker', preset, api: 'Chunker(1 MiB blocks)', bytes: data.length, mbps: Math.max(...streamed.map((ms) => mbps(data.length, ms))), runsMbps: streamed.map((ms) => mbps(data.length, ms)) });
   }
 }
 

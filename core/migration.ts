@@ -136,4 +136,6 @@ export interface MigrationResult {
   downtimeMs: number;
   /** Copy attempts that resumed from a heartbeat cursor (a worker died mid-copy). */
   copyResumes: number;
+  /** Byte offset the last copy attempt resumed from (0 when it ran in one go). */
+  copyResumedAtByte: number;
 }

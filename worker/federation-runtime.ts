@@ -14,7 +14,7 @@ import { createControlActivities } from '../activities/control';
 import { createSiteActivities } from '../activities/site';
 import { FederationStateStore } from '../agent/federation-state';
 import { fedflowHome, siteDir } from '../agent/home';
-import { startSnapshotEndpoint } from '../agent/snapshot-endpoint';
+import { shapersFromConfig, startSnapshotEndpoint } from '../agent/snapshot-endpoint';
 import type { FederationConfig } from '../core/federation-config';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../workflows/migrate';
 import { resolveConnection } from './connection';
@@ -77,6 +77,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
   const agents: RunningFederation['agents'] = new Map();
   const closers: (() => Promise<void>)[] = [];
   const wanted = opts.sites ? new Set(opts.sites) : undefined;
+  const shapers = shapersFromConfig(opts.config.links);
   for (const site of opts.config.sites) {
     if (site.provider !== 'local' || (wanted && !wanted.has(site.id))) continue;
     const dir = siteDir(site.id, home);
@@ -85,9 +86,9 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     // Reuse the last port when free, so snapshot URLs handed out before a restart stay valid.
     let endpoint;
     try {
-      endpoint = await startSnapshotEndpoint({ provider, port: previousPort(dir) });
+      endpoint = await startSnapshotEndpoint({ provider, shapers, port: previousPort(dir) });
     } catch {
-      endpoint = await startSnapshotEndpoint({ provider });
+      endpoint = await startSnapshotEndpoint({ provider, shapers });
     }
     writeFileSync(join(dir, 'agent.json'), JSON.stringify({ site: site.id, url: endpoint.url, pid: process.pid }));
     closers.push(endpoint.close);

@@ -206,6 +206,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         durationMs: finishedAtMs - startedAtMs,
         downtimeMs: switchedAtMs - snap.frozenAtMs,
         copyResumes: copy.resumedFrom > 0 ? 1 : 0,
+        copyResumedAtByte: copy.resumedFrom,
       } satisfies MigrationResult;
     });
   } catch (err) {

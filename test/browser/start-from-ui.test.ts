@@ -82,7 +82,7 @@ describe('starting a migration from the Temporal Web UI', () => {
     await page.getByLabel('Task Queue').fill('fedflow');
     await page.getByLabel('Workflow Type').fill('migrateWorkload');
     // Input > Data is a CodeMirror editor: the "Data" label points at the editor's container.
-    const dataId = await page.locator('label').filter({ hasText: /^Data$/ }).getAttribute('for');
+    const dataId = await page.locator('label').filter({ hasText: /^\s*Data\s*$/ }).getAttribute('for');
     assert.ok(dataId, 'the Input section has a "Data" label');
     const editor = page.locator(`[id="${dataId}"]`).getByRole('textbox');
     await editor.click();
