@@ -14,6 +14,7 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
   type AccountAttributeName,
+  type _InstanceType,
   type Instance,
   type Tag,
 } from '@aws-sdk/client-ec2';
@@ -30,6 +31,8 @@ export interface AwsProviderOptions {
   profile?: string;
   /** Endpoint override (tests point this at moto on 127.0.0.1). */
   endpoint?: string;
+  /** Default AMI, used when the instance spec's image is empty. */
+  imageId?: string;
   /** Used when the instance spec has no size. */
   instanceType: string;
   subnetId?: string;
@@ -157,17 +160,20 @@ export class AwsProvider implements CloudProvider {
 
   async createInstance(spec: InstanceSpec, idempotencyKey: string): Promise<InstanceRef> {
     const token = ec2ClientToken(idempotencyKey);
+    const image = spec.image || this.opts.imageId;
+    if (!image) throw new ProviderError(ProviderErrorType.InvalidParameter, `aws site '${this.site}': the instance spec has no image and the site settings no imageId; give one (an AMI id such as ami-0abcdef1234567890)`, 'aws');
     // EC2 deduplicates by ClientToken, but emulators (moto) ignore it; the tag lookup makes a
     // retried activity find its first instance either way.
     const existing = await this.findByToken(token);
     if (existing?.InstanceId) return this.ref(existing.InstanceId);
 
     const tags = { ...spec.tags, Name: spec.name, [IDEMPOTENCY_TAG]: token, [SITE_TAG]: this.site };
-    const res = await this.call(`RunInstances(image ${spec.image})`, () =>
+    const res = await this.call(`RunInstances(image ${image})`, () =>
       this.client.send(
         new RunInstancesCommand({
-          ImageId: spec.image,
-          InstanceType: (spec.size ?? this.opts.instanceType) as never,
+          ImageId: image,
+          // The SDK types sizes as a closed enum; new sizes appear before the SDK learns them.
+          InstanceType: (spec.size ?? this.opts.instanceType) as _InstanceType,
           MinCount: 1,
           MaxCount: 1,
           ClientToken: token,

@@ -28,6 +28,11 @@ const INVALID = new Set([
   'MissingApiVersionParameter', 'InvalidRequestFormat', 'LinkedInvalidPropertyId', 'InvalidResourceReference', 'PropertyChangeNotAllowed',
 ]);
 const CONFLICT = new Set(['Conflict', 'OperationNotAllowed', 'AnotherOperationInProgress', 'OperationPreempted']);
+/** TLS verification failures: retrying cannot help, the endpoint or its CA is wrong. */
+const TLS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 const UNAVAILABLE = new Set(['InternalServerError', 'ServiceUnavailable', 'InternalOperationError', 'GatewayTimeout', 'REQUEST_SEND_ERROR']);
 
 interface AzureLikeError {
@@ -37,8 +42,14 @@ interface AzureLikeError {
   message?: string;
 }
 
+/** core-rest-pipeline wraps socket errors as REQUEST_SEND_ERROR; the TLS code survives in the message. */
+function tlsCodeIn(message: string | undefined): string {
+  return [...TLS].find((c) => message?.includes(c) || (c === 'DEPTH_ZERO_SELF_SIGNED_CERT' && /self[- ]signed certificate/i.test(message ?? ''))) ?? '';
+}
+
 export function classifyAzureError(e: AzureLikeError): ProviderErrorType {
   const code = e.code ?? '';
+  if (TLS.has(code) || TLS.has(tlsCodeIn(e.message))) return ProviderErrorType.Auth;
   // identity errors carry their kind in `name`, not in `code`.
   if (AUTH.has(code) || AUTH.has(e.name ?? '') || e.name === 'AuthenticationError') return ProviderErrorType.Auth;
   if (THROTTLE.has(code) || e.statusCode === 429) return ProviderErrorType.Throttled;
@@ -64,6 +75,7 @@ export function toAzureProviderError(err: unknown, site: string, what: string): 
   if (err instanceof ProviderError) return err;
   const e = (err ?? {}) as AzureLikeError;
   const type = classifyAzureError(e);
+  const tls = TLS.has(e.code ?? '') || tlsCodeIn(e.message) ? "the endpoint's TLS certificate is not trusted: check the endpoint setting and the CA this worker trusts; " : '';
   const detail = [e.statusCode ? `HTTP ${e.statusCode}` : '', e.code ?? (e.name && e.name !== 'Error' && e.name !== 'RestError' ? e.name : '')].filter(Boolean).join(', ');
-  return new ProviderError(type, `azure ${what} on site '${site}' failed${detail ? ` (${detail})` : ''}: ${e.message ?? String(err)}; ${HINTS[type]}`, 'azure', { cause: err });
+  return new ProviderError(type, `azure ${what} on site '${site}' failed${detail ? ` (${detail})` : ''}: ${e.message ?? String(err)}; ${tls || HINTS[type]}`, 'azure', { cause: err });
 }

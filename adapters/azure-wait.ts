@@ -90,8 +90,15 @@ export async function waitForAzureState(
       opts.onPoll?.(last);
       if (last.status === state) return last;
       await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(resolve, opts.pollMs ?? 5_000);
-        both.addEventListener('abort', () => (clearTimeout(t), reject(both.reason)), { once: true });
+        const onAbort = () => {
+          clearTimeout(t);
+          reject(both.reason);
+        };
+        const t = setTimeout(() => {
+          both.removeEventListener('abort', onAbort);
+          resolve();
+        }, opts.pollMs ?? 5_000);
+        both.addEventListener('abort', onAbort, { once: true });
       });
     } catch (err) {
       if (err instanceof ProviderError && !both.aborted) throw err;

@@ -5,8 +5,7 @@
  */
 import type { Agent } from 'node:https';
 import { ComputeManagementClient, type VirtualMachine } from '@azure/arm-compute';
-import type { TokenCredential } from '@azure/core-auth';
-import { DefaultAzureCredential } from '@azure/identity';
+import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { toAzureProviderError } from './azure-errors';
 import { IDEMPOTENCY_TAG, SITE_TAG, imageReferenceFor, keyHash, osDiskNameFor, snapshotNameFor, vmNameFor } from './azure-names';
 import { azureStatus, waitForAzureState, type PendingLro } from './azure-wait';
@@ -20,6 +19,8 @@ export interface AzureProviderOptions {
   location: string;
   /** Used when the instance spec has no size, e.g. Standard_B2s. */
   vmSize: string;
+  /** Default image (URN or resource id), used when the instance spec's image is empty. */
+  image?: string;
   /** Existing NIC to attach; otherwise a NIC is created in subnetId with the VM. */
   networkInterfaceId?: string;
   subnetId?: string;
@@ -117,7 +118,12 @@ export class AzureProvider implements CloudProvider {
     });
     const vcpus = cores ? { vcpus: cores } : {};
     if (vms) return { instances: vms, ...vcpus, source: 'provider' };
-    return { instances: { limit: this.opts.capacityInstances, used: 0 }, ...vcpus, source: 'config' };
+    // No VM-count quota reported: the configured capacity is the limit, this site's VMs the usage.
+    let used = 0;
+    await this.call(`virtualMachines.list(${this.rg})`, async () => {
+      for await (const _vm of this.client.virtualMachines.list(this.rg)) used += 1;
+    });
+    return { instances: { limit: this.opts.capacityInstances, used }, ...vcpus, source: 'config' };
   }
 
   async getVm(name: string): Promise<VirtualMachine | undefined> {
@@ -156,7 +162,7 @@ export class AzureProvider implements CloudProvider {
     }
     let imageReference;
     try {
-      imageReference = imageReferenceFor(spec.image);
+      imageReference = imageReferenceFor(spec.image || this.opts.image || '');
     } catch (err) {
       throw new ProviderError(ProviderErrorType.InvalidParameter, (err as Error).message, 'azure');
     }

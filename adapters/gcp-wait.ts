@@ -110,10 +110,18 @@ export async function waitForGceState(
     );
   const pending = provider.pendingOps.get(ref.id);
   if (pending) {
-    await waitForOperation(provider, pending, { timeoutMs: Math.max(1, dl.left), ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err: unknown) => {
+    // zoneOperations.wait long-polls (up to ~2 min on GCE), longer than a heartbeat timeout, so
+    // the caller hears from us every pollMs while the operation runs.
+    const during: InstanceStatus = pending.verb === 'insert' || pending.verb === 'start' ? 'pending' : 'stopping';
+    const beat = setInterval(() => opts.onPoll?.({ ref, status: during, tags: {} }), opts.pollMs ?? 5_000);
+    try {
+      await waitForOperation(provider, pending.name, { timeoutMs: Math.max(1, dl.left), ...(opts.signal ? { signal: opts.signal } : {}) });
+    } catch (err) {
       if (err instanceof ProviderError && err.type === ProviderErrorType.Timeout) throw timeout();
       throw err;
-    });
+    } finally {
+      clearInterval(beat);
+    }
     provider.pendingOps.delete(ref.id);
   }
   for (;;) {

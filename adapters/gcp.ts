@@ -19,6 +19,8 @@ export interface GcpProviderOptions {
   zone: string;
   /** Used when the instance spec has no size: a machine type name such as e2-small. */
   machineType: string;
+  /** Default image, used when the instance spec's image is empty. */
+  image?: string;
   /** Network self-link or name; the project's default network when absent. */
   network?: string;
   /** Path of a credentials file at the worker (ADC is used when absent). Not a secret itself. */
@@ -46,7 +48,7 @@ export class GcpProvider implements CloudProvider {
   private readonly snapshots: SnapshotsClient;
   private readonly regions: RegionsClient;
   /** Operation started by the last start/stop/insert/delete of each instance, for waitFor. */
-  readonly pendingOps = new Map<string, string>();
+  readonly pendingOps = new Map<string, { name: string; verb: 'insert' | 'start' | 'stop' | 'delete' }>();
 
   constructor(opts: GcpProviderOptions) {
     this.opts = opts;
@@ -141,6 +143,8 @@ export class GcpProvider implements CloudProvider {
     const hash = keyHash(idempotencyKey);
     const name = instanceNameFor(spec.name, idempotencyKey);
     // requestId dedupes retries for a limited time and emulators may ignore it: look first.
+    const image = spec.image || this.opts.image;
+    if (!image) throw new ProviderError(ProviderErrorType.InvalidParameter, `gcp site '${this.site}': the instance spec has no image and the site settings no image; give one such as projects/debian-cloud/global/images/family/debian-12`, 'gcp');
     const existing = await this.findByKey(hash);
     if (existing?.name) return this.ref(existing.name);
 
@@ -151,7 +155,7 @@ export class GcpProvider implements CloudProvider {
       labels,
       // The boot disk gets its own name: instances and disks share ids in InstanceRef/VolumeRef, and
       // tag() tells them apart by trying the instance first.
-      disks: [{ boot: true, autoDelete: true, deviceName: 'boot', initializeParams: { sourceImage: spec.image, diskName: `${name}-boot` } }],
+      disks: [{ boot: true, autoDelete: true, deviceName: 'boot', initializeParams: { sourceImage: image, diskName: `${name}-boot` } }],
       networkInterfaces: [{ network: this.opts.network ?? 'global/networks/default' }],
       // GCE passes metadata as plain text; cloud-init reads the `user-data` key.
       ...(spec.userData ? { metadata: { items: [{ key: 'user-data', value: spec.userData }] } } : {}),
@@ -161,7 +165,7 @@ export class GcpProvider implements CloudProvider {
         this.instances.insert({ project: this.opts.project, zone: this.opts.zone, requestId: requestIdFor(idempotencyKey, 'insert'), instanceResource: resource }),
       );
       const opName = op.latestResponse?.name;
-      if (opName) this.pendingOps.set(name, opName);
+      if (opName) this.pendingOps.set(name, { name: opName, verb: 'insert' });
     } catch (err) {
       // The deterministic name exists already: an earlier attempt created it.
       if (!(err instanceof ProviderError && err.type === ProviderErrorType.Conflict)) throw err;
@@ -205,7 +209,7 @@ export class GcpProvider implements CloudProvider {
       verb === 'start' ? this.instances.start(req) : verb === 'stop' ? this.instances.stop(req) : this.instances.delete(req),
     );
     const opName = op.latestResponse?.name;
-    if (opName) this.pendingOps.set(ref.id, opName);
+    if (opName) this.pendingOps.set(ref.id, { name: opName, verb });
   }
 
   startInstance(ref: InstanceRef): Promise<void> {

@@ -29,10 +29,25 @@ export interface DeployedSample {
 export const SAMPLE_WORKLOAD_ID = 'kv-demo';
 export const SAMPLE_IMAGE = 'fedflow/kv';
 
-/** A deterministic value, so a test can recompute what every key must hold. */
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/**
+ * A deterministic value, so a test can recompute what every key must hold. Pseudo-random text
+ * (xorshift32 over a base64 alphabet), so it compresses about as much as real data does, not 100:1.
+ */
 export function sampleValue(i: number, bytes: number): string {
   const base = `value-${i}-`;
-  return (base + 'x'.repeat(Math.max(0, bytes - base.length))).slice(0, Math.max(bytes, base.length));
+  let x = (i * 2654435761 + 1) >>> 0 || 1;
+  let out = base;
+  while (out.length < bytes) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out += ALPHABET[x & 63];
+  }
+  return out;
 }
 
 function providerFor(config: FederationConfig, siteId: string, home: string): LocalProvider {

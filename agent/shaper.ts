@@ -160,13 +160,13 @@ export class LinkShaper {
    * so a large write does not go out as one burst. Pipe a response body (or request body) through it.
    */
   pace(sliceBytes = Math.min(this.profile.burstBytes, 16 * 1024)): Transform {
-    const shaper = this;
+    const acquire = (n: number) => this.acquire(n);
     return new Transform({
       transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
         (async () => {
           for (let i = 0; i < chunk.length; i += sliceBytes) {
             const slice = chunk.subarray(i, i + sliceBytes);
-            await shaper.acquire(slice.length);
+            await acquire(slice.length);
             this.push(slice);
           }
         })().then(() => cb(), cb);

@@ -46,18 +46,22 @@ export async function watchProgress(client: FedflowClient, workloadId: string, t
         // The query can miss while a worker restarts; the next poll catches up.
       }
       if (last) {
-        const total = last.bytesTotal ?? 0;
-        const bytes = total ? `${formatBytes(last.liveBytes)} / ${formatBytes(total)}` : '';
+        const r = last.rounds.at(-1);
+        const bytes = last.live
+          ? `round ${last.live.round}: ${formatBytes(last.live.bytesSent)} sent (${last.live.batchesDone}/${last.live.batches} batches)`
+          : r
+            ? `round ${r.round} ${r.kind}: ${formatBytes(r.bytesSent)} of ${formatBytes(r.bytesScanned)} sent, ${r.chunksReused} chunks reused`
+            : '';
         // Weight: each step is an equal share, the copy step filled in by bytes.
         const steps = MIGRATION_STEPS.length;
         const done = last.steps.filter((s) => s.status === 'done').length;
-        const copyFrac = last.steps.find((s) => s.id === 'copy')?.status === 'running' && total ? last.liveBytes / total : 0;
+        const copyFrac = last.steps.find((s) => s.id === 'sync')?.status === 'running' && last.live?.batches ? Math.min(1, last.live.batchesDone / last.live.batches) : 0;
         const pct = Math.min(100, Math.round(((done + copyFrac) / steps) * 100));
         const step = describeStep(last);
         if (bar) bar.update(pct, { step, bytes });
         else {
           // Without a terminal: a line per step, and per tenth of the copy.
-          const key = `${step}|${Math.floor(copyFrac * 10)}`;
+          const key = `${step}|${last.rounds.length}|${Math.floor(copyFrac * 10)}`;
           if (key !== lastLine) {
             out.write(`${step}${bytes ? ` (${bytes})` : ''}\n`);
             lastLine = key;

@@ -8,7 +8,7 @@ import { migrationWorkflowId, parseMigrationRequest, type MigrationProgress, typ
 import { CONTROL_TASK_QUEUE } from '../workflows/migrate';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from '../workflows/messages';
 import { resolveConnection } from '../worker/connection';
-import type { CopyHeartbeat } from '../activities/site';
+import type { PullHeartbeat } from '../activities/sync';
 
 export type { MigrationProgress, MigrationRequest, MigrationResult } from '../core/migration';
 
@@ -38,8 +38,8 @@ export function rootFailure(err: unknown): { message: string; type: string } {
 export interface LiveProgress extends MigrationProgress {
   workflowId: string;
   status: string;
-  /** Bytes copied so far, including the running copy's last heartbeat. */
-  liveBytes: number;
+  /** The round being pulled right now, from its activity's last heartbeat. */
+  live?: { round: number; bytesSent: number; wireBytes: number; batchesDone: number; batches: number };
 }
 
 export class FedflowClient {
@@ -102,15 +102,20 @@ export class FedflowClient {
       throw err;
     }
     const p = await h.query(progressQuery);
-    let live = p.bytesTransferred;
-    for (const a of desc.raw.pendingActivities ?? []) {
-      const payload = a.heartbeatDetails?.payloads?.[0];
-      if (a.activityType?.name === 'copyVolume' && payload) {
-        const hb = defaultPayloadConverter.fromPayload<CopyHeartbeat>(payload as never);
-        if (hb && typeof hb.cursor === 'number') live = Math.max(live, hb.cursor);
+    let live: LiveProgress['live'];
+    if (desc.status.name === 'RUNNING' && p.steps.find((s) => s.id === 'sync')?.status === 'running') {
+      // The pull runs in the syncVolume child; its heartbeat carries the cursor and bytes so far.
+      const child = await this.client.workflow.getHandle(`${h.workflowId}-sync`).describe().catch(() => undefined);
+      for (const a of child?.raw.pendingActivities ?? []) {
+        const payload = a.heartbeatDetails?.payloads?.[0];
+        if (a.activityType?.name !== 'pullDelta' || !payload) continue;
+        const hb = defaultPayloadConverter.fromPayload<PullHeartbeat>(payload as never);
+        if (hb && typeof hb.cursor === 'number') {
+          live = { round: p.rounds.length + 1, bytesSent: hb.rawBytes, wireBytes: hb.wireBytes, batchesDone: hb.cursor, batches: hb.batches };
+        }
       }
     }
-    return { ...p, workflowId: h.workflowId, status: desc.status.name, liveBytes: live };
+    return { ...p, workflowId: h.workflowId, status: desc.status.name, live };
   }
 
   async pause(workloadId: string): Promise<void> {

@@ -70,8 +70,7 @@ export function parseMigrationRequest(input: unknown): Parsed<MigrationRequest> 
 /** The steps a migration goes through, in order, with the words the UI shows. */
 export const MIGRATION_STEPS = [
   { id: 'validate', title: 'Validate the request' },
-  { id: 'snapshot', title: 'Snapshot the source volume' },
-  { id: 'copy', title: 'Copy the volume to the target' },
+  { id: 'sync', title: 'Sync the volume (pre-copy rounds, then pause and final delta)' },
   { id: 'start', title: 'Start the target instance' },
   { id: 'verify', title: 'Check the target serves every key' },
   { id: 'switch', title: 'Switch the route' },
@@ -79,13 +78,12 @@ export const MIGRATION_STEPS = [
 ] as const;
 export type StepId = (typeof MIGRATION_STEPS)[number]['id'];
 
-export const PHASES = ['validating', 'snapshotting', 'copying', 'starting', 'verifying', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
+export const PHASES = ['validating', 'syncing', 'starting', 'verifying', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const PHASE_OF_STEP: Record<StepId, Phase> = {
   validate: 'validating',
-  snapshot: 'snapshotting',
-  copy: 'copying',
+  sync: 'syncing',
   start: 'starting',
   verify: 'verifying',
   switch: 'switching',
@@ -101,6 +99,24 @@ export interface StepProgress {
   detail?: string;
 }
 
+/** One sync round as progress and results show it (the activity's RoundFigures). */
+export interface RoundSummary {
+  round: number;
+  kind: 'precopy' | 'final';
+  mode: string;
+  codec: string;
+  bytesScanned: number;
+  chunks: number;
+  chunksSent: number;
+  chunksReused: number;
+  bytesSent: number;
+  wireBytes: number;
+  compressionRatio: number;
+  throughputMBps: number;
+  durationMs: number;
+  corruptRefetched: number;
+}
+
 export interface MigrationProgress {
   workloadId: string;
   phase: Phase;
@@ -108,10 +124,16 @@ export interface MigrationProgress {
   source?: string;
   target: string;
   steps: StepProgress[];
-  /** Size of the snapshot being copied, once known. */
+  /** Mode of the transfer. */
+  mode?: Mode;
+  /** Per-round figures of the volume sync, as rounds finish. */
+  rounds: RoundSummary[];
+  /** Volume size in the last finished round. */
   bytesTotal?: number;
-  /** Bytes copied by finished copy attempts (live bytes come from the copy activity's heartbeat). */
+  /** Bytes on the wire in finished rounds (live bytes come from the pull's heartbeat). */
   bytesTransferred: number;
+  /** 'pre-copy', 'converged', 'not converging', 'final'. */
+  syncStatus?: string;
   error?: string;
 }
 
@@ -123,9 +145,17 @@ export interface MigrationResult {
   target: string;
   /** Where the workload is served now. */
   address: string;
+  /** Bytes on the wire over every round. */
   bytesTransferred: number;
-  snapshotBytes: number;
-  sha256: string;
+  /** Size of the volume image at cut-over. */
+  volumeBytes: number;
+  /** Manifest root hash of the volume at cut-over (the target verified every chunk against it). */
+  rootHash: string;
+  mode: Mode;
+  rounds: RoundSummary[];
+  precopyRounds: number;
+  converged: boolean;
+  notConverging: boolean;
   /** Keys the target served at the health check, equal to the source's at the freeze. */
   keys: number;
   verified: boolean;
@@ -134,8 +164,4 @@ export interface MigrationResult {
   durationMs: number;
   /** From the source's freeze until the route pointed at the serving target. */
   downtimeMs: number;
-  /** Copy attempts that resumed from a heartbeat cursor (a worker died mid-copy). */
-  copyResumes: number;
-  /** Byte offset the last copy attempt resumed from (0 when it ran in one go). */
-  copyResumedAtByte: number;
 }

@@ -9,7 +9,7 @@ training: pensieve-fcc-hsdpa/test, norway-hsdpa and oboe (the held-out
 evaluation sets of `npm run eval -- predictor`).
 
 Outputs (all deterministic for a given seed and library versions):
-  models/predictor.onnx        the model: features -> log(mean/last), log(p10/last)
+  models/predictor.onnx        the model: features -> [log(mean/last), log(p10/last)]
   models/feature-fixture.json  histories + Python features, for the TS parity test
   models/synthetic/test/       held-out synthetic traces (3rd column: RTT ms)
   models/mode-scenarios.json   labelled scenarios for the mode-accuracy check
@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import sklearn
-import skl2onnx
-from skl2onnx import to_onnx
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from dataset import default_traces_dir, read_trace, rows_for_trace, trace_files  # noqa: E402
 from features import FEATURE_NAMES, HORIZON_S, MIN_SAMPLES, WINDOW, features  # noqa: E402
+import export_onnx  # noqa: E402
 import synthetic  # noqa: E402
 
 TRAIN_DIRS = ["pensieve-fcc-hsdpa/train"]
@@ -106,37 +105,6 @@ def median_ape(pred, tgt):
     return float(np.median(np.abs(pred - tgt) / tgt))
 
 
-def export_onnx(point, low, n_features, path: Path):
-    """One graph, one input `features` [N, F] float32, outputs `log_mean_ratio`
-    and `log_low_ratio` [N, 1]: both models share the input tensor."""
-    proto = np.zeros((1, n_features), dtype=np.float32)
-    opts = {"target_opset": {"": 17, "ai.onnx.ml": 3}}
-    m1 = to_onnx(point, proto, **opts)
-    m2 = to_onnx(low, proto, **opts)
-    m2 = onnx.compose.add_prefix(m2, "low_")
-    in1, in2 = m1.graph.input[0].name, m2.graph.input[0].name
-    nodes = list(m1.graph.node)
-    for node in m2.graph.node:
-        node.input[:] = [in1 if i == in2 else i for i in node.input]
-        nodes.append(node)
-    out1, out2 = m1.graph.output[0].name, m2.graph.output[0].name
-    nodes.append(onnx.helper.make_node("Identity", [out1], ["log_mean_ratio"]))
-    nodes.append(onnx.helper.make_node("Identity", [out2], ["log_low_ratio"]))
-    graph = onnx.helper.make_graph(
-        nodes, "fedflow_throughput_predictor",
-        [onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, [None, n_features])],
-        [onnx.helper.make_tensor_value_info("log_mean_ratio", onnx.TensorProto.FLOAT, [None, 1]),
-         onnx.helper.make_tensor_value_info("log_low_ratio", onnx.TensorProto.FLOAT, [None, 1])],
-        list(m1.graph.initializer) + list(m2.graph.initializer))
-    for node in graph.node:
-        node.input[:] = ["features" if i == in1 else i for i in node.input]
-    model = onnx.helper.make_model(graph, opset_imports=list(m1.opset_import))
-    model.ir_version = m1.ir_version
-    model.producer_name = "fedflow models/train.py"
-    onnx.checker.check_model(model)
-    path.write_bytes(model.SerializeToString())
-
-
 def check_onnx(path: Path, point, low, X):
     """The exported graph must reproduce scikit-learn's predictions."""
     try:
@@ -145,9 +113,9 @@ def check_onnx(path: Path, point, low, X):
         print("onnxruntime (python) not installed: skipping the export check")
         return
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got_mean, got_low = sess.run(["log_mean_ratio", "log_low_ratio"], {"features": X})
-    err = max(float(np.abs(got_mean[:, 0] - point.predict(X)).max()),
-              float(np.abs(got_low[:, 0] - low.predict(X)).max()))
+    (got,) = sess.run(["log_ratios"], {"features": X})
+    err = max(float(np.abs(got[:, 0] - point.predict(X)).max()),
+              float(np.abs(got[:, 1] - low.predict(X)).max()))
     print(f"onnx export check: max |onnx - sklearn| = {err:.2e}")
     if err > 1e-3:
         raise SystemExit(f"onnx export differs from sklearn by {err} (> 1e-3)")
@@ -236,7 +204,7 @@ def main():
 
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "predictor.onnx"
-    export_onnx(point, low, X.shape[1], onnx_path)
+    export_onnx.export([point, low], X.shape[1], onnx_path)
     check_onnx(onnx_path, point, low, X[:2000])
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes)")
 
@@ -270,7 +238,7 @@ def main():
         "welschSigma": sigma, "lowQuantile": LOW_QUANTILE, "lowCoverageTrain": cover,
         "features": list(FEATURE_NAMES), "modeScenarios": n_scen,
         "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "scikit-learn": sklearn.__version__,
-                     "skl2onnx": skl2onnx.__version__, "onnx": onnx.__version__},
+                     "onnx": onnx.__version__},
     }
     (args.out / "training-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print("done")

@@ -14,7 +14,12 @@ import { createControlActivities } from '../activities/control';
 import { createSiteActivities } from '../activities/site';
 import { FederationStateStore } from '../agent/federation-state';
 import { fedflowHome, siteDir } from '../agent/home';
-import { shapersFromConfig, startSnapshotEndpoint } from '../agent/snapshot-endpoint';
+import { shapersFromConfig } from '../agent/link-shapes';
+import { ChunkStore } from '../agent/chunk-store';
+import { SourceImages } from '../agent/source-images';
+import { loadTransferSecret } from '../agent/transfer-secret';
+import { startTransferServer } from '../agent/transfer-server';
+import { createSyncActivities } from '../activities/sync';
 import type { FederationConfig } from '../core/federation-config';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../workflows/migrate';
 import { resolveConnection } from './connection';
@@ -78,25 +83,33 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
   const closers: (() => Promise<void>)[] = [];
   const wanted = opts.sites ? new Set(opts.sites) : undefined;
   const shapers = shapersFromConfig(opts.config.links);
+  const secret = loadTransferSecret(home);
+  const storeMaxBytes = Number(process.env.FEDFLOW_CHUNK_STORE_MAX_BYTES ?? 8 * 1024 ** 3);
   for (const site of opts.config.sites) {
     if (site.provider !== 'local' || (wanted && !wanted.has(site.id))) continue;
     const dir = siteDir(site.id, home);
     mkdirSync(dir, { recursive: true });
     const provider = new LocalProvider({ site: site.id, dir, capacityInstances: site.capacity.instances });
-    // Reuse the last port when free, so snapshot URLs handed out before a restart stay valid.
+    const images = new SourceImages(join(dir, 'images'));
+    let store: Promise<ChunkStore> | undefined;
+    const openStore = () => (store ??= ChunkStore.open(join(dir, 'chunks'), { maxBytes: storeMaxBytes }));
+    // Reuse the last port when free, so endpoint URLs handed out before a restart stay valid.
     let endpoint;
     try {
-      endpoint = await startSnapshotEndpoint({ provider, shapers, port: previousPort(dir) });
+      endpoint = await startTransferServer({ site: site.id, images, secret, shapers, port: previousPort(dir) });
     } catch {
-      endpoint = await startSnapshotEndpoint({ provider, shapers });
+      endpoint = await startTransferServer({ site: site.id, images, secret, shapers });
     }
     writeFileSync(join(dir, 'agent.json'), JSON.stringify({ site: site.id, url: endpoint.url, pid: process.pid }));
-    closers.push(endpoint.close);
+    closers.push(endpoint.close, () => images.close());
     const worker = await Worker.create({
       connection,
       namespace,
       taskQueue: siteTaskQueue(site.id),
-      activities: createSiteActivities({ site: site.id, provider, endpointUrl: () => endpoint.url }),
+      activities: {
+        ...createSiteActivities({ site: site.id, provider, endpointUrl: () => endpoint.url }),
+        ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, endpointUrl: () => endpoint.url }),
+      },
     });
     agents.set(site.id, { provider, url: endpoint.url, worker });
     log(`agent ${site.id}: task queue ${siteTaskQueue(site.id)}, endpoint ${endpoint.url}`);

@@ -1,5 +1,6 @@
 /** The migration's messages, defined once so the workflow, the client SDK and tests agree on names. */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { RoundFigures } from '../activities/sync';
 import type { MigrationProgress } from '../core/migration';
 
 export const progressQuery = defineQuery<MigrationProgress>('progress');
@@ -7,3 +8,5 @@ export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 /** A signal rather than Temporal's own cancel, so a caller can ask for a clean roll-back with a reason. */
 export const cancelSignal = defineSignal<[reason?: string]>('cancel');
+/** From the syncVolume child to its parent, after each round. */
+export const roundSignal = defineSignal<[RoundFigures]>('syncRound');

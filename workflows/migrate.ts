@@ -1,5 +1,6 @@
 /**
- * migrateWorkload, first version: validate, snapshot, copy, start, verify, switch, decommission.
+ * migrateWorkload: validate, sync the volume (pre-copy rounds while the workload serves, then
+ * pause and send the final delta), start the target, verify, switch the route, decommission.
  *
  * The workflow decides and the activities act: bulk bytes go agent to agent, and only ids,
  * digests and small records pass through here. Before the route switch, any failure (or a
@@ -9,6 +10,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  executeChild,
   isCancellation,
   log,
   proxyActivities,
@@ -26,23 +28,25 @@ import {
   PHASE_OF_STEP,
   type MigrationProgress,
   type MigrationResult,
+  type Mode,
   type Phase,
   type StepId,
 } from '../core/migration';
-import { FedPhase, FedSource, FedTarget } from '../core/search-attributes';
-import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from './messages';
+import { FedMode, FedPhase, FedSource, FedTarget } from '../core/search-attributes';
+import { defaultPlan } from '../core/transfer-plan';
+import { cancelSignal, pauseSignal, progressQuery, resumeSignal, roundSignal } from './messages';
+import { CONTROL_TASK_QUEUE, siteTaskQueue } from './queues';
+import { syncVolume } from './sync-volume';
 
-export const CONTROL_TASK_QUEUE = 'fedflow';
-export const siteTaskQueue = (siteId: string) => `fedflow-site-${siteId}`;
+export { CONTROL_TASK_QUEUE, siteTaskQueue };
 
 /** Named timeout sets, one per kind of step. */
 const TIMEOUTS = {
   quick: { startToCloseTimeout: '1 minute' },
-  copy: { startToCloseTimeout: '6 hours', heartbeatTimeout: '15 seconds' },
   start: { startToCloseTimeout: '2 minutes', heartbeatTimeout: '20 seconds' },
 } as const satisfies Record<string, ActivityOptions>;
 
-const RETRY = { initialInterval: '1 second', maximumInterval: '10 seconds', backoffCoefficient: 2 } as const;
+const RETRY = { initialInterval: '200 milliseconds', maximumInterval: '10 seconds', backoffCoefficient: 2 } as const;
 
 function control(summary: string) {
   return proxyActivities<ControlActivities>({ taskQueue: CONTROL_TASK_QUEUE, ...TIMEOUTS.quick, retry: RETRY, summary });
@@ -71,9 +75,11 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
     paused: false,
     target: req.targetSite,
     steps: MIGRATION_STEPS.map((s) => ({ id: s.id, title: s.title, status: 'pending' })),
+    rounds: [],
     bytesTransferred: 0,
   };
   let cancelReason: string | undefined;
+  let switched = false;
   const work = new CancellationScope();
 
   setHandler(progressQuery, () => progress);
@@ -90,6 +96,14 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
     }
     cancelReason = reason ?? 'cancelled on request';
     work.cancel();
+  });
+  setHandler(roundSignal, (r) => {
+    progress.rounds.push(r);
+    progress.bytesTransferred += r.wireBytes;
+    progress.bytesTotal = r.bytesScanned;
+    progress.syncStatus = r.kind === 'final' ? 'final' : 'pre-copy';
+    const step = progress.steps.find((s) => s.id === 'sync')!;
+    step.detail = `round ${r.round} (${r.kind}): sent ${r.bytesSent} of ${r.bytesScanned} bytes, ${r.chunksReused} chunks reused`;
   });
 
   const setPhase = (phase: Phase) => {
@@ -114,7 +128,6 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
   }
 
   const compensations: { step: StepId; fn: () => Promise<void> }[] = [];
-  let switched = false;
   upsertSearchAttributes([{ key: FedTarget, value: req.targetSite }]);
 
   try {
@@ -125,36 +138,30 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       upsertSearchAttributes([{ key: FedSource, value: v.source }]);
       const key = `${info.workflowId}/${info.runId}`;
 
-      const snap = await run(
-        'snapshot',
-        () => atSite(v.source, `Freeze and snapshot ${v.volume.id} on ${v.source}`).freezeAndSnapshot({ instance: v.instance, volume: v.volume, idempotencyKey: `${key}/snapshot` }),
-        (s) => `${s.snapshotId}: ${s.sizeBytes} bytes, ${s.digest.keys} keys`,
-      );
-      compensations.push({ step: 'snapshot', fn: () => atSite(v.source, `Resume writes on ${v.source}`).thawWorkload({ instance: v.instance }) });
-      compensations.push({ step: 'snapshot', fn: () => atSite(v.source, `Delete snapshot ${snap.snapshotId}`).deleteSnapshot({ snapshotId: snap.snapshotId }) });
-      progress.bytesTotal = snap.sizeBytes;
+      const mode: Mode = req.mode ?? (v.sourceTrust === 'trusted' && v.targetTrust === 'trusted' ? 'datacenter' : 'internet');
+      progress.mode = mode;
+      upsertSearchAttributes([{ key: FedMode, value: mode }]);
 
-      // Pushed before the copy, so a copy that fails half-way still has its partial files removed.
-      // The target instance is found by its idempotency key, so even a start that failed after the
-      // create (say, while waiting for it to run) leaves nothing behind.
+      // Pushed before the sync: a sync that fails half-way still has the source thawed and the
+      // target's partial copy removed (both are no-ops when there is nothing to undo).
       const startKey = `${key}/start-target`;
+      compensations.push({ step: 'sync', fn: () => atSite(v.source, `Resume writes on ${v.source}`).thawWorkload({ instance: v.instance }) });
       compensations.push({
-        step: 'copy',
-        fn: () => atSite(v.target, `Remove the copy on ${v.target}`).removeTargetCopy({ idempotencyKey: startKey, volumeId: v.volume.id, snapshotId: snap.snapshotId }),
+        step: 'sync',
+        fn: () => atSite(v.target, `Remove the copy on ${v.target}`).removeTargetCopy({ idempotencyKey: startKey, volumeId: v.volume.id }),
       });
-      const copy = await run(
-        'copy',
+      const sync = await run(
+        'sync',
         () =>
-          atSite(v.target, `Copy ${snap.sizeBytes} bytes ${v.source} -> ${v.target}`, TIMEOUTS.copy).copyVolume({
-            endpoint: snap.endpoint,
-            snapshotId: snap.snapshotId,
-            sizeBytes: snap.sizeBytes,
-            sha256: snap.sha256,
-            volumeId: v.volume.id,
+          executeChild(syncVolume, {
+            workflowId: `${info.workflowId}-sync`,
+            taskQueue: CONTROL_TASK_QUEUE,
+            staticSummary: `Sync ${v.volume.id} ${v.source} -> ${v.target} (${mode})`,
+            args: [{ volumeId: v.volume.id, source: v.source, target: v.target, mode, plan: defaultPlan(mode), cutover: { instance: v.instance }, notify: info.workflowId }],
           }),
-        (c) => `${c.bytesTransferred} bytes sent, sha256 verified${c.resumedFrom ? `, resumed at byte ${c.resumedFrom}` : ''}`,
+        (s) => `${s.precopyRounds} pre-copy round(s)${s.notConverging ? ' (not converging)' : ''} + final delta; ${s.wireBytes} bytes on the wire for a ${s.volumeBytes}-byte volume`,
       );
-      progress.bytesTransferred = snap.sizeBytes;
+      progress.syncStatus = sync.notConverging ? 'not converging' : 'converged';
 
       const targetInstance = await run(
         'start',
@@ -163,7 +170,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       );
       const served = await run(
         'verify',
-        () => atSite(v.target, `Check ${req.workloadId} serves ${snap.digest.keys} keys`).verifyWorkload({ address: targetInstance.address, expected: snap.digest }),
+        () => atSite(v.target, `Check ${req.workloadId} serves ${sync.digest!.keys} keys`).verifyWorkload({ address: targetInstance.address, expected: sync.digest! }),
         (d) => `${d.keys} keys match the source`,
       );
 
@@ -183,9 +190,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
 
       // Past the switch the migration rolls forward: a cancel no longer reaches the last step.
       const finishedAtMs = await CancellationScope.nonCancellable(() =>
-        run('decommission', () =>
-          atSite(v.source, `Remove ${req.workloadId} from ${v.source}`).decommission({ instance: v.instance, volumeId: v.volume.id, snapshotId: snap.snapshotId }),
-        ),
+        run('decommission', () => atSite(v.source, `Remove ${req.workloadId} from ${v.source}`).decommission({ instance: v.instance, volumeId: v.volume.id })),
       );
       setPhase('completed');
       const startedAtMs = info.runStartTime.getTime();
@@ -196,17 +201,20 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         source: v.source,
         target: v.target,
         address: targetInstance.address,
-        bytesTransferred: copy.bytesTransferred,
-        snapshotBytes: snap.sizeBytes,
-        sha256: snap.sha256,
+        mode,
+        bytesTransferred: sync.wireBytes,
+        volumeBytes: sync.volumeBytes,
+        rootHash: sync.finalRoot,
+        rounds: sync.rounds,
+        precopyRounds: sync.precopyRounds,
+        converged: sync.converged,
+        notConverging: sync.notConverging,
         keys: served.keys,
         verified: true,
         startedAtMs,
         finishedAtMs,
         durationMs: finishedAtMs - startedAtMs,
-        downtimeMs: switchedAtMs - snap.frozenAtMs,
-        copyResumes: copy.resumedFrom > 0 ? 1 : 0,
-        copyResumedAtByte: copy.resumedFrom,
+        downtimeMs: switchedAtMs - sync.frozenAtMs!,
       } satisfies MigrationResult;
     });
   } catch (err) {

@@ -3,18 +3,12 @@
  * transport against http://127.0.0.1; the auth client holds a static access token the fake
  * accepts (in production the adapter uses Application Default Credentials instead).
  */
-import { OAuth2Client } from 'google-auth-library';
 import { GcpProvider } from '../../adapters/gcp';
 import { GCP_FAKE_TOKEN, startGcpComputeFake } from '../fakes/gcp-compute-server';
+import { staticGoogleAuth } from '../fakes/static-auth';
 import { providerContract } from './provider-contract';
 
 const SITE = 'gcp:europe-west1-b';
-
-export function staticGoogleAuth(token: string): OAuth2Client {
-  const auth = new OAuth2Client();
-  auth.setCredentials({ access_token: token, expiry_date: Date.now() + 3_600_000 });
-  return auth;
-}
 
 providerContract('gcp (fake compute/v1)', async () => {
   const fake = await startGcpComputeFake({ project: 'fedflow-test', zone: 'europe-west1-b', opDelayMs: 150 });

@@ -7,7 +7,7 @@
  * and injects faults per request key `METHOD /path`.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import { FaultPlan } from './faults';
 import { HttpError, delay, readBody, sendJson } from './http-util';
 

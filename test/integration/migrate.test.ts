@@ -36,7 +36,13 @@ describe('migrateWorkload on a real dev server', () => {
     assert.equal(result.target, 'dc:frankfurt');
     assert.equal(result.keys, 300);
     assert.equal(result.verified, true);
-    assert.ok(result.bytesTransferred > 300 * 128, `bytesTransferred ${result.bytesTransferred}`);
+    assert.ok(result.volumeBytes > 300 * 128, `volumeBytes ${result.volumeBytes}`);
+    assert.ok(result.bytesTransferred > 0 && result.bytesTransferred < 2 * result.volumeBytes, `bytesTransferred ${result.bytesTransferred}`);
+    assert.equal(result.mode, 'datacenter');
+    assert.ok(result.rounds.length >= 2, 'at least one pre-copy round and the final one');
+    assert.equal(result.rounds.at(-1)!.kind, 'final');
+    // The workload was idle: the final round finds every chunk already on the target.
+    assert.equal(result.rounds.at(-1)!.chunksSent, 0);
     assert.ok(result.downtimeMs >= 0 && result.downtimeMs < result.durationMs);
 
     const st = fed.state.read();

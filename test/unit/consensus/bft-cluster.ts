@@ -77,7 +77,7 @@ export class BftCluster {
   readonly ledger = new BftLedger();
   readonly disks = new Map<string, ReplicaDisk>();
   readonly byzantine = new Set<string>();
-  /** How a Byzantine site lies: 'split' sends a forged digest to every other peer, 'both' sends both digests to everyone. */
+  /** How a Byzantine site lies: 'split' sends the other digest to odd-numbered peers, 'flip' to even ones, 'both' sends both to everyone. */
   lie: 'split' | 'both' = 'split';
 
   constructor(readonly sites: string[], seed: number, readonly crypto: { signer: (s: string) => Signer; verifier: Verifier }, readonly view = 0) {
@@ -94,7 +94,7 @@ export class BftCluster {
   }
 
   /** Per-site override of `lie`. */
-  readonly lieOf = new Map<string, 'split' | 'both'>();
+  readonly lieOf = new Map<string, 'split' | 'both' | 'flip'>();
   /** Digests proposed per sequence (honest and evil), so a liar can vote for the other one. */
   private readonly known = new Map<number, Set<string>>();
 
@@ -129,8 +129,10 @@ export class BftCluster {
         const vote = signVote(signer, { type: m.vote.type, view: m.vote.view, seq: m.vote.seq, digest });
         return m.type === 'pre-prepare' ? { type: 'pre-prepare', to: m.to, vote: signVote(signer, { type: 'pre-prepare', view: m.vote.view, seq: m.vote.seq, digest: digestOf(evilValue) }), value: evilValue } : { type: m.type, to: m.to, vote };
       };
+      const even = this.sites.indexOf(m.to) % 2 === 0;
       if (mode === 'both') out.push(m, forge(other));
-      else out.push(this.sites.indexOf(m.to) % 2 === 0 ? m : forge(other));
+      else if (mode === 'split') out.push(even ? m : forge(other));
+      else out.push(even ? forge(other) : m);
     }
     return out;
   }

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Chunker, ChunkerParams, cutAll, compileParams, checkParams, ChunkerParamsError, nextCut } from '../../../core/chunking';
+import { Chunker, ChunkerParams, CHUNKER_PRESETS, cutAll, compileParams, checkParams, ChunkerParamsError, nextCut } from '../../../core/chunking';
 import { referenceCuts } from './fastcdc-reference';
 import { seededBytes } from './seeded-bytes';
 
@@ -131,4 +131,16 @@ test('nextCut never reads before start nor past end', () => {
     padded.fill(fill, 1000 + data.length);
     assert.equal(nextCut(padded, 1000, 1000 + data.length, p) - 1000, want);
   }
+});
+
+test('all-zero input of any length: maxSize chunks, then the remainder (every preset)', () => {
+  fc.assert(
+    fc.property(fc.constantFrom(...(Object.values(CHUNKER_PRESETS) as ChunkerParams[])), fc.integer({ min: 0, max: 600_000 }), (p, len) => {
+      const lengths = cutAll(new Uint8Array(len), p).map((c) => c.length);
+      const full = Math.floor(len / p.maxSize);
+      const rest = len - full * p.maxSize;
+      assert.deepEqual(lengths, [...Array<number>(full).fill(p.maxSize), ...(rest > 0 ? [rest] : [])]);
+    }),
+    { ...RUNS, numRuns: 60 },
+  );
 });

@@ -1,0 +1,186 @@
+/**
+ * Delta-sync activities, bound to one site: capture a volume image (source side) and pull what
+ * the target lacks (target side). Payloads carry manifest root hashes, counts and figures only;
+ * the chunks travel agent to agent over the chunk endpoint.
+ */
+import { Context, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tar from 'tar';
+import type { LocalProvider } from '../adapters/local';
+import type { InstanceRef } from '../adapters/types';
+import { CHUNKER_PRESETS, type ChunkerPreset } from '../core/chunking/params';
+import { summarize, type ManifestSummary } from '../core/manifest';
+import type { TransferPlan } from '../core/transfer-plan';
+import type { ChunkStore } from '../agent/chunk-store';
+import { chooseHybridCodec } from '../agent/codec-chooser';
+import type { SourceImages } from '../agent/source-images';
+import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
+import { claimsFor, issueToken } from '../agent/transfer-token';
+import type { WorkloadDigest } from './site';
+
+export interface SyncDeps {
+  site: string;
+  provider: LocalProvider;
+  images: SourceImages;
+  store: () => Promise<ChunkStore>;
+  secret: Uint8Array;
+  endpointUrl: () => string;
+}
+
+export interface CapturedImage {
+  manifest: ManifestSummary;
+  scanMs: number;
+  endpoint: string;
+  /** Present for the cut-over capture: the source froze just before it. */
+  frozenAtMs?: number;
+  digest?: WorkloadDigest;
+  /** Hybrid mode: the codec that maximised goodput on sample chunks of this image. */
+  hybridCodec?: { codec: 'none' | 'lz4' | 'zstd'; level?: number; goodputMBps: number };
+}
+
+/** One round's figures, as the progress query and the result show them. */
+export interface RoundFigures {
+  round: number;
+  kind: 'precopy' | 'final';
+  mode: string;
+  codec: string;
+  bytesScanned: number;
+  chunks: number;
+  chunksSent: number;
+  chunksReused: number;
+  bytesSent: number;
+  wireBytes: number;
+  compressionRatio: number;
+  throughputMBps: number;
+  durationMs: number;
+  corruptRefetched: number;
+}
+
+/** Heartbeat details of a pull: the resume cursor (contiguous batches verified) and figures. */
+export interface PullHeartbeat extends PullProgress {
+  root: string;
+}
+
+async function kvCall(address: string, method: string, path: string): Promise<unknown> {
+  const res = await fetch(`${address}${path}`, { method, signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`${method} ${address}${path} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  return res.json();
+}
+
+export function createSyncActivities(deps: SyncDeps) {
+  return {
+    /** Source: archive, chunk and hash the volume into an image; at cut-over, freeze the workload first. */
+    async captureImage(args: { volumeId: string; preset: ChunkerPreset; freeze?: InstanceRef; hybridBandwidthMbps?: number }): Promise<CapturedImage> {
+      let frozenAtMs: number | undefined;
+      let digest: WorkloadDigest | undefined;
+      if (args.freeze) {
+        const st = await deps.provider.describeInstance(args.freeze);
+        if (st.status !== 'running' || !st.address) throw new Error(`instance '${args.freeze.id}' on '${deps.site}' is ${st.status}, not running`);
+        digest = (await kvCall(st.address, 'POST', '/admin/freeze')) as WorkloadDigest;
+        frozenAtMs = Date.now();
+      }
+      const volume = deps.provider.volumePath(args.volumeId);
+      const { manifest, scanMs } = await deps.images.capture(args.volumeId, volume, CHUNKER_PRESETS[args.preset]);
+      let hybridCodec: CapturedImage['hybridCodec'];
+      if (args.hybridBandwidthMbps) {
+        // Sample up to 8 chunks spread over the image: the codec is chosen on this volume's data.
+        const step = Math.max(1, Math.floor(manifest.chunks.length / 8));
+        const samples: Uint8Array[] = [];
+        for (let i = 0; i < manifest.chunks.length && samples.length < 8; i += step) samples.push((await deps.images.readChunk(manifest.rootHash, manifest.chunks[i]!.hash))!);
+        if (samples.length) {
+          const best = chooseHybridCodec(samples, args.hybridBandwidthMbps).best;
+          hybridCodec = { codec: best.spec.codec, ...(best.spec.codec === 'zstd' ? { level: best.spec.level } : {}), goodputMBps: best.goodput / 1e6 };
+        }
+      }
+      return { manifest: summarize(manifest), scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec };
+    },
+
+    /** Source: drop an image once its round is over. */
+    async releaseImage(args: { root: string }): Promise<void> {
+      await deps.images.release(args.root);
+    },
+
+    /**
+     * Target: pulls the chunks of a manifest that the local store lacks, verified, and (for the
+     * final round) writes them out as the volume. Heartbeats its cursor; a retry resumes from it
+     * and never fetches a verified chunk again (those are in the store).
+     */
+    async pullDelta(args: {
+      endpoint: string;
+      source: string;
+      root: string;
+      plan: TransferPlan;
+      round: number;
+      kind: 'precopy' | 'final';
+      /** Token lifetime the workflow grants this transfer. */
+      ttlSeconds: number;
+      assembleVolumeId?: string;
+    }): Promise<RoundFigures> {
+      const ctx = Context.current();
+      const prior = ctx.info.heartbeatDetails as PullHeartbeat | undefined;
+      const store = await deps.store();
+      // The workflow decided the token's scope and lifetime; this agent holds the key that signs it.
+      const token = issueToken(deps.secret, claimsFor(args.root, args.source, deps.site, Date.now(), args.ttlSeconds));
+      try {
+        const manifest = await fetchManifest(args.endpoint, args.root, token, ctx.cancellationSignal);
+        const spec = args.plan.codec === 'zstd' ? { codec: 'zstd' as const, level: args.plan.level ?? 3 } : { codec: args.plan.codec };
+        const figures = await pullMissingChunks({
+          endpoint: args.endpoint,
+          root: args.root,
+          token,
+          manifest,
+          store,
+          plan: { codec: spec, streams: args.plan.streams, batchBytes: args.plan.batchBytes },
+          to: deps.site,
+          resumeCursor: prior?.root === args.root ? prior.cursor : 0,
+          onProgress: (p) => heartbeat({ ...p, root: args.root } satisfies PullHeartbeat),
+          signal: ctx.cancellationSignal,
+        });
+        // Keep this round's chunks as baseline for the next round and later syncs.
+        await store.putManifest(manifest, 'baseline');
+        if (args.assembleVolumeId) {
+          const vol = deps.provider.volumePath(args.assembleVolumeId);
+          const img = join(deps.provider.dir, 'incoming', `${args.root}.img`);
+          mkdirSync(join(deps.provider.dir, 'incoming'), { recursive: true });
+          await store.assemble(args.root, img);
+          // Unpack beside the volume and rename, so a crash never leaves a half-written volume.
+          const staging = `${vol}.staging`;
+          rmSync(staging, { recursive: true, force: true });
+          mkdirSync(staging, { recursive: true });
+          await tar.x({ cwd: staging, file: img, strict: true });
+          rmSync(vol, { recursive: true, force: true });
+          renameSync(staging, vol);
+          rmSync(img, { force: true });
+        }
+        const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
+        const seconds = Math.max(figures.durationMs / 1000, 1e-6);
+        return {
+          round: args.round,
+          kind: args.kind,
+          mode: args.plan.mode,
+          codec,
+          bytesScanned: manifest.totalBytes,
+          chunks: manifest.chunks.length,
+          chunksSent: figures.chunksFetched,
+          chunksReused: figures.delta.baselineChunks + figures.delta.repeatChunks + figures.skippedVerified,
+          bytesSent: figures.rawBytes,
+          wireBytes: figures.wireBytes,
+          compressionRatio: figures.wireBytes ? figures.rawBytes / figures.wireBytes : 1,
+          throughputMBps: figures.rawBytes / 1e6 / seconds,
+          durationMs: Math.round(figures.durationMs),
+          corruptRefetched: figures.corruptRefetched,
+        };
+      } catch (err) {
+        if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403 || err.status === 404)) {
+          throw ApplicationFailure.nonRetryable(err.message, 'TransferRefused');
+        }
+        if (err instanceof ChunkCorruptError) throw ApplicationFailure.retryable(err.message, 'ChunkCorrupt');
+        throw err;
+      }
+    },
+  };
+}
+
+export type SyncActivities = ReturnType<typeof createSyncActivities>;

@@ -1,0 +1,128 @@
+/**
+ * A site's point-in-time volume images and their manifests, by root hash: what the transfer
+ * server serves chunks from. A directory volume is archived (deterministic tar) into one image
+ * file while it is chunked and hashed, in a single pass; a plain file can be served in place.
+ * Chunks are read from the image by offset, so the source never copies them into a chunk store.
+ */
+import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tar from 'tar';
+import type { ChunkerParams } from '../core/chunking';
+import type { ChunkRef, Manifest } from '../core/manifest';
+import { buildManifestFromStream, verifyManifest } from './manifest-builder';
+
+interface Entry {
+  manifest: Manifest;
+  imagePath: string;
+  byHash: Map<string, ChunkRef>;
+}
+
+export interface ImageResult {
+  manifest: Manifest;
+  scanMs: number;
+}
+
+/** Deterministic archive of a directory: sorted entries, no owners, fixed mtimes. */
+export function tarStream(dir: string): AsyncIterable<Uint8Array> {
+  return tar.c({ cwd: dir, portable: true, mtime: new Date(0), noDirRecurse: false }, readdirSync(dir).sort()) as unknown as AsyncIterable<Uint8Array>;
+}
+
+export class SourceImages {
+  private readonly cache = new Map<string, Entry>();
+  private readonly handles = new Map<string, Promise<FileHandle>>();
+
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  private metaPath(root: string): string {
+    return join(this.dir, `${root}.manifest.json`);
+  }
+
+  /** Archives + chunks a directory volume (or chunks a file in place) and records the image. */
+  async capture(volumeId: string, volumePath: string, params: ChunkerParams, opts: { inPlace?: boolean } = {}): Promise<ImageResult> {
+    const t0 = performance.now();
+    const isDir = statSync(volumePath).isDirectory();
+    let manifest: Manifest;
+    let imagePath: string;
+    if (!isDir && opts.inPlace) {
+      manifest = await buildManifestFromStream(createReadStream(volumePath, { highWaterMark: 1 << 20 }), { volumeId, params });
+      imagePath = volumePath;
+    } else {
+      const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}.img`);
+      const fh = await open(tmp, 'w');
+      try {
+        const src = isDir ? tarStream(volumePath) : (createReadStream(volumePath, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>);
+        // One pass: each block goes to the image file and through the chunker.
+        async function* tee(): AsyncIterable<Uint8Array> {
+          for await (const block of src) {
+            await fh.write(block);
+            yield block;
+          }
+        }
+        manifest = await buildManifestFromStream(tee(), { volumeId, params });
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      imagePath = join(this.dir, `${manifest.rootHash}.img`);
+      renameSync(tmp, imagePath);
+    }
+    writeFileSync(this.metaPath(manifest.rootHash), JSON.stringify({ imagePath, manifest }));
+    this.cache.set(manifest.rootHash, { manifest, imagePath, byHash: index(manifest) });
+    return { manifest, scanMs: performance.now() - t0 };
+  }
+
+  get(root: string): Entry | undefined {
+    if (!/^[0-9a-f]{64}$/.test(root)) return undefined;
+    const hit = this.cache.get(root);
+    if (hit) return hit;
+    const meta = this.metaPath(root);
+    if (!existsSync(meta)) return undefined;
+    const { imagePath, manifest } = JSON.parse(readFileSync(meta, 'utf8')) as { imagePath: string; manifest: unknown };
+    const m = verifyManifest(manifest);
+    const e = { manifest: m, imagePath, byHash: index(m) };
+    this.cache.set(root, e);
+    return e;
+  }
+
+  /** Reads one chunk of an image by its hash (undefined if the manifest has no such chunk). */
+  async readChunk(root: string, hash: string): Promise<Buffer | undefined> {
+    const e = this.get(root);
+    const ref = e?.byHash.get(hash);
+    if (!e || !ref) return undefined;
+    let fh = this.handles.get(e.imagePath);
+    if (!fh) {
+      fh = open(e.imagePath, 'r');
+      this.handles.set(e.imagePath, fh);
+    }
+    const buf = Buffer.allocUnsafe(ref.length);
+    const { bytesRead } = await (await fh).read(buf, 0, ref.length, ref.offset);
+    if (bytesRead !== ref.length) throw new Error(`image ${e.imagePath} is shorter than its manifest (chunk at ${ref.offset})`);
+    return buf;
+  }
+
+  /** Forgets an image; removes its file unless it was served in place. */
+  async release(root: string): Promise<void> {
+    const e = this.get(root);
+    if (!e) return;
+    const fh = this.handles.get(e.imagePath);
+    this.handles.delete(e.imagePath);
+    if (fh) await (await fh).close().catch(() => undefined);
+    if (e.imagePath.startsWith(this.dir)) rmSync(e.imagePath, { force: true });
+    rmSync(this.metaPath(root), { force: true });
+    this.cache.delete(root);
+  }
+
+  async close(): Promise<void> {
+    for (const fh of this.handles.values()) await (await fh).close().catch(() => undefined);
+    this.handles.clear();
+  }
+}
+
+function index(m: Manifest): Map<string, ChunkRef> {
+  const map = new Map<string, ChunkRef>();
+  for (const c of m.chunks) if (!map.has(c.hash)) map.set(c.hash, c);
+  return map;
+}

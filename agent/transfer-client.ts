@@ -1,0 +1,227 @@
+/**
+ * The target agent's side of a delta transfer: fetch the manifest, diff it against the local chunk
+ * store (the baseline: every chunk held from any earlier round, sync or volume), and pull only the
+ * missing chunks from the source's chunk endpoint in batches over N keep-alive streams. Every chunk
+ * is verified by sha256 before it is written; a corrupt one is fetched again and never stored.
+ * Memory: at most `streams` batches in flight, whatever the volume's size.
+ */
+import { createHash } from 'node:crypto';
+import { Agent, request, type IncomingMessage } from 'node:http';
+import type { ChunkRef, Manifest } from '../core/manifest';
+import { diffManifest, type ManifestDelta } from '../core/manifest-diff';
+import type { ChunkStore } from './chunk-store';
+import type { CodecSpec } from './codec';
+import { unpackChunk } from './codec';
+import { verifyManifest } from './manifest-builder';
+
+export interface PullPlan {
+  codec: CodecSpec;
+  /** Parallel HTTP streams. */
+  streams: number;
+  /** Target raw bytes per batch request. */
+  batchBytes: number;
+}
+
+export interface PullProgress {
+  /** Batches done, counted as a contiguous prefix of the batch list: the resume cursor. */
+  cursor: number;
+  batches: number;
+  chunksDone: number;
+  rawBytes: number;
+  wireBytes: number;
+}
+
+export interface PullFigures {
+  delta: Omit<ManifestDelta, 'toSend'>;
+  chunksFetched: number;
+  rawBytes: number;
+  /** Response bytes on the wire (frame headers + packed chunks). */
+  wireBytes: number;
+  corruptRefetched: number;
+  /** Chunks found already stored when their batch ran (a resumed transfer). */
+  skippedVerified: number;
+  durationMs: number;
+}
+
+export class TransferRefusedError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TransferRefusedError';
+  }
+}
+
+export class ChunkCorruptError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChunkCorruptError';
+  }
+}
+
+const MAX_CORRUPT_RETRIES = 3;
+
+function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent, signal, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function open(agent: Agent, url: string, token: string, body: string, signal?: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, signal, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, resolve);
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function refused(status: number, body: Buffer, what: string): TransferRefusedError {
+  let msg = body.toString('utf8').slice(0, 300);
+  try {
+    msg = (JSON.parse(msg) as { error: string }).error;
+  } catch {
+    /* not JSON */
+  }
+  return new TransferRefusedError(status, `${what} answered ${status}: ${msg}`);
+}
+
+export async function fetchManifest(endpoint: string, root: string, token: string, signal?: AbortSignal): Promise<Manifest> {
+  const agent = new Agent({ keepAlive: false });
+  const res = await send(agent, `${endpoint}/manifests/${root}`, 'GET', token, undefined, signal);
+  if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/manifests/${root.slice(0, 12)}…`);
+  const m = verifyManifest(JSON.parse(res.body.toString('utf8')));
+  if (m.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${m.rootHash}, asked for ${root}`);
+  return m;
+}
+
+/** Splits the chunks to send into batches of about `batchBytes`. */
+export function planBatches(toSend: ChunkRef[], batchBytes: number, maxHashes = 4096): ChunkRef[][] {
+  const batches: ChunkRef[][] = [];
+  let cur: ChunkRef[] = [];
+  let bytes = 0;
+  for (const c of toSend) {
+    if (cur.length && (bytes + c.length > batchBytes || cur.length >= maxHashes)) {
+      batches.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(c);
+    bytes += c.length;
+  }
+  if (cur.length) batches.push(cur);
+  return batches;
+}
+
+export interface PullOptions {
+  endpoint: string;
+  root: string;
+  token: string;
+  manifest: Manifest;
+  store: ChunkStore;
+  plan: PullPlan;
+  /** Destination site, so the source shapes the reply over the right emulated link. */
+  to?: string;
+  /** Resume: batches before this index were verified by an earlier attempt. */
+  resumeCursor?: number;
+  onProgress?: (p: PullProgress) => void;
+  signal?: AbortSignal;
+}
+
+export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures> {
+  const t0 = performance.now();
+  const delta = diffManifest(opts.manifest, opts.store);
+  const { toSend, ...deltaSummary } = delta;
+  const batches = planBatches(toSend, opts.plan.batchBytes);
+  const agent = new Agent({ keepAlive: true, maxSockets: opts.plan.streams });
+  const spec = opts.plan.codec;
+  const q = `codec=${spec.codec}${spec.codec === 'zstd' ? `&level=${spec.level}` : ''}${opts.to ? `&to=${encodeURIComponent(opts.to)}` : ''}`;
+  const url = `${opts.endpoint}/chunks/${opts.root}?${q}`;
+  const done = new Array<boolean>(batches.length).fill(false);
+  const progress: PullProgress = { cursor: 0, batches: batches.length, chunksDone: 0, rawBytes: 0, wireBytes: 0 };
+  let corruptRefetched = 0;
+  let chunksFetched = 0;
+  let skippedVerified = 0;
+  let next = Math.min(opts.resumeCursor ?? 0, batches.length);
+  for (let i = 0; i < next; i++) done[i] = true;
+  progress.cursor = next;
+
+  async function fetchBatch(refs: ChunkRef[], attempt: number): Promise<void> {
+    // A chunk verified by an earlier attempt is in the store already: never ask for it again.
+    const wanted = refs.filter((r) => !opts.store.has(r.hash));
+    skippedVerified += refs.length - wanted.length;
+    if (!wanted.length) return;
+    const body = JSON.stringify({ hashes: wanted.map((r) => r.hash) });
+    const res = await open(agent, url, opts.token, body, opts.signal);
+    if (res.statusCode !== 200) {
+      const parts: Buffer[] = [];
+      for await (const c of res) parts.push(c as Buffer);
+      throw refused(res.statusCode ?? 0, Buffer.concat(parts), `POST ${opts.endpoint}/chunks/${opts.root.slice(0, 12)}…`);
+    }
+    // Parse frames as they arrive and store each verified chunk at once: memory stays at about one
+    // chunk per stream, and a transfer cut mid-batch keeps every chunk that had fully arrived.
+    const bad: ChunkRef[] = [];
+    let buf: Buffer = Buffer.alloc(0);
+    let i = 0;
+    for await (const piece of res) {
+      progress.wireBytes += (piece as Buffer).length;
+      buf = buf.length ? Buffer.concat([buf, piece as Buffer]) : (piece as Buffer);
+      while (buf.length >= 36) {
+        const len = buf.readUInt32BE(32);
+        if (buf.length < 36 + len) break;
+        const ref = wanted[i++];
+        if (!ref) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} has more frames than the ${wanted.length} asked for`);
+        const hash = buf.toString('hex', 0, 32);
+        if (hash !== ref.hash) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} is out of order: got ${hash.slice(0, 12)}, expected ${ref.hash.slice(0, 12)}`);
+        const packed = buf.subarray(36, 36 + len);
+        buf = buf.subarray(36 + len);
+        let raw: Buffer | undefined;
+        try {
+          raw = unpackChunk(packed, ref.length);
+        } catch {
+          raw = undefined;
+        }
+        if (!raw || createHash('sha256').update(raw).digest('hex') !== ref.hash) {
+          bad.push(ref);
+          continue;
+        }
+        await opts.store.put(ref.hash, raw);
+        chunksFetched++;
+        progress.rawBytes += raw.length;
+        progress.chunksDone++;
+      }
+    }
+    if (i !== wanted.length) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} ended after ${i} of ${wanted.length} chunks`);
+    if (bad.length) {
+      if (attempt >= MAX_CORRUPT_RETRIES) throw new ChunkCorruptError(`${bad.length} chunk(s) arrived corrupt ${attempt + 1} times in a row from ${opts.endpoint}, e.g. ${bad[0]!.hash.slice(0, 12)}`);
+      corruptRefetched += bad.length;
+      await fetchBatch(bad, attempt + 1);
+    }
+  }
+
+  async function worker(): Promise<void> {
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const i = next++;
+      if (i >= batches.length) return;
+      await fetchBatch(batches[i]!, 0);
+      done[i] = true;
+      while (progress.cursor < batches.length && done[progress.cursor]) progress.cursor++;
+      opts.onProgress?.({ ...progress });
+    }
+  }
+
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.plan.streams, batches.length)) }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return { delta: deltaSummary, chunksFetched, rawBytes: progress.rawBytes, wireBytes: progress.wireBytes, corruptRefetched, skippedVerified, durationMs: performance.now() - t0 };
+}

@@ -1,0 +1,176 @@
+/**
+ * The site agent's chunk endpoint: serves manifests and batches of chunks of this site's volume
+ * images to other sites' agents, over HTTP keep-alive.
+ *
+ *   GET  /health
+ *   GET  /manifests/<root>                       the manifest (JSON)
+ *   POST /chunks/<root>?codec=lz4|zstd|none&level=N&to=<site>
+ *        body {"hashes": [...]}, answer: per hash, [32-byte digest][u32 BE length][packed chunk]
+ *
+ * Every route but /health needs `Authorization: Bearer <token>`: HMAC-signed, expiring, and
+ * scoped to one manifest and one source/target pair (agent/transfer-token.ts). Replies cross the
+ * emulated link source -> requester when the federation configures one (agent/shaper.ts).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
+import type { LinkShaperSet } from './shaper';
+import { LinkDropError } from './shaper';
+import type { SourceImages } from './source-images';
+import { verifyToken } from './transfer-token';
+
+export interface TransferServerOptions {
+  site: string;
+  images: SourceImages;
+  secret: Uint8Array;
+  shapers?: LinkShaperSet;
+  host?: string;
+  port?: number;
+  /** Test hook: corrupt this chunk's bytes on the wire (after packing) when it returns true. */
+  corrupt?: (hash: string) => boolean;
+  /** Counts, for tests and benchmarks (also served, without auth, at GET /stats). */
+  stats?: TransferStats;
+}
+
+export const MAX_BATCH_HASHES = 4096;
+
+export interface TransferStats {
+  chunksServed: number;
+  /** Raw (uncompressed) chunk bytes written to requesters. */
+  rawBytesServed: number;
+  /** Bytes on the wire: frame headers + packed chunks. */
+  bytesServed: number;
+  refused: number;
+}
+
+export function newTransferStats(): TransferStats {
+  return { chunksServed: 0, rawBytesServed: 0, bytesServed: 0, refused: 0 };
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  let size = 0;
+  const parts: Buffer[] = [];
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) throw new Error(`request body over ${limit} bytes`);
+    parts.push(c as Buffer);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+function codecFrom(url: URL): CodecSpec | string {
+  const codec = url.searchParams.get('codec') ?? 'none';
+  if (codec === 'none' || codec === 'lz4') return { codec };
+  if (codec === 'zstd') {
+    const level = Number(url.searchParams.get('level') ?? ZSTD_LEVELS.default);
+    if (!Number.isInteger(level) || level < ZSTD_LEVELS.min || level > ZSTD_LEVELS.max) return `zstd level '${url.searchParams.get('level')}' is not an integer in ${ZSTD_LEVELS.min}..${ZSTD_LEVELS.max}`;
+    return { codec, level };
+  }
+  return `codec '${codec}' is not one of none, lz4, zstd`;
+}
+
+export function createTransferHandler(opts: TransferServerOptions) {
+  const stats = (opts.stats ??= newTransferStats());
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'GET' && url.pathname === '/health') return reply(res, 200, { ok: true, site: opts.site });
+    if (req.method === 'GET' && url.pathname === '/stats') return reply(res, 200, stats);
+    const m = /^\/(manifests|chunks)\/([0-9a-f]{64})$/.exec(url.pathname);
+    if (!m) return reply(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+    const [, kind, root] = m as unknown as [string, 'manifests' | 'chunks', string];
+
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const verdict = verifyToken(opts.secret, token, { manifest: root, now: Date.now(), source: opts.site });
+    if (!verdict.ok) {
+      stats.refused++;
+      return reply(res, verdict.reason === 'wrong-manifest' || verdict.reason === 'wrong-site' ? 403 : 401, { error: verdict.message, reason: verdict.reason });
+    }
+    const entry = opts.images.get(root);
+    if (!entry) return reply(res, 404, { error: `manifest ${root} is not held by site '${opts.site}'` });
+
+    const shaper = opts.shapers && verdict.claims.target !== opts.site ? opts.shapers.get(opts.site, verdict.claims.target) : undefined;
+    if (shaper) {
+      const d = shaper.decide();
+      if (d.delayMs > 0) await new Promise((r) => setTimeout(r, d.delayMs));
+      if (d.drop) {
+        // A lost request looks like a reset connection, as on a real lossy path.
+        req.socket.destroy(new LinkDropError(opts.site, verdict.claims.target));
+        return;
+      }
+    }
+
+    if (kind === 'manifests') {
+      if (req.method !== 'GET') return reply(res, 405, { error: 'use GET for manifests' });
+      const body = JSON.stringify(entry.manifest);
+      if (shaper) await shaper.acquire(body.length);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body);
+      return;
+    }
+    if (req.method !== 'POST') return reply(res, 405, { error: 'use POST for chunk batches' });
+    const spec = codecFrom(url);
+    if (typeof spec === 'string') return reply(res, 400, { error: spec });
+    let hashes: string[];
+    try {
+      const parsed = JSON.parse(await readBody(req, 64 + MAX_BATCH_HASHES * 70)) as { hashes?: unknown };
+      if (!Array.isArray(parsed.hashes) || parsed.hashes.length > MAX_BATCH_HASHES || !parsed.hashes.every((h) => typeof h === 'string')) {
+        return reply(res, 400, { error: `body must be {"hashes": [...]} with at most ${MAX_BATCH_HASHES} hashes` });
+      }
+      hashes = parsed.hashes as string[];
+    } catch (err) {
+      return reply(res, 400, { error: `body is not JSON: ${(err as Error).message}` });
+    }
+    const unknown = hashes.filter((h) => !entry.byHash.has(h));
+    if (unknown.length) return reply(res, 404, { error: `${unknown.length} chunk(s) are not in manifest ${root.slice(0, 12)}: ${unknown.slice(0, 3).join(', ')}` });
+
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    for (const h of hashes) {
+      const raw = (await opts.images.readChunk(root, h))!;
+      const packed = packChunk(raw, spec);
+      if (opts.corrupt?.(h)) packed.writeUInt8(packed.readUInt8(packed.length - 1) ^ 0xff, packed.length - 1);
+      const head = Buffer.allocUnsafe(36);
+      head.write(h, 0, 'hex');
+      head.writeUInt32BE(packed.length, 32);
+      if (shaper) await shaper.acquire(head.length + packed.length);
+      const more = res.write(head) && res.write(packed);
+      stats.chunksServed++;
+      stats.rawBytesServed += raw.length;
+      stats.bytesServed += head.length + packed.length;
+      if (!more) await new Promise((r) => res.once('drain', r));
+      if (res.destroyed) return;
+    }
+    res.end();
+  };
+}
+
+export async function startTransferServer(opts: TransferServerOptions): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
+  const handler = createTransferHandler(opts);
+  const server = createServer((req, res) => {
+    handler(req, res).catch((err: unknown) => {
+      if (!res.headersSent) reply(res, 500, { error: String(err) });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const host = opts.host ?? '127.0.0.1';
+  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+  return {
+    server,
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { LinkTelemetry, TELEMETRY_FILE, probe, type LinkSample } from '../../../agent/link-telemetry';
+
+const sample = (i: number, mbps = 100 + i): LinkSample => ({ timeMs: 1_000 * i, throughputMbps: mbps, rttMs: 2, loss: 0 });
+
+test('ring buffer keeps the newest samples per pair, in time order', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fedflow-telemetry-'));
+  try {
+    const t = new LinkTelemetry(dir, 4);
+    for (let i = 0; i < 6; i++) t.record('a', 'b', sample(i));
+    t.record('a', 'b', sample(3.5)); // out of order: lands in place
+    t.record('b', 'a', sample(9));
+    const p = t.profile('a', 'b');
+    assert.deepEqual(p.samples.map((s) => s.timeMs), [3000, 3500, 4000, 5000]);
+    assert.equal(p.summary.count, 4);
+    assert.equal(p.summary.lastMbps, 105);
+    assert.equal(t.profile('b', 'a').samples.length, 1);
+    assert.equal(t.profile('a', 'c').summary.count, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the history survives a restart (persisted JSON) and a corrupt file is reported, not dropped', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fedflow-telemetry-'));
+  try {
+    const t = new LinkTelemetry(dir);
+    for (let i = 0; i < 10; i++) t.record('dc:paris', 'aws:eu-west-1', sample(i));
+    const again = new LinkTelemetry(dir);
+    assert.deepEqual(again.profile('dc:paris', 'aws:eu-west-1'), t.profile('dc:paris', 'aws:eu-west-1'));
+    assert.ok(readFileSync(path.join(dir, TELEMETRY_FILE), 'utf8').length < 4096);
+    writeFileSync(path.join(dir, TELEMETRY_FILE), '{"version":1,"links":{"x":[{"timeMs":"soon"}]}}');
+    assert.throws(() => new LinkTelemetry(dir), /link-telemetry\.json is not valid/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A loopback peer: `/blob` streams 4 MiB in 64 KiB chunks; `/fail` answers 500.
+let server: Server;
+let base: string;
+let requests = 0;
+before(async () => {
+  server = createServer((req, res) => {
+    requests++;
+    if (req.url === '/fail') {
+      res.writeHead(500).end();
+      return;
+    }
+    if (req.headers.range === 'bytes=0-0') {
+      res.writeHead(206, { 'content-length': '1' }).end('x');
+      return;
+    }
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let left = 64;
+    res.writeHead(200, { 'content-length': String(64 * chunk.length) });
+    const pump = () => {
+      while (left > 0) {
+        left--;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(() => new Promise<void>((r) => server.close(() => r())));
+
+test('probe measures RTT and throughput against a loopback server with real fetch', async () => {
+  requests = 0;
+  const s = await probe({ url: `${base}/blob`, rttRequests: 5, transferBytes: 4 * 1024 * 1024 });
+  assert.equal(requests, 6, 'five round trips and one transfer');
+  assert.ok(s.rttMs !== null && s.rttMs > 0 && s.rttMs < 1000, `rtt ${s.rttMs}`);
+  assert.ok(s.throughputMbps > 10, `loopback throughput ${s.throughputMbps} Mbit/s`);
+  assert.equal(s.loss, 0);
+});
+
+test('probe counts failed round trips as loss and times through an injected fetch', async () => {
+  let clock = 0;
+  // Each round trip "takes" 3 ms; the transfer delivers 1 MB per 10 ms after its first chunk.
+  const fetchLike = async (url: string) => {
+    clock += 3;
+    if (url.endsWith('/fail')) return { ok: false, status: 500, body: null };
+    if (url.endsWith('/rtt')) return { ok: true, status: 200, body: null };
+    return {
+      ok: true,
+      status: 200,
+      body: (async function* () {
+        for (let i = 0; i < 5; i++) {
+          clock += 10;
+          yield new Uint8Array(1_000_000);
+        }
+      })(),
+    };
+  };
+  const s = await probe({ url: `${base}/blob`, rttUrl: `${base}/rtt`, fetch: fetchLike, rttRequests: 4, now: () => clock });
+  assert.equal(s.rttMs, 3);
+  assert.equal(s.loss, 0);
+  // 4 MB after the first chunk, over 40 ms = 800 Mbit/s.
+  assert.ok(Math.abs(s.throughputMbps - 800) < 1e-9, `${s.throughputMbps}`);
+  const lossy = await probe({ url: `${base}/blob`, rttUrl: `${base}/fail`, fetch: fetchLike, rttRequests: 4, now: () => clock });
+  assert.equal(lossy.loss, 1);
+  assert.equal(lossy.rttMs, null);
+  await assert.rejects(probe({ url: `${base}/fail`, rttRequests: 0 }), /HTTP 500/);
+});

@@ -1,0 +1,137 @@
+/**
+ * syncVolume: brings a volume on a target site up to date with its source, sending only what the
+ * target lacks. A child of migrateWorkload, and usable on its own to keep a replica in sync.
+ *
+ * Pre-copy rounds run while the workload keeps serving and writing; each sends only what changed
+ * since the round before (the target's chunk store is the baseline). Rounds stop when the dirty
+ * delta is small, or when it stops shrinking ("not converging", as cloud migration tools say).
+ * The final round then runs: with `cutover`, the source is frozen first, so the target ends with
+ * exactly what the source acknowledged before the pause.
+ */
+import { ApplicationFailure, CancellationScope, defineQuery, getExternalWorkflowHandle, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import type { SyncActivities, RoundFigures, CapturedImage } from '../activities/sync';
+import type { InstanceRef } from '../adapters/types';
+import type { Mode } from '../core/migration';
+import { defaultPlan, type TransferPlan } from '../core/transfer-plan';
+import { roundSignal } from './messages';
+import { siteTaskQueue } from './queues';
+
+export interface SyncVolumeInput {
+  volumeId: string;
+  source: string;
+  target: string;
+  mode: Mode;
+  plan?: TransferPlan;
+  /** Pre-copy rounds at most, before the final round (default 8). */
+  maxPrecopyRounds?: number;
+  /** A pre-copy round sending at most this many bytes counts as converged (default 4 MiB). */
+  convergeBytes?: number;
+  /** Freeze this source instance before the final round (migration cut-over). */
+  cutover?: { instance: InstanceRef };
+  /** Workflow to signal after each round (the parent migration), for its progress display. */
+  notify?: string;
+  /** Predicted bandwidth, for hybrid mode's codec choice. */
+  bandwidthMbps?: number;
+}
+
+export interface SyncVolumeResult {
+  rounds: RoundFigures[];
+  precopyRounds: number;
+  converged: boolean;
+  notConverging: boolean;
+  finalRoot: string;
+  volumeBytes: number;
+  wireBytes: number;
+  frozenAtMs?: number;
+  digest?: CapturedImage['digest'];
+}
+
+export const syncProgressQuery = defineQuery<{ rounds: RoundFigures[]; status: string }>('syncProgress');
+
+const TIMEOUTS = {
+  capture: { startToCloseTimeout: '30 minutes', heartbeatTimeout: '2 minutes' },
+  pull: { startToCloseTimeout: '6 hours', heartbeatTimeout: '15 seconds' },
+  quick: { startToCloseTimeout: '1 minute' },
+} as const satisfies Record<string, ActivityOptions>;
+const RETRY = { initialInterval: '500 milliseconds', maximumInterval: '10 seconds', backoffCoefficient: 2 } as const;
+
+/** Transfer tokens live this long; a pull that outlasts it is retried and signs a fresh one. */
+const TOKEN_TTL_SECONDS = 3600;
+
+function at(site: string, summary: string, t: ActivityOptions) {
+  return proxyActivities<SyncActivities>({ taskQueue: siteTaskQueue(site), ...t, retry: RETRY, summary });
+}
+
+export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResult> {
+  if (!input || !input.volumeId || !input.source || !input.target || input.source === input.target) {
+    throw ApplicationFailure.nonRetryable('syncVolume needs volumeId, and a source and target site that differ', 'InvalidSyncRequest');
+  }
+  const plan = input.plan ?? defaultPlan(input.mode);
+  const maxRounds = input.maxPrecopyRounds ?? 8;
+  const convergeBytes = input.convergeBytes ?? 4 << 20;
+  const rounds: RoundFigures[] = [];
+  let status = 'pre-copy';
+  setHandler(syncProgressQuery, () => ({ rounds, status }));
+  const parent = input.notify ? getExternalWorkflowHandle(input.notify) : undefined;
+
+  async function round(n: number, kind: 'precopy' | 'final'): Promise<{ figures: RoundFigures; image: CapturedImage }> {
+    const what = kind === 'final' ? (input.cutover ? 'Freeze the source and capture' : 'Capture') : `Round ${n}: capture`;
+    const image = await at(input.source, `${what} ${input.volumeId} on ${input.source}`, TIMEOUTS.capture).captureImage({
+      volumeId: input.volumeId,
+      preset: plan.chunkPreset,
+      ...(kind === 'final' && input.cutover ? { freeze: input.cutover.instance } : {}),
+      ...(plan.mode === 'hybrid' && input.bandwidthMbps ? { hybridBandwidthMbps: input.bandwidthMbps } : {}),
+    });
+    const roundPlan: TransferPlan = image.hybridCodec ? { ...plan, codec: image.hybridCodec.codec, level: image.hybridCodec.level } : plan;
+    try {
+      const figures = await at(input.target, `${kind === 'final' ? 'Final delta' : `Round ${n}: pull delta`} ${input.source} -> ${input.target}`, TIMEOUTS.pull).pullDelta({
+        endpoint: image.endpoint,
+        source: input.source,
+        root: image.manifest.rootHash,
+        plan: roundPlan,
+        round: n,
+        kind,
+        ttlSeconds: TOKEN_TTL_SECONDS,
+        ...(kind === 'final' ? { assembleVolumeId: input.volumeId } : {}),
+      });
+      rounds.push(figures);
+      if (parent) await parent.signal(roundSignal, figures);
+      return { figures, image };
+    } finally {
+      await CancellationScope.nonCancellable(() => at(input.source, `Release image ${image.manifest.rootHash.slice(0, 12)}`, TIMEOUTS.quick).releaseImage({ root: image.manifest.rootHash }));
+    }
+  }
+
+  let converged = false;
+  let notConverging = false;
+  let n = 0;
+  while (n < maxRounds) {
+    n++;
+    const { figures } = await round(n, 'precopy');
+    if (figures.bytesSent <= convergeBytes) {
+      converged = true;
+      break;
+    }
+    // Not shrinking: the last two rounds each sent at least 90% of the one before.
+    const prev = rounds.slice(-3);
+    if (prev.length === 3 && prev[1]!.bytesSent >= 0.9 * prev[0]!.bytesSent && prev[2]!.bytesSent >= 0.9 * prev[1]!.bytesSent) {
+      notConverging = true;
+      break;
+    }
+  }
+  if (!converged && !notConverging) notConverging = true;
+  status = notConverging ? 'not converging' : 'converged';
+  const final = await round(n + 1, 'final');
+  status = 'done';
+  return {
+    rounds,
+    precopyRounds: n,
+    converged,
+    notConverging,
+    finalRoot: final.image.manifest.rootHash,
+    volumeBytes: final.image.manifest.totalBytes,
+    wireBytes: rounds.reduce((a, r) => a + r.wireBytes, 0),
+    frozenAtMs: final.image.frozenAtMs,
+    digest: final.image.digest,
+  };
+}
