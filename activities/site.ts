@@ -8,10 +8,11 @@ import { Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LocalProvider } from '../adapters/local';
+import { STANDBY_TAG, type LocalProvider } from '../adapters/local';
 import type { InstanceRef, VolumeRef } from '../adapters/types';
 import { ProviderError } from '../adapters/errors';
-import { badRequest, FailureType } from './failures';
+import { badRequest } from './failures';
+import { kvCall } from './kv-workload';
 
 export interface SiteDeps {
   site: string;
@@ -20,20 +21,11 @@ export interface SiteDeps {
   endpointUrl: () => string;
 }
 
-export interface WorkloadDigest {
-  keys: number;
-  sha256: string;
-}
+export type { WorkloadDigest } from './kv-workload';
 
 function providerFailure(err: unknown): never {
   if (err instanceof ProviderError && !err.retryable) throw ApplicationFailure.nonRetryable(err.message, err.type);
   throw err;
-}
-
-async function kvCall(address: string, method: string, path: string): Promise<unknown> {
-  const res = await fetch(`${address}${path}`, { method, signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`${method} ${address}${path} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-  return res.json();
 }
 
 export function createSiteActivities(deps: SiteDeps) {
@@ -46,28 +38,21 @@ export function createSiteActivities(deps: SiteDeps) {
       if (st.status === 'running' && st.address) await kvCall(st.address, 'POST', '/admin/thaw');
     },
 
-    /** Creates (idempotently) and starts the target instance on the copied volume. */
-    async startInstance(args: { name: string; image: string; volumeId: string; idempotencyKey: string }): Promise<{ instance: InstanceRef; address: string }> {
+    /**
+     * Creates (idempotently) and boots the target instance. With `standby` it boots without reading
+     * its volume, so it can come up while the volume is still being synced; the cut-over
+     * (cutoverTarget in ./sync.ts) then loads the final volume.
+     */
+    async startInstance(args: { name: string; image: string; volumeId: string; idempotencyKey: string; standby?: boolean }): Promise<{ instance: InstanceRef; address: string }> {
       const volume: VolumeRef = { provider: 'local', site: deps.site, id: args.volumeId };
+      const tags: Record<string, string> = { 'fedflow-workload': args.name, ...(args.standby ? { [STANDBY_TAG]: 'true' } : {}) };
       const instance = await provider
-        .createInstance({ name: args.name, image: args.image, volume, tags: { 'fedflow-workload': args.name } }, args.idempotencyKey)
+        .createInstance({ name: args.name, image: args.image, volume, tags }, args.idempotencyKey)
         .catch(providerFailure);
       const st = await provider
         .waitFor(instance, 'running', { timeoutMs: 30_000, onPoll: () => heartbeat(), signal: Context.current().cancellationSignal })
         .catch(providerFailure);
       return { instance, address: st.address! };
-    },
-
-    /** The target must serve exactly the keys and values the source held when it froze. */
-    async verifyWorkload(args: { address: string; expected: WorkloadDigest }): Promise<WorkloadDigest> {
-      const got = (await kvCall(args.address, 'GET', '/admin/digest')) as WorkloadDigest;
-      if (got.keys !== args.expected.keys || got.sha256 !== args.expected.sha256) {
-        throw ApplicationFailure.nonRetryable(
-          `target at ${args.address} serves ${got.keys} keys (sha256 ${got.sha256.slice(0, 12)}), expected ${args.expected.keys} keys (sha256 ${args.expected.sha256.slice(0, 12)}) as frozen on the source`,
-          FailureType.DataMismatch,
-        );
-      }
-      return got;
     },
 
     /** Compensation on the target: remove the instance and the copied volume. */

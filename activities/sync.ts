@@ -18,7 +18,8 @@ import { chooseHybridCodec } from '../agent/codec-chooser';
 import type { SourceImages } from '../agent/source-images';
 import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
 import { claimsFor, issueToken } from '../agent/transfer-token';
-import type { WorkloadDigest } from './site';
+import { STANDBY_TAG } from '../adapters/local';
+import { activateAndCheck, kvCall, type WorkloadDigest } from './kv-workload';
 
 export interface SyncDeps {
   site: string;
@@ -63,14 +64,20 @@ export interface PullHeartbeat extends PullProgress {
   root: string;
 }
 
-async function kvCall(address: string, method: string, path: string): Promise<unknown> {
-  const res = await fetch(`${address}${path}`, { method, signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`${method} ${address}${path} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-  return res.json();
+export interface PullArgs {
+  endpoint: string;
+  source: string;
+  root: string;
+  plan: TransferPlan;
+  round: number;
+  kind: 'precopy' | 'final';
+  /** Token lifetime the workflow grants this transfer. */
+  ttlSeconds: number;
+  assembleVolumeId?: string;
 }
 
 export function createSyncActivities(deps: SyncDeps) {
-  return {
+  const activities = {
     /** Source: archive, chunk and hash the volume into an image; at cut-over, freeze the workload first. */
     async captureImage(args: { volumeId: string; preset: ChunkerPreset; freeze?: InstanceRef; hybridBandwidthMbps?: number }): Promise<CapturedImage> {
       let frozenAtMs: number | undefined;
@@ -107,17 +114,7 @@ export function createSyncActivities(deps: SyncDeps) {
      * final round) writes them out as the volume. Heartbeats its cursor; a retry resumes from it
      * and never fetches a verified chunk again (those are in the store).
      */
-    async pullDelta(args: {
-      endpoint: string;
-      source: string;
-      root: string;
-      plan: TransferPlan;
-      round: number;
-      kind: 'precopy' | 'final';
-      /** Token lifetime the workflow grants this transfer. */
-      ttlSeconds: number;
-      assembleVolumeId?: string;
-    }): Promise<RoundFigures> {
+    async pullDelta(args: PullArgs): Promise<RoundFigures> {
       const ctx = Context.current();
       const prior = ctx.info.heartbeatDetails as PullHeartbeat | undefined;
       const store = await deps.store();
@@ -179,6 +176,22 @@ export function createSyncActivities(deps: SyncDeps) {
         if (err instanceof ChunkCorruptError) throw ApplicationFailure.retryable(err.message, 'ChunkCorrupt');
         throw err;
       }
+    },
+  };
+  return {
+    ...activities,
+    /**
+     * Target, at cut-over (the source is frozen): pull the final delta, write the volume, activate
+     * the standby instance on it and check it serves exactly what the source held at the freeze.
+     * One activity instead of three, because every hop through the workflow adds to the downtime.
+     */
+    async cutoverTarget(args: Omit<PullArgs, 'kind' | 'assembleVolumeId'> & { volumeId: string; instance: InstanceRef; address: string; expected: WorkloadDigest }): Promise<{ figures: RoundFigures; served: WorkloadDigest; servingAtMs: number }> {
+      const figures = await activities.pullDelta({ ...args, kind: 'final', assembleVolumeId: args.volumeId });
+      const served = await activateAndCheck(args.address, args.expected);
+      const servingAtMs = Date.now();
+      // From now on a restart of this instance boots it straight onto its volume.
+      await deps.provider.tag(args.instance, { [STANDBY_TAG]: 'false' });
+      return { figures, served, servingAtMs };
     },
   };
 }

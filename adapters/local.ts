@@ -19,6 +19,9 @@ import * as tar from 'tar';
 import { ProviderError, ProviderErrorType } from './errors';
 import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from './types';
 
+/** Tag that boots an instance in standby (the workload waits for activation before reading its volume). */
+export const STANDBY_TAG = 'fedflow-standby';
+
 /** Images the local provider can boot: an image name maps to a program on this machine. */
 export const LOCAL_IMAGES: Record<string, string> = {
   'fedflow/kv': join(__dirname, '..', 'workload', 'kv-server.js'),
@@ -190,7 +193,8 @@ export class LocalProvider implements CloudProvider {
     const logPath = join(this.dir, 'instances', `${rec.id}.log`);
     const logFd = openSync(logPath, 'a');
     const startOffset = existsSync(logPath) ? readFileSync(logPath).length : 0;
-    const args = [program, '--data', volumeDir, '--port', String(rec.port ?? 0)];
+    // A standby instance boots without reading its volume, until activated (see workload/kv-server.js).
+    const args = [program, '--data', volumeDir, '--port', String(rec.port ?? 0), ...(rec.tags[STANDBY_TAG] === 'true' ? ['--standby'] : [])];
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     child.unref();

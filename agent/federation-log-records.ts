@@ -15,7 +15,8 @@ export const HEADER_BYTES = 8;
 /** A single record larger than this is corruption, not data (entries are small records). */
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
-export function encodeRecord(r: LogRecord): Buffer {
+/** Generic over the record type so other durable stores next to the log (agent/bft-store.ts) share the framing. */
+export function encodeRecord<R = LogRecord>(r: R): Buffer {
   const payload = Buffer.from(JSON.stringify(r), 'utf8');
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
   out.writeUInt32BE(payload.length, 0);
@@ -24,15 +25,15 @@ export function encodeRecord(r: LogRecord): Buffer {
   return out;
 }
 
-export type Scan = { records: LogRecord[]; goodBytes: number; tornTail: boolean };
+export type Scan<R = LogRecord> = { records: R[]; goodBytes: number; tornTail: boolean };
 
 /**
  * Reads records until the data ends. A bad record that runs to the end of the file is a torn
  * tail (the crash hit mid-write): the caller truncates it. A bad record followed by more bytes
  * cannot come from a torn write, so it is reported as corruption instead of silently dropped.
  */
-export function scanRecords(buf: Buffer, path: string): Scan {
-  const records: LogRecord[] = [];
+export function scanRecords<R = LogRecord>(buf: Buffer, path: string): Scan<R> {
+  const records: R[] = [];
   let off = 0;
   while (off < buf.length) {
     const rest = buf.length - off;
@@ -49,7 +50,7 @@ export function scanRecords(buf: Buffer, path: string): Scan {
       if (end === buf.length) return { records, goodBytes: off, tornTail: true };
       throw corrupt(path, off, `checksum ${crc32(payload).toString(16)} does not match the stored ${sum.toString(16)}`);
     }
-    records.push(JSON.parse(payload.toString('utf8')) as LogRecord);
+    records.push(JSON.parse(payload.toString('utf8')) as R);
     off = end;
   }
   return { records, goodBytes: off, tornTail: false };

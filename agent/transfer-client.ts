@@ -2,10 +2,10 @@
  * The target agent's side of a delta transfer: fetch the manifest, diff it against the local chunk
  * store (the baseline: every chunk held from any earlier round, sync or volume), and pull only the
  * missing chunks from the source's chunk endpoint in batches over N keep-alive streams. Every chunk
- * is verified by sha256 before it is written; a corrupt one is fetched again and never stored.
- * Memory: at most `streams` batches in flight, whatever the volume's size.
+ * is verified by sha256 before it is written (by ChunkStore.putMany, which refuses bad bytes before
+ * touching the disk); a corrupt one is fetched again and never stored.
+ * Memory: per stream, at most two store groups of GROUP_BYTES, whatever the volume's size.
  */
-import { createHash } from 'node:crypto';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import type { ChunkRef, Manifest } from '../core/manifest';
 import { diffManifest, type ManifestDelta } from '../core/manifest-diff';
@@ -61,6 +61,8 @@ export class ChunkCorruptError extends Error {
 }
 
 const MAX_CORRUPT_RETRIES = 3;
+/** Raw bytes of verified chunks stored per group commit (ChunkStore.putMany). */
+const GROUP_BYTES = 4 << 20;
 
 function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
@@ -165,9 +167,36 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
       for await (const c of res) parts.push(c as Buffer);
       throw refused(res.statusCode ?? 0, Buffer.concat(parts), `POST ${opts.endpoint}/chunks/${opts.root.slice(0, 12)}…`);
     }
-    // Parse frames as they arrive and store each verified chunk at once: memory stays at about one
-    // chunk per stream, and a transfer cut mid-batch keeps every chunk that had fully arrived.
+    // Parse frames as they arrive; chunks go to the store in groups of about GROUP_BYTES, each one
+    // a single group commit (the store verifies every hash before writing), while the next frames
+    // keep arriving. Memory: at most two groups per stream, whatever the volume's size; a transfer
+    // cut mid-batch keeps every group that had committed.
     const bad: ChunkRef[] = [];
+    let group: { ref: ChunkRef; raw: Buffer }[] = [];
+    let groupBytes = 0;
+    let committing: Promise<void> = Promise.resolve();
+    const commit = async (g: { ref: ChunkRef; raw: Buffer }[]): Promise<void> => {
+      const results = await opts.store.putMany(g.map((e) => ({ hash: e.ref.hash, data: e.raw })));
+      results.forEach((r, k) => {
+        const e = g[k]!;
+        if (r === 'rejected') {
+          bad.push(e.ref);
+          return;
+        }
+        chunksFetched++;
+        progress.rawBytes += e.raw.length;
+        progress.chunksDone++;
+      });
+    };
+    const flush = async (): Promise<void> => {
+      if (!group.length) return;
+      const g = group;
+      group = [];
+      groupBytes = 0;
+      await committing; // one group commits while the next fills: backpressure on the socket
+      committing = commit(g);
+      committing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    };
     let buf: Buffer = Buffer.alloc(0);
     let i = 0;
     for await (const piece of res) {
@@ -185,19 +214,22 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
         let raw: Buffer | undefined;
         try {
           raw = unpackChunk(packed, ref.length);
+          // Sent raw, it is a view into the socket's buffer: copy it rather than pin that buffer.
+          if (raw.buffer === packed.buffer) raw = Buffer.from(raw);
         } catch {
           raw = undefined;
         }
-        if (!raw || createHash('sha256').update(raw).digest('hex') !== ref.hash) {
+        if (!raw) {
           bad.push(ref);
           continue;
         }
-        await opts.store.put(ref.hash, raw);
-        chunksFetched++;
-        progress.rawBytes += raw.length;
-        progress.chunksDone++;
+        group.push({ ref, raw });
+        groupBytes += raw.length;
+        if (groupBytes >= GROUP_BYTES) await flush();
       }
     }
+    await flush();
+    await committing;
     if (i !== wanted.length) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} ended after ${i} of ${wanted.length} chunks`);
     if (bad.length) {
       if (attempt >= MAX_CORRUPT_RETRIES) throw new ChunkCorruptError(`${bad.length} chunk(s) arrived corrupt ${attempt + 1} times in a row from ${opts.endpoint}, e.g. ${bad[0]!.hash.slice(0, 12)}`);

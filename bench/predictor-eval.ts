@@ -142,7 +142,7 @@ export async function runPredictorEval(argv: string[]): Promise<void> {
       all.fallbacks += r.fallbacks;
       for (const m of Object.keys(r.preds) as Method[]) all.preds[m].push(...r.preds[m]);
       // First trace with enough points makes this dataset's panel.
-      if (!plotted && r.actual.length >= 40) {
+      if (!plotted && r.actual.length >= 25) {
         const k = Math.min(r.actual.length, 150);
         panels.push({
           series: [

@@ -70,22 +70,22 @@ export function parseMigrationRequest(input: unknown): Parsed<MigrationRequest> 
 /** The steps a migration goes through, in order, with the words the UI shows. */
 export const MIGRATION_STEPS = [
   { id: 'validate', title: 'Validate the request' },
-  { id: 'sync', title: 'Sync the volume (pre-copy rounds, then pause and final delta)' },
-  { id: 'start', title: 'Start the target instance' },
-  { id: 'verify', title: 'Check the target serves every key' },
+  { id: 'start', title: 'Boot the target instance (standby)' },
+  { id: 'sync', title: 'Pre-copy the volume while the workload serves' },
+  { id: 'cutover', title: 'Pause the source, send the final delta, activate the target, check every key' },
   { id: 'switch', title: 'Switch the route' },
   { id: 'decommission', title: 'Stop and remove the source' },
 ] as const;
 export type StepId = (typeof MIGRATION_STEPS)[number]['id'];
 
-export const PHASES = ['validating', 'syncing', 'starting', 'verifying', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
+export const PHASES = ['validating', 'starting', 'syncing', 'cutting-over', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const PHASE_OF_STEP: Record<StepId, Phase> = {
   validate: 'validating',
-  sync: 'syncing',
   start: 'starting',
-  verify: 'verifying',
+  sync: 'syncing',
+  cutover: 'cutting-over',
   switch: 'switching',
   decommission: 'decommissioning',
 };

@@ -116,7 +116,8 @@ def features(times: Sequence[float], values: Sequence[float]) -> list[float]:
     for w in TIME_WINDOWS_S:
         inside = [a for a, ts in zip(x, t) if ts >= now - w]
         tmeans.append(_mean(inside))
-    dts = [b - a for a, b in zip(t[-10:-1], t[-9:])] if n >= 2 else []
+    tail = t[-10:]
+    dts = [b - a for a, b in zip(tail[:-1], tail[1:])]
     mdt = _median(dts) if dts else 1.0
     return [
         lr(_hmean(x[-MIN_SAMPLES:])),

@@ -21,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control';
 import type { SiteActivities } from '../activities/site';
+import type { SyncActivities } from '../activities/sync';
 import {
   MIGRATION_STEPS,
   migrationWorkflowId,
@@ -36,7 +37,7 @@ import { FedMode, FedPhase, FedSource, FedTarget } from '../core/search-attribut
 import { defaultPlan } from '../core/transfer-plan';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal, roundSignal } from './messages';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from './queues';
-import { syncVolume } from './sync-volume';
+import { syncVolume, TOKEN_TTL_SECONDS } from './sync-volume';
 
 export { CONTROL_TASK_QUEUE, siteTaskQueue };
 
@@ -44,6 +45,8 @@ export { CONTROL_TASK_QUEUE, siteTaskQueue };
 const TIMEOUTS = {
   quick: { startToCloseTimeout: '1 minute' },
   start: { startToCloseTimeout: '2 minutes', heartbeatTimeout: '20 seconds' },
+  capture: { startToCloseTimeout: '30 minutes', heartbeatTimeout: '2 minutes' },
+  pull: { startToCloseTimeout: '6 hours', heartbeatTimeout: '15 seconds' },
 } as const satisfies Record<string, ActivityOptions>;
 
 const RETRY = { initialInterval: '200 milliseconds', maximumInterval: '10 seconds', backoffCoefficient: 2 } as const;
@@ -54,6 +57,10 @@ function control(summary: string) {
 
 function atSite(siteId: string, summary: string, timeouts: ActivityOptions = TIMEOUTS.quick) {
   return proxyActivities<SiteActivities>({ taskQueue: siteTaskQueue(siteId), ...timeouts, retry: RETRY, summary });
+}
+
+function atSync(siteId: string, summary: string, timeouts: ActivityOptions) {
+  return proxyActivities<SyncActivities>({ taskQueue: siteTaskQueue(siteId), ...timeouts, retry: RETRY, summary });
 }
 
 export async function migrateWorkload(input: unknown): Promise<MigrationResult> {
@@ -128,6 +135,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
   }
 
   const compensations: { step: StepId; fn: () => Promise<void> }[] = [];
+  let finalRoot: string | undefined;
   upsertSearchAttributes([{ key: FedTarget, value: req.targetSite }]);
 
   try {
@@ -142,36 +150,78 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       progress.mode = mode;
       upsertSearchAttributes([{ key: FedMode, value: mode }]);
 
-      // Pushed before the sync: a sync that fails half-way still has the source thawed and the
-      // target's partial copy removed (both are no-ops when there is nothing to undo).
+      // Pushed before the target is touched: a failure anywhere after this removes the target's
+      // instance (found by its idempotency key) and copy, and lets the source take writes again
+      // (both are no-ops when there is nothing to undo).
       const startKey = `${key}/start-target`;
       compensations.push({ step: 'sync', fn: () => atSite(v.source, `Resume writes on ${v.source}`).thawWorkload({ instance: v.instance }) });
       compensations.push({
-        step: 'sync',
+        step: 'cutover',
+        fn: async () => {
+          if (finalRoot) await atSync(v.source, `Release the final image on ${v.source}`, TIMEOUTS.quick).releaseImage({ root: finalRoot });
+        },
+      });
+      compensations.push({
+        step: 'start',
         fn: () => atSite(v.target, `Remove the copy on ${v.target}`).removeTargetCopy({ idempotencyKey: startKey, volumeId: v.volume.id }),
       });
+
+      // The target boots in standby while pre-copy runs, so the cut-over pays only for loading data.
+      const targetInstance = await run(
+        'start',
+        () =>
+          atSite(v.target, `Boot ${req.workloadId} on ${v.target} (standby)`, TIMEOUTS.start).startInstance({
+            name: req.workloadId,
+            image: v.image,
+            volumeId: v.volume.id,
+            idempotencyKey: startKey,
+            standby: true,
+          }),
+        (t) => `${t.instance.id} at ${t.address}, standby`,
+      );
+
+      const plan = defaultPlan(mode);
       const sync = await run(
         'sync',
         () =>
           executeChild(syncVolume, {
             workflowId: `${info.workflowId}-sync`,
             taskQueue: CONTROL_TASK_QUEUE,
-            staticSummary: `Sync ${v.volume.id} ${v.source} -> ${v.target} (${mode})`,
-            args: [{ volumeId: v.volume.id, source: v.source, target: v.target, mode, plan: defaultPlan(mode), cutover: { instance: v.instance }, notify: info.workflowId }],
+            staticSummary: `Pre-copy ${v.volume.id} ${v.source} -> ${v.target} (${mode})`,
+            args: [{ volumeId: v.volume.id, source: v.source, target: v.target, mode, plan, final: false, notify: info.workflowId }],
           }),
-        (s) => `${s.precopyRounds} pre-copy round(s)${s.notConverging ? ' (not converging)' : ''} + final delta; ${s.wireBytes} bytes on the wire for a ${s.volumeBytes}-byte volume`,
+        (s) => `${s.precopyRounds} pre-copy round(s)${s.notConverging ? ', not converging' : ', converged'}; ${s.wireBytes} bytes on the wire for a ${s.volumeBytes}-byte volume`,
       );
       progress.syncStatus = sync.notConverging ? 'not converging' : 'converged';
 
-      const targetInstance = await run(
-        'start',
-        () => atSite(v.target, `Start ${req.workloadId} on ${v.target}`, TIMEOUTS.start).startInstance({ name: req.workloadId, image: v.image, volumeId: v.volume.id, idempotencyKey: startKey }),
-        (t) => `${t.instance.id} at ${t.address}`,
-      );
-      const served = await run(
-        'verify',
-        () => atSite(v.target, `Check ${req.workloadId} serves ${sync.digest!.keys} keys`).verifyWorkload({ address: targetInstance.address, expected: sync.digest! }),
-        (d) => `${d.keys} keys match the source`,
+      // Cut-over: the downtime window. Two activities only: freeze + capture at the source, then
+      // final delta + assemble + activate + check at the target.
+      const cut = await run(
+        'cutover',
+        async () => {
+          const image = await atSync(v.source, `Freeze ${req.workloadId} and capture its volume on ${v.source}`, TIMEOUTS.capture).captureImage({
+            volumeId: v.volume.id,
+            preset: plan.chunkPreset,
+            freeze: v.instance,
+          });
+          finalRoot = image.manifest.rootHash;
+          const done = await atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys} keys`, TIMEOUTS.pull).cutoverTarget({
+            endpoint: image.endpoint,
+            source: v.source,
+            root: image.manifest.rootHash,
+            plan,
+            round: sync.precopyRounds + 1,
+            ttlSeconds: TOKEN_TTL_SECONDS,
+            volumeId: v.volume.id,
+            instance: targetInstance.instance,
+            address: targetInstance.address,
+            expected: image.digest!,
+          });
+          progress.rounds.push(done.figures);
+          progress.bytesTransferred += done.figures.wireBytes;
+          return { image, ...done };
+        },
+        (c) => `final delta ${c.figures.bytesSent} bytes; ${c.served.keys} keys match the source`,
       );
 
       const switchedAtMs = await run(
@@ -190,7 +240,11 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
 
       // Past the switch the migration rolls forward: a cancel no longer reaches the last step.
       const finishedAtMs = await CancellationScope.nonCancellable(() =>
-        run('decommission', () => atSite(v.source, `Remove ${req.workloadId} from ${v.source}`).decommission({ instance: v.instance, volumeId: v.volume.id })),
+        run('decommission', async () => {
+          // The final image was kept out of the downtime window; it goes now, with the source.
+          await atSync(v.source, `Release the final image on ${v.source}`, TIMEOUTS.quick).releaseImage({ root: cut.image.manifest.rootHash });
+          return atSite(v.source, `Remove ${req.workloadId} from ${v.source}`).decommission({ instance: v.instance, volumeId: v.volume.id });
+        }),
       );
       setPhase('completed');
       const startedAtMs = info.runStartTime.getTime();
@@ -202,19 +256,19 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         target: v.target,
         address: targetInstance.address,
         mode,
-        bytesTransferred: sync.wireBytes,
-        volumeBytes: sync.volumeBytes,
-        rootHash: sync.finalRoot,
-        rounds: sync.rounds,
+        bytesTransferred: sync.wireBytes + cut.figures.wireBytes,
+        volumeBytes: cut.figures.bytesScanned,
+        rootHash: cut.image.manifest.rootHash,
+        rounds: [...sync.rounds, cut.figures],
         precopyRounds: sync.precopyRounds,
         converged: sync.converged,
         notConverging: sync.notConverging,
-        keys: served.keys,
+        keys: cut.served.keys,
         verified: true,
         startedAtMs,
         finishedAtMs,
         durationMs: finishedAtMs - startedAtMs,
-        downtimeMs: switchedAtMs - sync.frozenAtMs!,
+        downtimeMs: switchedAtMs - cut.image.frozenAtMs!,
       } satisfies MigrationResult;
     });
   } catch (err) {

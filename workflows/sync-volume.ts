@@ -26,8 +26,13 @@ export interface SyncVolumeInput {
   maxPrecopyRounds?: number;
   /** A pre-copy round sending at most this many bytes counts as converged (default 4 MiB). */
   convergeBytes?: number;
-  /** Freeze this source instance before the final round (migration cut-over). */
+  /** Freeze this source instance before the final round. */
   cutover?: { instance: InstanceRef };
+  /**
+   * Run the final round (default true). A migration passes false and runs its cut-over itself,
+   * folding the final round into fewer hops (see migrate.ts).
+   */
+  final?: boolean;
   /** Workflow to signal after each round (the parent migration), for its progress display. */
   notify?: string;
   /** Predicted bandwidth, for hybrid mode's codec choice. */
@@ -39,7 +44,8 @@ export interface SyncVolumeResult {
   precopyRounds: number;
   converged: boolean;
   notConverging: boolean;
-  finalRoot: string;
+  /** The final image's root (absent with final: false); the caller releases it (releaseImage) when done. */
+  finalRoot?: string;
   volumeBytes: number;
   wireBytes: number;
   frozenAtMs?: number;
@@ -61,6 +67,9 @@ const TOKEN_TTL_SECONDS = 3600;
 function at(site: string, summary: string, t: ActivityOptions) {
   return proxyActivities<SyncActivities>({ taskQueue: siteTaskQueue(site), ...t, retry: RETRY, summary });
 }
+
+/** Transfer tokens live this long; exported for the migration's own cut-over round. */
+export { TOKEN_TTL_SECONDS };
 
 export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResult> {
   if (!input || !input.volumeId || !input.source || !input.target || input.source === input.target) {
@@ -95,11 +104,17 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
         ...(kind === 'final' ? { assembleVolumeId: input.volumeId } : {}),
       });
       rounds.push(figures);
-      if (parent) await parent.signal(roundSignal, figures);
+      // Not awaited: the parent's progress display must not add a round trip to the cut-over.
+      if (parent) parent.signal(roundSignal, figures).catch(() => undefined);
       return { figures, image };
-    } finally {
-      await CancellationScope.nonCancellable(() => at(input.source, `Release image ${image.manifest.rootHash.slice(0, 12)}`, TIMEOUTS.quick).releaseImage({ root: image.manifest.rootHash }));
+    } catch (err) {
+      await CancellationScope.nonCancellable(() => releaseImage(image));
+      throw err;
     }
+  }
+
+  function releaseImage(image: CapturedImage): Promise<void> {
+    return at(input.source, `Release image ${image.manifest.rootHash.slice(0, 12)}`, TIMEOUTS.quick).releaseImage({ root: image.manifest.rootHash });
   }
 
   let converged = false;
@@ -107,7 +122,8 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
   let n = 0;
   while (n < maxRounds) {
     n++;
-    const { figures } = await round(n, 'precopy');
+    const { figures, image } = await round(n, 'precopy');
+    await releaseImage(image);
     if (figures.bytesSent <= convergeBytes) {
       converged = true;
       break;
@@ -121,16 +137,19 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
   }
   if (!converged && !notConverging) notConverging = true;
   status = notConverging ? 'not converging' : 'converged';
+  const summary = { rounds, precopyRounds: n, converged, notConverging, wireBytes: () => rounds.reduce((a, r) => a + r.wireBytes, 0) };
+  if (input.final === false) {
+    return { ...summary, volumeBytes: rounds.at(-1)?.bytesScanned ?? 0, wireBytes: summary.wireBytes() };
+  }
+  // The final image is released by the caller once it no longer needs it: one activity fewer
+  // inside a cut-over's downtime window.
   const final = await round(n + 1, 'final');
   status = 'done';
   return {
-    rounds,
-    precopyRounds: n,
-    converged,
-    notConverging,
+    ...summary,
     finalRoot: final.image.manifest.rootHash,
     volumeBytes: final.image.manifest.totalBytes,
-    wireBytes: rounds.reduce((a, r) => a + r.wireBytes, 0),
+    wireBytes: summary.wireBytes(),
     frozenAtMs: final.image.frozenAtMs,
     digest: final.image.digest,
   };

@@ -3,7 +3,11 @@
 // Plain JavaScript with no dependencies so an instance starts in tens of milliseconds
 // (start time is part of a migration's downtime).
 //
-//   node workload/kv-server.js --data <volume dir> --port <port> [--host 127.0.0.1]
+//   node workload/kv-server.js --data <volume dir> --port <port> [--host 127.0.0.1] [--standby]
+//
+// --standby boots the process without reading its volume: it answers /health and waits for
+// POST /admin/activate, which loads the volume and starts serving. A migration boots the target
+// this way while pre-copy runs, so the cut-over pays for loading the data, not for a process start.
 //
 // Data: <volume>/kv.jsonl, an append-only log of {"k","v"} / {"k","del":true} lines, replayed at start.
 // API:
@@ -15,6 +19,7 @@
 //   GET  /admin/digest           {keys, sha256} over the sorted key=value pairs
 //   POST /admin/freeze           stop taking writes, flush to disk, return the digest (migration cut-over)
 //   POST /admin/thaw             take writes again (a migration that rolled back)
+//   POST /admin/activate         (standby only) load the volume and serve; returns the digest
 'use strict';
 const http = require('node:http');
 const fs = require('node:fs');
@@ -33,29 +38,37 @@ if (!dataDir) {
   console.error('kv-server: --data <volume dir> is required');
   process.exit(2);
 }
-fs.mkdirSync(dataDir, { recursive: true });
 const logPath = path.join(dataDir, 'kv.jsonl');
 
 /** @type {Map<string,string>} */
 const store = new Map();
-if (fs.existsSync(logPath)) {
-  const text = fs.readFileSync(logPath, 'utf8');
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    let rec;
-    try {
-      rec = JSON.parse(line);
-    } catch {
-      // A torn last line after a crash: everything before it is intact, so stop here.
-      break;
-    }
-    if (rec.del) store.delete(rec.k);
-    else store.set(rec.k, rec.v);
-  }
-}
-const fd = fs.openSync(logPath, 'a');
+let standby = process.argv.includes('--standby');
+/** @type {number | undefined} */
+let fd;
 let frozen = false;
 let dirty = false;
+
+function load() {
+  fs.mkdirSync(dataDir, { recursive: true });
+  store.clear();
+  if (fs.existsSync(logPath)) {
+    const text = fs.readFileSync(logPath, 'utf8');
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      let rec;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        // A torn last line after a crash: everything before it is intact, so stop here.
+        break;
+      }
+      if (rec.del) store.delete(rec.k);
+      else store.set(rec.k, rec.v);
+    }
+  }
+  fd = fs.openSync(logPath, 'a');
+}
+if (!standby) load();
 
 function digest() {
   const h = crypto.createHash('sha256');
@@ -64,7 +77,7 @@ function digest() {
 }
 
 function flush() {
-  if (dirty) {
+  if (dirty && fd !== undefined) {
     fs.fsyncSync(fd);
     dirty = false;
   }
@@ -82,7 +95,15 @@ function send(res, status, body) {
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   const p = url.pathname;
-  if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen });
+  if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen, standby });
+  if (req.method === 'POST' && p === '/admin/activate') {
+    if (standby) {
+      load();
+      standby = false;
+    }
+    return send(res, 200, digest());
+  }
+  if (standby) return send(res, 503, { error: 'standby: not activated yet' });
   if (req.method === 'GET' && p === '/admin/digest') return send(res, 200, digest());
   if (req.method === 'POST' && p === '/admin/freeze') {
     frozen = true;

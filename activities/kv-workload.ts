@@ -1,0 +1,30 @@
+/**
+ * Talking to the sample workload's admin API (workload/kv-server.js): freeze, thaw, activate and
+ * digest. Shared by the site and sync activities.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from './failures';
+
+/** Keys and a sha256 over the sorted key=value pairs: equal digests mean equal data. */
+export interface WorkloadDigest {
+  keys: number;
+  sha256: string;
+}
+
+export async function kvCall(address: string, method: string, path: string): Promise<unknown> {
+  const res = await fetch(`${address}${path}`, { method, signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`${method} ${address}${path} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  return res.json();
+}
+
+/** Activates a standby instance (a no-op for one already serving) and checks it serves `expected`. */
+export async function activateAndCheck(address: string, expected: WorkloadDigest): Promise<WorkloadDigest> {
+  const got = (await kvCall(address, 'POST', '/admin/activate')) as WorkloadDigest;
+  if (got.keys !== expected.keys || got.sha256 !== expected.sha256) {
+    throw ApplicationFailure.nonRetryable(
+      `target at ${address} serves ${got.keys} keys (sha256 ${got.sha256.slice(0, 12)}), expected ${expected.keys} keys (sha256 ${expected.sha256.slice(0, 12)}) as frozen on the source`,
+      FailureType.DataMismatch,
+    );
+  }
+  return got;
+}

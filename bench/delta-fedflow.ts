@@ -1,0 +1,169 @@
+/**
+ * The fedflow side of the delta benchmark, run as a child process so that its peak RSS is the
+ * agent's alone (not the parent's, which holds the generated volumes in memory).
+ *
+ *   node --import tsx bench/delta-fedflow.ts '<json Job>'
+ *
+ * Prints one JSON line (a FedflowFigures) to stdout. Both sites run in this process: the source
+ * (SourceImages + transfer server on loopback) and the target (ChunkStore + transfer client), as
+ * two agents on one machine would, minus the second process.
+ *
+ * Job 'baseline' (untimed set-up): capture the old file and pull all of it into the target store,
+ * keeping its manifest as the baseline. Job 'sync' (timed): capture the new file, serve it, pull
+ * the missing chunks, assemble the new file at the target; then (untimed) remove what the sync
+ * added, so the next scenario starts from the same baseline.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { ChunkStore } from '../agent/chunk-store';
+import { SourceImages } from '../agent/source-images';
+import { newTransferStats, startTransferServer } from '../agent/transfer-server';
+import { fetchManifest, pullMissingChunks } from '../agent/transfer-client';
+import { claimsFor, issueToken } from '../agent/transfer-token';
+import { CHUNKER_PRESETS } from '../core/chunking/params';
+import { DEFAULT_PLANS } from '../core/transfer-plan';
+
+export interface Job {
+  kind: 'baseline' | 'sync';
+  mode: 'datacenter' | 'internet';
+  /** Volume file at the source. */
+  file: string;
+  storeDir: string;
+  imagesDir: string;
+  /** Where the target assembles the volume ('sync' only). */
+  outFile?: string;
+  /** Root of the baseline manifest, to undo the sync's additions afterwards ('sync' only). */
+  baselineRoot?: string;
+}
+
+export interface FedflowFigures {
+  kind: Job['kind'];
+  mode: Job['mode'];
+  root: string;
+  wallMs: number;
+  phasesMs: { capture: number; manifest: number; pull: number; assemble: number };
+  /** Every byte read or written on the loopback sockets of the transfer server. */
+  socketBytes: { toTarget: number; toSource: number };
+  /** Server-side counts: framed chunk bytes and the manifest body. */
+  chunkFrameBytes: number;
+  manifestBytes: number;
+  chunks: number;
+  chunksSent: number;
+  rawBytesSent: number;
+  corruptRefetched: number;
+  volumeBytes: number;
+  assembledSha256?: string;
+  rssBeforeMB: number;
+  peakRssMB: number;
+}
+
+const SECRET = Buffer.alloc(32, 0x5a);
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const b of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(b as Buffer);
+  return h.digest('hex');
+}
+
+async function runJob(job: Job): Promise<FedflowFigures> {
+  const plan = DEFAULT_PLANS[job.mode];
+  const params = CHUNKER_PRESETS[plan.chunkPreset];
+  const spec = plan.codec === 'zstd' ? { codec: 'zstd' as const, level: plan.level } : { codec: plan.codec };
+  // The target agent runs already, with its store open: opening it is not part of a sync.
+  const store = await ChunkStore.open(job.storeDir);
+  const rssBeforeMB = process.memoryUsage().rss / 2 ** 20;
+
+  const t0 = performance.now();
+  const images = new SourceImages(job.imagesDir);
+  const { manifest: captured } = await images.capture(`bench-${job.mode}`, job.file, params, { inPlace: true });
+  const tCapture = performance.now();
+  const stats = newTransferStats();
+  const server = await startTransferServer({ site: 'src', images, secret: SECRET, stats });
+  // Count at the sockets: HTTP headers, request bodies, manifest and chunk frames, all of it.
+  const sockets: Socket[] = [];
+  server.server.on('connection', (s: Socket) => sockets.push(s));
+  let figures;
+  let tManifest = 0;
+  let tPull = 0;
+  let manifestBytes = 0;
+  try {
+    const token = issueToken(SECRET, claimsFor(captured.rootHash, 'src', 'dst', Date.now(), 3600));
+    const before = stats.bytesServed;
+    const manifest = await fetchManifest(server.url, captured.rootHash, token);
+    manifestBytes = Buffer.byteLength(JSON.stringify(manifest));
+    if (stats.bytesServed !== before) throw new Error('manifest fetch moved chunk bytes: the stats are not what this benchmark assumes');
+    tManifest = performance.now();
+    figures = await pullMissingChunks({
+      endpoint: server.url,
+      root: captured.rootHash,
+      token,
+      manifest,
+      store,
+      plan: { codec: spec, streams: plan.streams, batchBytes: plan.batchBytes },
+      to: 'dst',
+    });
+    await store.putManifest(manifest, 'baseline');
+    tPull = performance.now();
+  } finally {
+    await server.close();
+    await images.close();
+  }
+  const socketBytes = { toTarget: 0, toSource: 0 };
+  for (const s of sockets) {
+    socketBytes.toTarget += s.bytesWritten ?? 0;
+    socketBytes.toSource += s.bytesRead;
+  }
+  let tAssemble = tPull;
+  if (job.kind === 'sync') {
+    await store.assemble(captured.rootHash, job.outFile!);
+    tAssemble = performance.now();
+  }
+  const wallMs = tAssemble - t0;
+  const peakRssMB = process.resourceUsage().maxRSS / 1024;
+
+  const out: FedflowFigures = {
+    kind: job.kind,
+    mode: job.mode,
+    root: captured.rootHash,
+    wallMs: Math.round(wallMs),
+    phasesMs: { capture: Math.round(tCapture - t0), manifest: Math.round(tManifest - tCapture), pull: Math.round(tPull - tManifest), assemble: Math.round(tAssemble - tPull) },
+    socketBytes,
+    chunkFrameBytes: stats.bytesServed,
+    manifestBytes,
+    chunks: captured.chunks.length,
+    chunksSent: figures.chunksFetched,
+    rawBytesSent: figures.rawBytes,
+    corruptRefetched: figures.corruptRefetched,
+    volumeBytes: captured.totalBytes,
+    rssBeforeMB: Math.round(rssBeforeMB),
+    peakRssMB: Math.round(peakRssMB),
+  };
+  if (job.kind === 'sync') {
+    // Untimed: check the result, then put the store back to the baseline for the next scenario.
+    out.assembledSha256 = await sha256File(job.outFile!);
+    rmSync(job.outFile!, { force: true });
+    const keep = new Set((await store.getManifest(job.baselineRoot!))?.chunks.map((c) => c.hash));
+    if (keep.size === 0) throw new Error(`baseline manifest ${job.baselineRoot} is not in ${job.storeDir}`);
+    if (captured.rootHash !== job.baselineRoot) {
+      await store.deleteManifest(captured.rootHash);
+      for (const c of captured.chunks) if (!keep.has(c.hash)) await store.delete(c.hash);
+    }
+  }
+  rmSync(join(job.imagesDir), { recursive: true, force: true });
+  return out;
+}
+
+if (require.main === module) {
+  const job = JSON.parse(process.argv[2] ?? '') as Job;
+  runJob(job).then(
+    (f) => {
+      process.stdout.write(`${JSON.stringify(f)}\n`);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,146 @@
+/**
+ * `npm run bench -- delta [--size-mib N] [--scenario scattered|insert|unrelated] [--mode datacenter|internet]`
+ *
+ * Delta sync of one volume (default 512 MiB), fedflow against rsync, both on this machine, on the
+ * same files, in the same run. See bench/delta-files.ts for the scenarios. Per mode:
+ *   1. (untimed) the fedflow target pulls the old version once: its chunk store is the baseline;
+ *   2. per scenario, fedflow (child process, bench/delta-fedflow.ts), timed: capture the new
+ *      version at the source, serve it over a real transfer server on loopback, pull the missing
+ *      chunks into the target store, assemble the new file at the target;
+ *   3. rsync --no-whole-file --stats (-z in internet mode) from the new file onto a copy of the old.
+ * Both results are checked against the new version's sha256.
+ *
+ * Output, JSON lines on stdout: one per (scenario, tool, mode), then one per (scenario, mode) with
+ * wireRatio and timeRatio (fedflow / rsync; below 1 means fedflow did better).
+ * fedflow's wireBytes counts every byte on the transfer server's sockets, both directions: HTTP
+ * headers, the manifest, the chunk batch requests and the framed chunks.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_PLANS } from '../core/transfer-plan';
+import type { FedflowFigures, Job } from './delta-fedflow';
+import { newVersion, oldVersion, SCENARIOS, type Scenario } from './delta-files';
+import { runRsync } from './delta-rsync';
+
+const MODES = ['datacenter', 'internet'] as const;
+type Mode = (typeof MODES)[number];
+
+interface Args {
+  sizeMiB: number;
+  scenarios: Scenario[];
+  modes: Mode[];
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { sizeMiB: 512, scenarios: [...SCENARIOS], modes: [...MODES] };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--size-mib') {
+      const n = Number(value);
+      if (!(Number.isInteger(n) && n >= 4)) throw new Error(`--size-mib is '${value}'; expected an integer >= 4`);
+      a.sizeMiB = n;
+    } else if (flag === '--scenario') {
+      if (!(SCENARIOS as readonly string[]).includes(value)) throw new Error(`--scenario is '${value}'; expected one of ${SCENARIOS.join(', ')}`);
+      a.scenarios = [value as Scenario];
+    } else if (flag === '--mode') {
+      if (!(MODES as readonly string[]).includes(value)) throw new Error(`--mode is '${value}'; expected one of ${MODES.join(', ')}`);
+      a.modes = [value as Mode];
+    } else throw new Error(`unknown argument '${flag}'; expected --size-mib N, --scenario ${SCENARIOS.join('|')}, --mode ${MODES.join('|')}`);
+  }
+  return a;
+}
+
+const log = (msg: string) => process.stderr.write(`[bench delta] ${msg}\n`);
+const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+function runFedflow(job: Job): Promise<FedflowFigures> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'delta-fedflow.ts'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`fedflow ${job.kind} (${job.mode}) child exited ${code}`));
+      try {
+        resolve(JSON.parse(out.trim().split('\n').at(-1)!) as FedflowFigures);
+      } catch (err) {
+        reject(new Error(`fedflow child printed no figures: ${(err as Error).message}: ${out.slice(0, 300)}`));
+      }
+    });
+  });
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  const bytes = args.sizeMiB * 2 ** 20;
+  const dir = mkdtempSync(join(tmpdir(), 'fedflow-bench-delta-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  process.once('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    log(`generating ${args.sizeMiB} MiB old version in ${dir}`);
+    const old = oldVersion(bytes);
+    const oldFile = join(dir, 'old.img');
+    writeFileSync(oldFile, old);
+    for (const mode of args.modes) {
+      const storeDir = join(dir, `store-${mode}`);
+      log(`${mode}: baseline, the target pulls the old version once (untimed)`);
+      const base = await runFedflow({ kind: 'baseline', mode, file: oldFile, storeDir, imagesDir: join(dir, 'images-src') });
+      log(`${mode}: baseline ${base.chunks} chunks in ${base.wallMs} ms`);
+      for (const scenario of args.scenarios) {
+        const nv = newVersion(old, scenario);
+        const want = sha256(nv.data);
+        const srcDir = join(dir, 'src');
+        mkdirSync(srcDir, { recursive: true });
+        const newFile = join(srcDir, 'vol.img');
+        writeFileSync(newFile, nv.data);
+
+        log(`${scenario}/${mode}: fedflow (${nv.note})`);
+        const outFile = join(dir, 'fedflow-out.img');
+        const f = await runFedflow({ kind: 'sync', mode, file: newFile, storeDir, imagesDir: join(dir, 'images-src'), outFile, baselineRoot: base.root });
+        if (f.assembledSha256 !== want) throw new Error(`fedflow assembled ${f.assembledSha256}, expected ${want} (${scenario}/${mode})`);
+        const fedWire = f.socketBytes.toTarget + f.socketBytes.toSource;
+        print({
+          scenario, tool: 'fedflow', mode, wireBytes: fedWire, wallMs: f.wallMs,
+          chunks: f.chunks, chunksSent: f.chunksSent, rawBytesSent: f.rawBytesSent,
+          wire: { toTarget: f.socketBytes.toTarget, toSource: f.socketBytes.toSource, chunkFrames: f.chunkFrameBytes, manifestJson: f.manifestBytes },
+          phasesMs: f.phasesMs, peakRssMB: f.peakRssMB, rssBeforeMB: f.rssBeforeMB,
+          plan: DEFAULT_PLANS[mode], volumeBytes: f.volumeBytes, change: nv.note,
+        });
+
+        log(`${scenario}/${mode}: rsync`);
+        const destDir = join(dir, 'dst');
+        mkdirSync(destDir, { recursive: true });
+        const dest = join(destDir, 'vol.img');
+        copyFileSync(oldFile, dest);
+        const r = await runRsync(newFile, dest, mode === 'internet');
+        const got = createHash('sha256');
+        got.update(await import('node:fs/promises').then((fs) => fs.readFile(dest)));
+        if (got.digest('hex') !== want) throw new Error(`rsync result differs from the new version (${scenario}/${mode})`);
+        print({ scenario, tool: 'rsync', mode, wireBytes: r.wireBytes, wallMs: r.wallMs, sentBytes: r.sentBytes, receivedBytes: r.receivedBytes, literalBytes: r.literalBytes, matchedBytes: r.matchedBytes, command: r.command });
+        print({ scenario, mode, wireRatio: round3(fedWire / r.wireBytes), timeRatio: round3(f.wallMs / r.wallMs), sizeMiB: args.sizeMiB });
+        rmSync(destDir, { recursive: true, force: true });
+        rmSync(srcDir, { recursive: true, force: true });
+      }
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  } finally {
+    cleanup();
+  }
+}
+
+if (require.main === module) {
+  run(process.argv.slice(2)).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,260 @@
+/**
+ * The BFT side of a federation round, in workflow code. The sites are PBFT replicas
+ * (core/consensus/bft-replica.ts) that sign and check votes with their own keys; this workflow
+ * holds no key and checks no signature: it only routes votes between site task queues and counts
+ * them, which is why it never trusts a count it has not had confirmed by a site.
+ *
+ * One round, four workflow-mediated hops, every site in parallel within a hop:
+ *   1. propose    → the primary (members[view mod n]) signs a pre-prepare;
+ *   2. pre-prepare → each backup checks it and signs a prepare;
+ *   3. prepares (all of them, routed in one bundle per site) → each site, once prepared, signs a commit;
+ *   4. the certificate's 2f+1 commit votes → each site verifies them and commits.
+ * The round is done when f+1 sites report the sequence committed having refused none of the
+ * certificate's votes: at least one of them is honest, so every vote in it verified with its
+ * site's public key (PBFT's client likewise waits for f+1 matching replies).
+ *
+ * Views: a round's primary that does not answer the propose is skipped by moving to the next view
+ * whose primary answers. This replaces PBFT's view change and is safe here because every vote
+ * passes through this workflow: it knows no site can have prepared anything in the abandoned view.
+ */
+import { condition } from '@temporalio/workflow';
+import type { BftBatch, BftDeliverResult, BftMsg } from '../activities/consensus-types';
+import { makeCertificate } from '../core/consensus/bft-certificate';
+import { primaryOf } from '../core/consensus/bft-replica-state';
+import type { EquivocationProof, SignedVote } from '../core/consensus/bft-types';
+import { digestOf } from '../core/consensus/canonical-json';
+import { bftSizes } from '../core/consensus/quorum';
+import { describeQuorumWait, hasQuorum, quorumWait } from '../core/consensus/quorum-wait';
+import type { SiteId } from '../core/consensus/types';
+import { siteConsensus, SitePump, tickMs } from './federation-links';
+import type { BftCertificate, RttTable } from './federation-types';
+
+export interface BftDriverOptions {
+  federation: string;
+  /** In the order every site uses: it fixes each view's primary. */
+  members: SiteId[];
+  view: number;
+  rttMs?: RttTable;
+  onWaiting(status: string): void;
+  onEquivocation(proof: EquivocationProof, reportedBy: SiteId): void;
+  onRefusal(reportedBy: SiteId, reason: string, accused?: SiteId): void;
+}
+
+interface Round {
+  batch: BftBatch;
+  digest: string;
+  view: number;
+  primary: SiteId;
+  proposed: boolean;
+  abandoned: boolean;
+  seq?: number;
+  prePrepare?: SignedVote;
+  /** Every distinct prepare vote seen for this sequence, matching or not: honest sites need to see conflicting ones to prove equivocation. */
+  prepareVotes: SignedVote[];
+  /** Sites that signed a prepare (so hold the pre-prepare), and those whose prepare matches the digest. */
+  ppAcked: Set<SiteId>;
+  matching: Set<SiteId>;
+  commits: Record<SiteId, SignedVote>;
+  /** Sites whose commit vote some site refused as forged: left out of the certificate. */
+  distrusted: Set<SiteId>;
+  certVotes?: SignedVote[];
+  confirmed: Set<SiteId>;
+  /** The stage last delivered to each site, so a stage goes out once per site until a retransmit. */
+  delivered: Record<SiteId, number>;
+}
+
+/** Catch-up certificates waiting for a site, capped so a long-dead site cannot grow the workflow. */
+const MAX_FORWARD = 64;
+
+export class BftDriver {
+  view: number;
+  readonly f: number;
+  readonly quorum: number;
+  private round?: Round;
+  private readonly pump: SitePump<BftDeliverResult>;
+  private readonly forward = new Map<SiteId, BftMsg[]>();
+  /** Per site, how far it has executed in the current view (from its replies). */
+  private readonly executed: Record<SiteId, number> = {};
+  private readonly tick: number;
+  private readonly liveWindowMs: number;
+
+  constructor(private readonly o: BftDriverOptions) {
+    this.view = o.view;
+    ({ f: this.f, quorum: this.quorum } = bftSizes(o.members.length));
+    const acts = Object.fromEntries(o.members.map((m) => [m, siteConsensus(m, o.rttMs)]));
+    this.tick = tickMs('bft', o.members, this.quorum, o.rttMs);
+    this.liveWindowMs = Math.max(2_000, 3 * this.tick);
+    this.pump = new SitePump<BftDeliverResult>(
+      {
+        next: (site) => {
+          const batch = this.nextFor(site);
+          if (!batch) return undefined;
+          const view = this.view;
+          return () => acts[site]!.bftDeliver({ federation: o.federation, view, members: o.members, ...batch });
+        },
+        reply: (site, r) => this.onReply(site, r),
+        failed: (site) => {
+          const r = this.round;
+          // A propose that got no answer may or may not have been signed: never re-propose in this view.
+          if (r && site === r.primary && !r.prePrepare) r.abandoned = true;
+        },
+      },
+      this.tick,
+    );
+  }
+
+  /** Commits one batch; resolves with the certificate once f+1 sites confirmed it. */
+  async commit(batch: BftBatch): Promise<BftCertificate & { view: number; seq: number }> {
+    const digest = digestOf(batch);
+    this.view = this.nextView(this.view);
+    for (;;) {
+      const primary = primaryOf(this.o.members, this.view);
+      const r: Round = {
+        batch, digest, view: this.view, primary, proposed: false, abandoned: false, prepareVotes: [], ppAcked: new Set(), matching: new Set(),
+        commits: {}, distrusted: new Set(), confirmed: new Set(), delivered: {},
+      };
+      this.round = r;
+      this.pump.kickAll(this.o.members);
+      while (!this.done(r) && !r.abandoned) {
+        if (await condition(() => this.done(r) || r.abandoned, this.tick)) break;
+        r.delivered = {}; // retransmit the current stage to every site that has not moved on
+        this.pump.kickAll(this.o.members);
+        this.reportWait();
+      }
+      if (this.done(r)) {
+        this.round = undefined;
+        this.catchUp(r);
+        const certificate = makeCertificate(r.view, r.seq!, digest, r.certVotes!);
+        return { protocol: 'bft', certificate, members: [...this.o.members], view: r.view, seq: r.seq! };
+      }
+      this.view = this.nextView(this.view + 1);
+      for (const k of Object.keys(this.executed)) delete this.executed[k];
+      this.o.onWaiting(`primary ${primary} of view ${r.view} did not answer; retrying in view ${this.view} (primary ${primaryOf(this.o.members, this.view)})`);
+    }
+  }
+
+  /** While idle: deliver pending catch-up certificates. */
+  heartbeat(): void {
+    this.pump.kickAll(this.o.members);
+  }
+
+  private done(r: Round): boolean {
+    return r.certVotes !== undefined && r.confirmed.size >= this.f + 1;
+  }
+
+  private reportWait(): void {
+    const wait = quorumWait(this.o.members, this.pump.lastHeard, Date.now() - this.liveWindowMs, this.quorum);
+    this.o.onWaiting(hasQuorum(wait) ? `committing: ${describeQuorumWait(wait)}` : describeQuorumWait(wait));
+  }
+
+  /** The first view from `from` whose primary is not failing, so a dead primary is skipped. */
+  private nextView(from: number): number {
+    const n = this.o.members.length;
+    for (let v = from; v < from + n; v++) if (this.pump.failing[primaryOf(this.o.members, v)] === undefined) return v;
+    return from;
+  }
+
+  private stage(r: Round): number {
+    if (r.certVotes) return 3;
+    if (r.matching.size >= this.quorum - 1) return 2;
+    return r.prePrepare ? 1 : 0;
+  }
+
+  /** What `site` needs now: the batch to propose (primary), or the votes of the current stage it lacks. */
+  private nextFor(site: SiteId): { propose?: BftBatch; messages: BftMsg[] } | undefined {
+    const fwd = this.forward.get(site) ?? [];
+    this.forward.delete(site);
+    const r = this.round;
+    if (!r) return fwd.length ? { messages: fwd } : undefined;
+    if (!r.prePrepare) {
+      if (site !== r.primary || r.proposed) return fwd.length ? { messages: fwd } : undefined;
+      r.proposed = true;
+      return { propose: r.batch, messages: fwd };
+    }
+    const stage = this.stage(r);
+    if ((r.delivered[site] ?? 0) >= stage) return fwd.length ? { messages: fwd } : undefined;
+    const messages: BftMsg[] = [...fwd];
+    if (site !== r.primary && !r.ppAcked.has(site)) messages.push({ type: 'pre-prepare', to: site, vote: r.prePrepare, value: r.batch });
+    if (stage >= 2 && !r.commits[site]) {
+      // Matching votes first, so an honest site counts them before it meets a conflicting one.
+      const ordered = [...r.prepareVotes].sort((a, b) => Number(b.digest === r.digest) - Number(a.digest === r.digest));
+      for (const vote of ordered) if (vote.site !== site) messages.push({ type: 'prepare', to: site, vote });
+    }
+    if (stage >= 3 && !r.confirmed.has(site)) {
+      for (const vote of r.certVotes!) if (vote.site !== site) messages.push({ type: 'commit', to: site, vote });
+    }
+    r.delivered[site] = stage;
+    return messages.length ? { messages } : undefined;
+  }
+
+  private onReply(site: SiteId, res: BftDeliverResult): void {
+    if (res.view !== this.view) return;
+    this.executed[site] = res.executed;
+    for (const p of res.equivocations) this.o.onEquivocation(p, site);
+    let accusesCert = false;
+    for (const rf of res.refused) {
+      this.o.onRefusal(site, rf.reason, rf.site);
+      const r = this.round;
+      if (r?.certVotes && rf.site && /signature does not verify/.test(rf.reason) && r.certVotes.some((v) => v.site === rf.site)) {
+        accusesCert = true;
+        // Some site says this commit vote is forged: leave it out and build the certificate again.
+        r.distrusted.add(rf.site);
+        delete r.commits[rf.site];
+        r.certVotes = undefined;
+        r.confirmed.clear();
+        r.delivered = {};
+      }
+    }
+    const r = this.round;
+    for (const m of res.messages) {
+      if (m.type === 'certificate') {
+        // Self-verifying catch-up for a lagging site: pass it on.
+        const q = this.forward.get(m.to) ?? [];
+        if (q.length < MAX_FORWARD) q.push(m);
+        this.forward.set(m.to, q);
+        continue;
+      }
+      if (m.type === 'status' || !r) continue;
+      const v = m.vote;
+      // A site speaks for itself only; any vote it claims for another site is ignored here.
+      if (v.site !== site || v.view !== r.view) continue;
+      if (m.type === 'pre-prepare') {
+        if (site === r.primary && !r.prePrepare && v.digest === r.digest) {
+          r.prePrepare = v;
+          r.seq = v.seq;
+        }
+        continue;
+      }
+      if (r.seq === undefined || v.seq !== r.seq) continue;
+      if (m.type === 'prepare') {
+        if (!r.prepareVotes.some((x) => x.sig === v.sig)) r.prepareVotes.push(v);
+        r.ppAcked.add(site);
+        if (v.digest === r.digest && site !== r.primary) r.matching.add(site);
+      } else if (m.type === 'commit' && v.digest === r.digest && !r.distrusted.has(site)) {
+        r.commits[site] ??= v;
+      }
+    }
+    if (r && r.seq !== undefined) {
+      if (!r.certVotes && this.stage(r) >= 2) {
+        const votes = Object.values(r.commits);
+        if (votes.length >= this.quorum) r.certVotes = makeCertificate(r.view, r.seq, r.digest, votes).votes.slice(0, this.quorum);
+      }
+      if (r.certVotes && !accusesCert && res.committed.some((c) => c.seq === r.seq && c.digest === r.digest)) r.confirmed.add(site);
+    }
+    this.pump.kickAll(this.o.members);
+  }
+
+  /** Sites that did not execute the round's sequence get certificates from one that did, through its `status` answer. */
+  private catchUp(r: Round): void {
+    const helper = [...r.confirmed].find((s) => (this.executed[s] ?? 0) >= r.seq!);
+    if (!helper) return;
+    for (const s of this.o.members) {
+      const e = this.executed[s];
+      if (s === helper || e === undefined || e >= r.seq!) continue;
+      const q = this.forward.get(helper) ?? [];
+      q.push({ type: 'status', to: helper, from: s, executed: e });
+      this.forward.set(helper, q);
+    }
+    this.pump.kick(helper);
+  }
+}
