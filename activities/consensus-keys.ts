@@ -41,3 +41,15 @@ export function configPublicKeys(config: FederationConfig, home: string): Public
     return existsSync(path) ? readFileSync(path, 'utf8').trim() || undefined : undefined;
   };
 }
+
+/** The founding members of a federation from its config, each with the public key the sites will verify with. */
+export function foundingSites(config: FederationConfig, home: string): { id: SiteId; trust: 'trusted' | 'untrusted'; capacity: number; publicKey: string }[] {
+  const keyOf = configPublicKeys(config, home);
+  return config.sites.map((s) => {
+    const publicKey = keyOf(s.id);
+    if (!publicKey) {
+      throw new Error(`site ${s.id} has no public key: set sites[].publicKey in the federation config, or start its agent once so it publishes ${join(siteDir(s.id, home), SITE_PUBLIC_KEY_FILE)}`);
+    }
+    return { id: s.id, trust: s.trust, capacity: s.capacity.instances, publicKey };
+  });
+}

@@ -9,14 +9,25 @@ import { ApplicationFailure } from '@temporalio/common';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { STANDBY_TAG, type LocalProvider } from '../adapters/local';
-import type { InstanceRef, VolumeRef } from '../adapters/types';
+import type { CloudProvider, InstanceRef, VolumeRef } from '../adapters/types';
+import { agentCloudInit } from '../agent/cloud-init';
+
+/** Tag on the local stand-in that names the cloud instance it stands for. */
+export const CLOUD_INSTANCE_TAG = 'fedflow-cloud-instance';
 import { ProviderError } from '../adapters/errors';
 import { badRequest } from './failures';
 import { kvCall } from './kv-workload';
 
 export interface SiteDeps {
   site: string;
+  /**
+   * The site's local side: volumes, and the process that runs the workload. For a cloud site this
+   * agent stands for the site, and `cloud` creates and removes the real instance.
+   */
   provider: LocalProvider;
+  cloud?: CloudProvider;
+  /** Put into cloud instances' user-data, so their agent finds Temporal. */
+  temporalAddress?: string;
   /** This site's agent endpoint, as other sites reach it. */
   endpointUrl: () => string;
 }
@@ -46,6 +57,20 @@ export function createSiteActivities(deps: SiteDeps) {
     async startInstance(args: { name: string; image: string; volumeId: string; idempotencyKey: string; standby?: boolean }): Promise<{ instance: InstanceRef; address: string }> {
       const volume: VolumeRef = { provider: 'local', site: deps.site, id: args.volumeId };
       const tags: Record<string, string> = { 'fedflow-workload': args.name, ...(args.standby ? { [STANDBY_TAG]: 'true' } : {}) };
+      if (deps.cloud) {
+        // The real instance first: created idempotently from the workflow's key, booted with the
+        // agent's cloud-init, and waited for with the SDK's own waiter while this activity heartbeats.
+        const cloudRef = await deps.cloud
+          .createInstance(
+            { name: args.name, image: '', tags: { 'fedflow-workload': args.name }, userData: agentCloudInit({ siteId: deps.site, workloadId: args.name, temporalAddress: deps.temporalAddress }) },
+            args.idempotencyKey,
+          )
+          .catch(providerFailure);
+        await deps.cloud
+          .waitFor(cloudRef, 'running', { timeoutMs: 10 * 60_000, pollMs: 1000, onPoll: () => heartbeat(), signal: Context.current().cancellationSignal })
+          .catch(providerFailure);
+        tags[CLOUD_INSTANCE_TAG] = cloudRef.id;
+      }
       const instance = await provider
         .createInstance({ name: args.name, image: args.image, volume, tags }, args.idempotencyKey)
         .catch(providerFailure);
@@ -56,8 +81,12 @@ export function createSiteActivities(deps: SiteDeps) {
     },
 
     /** Compensation on the target: remove the instance and the copied volume. */
-    async removeTargetCopy(args: { idempotencyKey: string; volumeId: string }): Promise<void> {
-      const instance = provider.findByIdempotencyKey(args.idempotencyKey);
+    async removeTargetCopy(args: { name: string; idempotencyKey: string; volumeId: string }): Promise<void> {
+      if (deps.cloud) {
+        const cloudRef = await deps.cloud.findInstance(args.name, args.idempotencyKey).catch(providerFailure);
+        if (cloudRef) await deps.cloud.terminateInstance(cloudRef).catch(providerFailure);
+      }
+      const instance = await provider.findInstance(args.name, args.idempotencyKey);
       if (instance) await provider.terminateInstance(instance).catch(providerFailure);
       // The volume goes; its chunks stay in the store as baseline for a later attempt.
       provider.deleteVolume(args.volumeId);
@@ -66,6 +95,8 @@ export function createSiteActivities(deps: SiteDeps) {
 
     /** After the switch: stop and remove the source instance and its volume. Returns when it finished (ms). */
     async decommission(args: { instance: InstanceRef; volumeId: string }): Promise<number> {
+      const cloudId = deps.cloud ? (await provider.describeInstance(args.instance).catch(() => undefined))?.tags[CLOUD_INSTANCE_TAG] : undefined;
+      if (deps.cloud && cloudId) await deps.cloud.terminateInstance({ provider: deps.cloud.kind, site: deps.site, id: cloudId }).catch(providerFailure);
       await provider.terminateInstance(args.instance).catch(providerFailure);
       provider.deleteVolume(args.volumeId);
       return Date.now();

@@ -158,6 +158,11 @@ export class AwsProvider implements CloudProvider {
     return res.Reservations?.flatMap((r) => r.Instances ?? [])[0];
   }
 
+  async findInstance(_name: string, idempotencyKey: string): Promise<InstanceRef | undefined> {
+    const inst = await this.findByToken(ec2ClientToken(idempotencyKey));
+    return inst?.InstanceId ? this.ref(inst.InstanceId) : undefined;
+  }
+
   async createInstance(spec: InstanceSpec, idempotencyKey: string): Promise<InstanceRef> {
     const token = ec2ClientToken(idempotencyKey);
     const image = spec.image || this.opts.imageId;

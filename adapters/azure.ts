@@ -152,6 +152,12 @@ export class AzureProvider implements CloudProvider {
     );
   }
 
+  async findInstance(name: string, idempotencyKey: string): Promise<InstanceRef | undefined> {
+    const vmName = vmNameFor(name, idempotencyKey);
+    const vm = await this.getVm(vmName);
+    return vm && vm.tags?.[IDEMPOTENCY_TAG] === keyHash(idempotencyKey) ? this.ref(vmName) : undefined;
+  }
+
   async createInstance(spec: InstanceSpec, idempotencyKey: string): Promise<InstanceRef> {
     const hash = keyHash(idempotencyKey);
     const name = vmNameFor(spec.name, idempotencyKey);

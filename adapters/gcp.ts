@@ -139,6 +139,11 @@ export class GcpProvider implements CloudProvider {
     return name.includes('/') ? name : `zones/${this.opts.zone}/${kind}/${name}`;
   }
 
+  async findInstance(_name: string, idempotencyKey: string): Promise<InstanceRef | undefined> {
+    const inst = await this.findByKey(keyHash(idempotencyKey));
+    return inst?.name && inst.status !== 'TERMINATED' ? this.ref(inst.name) : undefined;
+  }
+
   async createInstance(spec: InstanceSpec, idempotencyKey: string): Promise<InstanceRef> {
     const hash = keyHash(idempotencyKey);
     const name = instanceNameFor(spec.name, idempotencyKey);

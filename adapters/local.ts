@@ -354,10 +354,10 @@ export class LocalProvider implements CloudProvider {
     rmSync(join(this.dir, 'volumes', `${volumeId}.tags.json`), { force: true });
   }
 
-  /** The instance a create with this key made, if any (compensations use it). */
-  findByIdempotencyKey(idempotencyKey: string): InstanceRef | undefined {
+  async findInstance(_name: string, idempotencyKey: string): Promise<InstanceRef | undefined> {
     const id = `i-${shortHash(idempotencyKey)}`;
-    return this.readRecord(id) ? this.ref(id) : undefined;
+    const rec = this.readRecord(id);
+    return rec && rec.status !== 'terminated' ? this.ref(id) : undefined;
   }
 
   /** Ids of this site's instances that are not terminated. */

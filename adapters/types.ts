@@ -85,6 +85,11 @@ export interface CloudProvider {
   describeSite(): Promise<SiteCapacity>;
   /** Idempotent: two calls with the same key give one instance. */
   createInstance(spec: InstanceSpec, idempotencyKey: string): Promise<InstanceRef>;
+  /**
+   * The live (not terminated) instance a create with this spec name and key made, if any.
+   * Compensations use it, so a create that succeeded just before a crash is still cleaned up.
+   */
+  findInstance(name: string, idempotencyKey: string): Promise<InstanceRef | undefined>;
   describeInstance(ref: InstanceRef): Promise<InstanceState>;
   waitFor(ref: InstanceRef, state: 'running' | 'stopped' | 'terminated', opts: WaitOptions): Promise<InstanceState>;
   startInstance(ref: InstanceRef): Promise<void>;

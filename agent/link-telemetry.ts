@@ -189,14 +189,16 @@ export async function probe(options: ProbeOptions): Promise<LinkSample> {
   const maxBytes = options.transferBytes ?? PROBE_DEFAULTS.transferBytes;
   const maxMs = options.maxTransferMs ?? PROBE_DEFAULTS.maxTransferMs;
   const ctl = new AbortController();
+  // A stalled peer must not hang the probe: give up a request timeout after the transfer budget.
+  const stall = setTimeout(() => ctl.abort(), maxMs + timeout);
   const start = now();
-  const res = await fetchFn(options.url, { method: 'GET', signal: ctl.signal });
-  if (!res.ok) throw new Error(`probe transfer from ${options.url} failed: HTTP ${res.status} (expected 200/206)`);
   let first: number | null = null;
   let firstBytes = 0;
   let bytes = 0;
   let end = start;
   try {
+    const res = await fetchFn(options.url, { method: 'GET', signal: ctl.signal });
+    if (!res.ok) throw new Error(`probe transfer from ${options.url} failed: HTTP ${res.status} (expected 200/206)`);
     for await (const chunk of bodyOf(res.body)) {
       end = now();
       if (first === null) {
@@ -206,7 +208,11 @@ export async function probe(options: ProbeOptions): Promise<LinkSample> {
       bytes += chunk.byteLength;
       if (bytes >= maxBytes || end - start >= maxMs) break;
     }
+  } catch (err) {
+    // Aborted by the stall timer after some data: time what arrived.
+    if (!ctl.signal.aborted || bytes === 0) throw err;
   } finally {
+    clearTimeout(stall);
     ctl.abort();
   }
   // From first to last byte when there was more than one chunk; else the whole request.

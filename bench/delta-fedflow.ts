@@ -14,7 +14,7 @@
  * added, so the next scenario starts from the same baseline.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, rmSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { ChunkStore } from '../agent/chunk-store';
@@ -57,9 +57,20 @@ export interface FedflowFigures {
   assembledSha256?: string;
   rssBeforeMB: number;
   peakRssMB: number;
+  /** Peak RSS (MB) as it stood at the end of each phase: shows which phase grows memory. */
+  peakRssAfterMB: { open: number; capture: number; pull: number; assemble: number };
 }
 
 const SECRET = Buffer.alloc(32, 0x5a);
+/**
+ * Peak RSS of this process, MB. Linux's VmHWM belongs to this process's own address space, made
+ * fresh by exec; getrusage's maxRSS is not: it inherits the parent's peak across fork+exec, and the
+ * parent holds the generated volumes in memory.
+ */
+function maxRssMB(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(existsSync('/proc/self/status') ? readFileSync('/proc/self/status', 'utf8') : '');
+  return Math.round((m ? Number(m[1]) : process.resourceUsage().maxRSS) / 1024);
+}
 
 async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
@@ -74,11 +85,13 @@ async function runJob(job: Job): Promise<FedflowFigures> {
   // The target agent runs already, with its store open: opening it is not part of a sync.
   const store = await ChunkStore.open(job.storeDir);
   const rssBeforeMB = process.memoryUsage().rss / 2 ** 20;
+  const rssOpen = maxRssMB();
 
   const t0 = performance.now();
   const images = new SourceImages(job.imagesDir);
   const { manifest: captured } = await images.capture(`bench-${job.mode}`, job.file, params, { inPlace: true });
   const tCapture = performance.now();
+  const rssCapture = maxRssMB();
   const stats = newTransferStats();
   const server = await startTransferServer({ site: 'src', images, secret: SECRET, stats });
   // Count at the sockets: HTTP headers, request bodies, manifest and chunk frames, all of it.
@@ -88,6 +101,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
   let tManifest = 0;
   let tPull = 0;
   let manifestBytes = 0;
+  let rssPull = 0;
   try {
     const token = issueToken(SECRET, claimsFor(captured.rootHash, 'src', 'dst', Date.now(), 3600));
     const before = stats.bytesServed;
@@ -106,6 +120,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     });
     await store.putManifest(manifest, 'baseline');
     tPull = performance.now();
+    rssPull = maxRssMB();
   } finally {
     await server.close();
     await images.close();
@@ -121,7 +136,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     tAssemble = performance.now();
   }
   const wallMs = tAssemble - t0;
-  const peakRssMB = process.resourceUsage().maxRSS / 1024;
+  const peakRssMB = maxRssMB();
 
   const out: FedflowFigures = {
     kind: job.kind,
@@ -139,6 +154,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     volumeBytes: captured.totalBytes,
     rssBeforeMB: Math.round(rssBeforeMB),
     peakRssMB: Math.round(peakRssMB),
+    peakRssAfterMB: { open: rssOpen, capture: rssCapture, pull: rssPull, assemble: maxRssMB() },
   };
   if (job.kind === 'sync') {
     // Untimed: check the result, then put the store back to the baseline for the next scenario.

@@ -113,7 +113,7 @@ export async function run(argv: string[]): Promise<void> {
           scenario, tool: 'fedflow', mode, wireBytes: fedWire, wallMs: f.wallMs,
           chunks: f.chunks, chunksSent: f.chunksSent, rawBytesSent: f.rawBytesSent,
           wire: { toTarget: f.socketBytes.toTarget, toSource: f.socketBytes.toSource, chunkFrames: f.chunkFrameBytes, manifestJson: f.manifestBytes },
-          phasesMs: f.phasesMs, peakRssMB: f.peakRssMB, rssBeforeMB: f.rssBeforeMB,
+          phasesMs: f.phasesMs, peakRssMB: f.peakRssMB, rssBeforeMB: f.rssBeforeMB, peakRssAfterMB: f.peakRssAfterMB,
           plan: DEFAULT_PLANS[mode], volumeBytes: f.volumeBytes, change: nv.note,
         });
 

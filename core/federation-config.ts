@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { PROVIDER_KINDS } from './providers';
+import { validateProviderSettings } from './provider-settings';
 
 /** `<kind>:<name>`, as DESIGN.md spells sites: `aws:us-east-1`, `dc:paris`. */
 export const SITE_ID_PATTERN = /^[a-z][a-z0-9-]*:[a-z0-9][a-z0-9-]*$/;
@@ -63,6 +64,10 @@ export const federationConfigSchema = z
     cfg.sites.forEach((s, i) => {
       if (seen.has(s.id)) ctx.addIssue({ code: 'custom', path: ['sites', i, 'id'], message: `duplicate site id '${s.id}'` });
       seen.add(s.id);
+      for (const problem of validateProviderSettings(s.provider, s.settings)) {
+        // Problems already start with 'settings.<field>:'.
+        ctx.addIssue({ code: 'custom', path: ['sites', i], message: problem });
+      }
     });
     cfg.links.forEach((l, i) => {
       for (const end of ['from', 'to'] as const) {

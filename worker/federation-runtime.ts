@@ -10,6 +10,7 @@ import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@tem
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalProvider } from '../adapters/local';
+import { createCloudProvider } from '../adapters/registry-cloud';
 import { createControlActivities } from '../activities/control';
 import { createSiteActivities } from '../activities/site';
 import { FederationStateStore } from '../agent/federation-state';
@@ -20,6 +21,8 @@ import { SourceImages } from '../agent/source-images';
 import { loadTransferSecret } from '../agent/transfer-secret';
 import { startTransferServer } from '../agent/transfer-server';
 import { createSyncActivities } from '../activities/sync';
+import { createConsensusActivities } from '../activities/consensus';
+import { configPublicKeys } from '../activities/consensus-keys';
 import type { FederationConfig } from '../core/federation-config';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../workflows/migrate';
 import { resolveConnection } from './connection';
@@ -86,7 +89,10 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
   const secret = loadTransferSecret(home);
   const storeMaxBytes = Number(process.env.FEDFLOW_CHUNK_STORE_MAX_BYTES ?? 8 * 1024 ** 3);
   for (const site of opts.config.sites) {
-    if (site.provider !== 'local' || (wanted && !wanted.has(site.id))) continue;
+    if (wanted && !wanted.has(site.id)) continue;
+    // A cloud site's agent runs here and stands for the site: volumes and the workload process are
+    // local, while the real instance is created and removed through the cloud's adapter.
+    const cloud = site.provider === 'local' ? undefined : createCloudProvider(site);
     const dir = siteDir(site.id, home);
     mkdirSync(dir, { recursive: true });
     const provider = new LocalProvider({ site: site.id, dir, capacityInstances: site.capacity.instances });
@@ -107,8 +113,9 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       namespace,
       taskQueue: siteTaskQueue(site.id),
       activities: {
-        ...createSiteActivities({ site: site.id, provider, endpointUrl: () => endpoint.url }),
+        ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url }),
         ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, endpointUrl: () => endpoint.url }),
+        ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
       },
     });
     agents.set(site.id, { provider, url: endpoint.url, worker });

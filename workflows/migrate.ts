@@ -163,7 +163,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       });
       compensations.push({
         step: 'start',
-        fn: () => atSite(v.target, `Remove the copy on ${v.target}`).removeTargetCopy({ idempotencyKey: startKey, volumeId: v.volume.id }),
+        fn: () => atSite(v.target, `Remove the copy on ${v.target}`).removeTargetCopy({ name: req.workloadId, idempotencyKey: startKey, volumeId: v.volume.id }),
       });
 
       // The target boots in standby while pre-copy runs, so the cut-over pays only for loading data.

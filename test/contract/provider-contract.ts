@@ -111,10 +111,14 @@ export function providerContract(name: string, makeHarness: () => Promise<Contra
       assert.equal(b.id, a.id);
       const c = await p.createInstance(h.spec, `${run}/idem-other`);
       assert.notEqual(c.id, a.id);
+      // A compensation finds what a create with its key made, and nothing once it is terminated.
+      assert.equal((await p.findInstance(h.spec.name, `${run}/idem`))?.id, a.id);
+      assert.equal(await p.findInstance(h.spec.name, `${run}/never-created`), undefined);
       for (const r of [a, c]) {
         await p.terminateInstance(r);
         await p.waitFor(r, 'terminated', { timeoutMs: 30_000, pollMs: h.pollMs });
       }
+      assert.equal(await p.findInstance(h.spec.name, `${run}/idem`), undefined);
     });
 
     it('not found is a non-retryable ProviderNotFound', async () => {

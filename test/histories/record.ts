@@ -2,7 +2,7 @@
  * Records migrateWorkload histories for the replay test: a completed migration and a cancelled
  * (compensated) one, run on a real dev server. Run it only when a workflow shape ships:
  *
- *   node --import tsx test/histories/record.ts <tag>      # writes test/histories/migrate-<tag>-*.json
+ *   node --import tsx test/histories/record.ts <tag>      # writes test/histories/<workflowId>.<tag>-*.json
  *
  * Recorded histories are never edited: a change that breaks their replay needs `patched()`.
  */
@@ -25,18 +25,26 @@ async function run(): Promise<void> {
     await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
     const c = FedflowClient.fromClient(env.client);
     const save = async (name: string) => {
-      // The CLI's JSON export is the format Worker.runReplayHistory documents.
-      const { stdout } = await promisify(execFile)(findTemporalCli().path, ['workflow', 'show', '--workflow-id', 'migrate-kv-demo', '--output', 'json', '--address', env.address], { maxBuffer: 64 << 20 });
-      const path = join(__dirname, `migrate-${tag}-${name}.json`);
-      writeFileSync(path, stdout);
-      console.log(`wrote ${path} (${(JSON.parse(stdout) as { events: unknown[] }).events.length} events)`);
+      for (const workflowId of ['migrate-kv-demo', 'migrate-kv-demo-sync']) {
+        // The CLI's JSON export is the format Worker.runReplayHistory documents.
+        const { stdout } = await promisify(execFile)(findTemporalCli().path, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', env.address], { maxBuffer: 64 << 20 });
+        const path = join(__dirname, `${workflowId}.${tag}-${name}.json`);
+        writeFileSync(path, stdout);
+        console.log(`wrote ${path} (${(JSON.parse(stdout) as { events: unknown[] }).events.length} events)`);
+      }
     };
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' });
     await c.waitForResult('kv-demo');
     await save('completed');
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:paris' });
+    // Pause once pre-copy has started, so the cancel finds a child and compensations to run.
+    for (;;) {
+      const p = await c.getProgress('kv-demo');
+      if (p.steps.find((s) => s.id === 'sync')?.status !== 'pending') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await c.pause('kv-demo');
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 300));
     await c.cancel('kv-demo', 'recorded cancel');
     await c.waitForResult('kv-demo').catch(() => undefined);
     await save('cancelled');

@@ -20,8 +20,8 @@ describe('recorded histories replay cleanly', () => {
   for (const f of files) {
     it(f, async () => {
       const history = historyFromJSON(JSON.parse(readFileSync(join(dir, f), 'utf8')));
-      // The recorded runs migrated kv-demo, and the workflow checks its id against the workload.
-      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'migrate-kv-demo');
+      // Files are named <workflowId>.<tag>-<case>.json; the migration checks its id against the workload.
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, f.split('.')[0]);
     });
   }
 });

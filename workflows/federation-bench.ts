@@ -1,0 +1,30 @@
+/**
+ * `federationActivityRtt`: the benchmark's yardstick (bench/consensus.ts). It runs `count` bare
+ * activities one after another on a site's task queue and returns each round trip as workflow
+ * time, the same clock the federation uses for a proposal's `waitedMs`, so the two compare.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { ConsensusActivities } from '../activities/consensus';
+import type { FederationEntry } from '../core/consensus/entries';
+import type { SiteId } from '../core/consensus/types';
+import { commitFederationChange, type FederationChangeOptions, type FederationChangeResult } from './federation-client';
+import { siteTaskQueue } from './queues';
+
+export async function federationActivityRtt(input: { site: SiteId; count: number }): Promise<number[]> {
+  const { consensusPing } = proxyActivities<ConsensusActivities>({ taskQueue: siteTaskQueue(input.site), startToCloseTimeout: '10 seconds' });
+  const samples: number[] = [];
+  for (let i = 0; i < input.count; i++) {
+    const t0 = Date.now();
+    await consensusPing();
+    samples.push(Date.now() - t0);
+  }
+  return samples;
+}
+
+/**
+ * `federationCommitProbe`: a workflow that commits through commitFederationChange exactly as the
+ * migration does, for tests and the benchmark (the migration itself belongs to its owner).
+ */
+export async function federationCommitProbe(entries: FederationEntry[], opts: Omit<FederationChangeOptions, 'onStatus'> = {}): Promise<FederationChangeResult> {
+  return commitFederationChange(entries, opts);
+}

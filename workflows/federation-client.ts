@@ -1,0 +1,142 @@
+/**
+ * How another workflow (the migration) commits a change to the federation log:
+ *
+ *   const r = await commitFederationChange([{ kind: 'placement', workload: 'kv-demo', site: 'dc:frankfurt' }],
+ *                                          { touches: ['dc:paris'] });
+ *
+ * A workflow cannot send an update, so the proposal goes to `federation-<name>` as a signal and
+ * the answer comes back as signals to the calling workflow: status lines while the round waits
+ * (`waiting for quorum: 2 of 4 sites reachable, need 3`), then the result. While it waits, the
+ * caller answers the `federationCommitStatus` query and calls `onStatus`, so its own progress
+ * can say why it waits. Nothing commits half-way: the call returns only with a certificate.
+ */
+import type { Duration } from '@temporalio/common';
+import { ApplicationFailure, condition, defineQuery, getExternalWorkflowHandle, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import type { FederationEntry } from '../core/consensus/entries';
+import type { Protocol, SiteId } from '../core/consensus/types';
+import {
+  commitResultSignal,
+  commitStatusSignal,
+  federationWorkflowId,
+  proposeSignal,
+  type CertificateSummary,
+  type ProposalResult,
+  type QuorumFigures,
+} from './federation-types';
+
+export interface FederationChangeOptions {
+  /** The federation's name (workflow id `federation-<name>`); default `local`. */
+  federation?: string;
+  /** Sites the change touches besides those its entries name, e.g. a migration's source. */
+  touches?: SiteId[];
+  /** Idempotency key; default a fresh id per call (replay-safe). */
+  requestId?: string;
+  /** Called with each status line while the commit waits, e.g. to put it in the caller's progress. */
+  onStatus?: (status: string) => void;
+  /** Give up waiting after this long (the change may still commit later). Default: wait. */
+  timeout?: Duration;
+  /** Return normally when the log records an entry as rejected (over capacity…). Default: throw FederationChangeRejected. */
+  allowRejected?: boolean;
+}
+
+export interface FederationChangeResult {
+  protocol: Protocol;
+  /** Who acked (CFT) or signed (BFT); no signatures, no payloads. */
+  certificate: CertificateSummary;
+  quorum: QuorumFigures;
+  /** True if the round had to wait for quorum at some point. */
+  waited: boolean;
+  /** The last status line seen while waiting, if any. */
+  lastStatus?: string;
+  waitedMs: number;
+  round: number;
+  requestId: string;
+  rejected: { position: number; reason: string }[];
+}
+
+export interface PendingFederationChange {
+  requestId: string;
+  entries: number;
+  status: string;
+}
+
+/** Answered by any workflow that has called commitFederationChange: the changes it is waiting for. */
+export const federationCommitStatusQuery = defineQuery<PendingFederationChange[]>('federationCommitStatus');
+
+// Per workflow execution (the SDK isolates module state per workflow).
+const pending = new Map<string, { entries: number; status: string; waited: boolean; onStatus?: (s: string) => void; result?: ProposalResult; error?: string; done: boolean }>();
+let handlersInstalled = false;
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  setHandler(commitStatusSignal, ({ requestId, status }) => {
+    const p = pending.get(requestId);
+    if (!p || p.done) return;
+    p.status = status;
+    if (status.startsWith('waiting for quorum')) p.waited = true;
+    p.onStatus?.(status);
+  });
+  setHandler(commitResultSignal, ({ requestId, result, error }) => {
+    const p = pending.get(requestId);
+    if (!p || p.done) return;
+    p.done = true;
+    if (result) p.result = result;
+    else p.error = error ?? 'the federation answered without a result';
+  });
+  setHandler(federationCommitStatusQuery, () => [...pending.entries()].filter(([, p]) => !p.done).map(([requestId, p]) => ({ requestId, entries: p.entries, status: p.status })));
+}
+
+export async function commitFederationChange(entries: FederationEntry[], opts: FederationChangeOptions = {}): Promise<FederationChangeResult> {
+  installHandlers();
+  const name = opts.federation ?? 'local';
+  const requestId = opts.requestId ?? `${workflowInfo().workflowId}/${uuid4()}`;
+  const p: { entries: number; status: string; waited: boolean; onStatus?: (s: string) => void; result?: ProposalResult; error?: string; done: boolean } = {
+    entries: entries.length,
+    status: 'proposed',
+    waited: false,
+    done: false,
+    ...(opts.onStatus ? { onStatus: opts.onStatus } : {}),
+  };
+  pending.set(requestId, p);
+  try {
+    try {
+      await getExternalWorkflowHandle(federationWorkflowId(name)).signal(proposeSignal, {
+        entries,
+        requestId,
+        replyTo: workflowInfo().workflowId,
+        ...(opts.touches ? { touches: opts.touches } : {}),
+      });
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(
+        `federation workflow '${federationWorkflowId(name)}' is not running (${(err as Error).message}); start it before committing changes`,
+        'FederationNotRunning',
+      );
+    }
+    const finished = opts.timeout === undefined ? (await condition(() => p.done), true) : await condition(() => p.done, opts.timeout);
+    if (!finished) {
+      throw ApplicationFailure.nonRetryable(`federation change ${requestId} did not commit within ${String(opts.timeout)}: ${p.status}`, 'FederationCommitTimeout');
+    }
+    if (p.error !== undefined) throw ApplicationFailure.nonRetryable(`federation change ${requestId} failed: ${p.error}`, 'FederationChangeFailed');
+    const r = p.result!;
+    if (r.rejected.length && !opts.allowRejected) {
+      throw ApplicationFailure.nonRetryable(
+        `federation change ${requestId} committed in round ${r.round} but the log rejected it: ${r.rejected.map((x) => `entry ${x.position}: ${x.reason}`).join('; ')}`,
+        'FederationChangeRejected',
+      );
+    }
+    return {
+      protocol: r.protocol,
+      certificate: r.summary,
+      quorum: r.quorum,
+      waited: p.waited,
+      ...(p.waited ? { lastStatus: p.status } : {}),
+      waitedMs: r.waitedMs,
+      round: r.round,
+      requestId,
+      rejected: r.rejected,
+    };
+  } finally {
+    pending.delete(requestId);
+  }
+}

@@ -1,0 +1,424 @@
+/**
+ * `federation`: the long-running entity workflow of one federation (workflow id
+ * `federation-<name>`). It is the only writer of the federation log: proposals queue here, run
+ * one round at a time (so state changes never interleave), and what is queued when a round
+ * starts goes into that round as one batch, which is what gives throughput.
+ *
+ * Each run is one CFT leader epoch: it takes the previous run's term + 1, so once it has
+ * written, an older run's late appends are refused by every site (terms fence). BFT rounds need
+ * no epoch: votes are signed and counted at the sites.
+ *
+ * A thin layer of messages over plain state, as the samples' entity workflows are: updates and
+ * signals only enqueue; the main loop alone runs rounds; validators refuse bad input before it
+ * enters history; continue-as-new waits for every handler to finish.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  log,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { EquivocationProof } from '../core/consensus/bft-types';
+import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../core/consensus/entries';
+import { chooseProtocol } from '../core/consensus/protocol-choice';
+import { bftSizes, majority } from '../core/consensus/quorum';
+import type { Protocol, SiteId } from '../core/consensus/types';
+import { SITE_ID_PATTERN, TRUST_LEVELS, type Trust } from '../core/federation-config';
+import { BftDriver } from './federation-bft';
+import { CftDriver, LEADER_SUPERSEDED } from './federation-cft';
+import { certificateSummary } from './federation-summary';
+import {
+  commitResultSignal,
+  commitStatusSignal,
+  committedStateQuery,
+  consensusStatusQuery,
+  federationWorkflowId,
+  joinUpdate,
+  leaveUpdate,
+  membershipQuery,
+  proposeSignal,
+  proposeUpdate,
+  type ConsensusStatus,
+  type FederationInput,
+  type JoinInput,
+  type ProposalResult,
+  type ProposeInput,
+  type RoundCertificate,
+} from './federation-types';
+
+const DEFAULT_MAX_HISTORY = 10_000;
+const DEFAULT_MAX_BATCH = 2_000;
+/** Idle time before the federation tells lagging sites the latest commit index. */
+const IDLE_HEARTBEAT_MS = 1_000;
+/** Request ids remembered for idempotency across runs. */
+const RECENT_RESULTS = 500;
+const REFUSALS_KEPT = 50;
+
+interface Pending {
+  id: string;
+  input: ProposeInput;
+  protocol: Protocol;
+  arrivedAt: number;
+  replyTo?: string;
+  /** Set for join/leave: runs alone in its round and ends the run (new members, new epoch). */
+  membership?: boolean;
+}
+
+type Outcome = { result: ProposalResult } | { error: string; type: string };
+
+export async function federation(input: FederationInput): Promise<void> {
+  const info = workflowInfo();
+  const expectedId = federationWorkflowId(input.name);
+  if (info.workflowId !== expectedId) {
+    throw ApplicationFailure.nonRetryable(`workflow id '${info.workflowId}' must be '${expectedId}' for federation '${input.name}'`, 'WrongWorkflowId');
+  }
+  const carry = input.carry;
+  if (!carry) checkFounders(input);
+  let state: CommittedState =
+    carry?.state ??
+    applyEntries(
+      emptyCommittedState(),
+      input.sites.map((s) => ({ kind: 'membership', op: 'join', site: s.id, publicKey: s.publicKey, capacity: s.capacity }) as const),
+    );
+  const trust: Record<SiteId, Trust> = carry?.trust ?? Object.fromEntries(input.sites.map((s) => [s.id, s.trust]));
+  const byzantine: Record<SiteId, EquivocationProof> = carry?.byzantine ?? {};
+  const recent: Record<string, ProposalResult> = carry?.recent ?? {};
+  const members = Object.keys(state.members).sort();
+  const trusted = members.filter((m) => trust[m] === 'trusted');
+  let term = (carry?.term ?? 0) + 1;
+  let rounds = carry?.rounds ?? 0;
+  const maxBatch = input.maxBatchEntries ?? DEFAULT_MAX_BATCH;
+  const maxHistory = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY;
+
+  const queue: Pending[] = [];
+  const outcomes = new Map<string, Outcome>();
+  const refusals: ConsensusStatus['refusals'] = [];
+  const outbound: Promise<void>[] = [];
+  let membershipChanged = false;
+  let superseded: string | undefined;
+  const status: ConsensusStatus = { phase: 'idle', status: 'idle', rounds, term, view: carry?.view ?? 0, queued: 0, byzantine: Object.values(byzantine), refusals };
+
+  const tell = (replyTo: string | undefined, signal: () => Promise<void>) => {
+    if (!replyTo) return;
+    // A requester that has gone away must not stop the federation.
+    outbound.push(signal().catch((err) => log.warn('could not answer a proposing workflow', { replyTo, error: String(err) })));
+  };
+  let inRound: Pending[] = [];
+  const setWaiting = (text: string) => {
+    const changed = status.status !== text;
+    status.phase = text.startsWith('waiting for quorum') ? 'waiting' : 'committing';
+    status.status = text;
+    if (changed) for (const p of inRound) tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo!).signal(commitStatusSignal, { requestId: p.id, status: text }));
+  };
+
+  // Committed CFT entries arrive in log order, including any a previous epoch left uncommitted.
+  let rejectedAtIndex = new Map<number, string>();
+  const onCftCommitted = (entries: { index: number; kind: string; value?: FederationEntry }[]) => {
+    const values = entries.filter((e) => e.kind === 'value');
+    const before = state.applied;
+    state = applyEntries(state, values.map((e) => e.value as FederationEntry));
+    for (const r of state.rejected) if (r.ordinal > before) rejectedAtIndex.set(values[r.ordinal - before - 1]!.index, r.reason);
+  };
+
+  const makeCft = (t: number) =>
+    new CftDriver({ federation: input.name, leaderId: info.workflowId, term: t, members: trusted, base: carry?.cftLog ?? [], rttMs: input.rttMs, onCommitted: onCftCommitted, onWaiting: setWaiting });
+  let cft = trusted.length ? makeCft(term) : undefined;
+  const bft = new BftDriver({
+    federation: input.name,
+    members,
+    view: carry?.view ?? 0,
+    rttMs: input.rttMs,
+    onWaiting: setWaiting,
+    onEquivocation: (proof, reportedBy) => {
+      if (byzantine[proof.site]) return;
+      byzantine[proof.site] = proof;
+      status.byzantine = Object.values(byzantine);
+      log.warn('site equivocated: it signed two digests for one sequence', { site: proof.site, seq: proof.seq, reportedBy });
+    },
+    onRefusal: (site, reason, accused) => {
+      refusals.push(accused ? { site, reason, accused } : { site, reason });
+      if (refusals.length > REFUSALS_KEPT) refusals.splice(0, refusals.length - REFUSALS_KEPT);
+    },
+  });
+
+  // ---- messages ----
+  const trustOf = (s: SiteId) => trust[s];
+  const enqueue = (p: Omit<Pending, 'protocol' | 'arrivedAt'>, protocol?: Protocol) => {
+    queue.push({ ...p, arrivedAt: Date.now(), protocol: protocol ?? chooseProtocol(touched(p.input), trustOf) });
+    status.queued = queue.length;
+  };
+  const awaitOutcome = async (id: string): Promise<ProposalResult> => {
+    await condition(() => outcomes.has(id));
+    const o = outcomes.get(id)!;
+    outcomes.delete(id);
+    if ('error' in o) throw ApplicationFailure.nonRetryable(o.error, o.type);
+    return o.result;
+  };
+  const fresh = (requestId: string | undefined) => requestId ?? `${info.workflowId}/${info.runId}/${rounds}/${queue.length}/${Date.now()}`;
+
+  setHandler(
+    proposeUpdate,
+    async (p: ProposeInput) => {
+      const id = fresh(p.requestId);
+      if (recent[id]) return recent[id]!;
+      enqueue({ id, input: p });
+      return awaitOutcome(id);
+    },
+    { validator: (p: ProposeInput) => validateProposal(p, state, trust, superseded) },
+  );
+  setHandler(proposeSignal, (p) => {
+    // Signals have no validator: a bad proposal is answered with the error instead.
+    if (recent[p.requestId]) return tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo).signal(commitResultSignal, { requestId: p.requestId, result: recent[p.requestId] }));
+    try {
+      validateProposal(p, state, trust, superseded);
+      enqueue({ id: p.requestId, input: p, replyTo: p.replyTo });
+    } catch (err) {
+      tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo).signal(commitResultSignal, { requestId: p.requestId, error: (err as Error).message }));
+    }
+  });
+  setHandler(
+    joinUpdate,
+    async (j: JoinInput) => {
+      const id = fresh(undefined);
+      const entry: FederationEntry = { kind: 'membership', op: 'join', site: j.site, publicKey: j.publicKey, capacity: j.capacity };
+      // The joining site's trust decides: an untrusted newcomer is admitted by a Byzantine quorum.
+      enqueue({ id, input: { entries: [entry] }, membership: true }, chooseProtocol([j.site, ...members], (s) => (s === j.site ? j.trust : trust[s])));
+      const result = await awaitOutcome(id);
+      if (!result.rejected.length) trust[j.site] = j.trust;
+      return result;
+    },
+    { validator: (j: JoinInput) => validateJoin(j, state, superseded) },
+  );
+  setHandler(
+    leaveUpdate,
+    async ({ site }: { site: SiteId }) => {
+      const id = fresh(undefined);
+      enqueue({ id, input: { entries: [{ kind: 'membership', op: 'leave', site }] }, membership: true });
+      return awaitOutcome(id);
+    },
+    { validator: ({ site }: { site: SiteId }) => validateLeave(site, state, superseded) },
+  );
+  setHandler(committedStateQuery, () => state);
+  setHandler(membershipQuery, () => ({
+    members: Object.entries(state.members)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([id, m]) => ({ id, trust: trust[id] ?? 'untrusted', ...m })),
+  }));
+  setHandler(consensusStatusQuery, () => ({ ...status, view: bft.view, term: cft?.leader.term ?? term, queued: queue.length, rounds }));
+
+  // ---- rounds ----
+  const settle = (batch: Pending[], outcome: (p: Pending) => Outcome) => {
+    for (const p of batch) {
+      const o = outcome(p);
+      if ('result' in o) {
+        recent[p.id] = o.result;
+        const keys = Object.keys(recent);
+        if (keys.length > RECENT_RESULTS) delete recent[keys[0]!];
+      }
+      if (p.replyTo) tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo!).signal(commitResultSignal, { requestId: p.id, ...o }));
+      else outcomes.set(p.id, o);
+    }
+  };
+
+  async function runRound(batch: Pending[]): Promise<void> {
+    const protocol = batch[0]!.protocol;
+    const entries = batch.flatMap((p) => p.input.entries);
+    inRound = batch;
+    status.phase = 'committing';
+    status.status = `committing ${entries.length} entries (${protocol})`;
+    status.protocol = protocol;
+    let certificate: RoundCertificate;
+    let positions: (string | undefined)[]; // rejection reason per entry of the batch
+    if (protocol === 'cft') {
+      if (!cft) throw new Error(`no trusted sites to run a CFT round (members: ${members.join(', ')})`);
+      rejectedAtIndex = new Map();
+      const cert = await cft.commit(entries);
+      certificate = cert;
+      positions = entries.map((_, i) => rejectedAtIndex.get(cert.firstIndex + i));
+    } else {
+      const ordinal = state.applied + 1;
+      const cert = await bft.commit({ federation: input.name, ordinal, entries });
+      certificate = { protocol: 'bft', certificate: cert.certificate, members: cert.members };
+      const before = state.applied;
+      state = applyEntries(state, entries);
+      positions = entries.map((_, i) => state.rejected.find((r) => r.ordinal === before + i + 1)?.reason);
+    }
+    rounds++;
+    const n = protocol === 'cft' ? trusted.length : members.length;
+    const quorum = {
+      needed: protocol === 'cft' ? majority(n) : bftSizes(n).quorum,
+      total: n,
+      got: certificate.protocol === 'cft' ? certificate.ackedBy.length : certificate.certificate.votes.length,
+    };
+    const summary = certificateSummary(certificate);
+    let offset = 0;
+    settle(batch, (p) => {
+      const rejected = p.input.entries.flatMap((_, i) => (positions[offset + i] ? [{ position: i, reason: positions[offset + i]! }] : []));
+      offset += p.input.entries.length;
+      return { result: { requestId: p.id, protocol, round: rounds, certificate, summary, quorum, waitedMs: Date.now() - p.arrivedAt, rejected } };
+    });
+    if (batch.some((p) => p.membership)) membershipChanged = true;
+  }
+
+  const historyFull = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxHistory;
+  while (!superseded) {
+    status.phase = 'idle';
+    status.status = 'idle';
+    inRound = [];
+    if (!(await condition(() => queue.length > 0 || historyFull() || membershipChanged, IDLE_HEARTBEAT_MS))) {
+      cft?.heartbeat();
+      bft.heartbeat();
+      continue;
+    }
+    if ((historyFull() || membershipChanged) && queue.length === 0) {
+      await condition(() => allHandlersFinished() || queue.length > 0);
+      if (queue.length === 0) break;
+    }
+    if (queue.length === 0) continue;
+    const batch = takeBatch(queue, maxBatch);
+    status.queued = queue.length;
+    try {
+      await runRound(batch);
+    } catch (err) {
+      const failure = err instanceof ApplicationFailure ? err : undefined;
+      if (failure?.type === LEADER_SUPERSEDED) {
+        if (!carry && rounds === 0 && cft && cft.leader.deposedBy && cft.leader.term === term && !cft.leader.log.length) {
+          // A fresh start (no previous run handed us a term) after a reset: take a term above the
+          // sites' and campaign again. Only here: a run that has led never bids higher, or two runs would duel.
+          term = cft.leader.deposedBy.term + 1;
+          cft = makeCft(term);
+          queue.unshift(...batch);
+          continue;
+        }
+        superseded = failure.message;
+        status.phase = 'superseded';
+        status.status = failure.message;
+      }
+      const error = (err as Error).message;
+      settle(batch, () => ({ error, type: failure?.type ?? 'FederationRoundFailed' }));
+    }
+  }
+
+  // Answer everything still queued, then hand over to the next run (or stop, if superseded).
+  if (superseded) {
+    settle(queue.splice(0), () => ({ error: superseded!, type: LEADER_SUPERSEDED }));
+    await condition(allHandlersFinished);
+    await Promise.all(outbound);
+    throw ApplicationFailure.nonRetryable(superseded, LEADER_SUPERSEDED);
+  }
+  await Promise.all(outbound);
+  await continueAsNew<typeof federation>({
+    ...input,
+    carry: {
+      term: cft?.leader.term ?? term,
+      cftLog: cft ? cft.committedLog() : (carry?.cftLog ?? []),
+      view: bft.view,
+      trust,
+      state: { ...state, rejected: state.rejected.slice(-REFUSALS_KEPT) },
+      rounds,
+      byzantine,
+      recent,
+    },
+  });
+}
+
+/** One protocol per round: the head proposal's, with every queued proposal of that protocol behind it, in order. */
+function takeBatch(queue: Pending[], maxEntries: number): Pending[] {
+  const head = queue.shift()!;
+  const batch = [head];
+  if (head.membership) return batch;
+  let entries = head.input.entries.length;
+  while (queue.length && queue[0]!.protocol === head.protocol && !queue[0]!.membership && entries + queue[0]!.input.entries.length <= maxEntries) {
+    const p = queue.shift()!;
+    entries += p.input.entries.length;
+    batch.push(p);
+  }
+  return batch;
+}
+
+function touched(p: ProposeInput): SiteId[] {
+  const sites = new Set<SiteId>(p.touches ?? []);
+  for (const e of p.entries) sites.add(e.site);
+  return [...sites].sort();
+}
+
+function checkFounders(input: FederationInput): void {
+  if (!Array.isArray(input.sites) || input.sites.length === 0) {
+    throw ApplicationFailure.nonRetryable(`federation ${input.name} needs at least one founding site; got none`, 'InvalidFederation');
+  }
+  const seen = new Set<string>();
+  for (const s of input.sites) {
+    const problem = siteProblem(s.id) ?? (seen.has(s.id) ? `site ${s.id} is listed twice` : undefined) ?? trustProblem(s.id, s.trust) ?? keyProblem(s.id, s.publicKey);
+    if (problem) throw ApplicationFailure.nonRetryable(`federation ${input.name}: ${problem}`, 'InvalidFederation');
+    seen.add(s.id);
+  }
+}
+
+export function validateProposal(p: ProposeInput, state: CommittedState, trust: Record<SiteId, Trust>, superseded?: string): void {
+  if (superseded) throw new Error(superseded);
+  if (!p || !Array.isArray(p.entries) || p.entries.length === 0) throw new Error('a proposal needs at least one entry in `entries`; got none');
+  const members = Object.keys(state.members).sort();
+  const known = (site: unknown, what: string) => {
+    if (typeof site !== 'string' || !state.members[site]) {
+      throw new Error(`${what}: site '${String(site)}' is not a member of the federation (members: ${members.join(', ') || 'none'})`);
+    }
+  };
+  p.entries.forEach((e, i) => {
+    const at = `entries[${i}]`;
+    if (!e || typeof e !== 'object') throw new Error(`${at} is not an entry object`);
+    if (e.kind === 'placement' || e.kind === 'reservation') {
+      if (typeof e.workload !== 'string' || !e.workload) throw new Error(`${at} (${e.kind}) needs a workload id; got '${String(e.workload)}'`);
+      known(e.site, `${at} (${e.kind} of ${e.workload})`);
+      const op: unknown = e.kind === 'reservation' ? e.op : undefined;
+      if (e.kind === 'reservation' && op !== 'reserve' && op !== 'release') throw new Error(`${at}: reservation op must be 'reserve' or 'release'; got '${String(op)}'`);
+    } else if (e.kind === 'membership') {
+      throw new Error(`${at}: membership changes go through the join and leave updates, not propose`);
+    } else {
+      throw new Error(`${at}: kind must be 'placement' or 'reservation'; got '${String((e as { kind?: unknown }).kind)}'`);
+    }
+  });
+  for (const s of p.touches ?? []) known(s, 'touches');
+  for (const s of touched(p)) if (!trust[s]) throw new Error(`site ${s} has no trust level in this federation`);
+}
+
+export function validateJoin(j: JoinInput, state: CommittedState, superseded?: string): void {
+  if (superseded) throw new Error(superseded);
+  const problem =
+    siteProblem(j?.site) ??
+    (state.members[j.site] ? `site ${j.site} is already a member; a site leaves before it joins again` : undefined) ??
+    trustProblem(j.site, j.trust) ??
+    (!Number.isSafeInteger(j.capacity) || j.capacity < 0 ? `site ${j.site} joins with capacity ${j.capacity}; capacity is a whole number of instances ≥ 0` : undefined) ??
+    keyProblem(j.site, j.publicKey);
+  if (problem) throw new Error(`cannot join: ${problem}`);
+}
+
+export function validateLeave(site: SiteId, state: CommittedState, superseded?: string): void {
+  if (superseded) throw new Error(superseded);
+  const members = Object.keys(state.members).sort();
+  if (!state.members[site]) throw new Error(`cannot leave: site '${site}' is not a member (members: ${members.join(', ') || 'none'})`);
+  if (members.length === 1) throw new Error(`cannot leave: ${site} is the last member; a federation needs at least one site`);
+  const held = Object.entries(state.placements).filter(([, s]) => s === site).map(([w]) => w);
+  const reserved = Object.values(state.reservations).filter((r) => r.site === site).map((r) => r.workload);
+  if (held.length || reserved.length) throw new Error(`cannot leave: ${site} still runs or reserves workloads (${[...held, ...reserved].sort().join(', ')}); move or release them first`);
+}
+
+function siteProblem(site: unknown): string | undefined {
+  if (typeof site !== 'string' || !SITE_ID_PATTERN.test(site)) return `site id '${String(site)}' must look like <kind>:<name>, e.g. dc:paris`;
+  return undefined;
+}
+
+function trustProblem(site: string, t: unknown): string | undefined {
+  return (TRUST_LEVELS as readonly unknown[]).includes(t) ? undefined : `site ${site} has trust '${String(t)}'; expected ${TRUST_LEVELS.join(' or ')}`;
+}
+
+function keyProblem(site: string, key: unknown): string | undefined {
+  // 44 bytes: the 12-byte SPKI header of an Ed25519 key and its 32-byte public key, base64-encoded.
+  if (typeof key !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || key.length !== 60) {
+    return `site ${site} needs publicKey: its Ed25519 public key as base64 SPKI DER (60 characters); got '${String(key).slice(0, 80)}'`;
+  }
+  return undefined;
+}
