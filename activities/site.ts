@@ -43,6 +43,11 @@ export function createSiteActivities(deps: SiteDeps) {
   const { provider } = deps;
 
   return {
+    /** This site's agent endpoint, as other sites reach it (for link probes). */
+    async agentEndpoint(): Promise<string> {
+      return deps.endpointUrl();
+    },
+
     /** Compensation: the source takes writes again. */
     async thawWorkload(args: { instance: InstanceRef }): Promise<void> {
       const st = await provider.describeInstance(args.instance).catch(providerFailure);

@@ -16,6 +16,8 @@ import type { TransferPlan } from '../core/transfer-plan';
 import type { ChunkStore } from '../agent/chunk-store';
 import { chooseHybridCodec } from '../agent/codec-chooser';
 import type { SourceImages } from '../agent/source-images';
+import type { LinkTelemetry } from '../agent/link-telemetry';
+import { recordTransferSample } from './link';
 import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { STANDBY_TAG } from '../adapters/local';
@@ -27,6 +29,8 @@ export interface SyncDeps {
   images: SourceImages;
   store: () => Promise<ChunkStore>;
   secret: Uint8Array;
+  /** Where each round's goodput is kept as a link sample, for the next prediction. */
+  telemetry?: LinkTelemetry;
   endpointUrl: () => string;
 }
 
@@ -135,6 +139,7 @@ export function createSyncActivities(deps: SyncDeps) {
           onProgress: (p) => heartbeat({ ...p, root: args.root } satisfies PullHeartbeat),
           signal: ctx.cancellationSignal,
         });
+        if (deps.telemetry) recordTransferSample(deps.telemetry, args.source, deps.site, figures.wireBytes, figures.durationMs);
         // Keep this round's chunks as baseline for the next round and later syncs.
         await store.putManifest(manifest, 'baseline');
         if (args.assembleVolumeId) {

@@ -12,6 +12,8 @@ import { diffManifest, type ManifestDelta } from '../core/manifest-diff';
 import type { ChunkStore } from './chunk-store';
 import type { CodecSpec } from './codec';
 import { unpackChunk } from './codec';
+import { decompress as zstdDecompress } from 'zstd-napi';
+import { getFrameContentSize as zstdFrameContentSize } from 'zstd-napi/binding';
 import { verifyManifest } from './manifest-builder';
 
 export interface PullPlan {
@@ -64,12 +66,13 @@ const MAX_CORRUPT_RETRIES = 3;
 /** Raw bytes of verified chunks stored per group commit (ChunkStore.putMany). */
 const GROUP_BYTES = 4 << 20;
 
-function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer }> {
+function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer; encoding?: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, signal, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) } }, (res) => {
+    const headers = { authorization: `Bearer ${token}`, 'accept-encoding': 'zstd', ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) };
+    const req = request(url, { method, agent, signal, headers }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), encoding: res.headers['content-encoding'] }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -95,11 +98,24 @@ function refused(status: number, body: Buffer, what: string): TransferRefusedErr
   return new TransferRefusedError(status, `${what} answered ${status}: ${msg}`);
 }
 
+/** A manifest compresses ~2.4:1; refuse a frame claiming far more, before allocating it. */
+const MAX_MANIFEST_EXPANSION = 64;
+
+function decodeBody(body: Buffer, encoding: string | undefined, endpoint: string): Buffer {
+  if (!encoding || encoding === 'identity') return body;
+  if (encoding !== 'zstd') throw new ChunkCorruptError(`manifest from ${endpoint} is ${encoding}-encoded; only zstd was accepted`);
+  const claimed = zstdFrameContentSize(body);
+  if (claimed === undefined || claimed === null || claimed > MAX_MANIFEST_EXPANSION * body.length + (1 << 20)) {
+    throw new ChunkCorruptError(`zstd manifest from ${endpoint} claims ${claimed ?? 'an unknown number of'} bytes from ${body.length}; refusing it`);
+  }
+  return zstdDecompress(body);
+}
+
 export async function fetchManifest(endpoint: string, root: string, token: string, signal?: AbortSignal): Promise<Manifest> {
   const agent = new Agent({ keepAlive: false });
   const res = await send(agent, `${endpoint}/manifests/${root}`, 'GET', token, undefined, signal);
   if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/manifests/${root.slice(0, 12)}…`);
-  const m = verifyManifest(JSON.parse(res.body.toString('utf8')));
+  const m = verifyManifest(JSON.parse(decodeBody(res.body, res.encoding, endpoint).toString('utf8')));
   if (m.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${m.rootHash}, asked for ${root}`);
   return m;
 }
@@ -131,7 +147,10 @@ export interface PullOptions {
   plan: PullPlan;
   /** Destination site, so the source shapes the reply over the right emulated link. */
   to?: string;
-  /** Resume: batches before this index were verified by an earlier attempt. */
+  /**
+   * The cursor an earlier attempt reported. Informational only: chunks that attempt verified are
+   * in the store and are never asked for again, which is what resuming needs.
+   */
   resumeCursor?: number;
   onProgress?: (p: PullProgress) => void;
   signal?: AbortSignal;
@@ -151,9 +170,11 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
   let corruptRefetched = 0;
   let chunksFetched = 0;
   let skippedVerified = 0;
-  let next = Math.min(opts.resumeCursor ?? 0, batches.length);
-  for (let i = 0; i < next; i++) done[i] = true;
-  progress.cursor = next;
+  // The store is the resume state: every chunk an earlier attempt verified is in it, so the diff
+  // above already leaves it out. `resumeCursor` is therefore not used to skip batches: it indexes
+  // batches planned over the earlier, larger delta, and skipping that many batches of this smaller
+  // one used to skip chunks that were never fetched.
+  let next = 0;
 
   async function fetchBatch(refs: ChunkRef[], attempt: number): Promise<void> {
     // A chunk verified by an earlier attempt is in the store already: never ask for it again.
@@ -199,36 +220,41 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
     };
     let buf: Buffer = Buffer.alloc(0);
     let i = 0;
-    for await (const piece of res) {
-      progress.wireBytes += (piece as Buffer).length;
-      buf = buf.length ? Buffer.concat([buf, piece as Buffer]) : (piece as Buffer);
-      while (buf.length >= 36) {
-        const len = buf.readUInt32BE(32);
-        if (buf.length < 36 + len) break;
-        const ref = wanted[i++];
-        if (!ref) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} has more frames than the ${wanted.length} asked for`);
-        const hash = buf.toString('hex', 0, 32);
-        if (hash !== ref.hash) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} is out of order: got ${hash.slice(0, 12)}, expected ${ref.hash.slice(0, 12)}`);
-        const packed = buf.subarray(36, 36 + len);
-        buf = buf.subarray(36 + len);
-        let raw: Buffer | undefined;
-        try {
-          raw = unpackChunk(packed, ref.length);
-          // Sent raw, it is a view into the socket's buffer: copy it rather than pin that buffer.
-          if (raw.buffer === packed.buffer) raw = Buffer.from(raw);
-        } catch {
-          raw = undefined;
+    try {
+      for await (const piece of res) {
+        progress.wireBytes += (piece as Buffer).length;
+        buf = buf.length ? Buffer.concat([buf, piece as Buffer]) : (piece as Buffer);
+        while (buf.length >= 36) {
+          const len = buf.readUInt32BE(32);
+          if (buf.length < 36 + len) break;
+          const ref = wanted[i++];
+          if (!ref) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} has more frames than the ${wanted.length} asked for`);
+          const hash = buf.toString('hex', 0, 32);
+          if (hash !== ref.hash) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} is out of order: got ${hash.slice(0, 12)}, expected ${ref.hash.slice(0, 12)}`);
+          const packed = buf.subarray(36, 36 + len);
+          buf = buf.subarray(36 + len);
+          let raw: Buffer | undefined;
+          try {
+            raw = unpackChunk(packed, ref.length);
+            // Sent raw, it is a view into the socket's buffer: copy it rather than pin that buffer.
+            if (raw.buffer === packed.buffer) raw = Buffer.from(raw);
+          } catch {
+            raw = undefined;
+          }
+          if (!raw) {
+            bad.push(ref);
+            continue;
+          }
+          group.push({ ref, raw });
+          groupBytes += raw.length;
+          if (groupBytes >= GROUP_BYTES) await flush();
         }
-        if (!raw) {
-          bad.push(ref);
-          continue;
-        }
-        group.push({ ref, raw });
-        groupBytes += raw.length;
-        if (groupBytes >= GROUP_BYTES) await flush();
       }
+      await flush();
+    } finally {
+      // Never return (or throw) with a group commit still running behind the caller's back.
+      await committing.catch(() => undefined);
     }
-    await flush();
     await committing;
     if (i !== wanted.length) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} ended after ${i} of ${wanted.length} chunks`);
     if (bad.length) {
@@ -251,7 +277,18 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
   }
 
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.plan.streams, batches.length)) }, worker));
+    // On a failure the other streams stop at their next batch; wait for them, so that nothing of
+    // this pull still writes to the store when it returns (a retry may start at once).
+    const settled = await Promise.allSettled(
+      Array.from({ length: Math.max(1, Math.min(opts.plan.streams, batches.length)) }, () =>
+        worker().catch((err: unknown) => {
+          next = batches.length;
+          throw err;
+        }),
+      ),
+    );
+    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
   } finally {
     agent.destroy();
   }

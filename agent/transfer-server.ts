@@ -2,8 +2,10 @@
  * The site agent's chunk endpoint: serves manifests and batches of chunks of this site's volume
  * images to other sites' agents, over HTTP keep-alive.
  *
- *   GET  /health
- *   GET  /manifests/<root>                       the manifest (JSON)
+ *   GET  /health, GET /stats
+ *   GET  /probe?bytes=N&to=<site>                  filler bytes for link telemetry (no token)
+ *   GET  /manifests/<root>                       the manifest (JSON; zstd-encoded if the request
+ *                                                accepts it: `Accept-Encoding: zstd`)
  *   POST /chunks/<root>?codec=lz4|zstd|none&level=N&to=<site>
  *        body {"hashes": [...]}, answer: per hash, [32-byte digest][u32 BE length][packed chunk]
  *
@@ -11,9 +13,10 @@
  * scoped to one manifest and one source/target pair (agent/transfer-token.ts). Replies cross the
  * emulated link source -> requester when the federation configures one (agent/shaper.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
+import { compressChunk, packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
 import type { LinkShaperSet } from './shaper';
 import { LinkDropError } from './shaper';
 import type { SourceImages } from './source-images';
@@ -33,6 +36,8 @@ export interface TransferServerOptions {
 }
 
 export const MAX_BATCH_HASHES = 4096;
+/** Manifests are compressed once per request; level 3 does ~2.4:1 on them at hundreds of MB/s. */
+const MANIFEST_ZSTD_LEVEL = 3;
 
 export interface TransferStats {
   chunksServed: number;
@@ -74,12 +79,47 @@ function codecFrom(url: URL): CodecSpec | string {
   return `codec '${codec}' is not one of none, lz4, zstd`;
 }
 
+/** Upper bound of one probe transfer. */
+export const MAX_PROBE_BYTES = 64 << 20;
+/** Incompressible filler for probes, made once. */
+let probeBlock: Buffer | undefined;
+
 export function createTransferHandler(opts: TransferServerOptions) {
+  /**
+   * GET /probe?bytes=N&to=<site>: N bytes of incompressible filler over the emulated link to the
+   * requester, for link telemetry. bytes=0 is a round trip. No token: it reveals nothing.
+   */
+  async function probeReply(url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const n = Number(url.searchParams.get('bytes') ?? '0');
+    if (!Number.isInteger(n) || n < 0 || n > MAX_PROBE_BYTES) return reply(res, 400, { error: `bytes must be an integer in 0..${MAX_PROBE_BYTES}` });
+    const to = url.searchParams.get('to');
+    const shaper = opts.shapers && to && to !== opts.site ? opts.shapers.get(opts.site, to) : undefined;
+    if (shaper) {
+      const d = shaper.decide();
+      if (d.delayMs > 0) await new Promise((r) => setTimeout(r, d.delayMs));
+      if (d.drop) {
+        req.socket.destroy(new LinkDropError(opts.site, to!));
+        return;
+      }
+    }
+    probeBlock ??= randomBytes(1 << 20);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(n) });
+    for (let sent = 0; sent < n; ) {
+      const piece = probeBlock.subarray(0, Math.min(probeBlock.length, n - sent));
+      if (shaper) await shaper.acquire(piece.length);
+      sent += piece.length;
+      if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
+      if (res.destroyed) return;
+    }
+    res.end();
+  }
+
   const stats = (opts.stats ??= newTransferStats());
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (req.method === 'GET' && url.pathname === '/health') return reply(res, 200, { ok: true, site: opts.site });
     if (req.method === 'GET' && url.pathname === '/stats') return reply(res, 200, stats);
+    if (req.method === 'GET' && url.pathname === '/probe') return probeReply(url, req, res);
     const m = /^\/(manifests|chunks)\/([0-9a-f]{64})$/.exec(url.pathname);
     if (!m) return reply(res, 404, { error: `no route ${req.method} ${url.pathname}` });
     const [, kind, root] = m as unknown as [string, 'manifests' | 'chunks', string];
@@ -107,9 +147,13 @@ export function createTransferHandler(opts: TransferServerOptions) {
 
     if (kind === 'manifests') {
       if (req.method !== 'GET') return reply(res, 405, { error: 'use GET for manifests' });
-      const body = JSON.stringify(entry.manifest);
+      // A manifest is ~110 bytes of JSON per chunk (3.5 MB for 512 MiB in 16 KiB chunks), often
+      // more than the delta itself: zstd roughly halves it (the hex digests are half redundant).
+      const json = Buffer.from(JSON.stringify(entry.manifest));
+      const zstd = /(^|[\s,])zstd([\s,;]|$)/.test(String(req.headers['accept-encoding'] ?? ''));
+      const body = zstd ? compressChunk(json, { codec: 'zstd', level: MANIFEST_ZSTD_LEVEL }) : json;
       if (shaper) await shaper.acquire(body.length);
-      res.writeHead(200, { 'content-type': 'application/json' });
+      res.writeHead(200, { 'content-type': 'application/json', ...(zstd ? { 'content-encoding': 'zstd' } : {}) });
       res.end(body);
       return;
     }

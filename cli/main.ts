@@ -46,7 +46,8 @@ function printResult(r: MigrationResult): void {
   console.log(`migrated ${r.workloadId}: ${r.source} -> ${r.target}`);
   console.log(`  served at      ${r.address}`);
   console.log(`  keys verified  ${r.keys} (volume root ${r.rootHash.slice(0, 16)}…)`);
-  console.log(`  mode           ${r.mode}`);
+  console.log(`  mode           ${r.decision.mode}${r.decision.override ? ' (override)' : ''}: ${r.decision.reason}`);
+  for (const s of r.modeSwitches) console.log(`                 round ${s.round}: ${s.from} -> ${s.to} (${s.reason})`);
   console.log(`  rounds         ${r.precopyRounds} pre-copy${r.notConverging ? ' (not converging)' : ''} + final`);
   for (const x of r.rounds) console.log(`    ${String(x.round).padStart(2)} ${x.kind.padEnd(8)} sent ${formatBytes(x.bytesSent).padStart(10)} of ${formatBytes(x.bytesScanned).padStart(10)}, wire ${formatBytes(x.wireBytes).padStart(10)}, ${x.chunksReused} chunks reused, ${x.codec}, ${x.durationMs} ms`);
   console.log(`  bytes on wire  ${formatBytes(r.bytesTransferred)} for a ${formatBytes(r.volumeBytes)} volume`);
@@ -177,6 +178,8 @@ export function buildCli(): Command {
         if (opts.json) return printJson(p);
         console.log(`${p.workflowId}: ${p.status.toLowerCase()}, phase ${p.phase}${p.paused ? ' (paused)' : ''}`);
         console.log(`  ${p.source ?? '?'} -> ${p.target}${p.mode ? ` in ${p.mode} mode` : ''}${p.syncStatus ? `, sync ${p.syncStatus}` : ''}`);
+        if (p.decision) console.log(`  mode decision: ${p.decision.reason}${p.decision.prediction.fallbackReason ? ` [fallback: ${p.decision.prediction.fallbackReason}]` : ''}`);
+        for (const s of p.modeSwitches) console.log(`  mode switch at round ${s.round}: ${s.from} -> ${s.to} (${s.reason})`);
         for (const s of p.steps) console.log(`  [${s.status.padEnd(11)}] ${s.title}${s.detail ? `: ${s.detail}` : ''}`);
         for (const r of p.rounds) console.log(`      round ${r.round} ${r.kind}: sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.bytesScanned)}, wire ${formatBytes(r.wireBytes)}, ${r.chunksReused} chunks reused, ${r.codec}, ${r.throughputMBps.toFixed(1)} MB/s, ${r.durationMs} ms`);
         if (p.live) console.log(`      round ${p.live.round} running: ${formatBytes(p.live.bytesSent)} sent, batch ${p.live.batchesDone}/${p.live.batches}`);

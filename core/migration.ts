@@ -4,8 +4,8 @@
  */
 import { SITE_ID_PATTERN } from './federation-config';
 
-export const MODES = ['datacenter', 'internet', 'hybrid'] as const;
-export type Mode = (typeof MODES)[number];
+import { MODES, type Mode } from './mode-policy';
+export { MODES, type Mode };
 
 export interface MigrationRequest {
   /** The workload to move. The workflow id must be `migrate-<workloadId>`. */
@@ -70,6 +70,7 @@ export function parseMigrationRequest(input: unknown): Parsed<MigrationRequest> 
 /** The steps a migration goes through, in order, with the words the UI shows. */
 export const MIGRATION_STEPS = [
   { id: 'validate', title: 'Validate the request' },
+  { id: 'measure', title: 'Measure the link, predict it and choose a mode' },
   { id: 'start', title: 'Boot the target instance (standby)' },
   { id: 'sync', title: 'Pre-copy the volume while the workload serves' },
   { id: 'cutover', title: 'Pause the source, send the final delta, activate the target, check every key' },
@@ -78,11 +79,12 @@ export const MIGRATION_STEPS = [
 ] as const;
 export type StepId = (typeof MIGRATION_STEPS)[number]['id'];
 
-export const PHASES = ['validating', 'starting', 'syncing', 'cutting-over', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
+export const PHASES = ['validating', 'measuring', 'starting', 'syncing', 'cutting-over', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const PHASE_OF_STEP: Record<StepId, Phase> = {
   validate: 'validating',
+  measure: 'measuring',
   start: 'starting',
   sync: 'syncing',
   cutover: 'cutting-over',
@@ -117,6 +119,26 @@ export interface RoundSummary {
   corruptRefetched: number;
 }
 
+/** Why the migration runs in its mode: the policy's decision and what it was made from. */
+export interface ModeRecord {
+  mode: Mode;
+  /** True when the request's `mode` chose it, not the policy. */
+  override: boolean;
+  /** What the link alone said, before trust and hysteresis. */
+  linkMode: Mode;
+  reason: string;
+  prediction: { meanMbps: number; lowMbps: number; rttMs: number | null; source: string; fallbackReason?: string; sampleCount: number };
+  plan: { codec: string; level?: number; streams: number; chunkPreset: string; estimatedSeconds: number };
+}
+
+export interface ModeSwitch {
+  /** The switch applies from this round on. */
+  round: number;
+  from: Mode;
+  to: Mode;
+  reason: string;
+}
+
 export interface MigrationProgress {
   workloadId: string;
   phase: Phase;
@@ -126,6 +148,10 @@ export interface MigrationProgress {
   steps: StepProgress[];
   /** Mode of the transfer. */
   mode?: Mode;
+  /** The first mode decision, with its inputs. */
+  decision?: ModeRecord;
+  /** Mode changes between pre-copy rounds. */
+  modeSwitches: ModeSwitch[];
   /** Per-round figures of the volume sync, as rounds finish. */
   rounds: RoundSummary[];
   /** Volume size in the last finished round. */
@@ -152,6 +178,8 @@ export interface MigrationResult {
   /** Manifest root hash of the volume at cut-over (the target verified every chunk against it). */
   rootHash: string;
   mode: Mode;
+  decision: ModeRecord;
+  modeSwitches: ModeSwitch[];
   rounds: RoundSummary[];
   precopyRounds: number;
   converged: boolean;

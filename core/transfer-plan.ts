@@ -4,7 +4,7 @@
  * defaults when nothing is predicted yet, and the shape every transfer activity takes.
  */
 import type { ChunkerPreset } from './chunking/params';
-import type { Mode } from './migration';
+import type { Mode, TransferPlan as PolicyPlan } from './mode-policy';
 
 export interface TransferPlan {
   mode: Mode;
@@ -26,4 +26,18 @@ export const DEFAULT_PLANS = {
 
 export function defaultPlan(mode: Mode): TransferPlan {
   return { ...DEFAULT_PLANS[mode] };
+}
+
+const PRESET_OF: Record<PolicyPlan['chunkPreset'], ChunkerPreset> = { large: 'datacenter', medium: 'hybrid', small: 'internet' };
+
+/** The transfer plan for a mode decision: the policy's codec, level and streams, this mode's batch size. */
+export function planFromDecision(mode: Mode, p: PolicyPlan): TransferPlan {
+  return {
+    mode,
+    codec: p.codec,
+    ...(p.codec === 'zstd' ? { level: p.level } : {}),
+    streams: p.streams,
+    batchBytes: DEFAULT_PLANS[mode].batchBytes,
+    chunkPreset: PRESET_OF[p.chunkPreset],
+  };
 }

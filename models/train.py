@@ -31,6 +31,8 @@ import sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 HERE = Path(__file__).resolve().parent
+# No __pycache__ in models/: it is not ignored by git and would get committed.
+sys.dont_write_bytecode = True
 sys.path.insert(0, str(HERE))
 from dataset import default_traces_dir, read_trace, rows_for_trace, trace_files  # noqa: E402
 from features import FEATURE_NAMES, HORIZON_S, MIN_SAMPLES, WINDOW, features  # noqa: E402

@@ -21,6 +21,8 @@ import { SourceImages } from '../agent/source-images';
 import { loadTransferSecret } from '../agent/transfer-secret';
 import { startTransferServer } from '../agent/transfer-server';
 import { createSyncActivities } from '../activities/sync';
+import { createLinkActivities } from '../activities/link';
+import { LinkTelemetry } from '../agent/link-telemetry';
 import { createConsensusActivities } from '../activities/consensus';
 import { configPublicKeys } from '../activities/consensus-keys';
 import type { FederationConfig } from '../core/federation-config';
@@ -97,6 +99,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     mkdirSync(dir, { recursive: true });
     const provider = new LocalProvider({ site: site.id, dir, capacityInstances: site.capacity.instances });
     const images = new SourceImages(join(dir, 'images'));
+    const telemetry = new LinkTelemetry(join(dir, 'telemetry'));
     let store: Promise<ChunkStore> | undefined;
     const openStore = () => (store ??= ChunkStore.open(join(dir, 'chunks'), { maxBytes: storeMaxBytes }));
     // Reuse the last port when free, so endpoint URLs handed out before a restart stay valid.
@@ -114,7 +117,8 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       taskQueue: siteTaskQueue(site.id),
       activities: {
         ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url }),
-        ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, endpointUrl: () => endpoint.url }),
+        ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url }),
+        ...createLinkActivities({ site: site.id, telemetry }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
       },
     });

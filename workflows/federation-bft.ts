@@ -63,6 +63,9 @@ interface Round {
   delivered: Record<SiteId, number>;
 }
 
+/** A site's answer, with the sequence the call was made for (undefined: before the pre-prepare). */
+type Reply = BftDeliverResult & { forSeq?: number };
+
 /** Catch-up certificates waiting for a site, capped so a long-dead site cannot grow the workflow. */
 const MAX_FORWARD = 64;
 
@@ -71,12 +74,15 @@ export class BftDriver {
   readonly f: number;
   readonly quorum: number;
   private round?: Round;
-  private readonly pump: SitePump<BftDeliverResult>;
+  private readonly pump: SitePump<Reply>;
   private readonly forward = new Map<SiteId, BftMsg[]>();
   /** Per site, how far it has executed in the current view (from its replies). */
   private readonly executed: Record<SiteId, number> = {};
   private readonly tick: number;
   private readonly liveWindowMs: number;
+  /** The first vote of each site per `type:view:seq`, to spot a site that signs two digests. */
+  private readonly firstVotes = new Map<string, SignedVote>();
+  private readonly witnessed = new Set<string>();
 
   constructor(private readonly o: BftDriverOptions) {
     this.view = o.view;
@@ -84,13 +90,14 @@ export class BftDriver {
     const acts = Object.fromEntries(o.members.map((m) => [m, siteConsensus(m, o.rttMs)]));
     this.tick = tickMs('bft', o.members, this.quorum, o.rttMs);
     this.liveWindowMs = Math.max(2_000, 3 * this.tick);
-    this.pump = new SitePump<BftDeliverResult>(
+    this.pump = new SitePump<Reply>(
       {
         next: (site) => {
           const batch = this.nextFor(site);
           if (!batch) return undefined;
           const view = this.view;
-          return () => acts[site]!.bftDeliver({ federation: o.federation, view, members: o.members, ...batch });
+          const forSeq = this.round?.seq;
+          return async () => ({ ...(await acts[site]!.bftDeliver({ federation: o.federation, view, members: o.members, ...batch })), forSeq });
         },
         reply: (site, r) => this.onReply(site, r),
         failed: (site) => {
@@ -100,6 +107,9 @@ export class BftDriver {
         },
       },
       this.tick,
+      // Two: a site still answering the previous round's last stage must not hold up this round's
+      // first one. Each delivery steps the replica synchronously, so they never interleave at the site.
+      2,
     );
   }
 
@@ -123,6 +133,7 @@ export class BftDriver {
       }
       if (this.done(r)) {
         this.round = undefined;
+        this.firstVotes.clear();
         this.catchUp(r);
         const certificate = makeCertificate(r.view, r.seq!, digest, r.certVotes!);
         return { protocol: 'bft', certificate, members: [...this.o.members], view: r.view, seq: r.seq! };
@@ -187,7 +198,7 @@ export class BftDriver {
     return messages.length ? { messages } : undefined;
   }
 
-  private onReply(site: SiteId, res: BftDeliverResult): void {
+  private onReply(site: SiteId, res: Reply): void {
     if (res.view !== this.view) return;
     this.executed[site] = res.executed;
     for (const p of res.equivocations) this.o.onEquivocation(p, site);
@@ -216,8 +227,18 @@ export class BftDriver {
       }
       if (m.type === 'status' || !r) continue;
       const v = m.vote;
-      // A site speaks for itself only; any vote it claims for another site is ignored here.
-      if (v.site !== site || v.view !== r.view) continue;
+      // A site speaks for itself only: a vote it hands in for another site is not routed.
+      if (v.site !== site) {
+        this.o.onRefusal('router', `${m.type} from ${site} claims to be signed by ${v.site}; a site can only hand in its own votes (not routed)`, site);
+        continue;
+      }
+      if (res.forSeq !== undefined && v.seq !== res.forSeq) {
+        // An honest site answers for the sequence it was asked about; an older one is a replay.
+        this.o.onRefusal('router', `replayed ${m.type} from ${site} for view ${v.view} seq ${v.seq}; it was asked about seq ${res.forSeq} (not routed)`, site);
+        continue;
+      }
+      if (v.view !== r.view || (r.seq !== undefined && v.seq !== r.seq)) continue; // a late answer from an earlier round
+      this.watchForEquivocation(site, m.type, v);
       if (m.type === 'pre-prepare') {
         if (site === r.primary && !r.prePrepare && v.digest === r.digest) {
           r.prePrepare = v;
@@ -242,6 +263,26 @@ export class BftDriver {
       if (r.certVotes && !accusesCert && res.committed.some((c) => c.seq === r.seq && c.digest === r.digest)) r.confirmed.add(site);
     }
     this.pump.kickAll(this.o.members);
+  }
+
+  /**
+   * Two digests signed by one site for one (type, view, seq): the router cannot check signatures,
+   * so it hands both votes to another site, which verifies them and returns the proof.
+   */
+  private watchForEquivocation(site: SiteId, type: string, v: SignedVote): void {
+    const key = `${site}|${type}|${v.view}|${v.seq}`;
+    const first = this.firstVotes.get(key);
+    if (!first) {
+      this.firstVotes.set(key, v);
+      return;
+    }
+    if (first.digest === v.digest || this.witnessed.has(key) || (type !== 'prepare' && type !== 'commit')) return;
+    this.witnessed.add(key);
+    const witness = this.o.members.find((m) => m !== site && this.pump.failing[m] === undefined);
+    if (!witness) return;
+    const q = this.forward.get(witness) ?? [];
+    for (const vote of [first, v]) q.push({ type: type as 'prepare' | 'commit', to: witness, vote });
+    this.forward.set(witness, q);
   }
 
   /** Sites that did not execute the round's sequence get certificates from one that did, through its `status` answer. */

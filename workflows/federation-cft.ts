@@ -41,6 +41,9 @@ export class CftDriver {
   /** The latest message for each site: a newer append carries everything an older one did. */
   private readonly pending = new Map<SiteId, CftMsg>();
   private readonly knownCommit: Record<SiteId, number> = {};
+  /** Sites whose pending message only carries the commit index: sent on a tick or heartbeat, not at once. */
+  private readonly lazy = new Set<SiteId>();
+  private flushing = false;
   private appliedIndex: number;
   private readonly tick: number;
 
@@ -52,8 +55,9 @@ export class CftDriver {
       {
         next: (site) => {
           const m = this.pending.get(site);
-          if (!m) return undefined;
+          if (!m || (this.lazy.has(site) && !this.flushing)) return undefined;
           this.pending.delete(site);
+          this.lazy.delete(site);
           return () => acts[site]!.cftDeliver({ federation: o.federation, messages: [m] });
         },
         reply: (site, r) => {
@@ -99,8 +103,12 @@ export class CftDriver {
     if (this.o.members.every((s) => (this.knownCommit[s] ?? 0) >= this.leader.commit)) return;
     for (let i = 0; i < this.leader.heartbeatTicks; i++) {
       const ready = tickLeader(this.leader);
-      if (ready.messages.length) return this.handle(ready);
+      if (ready.messages.length) {
+        this.handle(ready);
+        break;
+      }
     }
+    this.flush();
   }
 
   private assertLeading(): void {
@@ -117,7 +125,7 @@ export class CftDriver {
     while (!done() && !this.deposed) {
       if (await condition(() => done() || this.deposed, this.tick)) break;
       this.handle(tickLeader(this.leader));
-      this.pump.kickAll(this.o.members);
+      this.flush();
       const wait = leaderQuorumWait(this.leader);
       // Enough sites answer but the round has not finished: it is slow, not blocked.
       this.o.onWaiting(hasQuorum(wait) ? `committing: ${describeQuorumWait(wait)}` : describeQuorumWait(wait));
@@ -130,7 +138,23 @@ export class CftDriver {
       this.appliedIndex = fresh[fresh.length - 1]!.index;
       this.o.onCommitted(fresh);
     }
-    for (const m of ready.messages) this.pending.set(m.to, m);
+    for (const m of ready.messages) {
+      this.pending.set(m.to, m);
+      // An append without entries only carries the commit index: it waits for the next append (which
+      // supersedes it) or a tick or the idle heartbeat, rather than occupy the site when the next round starts.
+      if (m.type === 'append' && m.entries.length === 0) this.lazy.add(m.to);
+      else this.lazy.delete(m.to);
+    }
     for (const m of ready.messages) this.pump.kick(m.to);
+  }
+
+  /** Sends every pending message, commit-only ones included. */
+  private flush(): void {
+    this.flushing = true;
+    try {
+      this.pump.kickAll(this.o.members);
+    } finally {
+      this.flushing = false;
+    }
   }
 }

@@ -63,13 +63,30 @@ export interface PendingFederationChange {
 /** Answered by any workflow that has called commitFederationChange: the changes it is waiting for. */
 export const federationCommitStatusQuery = defineQuery<PendingFederationChange[]>('federationCommitStatus');
 
-// Per workflow execution (the SDK isolates module state per workflow).
-const pending = new Map<string, { entries: number; status: string; waited: boolean; onStatus?: (s: string) => void; result?: ProposalResult; error?: string; done: boolean }>();
-let handlersInstalled = false;
+interface PendingChange {
+  entries: number;
+  status: string;
+  waited: boolean;
+  onStatus?: (s: string) => void;
+  result?: ProposalResult;
+  error?: string;
+  done: boolean;
+}
 
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
+/**
+ * Per workflow execution. Kept on globalThis, which the SDK swaps per workflow even when it
+ * reuses one V8 context for many workflows, so two workflows on a worker never share it.
+ */
+function clientState(): { pending: Map<string, PendingChange>; installed: boolean } {
+  const g = globalThis as unknown as { __fedflowFederationClient?: { pending: Map<string, PendingChange>; installed: boolean } };
+  return (g.__fedflowFederationClient ??= { pending: new Map(), installed: false });
+}
+
+function installHandlers(): Map<string, PendingChange> {
+  const st = clientState();
+  const pending = st.pending;
+  if (st.installed) return pending;
+  st.installed = true;
   setHandler(commitStatusSignal, ({ requestId, status }) => {
     const p = pending.get(requestId);
     if (!p || p.done) return;
@@ -85,13 +102,14 @@ function installHandlers(): void {
     else p.error = error ?? 'the federation answered without a result';
   });
   setHandler(federationCommitStatusQuery, () => [...pending.entries()].filter(([, p]) => !p.done).map(([requestId, p]) => ({ requestId, entries: p.entries, status: p.status })));
+  return pending;
 }
 
 export async function commitFederationChange(entries: FederationEntry[], opts: FederationChangeOptions = {}): Promise<FederationChangeResult> {
-  installHandlers();
+  const pending = installHandlers();
   const name = opts.federation ?? 'local';
   const requestId = opts.requestId ?? `${workflowInfo().workflowId}/${uuid4()}`;
-  const p: { entries: number; status: string; waited: boolean; onStatus?: (s: string) => void; result?: ProposalResult; error?: string; done: boolean } = {
+  const p: PendingChange = {
     entries: entries.length,
     status: 'proposed',
     waited: false,

@@ -61,9 +61,12 @@ export interface PumpHooks<R> {
   failed(site: SiteId, err: unknown): void;
 }
 
-/** At most one delivery in flight per site; a site that failed is retried after `backoffMs` (on a kick). */
+/**
+ * At most `maxInFlight` deliveries in flight per site (so a dead site holds that many activities,
+ * not one per round); a site whose delivery failed is tried again after `backoffMs`, on a kick.
+ */
 export class SitePump<R> {
-  private readonly busy = new Set<SiteId>();
+  private readonly busy = new Map<SiteId, number>();
   private readonly retryAt = new Map<SiteId, number>();
   /** Workflow time of each site's last answer. */
   readonly lastHeard: Record<SiteId, number> = {};
@@ -73,19 +76,20 @@ export class SitePump<R> {
   constructor(
     private readonly hooks: PumpHooks<R>,
     private readonly backoffMs: number,
+    private readonly maxInFlight = 1,
   ) {}
 
   inFlight(site: SiteId): boolean {
-    return this.busy.has(site);
+    return (this.busy.get(site) ?? 0) > 0;
   }
 
   kick(site: SiteId): void {
-    if (this.busy.has(site)) return; // kicked again when the current delivery ends
+    if ((this.busy.get(site) ?? 0) >= this.maxInFlight) return; // kicked again when a delivery ends
     const at = this.retryAt.get(site);
     if (at !== undefined && Date.now() < at) return;
     const call = this.hooks.next(site);
     if (!call) return;
-    this.busy.add(site);
+    this.busy.set(site, (this.busy.get(site) ?? 0) + 1);
     call()
       .then(
         (r) => {
@@ -101,7 +105,7 @@ export class SitePump<R> {
         },
       )
       .finally(() => {
-        this.busy.delete(site);
+        this.busy.set(site, (this.busy.get(site) ?? 1) - 1);
         this.kick(site);
       });
   }

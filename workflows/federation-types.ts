@@ -117,6 +117,14 @@ export interface JoinInput {
 
 /** Proposals arrive as an update: the caller gets the certificate once its proposal committed. */
 export const proposeUpdate = defineUpdate<ProposalResult, [ProposeInput]>('propose');
+/**
+ * Many proposals in one update, each with its own result (in order). For clients with many
+ * proposals at once: the server admits few updates per workflow at a time (history.maxInFlightUpdates,
+ * 10 by default), so one update per proposal caps throughput long before the rounds do.
+ */
+export const proposeBatchUpdate = defineUpdate<ProposalResult[], [ProposeInput[]]>('proposeBatch');
+/** The most proposals one proposeBatch may carry. */
+export const MAX_PROPOSALS_PER_UPDATE = 1_000;
 export const joinUpdate = defineUpdate<ProposalResult, [JoinInput]>('join');
 export const leaveUpdate = defineUpdate<ProposalResult, [{ site: SiteId }]>('leave');
 export const committedStateQuery = defineQuery<CommittedState>('committedState');

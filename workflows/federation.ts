@@ -39,7 +39,9 @@ import {
   federationWorkflowId,
   joinUpdate,
   leaveUpdate,
+  MAX_PROPOSALS_PER_UPDATE,
   membershipQuery,
+  proposeBatchUpdate,
   proposeSignal,
   proposeUpdate,
   type ConsensusStatus,
@@ -56,6 +58,8 @@ const DEFAULT_MAX_BATCH = 2_000;
 const IDLE_HEARTBEAT_MS = 1_000;
 /** Request ids remembered for idempotency across runs. */
 const RECENT_RESULTS = 500;
+/** Updates per run before continuing as new: the server refuses updates past history.maxTotalUpdates (2000 by default). */
+const MAX_UPDATES_PER_RUN = 1_500;
 const REFUSALS_KEPT = 50;
 
 interface Pending {
@@ -158,17 +162,48 @@ export async function federation(input: FederationInput): Promise<void> {
     if ('error' in o) throw ApplicationFailure.nonRetryable(o.error, o.type);
     return o.result;
   };
-  const fresh = (requestId: string | undefined) => requestId ?? `${info.workflowId}/${info.runId}/${rounds}/${queue.length}/${Date.now()}`;
+  let requests = 0;
+  let updates = 0;
+  const fresh = (requestId: string | undefined) => requestId ?? `${info.workflowId}/${info.runId}/${++requests}`;
 
   setHandler(
     proposeUpdate,
     async (p: ProposeInput) => {
+      updates++;
       const id = fresh(p.requestId);
       if (recent[id]) return recent[id]!;
       enqueue({ id, input: p });
       return awaitOutcome(id);
     },
     { validator: (p: ProposeInput) => validateProposal(p, state, trust, superseded) },
+  );
+  setHandler(
+    proposeBatchUpdate,
+    async (ps: ProposeInput[]) => {
+      updates++;
+      return Promise.all(
+        ps.map((p) => {
+          const id = fresh(p.requestId);
+          if (recent[id]) return recent[id]!;
+          enqueue({ id, input: p });
+          return awaitOutcome(id);
+        }),
+      );
+    },
+    {
+      validator: (ps: ProposeInput[]) => {
+        if (!Array.isArray(ps) || ps.length === 0 || ps.length > MAX_PROPOSALS_PER_UPDATE) {
+          throw new Error(`proposeBatch takes 1 to ${MAX_PROPOSALS_PER_UPDATE} proposals; got ${Array.isArray(ps) ? ps.length : typeof ps}`);
+        }
+        ps.forEach((p, i) => {
+          try {
+            validateProposal(p, state, trust, superseded);
+          } catch (err) {
+            throw new Error(`proposals[${i}]: ${(err as Error).message}`);
+          }
+        });
+      },
+    },
   );
   setHandler(proposeSignal, (p) => {
     // Signals have no validator: a bad proposal is answered with the error instead.
@@ -183,6 +218,7 @@ export async function federation(input: FederationInput): Promise<void> {
   setHandler(
     joinUpdate,
     async (j: JoinInput) => {
+      updates++;
       const id = fresh(undefined);
       const entry: FederationEntry = { kind: 'membership', op: 'join', site: j.site, publicKey: j.publicKey, capacity: j.capacity };
       // The joining site's trust decides: an untrusted newcomer is admitted by a Byzantine quorum.
@@ -196,6 +232,7 @@ export async function federation(input: FederationInput): Promise<void> {
   setHandler(
     leaveUpdate,
     async ({ site }: { site: SiteId }) => {
+      updates++;
       const id = fresh(undefined);
       enqueue({ id, input: { entries: [{ kind: 'membership', op: 'leave', site }] }, membership: true });
       return awaitOutcome(id);
@@ -264,7 +301,7 @@ export async function federation(input: FederationInput): Promise<void> {
     if (batch.some((p) => p.membership)) membershipChanged = true;
   }
 
-  const historyFull = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxHistory;
+  const historyFull = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxHistory || updates >= MAX_UPDATES_PER_RUN;
   while (!superseded) {
     status.phase = 'idle';
     status.status = 'idle';
@@ -316,7 +353,8 @@ export async function federation(input: FederationInput): Promise<void> {
     carry: {
       term: cft?.leader.term ?? term,
       cftLog: cft ? cft.committedLog() : (carry?.cftLog ?? []),
-      view: bft.view,
+      // New members, new view: a view's member list is fixed at every site (it decides the primary).
+      view: membershipChanged ? bft.view + 1 : bft.view,
       trust,
       state: { ...state, rejected: state.rejected.slice(-REFUSALS_KEPT) },
       rounds,

@@ -34,7 +34,9 @@ import {
   type StepId,
 } from '../core/migration';
 import { FedMode, FedPhase, FedSource, FedTarget } from '../core/search-attributes';
-import { defaultPlan } from '../core/transfer-plan';
+import type { Trust } from '../core/mode-policy';
+import { planFromDecision } from '../core/transfer-plan';
+import { measureAndDecide, type PolicyContext } from './mode-decision';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal, roundSignal } from './messages';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from './queues';
 import { syncVolume, TOKEN_TTL_SECONDS } from './sync-volume';
@@ -83,6 +85,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
     target: req.targetSite,
     steps: MIGRATION_STEPS.map((s) => ({ id: s.id, title: s.title, status: 'pending' })),
     rounds: [],
+    modeSwitches: [],
     bytesTransferred: 0,
   };
   let cancelReason: string | undefined;
@@ -146,8 +149,23 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       upsertSearchAttributes([{ key: FedSource, value: v.source }]);
       const key = `${info.workflowId}/${info.runId}`;
 
-      const mode: Mode = req.mode ?? (v.sourceTrust === 'trusted' && v.targetTrust === 'trusted' ? 'datacenter' : 'internet');
+      // Measure and predict the link, then let the policy (trust + prediction) choose the mode.
+      const policy: PolicyContext = {
+        source: { id: v.source, trust: v.sourceTrust as Trust },
+        target: { id: v.target, trust: v.targetTrust as Trust },
+        ...(req.mode ? { override: req.mode } : {}),
+      };
+      const measured = await run(
+        'measure',
+        async () => {
+          const endpoint = await atSite(v.source, `Find the agent endpoint of ${v.source}`).agentEndpoint();
+          return measureAndDecide(policy, { probeEndpoint: endpoint, bytes: 0 });
+        },
+        (m) => `${m.decision.mode}${m.decision.override ? ' (override)' : ''}: ${m.decision.reason}`,
+      );
+      const mode: Mode = measured.decision.mode;
       progress.mode = mode;
+      progress.decision = measured.record;
       upsertSearchAttributes([{ key: FedMode, value: mode }]);
 
       // Pushed before the target is touched: a failure anywhere after this removes the target's
@@ -180,7 +198,6 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         (t) => `${t.instance.id} at ${t.address}, standby`,
       );
 
-      const plan = defaultPlan(mode);
       const sync = await run(
         'sync',
         () =>
@@ -188,11 +205,30 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
             workflowId: `${info.workflowId}-sync`,
             taskQueue: CONTROL_TASK_QUEUE,
             staticSummary: `Pre-copy ${v.volume.id} ${v.source} -> ${v.target} (${mode})`,
-            args: [{ volumeId: v.volume.id, source: v.source, target: v.target, mode, plan, final: false, notify: info.workflowId }],
+            args: [
+              {
+                volumeId: v.volume.id,
+                source: v.source,
+                target: v.target,
+                mode,
+                plan: planFromDecision(mode, measured.decision.plan),
+                final: false,
+                notify: info.workflowId,
+                bandwidthMbps: measured.decision.inputs.prediction.meanMbps,
+                policy: { ...policy, state: measured.decision.state },
+              },
+            ],
           }),
         (s) => `${s.precopyRounds} pre-copy round(s)${s.notConverging ? ', not converging' : ', converged'}; ${s.wireBytes} bytes on the wire for a ${s.volumeBytes}-byte volume`,
       );
       progress.syncStatus = sync.notConverging ? 'not converging' : 'converged';
+      progress.modeSwitches = sync.modeSwitches;
+      // The cut-over uses the plan the last round ended with (the mode may have switched).
+      const plan = sync.plan;
+      if (plan.mode !== mode) {
+        progress.mode = plan.mode;
+        upsertSearchAttributes([{ key: FedMode, value: plan.mode }]);
+      }
 
       // Cut-over: the downtime window. Two activities only: freeze + capture at the source, then
       // final delta + assemble + activate + check at the target.
@@ -255,7 +291,9 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         source: v.source,
         target: v.target,
         address: targetInstance.address,
-        mode,
+        mode: plan.mode,
+        decision: measured.record,
+        modeSwitches: sync.modeSwitches,
         bytesTransferred: sync.wireBytes + cut.figures.wireBytes,
         volumeBytes: cut.figures.bytesScanned,
         rootHash: cut.image.manifest.rootHash,

@@ -12,7 +12,10 @@ import { ApplicationFailure, CancellationScope, defineQuery, getExternalWorkflow
 import type { SyncActivities, RoundFigures, CapturedImage } from '../activities/sync';
 import type { InstanceRef } from '../adapters/types';
 import type { Mode } from '../core/migration';
-import { defaultPlan, type TransferPlan } from '../core/transfer-plan';
+import type { ModeSwitch } from '../core/migration';
+import type { PolicyState } from '../core/mode-policy';
+import { defaultPlan, planFromDecision, type TransferPlan } from '../core/transfer-plan';
+import { measureAndDecide, type PolicyContext } from './mode-decision';
 import { roundSignal } from './messages';
 import { siteTaskQueue } from './queues';
 
@@ -37,6 +40,8 @@ export interface SyncVolumeInput {
   notify?: string;
   /** Predicted bandwidth, for hybrid mode's codec choice. */
   bandwidthMbps?: number;
+  /** Re-decide the mode between pre-copy rounds with this context (the policy's state carries its hysteresis). */
+  policy?: PolicyContext;
 }
 
 export interface SyncVolumeResult {
@@ -50,6 +55,10 @@ export interface SyncVolumeResult {
   wireBytes: number;
   frozenAtMs?: number;
   digest?: CapturedImage['digest'];
+  /** The plan in force after the last round (the mode may have switched). */
+  plan: TransferPlan;
+  modeSwitches: ModeSwitch[];
+  policyState?: PolicyState;
 }
 
 export const syncProgressQuery = defineQuery<{ rounds: RoundFigures[]; status: string }>('syncProgress');
@@ -75,7 +84,9 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
   if (!input || !input.volumeId || !input.source || !input.target || input.source === input.target) {
     throw ApplicationFailure.nonRetryable('syncVolume needs volumeId, and a source and target site that differ', 'InvalidSyncRequest');
   }
-  const plan = input.plan ?? defaultPlan(input.mode);
+  let plan = input.plan ?? defaultPlan(input.mode);
+  let policyState = input.policy?.state;
+  const modeSwitches: ModeSwitch[] = [];
   const maxRounds = input.maxPrecopyRounds ?? 8;
   const convergeBytes = input.convergeBytes ?? 4 << 20;
   const rounds: RoundFigures[] = [];
@@ -128,6 +139,15 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
       converged = true;
       break;
     }
+    if (input.policy) {
+      // The round was a link sample too: predict again and let the policy (with its hysteresis) decide.
+      const { decision } = await measureAndDecide({ ...input.policy, state: policyState }, { bytes: figures.bytesScanned });
+      policyState = decision.state;
+      if (decision.mode !== plan.mode) {
+        modeSwitches.push({ round: n + 1, from: plan.mode, to: decision.mode, reason: decision.reason });
+        plan = planFromDecision(decision.mode, decision.plan);
+      }
+    }
     // Not shrinking: the last two rounds each sent at least 90% of the one before.
     const prev = rounds.slice(-3);
     if (prev.length === 3 && prev[1]!.bytesSent >= 0.9 * prev[0]!.bytesSent && prev[2]!.bytesSent >= 0.9 * prev[1]!.bytesSent) {
@@ -137,9 +157,10 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
   }
   if (!converged && !notConverging) notConverging = true;
   status = notConverging ? 'not converging' : 'converged';
-  const summary = { rounds, precopyRounds: n, converged, notConverging, wireBytes: () => rounds.reduce((a, r) => a + r.wireBytes, 0) };
+  const wireBytes = () => rounds.reduce((a, r) => a + r.wireBytes, 0);
+  const summary = { rounds, precopyRounds: n, converged, notConverging, plan, modeSwitches, ...(policyState ? { policyState } : {}) };
   if (input.final === false) {
-    return { ...summary, volumeBytes: rounds.at(-1)?.bytesScanned ?? 0, wireBytes: summary.wireBytes() };
+    return { ...summary, volumeBytes: rounds.at(-1)?.bytesScanned ?? 0, wireBytes: wireBytes() };
   }
   // The final image is released by the caller once it no longer needs it: one activity fewer
   // inside a cut-over's downtime window.
@@ -149,7 +170,7 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
     ...summary,
     finalRoot: final.image.manifest.rootHash,
     volumeBytes: final.image.manifest.totalBytes,
-    wireBytes: summary.wireBytes(),
+    wireBytes: wireBytes(),
     frozenAtMs: final.image.frozenAtMs,
     digest: final.image.digest,
   };

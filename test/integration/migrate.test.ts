@@ -38,7 +38,10 @@ describe('migrateWorkload on a real dev server', () => {
     assert.equal(result.verified, true);
     assert.ok(result.volumeBytes > 300 * 128, `volumeBytes ${result.volumeBytes}`);
     assert.ok(result.bytesTransferred > 0 && result.bytesTransferred < 2 * result.volumeBytes, `bytesTransferred ${result.bytesTransferred}`);
-    assert.equal(result.mode, 'datacenter');
+    // Both sites trusted, on loopback: fast and short, so never internet mode.
+    assert.notEqual(result.mode, 'internet', result.decision.reason);
+    assert.equal(result.decision.override, false);
+    assert.ok(result.decision.prediction.meanMbps > 0);
     assert.ok(result.rounds.length >= 2, 'at least one pre-copy round and the final one');
     assert.equal(result.rounds.at(-1)!.kind, 'final');
     // The workload was idle: the final round finds every chunk already on the target.
@@ -62,6 +65,35 @@ describe('migrateWorkload on a real dev server', () => {
     assert.equal(desc.searchAttributes.FedPhase?.[0], 'completed');
     assert.equal(desc.searchAttributes.FedSource?.[0], 'dc:paris');
     assert.equal(desc.searchAttributes.FedTarget?.[0], 'dc:frankfurt');
+  });
+
+  it('runs in internet mode to the untrusted site, with the decision and its inputs in the result', async () => {
+    const handle = await env.client.workflow.start('migrateWorkload', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: migrationWorkflowId('kv-demo'),
+      args: [{ workloadId: 'kv-demo', targetSite: 'edge:lisbon' }],
+    });
+    const r = (await handle.result()) as MigrationResult;
+    assert.equal(r.mode, 'internet');
+    assert.equal(r.decision.mode, 'internet');
+    assert.match(r.decision.reason, /untrusted/);
+    assert.ok(r.decision.prediction.meanMbps > 0 && r.decision.prediction.sampleCount >= 1, JSON.stringify(r.decision));
+    assert.equal(r.decision.plan.codec, 'zstd');
+    assert.ok(r.rounds.every((x) => x.codec.startsWith('zstd')), 'internet mode sends with Zstd');
+    assert.equal(r.keys, 300);
+    const desc = await handle.describe();
+    assert.equal(desc.searchAttributes.FedMode?.[0], 'internet');
+  });
+
+  it('honours an explicit mode and records it as an override', async () => {
+    const handle = await env.client.workflow.start('migrateWorkload', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: migrationWorkflowId('kv-demo'),
+      args: [{ workloadId: 'kv-demo', targetSite: 'dc:london', mode: 'hybrid' }],
+    });
+    const r = (await handle.result()) as MigrationResult;
+    assert.equal(r.mode, 'hybrid');
+    assert.equal(r.decision.override, true);
   });
 
   it('refuses an unknown site with a non-retryable error naming the known sites, and changes nothing', async () => {
