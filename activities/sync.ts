@@ -13,6 +13,7 @@ import type { InstanceRef } from '../adapters/types';
 import { CHUNKER_PRESETS, type ChunkerPreset } from '../core/chunking/params';
 import { summarize, type ManifestSummary } from '../core/manifest';
 import type { TransferPlan } from '../core/transfer-plan';
+import type { RoundSummary } from '../core/migration';
 import type { ChunkStore } from '../agent/chunk-store';
 import { chooseHybridCodec } from '../agent/codec-chooser';
 import type { SourceImages } from '../agent/source-images';
@@ -46,22 +47,7 @@ export interface CapturedImage {
 }
 
 /** One round's figures, as the progress query and the result show them. */
-export interface RoundFigures {
-  round: number;
-  kind: 'precopy' | 'final';
-  mode: string;
-  codec: string;
-  bytesScanned: number;
-  chunks: number;
-  chunksSent: number;
-  chunksReused: number;
-  bytesSent: number;
-  wireBytes: number;
-  compressionRatio: number;
-  throughputMBps: number;
-  durationMs: number;
-  corruptRefetched: number;
-}
+export type RoundFigures = RoundSummary;
 
 /** Heartbeat details of a pull: the resume cursor (contiguous batches verified) and figures. */
 export interface PullHeartbeat extends PullProgress {

@@ -68,7 +68,8 @@ function writeJsonAtomic(path: string, value: unknown): void {
   renameSync(tmp, path);
 }
 
-function alive(pid: number | undefined): boolean {
+/** Whether a process with this pid exists (signal 0 checks without touching it). */
+export function alive(pid: number | undefined): boolean {
   if (!pid) return false;
   try {
     process.kill(pid, 0);

@@ -1,6 +1,7 @@
 /** Pid files for what `fedflow up` starts, so `fedflow down` can stop it from another shell. */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { alive } from '../adapters/local';
 
 export type Managed = 'server' | 'worker' | 'up';
 
@@ -18,15 +19,8 @@ export function readPid(home: string, what: Managed): number | undefined {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
-export function isAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Whether the process is alive; the local provider's check, shared. */
+export const isAlive = alive;
 
 export function clearPid(home: string, what: Managed): void {
   rmSync(file(home, what), { force: true });

@@ -144,6 +144,11 @@ export class BftDriver {
     }
   }
 
+  /** True while catch-up messages wait for a site. */
+  get lagging(): boolean {
+    return this.forward.size > 0;
+  }
+
   /** While idle: deliver pending catch-up certificates. */
   heartbeat(): void {
     this.pump.kickAll(this.o.members);

@@ -97,10 +97,14 @@ export class CftDriver {
     return { protocol: 'cft', term: this.leader.term, index: target, firstIndex, ackedBy };
   }
 
+  /** True while some site has not confirmed the latest commit index. */
+  get lagging(): boolean {
+    return this.leader.phase === 'leading' && this.o.members.some((s) => (this.knownCommit[s] ?? 0) < this.leader.commit);
+  }
+
   /** While idle: tell sites that lag behind the commit index (one heartbeat), so their logs apply it. */
   heartbeat(): void {
-    if (this.leader.phase !== 'leading') return;
-    if (this.o.members.every((s) => (this.knownCommit[s] ?? 0) >= this.leader.commit)) return;
+    if (!this.lagging) return;
     for (let i = 0; i < this.leader.heartbeatTicks; i++) {
       const ready = tickLeader(this.leader);
       if (ready.messages.length) {

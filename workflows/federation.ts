@@ -306,7 +306,10 @@ export async function federation(input: FederationInput): Promise<void> {
     status.phase = 'idle';
     status.status = 'idle';
     inRound = [];
-    if (!(await condition(() => queue.length > 0 || historyFull() || membershipChanged, IDLE_HEARTBEAT_MS))) {
+    const wake = () => queue.length > 0 || historyFull() || membershipChanged;
+    // Idle with every site up to date: no timer, so an idle federation adds nothing to its history.
+    if (!cft?.lagging && !bft.lagging) await condition(() => wake() || !!cft?.lagging || bft.lagging);
+    if (!wake() && !(await condition(wake, IDLE_HEARTBEAT_MS))) {
       cft?.heartbeat();
       bft.heartbeat();
       continue;
