@@ -9,7 +9,7 @@
  *                  client-observed round trip of the `propose` update next to it; then batched
  *                  throughput: many proposals in flight at once, commits per second of wall time.
  *
- *   npm run bench -- consensus [--rtt-samples=200] [--latency-samples=200] [--throughput=10000] [--batch=250] [--concurrency=8] [--per-update=300]
+ *   npm run bench -- consensus [--rtt-samples=200] [--latency-samples=200] [--throughput=3000] [--batch=250] [--concurrency=8] [--per-update=300]
  *   node --import tsx bench/consensus.ts [same flags]
  */
 import type { WorkflowHandle } from '@temporalio/client';
@@ -47,7 +47,7 @@ const CONFIG = {
 };
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { rttSamples: 200, latencySamples: 200, throughput: 10_000, batch: 250, concurrency: 8, perUpdate: 300 };
+  const a: Args = { rttSamples: 200, latencySamples: 200, throughput: 3_000, batch: 250, concurrency: 8, perUpdate: 300 };
   const names: Record<string, keyof Args> = {
     'rtt-samples': 'rttSamples', 'latency-samples': 'latencySamples', throughput: 'throughput', batch: 'batch', concurrency: 'concurrency', 'per-update': 'perUpdate',
   };

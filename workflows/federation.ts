@@ -53,7 +53,8 @@ import {
 } from './federation-types';
 
 const DEFAULT_MAX_HISTORY = 10_000;
-const DEFAULT_MAX_BATCH = 2_000;
+/** Entries per round: keeps each activity's payload (a batch goes to every site) well under Temporal's limits. */
+const DEFAULT_MAX_BATCH = 500;
 /** Idle time before the federation tells lagging sites the latest commit index. */
 const IDLE_HEARTBEAT_MS = 1_000;
 /** Request ids remembered for idempotency across runs. */
@@ -307,9 +308,7 @@ export async function federation(input: FederationInput): Promise<void> {
     status.status = 'idle';
     inRound = [];
     const wake = () => queue.length > 0 || historyFull() || membershipChanged;
-    // Idle with every site up to date: no timer, so an idle federation adds nothing to its history.
-    if (!cft?.lagging && !bft.lagging) await condition(() => wake() || !!cft?.lagging || bft.lagging);
-    if (!wake() && !(await condition(wake, IDLE_HEARTBEAT_MS))) {
+    if (!(await condition(wake, IDLE_HEARTBEAT_MS))) {
       cft?.heartbeat();
       bft.heartbeat();
       continue;
