@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import {
-  createReplica, proposeReplica, restoreReplica, signVote, stepReplica, tickReplica,
+  proposeReplica, restoreReplica, signVote, stepReplica, tickReplica,
   type BftCommitted, type BftMessage, type BftReady, type EquivocationProof, type Replica, type SignedRecord,
 } from '../../../core/consensus/bft';
 import { digestOf } from '../../../core/consensus/canonical-json';
