@@ -46,7 +46,7 @@ function printResult(r: MigrationResult): void {
   console.log(`migrated ${r.workloadId}: ${r.source} -> ${r.target}`);
   console.log(`  served at      ${r.address}`);
   console.log(`  keys verified  ${r.keys} (volume root ${r.rootHash.slice(0, 16)}…)`);
-  console.log(`  mode           ${r.decision.mode}${r.decision.override ? ' (override)' : ''}: ${r.decision.reason}`);
+  console.log(`  mode           ${r.decision.reason}`);
   for (const s of r.modeSwitches) console.log(`                 round ${s.round}: ${s.from} -> ${s.to} (${s.reason})`);
   console.log(`  rounds         ${r.precopyRounds} pre-copy${r.notConverging ? ' (not converging)' : ''} + final`);
   for (const x of r.rounds) console.log(`    ${String(x.round).padStart(2)} ${x.kind.padEnd(8)} sent ${formatBytes(x.bytesSent).padStart(10)} of ${formatBytes(x.bytesScanned).padStart(10)}, wire ${formatBytes(x.wireBytes).padStart(10)}, ${x.chunksReused} chunks reused, ${x.codec}, ${x.durationMs} ms`);

@@ -30,7 +30,7 @@ async function run(): Promise<void> {
     const bad = Object.entries(all).filter(([k, v]) => /^key-\d{6}$/.test(k) && v !== sampleValue(Number(k.slice(4)), Number(process.env.FEDFLOW_SAMPLE_VALUE_BYTES ?? 1024)));
     console.log(`\nmigrated ${r.workloadId}: ${r.source} -> ${r.target}, served at ${r.address}`);
     console.log(`  keys: ${Object.keys(all).length} read back through the route, ${bad.length} wrong (workflow verified ${r.keys}: ${r.verified})`);
-    console.log(`  mode: ${r.decision.mode}${r.decision.override ? ' (override)' : ''}: ${r.decision.reason}`);
+    console.log(`  mode: ${r.decision.reason}`);
     for (const x of r.rounds) console.log(`  round ${x.round} ${x.kind}: sent ${x.bytesSent} of ${x.bytesScanned} bytes (${x.wireBytes} on the wire, ${x.codec}), ${x.chunksReused} chunks reused, ${x.durationMs} ms`);
     console.log(`  bytes on the wire: ${r.bytesTransferred}  duration: ${r.durationMs} ms  downtime: ${r.downtimeMs} ms`);
     console.log(`\nIn the UI (${stack.uiUrl}/namespaces/default/workflows): open ${workflowId}; the timeline shows each step's summary,`);
