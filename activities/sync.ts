@@ -74,7 +74,14 @@ export function createSyncActivities(deps: SyncDeps) {
       let digest: WorkloadDigest | undefined;
       if (args.freeze) {
         const st = await deps.provider.describeInstance(args.freeze);
-        if (st.status !== 'running' || !st.address) throw new Error(`instance '${args.freeze.id}' on '${deps.site}' is ${st.status}, not running`);
+        if (st.status !== 'running' || !st.address) {
+          // Retrying cannot help: the instance must be started again by whoever stopped it, and a
+          // cut-over from a source that serves nothing would lose its unflushed writes.
+          throw ApplicationFailure.nonRetryable(
+            `source instance '${args.freeze.id}' on '${deps.site}' is ${st.status}; it must be running to be frozen for the cut-over (start it and migrate again)`,
+            'SourceNotRunning',
+          );
+        }
         digest = (await kvCall(st.address, 'POST', '/admin/freeze')) as WorkloadDigest;
         frozenAtMs = Date.now();
       }

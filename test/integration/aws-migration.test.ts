@@ -10,7 +10,7 @@ import { DescribeImagesCommand, DescribeInstancesCommand, EC2Client } from '@aws
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
 import { CLOUD_INSTANCE_TAG } from '../../activities/site';
-import { FedflowClient } from '../../client';
+import { FedflowClient, FedflowError } from '../../client';
 import { startMoto, type MotoHandle } from '../../scripts/moto-server';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
@@ -66,19 +66,30 @@ describe('migration from a local site to an AWS site (moto)', () => {
   it('a failure after the target instance exists leaves nothing in moto', async () => {
     const c = FedflowClient.fromClient(env.client);
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'aws:us-east-1' });
-    // Once the target instance is up, fail the migration (a cancel takes the same compensation path).
+    // Hold the migration once the target instance is up, then stop the source instance: the
+    // cut-over cannot freeze it and fails (non-retryable), and the saga compensates.
     for (let i = 0; ; i++) {
       const p = await c.getProgress('kv-demo');
       if (p.steps.find((s) => s.id === 'start')?.status === 'done') break;
       assert.ok(i < 600, `target never started: ${JSON.stringify(p.steps)}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
+    await c.pause('kv-demo');
     assert.equal((await liveInstances()).length, 1, 'the target instance was created in moto');
-    await c.cancel('kv-demo', 'injected failure after the target was created');
-    await assert.rejects(c.waitForResult('kv-demo'), /migration cancelled: injected failure/);
+    const source = fed.state.read().workloads['kv-demo']!.instance;
+    await fed.provider('dc:paris').stopInstance(source);
+    await c.resume('kv-demo');
+    await assert.rejects(c.waitForResult('kv-demo'), (err: unknown) => {
+      assert.ok(err instanceof FedflowError);
+      assert.equal(err.type, 'SourceNotRunning', err.message);
+      return true;
+    });
     assert.deepEqual(await liveInstances(), [], 'compensation terminated the moto instance');
     assert.equal(fed.provider('aws:us-east-1').liveInstances().length, 0, 'and its local stand-in');
     assert.equal(fed.state.read().workloads['kv-demo']!.site, 'dc:paris');
+    assert.equal(fed.state.read().workloads['kv-demo']!.migration, undefined, 'the lock is released');
+    // The operator starts the source again before the next migration.
+    await deploySampleWorkload({ config: fed.config, home: fed.home });
   });
 
   it('moves kv-demo to aws:us-east-1: instance in moto, data synced, route switched, source gone', async () => {
