@@ -1,6 +1,6 @@
 /**
  * The provider contract against adapters/local.ts (LocalProvider: a temp directory, instances are
- * child processes). It has no remote API, so the fault-injection cases are skipped for it.
+ * child processes). It has no remote API, so the fault-injection cases are not registered for it.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,4 +31,4 @@ providerContract('local', async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+}, { faults: false });
