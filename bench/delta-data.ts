@@ -4,10 +4,10 @@
  * (already-compressed media, encrypted blobs), ~15% zero runs (sparse files, free blocks),
  * interleaved in blocks of 4-64 KiB. Deterministic for a given seed (xorshift32).
  */
-export function semiCompressibleBytes(length: number, seed = 0x2545f491): Uint8Array {
-  const out = new Uint8Array(length);
+/** xorshift32 (Marsaglia 2003): a tiny seeded generator, so benchmark data is the same every run. */
+export function xorshift32(seed: number): () => number {
   let s = seed >>> 0 || 1;
-  const rnd = () => {
+  return () => {
     s ^= s << 13;
     s >>>= 0;
     s ^= s >>> 17;
@@ -15,6 +15,11 @@ export function semiCompressibleBytes(length: number, seed = 0x2545f491): Uint8A
     s >>>= 0;
     return s;
   };
+}
+
+export function semiCompressibleBytes(length: number, seed = 0x2545f491): Uint8Array {
+  const out = new Uint8Array(length);
+  const rnd = xorshift32(seed);
   const enc = new TextEncoder();
   const levels = ['INFO', 'INFO', 'INFO', 'DEBUG', 'WARN', 'ERROR'];
   const paths = ['/api/v1/kv', '/api/v1/kv/batch', '/health', '/metrics', '/api/v1/migrate', '/api/v1/sites'];

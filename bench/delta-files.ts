@@ -8,7 +8,7 @@
  *              incidental equal blocks, such as all-zero runs, which either tool may reuse)
  */
 import { writeFileSync } from 'node:fs';
-import { semiCompressibleBytes } from './delta-data';
+import { semiCompressibleBytes, xorshift32 } from './delta-data';
 
 export const SCENARIOS = ['scattered', 'insert', 'unrelated'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -17,18 +17,8 @@ export const BLOCK = 4096;
 const OLD_SEED = 0x2545f491;
 const NEW_SEED = 0x9e3779b9;
 
-/** xorshift32, for positions: independent of the data generator's stream. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
+/** Positions come from their own seeded stream, independent of the data generator's. */
+const rng = xorshift32;
 
 export function oldVersion(bytes: number): Uint8Array {
   return semiCompressibleBytes(bytes, OLD_SEED);
