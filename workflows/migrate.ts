@@ -161,7 +161,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           const endpoint = await atSite(v.source, `Find the agent endpoint of ${v.source}`).agentEndpoint();
           return measureAndDecide(policy, { probeEndpoint: endpoint, bytes: 0 });
         },
-        (m) => `${m.decision.mode}${m.decision.override ? ' (override)' : ''}: ${m.decision.reason}`,
+        (m) => m.decision.reason,
       );
       const mode: Mode = measured.decision.mode;
       progress.mode = mode;
