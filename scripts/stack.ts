@@ -127,7 +127,7 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
 async function stopInstances(home: string, config: FederationConfig): Promise<number> {
   let n = 0;
   for (const site of config.sites) {
-    if (site.provider !== 'local') continue;
+    // Every site has a local side here: a cloud site's agent runs its workload's stand-in.
     const p = new LocalProvider({ site: site.id, dir: siteDir(site.id, home), capacityInstances: site.capacity.instances });
     for (const ref of p.liveInstances()) {
       const st = await p.describeInstance(ref);

@@ -43,9 +43,9 @@ export async function startTestFederation(env: TestWorkflowEnvironment, opts: { 
     },
     async stop() {
       await runtime.shutdown();
-      // Instances are detached processes: stop them so a test leaves nothing running.
+      // Instances are detached processes: stop them so a test leaves nothing running. Every site
+      // has a local side, including the stand-in workload of a cloud site's agent.
       for (const site of config.sites) {
-        if (site.provider !== 'local') continue;
         const p = new LocalProvider({ site: site.id, dir: siteDir(site.id, home), capacityInstances: site.capacity.instances });
         for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
       }
