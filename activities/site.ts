@@ -15,7 +15,6 @@ import { agentCloudInit } from '../agent/cloud-init';
 /** Tag on the local stand-in that names the cloud instance it stands for. */
 export const CLOUD_INSTANCE_TAG = 'fedflow-cloud-instance';
 import { ProviderError } from '../adapters/errors';
-import { badRequest } from './failures';
 import { kvCall } from './kv-workload';
 
 export interface SiteDeps {
@@ -117,4 +116,3 @@ export function readAgentUrl(siteDirPath: string): string | undefined {
   return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as { url: string }).url : undefined;
 }
 
-export { badRequest };

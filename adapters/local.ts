@@ -321,11 +321,6 @@ export class LocalProvider implements CloudProvider {
     return existsSync(meta) ? (JSON.parse(readFileSync(meta, 'utf8')) as LocalSnapshotInfo) : undefined;
   }
 
-  deleteSnapshot(id: string): void {
-    rmSync(join(this.dir, 'snapshots', `${id}.tar`), { force: true });
-    rmSync(join(this.dir, 'snapshots', `${id}.json`), { force: true });
-  }
-
   async tag(ref: InstanceRef | VolumeRef, tags: Record<string, string>): Promise<void> {
     this.checkRef(ref);
     const rec = this.readRecord(ref.id);
