@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { compressSync as lz4FlexCompress } from 'lz4-napi';
 import assert from 'node:assert/strict';
 import { CodecError, CodecSpec, compressChunk, decompressChunk, packChunk, unpackChunk, CODECS } from '../../../agent/codec';
 import { chooseHybridCodec, chooseInternetLevel, measureCodec, ZSTD_SPEED_MBPS } from '../../../agent/codec-chooser';
@@ -16,6 +17,32 @@ test('every codec round-trips text, random and empty chunks', () => {
       assert.deepEqual(unpackChunk(packChunk(data, spec), data.length), data);
     }
   }
+});
+
+test('lz4 payloads are standard blocks behind a u32 size: they interoperate with lz4_flex both ways', () => {
+  const zeros = Buffer.alloc(300 * 1024); // larger than the scratch buffer starts: it must grow
+  const mixed = Buffer.concat([text.subarray(0, 20_000), random.subarray(0, 30_000), zeros.subarray(0, 15_000), text.subarray(7)]);
+  for (const data of [text, random, zeros, mixed, Buffer.from([7]), text.subarray(0, 13), Buffer.alloc(0)]) {
+    const ours = compressChunk(data, { codec: 'lz4' });
+    assert.equal(ours.readUInt32LE(0), data.length);
+    // What an agent from before the switch to the C compressor sends still unpacks, and vice versa.
+    assert.deepEqual(decompressChunk(lz4FlexCompress(data), 'lz4', data.length), data, `lz4_flex payload of ${data.length} bytes`);
+    assert.deepEqual(decompressChunk(ours, 'lz4', data.length), data, `C payload of ${data.length} bytes`);
+    const packed = packChunk(data, { codec: 'lz4' });
+    if (packed[0] === CODECS.lz4) assert.deepEqual(packed.subarray(1), ours);
+    else assert.deepEqual(packed, Buffer.concat([Buffer.from([CODECS.none]), data]));
+  }
+});
+
+test('lz4 results do not share the reused scratch buffer', () => {
+  const a = compressChunk(text, { codec: 'lz4' });
+  const aCopy = Buffer.from(a);
+  const p = packChunk(text, { codec: 'lz4' });
+  const pCopy = Buffer.from(p);
+  compressChunk(Buffer.alloc(200_000, 1), { codec: 'lz4' });
+  packChunk(text.subarray(100), { codec: 'lz4' });
+  assert.deepEqual(a, aCopy);
+  assert.deepEqual(p, pCopy);
 });
 
 test('compressible chunks shrink; packing stores incompressible chunks raw', () => {
