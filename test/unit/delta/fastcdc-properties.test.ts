@@ -7,8 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Chunker, ChunkerParams, CHUNKER_PRESETS, cutAll, compileParams, checkParams, ChunkerParamsError, nextCut } from '../../../core/chunking';
+import { nextCutBytewise } from '../../../core/chunking/fastcdc';
 import { referenceCuts } from './fastcdc-reference';
-import { seededBytes } from './seeded-bytes';
+import { mixedBytes, seededBytes } from './seeded-bytes';
 
 const SMALL: ChunkerParams = { minSize: 64, avgSize: 256, maxSize: 1024 };
 const RUNS = { seed: 20240611, numRuns: 200 } as const;
@@ -126,11 +127,66 @@ test('nextCut never reads before start nor past end', () => {
   const padded = new Uint8Array(data.length + 2000).fill(0);
   padded.set(data, 1000);
   const want = nextCut(data, 0, data.length, p);
-  for (const fill of [0, 0xff, 0x5a]) {
-    padded.fill(fill, 0, 1000);
-    padded.fill(fill, 1000 + data.length);
-    assert.equal(nextCut(padded, 1000, 1000 + data.length, p) - 1000, want);
+  // Every alignment of start: the word path reads whole words, part of which may lie outside.
+  for (const lead of [1000, 1001, 1002, 1003]) {
+    padded.fill(0);
+    padded.set(data, lead);
+    for (const fill of [0, 0xff, 0x5a]) {
+      padded.fill(fill, 0, lead);
+      padded.fill(fill, lead + data.length);
+      assert.equal(nextCut(padded, lead, lead + data.length, p) - lead, want, `start at ${lead}, outside bytes 0x${fill.toString(16)}`);
+    }
   }
+});
+
+/** cutAll through nextCutBytewise: the yardstick for the word path. */
+function cutAllBytewise(buf: Uint8Array, params: ChunkerParams): { offset: number; length: number }[] {
+  const p = compileParams(params);
+  const cuts: { offset: number; length: number }[] = [];
+  for (let start = 0; start < buf.length; ) {
+    const end = nextCutBytewise(buf, start, buf.length, p);
+    cuts.push({ offset: start, length: end - start });
+    start = end;
+  }
+  return cuts;
+}
+
+/** `data` copied into a fresh ArrayBuffer at byte offset `lead`, as a Uint8Array view. */
+function atOffset(data: Uint8Array, lead: number): Uint8Array {
+  const view = new Uint8Array(new ArrayBuffer(lead + data.length + 5), lead, data.length);
+  view.set(data);
+  return view;
+}
+
+test('the word path equals the bytewise path at every byte offset in the ArrayBuffer (presets)', () => {
+  const inputs = [seededBytes(1 << 20, 0x9e3779b9), mixedBytes(1_200_000, 42)];
+  for (const [name, p] of Object.entries(CHUNKER_PRESETS)) {
+    for (const data of inputs) {
+      const want = cutAllBytewise(data, p);
+      for (let lead = 0; lead < 8; lead++) assert.deepEqual(cutAll(atOffset(data, lead), p), want, `preset ${name}, byte offset ${lead}`);
+    }
+  }
+});
+
+test('the word path equals the bytewise path for random parameters, offsets and windows', () => {
+  const cases = fc.record({
+    seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+    lead: fc.integer({ min: 0, max: 11 }),
+    start: fc.integer({ min: 0, max: 3000 }),
+    len: fc.integer({ min: 0, max: 9000 }),
+    minOdd: fc.integer({ min: 0, max: 37 }),
+    avgExp: fc.integer({ min: 8, max: 11 }),
+  });
+  fc.assert(
+    fc.property(cases, ({ seed, lead, start, len, minOdd, avgExp }) => {
+      const params = { minSize: 64 + minOdd, avgSize: 2 ** avgExp, maxSize: 4 * 2 ** avgExp + minOdd };
+      const p = compileParams(params);
+      const data = atOffset(seededBytes(start + len, seed), lead);
+      assert.equal(nextCut(data, start, start + len, p), nextCutBytewise(data, start, start + len, p));
+      assert.equal(nextCut(data, start, data.length, p), nextCutBytewise(data, start, data.length, p));
+    }),
+    { ...RUNS, numRuns: 400 },
+  );
 });
 
 test('all-zero input of any length: maxSize chunks, then the remainder (every preset)', () => {
