@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import type { ChunkerParams } from '../core/chunking';
 import type { ChunkRef, Manifest } from '../core/manifest';
-import { buildManifestFromStream, verifyManifest } from './manifest-builder';
+import { buildManifestHashedAside, verifyManifest } from './manifest-builder';
 
 interface Entry {
   manifest: Manifest;
@@ -47,21 +47,23 @@ export class SourceImages {
     let manifest: Manifest;
     let imagePath: string;
     if (!isDir && opts.inPlace) {
-      manifest = await buildManifestFromStream(createReadStream(volumePath, { highWaterMark: 1 << 20 }), { volumeId, params });
+      // The chunks are hashed on worker threads, reading the same file, while this thread cuts.
+      manifest = await buildManifestHashedAside(createReadStream(volumePath, { highWaterMark: 1 << 20 }), volumePath, { volumeId, params });
       imagePath = volumePath;
     } else {
       const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}.img`);
       const fh = await open(tmp, 'w');
       try {
         const src = isDir ? tarStream(volumePath) : (createReadStream(volumePath, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>);
-        // One pass: each block goes to the image file and through the chunker.
+        // One pass: each block goes to the image file and through the chunker; workers hash the
+        // chunks from the image file, where each block is written before the chunker sees it.
         async function* tee(): AsyncIterable<Uint8Array> {
           for await (const block of src) {
             await fh.write(block);
             yield block;
           }
         }
-        manifest = await buildManifestFromStream(tee(), { volumeId, params });
+        manifest = await buildManifestHashedAside(tee(), tmp, { volumeId, params });
         await fh.sync();
       } finally {
         await fh.close();
