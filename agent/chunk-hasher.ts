@@ -7,7 +7,7 @@
  * chunks, because it skips the Hash object).
  *
  * The workers are plain JavaScript (evaluated from a string, no loader), shared by every capture of
- * this process, and unref'd, so they never keep the process alive.
+ * this process, and keep it alive only while they have work.
  * Memory: at most MAX_IN_FLIGHT batches of about BATCH_BYTES per worker.
  */
 import { availableParallelism } from 'node:os';
@@ -62,16 +62,25 @@ class HashWorker {
   constructor() {
     // execArgv []: the worker is plain JavaScript and needs no TypeScript loader.
     this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
-    this.worker.unref();
     this.worker.on('message', (m: { id: number; digests?: Uint8Array; error?: string }) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
+      if (this.pending.size === 0) this.worker.unref();
       if (m.error !== undefined) p.reject(new Error(`chunk hasher: ${m.error}`));
       else p.resolve(m.digests!);
     });
     this.worker.on('error', (err) => this.failAll(err));
     this.worker.on('exit', (code) => this.failAll(new Error(`chunk hasher worker exited with code ${code}`)));
+    // Idle workers never keep the process alive (unref after the listeners: adding a 'message'
+    // listener refs the worker again); a worker with jobs pending does (see submit).
+    this.worker.unref();
+  }
+  submit(job: { id: number; path: string; start: number; lengths: number[] }): Promise<Uint8Array> {
+    const p = new Promise<Uint8Array>((resolve, reject) => this.pending.set(job.id, { resolve, reject }));
+    this.worker.ref();
+    this.worker.postMessage(job);
+    return p;
   }
   private failAll(err: Error): void {
     for (const p of this.pending.values()) p.reject(err);
@@ -123,9 +132,8 @@ export class FileChunkHasher {
     const w = this.ws[this.rr++ % this.ws.length]!;
     const id = nextId++;
     const job = { id, path: this.path, start: this.batchStart, lengths: this.lengths };
-    const p = new Promise<Uint8Array>((resolve, reject) => w.pending.set(id, { resolve, reject }));
+    const p = w.submit(job);
     p.catch((err: Error) => (this.failed ??= err));
-    w.worker.postMessage(job);
     this.batches.push(p);
     this.batchStart += this.batchBytes;
     this.lengths = [];

@@ -9,15 +9,17 @@
  * two agents on one machine would, minus the second process.
  *
  * Job 'baseline' (untimed set-up): capture the old file and pull all of it into the target store,
- * keeping its manifest as the baseline. Job 'sync' (timed): capture the new file, serve it, pull
- * the missing chunks, assemble the new file at the target; then (untimed) remove what the sync
- * added, so the next scenario starts from the same baseline.
+ * keeping its manifest as the baseline, and write the old version at the target's volume path
+ * (`outFile`), as rsync's DEST holds it. Job 'sync' (timed): capture the new file, serve it, pull
+ * the missing chunks, assemble the new file at the target over its old version (which assemble
+ * uses as its basis); then (untimed) check it, put the old version back and remove what the sync
+ * added, so the next run starts from the same baseline.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { ChunkStore } from '../agent/chunk-store';
+import { ChunkStore, type AssembleFigures } from '../agent/chunk-store';
 import { SourceImages } from '../agent/source-images';
 import { newTransferStats, startTransferServer } from '../agent/transfer-server';
 import { fetchManifest, pullMissingChunks } from '../agent/transfer-client';
@@ -32,8 +34,8 @@ export interface Job {
   file: string;
   storeDir: string;
   imagesDir: string;
-  /** Where the target assembles the volume ('sync' only). */
-  outFile?: string;
+  /** The target's volume file: the old version after 'baseline', the new one after a 'sync'. */
+  outFile: string;
   /** Root of the baseline manifest, to undo the sync's additions afterwards ('sync' only). */
   baselineRoot?: string;
 }
@@ -44,6 +46,8 @@ export interface FedflowFigures {
   root: string;
   wallMs: number;
   phasesMs: { capture: number; manifest: number; pull: number; assemble: number };
+  /** Where assemble took the bytes from and how long its steps took ('sync' only). */
+  assemble?: AssembleFigures;
   /** Every byte read or written on the loopback sockets of the transfer server. */
   socketBytes: { toTarget: number; toSource: number };
   /** Server-side counts: framed chunk bytes and the manifest body. */
@@ -131,9 +135,13 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     socketBytes.toSource += s.bytesRead;
   }
   let tAssemble = tPull;
+  let assembleFigures: AssembleFigures | undefined;
   if (job.kind === 'sync') {
-    await store.assemble(captured.rootHash, job.outFile!);
+    await store.assemble(captured.rootHash, job.outFile, { basisPath: job.outFile, onFigures: (f) => (assembleFigures = f) });
     tAssemble = performance.now();
+  } else {
+    // Untimed set-up: the target's volume file holds the old version, as rsync's DEST does.
+    await store.assemble(captured.rootHash, job.outFile);
   }
   const wallMs = tAssemble - t0;
   const peakRssMB = maxRssMB();
@@ -144,6 +152,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     root: captured.rootHash,
     wallMs: Math.round(wallMs),
     phasesMs: { capture: Math.round(tCapture - t0), manifest: Math.round(tManifest - tCapture), pull: Math.round(tPull - tManifest), assemble: Math.round(tAssemble - tPull) },
+    ...(assembleFigures ? { assemble: { ...assembleFigures, copyMs: Math.round(assembleFigures.copyMs), writeMs: Math.round(assembleFigures.writeMs), syncMs: Math.round(assembleFigures.syncMs) } } : {}),
     socketBytes,
     chunkFrameBytes: stats.bytesServed,
     manifestBytes,
@@ -158,8 +167,9 @@ async function runJob(job: Job): Promise<FedflowFigures> {
   };
   if (job.kind === 'sync') {
     // Untimed: check the result, then put the store back to the baseline for the next scenario.
-    out.assembledSha256 = await sha256File(job.outFile!);
-    rmSync(job.outFile!, { force: true });
+    out.assembledSha256 = await sha256File(job.outFile);
+    // Put the old version back at the target's volume path for the next run.
+    if (captured.rootHash !== job.baselineRoot) await store.assemble(job.baselineRoot!, job.outFile, { basisPath: job.outFile });
     const keep = new Set((await store.getManifest(job.baselineRoot!))?.chunks.map((c) => c.hash));
     if (keep.size === 0) throw new Error(`baseline manifest ${job.baselineRoot} is not in ${job.storeDir}`);
     if (captured.rootHash !== job.baselineRoot) {

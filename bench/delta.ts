@@ -106,7 +106,8 @@ export async function run(argv: string[]): Promise<void> {
     for (const mode of args.modes) {
       const storeDir = join(dir, `store-${mode}`);
       log(`${mode}: baseline, the target pulls the old version once (untimed)`);
-      const base = await runFedflow({ kind: 'baseline', mode, file: oldFile, storeDir, imagesDir: join(dir, 'images-src') });
+      const outFile = join(dir, `fedflow-target-${mode}.img`);
+      const base = await runFedflow({ kind: 'baseline', mode, file: oldFile, storeDir, imagesDir: join(dir, 'images-src'), outFile });
       log(`${mode}: baseline ${base.chunks} chunks in ${base.wallMs} ms`);
       for (const scenario of args.scenarios) {
         const nv = newVersion(old, scenario);
@@ -118,7 +119,6 @@ export async function run(argv: string[]): Promise<void> {
 
         // The tools take turns, `reps` times: a burst of load from the machine's other users then
         // hits both, and the best run of each is its least disturbed one (every run is listed).
-        const outFile = join(dir, 'fedflow-out.img');
         const destDir = join(dir, 'dst');
         mkdirSync(destDir, { recursive: true });
         const dest = join(destDir, 'vol.img');
@@ -144,7 +144,7 @@ export async function run(argv: string[]): Promise<void> {
           scenario, tool: 'fedflow', mode, wireBytes: fedWire, wallMs: f.wallMs, runsMs: feds.map((x) => x.wallMs),
           chunks: f.chunks, chunksSent: f.chunksSent, rawBytesSent: f.rawBytesSent,
           wire: { toTarget: f.socketBytes.toTarget, toSource: f.socketBytes.toSource, chunkFrames: f.chunkFrameBytes, manifestJson: f.manifestBytes },
-          phasesMs: f.phasesMs, peakRssMB: Math.max(...feds.map((x) => x.peakRssMB)), rssBeforeMB: f.rssBeforeMB, peakRssAfterMB: f.peakRssAfterMB,
+          phasesMs: f.phasesMs, assemble: f.assemble, peakRssMB: Math.max(...feds.map((x) => x.peakRssMB)), rssBeforeMB: f.rssBeforeMB, peakRssAfterMB: f.peakRssAfterMB,
           plan: DEFAULT_PLANS[mode], volumeBytes: f.volumeBytes, change: nv.note,
         });
         print({ scenario, tool: 'rsync', mode, wireBytes: r.wireBytes, wallMs: r.wallMs, runsMs: rsyncs.map((x) => x.wallMs), sentBytes: r.sentBytes, receivedBytes: r.receivedBytes, literalBytes: r.literalBytes, matchedBytes: r.matchedBytes, command: r.command });
@@ -153,6 +153,7 @@ export async function run(argv: string[]): Promise<void> {
         rmSync(srcDir, { recursive: true, force: true });
       }
       rmSync(storeDir, { recursive: true, force: true });
+      rmSync(outFile, { force: true });
     }
   } finally {
     cleanup();
