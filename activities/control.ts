@@ -16,6 +16,12 @@ export interface ControlDeps {
   state: FederationStateStore;
   /** Used to tell a live migration's lock from one left by a run that is gone. */
   client?: Client;
+  /**
+   * Makes sure the federation's entity workflow runs and returns the federation's name; the
+   * migration commits its reservation and placement through it. The worker wires the real one.
+   * Throws an error named `FederationNotReady` when a founding site's public key is unknown.
+   */
+  ensureFederation: () => Promise<string>;
 }
 
 export interface ValidatedMigration {
@@ -27,6 +33,8 @@ export interface ValidatedMigration {
   volume: VolumeRef;
   sourceTrust: string;
   targetTrust: string;
+  /** The federation whose log the migration commits to (workflow `federation-<name>`). */
+  federation: string;
 }
 
 /** The migration run that called the activity: its identity is the lock owner. */
@@ -81,6 +89,17 @@ export function createControlActivities(deps: ControlDeps) {
           throw badRequest(FailureType.AlreadyMigrating, `workload '${wl.id}' is already migrating to '${wl.migration.target}' (workflow ${wl.migration.workflowId}); wait for it or cancel it first`);
         }
       }
+      // Checked after the request itself, so bad input is named first; before the lock, so a
+      // federation that cannot commit leaves nothing taken.
+      let federation: string;
+      try {
+        federation = await deps.ensureFederation();
+      } catch (err) {
+        // A missing site key is configuration: retrying cannot fix it. Anything else (the server
+        // briefly unreachable) is retried.
+        if ((err as Error).name !== 'FederationNotReady') throw err;
+        throw ApplicationFailure.nonRetryable(`the federation '${config.federation}' cannot commit changes: ${(err as Error).message}`, FailureType.FederationUnavailable);
+      }
       return state.update((s) => {
         const cur = s.workloads[req.workloadId]!;
         // Capacity as the federation sees it: workloads placed there plus migrations heading there.
@@ -102,6 +121,7 @@ export function createControlActivities(deps: ControlDeps) {
           volume: cur.volume,
           sourceTrust: source.trust,
           targetTrust: target.trust,
+          federation,
         };
       });
     },

@@ -11,6 +11,7 @@ export const FailureType = {
   WrongWorkflowId: 'WrongWorkflowId',
   DataMismatch: 'DataMismatch',
   Cancelled: 'MigrationCancelled',
+  FederationUnavailable: 'FederationUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -150,7 +150,7 @@ export async function run(argv: string[]): Promise<void> {
   let handle: WorkflowHandle | undefined;
   try {
     env = await startTestServer();
-    fed = await startTestFederation(env, { config: CONFIG });
+    fed = await startTestFederation(env, { config: CONFIG, federationWorkflow: false });
     const rtts = (await env.client.workflow.execute('federationActivityRtt', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: `bench-activity-rtt-${Date.now()}`,

@@ -70,24 +70,28 @@ export function parseMigrationRequest(input: unknown): Parsed<MigrationRequest> 
 /** The steps a migration goes through, in order, with the words the UI shows. */
 export const MIGRATION_STEPS = [
   { id: 'validate', title: 'Validate the request' },
+  { id: 'reserve', title: 'Reserve capacity on the target (committed by the federation)' },
   { id: 'measure', title: 'Measure the link, predict it and choose a mode' },
   { id: 'start', title: 'Boot the target instance (standby)' },
   { id: 'sync', title: 'Pre-copy the volume while the workload serves' },
   { id: 'cutover', title: 'Pause the source, send the final delta, activate the target, check every key' },
+  { id: 'commit', title: 'Commit "the workload now runs on the target" (quorum certificate)' },
   { id: 'switch', title: 'Switch the route' },
   { id: 'decommission', title: 'Stop and remove the source' },
 ] as const;
 export type StepId = (typeof MIGRATION_STEPS)[number]['id'];
 
-export const PHASES = ['validating', 'measuring', 'starting', 'syncing', 'cutting-over', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
+export const PHASES = ['validating', 'reserving', 'measuring', 'starting', 'syncing', 'cutting-over', 'committing', 'switching', 'decommissioning', 'compensating', 'completed', 'failed', 'cancelled'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const PHASE_OF_STEP: Record<StepId, Phase> = {
   validate: 'validating',
+  reserve: 'reserving',
   measure: 'measuring',
   start: 'starting',
   sync: 'syncing',
   cutover: 'cutting-over',
+  commit: 'committing',
   switch: 'switching',
   decommission: 'decommissioning',
 };
@@ -139,6 +143,34 @@ export interface ModeSwitch {
   reason: string;
 }
 
+/**
+ * A change the federation log committed for a migration, with its proof: who acked it (CFT) or
+ * signed its commit (BFT). Signatures stay in the sites' logs; `quorum` says how many were needed.
+ */
+export interface FederationCommitRecord {
+  protocol: 'cft' | 'bft';
+  certificate:
+    | { protocol: 'cft'; term: number; index: number; ackedBy: string[] }
+    | { protocol: 'bft'; view: number; seq: number; digest: string; signers: string[] };
+  quorum: { needed: number; total: number; got: number };
+  /** True if the commit had to wait for quorum; `lastStatus` is the last thing it said then. */
+  waited: boolean;
+  lastStatus?: string;
+  waitedMs: number;
+  round: number;
+  requestId: string;
+}
+
+/** The migration's dealings with the federation log. */
+export interface MigrationConsensus {
+  /** The target's capacity, held for this migration. */
+  reservation?: FederationCommitRecord;
+  /** "The workload now runs on the target": after it, the migration rolls forward. */
+  placement?: FederationCommitRecord;
+  /** While a commit waits: e.g. `waiting for quorum: 2 of 4 sites reachable, need 3`. */
+  status?: string;
+}
+
 export interface MigrationProgress {
   workloadId: string;
   phase: Phase;
@@ -160,6 +192,8 @@ export interface MigrationProgress {
   bytesTransferred: number;
   /** 'pre-copy', 'converged', 'not converging', 'final'. */
   syncStatus?: string;
+  /** Reservation and placement commits (absent in runs from before they existed). */
+  consensus?: MigrationConsensus;
   error?: string;
 }
 
@@ -192,4 +226,6 @@ export interface MigrationResult {
   durationMs: number;
   /** From the source's freeze until the route pointed at the serving target. */
   downtimeMs: number;
+  /** The committed reservation and placement with their certificates (absent in runs from before they existed). */
+  consensus?: { reservation: FederationCommitRecord; placement: FederationCommitRecord };
 }

@@ -28,6 +28,7 @@ import { configPublicKeys } from '../activities/consensus-keys';
 import type { FederationConfig } from '../core/federation-config';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../workflows/migrate';
 import { resolveConnection } from './connection';
+import { ensureFederationWorkflow } from './federation-workflow';
 
 export interface FederationRuntimeOptions {
   config: FederationConfig;
@@ -40,6 +41,11 @@ export interface FederationRuntimeOptions {
   sites?: string[];
   /** Run the control worker (default true). */
   control?: boolean;
+  /**
+   * With the control worker, start the federation's entity workflow now (default true). Tests
+   * that drive the federation workflow themselves turn it off; a migration still starts it on demand.
+   */
+  federationWorkflow?: boolean;
   /** A pre-built bundle saves a few seconds per start in tests. */
   workflowBundle?: WorkflowBundleWithSourceMap;
   log?: (line: string) => void;
@@ -133,9 +139,19 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       namespace,
       taskQueue: CONTROL_TASK_QUEUE,
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-      activities: createControlActivities({ config: opts.config, state, client }),
+      activities: createControlActivities({ config: opts.config, state, client, ensureFederation: () => ensureFederationWorkflow({ client, config: opts.config, home }) }),
     });
     log(`control worker: task queue ${CONTROL_TASK_QUEUE}`);
+    // The federation's entity workflow: migrations commit their reservation and placement through it.
+    // When a founding site has no public key yet, a migration's validation tries again and says why.
+    if (opts.federationWorkflow !== false) {
+      try {
+        const name = await ensureFederationWorkflow({ client, config: opts.config, home });
+        log(`federation workflow: federation-${name}`);
+      } catch (err) {
+        log(`federation workflow not started yet: ${(err as Error).message}`);
+      }
+    }
   }
 
   const workers = [...[...agents.values()].map((a) => a.worker), ...(controlWorker ? [controlWorker] : [])];

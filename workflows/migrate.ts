@@ -13,8 +13,10 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
@@ -25,6 +27,8 @@ import type { SyncActivities } from '../activities/sync';
 import {
   MIGRATION_STEPS,
   migrationWorkflowId,
+  type FederationCommitRecord,
+  type MigrationConsensus,
   parseMigrationRequest,
   PHASE_OF_STEP,
   type MigrationProgress,
@@ -36,6 +40,8 @@ import {
 import { FedMode, FedPhase, FedSource, FedTarget } from '../core/search-attributes';
 import type { Trust } from '../core/mode-policy';
 import { planFromDecision } from '../core/transfer-plan';
+import type { FederationEntry } from '../core/consensus/entries';
+import { commitFederationChange, type FederationChangeOptions } from './federation-client';
 import { measureAndDecide, type PolicyContext } from './mode-decision';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal, roundSignal } from './messages';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from './queues';
@@ -52,6 +58,20 @@ const TIMEOUTS = {
 } as const satisfies Record<string, ActivityOptions>;
 
 const RETRY = { initialInterval: '200 milliseconds', maximumInterval: '10 seconds', backoffCoefficient: 2 } as const;
+
+/**
+ * Patch: the target's reservation and the cut-over's placement are committed through the
+ * federation log (steps `reserve` and `commit`). Runs recorded before it replay without them.
+ */
+export const FEDERATION_COMMITS_PATCH = 'federation-commits-v1';
+/** How long a placement commit that failed for a reason other than the log's rejection waits before it is proposed again. */
+const PLACEMENT_RETRY = '2 seconds';
+
+function describeCommit(r: FederationCommitRecord): string {
+  const c = r.certificate;
+  const who = c.protocol === 'cft' ? `term ${c.term} index ${c.index}, acked by ${c.ackedBy.join(', ')}` : `view ${c.view} seq ${c.seq}, commit signed by ${c.signers.join(', ')}`;
+  return `${r.protocol.toUpperCase()} quorum ${r.quorum.got} of ${r.quorum.total} (need ${r.quorum.needed}): ${who}${r.waited ? ' (waited for quorum)' : ''}`;
+}
 
 function control(summary: string) {
   return proxyActivities<ControlActivities>({ taskQueue: CONTROL_TASK_QUEUE, ...TIMEOUTS.quick, retry: RETRY, summary });
@@ -89,7 +109,9 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
     bytesTransferred: 0,
   };
   let cancelReason: string | undefined;
-  let switched = false;
+  // Set once the placement is proposed (or, in runs without it, once the route switched): from
+  // then on the migration rolls forward, since the proposal may commit whatever happens here.
+  let rollForward = false;
   const work = new CancellationScope();
 
   setHandler(progressQuery, () => progress);
@@ -100,8 +122,8 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
     progress.paused = false;
   });
   setHandler(cancelSignal, (reason?: string) => {
-    if (switched) {
-      log.warn('cancel ignored: the route has switched, so the migration rolls forward', { reason });
+    if (rollForward) {
+      log.warn('cancel ignored: the placement is committed (or being committed), so the migration rolls forward', { reason });
       return;
     }
     cancelReason = reason ?? 'cancelled on request';
@@ -148,6 +170,45 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       progress.source = v.source;
       upsertSearchAttributes([{ key: FedSource, value: v.source }]);
       const key = `${info.workflowId}/${info.runId}`;
+
+      // The federation log holds the target's capacity for this move (CFT when every site it
+      // touches is trusted, BFT otherwise). Without quorum the step waits and says why.
+      const viaFederation = patched(FEDERATION_COMMITS_PATCH);
+      const consensus: MigrationConsensus = {};
+      const commitOpts = (what: string, stepId: StepId): FederationChangeOptions => ({
+        federation: v.federation,
+        touches: [v.source],
+        requestId: `${key}/${what}`,
+        onStatus: (status) => {
+          consensus.status = status;
+          step(stepId).detail = status;
+        },
+      });
+      const commit = async (entries: FederationEntry[], what: string, stepId: StepId): Promise<FederationCommitRecord> => {
+        const r = await commitFederationChange(entries, commitOpts(what, stepId));
+        delete consensus.status;
+        const { rejected: _rejected, ...record } = r;
+        return record;
+      };
+      if (viaFederation) {
+        progress.consensus = consensus;
+        // Pushed before the proposal: the federation applies this run's proposals in order, so a
+        // release sent after a reserve that commits late still frees it.
+        compensations.push({
+          step: 'reserve',
+          fn: async () => {
+            await commitFederationChange([{ kind: 'reservation', op: 'release', workload: req.workloadId, site: v.target }], { ...commitOpts('release', 'reserve'), allowRejected: true });
+          },
+        });
+        consensus.reservation = await run(
+          'reserve',
+          () => commit([{ kind: 'reservation', op: 'reserve', workload: req.workloadId, site: v.target, instances: 1 }], 'reserve', 'reserve'),
+          describeCommit,
+        );
+      } else {
+        step('reserve').status = 'skipped';
+        step('commit').status = 'skipped';
+      }
 
       // Measure and predict the link, then let the policy (trust + prediction) choose the mode.
       const policy: PolicyContext = {
@@ -260,6 +321,36 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         (c) => `final delta ${c.figures.bytesSent} bytes; ${c.served.keys} keys match the source`,
       );
 
+      // "The workload now runs on the target": once proposed it may commit, so the migration rolls
+      // forward from here. Only the log's rejection (which changes nothing) still compensates; any
+      // other failure proposes again under the same request id, which the federation answers once.
+      if (viaFederation) {
+        rollForward = true;
+        consensus.placement = await CancellationScope.nonCancellable(() =>
+          run(
+            'commit',
+            async () => {
+              for (;;) {
+                try {
+                  return await commit([{ kind: 'placement', workload: req.workloadId, site: v.target }], 'placement', 'commit');
+                } catch (err) {
+                  if (err instanceof ApplicationFailure && err.type === 'FederationChangeRejected') {
+                    rollForward = false;
+                    throw err;
+                  }
+                  const why = err instanceof Error ? err.message : String(err);
+                  consensus.status = `placement not committed yet (${why}); proposing again in ${PLACEMENT_RETRY}`;
+                  step('commit').detail = consensus.status;
+                  log.warn('placement commit failed; proposing again', { error: why });
+                  await sleep(PLACEMENT_RETRY);
+                }
+              }
+            },
+            describeCommit,
+          ),
+        );
+      }
+
       const switchedAtMs = await run(
         'switch',
         () =>
@@ -272,7 +363,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           }),
         () => `served from ${v.target} at ${targetInstance.address}`,
       );
-      switched = true;
+      rollForward = true;
 
       // Past the switch the migration rolls forward: a cancel no longer reaches the last step.
       const finishedAtMs = await CancellationScope.nonCancellable(() =>
@@ -307,10 +398,11 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         finishedAtMs,
         durationMs: finishedAtMs - startedAtMs,
         downtimeMs: switchedAtMs - cut.image.frozenAtMs!,
+        ...(consensus.reservation && consensus.placement ? { consensus: { reservation: consensus.reservation, placement: consensus.placement } } : {}),
       } satisfies MigrationResult;
     });
   } catch (err) {
-    if (switched) throw err;
+    if (rollForward) throw err;
     progress.error = cancelReason ?? (err instanceof Error ? err.message : String(err));
     setPhase('compensating');
     await CancellationScope.nonCancellable(async () => {

@@ -9,6 +9,7 @@ import { FederationStateStore } from '../../agent/federation-state';
 import { LocalProvider } from '../../adapters/local';
 import { siteDir } from '../../agent/home';
 import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
+import { federationWorkflowId } from '../../workflows/federation-types';
 import { workflowBundle } from './temporal';
 
 export interface TestFederation {
@@ -20,7 +21,11 @@ export interface TestFederation {
   stop(): Promise<void>;
 }
 
-export async function startTestFederation(env: TestWorkflowEnvironment, opts: { config?: unknown; control?: boolean } = {}): Promise<TestFederation> {
+/**
+ * `federationWorkflow: false` for tests that start their own `federation-<name>` (with test
+ * settings); otherwise the control worker starts it, as in production.
+ */
+export async function startTestFederation(env: TestWorkflowEnvironment, opts: { config?: unknown; control?: boolean; federationWorkflow?: boolean } = {}): Promise<TestFederation> {
   const home = mkdtempSync(join(tmpdir(), 'fedflow-test-'));
   const config = opts.config ? parseFederationConfig(opts.config) : loadFederationConfig();
   const runtime = await startFederation({
@@ -31,6 +36,7 @@ export async function startTestFederation(env: TestWorkflowEnvironment, opts: { 
     namespace: env.namespace ?? 'default',
     workflowBundle: await workflowBundle(),
     control: opts.control,
+    federationWorkflow: opts.federationWorkflow,
   });
   return {
     home,
@@ -42,6 +48,9 @@ export async function startTestFederation(env: TestWorkflowEnvironment, opts: { 
       return new LocalProvider({ site: siteId, dir: siteDir(siteId, home), capacityInstances: site.capacity.instances });
     },
     async stop() {
+      // The federation workflow belongs to this test's sites: the next federation on the same
+      // server starts its own.
+      await env.client.workflow.getHandle(federationWorkflowId(config.federation)).terminate('test federation stopped').catch(() => undefined);
       await runtime.shutdown();
       // Instances are detached processes: stop them so a test leaves nothing running. Every site
       // has a local side, including the stand-in workload of a cloud site's agent.

@@ -80,7 +80,7 @@ describe('federation BFT rounds on a real dev server', () => {
 
   before(async () => {
     env = await startTestServer();
-    fed = await startTestFederation(env, { config: CONFIG });
+    fed = await startTestFederation(env, { config: CONFIG, federationWorkflow: false });
     const sites = foundingSites(fed.config, fed.home);
     publicKeys = Object.fromEntries(sites.map((s) => [s.id, s.publicKey]));
     const input: FederationInput = { name: 'bft', sites };

@@ -86,7 +86,7 @@ describe('federation CFT rounds on a real dev server', () => {
 
   before(async () => {
     env = await startTestServer();
-    fed = await startTestFederation(env, { config: CONFIG });
+    fed = await startTestFederation(env, { config: CONFIG, federationWorkflow: false });
     const input: FederationInput = { name: 'cft', sites: foundingSites(fed.config, fed.home), maxHistoryEvents: 400 };
     handle = await env.client.workflow.start('federation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId('cft'), args: [input] });
   });

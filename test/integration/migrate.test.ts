@@ -6,6 +6,7 @@ import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
 import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
 import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
 import { progressQuery } from '../../workflows/messages';
+import { committedStateQuery, federationWorkflowId } from '../../workflows/federation-types';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 
@@ -47,6 +48,21 @@ describe('migrateWorkload on a real dev server', () => {
     // The workload was idle: the final round finds every chunk already on the target.
     assert.equal(result.rounds.at(-1)!.chunksSent, 0);
     assert.ok(result.downtimeMs >= 0 && result.downtimeMs < result.durationMs);
+    // Both sites trusted: the reservation and the placement are crash-tolerant commits, each acked
+    // by a majority of the three trusted sites (the untrusted one's ack would not count).
+    assert.ok(result.consensus, 'the result carries the federation commits');
+    for (const c of [result.consensus.reservation, result.consensus.placement]) {
+      assert.equal(c.protocol, 'cft');
+      assert.equal(c.certificate.protocol, 'cft');
+      assert.deepEqual([c.quorum.needed, c.quorum.total], [2, 3]);
+      if (c.certificate.protocol === 'cft') assert.ok(c.certificate.ackedBy.length >= 2 && c.certificate.ackedBy.every((s) => s !== 'edge:lisbon'), JSON.stringify(c));
+    }
+    assert.ok(result.consensus.placement.round > result.consensus.reservation.round);
+    // Every site's log agrees: kv-demo runs on dc:frankfurt, and the reservation became that placement.
+    const committed = await env.client.workflow.getHandle(federationWorkflowId(fed.config.federation)).query(committedStateQuery);
+    assert.equal(committed.placements['kv-demo'], 'dc:frankfurt');
+    assert.deepEqual(committed.reservations, {});
+    assert.equal(committed.used['dc:frankfurt'], 1);
 
     const st = fed.state.read();
     assert.equal(st.workloads['kv-demo']!.site, 'dc:frankfurt');
@@ -83,6 +99,19 @@ describe('migrateWorkload on a real dev server', () => {
     assert.equal(r.keys, 300);
     const desc = await handle.describe();
     assert.equal(desc.searchAttributes.FedMode?.[0], 'internet');
+    // The placement touches an untrusted site: a Byzantine commit, 2f+1 = 3 of 4 signed commit votes.
+    const placement = r.consensus!.placement;
+    assert.equal(placement.protocol, 'bft');
+    assert.equal(placement.certificate.protocol, 'bft');
+    if (placement.certificate.protocol === 'bft') {
+      assert.ok(placement.certificate.signers.length >= 3, JSON.stringify(placement));
+      assert.match(placement.certificate.digest, /^[0-9a-f]{64}$/);
+    }
+    assert.deepEqual([placement.quorum.needed, placement.quorum.total], [3, 4]);
+    assert.equal(r.consensus!.reservation.protocol, 'bft');
+    const committed = await env.client.workflow.getHandle(federationWorkflowId(fed.config.federation)).query(committedStateQuery);
+    assert.equal(committed.placements['kv-demo'], 'edge:lisbon');
+    assert.equal(committed.used['dc:frankfurt'], 0, 'the move off dc:frankfurt gave its instance back');
   });
 
   it('honours an explicit mode and records it as an override', async () => {

@@ -1,0 +1,106 @@
+/**
+ * A migration whose federation commit cannot reach quorum waits, says why, and goes on once a
+ * site returns; it neither fails nor commits half-way. On a real dev server with the default
+ * four-site federation: kv-demo moves dc:paris -> edge:lisbon (untrusted, so BFT: 3 of 4 needed)
+ * while dc:london and edge:lisbon are down.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
+import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
+import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
+import { progressQuery } from '../../workflows/messages';
+import { committedStateQuery, federationWorkflowId } from '../../workflows/federation-types';
+import { CONTROL_TASK_QUEUE } from '../../workflows/queues';
+import { startTestServer, workflowBundle } from '../helpers/temporal';
+import { startTestFederation, type TestFederation } from '../helpers/federation';
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+describe('a migration waits for quorum and commits once a site returns', () => {
+  let env: TestWorkflowEnvironment;
+  let fed: TestFederation;
+  let lisbon: RunningFederation | undefined;
+
+  before(async () => {
+    env = await startTestServer();
+    // Every agent comes up once (so each site has published its key), then two go down.
+    fed = await startTestFederation(env);
+  });
+  after(async () => {
+    await lisbon?.shutdown();
+    await fed?.stop();
+    await env?.teardown();
+  });
+
+  async function stopAgent(site: string): Promise<void> {
+    const w = fed.runtime.agents.get(site)!.worker;
+    w.shutdown();
+    await eventually(`${site}'s worker to stop`, async () => (w.getState() === 'STOPPED' ? true : undefined));
+  }
+
+  it('reports "waiting for quorum: 2 of 4 sites reachable, need 3", then completes with a BFT certificate', async () => {
+    await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 50, valueBytes: 64 });
+    await stopAgent('dc:london');
+    await stopAgent('edge:lisbon');
+
+    const handle = await env.client.workflow.start('migrateWorkload', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: migrationWorkflowId('kv-demo'),
+      args: [{ workloadId: 'kv-demo', targetSite: 'edge:lisbon' }],
+    });
+    const waiting = await eventually('the migration to report that it waits for quorum', async () => {
+      const p = await handle.query(progressQuery);
+      return p.consensus?.status?.startsWith('waiting for quorum') ? p : undefined;
+    });
+    assert.match(waiting.consensus!.status!, /^waiting for quorum: 2 of 4 sites reachable, need 3/);
+    assert.equal(waiting.phase, 'reserving');
+    assert.match(waiting.steps.find((s) => s.id === 'reserve')!.detail ?? '', /waiting for quorum/);
+    // Nothing committed half-way, nothing failed: still running, no reservation in the log.
+    assert.equal((await handle.describe()).status.name, 'RUNNING');
+    const fedHandle = env.client.workflow.getHandle(federationWorkflowId(fed.config.federation));
+    assert.deepEqual((await fedHandle.query(committedStateQuery)).reservations, {});
+    assert.equal(fed.state.read().workloads['kv-demo']!.site, 'dc:paris');
+
+    // edge:lisbon's agent comes back (a new process would do the same: same directory, same key).
+    lisbon = await startFederation({
+      config: fed.config,
+      home: fed.home,
+      connection: env.nativeConnection,
+      client: env.client,
+      namespace: env.namespace ?? 'default',
+      workflowBundle: await workflowBundle(),
+      sites: ['edge:lisbon'],
+      control: false,
+    });
+    const r = (await handle.result()) as MigrationResult;
+    assert.equal(r.status, 'completed');
+    assert.equal(r.target, 'edge:lisbon');
+    const reservation = r.consensus!.reservation;
+    assert.equal(reservation.protocol, 'bft');
+    assert.equal(reservation.waited, true);
+    assert.match(reservation.lastStatus ?? '', /^waiting for quorum: 2 of 4 sites reachable, need 3/);
+    assert.equal(r.consensus!.placement.protocol, 'bft');
+    assert.deepEqual([r.consensus!.placement.quorum.needed, r.consensus!.placement.quorum.total], [3, 4]);
+    const committed = await fedHandle.query(committedStateQuery);
+    assert.equal(committed.placements['kv-demo'], 'edge:lisbon');
+    assert.deepEqual(committed.reservations, {});
+    const all = (await (await fetch(`${r.address}/kv`)).json()) as Record<string, string>;
+    assert.equal(Object.keys(all).length, 50);
+    assert.equal(all['key-000049'], sampleValue(49, 64));
+  });
+});
