@@ -118,7 +118,8 @@ export function createSyncActivities(deps: SyncDeps) {
       // The workflow decided the token's scope and lifetime; this agent holds the key that signs it.
       const token = issueToken(deps.secret, claimsFor(args.root, args.source, deps.site, Date.now(), args.ttlSeconds));
       try {
-        const manifest = await fetchManifest(args.endpoint, args.root, token, ctx.cancellationSignal);
+        // Name the manifests this store holds: the source answers with a delta against one it knows.
+        const manifest = await fetchManifest(args.endpoint, args.root, token, ctx.cancellationSignal, { bases: store.recentManifestRoots(), loadBase: (r) => store.getManifest(r) });
         const spec = args.plan.codec === 'zstd' ? { codec: 'zstd' as const, level: args.plan.level ?? 3 } : { codec: args.plan.codec };
         const figures = await pullMissingChunks({
           endpoint: args.endpoint,

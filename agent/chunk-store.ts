@@ -150,6 +150,8 @@ export class ChunkStore implements ChunkBaseline {
   private readonly index = new Map<string, number>();
   private readonly refs = new Map<string, Refs>();
   private readonly manifests = new Map<string, Retention>();
+  /** When each manifest was last put (its file's mtime after a restart): recency for delta bases. */
+  private readonly manifestAt = new Map<string, number>();
   /** Unlinks under way, so that a put of the same hash waits for them. */
   private readonly unlinking = new Map<string, Promise<void>>();
   private bytes = 0;
@@ -233,6 +235,7 @@ export class ChunkStore implements ChunkBaseline {
             continue;
           }
           this.manifests.set(root, r);
+          this.manifestAt.set(root, (await fs.stat(join(mdir, name))).mtimeMs);
           this.addRefs(m, r, +1);
         } catch (err) {
           this.warnings.push(`ignored manifest file ${join(mdir, name)}: ${(err as Error).message}`);
@@ -496,6 +499,7 @@ export class ChunkStore implements ChunkBaseline {
   async putManifest(input: Manifest, retention: Retention = 'pinned'): Promise<void> {
     const m = verifyManifest(input);
     const current = this.manifests.get(m.rootHash);
+    this.manifestAt.set(m.rootHash, Date.now());
     if (current !== undefined) {
       if (current !== retention) await this.setRetention(m.rootHash, retention);
       return;
@@ -509,6 +513,11 @@ export class ChunkStore implements ChunkBaseline {
     const r = this.manifests.get(rootHash);
     if (r === undefined) return undefined;
     return JSON.parse(await fs.readFile(this.manifestPath(rootHash, r), 'utf8')) as Manifest;
+  }
+
+  /** Roots of held manifests, most recently put first: the bases a manifest delta may name. */
+  recentManifestRoots(limit = 8): string[] {
+    return [...this.manifests.keys()].sort((a, b) => (this.manifestAt.get(b) ?? 0) - (this.manifestAt.get(a) ?? 0)).slice(0, limit);
   }
 
   listManifests(): { rootHash: string; retention: Retention }[] {
@@ -537,6 +546,7 @@ export class ChunkStore implements ChunkBaseline {
     await fs.rm(this.manifestPath(rootHash, r), { force: true });
     await fsyncDir(dirname(this.manifestPath(rootHash, r)));
     this.manifests.delete(rootHash);
+    this.manifestAt.delete(rootHash);
     this.addRefs(m, r, -1);
     return true;
   }

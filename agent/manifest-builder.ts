@@ -7,7 +7,6 @@ import { createHash, hash as oneShotHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Chunker, ChunkerParams, paramsId as toParamsId, parseParamsId } from '../core/chunking';
 import { ChunkRef, Manifest, MANIFEST_V1, ManifestError, assertManifest } from '../core/manifest';
-import { FileChunkHasher } from './chunk-hasher';
 
 export interface BuildOptions {
   volumeId: string;
@@ -50,42 +49,6 @@ export async function buildManifestFromStream(source: AsyncIterable<Uint8Array>,
     await take(chunker.push(block));
   }
   await take(chunker.finish());
-  return { version: MANIFEST_V1, volumeId: opts.volumeId, paramsId: toParamsId(opts.params), chunks, totalBytes: total, rootHash: root.digest('hex') };
-}
-
-/**
- * Like buildManifestFromStream, but the chunks are hashed on worker threads (agent/chunk-hasher.ts)
- * while this thread finds the next cut points. `hashPath` is a file that holds, at the same offsets,
- * the bytes `source` yields, by the time each block is yielded: the file being read, or an image
- * being written block by block before the block is yielded. No onChunk: the bytes are not hashed here.
- */
-export async function buildManifestHashedAside(source: AsyncIterable<Uint8Array>, hashPath: string, opts: Omit<BuildOptions, 'onChunk'>): Promise<Manifest> {
-  const chunker = new Chunker(opts.params);
-  const hasher = new FileChunkHasher(hashPath);
-  const lengths: number[] = [];
-  const take = async (it: Iterable<{ length: number }>) => {
-    for (const c of it) {
-      lengths.push(c.length);
-      const wait = hasher.add(c.length);
-      if (wait) await wait;
-    }
-  };
-  for await (const block of source) {
-    opts.signal?.throwIfAborted();
-    await take(chunker.push(block));
-  }
-  await take(chunker.finish());
-  const digests = await hasher.finish();
-  if (digests.length !== lengths.length) throw new ManifestError(`hashed ${digests.length} chunks of ${hashPath}; the chunker cut ${lengths.length}`);
-  const root = createHash('sha256');
-  const chunks: ChunkRef[] = [];
-  let total = 0;
-  for (let k = 0; k < lengths.length; k++) {
-    const d = digests[k]!;
-    root.update(d);
-    chunks.push({ offset: total, length: lengths[k]!, hash: Buffer.from(d.buffer, d.byteOffset, 32).toString('hex') });
-    total += lengths[k]!;
-  }
   return { version: MANIFEST_V1, volumeId: opts.volumeId, paramsId: toParamsId(opts.params), chunks, totalBytes: total, rootHash: root.digest('hex') };
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import type { ChunkerParams } from '../core/chunking';
 import type { ChunkRef, Manifest } from '../core/manifest';
-import { buildManifestHashedAside, verifyManifest } from './manifest-builder';
+import { buildManifestFromStream, verifyManifest } from './manifest-builder';
 
 interface Entry {
   manifest: Manifest;
@@ -28,6 +28,9 @@ export function tarStream(dir: string): AsyncIterable<Uint8Array> {
   return tar.c({ cwd: dir, portable: true, mtime: new Date(0), noDirRecurse: false }, readdirSync(dir).sort()) as unknown as AsyncIterable<Uint8Array>;
 }
 
+/** Manifests of released images kept as delta bases. */
+const PAST_MANIFESTS = 8;
+
 export class SourceImages {
   private readonly cache = new Map<string, Entry>();
   private readonly handles = new Map<string, Promise<FileHandle>>();
@@ -40,6 +43,29 @@ export class SourceImages {
     return join(this.dir, `${root}.manifest.json`);
   }
 
+  private pastPath(root: string): string {
+    return join(this.dir, 'past', `${root}.manifest.json`);
+  }
+
+  /**
+   * A manifest this site captured, even if its image has been released since: the base a target
+   * may name for a manifest delta (it holds that manifest from an earlier round or sync). The
+   * PAST_MANIFESTS most recently released are kept; only the manifest, not the image.
+   */
+  manifestOf(root: string): Manifest | undefined {
+    const e = this.get(root);
+    if (e) return e.manifest;
+    const past = this.pastPath(root);
+    if (!existsSync(past)) return undefined;
+    try {
+      const { manifest } = JSON.parse(readFileSync(past, 'utf8')) as { manifest: unknown };
+      const m = verifyManifest(manifest);
+      return m.rootHash === root ? m : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Archives + chunks a directory volume (or chunks a file in place) and records the image. */
   async capture(volumeId: string, volumePath: string, params: ChunkerParams, opts: { inPlace?: boolean } = {}): Promise<ImageResult> {
     const t0 = performance.now();
@@ -47,23 +73,21 @@ export class SourceImages {
     let manifest: Manifest;
     let imagePath: string;
     if (!isDir && opts.inPlace) {
-      // The chunks are hashed on worker threads, reading the same file, while this thread cuts.
-      manifest = await buildManifestHashedAside(createReadStream(volumePath, { highWaterMark: 1 << 20 }), volumePath, { volumeId, params });
+      manifest = await buildManifestFromStream(createReadStream(volumePath, { highWaterMark: 1 << 20 }), { volumeId, params });
       imagePath = volumePath;
     } else {
       const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}.img`);
       const fh = await open(tmp, 'w');
       try {
         const src = isDir ? tarStream(volumePath) : (createReadStream(volumePath, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>);
-        // One pass: each block goes to the image file and through the chunker; workers hash the
-        // chunks from the image file, where each block is written before the chunker sees it.
+        // One pass: each block goes to the image file and through the chunker.
         async function* tee(): AsyncIterable<Uint8Array> {
           for await (const block of src) {
             await fh.write(block);
             yield block;
           }
         }
-        manifest = await buildManifestHashedAside(tee(), tmp, { volumeId, params });
+        manifest = await buildManifestFromStream(tee(), { volumeId, params });
         await fh.sync();
       } finally {
         await fh.close();
@@ -113,7 +137,17 @@ export class SourceImages {
     this.handles.delete(e.imagePath);
     if (fh) await (await fh).close().catch(() => undefined);
     if (e.imagePath.startsWith(this.dir)) rmSync(e.imagePath, { force: true });
-    rmSync(this.metaPath(root), { force: true });
+    // Keep the manifest (not the image) as a possible delta base for the next round's manifest.
+    mkdirSync(join(this.dir, 'past'), { recursive: true });
+    try {
+      renameSync(this.metaPath(root), this.pastPath(root));
+      const past = readdirSync(join(this.dir, 'past'))
+        .map((name) => ({ name, mtime: statSync(join(this.dir, 'past', name)).mtimeMs }))
+        .sort((a, b) => b.mtime - a.mtime);
+      for (const old of past.slice(PAST_MANIFESTS)) rmSync(join(this.dir, 'past', old.name), { force: true });
+    } catch {
+      rmSync(this.metaPath(root), { force: true });
+    }
     this.cache.delete(root);
   }
 

@@ -15,6 +15,9 @@ import { unpackChunk } from './codec';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { getFrameContentSize as zstdFrameContentSize } from 'zstd-napi/binding';
 import { verifyManifest } from './manifest-builder';
+import { ManifestError } from '../core/manifest';
+import { decodeManifest, ManifestDeltaError, readManifestHeader } from '../core/manifest-delta';
+import { BINARY_MANIFEST_TYPE, MANIFEST_BASE_HEADER, MAX_MANIFEST_BASES } from './transfer-server';
 
 export interface PullPlan {
   codec: CodecSpec;
@@ -66,13 +69,16 @@ const MAX_CORRUPT_RETRIES = 3;
 /** Raw bytes of verified chunks stored per group commit (ChunkStore.putMany). */
 const GROUP_BYTES = 4 << 20;
 
-function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer; encoding?: string }> {
+function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer; encoding?: string; type?: string; base?: string }> {
   return new Promise((resolve, reject) => {
     const headers = { authorization: `Bearer ${token}`, 'accept-encoding': 'zstd', ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) };
     const req = request(url, { method, agent, signal, headers }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), encoding: res.headers['content-encoding'] }));
+      res.on('end', () => {
+        const base = res.headers[MANIFEST_BASE_HEADER];
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), encoding: res.headers['content-encoding'], type: res.headers['content-type'], base: typeof base === 'string' ? base : undefined });
+      });
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -111,13 +117,91 @@ function decodeBody(body: Buffer, encoding: string | undefined, endpoint: string
   return zstdDecompress(body);
 }
 
-export async function fetchManifest(endpoint: string, root: string, token: string, signal?: AbortSignal): Promise<Manifest> {
-  const agent = new Agent({ keepAlive: false });
-  const res = await send(agent, `${endpoint}/manifests/${root}`, 'GET', token, undefined, signal);
-  if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/manifests/${root.slice(0, 12)}…`);
-  const m = verifyManifest(JSON.parse(decodeBody(res.body, res.encoding, endpoint).toString('utf8')));
-  if (m.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${m.rootHash}, asked for ${root}`);
-  return m;
+export interface FetchManifestOptions {
+  /**
+   * Roots of manifests this target holds (most useful first): the source answers with a binary
+   * delta against the first one it also knows. Needs loadBase.
+   */
+  bases?: string[];
+  /** Loads a held manifest by root (e.g. ChunkStore.getManifest). */
+  loadBase?: (root: string) => Promise<Manifest | undefined>;
+  /** How the manifest came: for figures and tests. */
+  onFetched?: (info: ManifestFetchInfo) => void;
+}
+
+export interface ManifestFetchInfo {
+  format: 'json' | 'binary';
+  /** The base of the delta that was used, if any. */
+  baseRoot?: string;
+  /** Response bytes of the manifest request(s). */
+  bodyBytes: number;
+  /** Why a delta was not used and the full manifest was fetched instead. */
+  fellBack?: string;
+}
+
+/**
+ * Fetches and verifies a manifest (its root must be `root`). With opts.bases, asks for a binary
+ * delta against a manifest this target holds; a delta that does not decode against that base or
+ * does not hash to `root` (tampered, or the base differs between the sides) is dropped and the
+ * full manifest fetched instead, so a bad delta costs a round trip, never a wrong manifest.
+ */
+export async function fetchManifest(endpoint: string, root: string, token: string, signal?: AbortSignal, opts: FetchManifestOptions = {}): Promise<Manifest> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const get = async (query: string) => {
+      const res = await send(agent, `${endpoint}/manifests/${root}${query}`, 'GET', token, undefined, signal);
+      if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/manifests/${root.slice(0, 12)}…`);
+      return res;
+    };
+    const checked = (m: Manifest): Manifest => {
+      const v = verifyManifest(m);
+      if (v.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${v.rootHash}, asked for ${root}`);
+      return v;
+    };
+    const bases = (opts.bases ?? []).filter((r) => r !== root).slice(0, MAX_MANIFEST_BASES);
+    if (bases.length && opts.loadBase) {
+      const res = await get(`?format=bin&base=${bases.join(',')}`);
+      if (res.type === BINARY_MANIFEST_TYPE) {
+        let fellBack: string;
+        try {
+          const head = readManifestHeader(res.body);
+          const baseRoot = head.baseRoot;
+          if (baseRoot !== undefined && !bases.includes(baseRoot)) throw new ManifestDeltaError(`delta is against ${baseRoot}, which this target did not offer`);
+          const base = baseRoot === undefined ? undefined : await opts.loadBase(baseRoot);
+          if (baseRoot !== undefined && !base) throw new ManifestDeltaError(`base manifest ${baseRoot} is no longer held here`);
+          const m = checked(decodeManifest(res.body, base));
+          opts.onFetched?.({ format: 'binary', ...(baseRoot ? { baseRoot } : {}), bodyBytes: res.body.length });
+          return m;
+        } catch (err) {
+          if (!(err instanceof ManifestDeltaError || err instanceof ManifestError || err instanceof ChunkCorruptError)) throw err;
+          fellBack = err.message;
+        }
+        // The full manifest, binary and without a base: checked against the root like the delta.
+        const full = await get('?format=bin');
+        if (full.type !== BINARY_MANIFEST_TYPE) throw new ChunkCorruptError(`manifest from ${endpoint} came as ${full.type}, asked for ${BINARY_MANIFEST_TYPE}`);
+        let m: Manifest;
+        try {
+          if (readManifestHeader(full.body).baseRoot !== undefined) throw new ManifestDeltaError('answered a delta where the full manifest was asked for');
+          m = checked(decodeManifest(full.body));
+        } catch (err) {
+          if (err instanceof ManifestDeltaError || err instanceof ManifestError) throw new ChunkCorruptError(`manifest ${root.slice(0, 12)}… from ${endpoint} is invalid: ${err.message}`);
+          throw err;
+        }
+        opts.onFetched?.({ format: 'binary', bodyBytes: res.body.length + full.body.length, fellBack });
+        return m;
+      }
+      // An older source that ignores format=bin answered JSON: use it as such.
+      const m = checked(JSON.parse(decodeBody(res.body, res.encoding, endpoint).toString('utf8')) as Manifest);
+      opts.onFetched?.({ format: 'json', bodyBytes: res.body.length });
+      return m;
+    }
+    const res = await get('');
+    const m = checked(JSON.parse(decodeBody(res.body, res.encoding, endpoint).toString('utf8')) as Manifest);
+    opts.onFetched?.({ format: 'json', bodyBytes: res.body.length });
+    return m;
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** Splits the chunks to send into batches of about `batchBytes`. */

@@ -6,6 +6,10 @@
  *   GET  /probe?bytes=N&to=<site>                  filler bytes for link telemetry (no token)
  *   GET  /manifests/<root>                       the manifest (JSON; zstd-encoded if the request
  *                                                accepts it: `Accept-Encoding: zstd`)
+ *   GET  /manifests/<root>?format=bin&base=<r1>,<r2>…
+ *                                                the manifest in binary (core/manifest-delta.ts), as
+ *                                                a delta against the first base this site knows
+ *                                                (header x-fedflow-manifest-base: its root, or none)
  *   POST /chunks/<root>?codec=lz4|zstd|none&level=N&to=<site>
  *        body {"hashes": [...]}, answer: per hash, [32-byte digest][u32 BE length][packed chunk]
  *
@@ -20,6 +24,8 @@ import { compressChunk, packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
 import type { LinkShaperSet } from './shaper';
 import { LinkDropError } from './shaper';
 import type { SourceImages } from './source-images';
+import { SHA256_HEX } from '../core/manifest';
+import { encodeManifest } from '../core/manifest-delta';
 import { verifyToken } from './transfer-token';
 
 export interface TransferServerOptions {
@@ -31,11 +37,17 @@ export interface TransferServerOptions {
   port?: number;
   /** Test hook: corrupt this chunk's bytes on the wire (after packing) when it returns true. */
   corrupt?: (hash: string) => boolean;
+  /** Test hook: alter a binary manifest's bytes before they are sent (a tampered delta). */
+  tamperManifest?: (bytes: Uint8Array, baseRoot: string | undefined) => void;
   /** Counts, for tests and benchmarks (also served, without auth, at GET /stats). */
   stats?: TransferStats;
 }
 
 export const MAX_BATCH_HASHES = 4096;
+/** Base roots a manifest request may name. */
+export const MAX_MANIFEST_BASES = 8;
+export const BINARY_MANIFEST_TYPE = 'application/vnd.fedflow.manifest';
+export const MANIFEST_BASE_HEADER = 'x-fedflow-manifest-base';
 /** Manifests are compressed once per request; level 3 does ~2.4:1 on them at hundreds of MB/s. */
 const MANIFEST_ZSTD_LEVEL = 3;
 
@@ -147,6 +159,20 @@ export function createTransferHandler(opts: TransferServerOptions) {
 
     if (kind === 'manifests') {
       if (req.method !== 'GET') return reply(res, 405, { error: 'use GET for manifests' });
+      if (url.searchParams.get('format') === 'bin') {
+        // The requester names manifests it holds; a delta against the first one this site also
+        // knows costs a few bytes per unchanged run instead of ~35 per chunk. Nothing is trusted:
+        // the requester checks the result against the root its token names.
+        const bases = (url.searchParams.get('base') ?? '').split(',').filter((r) => SHA256_HEX.test(r) && r !== root).slice(0, MAX_MANIFEST_BASES);
+        let base;
+        for (const r of bases) if ((base = opts.images.manifestOf(r))) break;
+        const { bytes } = encodeManifest(entry.manifest, base);
+        opts.tamperManifest?.(bytes, base?.rootHash);
+        if (shaper) await shaper.acquire(bytes.length);
+        res.writeHead(200, { 'content-type': BINARY_MANIFEST_TYPE, [MANIFEST_BASE_HEADER]: base?.rootHash ?? 'none' });
+        res.end(bytes);
+        return;
+      }
       // A manifest is ~110 bytes of JSON per chunk (3.5 MB for 512 MiB in 16 KiB chunks), often
       // more than the delta itself: zstd roughly halves it (the hex digests are half redundant).
       const json = Buffer.from(JSON.stringify(entry.manifest));

@@ -16,13 +16,12 @@
  * added, so the next run starts from the same baseline.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { join } from 'node:path';
 import { ChunkStore, type AssembleFigures } from '../agent/chunk-store';
 import { SourceImages } from '../agent/source-images';
 import { newTransferStats, startTransferServer } from '../agent/transfer-server';
-import { fetchManifest, pullMissingChunks } from '../agent/transfer-client';
+import { fetchManifest, pullMissingChunks, type ManifestFetchInfo } from '../agent/transfer-client';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { CHUNKER_PRESETS } from '../core/chunking/params';
 import { DEFAULT_PLANS } from '../core/transfer-plan';
@@ -50,9 +49,10 @@ export interface FedflowFigures {
   assemble?: AssembleFigures;
   /** Every byte read or written on the loopback sockets of the transfer server. */
   socketBytes: { toTarget: number; toSource: number };
-  /** Server-side counts: framed chunk bytes and the manifest body. */
+  /** Server-side counts: framed chunk bytes; the manifest response body(ies) and how it came. */
   chunkFrameBytes: number;
   manifestBytes: number;
+  manifest?: { format: 'json' | 'binary'; delta: boolean; fellBack?: string };
   chunks: number;
   chunksSent: number;
   rawBytesSent: number;
@@ -105,12 +105,17 @@ async function runJob(job: Job): Promise<FedflowFigures> {
   let tManifest = 0;
   let tPull = 0;
   let manifestBytes = 0;
+  let manifestInfo: ManifestFetchInfo | undefined;
   let rssPull = 0;
   try {
     const token = issueToken(SECRET, claimsFor(captured.rootHash, 'src', 'dst', Date.now(), 3600));
     const before = stats.bytesServed;
-    const manifest = await fetchManifest(server.url, captured.rootHash, token);
-    manifestBytes = Buffer.byteLength(JSON.stringify(manifest));
+    const manifest = await fetchManifest(server.url, captured.rootHash, token, undefined, {
+      bases: store.recentManifestRoots(),
+      loadBase: (r) => store.getManifest(r),
+      onFetched: (info) => (manifestInfo = info),
+    });
+    manifestBytes = manifestInfo?.bodyBytes ?? 0;
     if (stats.bytesServed !== before) throw new Error('manifest fetch moved chunk bytes: the stats are not what this benchmark assumes');
     tManifest = performance.now();
     figures = await pullMissingChunks({
@@ -156,6 +161,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     socketBytes,
     chunkFrameBytes: stats.bytesServed,
     manifestBytes,
+    ...(manifestInfo ? { manifest: { format: manifestInfo.format, delta: manifestInfo.baseRoot !== undefined, ...(manifestInfo.fellBack ? { fellBack: manifestInfo.fellBack } : {}) } } : {}),
     chunks: captured.chunks.length,
     chunksSent: figures.chunksFetched,
     rawBytesSent: figures.rawBytes,
@@ -177,7 +183,9 @@ async function runJob(job: Job): Promise<FedflowFigures> {
       for (const c of captured.chunks) if (!keep.has(c.hash)) await store.delete(c.hash);
     }
   }
-  rmSync(join(job.imagesDir), { recursive: true, force: true });
+  // The source keeps what it captured (in place: only the manifests) as later delta bases; a sync's
+  // own image is released, as the sync workflow releases each round's image.
+  if (job.kind === 'sync' && captured.rootHash !== job.baselineRoot) await images.release(captured.rootHash);
   return out;
 }
 

@@ -143,7 +143,7 @@ export async function run(argv: string[]): Promise<void> {
         print({
           scenario, tool: 'fedflow', mode, wireBytes: fedWire, wallMs: f.wallMs, runsMs: feds.map((x) => x.wallMs),
           chunks: f.chunks, chunksSent: f.chunksSent, rawBytesSent: f.rawBytesSent,
-          wire: { toTarget: f.socketBytes.toTarget, toSource: f.socketBytes.toSource, chunkFrames: f.chunkFrameBytes, manifestJson: f.manifestBytes },
+          wire: { toTarget: f.socketBytes.toTarget, toSource: f.socketBytes.toSource, chunkFrames: f.chunkFrameBytes, manifestBody: f.manifestBytes, manifest: f.manifest },
           phasesMs: f.phasesMs, assemble: f.assemble, peakRssMB: Math.max(...feds.map((x) => x.peakRssMB)), rssBeforeMB: f.rssBeforeMB, peakRssAfterMB: f.peakRssAfterMB,
           plan: DEFAULT_PLANS[mode], volumeBytes: f.volumeBytes, change: nv.note,
         });
@@ -154,6 +154,7 @@ export async function run(argv: string[]): Promise<void> {
       }
       rmSync(storeDir, { recursive: true, force: true });
       rmSync(outFile, { force: true });
+      rmSync(join(dir, 'images-src'), { recursive: true, force: true });
     }
   } finally {
     cleanup();
