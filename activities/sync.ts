@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import type { LocalProvider } from '../adapters/local';
 import type { InstanceRef } from '../adapters/types';
-import { CHUNKER_PRESETS, type ChunkerPreset } from '../core/chunking/params';
 import { summarize, type ManifestSummary } from '../core/manifest';
-import type { TransferPlan } from '../core/transfer-plan';
+import { TRANSFER_CHUNK_PRESETS, type TransferChunkPreset, type TransferPlan } from '../core/transfer-plan';
 import type { RoundSummary } from '../core/migration';
 import type { ChunkStore } from '../agent/chunk-store';
 import { chooseHybridCodec } from '../agent/codec-chooser';
@@ -69,7 +68,7 @@ export interface PullArgs {
 export function createSyncActivities(deps: SyncDeps) {
   const activities = {
     /** Source: archive, chunk and hash the volume into an image; at cut-over, freeze the workload first. */
-    async captureImage(args: { volumeId: string; preset: ChunkerPreset; freeze?: InstanceRef; hybridBandwidthMbps?: number }): Promise<CapturedImage> {
+    async captureImage(args: { volumeId: string; preset: TransferChunkPreset; freeze?: InstanceRef; hybridBandwidthMbps?: number }): Promise<CapturedImage> {
       let frozenAtMs: number | undefined;
       let digest: WorkloadDigest | undefined;
       if (args.freeze) {
@@ -86,7 +85,7 @@ export function createSyncActivities(deps: SyncDeps) {
         frozenAtMs = Date.now();
       }
       const volume = deps.provider.volumePath(args.volumeId);
-      const { manifest, scanMs } = await deps.images.capture(args.volumeId, volume, CHUNKER_PRESETS[args.preset]);
+      const { manifest, scanMs } = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
       let hybridCodec: CapturedImage['hybridCodec'];
       if (args.hybridBandwidthMbps) {
         // Sample up to 8 chunks spread over the image: the codec is chosen on this volume's data.

@@ -23,8 +23,7 @@ import { SourceImages } from '../agent/source-images';
 import { newTransferStats, startTransferServer } from '../agent/transfer-server';
 import { fetchManifest, pullMissingChunks, type ManifestFetchInfo } from '../agent/transfer-client';
 import { claimsFor, issueToken } from '../agent/transfer-token';
-import { CHUNKER_PRESETS } from '../core/chunking/params';
-import { DEFAULT_PLANS } from '../core/transfer-plan';
+import { DEFAULT_PLANS, TRANSFER_CHUNK_PRESETS } from '../core/transfer-plan';
 
 export interface Job {
   kind: 'baseline' | 'sync';
@@ -84,7 +83,7 @@ async function sha256File(path: string): Promise<string> {
 
 async function runJob(job: Job): Promise<FedflowFigures> {
   const plan = DEFAULT_PLANS[job.mode];
-  const params = CHUNKER_PRESETS[plan.chunkPreset];
+  const params = TRANSFER_CHUNK_PRESETS[plan.chunkPreset];
   const spec = plan.codec === 'zstd' ? { codec: 'zstd' as const, level: plan.level } : { codec: plan.codec };
   // The target agent runs already, with its store open: opening it is not part of a sync.
   const store = await ChunkStore.open(job.storeDir);
