@@ -62,12 +62,19 @@ export interface AssembleOptions {
    * file, and the file has not been written since (its ctime would have moved).
    */
   basisPath?: string;
+  /**
+   * With basisPath === destPath: update the file in place when only a small part of it changes
+   * (see patchInPlace), instead of writing a whole new file and renaming it over the old one.
+   */
+  inPlace?: boolean;
   /** Receives where the bytes came from and how long each step took. */
   onFigures?: (f: AssembleFigures) => void;
 }
 
 export interface AssembleFigures {
   basisUsed: boolean;
+  /** The file was updated in place (AssembleOptions.inPlace). */
+  inPlace?: boolean;
   /** Why a basis that was asked for was not used. */
   basisRefused?: string;
   /** Bytes taken from a kernel-side copy of the basis file (already at the right offset). */
@@ -84,6 +91,8 @@ export interface AssembleFigures {
 /** What assemble() wrote at a path, with the file's identity right after the write. */
 interface AssembledVolume {
   path: string;
+  /** 'patching' (and no identity) while an in-place update runs. */
+  state?: 'patching';
   rootHash: string;
   dev: string;
   ino: string;
@@ -107,6 +116,8 @@ interface Refs {
 }
 
 const TMP_PREFIX = '.tmp-';
+/** In-place updates only when at most 1/IN_PLACE_MAX_CHANGED of the volume changes. */
+const IN_PLACE_MAX_CHANGED = 4;
 /** Bytes of a volume assemble() reads, verifies and writes per step. */
 const ASSEMBLE_WINDOW_BYTES = 4 << 20;
 
@@ -610,6 +621,7 @@ export class ChunkStore implements ChunkBaseline {
       return { refused: `no record of this store assembling ${basisPath}` };
     }
     const now = fileIdentity(basisPath);
+    if (rec.state === 'patching') return { refused: `${basisPath} was left mid-update (to ${rec.rootHash}) by a crash` };
     if (!now || rec.path !== basisPath) return { refused: `${basisPath} is gone` };
     for (const k of ['dev', 'ino', 'size', 'mtimeNs', 'ctimeNs'] as const) {
       if (now[k] !== rec[k]) return { refused: `${basisPath} changed since this store wrote it (${k} ${rec[k]} -> ${now[k]})` };
@@ -643,6 +655,20 @@ export class ChunkStore implements ChunkBaseline {
       writeMs: 0,
       syncMs: 0,
     };
+    if (plan && basis && 'manifest' in basis && opts.inPlace && opts.basisPath === destPath && m.totalBytes - plan.inPlaceBytes <= m.totalBytes / IN_PLACE_MAX_CHANGED) {
+      // Every chunk not already in place comes from its chunk file, so that a crash mid-update
+      // can be redone from the store alone.
+      const basisAt = new Map<number, string>();
+      for (const c of basis.manifest.chunks) basisAt.set(c.offset, c.hash);
+      const changed = m.chunks.filter((c) => basisAt.get(c.offset) !== c.hash);
+      const lacking = [...new Set(changed.map((c) => c.hash))].filter((h) => !this.index.has(h));
+      if (lacking.length === 0) {
+        figures.inPlace = true;
+        await this.patchInPlace(m, destPath, changed, figures);
+        opts.onFigures?.(figures);
+        return { bytes: m.totalBytes, chunks: m.chunks.length };
+      }
+    }
     const tmp = join(dirname(destPath), `${TMP_PREFIX}${basename(destPath)}-${randomBytes(6).toString('hex')}`);
     const t0 = performance.now();
     // Worth a whole-file copy only when most of the basis is already in place.
@@ -683,44 +709,8 @@ export class ChunkStore implements ChunkBaseline {
           }
         }
       }
-      for (let k = 0; k < fromStore.length; ) {
-        // One window at a time: chunk files read and hashed synchronously (a 16 KiB read from the
-        // page cache costs less than the thread-pool round trips of an async one, and a volume has
-        // tens of thousands of chunks; measured, this beat async reads with WebCrypto hashing 2:1),
-        // then written, contiguous chunks with one call. The event loop gets a turn per window.
-        // Memory: two windows.
-        const win: { ref: ChunkRef; data: Buffer }[] = [];
-        let winBytes = 0;
-        for (; k < fromStore.length && winBytes < ASSEMBLE_WINDOW_BYTES; k++) {
-          const ref = fromStore[k]!;
-          const data = this.readForAssemble(rootHash, ref);
-          if (this.verifyOnRead) {
-            // One-shot hash: 2-3x faster than createHash on chunks of 8-64 KiB.
-            const actual = oneShotHash('sha256', data, 'hex');
-            if (actual !== ref.hash) {
-              this.counters.corruptChunks++;
-              await this.remove(ref.hash);
-              throw new ChunkHashMismatchError(ref.hash, actual, 'read');
-            }
-          }
-          win.push({ ref, data });
-          winBytes += ref.length;
-        }
-        await writing;
-        const writes: Promise<unknown>[] = [];
-        for (let a = 0; a < win.length; ) {
-          let b = a + 1;
-          while (b < win.length && win[b]!.ref.offset === win[b - 1]!.ref.offset + win[b - 1]!.ref.length) b++;
-          writes.push(out.writev(win.slice(a, b).map((w) => w.data), win[a]!.ref.offset));
-          a = b;
-        }
-        writing = Promise.all(writes);
-        figures.storeBytes += winBytes;
-        for (const w of win) {
-          this.counters.hits++;
-          this.touch(w.ref.hash, w.ref.length);
-        }
-      }
+      await writing;
+      figures.storeBytes += await this.writeStoreChunks(rootHash, fromStore, out);
       await writing;
       bytes = m.totalBytes;
       figures.writeMs = performance.now() - t1;
@@ -743,6 +733,100 @@ export class ChunkStore implements ChunkBaseline {
     figures.syncMs += performance.now() - t3;
     opts.onFigures?.(figures);
     return { bytes, chunks: m.chunks.length };
+  }
+
+  /**
+   * Reads `refs` from chunk files (each verified, when verifyOnRead) and writes them at their
+   * offsets in `out`. One window at a time: chunk files read and hashed synchronously (a 16 KiB read
+   * from the page cache costs less than the thread-pool round trips of an async one, and a volume
+   * has tens of thousands of chunks; measured, this beat async reads with WebCrypto hashing 2:1),
+   * contiguous chunks written with one call while the next window is read. The event loop gets a
+   * turn per window. Memory: two windows. Returns the bytes written.
+   */
+  private async writeStoreChunks(rootHash: string, refs: readonly ChunkRef[], out: fs.FileHandle): Promise<number> {
+    let writing: Promise<unknown> = Promise.resolve();
+    let bytes = 0;
+    try {
+      for (let k = 0; k < refs.length; ) {
+        const win: { ref: ChunkRef; data: Buffer }[] = [];
+        let winBytes = 0;
+        for (; k < refs.length && winBytes < ASSEMBLE_WINDOW_BYTES; k++) {
+          const ref = refs[k]!;
+          const data = this.readForAssemble(rootHash, ref);
+          if (this.verifyOnRead) {
+            // One-shot hash: 2-3x faster than createHash on chunks of 8-64 KiB.
+            const actual = oneShotHash('sha256', data, 'hex');
+            if (actual !== ref.hash) {
+              this.counters.corruptChunks++;
+              await this.remove(ref.hash);
+              throw new ChunkHashMismatchError(ref.hash, actual, 'read');
+            }
+          }
+          win.push({ ref, data });
+          winBytes += ref.length;
+        }
+        await writing;
+        const writes: Promise<unknown>[] = [];
+        for (let a = 0; a < win.length; ) {
+          let b = a + 1;
+          while (b < win.length && win[b]!.ref.offset === win[b - 1]!.ref.offset + win[b - 1]!.ref.length) b++;
+          writes.push(out.writev(win.slice(a, b).map((w) => w.data), win[a]!.ref.offset));
+          a = b;
+        }
+        writing = Promise.all(writes);
+        bytes += winBytes;
+        for (const w of win) {
+          this.counters.hits++;
+          this.touch(w.ref.hash, w.ref.length);
+        }
+      }
+      await writing;
+    } finally {
+      await writing.catch(() => undefined);
+    }
+    return bytes;
+  }
+
+  /**
+   * Updates the volume at `path` (which holds basis manifest `basis`, per this store's record) to
+   * manifest `m` in place, writing only the ranges that differ, all from chunk files (so the update
+   * can always be redone from the store alone). Not atomic like the temp-file path, but never
+   * silently torn: a durable record marks the file 'patching' before the first write, so after a
+   * crash the file is known incomplete (its record no longer matches it: basisFor refuses it, and
+   * volumeState says 'incomplete') and the next assemble rewrites it whole from the store.
+   */
+  private async patchInPlace(m: Manifest, path: string, changed: readonly ChunkRef[], figures: AssembleFigures): Promise<void> {
+    const t0 = performance.now();
+    await writeFileDurable(this.volumeRecordPath(path), JSON.stringify({ path, rootHash: m.rootHash, state: 'patching' }));
+    const out = await fs.open(path, 'r+');
+    try {
+      const t1 = performance.now();
+      figures.copyMs = t1 - t0;
+      figures.storeBytes = await this.writeStoreChunks(m.rootHash, changed, out);
+      await out.truncate(m.totalBytes);
+      figures.inPlaceBytes = m.totalBytes - figures.storeBytes;
+      const t2 = performance.now();
+      figures.writeMs = t2 - t1;
+      await out.sync();
+      figures.syncMs = performance.now() - t2;
+    } finally {
+      await out.close();
+    }
+    const t3 = performance.now();
+    await this.recordVolume(path, m.rootHash);
+    figures.syncMs += performance.now() - t3;
+  }
+
+  /** Whether the file at `path` is a whole volume this store wrote (and which), or one left mid-update by a crash. */
+  async volumeState(path: string): Promise<{ state: 'complete'; rootHash: string } | { state: 'incomplete'; rootHash: string } | { state: 'unknown' }> {
+    try {
+      const rec = JSON.parse(await fs.readFile(this.volumeRecordPath(path), 'utf8')) as Partial<AssembledVolume> & { state?: string; rootHash: string };
+      if (rec.state === 'patching') return { state: 'incomplete', rootHash: rec.rootHash };
+      const b = await this.basisFor(path);
+      return 'manifest' in b ? { state: 'complete', rootHash: rec.rootHash } : { state: 'unknown' };
+    } catch {
+      return { state: 'unknown' };
+    }
   }
 
   /** Remembers what was just written at `path`, so a later assemble can use it as its basis. */

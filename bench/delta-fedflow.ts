@@ -141,7 +141,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
   let tAssemble = tPull;
   let assembleFigures: AssembleFigures | undefined;
   if (job.kind === 'sync') {
-    await store.assemble(captured.rootHash, job.outFile, { basisPath: job.outFile, onFigures: (f) => (assembleFigures = f) });
+    await store.assemble(captured.rootHash, job.outFile, { basisPath: job.outFile, inPlace: true, onFigures: (f) => (assembleFigures = f) });
     tAssemble = performance.now();
   } else {
     // Untimed set-up: the target's volume file holds the old version, as rsync's DEST does.
@@ -174,7 +174,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     // Untimed: check the result, then put the store back to the baseline for the next scenario.
     out.assembledSha256 = await sha256File(job.outFile);
     // Put the old version back at the target's volume path for the next run.
-    if (captured.rootHash !== job.baselineRoot) await store.assemble(job.baselineRoot!, job.outFile, { basisPath: job.outFile });
+    if (captured.rootHash !== job.baselineRoot) await store.assemble(job.baselineRoot!, job.outFile, { basisPath: job.outFile, inPlace: true });
     const keep = new Set((await store.getManifest(job.baselineRoot!))?.chunks.map((c) => c.hash));
     if (keep.size === 0) throw new Error(`baseline manifest ${job.baselineRoot} is not in ${job.storeDir}`);
     if (captured.rootHash !== job.baselineRoot) {

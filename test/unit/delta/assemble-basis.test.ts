@@ -1,0 +1,117 @@
+/**
+ * assemble() over the target's earlier volume file (its basis): the bytes it shares come from that
+ * file, the rest from verified chunk files; a basis changed behind the store's back is not trusted;
+ * an in-place update left half done by a crash is marked incomplete and rewritten whole next time.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ChunkStore, type AssembleFigures } from '../../../agent/chunk-store';
+import { buildManifestFromStream } from '../../../agent/manifest-builder';
+import type { Manifest } from '../../../core/manifest';
+import { seededBytes } from './seeded-bytes';
+
+const PARAMS = { minSize: 1024, avgSize: 4096, maxSize: 16384 };
+
+async function putVolume(store: ChunkStore, data: Uint8Array): Promise<Manifest> {
+  const m = await buildManifestFromStream(
+    (async function* () {
+      yield data;
+    })(),
+    { volumeId: 'vol', params: PARAMS, onChunk: async (ref, bytes) => void (await store.put(ref.hash, bytes)) },
+  );
+  await store.putManifest(m, 'baseline');
+  return m;
+}
+
+function scattered(old: Uint8Array, seed: number): Uint8Array {
+  const out = Uint8Array.from(old);
+  const fresh = seededBytes(20 * 512, seed);
+  for (let k = 0; k < 20; k++) out.set(fresh.subarray(512 * k, 512 * (k + 1)), ((k * 104_729) % (old.length - 512)) & ~511);
+  return out;
+}
+
+async function setUp() {
+  const dir = mkdtempSync(join(tmpdir(), 'fedflow-basis-'));
+  const store = await ChunkStore.open(join(dir, 'store'));
+  const old = seededBytes(1_000_000, 31);
+  const oldM = await putVolume(store, old);
+  const vol = join(dir, 'vol.img');
+  await store.assemble(oldM.rootHash, vol);
+  return { dir, store, old, oldM, vol };
+}
+
+const assembleWith = async (store: ChunkStore, root: string, path: string, opts: { inPlace?: boolean } = {}) => {
+  let f: AssembleFigures | undefined;
+  await store.assemble(root, path, { basisPath: path, ...opts, onFigures: (x) => (f = x) });
+  return f!;
+};
+
+test('scattered writes: the shared bytes come from the basis, the changed ones from the store', async () => {
+  const { store, old, vol } = await setUp();
+  const next = scattered(old, 32);
+  const m = await putVolume(store, next);
+  const f = await assembleWith(store, m.rootHash, vol);
+  assert.ok(Buffer.from(readFileSync(vol)).equals(Buffer.from(next)));
+  assert.equal(f.basisUsed, true);
+  assert.ok(f.storeBytes > 0 && f.storeBytes < next.length / 3, `store bytes ${f.storeBytes}`);
+  assert.equal(f.inPlaceBytes + f.movedBytes + f.storeBytes, next.length);
+});
+
+test('an insertion: the bytes after it are moved from the basis; in place, the changed part is rewritten from the store', async () => {
+  const { store, old, vol } = await setUp();
+  const next = new Uint8Array(old.length + 5000);
+  next.set(old.subarray(0, 900_000));
+  next.set(seededBytes(5000, 33), 900_000);
+  next.set(old.subarray(900_000), 905_000);
+  const m = await putVolume(store, next);
+  const f = await assembleWith(store, m.rootHash, vol, { inPlace: true });
+  assert.ok(Buffer.from(readFileSync(vol)).equals(Buffer.from(next)));
+  assert.equal(f.inPlace, true);
+  assert.ok(f.storeBytes < 200_000, `rewrote ${f.storeBytes} bytes`);
+  // And back again, in place: the store's record follows each update.
+  assert.deepEqual(await store.volumeState(vol), { state: 'complete', rootHash: m.rootHash });
+});
+
+test('a basis changed behind the store (same size) is not used, and the result is still right', async () => {
+  const { store, old, oldM, vol } = await setUp();
+  const bytes = readFileSync(vol);
+  bytes[10] ^= 0xff;
+  writeFileSync(vol, bytes);
+  const next = scattered(old, 34);
+  const m = await putVolume(store, next);
+  const f = await assembleWith(store, m.rootHash, vol, { inPlace: true });
+  assert.equal(f.basisUsed, false);
+  assert.match(f.basisRefused ?? '', /changed since this store wrote it/);
+  assert.equal(f.storeBytes, next.length);
+  assert.ok(Buffer.from(readFileSync(vol)).equals(Buffer.from(next)));
+  assert.notEqual(oldM.rootHash, m.rootHash);
+});
+
+test('a chunk that rotted in the store fails an in-place update, which leaves the volume marked incomplete; the next assemble rewrites it whole', async () => {
+  const { dir, store, old, oldM, vol } = await setUp();
+  const next = scattered(old, 35);
+  const m = await putVolume(store, next);
+  // Rot one chunk the update needs (one that differs from the basis).
+  assert.deepEqual(await store.volumeState(vol), { state: 'complete', rootHash: oldM.rootHash });
+  const oldHashes = new Set(oldM.chunks.map((c) => c.hash));
+  const victim = m.chunks.find((c) => !oldHashes.has(c.hash))!;
+  const file = join(dir, 'store', 'chunks', victim.hash.slice(0, 2), victim.hash);
+  const rotten = readFileSync(file);
+  rotten[0] ^= 0xff;
+  writeFileSync(file, rotten);
+  await assert.rejects(store.assemble(m.rootHash, vol, { basisPath: vol, inPlace: true }), (err: unknown) => (err as Error).name === 'ChunkHashMismatchError');
+  assert.deepEqual(await store.volumeState(vol), { state: 'incomplete', rootHash: m.rootHash });
+  // Fetch the chunk again (here: put it back), then assemble: the torn file is not trusted as a basis.
+  await store.delete(victim.hash);
+  await store.put(victim.hash, next.subarray(victim.offset, victim.offset + victim.length));
+  const f = await assembleWith(store, m.rootHash, vol, { inPlace: true });
+  assert.equal(f.basisUsed, false);
+  assert.match(f.basisRefused ?? '', /mid-update/);
+  assert.ok(Buffer.from(readFileSync(vol)).equals(Buffer.from(next)));
+  assert.deepEqual(await store.volumeState(vol), { state: 'complete', rootHash: m.rootHash });
+  assert.ok(!readdirSync(dir).some((n) => n.startsWith('.tmp-')));
+  assert.ok(existsSync(vol));
+});
