@@ -78,7 +78,7 @@ test('an insertion: the bytes after it are moved from the basis; in place, the c
 test('a basis changed behind the store (same size) is not used, and the result is still right', async () => {
   const { store, old, oldM, vol } = await setUp();
   const bytes = readFileSync(vol);
-  bytes[10] ^= 0xff;
+  bytes[10]! ^= 0xff;
   writeFileSync(vol, bytes);
   const next = scattered(old, 34);
   const m = await putVolume(store, next);
@@ -100,7 +100,7 @@ test('a chunk that rotted in the store fails an in-place update, which leaves th
   const victim = m.chunks.find((c) => !oldHashes.has(c.hash))!;
   const file = join(dir, 'store', 'chunks', victim.hash.slice(0, 2), victim.hash);
   const rotten = readFileSync(file);
-  rotten[0] ^= 0xff;
+  rotten[0]! ^= 0xff;
   writeFileSync(file, rotten);
   await assert.rejects(store.assemble(m.rootHash, vol, { basisPath: vol, inPlace: true }), (err: unknown) => (err as Error).name === 'ChunkHashMismatchError');
   assert.deepEqual(await store.volumeState(vol), { state: 'incomplete', rootHash: m.rootHash });
