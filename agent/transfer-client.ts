@@ -4,7 +4,8 @@
  * missing chunks from the source's chunk endpoint in batches over N keep-alive streams. Every chunk
  * is verified by sha256 before it is written (by ChunkStore.putMany, which refuses bad bytes before
  * touching the disk); a corrupt one is fetched again and never stored.
- * Memory: per stream, at most two store groups of GROUP_BYTES, whatever the volume's size.
+ * Memory: per stream, one batch being parsed; for the pull, at most three store groups of
+ * GROUP_BYTES (one committing, two filling), whatever the volume's size.
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
 import type { ChunkRef, Manifest } from '../core/manifest';
@@ -67,7 +68,69 @@ export class ChunkCorruptError extends Error {
 
 const MAX_CORRUPT_RETRIES = 3;
 /** Raw bytes of verified chunks stored per group commit (ChunkStore.putMany). */
-const GROUP_BYTES = 4 << 20;
+const GROUP_BYTES = 8 << 20;
+
+type PutResult = 'stored' | 'duplicate' | 'rejected';
+
+/**
+ * One group commit at a time for the whole pull, fed by every stream: a group fills while the
+ * previous one commits, so groups are large (few directory fsyncs per chunk) whatever the batch
+ * size. A group is committed when it reaches groupBytes, or as soon as the previous commit ends
+ * when a stream waits for its chunks (flushSoon). Memory: the committing group plus at most two
+ * groups waiting (add's callers wait for room beyond that).
+ */
+class GroupCommitter {
+  private queue: { hash: string; data: Buffer; resolve: (r: PutResult) => void; reject: (e: unknown) => void }[] = [];
+  private queuedBytes = 0;
+  private running = false;
+  private wanted = false;
+  private roomWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly store: ChunkStore,
+    private readonly groupBytes: number,
+  ) {}
+
+  get full(): boolean {
+    return this.queuedBytes >= 2 * this.groupBytes;
+  }
+
+  room(): Promise<void> {
+    return this.full ? new Promise((resolve) => this.roomWaiters.push(resolve)) : Promise.resolve();
+  }
+
+  add(hash: string, data: Buffer): Promise<PutResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ hash, data, resolve, reject });
+      this.queuedBytes += data.length;
+      if (this.queuedBytes >= this.groupBytes) this.kick();
+    });
+  }
+
+  flushSoon(): void {
+    this.wanted = true;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.running || this.queue.length === 0) return;
+    const group = this.queue.splice(0, this.queue.length);
+    this.queuedBytes = 0;
+    this.wanted = false;
+    this.running = true;
+    for (const wake of this.roomWaiters.splice(0)) wake();
+    this.store
+      .putMany(group.map((e) => ({ hash: e.hash, data: e.data })))
+      .then(
+        (results) => group.forEach((e, k) => e.resolve(results[k]!)),
+        (err: unknown) => group.forEach((e) => e.reject(err)),
+      )
+      .finally(() => {
+        this.running = false;
+        if (this.queuedBytes >= this.groupBytes || this.wanted) this.kick();
+      });
+  }
+}
 
 function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer; encoding?: string; type?: string; base?: string }> {
   return new Promise((resolve, reject) => {
@@ -251,6 +314,7 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
   const url = `${opts.endpoint}/chunks/${opts.root}?${q}`;
   const done = new Array<boolean>(batches.length).fill(false);
   const progress: PullProgress = { cursor: 0, batches: batches.length, chunksDone: 0, rawBytes: 0, wireBytes: 0 };
+  const committer = new GroupCommitter(opts.store, GROUP_BYTES);
   let corruptRefetched = 0;
   let chunksFetched = 0;
   let skippedVerified = 0;
@@ -272,36 +336,22 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
       for await (const c of res) parts.push(c as Buffer);
       throw refused(res.statusCode ?? 0, Buffer.concat(parts), `POST ${opts.endpoint}/chunks/${opts.root.slice(0, 12)}…`);
     }
-    // Parse frames as they arrive; chunks go to the store in groups of about GROUP_BYTES, each one
-    // a single group commit (the store verifies every hash before writing), while the next frames
-    // keep arriving. Memory: at most two groups per stream, whatever the volume's size; a transfer
-    // cut mid-batch keeps every group that had committed.
+    // Parse frames as they arrive; verified chunks go to the pull-wide group committer, which
+    // stores them in groups of about GROUP_BYTES (one ChunkStore.putMany each: every hash checked
+    // before anything touches the disk, each directory fsynced once per group) while the frames
+    // keep arriving. A batch counts as done only once all its chunks are committed.
     const bad: ChunkRef[] = [];
-    let group: { ref: ChunkRef; raw: Buffer }[] = [];
-    let groupBytes = 0;
-    let committing: Promise<void> = Promise.resolve();
-    const commit = async (g: { ref: ChunkRef; raw: Buffer }[]): Promise<void> => {
-      const results = await opts.store.putMany(g.map((e) => ({ hash: e.ref.hash, data: e.raw })));
-      results.forEach((r, k) => {
-        const e = g[k]!;
+    const pending: Promise<void>[] = [];
+    const take = (ref: ChunkRef, raw: Buffer) =>
+      committer.add(ref.hash, raw).then((r) => {
         if (r === 'rejected') {
-          bad.push(e.ref);
+          bad.push(ref);
           return;
         }
         chunksFetched++;
-        progress.rawBytes += e.raw.length;
+        progress.rawBytes += raw.length;
         progress.chunksDone++;
       });
-    };
-    const flush = async (): Promise<void> => {
-      if (!group.length) return;
-      const g = group;
-      group = [];
-      groupBytes = 0;
-      await committing; // one group commits while the next fills: backpressure on the socket
-      committing = commit(g);
-      committing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-    };
     let buf: Buffer = Buffer.alloc(0);
     let i = 0;
     try {
@@ -329,17 +379,18 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
             bad.push(ref);
             continue;
           }
-          group.push({ ref, raw });
-          groupBytes += raw.length;
-          if (groupBytes >= GROUP_BYTES) await flush();
+          pending.push(take(ref, raw));
+          // Backpressure on the socket while the committer holds a full group waiting.
+          if (committer.full) await committer.room();
         }
       }
-      await flush();
     } finally {
-      // Never return (or throw) with a group commit still running behind the caller's back.
-      await committing.catch(() => undefined);
+      // Never return (or throw) with a commit of this batch's chunks still running behind the
+      // caller's back.
+      committer.flushSoon();
+      await Promise.allSettled(pending);
     }
-    await committing;
+    await Promise.all(pending);
     if (i !== wanted.length) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} ended after ${i} of ${wanted.length} chunks`);
     if (bad.length) {
       if (attempt >= MAX_CORRUPT_RETRIES) throw new ChunkCorruptError(`${bad.length} chunk(s) arrived corrupt ${attempt + 1} times in a row from ${opts.endpoint}, e.g. ${bad[0]!.hash.slice(0, 12)}`);
