@@ -14,13 +14,14 @@
  * the least disturbed one), with every run listed.
  *
  *   node --import tsx bench/delta-micro.ts [--chunker-mib=256] [--codec-mib=64] [--reps=3] [--only=chunker|codec]
+ *     [--codec-chunks=datacenter|hybrid|internet]   (the preset whose chunks the codecs compress)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compressSync as lz4NapiCompress } from 'lz4-napi';
-import { CHUNKER_PRESETS, Chunker, compileParams, nextCut, cutAll } from '../core/chunking';
+import { CHUNKER_PRESETS, Chunker, ChunkerPreset, compileParams, nextCut, cutAll } from '../core/chunking';
 import { nextCutBytewise } from '../core/chunking/fastcdc';
 import { CodecSpec, compressChunk, describeCodec } from '../agent/codec';
 import { semiCompressibleBytes } from './delta-data';
@@ -30,14 +31,21 @@ export interface BenchArgs {
   codecMiB: number;
   reps: number;
   only?: 'chunker' | 'codec';
+  codecChunks: ChunkerPreset;
   print: (line: Record<string, unknown>) => void;
 }
 
 function parseArgs(argv: string[]): BenchArgs {
-  const args: BenchArgs = { chunkerMiB: 256, codecMiB: 64, reps: 3, print: (l) => console.log(JSON.stringify(l)) };
+  const args: BenchArgs = { chunkerMiB: 256, codecMiB: 64, reps: 3, codecChunks: 'datacenter', print: (l) => console.log(JSON.stringify(l)) };
   for (const a of argv) {
-    const m = /^--(chunker-mib|codec-mib|reps|only)=(.+)$/.exec(a);
-    if (!m) throw new Error(`unknown argument '${a}'; expected --chunker-mib=N, --codec-mib=N, --reps=N or --only=chunker|codec`);
+    const m = /^--(chunker-mib|codec-mib|reps|only|codec-chunks)=(.+)$/.exec(a);
+    if (!m) throw new Error(`unknown argument '${a}'; expected --chunker-mib=N, --codec-mib=N, --reps=N, --only=chunker|codec or --codec-chunks=${Object.keys(CHUNKER_PRESETS).join('|')}`);
+    if (m[1] === 'codec-chunks') {
+      const preset = m[2]!;
+      if (!(preset in CHUNKER_PRESETS)) throw new Error(`--codec-chunks is '${preset}'; expected one of ${Object.keys(CHUNKER_PRESETS).join(', ')}`);
+      args.codecChunks = preset as ChunkerPreset;
+      continue;
+    }
     if (m[1] === 'only') {
       if (m[2] !== 'chunker' && m[2] !== 'codec') throw new Error(`--only is '${m[2]}'; expected chunker or codec`);
       args.only = m[2];
@@ -148,8 +156,8 @@ function benchCodecs(a: BenchArgs): void {
   const dir = mkdtempSync(join(tmpdir(), 'fedflow-bench-'));
   const file = join(dir, 'semi.bin');
   writeFileSync(file, data);
-  // Chunks as a transfer would compress them: the datacenter preset's content-defined chunks.
-  const chunks = cutAll(data, CHUNKER_PRESETS.datacenter).map((c) => Buffer.from(data.buffer, data.byteOffset + c.offset, c.length));
+  // Chunks as a transfer would compress them: one preset's content-defined chunks.
+  const chunks = cutAll(data, CHUNKER_PRESETS[a.codecChunks]).map((c) => Buffer.from(data.buffer, data.byteOffset + c.offset, c.length));
   const cases: { spec: CodecSpec; cli: [string, string[]]; level: string }[] = [
     { spec: { codec: 'lz4' }, cli: ['lz4', ['-1', '-c', '-q']], level: '1' },
     { spec: { codec: 'zstd', level: 1 }, cli: ['zstd', ['-1', '-c', '-q', '-T1']], level: '1' },
@@ -188,6 +196,7 @@ function benchCodecs(a: BenchArgs): void {
         bench: 'codec',
         codec: describeCodec(spec),
         bytes: data.length,
+        chunkPreset: a.codecChunks,
         chunks: chunks.length,
         fedflow: { mbps: fedMbps, ratio: round3(data.length / packed), runsMbps: runs.map((ms) => mbps(data.length, ms)) },
         cli: { cmd: `${cli[0]} ${cli[1].join(' ')} FILE`, mbps: cliMbps, ratio: round3(data.length / cliBytes), runsMbps: cliRuns.map((ms) => mbps(data.length, ms)) },
