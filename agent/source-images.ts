@@ -4,7 +4,7 @@
  * file while it is chunked and hashed, in a single pass; a plain file can be served in place.
  * Chunks are read from the image by offset, so the source never copies them into a chunk store.
  */
-import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tar from 'tar';
@@ -34,6 +34,7 @@ const PAST_MANIFESTS = 8;
 export class SourceImages {
   private readonly cache = new Map<string, Entry>();
   private readonly handles = new Map<string, Promise<FileHandle>>();
+  private readonly fds = new Map<string, number>();
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -129,6 +130,31 @@ export class SourceImages {
     return buf;
   }
 
+  /**
+   * readChunk, synchronously: for the chunk endpoint, which reads thousands of small chunks per
+   * transfer. A chunk read from the page cache takes microseconds; as an async read it queues on
+   * the thread pool behind the target's fsyncs (same process in tests and benchmarks, same machine
+   * often), which measured as most of a pull's time.
+   */
+  readChunkSync(root: string, hash: string): Buffer | undefined {
+    const e = this.get(root);
+    const ref = e?.byHash.get(hash);
+    if (!e || !ref) return undefined;
+    let fd = this.fds.get(e.imagePath);
+    if (fd === undefined) {
+      fd = openSync(e.imagePath, 'r');
+      this.fds.set(e.imagePath, fd);
+    }
+    const buf = Buffer.allocUnsafe(ref.length);
+    let got = 0;
+    while (got < ref.length) {
+      const n = readSync(fd, buf, got, ref.length - got, ref.offset + got);
+      if (n === 0) throw new Error(`image ${e.imagePath} is shorter than its manifest (chunk at ${ref.offset})`);
+      got += n;
+    }
+    return buf;
+  }
+
   /** Forgets an image; removes its file unless it was served in place. */
   async release(root: string): Promise<void> {
     const e = this.get(root);
@@ -136,6 +162,9 @@ export class SourceImages {
     const fh = this.handles.get(e.imagePath);
     this.handles.delete(e.imagePath);
     if (fh) await (await fh).close().catch(() => undefined);
+    const fd = this.fds.get(e.imagePath);
+    this.fds.delete(e.imagePath);
+    if (fd !== undefined) closeSync(fd);
     if (e.imagePath.startsWith(this.dir)) rmSync(e.imagePath, { force: true });
     // Keep the manifest (not the image) as a possible delta base for the next round's manifest.
     mkdirSync(join(this.dir, 'past'), { recursive: true });
@@ -154,6 +183,8 @@ export class SourceImages {
   async close(): Promise<void> {
     for (const fh of this.handles.values()) await (await fh).close().catch(() => undefined);
     this.handles.clear();
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
   }
 }
 

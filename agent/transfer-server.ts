@@ -201,14 +201,17 @@ export function createTransferHandler(opts: TransferServerOptions) {
 
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     for (const h of hashes) {
-      const raw = (await opts.images.readChunk(root, h))!;
+      const raw = opts.images.readChunkSync(root, h)!;
       const packed = packChunk(raw, spec);
       if (opts.corrupt?.(h)) packed.writeUInt8(packed.readUInt8(packed.length - 1) ^ 0xff, packed.length - 1);
       const head = Buffer.allocUnsafe(36);
       head.write(h, 0, 'hex');
       head.writeUInt32BE(packed.length, 32);
       if (shaper) await shaper.acquire(head.length + packed.length);
-      const more = res.write(head) && res.write(packed);
+      // Both writes, always: with `a && b`, a full socket buffer after the header skipped the
+      // chunk's bytes and desynchronised the stream.
+      const moreHead = res.write(head);
+      const more = res.write(packed) && moreHead;
       stats.chunksServed++;
       stats.rawBytesServed += raw.length;
       stats.bytesServed += head.length + packed.length;
