@@ -53,6 +53,13 @@ function printResult(r: MigrationResult): void {
   console.log(`  bytes on wire  ${formatBytes(r.bytesTransferred)} for a ${formatBytes(r.volumeBytes)} volume`);
   console.log(`  duration       ${(r.durationMs / 1000).toFixed(2)} s`);
   console.log(`  downtime       ${r.downtimeMs} ms`);
+  if (r.consensus) {
+    for (const [what, c] of [['reserved', r.consensus.reservation], ['placed', r.consensus.placement]] as const) {
+      const cert = c.certificate;
+      const proof = cert.protocol === 'cft' ? `term ${cert.term} index ${cert.index}, acked by ${cert.ackedBy.join(', ')}` : `view ${cert.view} seq ${cert.seq}, signed by ${cert.signers.join(', ')} (digest ${cert.digest.slice(0, 16)}…)`;
+      console.log(`  ${what.padEnd(14)} ${c.protocol.toUpperCase()} ${c.quorum.got}/${c.quorum.total} (need ${c.quorum.needed}): ${proof}`);
+    }
+  }
 }
 
 export function buildCli(): Command {

@@ -4,14 +4,19 @@
  * holds no key and checks no signature: it only routes votes between site task queues and counts
  * them, which is why it never trusts a count it has not had confirmed by a site.
  *
- * One round, four workflow-mediated hops, every site in parallel within a hop:
+ * One round, workflow-mediated hops, every site in parallel within a hop:
  *   1. propose    → the primary (members[view mod n]) signs a pre-prepare;
  *   2. pre-prepare → each backup checks it and signs a prepare;
  *   3. prepares (all of them, routed in one bundle per site) → each site, once prepared, signs a commit;
  *   4. the certificate's 2f+1 commit votes → each site verifies them and commits.
- * The round is done when f+1 sites report the sequence committed having refused none of the
- * certificate's votes: at least one of them is honest, so every vote in it verified with its
- * site's public key (PBFT's client likewise waits for f+1 matching replies).
+ * With the members' public keys (`publicKeys`), the router verifies each commit vote itself in
+ * pure JavaScript (core/consensus/ed25519-verifier.ts) and the round is done after hop 3, once it
+ * holds 2f+1 commit votes that verify: that is the commit certificate, checkable by anyone with the
+ * keys. Hop 4 still runs, after the round returns: the votes go to the sites through the forward
+ * queue, ahead of the next round's messages. Without keys, the round waits for hop 4 and is done
+ * when f+1 sites report the sequence committed having refused none of the certificate's votes: at
+ * least one of them is honest, so every vote in it verified with its site's public key (PBFT's
+ * client likewise waits for f+1 matching replies).
  *
  * Views: a round's primary that does not answer the propose is skipped by moving to the next view
  * whose primary answers. This replaces PBFT's view change and is safe here because every vote
@@ -24,6 +29,9 @@ import { primaryOf } from '../core/consensus/bft-replica-state';
 import type { EquivocationProof, SignedVote } from '../core/consensus/bft-types';
 import { digestOf } from '../core/consensus/canonical-json';
 import { bftSizes } from '../core/consensus/quorum';
+import { voteSignatureValid } from '../core/consensus/bft-votes';
+import { pureEd25519Verifier } from '../core/consensus/ed25519-verifier';
+import type { Verifier } from '../core/consensus/signing';
 import { describeQuorumWait, hasQuorum, quorumWait } from '../core/consensus/quorum-wait';
 import type { SiteId } from '../core/consensus/types';
 import { siteConsensus, SitePump, tickMs } from './federation-links';
@@ -35,6 +43,11 @@ export interface BftDriverOptions {
   members: SiteId[];
   view: number;
   rttMs?: RttTable;
+  /**
+   * The members' public keys (base64 SPKI DER). Given, the router verifies commit votes itself and
+   * a round is done one hop earlier (see above); absent, it waits for sites to confirm.
+   */
+  publicKeys?: Readonly<Record<SiteId, string>>;
   onWaiting(status: string): void;
   onEquivocation(proof: EquivocationProof, reportedBy: SiteId): void;
   onRefusal(reportedBy: SiteId, reason: string, accused?: SiteId): void;
@@ -83,10 +96,16 @@ export class BftDriver {
   /** The first vote of each site per `type:view:seq`, to spot a site that signs two digests. */
   private readonly firstVotes = new Map<string, SignedVote>();
   private readonly witnessed = new Set<string>();
+  private readonly verifier?: Verifier;
+  /** A round done on the router's own check, whose sites are still being told (hop 4), until f+1 confirm. */
+  private finishing?: Round;
+  /** Rounds whose hop 4 went out after they returned (the last few): a late honest commit vote for one is not a replay. */
+  private readonly finished: Round[] = [];
 
   constructor(private readonly o: BftDriverOptions) {
     this.view = o.view;
     ({ f: this.f, quorum: this.quorum } = bftSizes(o.members.length));
+    if (o.publicKeys) this.verifier = pureEd25519Verifier(o.publicKeys);
     const acts = Object.fromEntries(o.members.map((m) => [m, siteConsensus(m, o.rttMs)]));
     this.tick = tickMs('bft', o.members, this.quorum, o.rttMs);
     this.liveWindowMs = Math.max(2_000, 3 * this.tick);
@@ -134,7 +153,8 @@ export class BftDriver {
       if (this.done(r)) {
         this.round = undefined;
         this.firstVotes.clear();
-        this.catchUp(r);
+        if (this.verifier) this.finish(r);
+        else this.catchUp(r);
         const certificate = makeCertificate(r.view, r.seq!, digest, r.certVotes!);
         return { protocol: 'bft', certificate, members: [...this.o.members], view: r.view, seq: r.seq! };
       }
@@ -155,7 +175,52 @@ export class BftDriver {
   }
 
   private done(r: Round): boolean {
-    return r.certVotes !== undefined && r.confirmed.size >= this.f + 1;
+    if (r.certVotes === undefined) return false;
+    // Every vote in certVotes verified at the router when it has the keys (see onReply).
+    return this.verifier !== undefined || r.confirmed.size >= this.f + 1;
+  }
+
+  /** Hop 4 after the round returned: each site that has not confirmed gets what it lacks, ahead of any later round. */
+  private finish(r: Round): void {
+    for (const site of this.o.members) {
+      // Sites that already have hop 4 (sent when the votes came in) are not sent it twice.
+      if (r.confirmed.has(site) || (r.delivered[site] ?? 0) >= 3) continue;
+      const messages = this.stageMessages(r, site, 3);
+      if (!messages.length) continue;
+      const q = this.forward.get(site) ?? [];
+      q.push(...messages);
+      this.forward.set(site, q);
+    }
+    this.finishing = r.confirmed.size >= this.f + 1 ? undefined : r;
+    if (!this.finishing) this.catchUp(r);
+    this.finished.push(r);
+    if (this.finished.length > 8) this.finished.shift();
+    this.pump.kickAll(this.o.members);
+  }
+
+  /**
+   * A commit vote for a round that returned before this site's vote came in (it got the round's
+   * hop 4 late, with a later round's messages): late, not a replay. A site that handed in a vote
+   * for that round already, or was caught forging one, gets no such benefit.
+   */
+  private lateCommit(site: SiteId, type: string, v: SignedVote): boolean {
+    const past = this.finished.find((x) => x.seq === v.seq && x.view === v.view);
+    return type === 'commit' && past !== undefined && !past.commits[site] && !past.distrusted.has(site);
+  }
+
+  /** The votes of `stage` that `site` lacks for round `r`. */
+  private stageMessages(r: Round, site: SiteId, stage: number): BftMsg[] {
+    const messages: BftMsg[] = [];
+    if (site !== r.primary && !r.ppAcked.has(site)) messages.push({ type: 'pre-prepare', to: site, vote: r.prePrepare!, value: r.batch });
+    if (stage >= 2 && !r.commits[site]) {
+      // Matching votes first, so an honest site counts them before it meets a conflicting one.
+      const ordered = [...r.prepareVotes].sort((a, b) => Number(b.digest === r.digest) - Number(a.digest === r.digest));
+      for (const vote of ordered) if (vote.site !== site) messages.push({ type: 'prepare', to: site, vote });
+    }
+    if (stage >= 3 && !r.confirmed.has(site)) {
+      for (const vote of r.certVotes!) if (vote.site !== site) messages.push({ type: 'commit', to: site, vote });
+    }
+    return messages;
   }
 
   private reportWait(): void {
@@ -189,23 +254,25 @@ export class BftDriver {
     }
     const stage = this.stage(r);
     if ((r.delivered[site] ?? 0) >= stage) return fwd.length ? { messages: fwd } : undefined;
-    const messages: BftMsg[] = [...fwd];
-    if (site !== r.primary && !r.ppAcked.has(site)) messages.push({ type: 'pre-prepare', to: site, vote: r.prePrepare, value: r.batch });
-    if (stage >= 2 && !r.commits[site]) {
-      // Matching votes first, so an honest site counts them before it meets a conflicting one.
-      const ordered = [...r.prepareVotes].sort((a, b) => Number(b.digest === r.digest) - Number(a.digest === r.digest));
-      for (const vote of ordered) if (vote.site !== site) messages.push({ type: 'prepare', to: site, vote });
-    }
-    if (stage >= 3 && !r.confirmed.has(site)) {
-      for (const vote of r.certVotes!) if (vote.site !== site) messages.push({ type: 'commit', to: site, vote });
-    }
+    const messages: BftMsg[] = [...fwd, ...this.stageMessages(r, site, stage)];
     r.delivered[site] = stage;
-    return messages.length ? { messages } : undefined;
+    if (messages.length) return { messages };
+    // Nothing new for this site, but a round waits on it: an empty delivery keeps its liveness (and
+    // so the `waiting for quorum: k of n sites reachable` count) current.
+    return Date.now() - (this.pump.lastHeard[site] ?? -Infinity) >= this.tick ? { messages } : undefined;
   }
 
   private onReply(site: SiteId, res: Reply): void {
     if (res.view !== this.view) return;
     this.executed[site] = res.executed;
+    const fin = this.finishing;
+    if (fin && res.committed.some((c) => c.seq === fin.seq && c.digest === fin.digest)) {
+      fin.confirmed.add(site);
+      if (fin.confirmed.size >= this.f + 1) {
+        this.finishing = undefined;
+        this.catchUp(fin);
+      }
+    }
     for (const p of res.equivocations) this.o.onEquivocation(p, site);
     let accusesCert = false;
     for (const rf of res.refused) {
@@ -237,6 +304,7 @@ export class BftDriver {
         this.o.onRefusal('router', `${m.type} from ${site} claims to be signed by ${v.site}; a site can only hand in its own votes (not routed)`, site);
         continue;
       }
+      if (v.seq !== res.forSeq && this.lateCommit(site, m.type, v)) continue;
       if (res.forSeq !== undefined && v.seq !== res.forSeq) {
         // An honest site answers for the sequence it was asked about; an older one is a replay.
         this.o.onRefusal('router', `replayed ${m.type} from ${site} for view ${v.view} seq ${v.seq}; it was asked about seq ${res.forSeq} (not routed)`, site);
@@ -256,8 +324,14 @@ export class BftDriver {
         if (!r.prepareVotes.some((x) => x.sig === v.sig)) r.prepareVotes.push(v);
         r.ppAcked.add(site);
         if (v.digest === r.digest && site !== r.primary) r.matching.add(site);
-      } else if (m.type === 'commit' && v.digest === r.digest && !r.distrusted.has(site)) {
-        r.commits[site] ??= v;
+      } else if (m.type === 'commit' && v.digest === r.digest && !r.distrusted.has(site) && !r.commits[site]) {
+        if (this.verifier && !voteSignatureValid(this.verifier, v)) {
+          // Checked here, so a forged vote never enters a certificate the router hands out.
+          r.distrusted.add(site);
+          this.o.onRefusal('router', `commit for seq ${v.seq} claims site ${site} but its signature does not verify (forged or altered); the router left it out of the certificate`, site);
+          continue;
+        }
+        r.commits[site] = v;
       }
     }
     if (r && r.seq !== undefined) {

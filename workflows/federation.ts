@@ -19,6 +19,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -62,6 +63,8 @@ const RECENT_RESULTS = 500;
 /** Updates per run before continuing as new: the server refuses updates past history.maxTotalUpdates (2000 by default). */
 const MAX_UPDATES_PER_RUN = 1_500;
 const REFUSALS_KEPT = 50;
+/** Patch id: BFT rounds end once the router itself has verified 2f+1 commit votes (one hop fewer). */
+export const BFT_ROUTER_VERIFIES_PATCH = 'bft-router-verifies-commits-v1';
 
 interface Pending {
   id: string;
@@ -132,11 +135,14 @@ export async function federation(input: FederationInput): Promise<void> {
   const makeCft = (t: number) =>
     new CftDriver({ federation: input.name, leaderId: info.workflowId, term: t, members: trusted, base: carry?.cftLog ?? [], rttMs: input.rttMs, onCommitted: onCftCommitted, onWaiting: setWaiting });
   let cft = trusted.length ? makeCft(term) : undefined;
+  // Patch: the router verifies commit votes with the members' keys and returns after hop 3.
+  const routerVerifies = patched(BFT_ROUTER_VERIFIES_PATCH);
   const bft = new BftDriver({
     federation: input.name,
     members,
     view: carry?.view ?? 0,
     rttMs: input.rttMs,
+    ...(routerVerifies ? { publicKeys: Object.fromEntries(members.map((m) => [m, state.members[m]!.publicKey])) } : {}),
     onWaiting: setWaiting,
     onEquivocation: (proof, reportedBy) => {
       if (byzantine[proof.site]) return;
