@@ -7,7 +7,8 @@
  *   - codec: fedflow's per-chunk LZ4/Zstd compression on semi-compressible data (bench/delta-data.ts)
  *     next to the `lz4` and `zstd` command-line tools at the same levels on the same bytes, the
  *     two taking turns run by run. `cli` is the tool compressing the file to /dev/null (process
- *     start and file read included, as a user would run it): the target's yardstick.
+ *     start and file read included, as a user would run it): the target's yardstick. Both sides
+ *     also report MB per CPU second (`cpuMbps`), which a busy neighbour disturbs less.
  *     `cliInMemory` is the tool's own benchmark mode (`-b`, in memory, no I/O), for the engines'
  *     speed alone. For LZ4, `lz4napi` is the library fedflow compressed with before (lz4_flex).
  * MB = 10^6 bytes. Each figure is the best of --reps runs (the machine is shared; the best run is
@@ -128,13 +129,18 @@ function benchChunker(a: BenchArgs): void {
   }
 }
 
-/** Runs `cmd args... file > out` through sh; returns the wall ms, process start included. */
-function runCli(cmd: string, args: string[], file: string, out: string): number {
-  const t = performance.now();
-  const r = spawnSync('sh', ['-c', `"$0" "$@" > '${out}'`, cmd, ...args, file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ms = performance.now() - t;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${r.stderr.toString()}`);
-  return ms;
+/**
+ * Runs `cmd args... file > out` under bash's `time`: wall ms of the tool's process (its start and
+ * file read included, the shell's own start not) and its CPU ms (user + system, ms resolution).
+ */
+function runCli(cmd: string, args: string[], file: string, out: string): { ms: number; cpuMs: number } {
+  const script = `TIMEFORMAT='%3R %3U %3S'; time ("$0" "$@" > '${out}')`;
+  const r = spawnSync('bash', ['-c', script, cmd, ...args, file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const err = r.stderr.toString();
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${err}`);
+  const m = /(\d+\.\d+) (\d+\.\d+) (\d+\.\d+)\s*$/.exec(err);
+  if (!m) throw new Error(`bash time printed no "real user sys" line for ${cmd}: ${JSON.stringify(err.slice(-200))}`);
+  return { ms: Number(m[1]) * 1000, cpuMs: (Number(m[2]) + Number(m[3])) * 1000 };
 }
 
 /**
@@ -180,19 +186,25 @@ function benchCodecs(a: BenchArgs): void {
       let packed = 0;
       let previousPacked = 0;
       const runs: number[] = [];
+      const cpu: number[] = [];
       const cliRuns: number[] = [];
+      const cliCpu: number[] = [];
       const previousRuns: number[] = [];
       const inMemoryRuns: number[] = [];
       // Turns: fedflow, the CLI, its in-memory mode (and the previous library), run after run, so a
       // busy moment of the shared machine falls on every side alike.
       for (let r = 0; r < a.reps; r++) {
-        runs.push(...best(1, () => (packed = ours())));
-        cliRuns.push(runCli(cli[0], cli[1], file, '/dev/null'));
+        runs.push(...best(1, () => (packed = ours()), cpu));
+        const c = runCli(cli[0], cli[1], file, '/dev/null');
+        cliRuns.push(c.ms);
+        cliCpu.push(c.cpuMs);
         inMemoryRuns.push(cliInMemoryMbps(cli[0], level, file));
         if (previous) previousRuns.push(...best(1, () => (previousPacked = previous())));
       }
       const fedMbps = Math.max(...runs.map((ms) => mbps(data.length, ms)));
       const cliMbps = Math.max(...cliRuns.map((ms) => mbps(data.length, ms)));
+      const fedCpuMbps = Math.max(...cpu.map((ms) => mbps(data.length, ms)));
+      const cliCpuMbps = Math.max(...cliCpu.map((ms) => mbps(data.length, ms)));
       const inMemory = Math.max(...inMemoryRuns);
       a.print({
         bench: 'codec',
@@ -200,9 +212,13 @@ function benchCodecs(a: BenchArgs): void {
         bytes: data.length,
         chunkPreset: a.codecChunks,
         chunks: chunks.length,
-        fedflow: { mbps: fedMbps, ratio: round3(data.length / packed), runsMbps: runs.map((ms) => mbps(data.length, ms)) },
-        cli: { cmd: `${cli[0]} ${cli[1].join(' ')} FILE`, mbps: cliMbps, ratio: round3(data.length / cliBytes), runsMbps: cliRuns.map((ms) => mbps(data.length, ms)) },
+        fedflow: { mbps: fedMbps, cpuMbps: fedCpuMbps, ratio: round3(data.length / packed), runsMbps: runs.map((ms) => mbps(data.length, ms)), runsCpuMbps: cpu.map((ms) => mbps(data.length, ms)) },
+        cli: {
+          cmd: `${cli[0]} ${cli[1].join(' ')} FILE`, mbps: cliMbps, cpuMbps: cliCpuMbps, ratio: round3(data.length / cliBytes),
+          runsMbps: cliRuns.map((ms) => mbps(data.length, ms)), runsCpuMbps: cliCpu.map((ms) => mbps(data.length, ms)),
+        },
         speedFedflowOverCli: round3(fedMbps / cliMbps),
+        cpuSpeedFedflowOverCli: round3(fedCpuMbps / cliCpuMbps),
         ratioFedflowOverCli: round3(data.length / packed / (data.length / cliBytes)),
         cliInMemory: { cmd: `${cli[0]} -b${level} -i1${cli[0] === 'zstd' ? ' -T1' : ''} FILE`, mbps: inMemory, runsMbps: inMemoryRuns },
         speedFedflowOverCliInMemory: round3(fedMbps / inMemory),
