@@ -66,11 +66,14 @@ function lz4ToScratch(data: Buffer): number {
   const scratch = lz4Scratch;
   scratch[0] = CODECS.lz4;
   scratch.writeUInt32LE(data.length, 1);
-  // An empty block is the single token 0 (what lz4_flex writes), which LZ4 1.9.2 returns too.
-  const n = data.length === 0 ? 0 : lz4EncodeBlock(data, scratch, LZ4_HEAD);
-  if (n <= 0 && data.length > 0) throw new CodecError(`lz4 could not compress a chunk of ${data.length} bytes into ${scratch.length - LZ4_HEAD} (result ${n})`);
-  if (data.length === 0) scratch[LZ4_HEAD] = 0;
-  return LZ4_HEAD + (data.length === 0 ? 1 : n);
+  if (data.length === 0) {
+    scratch[LZ4_HEAD] = 0; // the empty block: one token with no literals, as lz4_flex writes it
+    return LZ4_HEAD + 1;
+  }
+  const n = lz4EncodeBlock(data, scratch, LZ4_HEAD);
+  // 0 means the block did not fit, which encodeBound rules out; checked all the same.
+  if (n <= 0) throw new CodecError(`lz4 could not compress a chunk of ${data.length} bytes into ${scratch.length - LZ4_HEAD} (result ${n})`);
+  return LZ4_HEAD + n;
 }
 
 /** Compresses with exactly the given codec (no fallback). */
