@@ -672,8 +672,10 @@ export class ChunkStore implements ChunkBaseline {
     }
     const tmp = join(dirname(destPath), `${TMP_PREFIX}${basename(destPath)}-${randomBytes(6).toString('hex')}`);
     const t0 = performance.now();
-    // Worth a whole-file copy only when most of the basis is already in place.
-    const copyBasis = plan !== undefined && plan.inPlaceBytes >= m.totalBytes / 2;
+    // A kernel-side copy of the whole basis, then rewriting what is not in place, beats moving
+    // every byte through this process once a quarter of the volume is in place (an insertion
+    // in the middle leaves half of it in place).
+    const copyBasis = plan !== undefined && plan.inPlaceBytes >= m.totalBytes / 4;
     if (copyBasis) {
       // Kernel-side copy (copy_file_range / sendfile): the bytes never enter this process.
       await fs.copyFile(opts.basisPath!, tmp, fsConstants.COPYFILE_EXCL);
@@ -690,12 +692,15 @@ export class ChunkStore implements ChunkBaseline {
       const t1 = performance.now();
       if (plan) {
         basisFd = openSync(opts.basisPath!, 'r');
+        const windows = [Buffer.allocUnsafe(ASSEMBLE_WINDOW_BYTES), Buffer.allocUnsafe(ASSEMBLE_WINDOW_BYTES)];
+        let flip = 0;
         for (const r of plan.runs) {
           if (copyBasis && r.from === r.offset) continue;
           // Basis ranges not in place (or no copy was made): read and write in windows.
           for (let done = 0; done < r.length; ) {
             const n = Math.min(ASSEMBLE_WINDOW_BYTES, r.length - done);
-            const buf = Buffer.allocUnsafe(n);
+            // Two buffers in turn: one being written while the other is read into.
+            const buf = windows[flip++ & 1]!.subarray(0, n);
             let got = 0;
             while (got < n) {
               const k = readSync(basisFd, buf, got, n - got, r.from + done + got);

@@ -4,8 +4,8 @@
  * missing chunks from the source's chunk endpoint in batches over N keep-alive streams. Every chunk
  * is verified by sha256 before it is written (by ChunkStore.putMany, which refuses bad bytes before
  * touching the disk); a corrupt one is fetched again and never stored.
- * Memory: per stream, one batch being parsed; for the pull, at most three store groups of
- * GROUP_BYTES (one committing, two filling), whatever the volume's size.
+ * Memory: per stream, one batch being parsed; for the pull, about two store groups of
+ * GROUP_BYTES (one committing, one filling), whatever the volume's size.
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
 import type { ChunkRef, Manifest } from '../core/manifest';
@@ -68,7 +68,7 @@ export class ChunkCorruptError extends Error {
 
 const MAX_CORRUPT_RETRIES = 3;
 /** Raw bytes of verified chunks stored per group commit (ChunkStore.putMany). */
-const GROUP_BYTES = 8 << 20;
+const GROUP_BYTES = 4 << 20;
 
 type PutResult = 'stored' | 'duplicate' | 'rejected';
 
@@ -76,8 +76,9 @@ type PutResult = 'stored' | 'duplicate' | 'rejected';
  * One group commit at a time for the whole pull, fed by every stream: a group fills while the
  * previous one commits, so groups are large (few directory fsyncs per chunk) whatever the batch
  * size. A group is committed when it reaches groupBytes, or as soon as the previous commit ends
- * when a stream waits for its chunks (flushSoon). Memory: the committing group plus at most two
- * groups waiting (add's callers wait for room beyond that).
+ * when a stream waits for its chunks (flushSoon). Memory: the committing group plus about one
+ * group waiting (add's callers wait for room beyond that), so that a crash loses (and a resumed
+ * pull fetches again) at most about two groups of received chunks.
  */
 class GroupCommitter {
   private queue: { hash: string; data: Buffer; resolve: (r: PutResult) => void; reject: (e: unknown) => void }[] = [];
@@ -92,7 +93,7 @@ class GroupCommitter {
   ) {}
 
   get full(): boolean {
-    return this.queuedBytes >= 2 * this.groupBytes;
+    return this.queuedBytes >= this.groupBytes;
   }
 
   room(): Promise<void> {
