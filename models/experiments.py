@@ -1,10 +1,10 @@
 """Experiments behind "is improvementVsBestBaseline >= 0.20 reachable?" (docs/predictor.md).
 
-    .venv/models/bin/python models/experiments.py [autocorr] [ceiling] [gated]   (default: all three)
+    .venv/models/bin/python models/experiments.py [autocorr] [ceiling] [ceiling-raw] [gated]   (default: all)
 
 Diagnostics only: nothing here is used by models/train.py or shipped. Prints
 one JSON line per figure. Single-threaded (OMP_NUM_THREADS=1 is set below);
-about 10 minutes for all three on one shared core.
+about 12 minutes for all of them on one shared core.
 
 - autocorr: per dataset, the Spearman correlation between consecutive
   log-throughput changes (0 = the log series moves like a random walk, where
@@ -17,6 +17,9 @@ about 10 minutes for all three on one shared core.
   losses. This trains on the held-out datasets, so it is never a model
   candidate: it answers "how much could *any* model of this kind gain on
   these traces if it had seen them?".
+- ceiling-raw: the same with the raw history added (log ratio of each of the
+  last 23 samples to the last one, and each sample spacing), in case the
+  hand-made features miss something.
 - gated: the one variant that beat the shipped recipe on every column of the
   training-data validation (by-trace split and leave-one-source-out): two
   point models chosen by the median sample spacing of the history (dense
@@ -220,6 +223,41 @@ def ceiling():
                 **score(pred, X, names, last, tgt))
 
 
+def with_raw(t, v):
+    """The rich features plus the raw history: log(sample / last) and log(spacing) for 23 steps back."""
+    r = rich(t, v)
+    if r is None:
+        return None
+    X, names, y, last, tgt = r
+    idx = np.flatnonzero(~np.isnan(targets(t, v)))
+    vf = np.maximum(v, 1e-3)
+    cols = []
+    for k in range(1, 24):
+        j = idx - k
+        a = np.zeros(len(idx))
+        a[j >= 0] = np.log(vf[j[j >= 0]] / vf[idx[j >= 0]])
+        b = np.zeros(len(idx))
+        ok = j - 1 >= 0
+        b[ok] = np.log(t[j[ok]] - t[j[ok] - 1])
+        cols += [a, b]
+    return np.c_[X, np.stack(cols, 1)].astype(np.float32), names + [f"raw{i}" for i in range(len(cols))], y, last, tgt
+
+
+def ceiling_raw():
+    for d, specs in (("oboe", (("welsch", 0.04), ("welsch", 0.06))),
+                     ("norway-hsdpa", (("welsch", 0.15), ("absolute_error", 0.0)))):
+        rows = [(n,) + r for n, t, v in load(d) if (r := with_raw(t, v)) is not None]
+        X, names, y, last, tgt, name = stack(rows)
+        fold = np.array([hash_name(n) % 3 for n in name])
+        for loss, sigma in specs:
+            pred = np.zeros(len(y))
+            for k in range(3):
+                te = fold == k
+                pred[te] = fit(X[~te], y[~te], loss, sigma).predict(X[te])
+            out(experiment="in-domain-ceiling-raw-history", dataset=d, loss=loss, sigma=sigma, folds=3,
+                features=int(X.shape[1]), **score(pred, X, names, last, tgt))
+
+
 def hash_name(n):
     return sum(map(ord, n))
 
@@ -290,6 +328,6 @@ def gated():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["autocorr", "ceiling", "gated"]
+    which = sys.argv[1:] or ["autocorr", "ceiling", "ceiling-raw", "gated"]
     for w in which:
-        {"autocorr": autocorr, "ceiling": ceiling, "gated": gated}[w]()
+        {"autocorr": autocorr, "ceiling": ceiling, "ceiling-raw": ceiling_raw, "gated": gated}[w]()
