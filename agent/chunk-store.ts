@@ -222,6 +222,14 @@ export class ChunkStore implements ChunkBaseline {
       }
     }
     await fsyncDir(chunksDir);
+    // Volume records are written like manifests: a crash leaves at most a `.tmp-` file.
+    const volumesDir = join(this.dir, 'volumes');
+    await fs.mkdir(volumesDir, { recursive: true });
+    for (const name of await fs.readdir(volumesDir)) {
+      if (!name.startsWith(TMP_PREFIX)) continue;
+      await fs.rm(join(volumesDir, name), { force: true });
+      this.counters.cleanedTempFiles++;
+    }
     // Restore recency from mtimes, which get() refreshes.
     found.sort((a, b) => a.mtime - b.mtime);
     for (const f of found) {

@@ -114,4 +114,9 @@ test('a chunk that rotted in the store fails an in-place update, which leaves th
   assert.deepEqual(await store.volumeState(vol), { state: 'complete', rootHash: m.rootHash });
   assert.ok(!readdirSync(dir).some((n) => n.startsWith('.tmp-')));
   assert.ok(existsSync(vol));
+  // A record write cut by a crash leaves a temp file, which the next open removes.
+  writeFileSync(join(dir, 'store', 'volumes', '.tmp-cut'), '{');
+  const reopened = await ChunkStore.open(join(dir, 'store'));
+  assert.equal(reopened.stats().cleanedTempFiles, 1);
+  assert.deepEqual(await reopened.volumeState(vol), { state: 'complete', rootHash: m.rootHash });
 });
