@@ -20,7 +20,7 @@ import { join, dirname, basename } from 'node:path';
 import type { ChunkBaseline } from '../core/manifest-diff';
 import { diffManifest, ManifestDelta } from '../core/manifest-diff';
 import { ChunkRef, Manifest, SHA256_HEX } from '../core/manifest';
-import { planAssembly } from '../core/manifest-basis';
+import { orderMovesInPlace, planAssembly, type BasisRun } from '../core/manifest-basis';
 import { verifyManifest } from './manifest-builder';
 import { ChunkHashMismatchError, ChunkStoreFullError, ManifestNotFoundError, MissingChunksError } from './chunk-errors';
 
@@ -664,18 +664,29 @@ export class ChunkStore implements ChunkBaseline {
       writeMs: 0,
       syncMs: 0,
     };
-    if (plan && basis && 'manifest' in basis && opts.inPlace && opts.basisPath === destPath && m.totalBytes - plan.inPlaceBytes <= m.totalBytes / IN_PLACE_MAX_CHANGED) {
-      // Every chunk not already in place comes from its chunk file, so that a crash mid-update
-      // can be redone from the store alone.
-      const basisAt = new Map<number, string>();
-      for (const c of basis.manifest.chunks) basisAt.set(c.offset, c.hash);
-      const changed = m.chunks.filter((c) => basisAt.get(c.offset) !== c.hash);
-      const lacking = [...new Set(changed.map((c) => c.hash))].filter((h) => !this.index.has(h));
-      if (lacking.length === 0) {
+    if (plan && basis && 'manifest' in basis && opts.inPlace && opts.basisPath === destPath) {
+      // (1) Runs of the basis that only moved (an insertion or deletion) are moved within the
+      // file, the new chunks written from chunk files. Needs every chunk of the new manifest in
+      // the store, so that a crash mid-update can be redone from the store alone.
+      const moves = orderMovesInPlace(plan.runs);
+      if (moves && plan.storeBytes <= m.totalBytes / IN_PLACE_MAX_CHANGED && m.chunks.every((c) => this.index.has(c.hash))) {
         figures.inPlace = true;
-        await this.patchInPlace(m, destPath, changed, figures);
+        await this.patchInPlace(m, destPath, plan.fromStore, moves, figures);
         opts.onFigures?.(figures);
         return { bytes: m.totalBytes, chunks: m.chunks.length };
+      }
+      // (2) Otherwise, when little is not in place: every chunk not in place from its chunk file
+      // (redo needs only those).
+      if (m.totalBytes - plan.inPlaceBytes <= m.totalBytes / IN_PLACE_MAX_CHANGED) {
+        const basisAt = new Map<number, string>();
+        for (const c of basis.manifest.chunks) basisAt.set(c.offset, c.hash);
+        const changed = m.chunks.filter((c) => basisAt.get(c.offset) !== c.hash);
+        if (changed.every((c) => this.index.has(c.hash))) {
+          figures.inPlace = true;
+          await this.patchInPlace(m, destPath, changed, [], figures);
+          opts.onFigures?.(figures);
+          return { bytes: m.totalBytes, chunks: m.chunks.length };
+        }
       }
     }
     const tmp = join(dirname(destPath), `${TMP_PREFIX}${basename(destPath)}-${randomBytes(6).toString('hex')}`);
@@ -809,16 +820,36 @@ export class ChunkStore implements ChunkBaseline {
    * crash the file is known incomplete (its record no longer matches it: basisFor refuses it, and
    * volumeState says 'incomplete') and the next assemble rewrites it whole from the store.
    */
-  private async patchInPlace(m: Manifest, path: string, changed: readonly ChunkRef[], figures: AssembleFigures): Promise<void> {
+  private async patchInPlace(m: Manifest, path: string, changed: readonly ChunkRef[], moves: readonly BasisRun[], figures: AssembleFigures): Promise<void> {
     const t0 = performance.now();
     await writeFileDurable(this.volumeRecordPath(path), JSON.stringify({ path, rootHash: m.rootHash, state: 'patching' }));
     const out = await fs.open(path, 'r+');
     try {
       const t1 = performance.now();
       figures.copyMs = t1 - t0;
+      // Moves first (in the order orderMovesInPlace gives, each run copied away from the bytes it
+      // has yet to read), then the new chunks, some of which land where moved bytes were read.
+      const buf = Buffer.allocUnsafe(ASSEMBLE_WINDOW_BYTES);
+      for (const r of moves) {
+        const backwards = r.from < r.offset;
+        for (let done = 0; done < r.length; ) {
+          const n = Math.min(ASSEMBLE_WINDOW_BYTES, r.length - done);
+          const at = backwards ? r.length - done - n : done;
+          let got = 0;
+          while (got < n) {
+            const k = readSync(out.fd, buf, got, n - got, r.from + at + got);
+            if (k === 0) throw new Error(`${path} ended at ${r.from + at + got}; its basis manifest says it is longer`);
+            got += k;
+          }
+          await out.write(buf, 0, n, r.offset + at);
+          done += n;
+          figures.movedBytes += n;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       figures.storeBytes = await this.writeStoreChunks(m.rootHash, changed, out);
       await out.truncate(m.totalBytes);
-      figures.inPlaceBytes = m.totalBytes - figures.storeBytes;
+      figures.inPlaceBytes = m.totalBytes - figures.storeBytes - figures.movedBytes;
       const t2 = performance.now();
       figures.writeMs = t2 - t1;
       await out.sync();

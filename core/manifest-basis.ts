@@ -57,3 +57,23 @@ export function planAssembly(target: readonly ChunkRef[], basis: readonly ChunkR
   }
   return { runs, fromStore, inPlaceBytes, movedBytes, storeBytes: fromStore.reduce((a, c) => a + c.length, 0) };
 }
+
+/**
+ * An order in which the moved runs (from !== offset) can be copied within one file, in place,
+ * so that no run reads bytes an earlier run in the order has already overwritten: runs shifted
+ * towards the end first, from the last one back; then runs shifted towards the start, from the
+ * first one on. (Inside one run, the caller copies backwards for a shift towards the end and
+ * forwards otherwise.) Undefined when that order does not work (runs that trade places) or there
+ * are more than `maxRuns`: the caller then writes a new file instead.
+ */
+export function orderMovesInPlace(runs: readonly BasisRun[], maxRuns = 1024): BasisRun[] | undefined {
+  const moves = runs.filter((r) => r.from !== r.offset);
+  if (moves.length > maxRuns) return undefined;
+  const order = [...moves.filter((r) => r.from < r.offset).sort((a, b) => b.offset - a.offset), ...moves.filter((r) => r.from > r.offset).sort((a, b) => a.offset - b.offset)];
+  const written: { start: number; end: number }[] = [];
+  for (const r of order) {
+    for (const w of written) if (r.from < w.end && w.start < r.from + r.length) return undefined;
+    written.push({ start: r.offset, end: r.offset + r.length });
+  }
+  return order;
+}

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { ChunkStore, type AssembleFigures } from '../../../agent/chunk-store';
 import { buildManifestFromStream } from '../../../agent/manifest-builder';
 import type { Manifest } from '../../../core/manifest';
+import { orderMovesInPlace } from '../../../core/manifest-basis';
 import { seededBytes } from './seeded-bytes';
 
 const PARAMS = { minSize: 1024, avgSize: 4096, maxSize: 16384 };
@@ -60,7 +61,7 @@ test('scattered writes: the shared bytes come from the basis, the changed ones f
   assert.equal(f.inPlaceBytes + f.movedBytes + f.storeBytes, next.length);
 });
 
-test('an insertion: the bytes after it are moved from the basis; in place, the changed part is rewritten from the store', async () => {
+test('an insertion, in place: the bytes after it move within the file, only the new chunks come from the store', async () => {
   const { store, old, vol } = await setUp();
   const next = new Uint8Array(old.length + 5000);
   next.set(old.subarray(0, 900_000));
@@ -70,9 +71,32 @@ test('an insertion: the bytes after it are moved from the basis; in place, the c
   const f = await assembleWith(store, m.rootHash, vol, { inPlace: true });
   assert.ok(Buffer.from(readFileSync(vol)).equals(Buffer.from(next)));
   assert.equal(f.inPlace, true);
-  assert.ok(f.storeBytes < 200_000, `rewrote ${f.storeBytes} bytes`);
+  assert.ok(f.movedBytes > 50_000, `moved ${f.movedBytes} bytes within the file`);
+  assert.ok(f.storeBytes < 40_000, `wrote ${f.storeBytes} bytes from chunk files`);
   // And back again, in place: the store's record follows each update.
   assert.deepEqual(await store.volumeState(vol), { state: 'complete', rootHash: m.rootHash });
+});
+
+test('a deletion, in place: the bytes after it move towards the start, the file shrinks', async () => {
+  const { store, old, vol } = await setUp();
+  const next = new Uint8Array(old.length - 7000);
+  next.set(old.subarray(0, 300_000));
+  next.set(old.subarray(307_000), 300_000);
+  const m = await putVolume(store, next);
+  const f = await assembleWith(store, m.rootHash, vol, { inPlace: true });
+  assert.equal(f.inPlace, true);
+  assert.ok(f.movedBytes > 500_000, `moved ${f.movedBytes}`);
+  assert.ok(Buffer.from(readFileSync(vol)).equals(Buffer.from(next)));
+});
+
+test('moves that would read bytes another move already overwrote get no in-place order', () => {
+  // Two runs that trade places: whichever goes first destroys the other's source.
+  assert.equal(orderMovesInPlace([{ offset: 0, length: 100, from: 100 }, { offset: 100, length: 100, from: 0 }]), undefined);
+  // A shift towards the end: the last run first.
+  assert.deepEqual(orderMovesInPlace([{ offset: 0, length: 50, from: 0 }, { offset: 60, length: 100, from: 50 }, { offset: 160, length: 100, from: 150 }]), [
+    { offset: 160, length: 100, from: 150 },
+    { offset: 60, length: 100, from: 50 },
+  ]);
 });
 
 test('a basis changed behind the store (same size) is not used, and the result is still right', async () => {
