@@ -15,6 +15,7 @@ const BENCHES: Record<string, string> = {
   'delta-micro': 'delta-micro',
   predictor: 'predictor',
   consensus: 'consensus',
+  downtime: 'downtime',
 };
 
 function usage(): string {

@@ -7,70 +7,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
+import { deploySampleWorkload } from '../../agent/sample-workload';
 import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
 import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
-
-/** Two writers, each a 16 KiB value every ~32 ms: ~1 MB/s of new data. */
-const VALUE_BYTES = 16 << 10;
-const WRITERS = 2;
-const PERIOD_MS = 32;
-
-/** Pseudo-random text (as the sample's own values), distinct per key: compresses like real data. */
-function valueFor(key: string): string {
-  return sampleValue(1_000_000 + Number(key.slice(-7)), VALUE_BYTES);
-}
-
-interface WriterLog {
-  acked: Map<string, number>;
-  frozen: number;
-  failed: number;
-  attempted: number;
-  ackedBytes: number;
-  startedAt: number;
-  firstFrozenAt?: number;
-}
-
-/** PUTs new keys to `address` until stopped; never throws (the source disappears at the end). */
-function startWriter(address: string): { log: WriterLog; stop: () => Promise<void> } {
-  const log: WriterLog = { acked: new Map(), frozen: 0, failed: 0, attempted: 0, ackedBytes: 0, startedAt: Date.now() };
-  let running = true;
-  const writer = async (w: number) => {
-    let n = 0;
-    const t0 = Date.now();
-    while (running) {
-      const key = `live-${w}${String(n++).padStart(6, '0')}`;
-      log.attempted++;
-      try {
-        const res = await fetch(`${address}/kv/${key}`, { method: 'PUT', body: valueFor(key), signal: AbortSignal.timeout(5000) });
-        await res.arrayBuffer();
-        if (res.status === 200) {
-          log.acked.set(key, Date.now());
-          log.ackedBytes += VALUE_BYTES;
-        }
-        else if (res.status === 503) {
-          log.frozen++;
-          log.firstFrozenAt ??= Date.now();
-        } else log.failed++;
-      } catch {
-        log.failed++; // connection refused once the source is decommissioned: not acknowledged
-      }
-      // Pace to the target rate, whatever each request took.
-      const wait = t0 + n * PERIOD_MS - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    }
-  };
-  const done = Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
-  return {
-    log,
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
-}
+import { startWriter, valueFor } from '../helpers/writer';
 
 describe('pre-copy while the workload writes', () => {
   let env: TestWorkflowEnvironment;
