@@ -4,7 +4,7 @@
  * file while it is chunked and hashed, in a single pass; a plain file can be served in place.
  * Chunks are read from the image by offset, so the source never copies them into a chunk store.
  */
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, cpSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tar from 'tar';
@@ -28,6 +28,14 @@ export function tarStream(dir: string): AsyncIterable<Uint8Array> {
   return tar.c({ cwd: dir, portable: true, mtime: new Date(0), noDirRecurse: false }, readdirSync(dir).sort()) as unknown as AsyncIterable<Uint8Array>;
 }
 
+/**
+ * tar refuses a file whose size changed while it was read ("did not encounter expected EOF" /
+ * "encountered unexpected EOF"): a live workload appending to its volume during a pre-copy round.
+ */
+function changedWhileRead(err: unknown): boolean {
+  return /(did not encounter expected|encountered unexpected) EOF/.test(String((err as Error)?.message ?? err));
+}
+
 /** Manifests of released images kept as delta bases. */
 const PAST_MANIFESTS = 8;
 
@@ -35,9 +43,12 @@ export class SourceImages {
   private readonly cache = new Map<string, Entry>();
   private readonly handles = new Map<string, Promise<FileHandle>>();
   private readonly fds = new Map<string, number>();
+  private captures = 0;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
+    // What a crash in the middle of a capture leaves behind: never an image, only scratch.
+    for (const name of readdirSync(dir)) if (name.startsWith('.capture-') || name.startsWith('.snapshot-')) rmSync(join(dir, name), { recursive: true, force: true });
   }
 
   private metaPath(root: string): string {
@@ -76,29 +87,55 @@ export class SourceImages {
     if (!isDir && opts.inPlace) {
       manifest = await buildManifestFromStream(createReadStream(volumePath, { highWaterMark: 1 << 20 }), { volumeId, params });
       imagePath = volumePath;
-    } else {
-      const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}.img`);
-      const fh = await open(tmp, 'w');
+    } else if (isDir) {
       try {
-        const src = isDir ? tarStream(volumePath) : (createReadStream(volumePath, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>);
-        // One pass: each block goes to the image file and through the chunker.
-        async function* tee(): AsyncIterable<Uint8Array> {
-          for await (const block of src) {
-            await fh.write(block);
-            yield block;
-          }
+        ({ manifest, imagePath } = await this.archive(volumeId, volumePath, params));
+      } catch (err) {
+        if (!changedWhileRead(err)) throw err;
+        // A pre-copy round of a volume that is being written: archive a point-in-time copy of
+        // it instead (a reflink where the filesystem has them). Rounds are fuzzy by design; the
+        // final round runs frozen, where nothing changes.
+        const snap = join(this.dir, `.snapshot-${process.pid}-${Date.now()}`);
+        try {
+          cpSync(volumePath, snap, { recursive: true, mode: fsConstants.COPYFILE_FICLONE });
+          ({ manifest, imagePath } = await this.archive(volumeId, snap, params));
+        } finally {
+          rmSync(snap, { recursive: true, force: true });
         }
-        manifest = await buildManifestFromStream(tee(), { volumeId, params });
-        await fh.sync();
-      } finally {
-        await fh.close();
       }
-      imagePath = join(this.dir, `${manifest.rootHash}.img`);
-      renameSync(tmp, imagePath);
+    } else {
+      ({ manifest, imagePath } = await this.archive(volumeId, volumePath, params));
     }
     writeFileSync(this.metaPath(manifest.rootHash), JSON.stringify({ imagePath, manifest }));
     this.cache.set(manifest.rootHash, { manifest, imagePath, byHash: index(manifest) });
     return { manifest, scanMs: performance.now() - t0 };
+  }
+
+  /** One pass over `path` (a directory is tarred): written to an image file and chunked; a failed pass leaves no file. */
+  private async archive(volumeId: string, path: string, params: ChunkerParams): Promise<{ manifest: Manifest; imagePath: string }> {
+    const src = statSync(path).isDirectory() ? tarStream(path) : (createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>);
+    const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}-${++this.captures}.img`);
+    const fh = await open(tmp, 'w');
+    let manifest: Manifest;
+    try {
+      // One pass: each block goes to the image file and through the chunker.
+      async function* tee(): AsyncIterable<Uint8Array> {
+        for await (const block of src) {
+          await fh.write(block);
+          yield block;
+        }
+      }
+      manifest = await buildManifestFromStream(tee(), { volumeId, params });
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      rmSync(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    const imagePath = join(this.dir, `${manifest.rootHash}.img`);
+    renameSync(tmp, imagePath);
+    return { manifest, imagePath };
   }
 
   get(root: string): Entry | undefined {
