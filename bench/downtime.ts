@@ -12,7 +12,7 @@
  * (≤ 300 ms, issue #3). Each run also checks that every write the source acknowledged is on the
  * target (`missingKeys` must be 0).
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { deploySampleWorkload } from '../agent/sample-workload';
 import { migrationWorkflowId, type MigrationResult } from '../core/migration';
 import { CONTROL_TASK_QUEUE } from '../workflows/queues';
@@ -44,6 +44,38 @@ function parseArgs(argv: string[]): Args {
 
 const log = (msg: string) => process.stderr.write(`[bench downtime] ${msg}\n`);
 const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
+
+type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+
+const ms = (e: HistoryEvent | undefined) => (e?.eventTime ? Number(e.eventTime.seconds) * 1000 + Math.round((e.eventTime.nanos ?? 0) / 1e6) : NaN);
+
+/**
+ * Where the downtime window went, from the migration's own history (server time, ms): the final
+ * capture (freeze included), the hop to the cut-over activity, the cut-over itself, the placement
+ * commit (signal to the federation until its answer arrived) and the route switch.
+ */
+async function windowPhases(handle: WorkflowHandle): Promise<Record<string, number>> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const last = (pred: (e: HistoryEvent) => boolean) => [...events].reverse().find(pred);
+  const activity = (name: string) => {
+    const scheduled = last((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === name);
+    const id = Number(scheduled?.eventId);
+    const started = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === id);
+    const completed = events.find((e) => Number(e.activityTaskCompletedEventAttributes?.scheduledEventId) === id);
+    return { scheduled, started, completed };
+  };
+  const capture = activity('captureImage');
+  const cutover = activity('cutoverTarget');
+  const answer = last((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'federationCommitResult');
+  const marker = last((e) => !!e.markerRecordedEventAttributes && Number(e.eventId) > Number(answer?.eventId ?? 0));
+  return {
+    captureMs: ms(capture.completed) - ms(capture.started),
+    toCutoverMs: ms(cutover.started) - ms(capture.completed),
+    cutoverMs: ms(cutover.completed) - ms(cutover.started),
+    commitMs: ms(answer) - ms(cutover.completed),
+    switchMs: ms(marker) - ms(answer),
+  };
+}
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -93,6 +125,7 @@ export async function run(argv: string[]): Promise<void> {
         durationMs: r.durationMs,
         precopyRounds: r.precopyRounds,
         finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs },
+        window: await windowPhases(handle),
         placementCommit: r.consensus ? { protocol: r.consensus.placement.protocol, waitedMs: r.consensus.placement.waitedMs } : null,
         writerMBps: Number((writer.log.ackedBytes / 1e6 / seconds).toFixed(2)),
         ackedKeys: writer.log.acked.size,

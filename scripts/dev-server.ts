@@ -26,6 +26,18 @@ export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Pro
   });
 }
 
+/**
+ * Extra `temporal server start-dev` flags from `FEDFLOW_DEV_SERVER_ARGS` (split on spaces), for the
+ * embedded server and the tests' servers alike, e.g. dynamic config:
+ *   FEDFLOW_DEV_SERVER_ARGS="--dynamic-config-value history.transferProcessorMaxPollRPS=2000"
+ * (the dev server's single history shard polls its transfer queue at most 20 times a second by
+ * default, which puts ~50 ms on every activity and workflow task dispatch once a burst is used up;
+ * see docs/consensus.md).
+ */
+export function extraDevServerArgs(): string[] {
+  return (process.env.FEDFLOW_DEV_SERVER_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -82,6 +94,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServerH
     '--namespace', 'default',
     '--log-level', 'warn',
     ...devServerSearchAttributeArgs(),
+    ...extraDevServerArgs(),
   ];
   const logPath = join(opts.home, 'temporal-server.log');
   const fd = openSync(logPath, 'a');

@@ -18,6 +18,7 @@ function quietRuntime(): void {
 }
 import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { findTemporalCli } from '../../scripts/temporal-cli';
+import { extraDevServerArgs } from '../../scripts/dev-server';
 
 export async function startTestServer(opts: { ui?: boolean; uiPort?: number } = {}): Promise<TestWorkflowEnvironment> {
   quietRuntime();
@@ -28,7 +29,7 @@ export async function startTestServer(opts: { ui?: boolean; uiPort?: number } = 
       searchAttributes: [...SEARCH_ATTRIBUTES],
       ip: '127.0.0.1',
       ...(opts.ui ? { ui: true, uiPort: opts.uiPort } : {}),
-      extraArgs: ['--log-level', 'error'],
+      extraArgs: ['--log-level', 'error', ...extraDevServerArgs()],
     },
   });
 }
