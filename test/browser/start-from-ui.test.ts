@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { deploySampleWorkload } from '../../agent/sample-workload';
 import type { MigrationResult } from '../../core/migration';
 import { startTestServer } from '../helpers/temporal';
@@ -114,7 +114,9 @@ describe('starting a migration from the Temporal Web UI', () => {
     // The page shows the outcome: the Result panel holds the migration result.
     const io = page.getByTestId('input-and-result');
     await io.getByText('"status": "completed"').waitFor();
-    await io.getByText('"keys": 50').waitFor();
+    // The result is long (rounds, the mode decision, the federation's certificates) and the UI's
+    // code view renders only the lines in view: scroll it until these lines come into view.
+    for (const text of ['"keys": 50', '"placement"']) await scrollIntoViewWithin(page, io, text);
 
     await page.screenshot({ path: SCREENSHOT });
 
@@ -128,6 +130,19 @@ describe('starting a migration from the Temporal Web UI', () => {
     assert.equal(fed!.state.read().workloads['kv-demo']!.site, 'dc:frankfurt');
   });
 });
+
+/** Scrolls the scrollable parts of `within` down step by step until `text` is visible. */
+async function scrollIntoViewWithin(page: Page, within: Locator, text: string): Promise<void> {
+  const target = within.getByText(text).first();
+  for (let step = 0; step < 60; step++) {
+    if (await target.isVisible()) return;
+    await within.evaluate((root) => {
+      for (const el of [root, ...root.querySelectorAll('*')]) if (el.scrollHeight > el.clientHeight + 4) el.scrollTop += 150;
+    });
+    await page.waitForTimeout(100);
+  }
+  await target.waitFor({ timeout: 1_000 });
+}
 
 /** Polls the workflow page (reloading it) until the run's status badge reads Completed. */
 async function waitForCompletedInUi(page: Page): Promise<void> {
