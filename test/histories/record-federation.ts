@@ -8,16 +8,12 @@
  * The history ends while the workflow still runs (it is an entity workflow); replay covers it up
  * to there. Recorded histories are never edited: a change that breaks their replay needs `patched()`.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { findTemporalCli } from '../../scripts/temporal-cli';
 import { foundingSites } from '../../activities/consensus-keys';
 import { federationWorkflowId, proposeUpdate, type FederationInput } from '../../workflows/federation-types';
 import { CONTROL_TASK_QUEUE } from '../../workflows/queues';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation } from '../helpers/federation';
+import { exportHistory } from './export';
 
 async function run(): Promise<void> {
   const tag = process.argv[2];
@@ -33,10 +29,7 @@ async function run(): Promise<void> {
     console.log(`committed: ${cft.protocol} round ${cft.round}, ${bft.protocol} round ${bft.round}`);
     // Let the BFT round's last deliveries land in history before it is exported.
     await new Promise((r) => setTimeout(r, 1500));
-    const { stdout } = await promisify(execFile)(findTemporalCli().path, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', env.address], { maxBuffer: 64 << 20 });
-    const path = join(__dirname, `${workflowId}.${tag}-cft-bft.json`);
-    writeFileSync(path, stdout);
-    console.log(`wrote ${path} (${(JSON.parse(stdout) as { events: unknown[] }).events.length} events)`);
+    await exportHistory(env.address, workflowId, tag, 'cft-bft');
   } finally {
     await fed.stop();
     await env.teardown();

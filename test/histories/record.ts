@@ -6,15 +6,11 @@
  *
  * Recorded histories are never edited: a change that breaks their replay needs `patched()`.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { findTemporalCli } from '../../scripts/temporal-cli';
 import { deploySampleWorkload } from '../../agent/sample-workload';
 import { FedflowClient } from '../../client';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation } from '../helpers/federation';
+import { exportHistory } from './export';
 
 async function run(): Promise<void> {
   const tag = process.argv[2];
@@ -25,13 +21,7 @@ async function run(): Promise<void> {
     await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
     const c = FedflowClient.fromClient(env.client);
     const save = async (name: string) => {
-      for (const workflowId of ['migrate-kv-demo', 'migrate-kv-demo-sync']) {
-        // The CLI's JSON export is the format Worker.runReplayHistory documents.
-        const { stdout } = await promisify(execFile)(findTemporalCli().path, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', env.address], { maxBuffer: 64 << 20 });
-        const path = join(__dirname, `${workflowId}.${tag}-${name}.json`);
-        writeFileSync(path, stdout);
-        console.log(`wrote ${path} (${(JSON.parse(stdout) as { events: unknown[] }).events.length} events)`);
-      }
+      for (const workflowId of ['migrate-kv-demo', 'migrate-kv-demo-sync']) await exportHistory(env.address, workflowId, tag, name);
     };
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' });
     await c.waitForResult('kv-demo');
