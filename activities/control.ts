@@ -141,6 +141,11 @@ export function createControlActivities(deps: ControlDeps) {
       });
     },
 
+    /** Starts the federation workflow again if it is gone (a migration waiting to commit its placement asks). */
+    async ensureFederation(): Promise<string> {
+      return deps.ensureFederation();
+    },
+
     /** Drops this run's migration lock (compensation, and the end of a failed run). */
     async releaseMigration(args: { workloadId: string }): Promise<void> {
       const { workflowId, runId } = callingRun();

@@ -166,11 +166,26 @@ export class BftDriver {
 
   /** True while catch-up messages wait for a site. */
   get lagging(): boolean {
-    return this.forward.size > 0;
+    return this.forward.size > 0 || this.finishing !== undefined;
+  }
+
+  /** True while a round that returned on the router's own check has not been confirmed by f+1 sites (hop 4 still going out). */
+  get finishingRound(): boolean {
+    return this.finishing !== undefined;
   }
 
   /** While idle: deliver pending catch-up certificates. */
   heartbeat(): void {
+    // Hop 4 of a returned round goes out once through the forward queue; a delivery that failed
+    // took its messages with it, so send them again to the sites that have not confirmed.
+    const fin = this.finishing;
+    if (fin) {
+      for (const site of this.o.members) {
+        if (fin.confirmed.has(site) || this.forward.has(site) || this.pump.inFlight(site)) continue;
+        const messages = this.stageMessages(fin, site, 3);
+        if (messages.length) this.forward.set(site, messages);
+      }
+    }
     this.pump.kickAll(this.o.members);
   }
 
@@ -205,7 +220,10 @@ export class BftDriver {
    */
   private lateCommit(site: SiteId, type: string, v: SignedVote): boolean {
     const past = this.finished.find((x) => x.seq === v.seq && x.view === v.view);
-    return type === 'commit' && past !== undefined && !past.commits[site] && !past.distrusted.has(site);
+    if (past === undefined || past.distrusted.has(site)) return false;
+    if (type === 'commit') return !past.commits[site];
+    // A prepare for a finished round from a site that got its pre-prepare late (hop 4 carries it).
+    return type === 'prepare' && !past.prepareVotes.some((x) => x.site === site);
   }
 
   /** The votes of `stage` that `site` lacks for round `r`. */
@@ -278,7 +296,9 @@ export class BftDriver {
     for (const rf of res.refused) {
       this.o.onRefusal(site, rf.reason, rf.site);
       const r = this.round;
-      if (r?.certVotes && rf.site && /signature does not verify/.test(rf.reason) && r.certVotes.some((v) => v.site === rf.site)) {
+      // With the keys, the router verified every vote of the certificate itself: a site's claim that
+      // one does not verify is recorded (above) but cannot evict an honest site's vote.
+      if (!this.verifier && r?.certVotes && rf.site && /signature does not verify/.test(rf.reason) && r.certVotes.some((v) => v.site === rf.site)) {
         accusesCert = true;
         // Some site says this commit vote is forged: leave it out and build the certificate again.
         r.distrusted.add(rf.site);
@@ -299,6 +319,11 @@ export class BftDriver {
       }
       if (m.type === 'status' || !r) continue;
       const v = m.vote;
+      if (v.type !== m.type) {
+        // A vote is what it signs: a prepare handed in as a commit (or the reverse) is not routed.
+        this.o.onRefusal('router', `${m.type} message from ${site} carries a ${v.type} vote (not routed)`, site);
+        continue;
+      }
       // A site speaks for itself only: a vote it hands in for another site is not routed.
       if (v.site !== site) {
         this.o.onRefusal('router', `${m.type} from ${site} claims to be signed by ${v.site}; a site can only hand in its own votes (not routed)`, site);

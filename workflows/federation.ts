@@ -65,6 +65,8 @@ const MAX_UPDATES_PER_RUN = 1_500;
 const REFUSALS_KEPT = 50;
 /** Patch id: BFT rounds end once the router itself has verified 2f+1 commit votes (one hop fewer). */
 export const BFT_ROUTER_VERIFIES_PATCH = 'bft-router-verifies-commits-v1';
+/** The longest a run waits, before continuing as new, for f+1 sites to confirm the last BFT round. */
+const FINISH_BEFORE_CAN_MS = 10_000;
 
 interface Pending {
   id: string;
@@ -355,6 +357,9 @@ export async function federation(input: FederationInput): Promise<void> {
     await Promise.all(outbound);
     throw ApplicationFailure.nonRetryable(superseded, LEADER_SUPERSEDED);
   }
+  // A BFT round that returned on the router's own check hands its certificate to the sites (hop 4)
+  // from this run's memory: let f+1 of them confirm it first (only set in runs with the patch).
+  if (bft.finishingRound) await condition(() => !bft.finishingRound, FINISH_BEFORE_CAN_MS);
   await Promise.all(outbound);
   await continueAsNew<typeof federation>({
     ...input,

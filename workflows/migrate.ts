@@ -65,8 +65,11 @@ const RETRY = { initialInterval: '200 milliseconds', maximumInterval: '10 second
  * federation log (steps `reserve` and `commit`). Runs recorded before it replay without them.
  */
 export const FEDERATION_COMMITS_PATCH = 'federation-commits-v1';
-/** How long a placement commit that failed for a reason other than the log's rejection waits before it is proposed again. */
-const PLACEMENT_RETRY = '2 seconds';
+/** A placement commit that failed for a reason other than the log's rejection is proposed again after this, doubling up to the cap. */
+const PLACEMENT_RETRY_MS = 2_000;
+const PLACEMENT_RETRY_MAX_MS = 60_000;
+/** A compensation's release of the reservation is not awaited past this: once sent, the federation applies it when it can. */
+const RELEASE_WAIT = '30 seconds';
 
 function describeCommit(r: FederationCommitRecord): string {
   const c = r.certificate;
@@ -206,7 +209,13 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         compensations.push({
           step: 'reserve',
           fn: async () => {
-            await commitFederationChange([{ kind: 'reservation', op: 'release', workload: req.workloadId, site: v.target }], { ...commitOpts('release', 'reserve'), allowRejected: true });
+            await commitFederationChange([{ kind: 'reservation', op: 'release', workload: req.workloadId, site: v.target }], {
+              ...commitOpts('release', 'reserve'),
+              allowRejected: true,
+              // Without quorum the release waits in the federation's queue; the rest of the saga
+              // (the lock, the target copy) must not wait for it.
+              timeout: RELEASE_WAIT,
+            });
           },
         });
         consensus.reservation = await run(
@@ -339,19 +348,23 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           run(
             'commit',
             async () => {
-              for (;;) {
+              for (let wait = PLACEMENT_RETRY_MS; ; wait = Math.min(2 * wait, PLACEMENT_RETRY_MAX_MS)) {
                 try {
                   return await commit([{ kind: 'placement', workload: req.workloadId, site: v.target }], 'placement', 'commit');
                 } catch (err) {
-                  if (err instanceof ApplicationFailure && err.type === 'FederationChangeRejected') {
+                  const type = err instanceof ApplicationFailure ? err.type : undefined;
+                  if (type === 'FederationChangeRejected') {
                     rollForward = false;
                     throw err;
                   }
                   const why = err instanceof Error ? err.message : String(err);
-                  consensus.status = `placement not committed yet (${why}); proposing again in ${PLACEMENT_RETRY}`;
+                  consensus.status = `placement not committed yet (${why}); proposing again in ${wait / 1000} s`;
                   step('commit').detail = consensus.status;
                   log.warn('placement commit failed; proposing again', { error: why });
-                  await sleep(PLACEMENT_RETRY);
+                  await sleep(wait);
+                  // The federation workflow is gone: start it again (same request id, so a placement
+                  // it had committed is answered, not applied twice).
+                  if (type === 'FederationNotRunning') await control('Start the federation workflow again').ensureFederation();
                 }
               }
             },
@@ -360,7 +373,10 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         );
       }
 
-      const switchedAtMs = await run(
+      // Once the placement is committed, a cancel of the run (say from the UI) must not stop the route
+      // from following it: the switch and what comes after run outside the cancellable scope.
+      const switchStep = <T>(fn: () => Promise<T>) => (rollForward ? CancellationScope.nonCancellable(fn) : fn());
+      const switchedAtMs = await switchStep(() => run(
         'switch',
         () =>
           // Inside the downtime window: a local activity when the run has the federation commits
@@ -373,7 +389,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
             address: targetInstance.address,
           }),
         () => `served from ${v.target} at ${targetInstance.address}`,
-      );
+      ));
       rollForward = true;
 
       // Past the switch the migration rolls forward: a cancel no longer reaches the last step.

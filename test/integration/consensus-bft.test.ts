@@ -163,6 +163,7 @@ describe('federation BFT rounds on a real dev server', () => {
     const base = honest(liar);
     const signer = loadSiteSigner(siteDir(liar, fed.home), liar);
     let oldCommit: SignedVote | undefined;
+    let ownPrepare: SignedVote | undefined;
     await startSite(liar, {
       ...base,
       async bftDeliver(input: BftDeliverInput) {
@@ -171,11 +172,14 @@ describe('federation BFT rounds on a real dev server', () => {
         for (const m of res.messages) {
           if (m.type === 'prepare' && m.vote.site === liar) {
             out.push(m);
+            ownPrepare = m.vote;
             // Equivocation: a second prepare, validly signed, for another digest at the same (view, seq).
             out.push({ ...m, vote: signVote(signer, { type: 'prepare', view: m.vote.view, seq: m.vote.seq, digest: 'e'.repeat(64) }) });
             // Forged identity: a vote it signed itself but claims for dc:paris.
             out.push({ ...m, vote: { ...m.vote, site: 'dc:paris' } });
           } else if (m.type === 'commit' && m.vote.site === liar) {
+            // Type confusion: its own validly signed prepare, handed in as its commit vote.
+            if (ownPrepare?.seq === m.vote.seq) out.push({ ...m, vote: ownPrepare });
             // Replay: its commit vote from an earlier sequence, validly signed.
             if (oldCommit) out.push({ ...m, vote: oldCommit });
             oldCommit = m.vote;
@@ -203,6 +207,7 @@ describe('federation BFT rounds on a real dev server', () => {
     assert.ok(reasons.some((r) => /commit for seq \d+ claims site dc:london but its signature does not verify \(forged or altered\)/.test(r)), reasons.join('\n'));
     assert.ok(reasons.some((r) => /replayed commit from dc:london/.test(r)), reasons.join('\n'));
     assert.ok(reasons.some((r) => /prepare from dc:london claims to be signed by dc:paris/.test(r)), reasons.join('\n'));
+    assert.ok(reasons.some((r) => /commit message from dc:london carries a prepare vote \(not routed\)/.test(r)), reasons.join('\n'));
     // All three committed and applied, whatever the liar said.
     const state = await handle.query(committedStateQuery);
     for (const w of ['z1', 'z2', 'z3']) assert.equal(state.reservations[`${w}@edge:lisbon`]?.instances, 1);
