@@ -4,8 +4,8 @@
  * file while it is chunked and hashed, in a single pass; a plain file can be served in place.
  * Chunks are read from the image by offset, so the source never copies them into a chunk store.
  */
-import { closeSync, constants as fsConstants, cpSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cp, lstat, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import type { ChunkerParams } from '../core/chunking';
@@ -97,10 +97,20 @@ export class SourceImages {
         // final round runs frozen, where nothing changes.
         const snap = join(this.dir, `.snapshot-${process.pid}-${Date.now()}`);
         try {
-          cpSync(volumePath, snap, { recursive: true, mode: fsConstants.COPYFILE_FICLONE });
+          // Asynchronous, so the agent keeps serving chunks and heartbeats while a big volume is
+          // copied; links stay as they are; sockets and FIFOs (which tar would not archive as data) are skipped.
+          await cp(volumePath, snap, {
+            recursive: true,
+            mode: fsConstants.COPYFILE_FICLONE,
+            verbatimSymlinks: true,
+            filter: async (src) => {
+              const st = await lstat(src);
+              return st.isFile() || st.isDirectory() || st.isSymbolicLink();
+            },
+          });
           ({ manifest, imagePath } = await this.archive(volumeId, snap, params));
         } finally {
-          rmSync(snap, { recursive: true, force: true });
+          await rm(snap, { recursive: true, force: true });
         }
       }
     } else {
