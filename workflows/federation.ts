@@ -322,6 +322,10 @@ export async function federation(input: FederationInput): Promise<void> {
       continue;
     }
     if ((historyFull() || membershipChanged) && queue.length === 0) {
+      // A BFT round that returned on the router's own check hands its certificate to the sites
+      // (hop 4) from this run's memory: let f+1 of them confirm it before handing over (bounded;
+      // only ever set in runs with the patch). New proposals still wake the loop.
+      if (bft.finishingRound) await condition(() => !bft.finishingRound || queue.length > 0, FINISH_BEFORE_CAN_MS);
       await condition(() => allHandlersFinished() || queue.length > 0);
       if (queue.length === 0) break;
     }
@@ -357,9 +361,6 @@ export async function federation(input: FederationInput): Promise<void> {
     await Promise.all(outbound);
     throw ApplicationFailure.nonRetryable(superseded, LEADER_SUPERSEDED);
   }
-  // A BFT round that returned on the router's own check hands its certificate to the sites (hop 4)
-  // from this run's memory: let f+1 of them confirm it first (only set in runs with the patch).
-  if (bft.finishingRound) await condition(() => !bft.finishingRound, FINISH_BEFORE_CAN_MS);
   await Promise.all(outbound);
   await continueAsNew<typeof federation>({
     ...input,
