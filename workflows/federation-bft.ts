@@ -214,11 +214,11 @@ export class BftDriver {
   }
 
   /**
-   * A commit vote for a round that returned before this site's vote came in (it got the round's
-   * hop 4 late, with a later round's messages): late, not a replay. A site that handed in a vote
-   * for that round already, or was caught forging one, gets no such benefit.
+   * A commit (or prepare) vote for a round that returned before this site's vote came in (it got
+   * the round's hop 4 late, with a later round's messages): late, not a replay. A site that handed
+   * in such a vote for that round already, or was caught forging one, gets no such benefit.
    */
-  private lateCommit(site: SiteId, type: string, v: SignedVote): boolean {
+  private lateVote(site: SiteId, type: string, v: SignedVote): boolean {
     const past = this.finished.find((x) => x.seq === v.seq && x.view === v.view);
     if (past === undefined || past.distrusted.has(site)) return false;
     if (type === 'commit') return !past.commits[site];
@@ -329,7 +329,7 @@ export class BftDriver {
         this.o.onRefusal('router', `${m.type} from ${site} claims to be signed by ${v.site}; a site can only hand in its own votes (not routed)`, site);
         continue;
       }
-      if (v.seq !== res.forSeq && this.lateCommit(site, m.type, v)) continue;
+      if (v.seq !== res.forSeq && this.lateVote(site, m.type, v)) continue;
       if (res.forSeq !== undefined && v.seq !== res.forSeq) {
         // An honest site answers for the sequence it was asked about; an older one is a replay.
         this.o.onRefusal('router', `replayed ${m.type} from ${site} for view ${v.view} seq ${v.seq}; it was asked about seq ${res.forSeq} (not routed)`, site);
