@@ -1,22 +1,42 @@
 /**
  * A site's content-addressed chunk store on disk.
  *
- * Layout under `dir`:
- *   chunks/<first two hex digits>/<sha256 hex>     one file per distinct chunk
+ * Layout under `dir` (store format 2, "packs"):
+ *   packs/index.log                                 the chunk index: an append-only log of
+ *                                                  checksummed records (ADD hash -> pack, offset,
+ *                                                  length; DEL hash from pack)
+ *   packs/<16 hex digits>.pack                      chunk bytes, appended one group commit at a time
  *   manifests/pinned/<root hash>.json              manifests whose chunks are never evicted
  *   manifests/baseline/<root hash>.json            manifests kept as a dedup baseline: evictable
  *   volumes/<sha256 of the path>.json               what assemble() last wrote at a path, and that
  *                                                  file's identity (see AssembledVolume)
  *
- * Every file is written crash-safe: a `.tmp-` file in the same directory, fsync, rename, fsync of
- * the directory. A crash leaves at most a `.tmp-` file, which is never read and is removed by the
- * next open(). Bytes are verified against their hash on put and (by default) on read.
+ * Chunks: a group commit (putMany, or concurrent puts merged) appends the group's bytes to the
+ * current pack and fdatasyncs it, then appends one ADD record per chunk to the index log and
+ * fdatasyncs that: a chunk is in the store once its ADD record is durable, and an ADD record is
+ * only ever written after the bytes it points at are. Two fsyncs per group instead of two per
+ * chunk (format 1 wrote one file per chunk: temp file, fsync, rename, directory fsync). Recovery
+ * (open) replays the log and truncates it at the first record that is short or fails its CRC-32
+ * (a write torn by a crash: never acknowledged); pack bytes no durable record points at are dead
+ * and are reclaimed (a pack nothing live points at is deleted, a mostly dead one compacted).
+ * Removals (eviction, gc, delete, a chunk found corrupt) append DEL records, durable before they
+ * return, so a removed chunk never comes back after a restart.
+ *
+ * Manifests and volume records are small files written crash-safe: a `.tmp-` file in the same
+ * directory, fsync, rename, fsync of the directory; a crash leaves at most a `.tmp-` file, removed
+ * by the next open(). Chunk bytes are verified against their hash on put and (by default) on read.
+ *
+ * A format-1 store (`chunks/<xx>/<sha256>` files) is migrated on open: each chunk file is read,
+ * verified (a bad one is dropped), appended to packs, and unlinked once its ADD record is durable;
+ * a crash mid-migration resumes at the next open.
  *
  * One ChunkStore instance per directory: the index and the counters live in memory.
  */
 import { createHash, hash as oneShotHash, randomBytes, webcrypto } from 'node:crypto';
-import { closeSync, constants as fsConstants, futimesSync, openSync, promises as fs, readSync, statSync } from 'node:fs';
+import { close as closeCb, closeSync, constants as fsConstants, fdatasync as fdatasyncCb, fsync as fsyncCb, ftruncate as ftruncateCb, open as openCb, openSync, promises as fs, readSync, statSync, write as writeCb, writev as writevCb } from 'node:fs';
+import { promisify } from 'node:util';
 import { join, dirname, basename } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { ChunkBaseline } from '../core/manifest-diff';
 import { diffManifest, ManifestDelta } from '../core/manifest-diff';
 import { ChunkRef, Manifest, SHA256_HEX } from '../core/manifest';
@@ -27,7 +47,7 @@ import { ChunkHashMismatchError, ChunkStoreFullError, ManifestNotFoundError, Mis
 export type Retention = 'pinned' | 'baseline';
 
 export interface ChunkStoreOptions {
-  /** Bound on the bytes of chunk files. Over it, least recently used unpinned chunks are evicted. */
+  /** Bound on the bytes of stored chunks. Over it, least recently used unpinned chunks are evicted. */
   maxBytes?: number;
   /** Re-hash chunks when reading them (default true): catches disk corruption before it spreads. */
   verifyOnRead?: boolean;
@@ -35,6 +55,7 @@ export interface ChunkStoreOptions {
 
 export interface ChunkStoreStats {
   chunks: number;
+  /** Bytes of the chunks held (each distinct chunk once): what maxBytes bounds. */
   bytes: number;
   pinnedBytes: number;
   manifests: number;
@@ -49,6 +70,17 @@ export interface ChunkStoreStats {
   corruptChunks: number;
   /** Leftover `.tmp-` files removed by open(). */
   cleanedTempFiles: number;
+  /** Pack files on disk and their bytes (live chunks plus dead space not yet reclaimed). */
+  packs: number;
+  packBytes: number;
+  /** Bytes of a torn tail cut from the index log by open() (a group commit a crash interrupted). */
+  truncatedLogBytes: number;
+  /** Packs deleted because nothing live was left in them (or, at open, nothing durable pointed at them). */
+  removedPacks: number;
+  /** Packs rewritten to reclaim the space of removed chunks. */
+  compactedPacks: number;
+  /** Chunk files of a format-1 store moved into packs by open(). */
+  migratedChunks: number;
 }
 
 export interface AssembleOptions {
@@ -121,6 +153,75 @@ const IN_PLACE_MAX_CHANGED = 4;
 /** Bytes of a volume assemble() reads, verifies and writes per step. */
 const ASSEMBLE_WINDOW_BYTES = 4 << 20;
 
+/** A pack takes appends until it holds this many bytes; the next group starts a new one. */
+const PACK_MAX_BYTES = 64 << 20;
+/** A sealed pack whose live bytes fall below this fraction of its size is compacted. */
+const PACK_MIN_LIVE = 0.5;
+/** Chunk bytes per group when open() migrates a format-1 store. */
+const MIGRATE_GROUP_BYTES = 4 << 20;
+const LOG_NAME = 'index.log';
+const LOG_MAGIC = Buffer.from('FFCHUNK2', 'latin1');
+const PACK_ID = /^([0-9a-f]{16})\.pack$/;
+const REC_ADD = 1;
+const REC_DEL = 2;
+/** type u8, pack id (8 bytes), offset u32, length u32, sha256 (32 bytes), CRC-32 of the 49 before it. */
+const REC_BYTES = 53;
+
+interface LogRecord {
+  type: typeof REC_ADD | typeof REC_DEL;
+  pack: string;
+  offset: number;
+  length: number;
+  hash: string;
+}
+
+function encodeRecord(r: LogRecord, out: Buffer, at: number): void {
+  out.writeUInt8(r.type, at);
+  out.write(r.pack, at + 1, 8, 'hex');
+  out.writeUInt32LE(r.offset, at + 9);
+  out.writeUInt32LE(r.length, at + 13);
+  out.write(r.hash, at + 17, 32, 'hex');
+  out.writeUInt32LE(crc32(out.subarray(at, at + 49)), at + 49);
+}
+
+/** The records of an index log, and the length of its valid prefix (a torn tail is not part of it). */
+export function decodeIndexLog(buf: Buffer): { records: LogRecord[]; validBytes: number } {
+  const records: LogRecord[] = [];
+  if (buf.length < LOG_MAGIC.length || !buf.subarray(0, LOG_MAGIC.length).equals(LOG_MAGIC)) return { records, validBytes: 0 };
+  let at = LOG_MAGIC.length;
+  for (; at + REC_BYTES <= buf.length; at += REC_BYTES) {
+    const type = buf.readUInt8(at);
+    if ((type !== REC_ADD && type !== REC_DEL) || crc32(buf.subarray(at, at + 49)) !== buf.readUInt32LE(at + 49)) break;
+    records.push({ type, pack: buf.toString('hex', at + 1, at + 9), offset: buf.readUInt32LE(at + 9), length: buf.readUInt32LE(at + 13), hash: buf.toString('hex', at + 17, at + 49) });
+  }
+  return { records, validBytes: at };
+}
+
+interface Pack {
+  id: string;
+  path: string;
+  /** Bytes written and durable (the end of the last committed group). */
+  size: number;
+  /** Bytes of live chunks in it. */
+  live: number;
+  /** For synchronous reads, opened on first use. */
+  fd?: number;
+}
+
+interface Loc {
+  pack: Pack;
+  offset: number;
+  length: number;
+}
+
+/** One commit of the writer: chunk bytes to append, records to log. */
+interface WriteJob {
+  adds: { hash: string; data: Uint8Array }[];
+  dels: { hash: string; pack: string }[];
+  resolve: (locs: Loc[]) => void;
+  reject: (err: unknown) => void;
+}
+
 async function fsyncDir(path: string): Promise<void> {
   const h = await fs.open(path, 'r');
   try {
@@ -148,6 +249,14 @@ async function writeFileDurable(path: string, data: Uint8Array | string): Promis
   await fsyncDir(dir);
 }
 
+const fdOpen = promisify(openCb);
+const fdClose = promisify(closeCb);
+const fdWrite = promisify(writeCb);
+const fdWritev = promisify(writevCb);
+const fdDatasync = promisify(fdatasyncCb);
+const fdSync = promisify(fsyncCb);
+const fdTruncate = promisify(ftruncateCb);
+
 function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -157,20 +266,32 @@ function checkHashName(hash: string): void {
 }
 
 export class ChunkStore implements ChunkBaseline {
-  /** Present chunks, in least- to most-recently-used order (Map keeps insertion order). */
-  private readonly index = new Map<string, number>();
+  /** Present chunks and where they are, in least- to most-recently-used order (Map keeps insertion order). */
+  private readonly index = new Map<string, Loc>();
   private readonly refs = new Map<string, Refs>();
   private readonly manifests = new Map<string, Retention>();
   /** When each manifest was last put (its file's mtime after a restart): recency for delta bases. */
   private readonly manifestAt = new Map<string, number>();
-  /** Unlinks under way, so that a put of the same hash waits for them. */
-  private readonly unlinking = new Map<string, Promise<void>>();
+  private readonly packs = new Map<string, Pack>();
+  /** The pack group commits append to (opened on the first put after open()). */
+  private current: { pack: Pack; fd: number } | undefined;
+  /** The index log, open for appends (raw fds: a store lives as long as its process). */
+  private logFd = -1;
+  private logSize = 0;
+  private readonly writeQueue: WriteJob[] = [];
+  private writing = false;
+  /** Chunks of group commits under way, so that a concurrent put of the same hash waits for them. */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  private compacting: Promise<void> | undefined;
   private bytes = 0;
   private pinnedBytes = 0;
   /** Bytes of puts between makeRoom and their index entry, so concurrent puts respect the bound together. */
   private reservedBytes = 0;
   private readonly roomWaiters: (() => void)[] = [];
-  private readonly counters = { hits: 0, misses: 0, puts: 0, duplicatePuts: 0, rejectedPuts: 0, evictedChunks: 0, evictedBytes: 0, corruptChunks: 0, cleanedTempFiles: 0 };
+  private readonly counters = {
+    hits: 0, misses: 0, puts: 0, duplicatePuts: 0, rejectedPuts: 0, evictedChunks: 0, evictedBytes: 0, corruptChunks: 0, cleanedTempFiles: 0,
+    truncatedLogBytes: 0, removedPacks: 0, compactedPacks: 0, migratedChunks: 0,
+  };
   readonly maxBytes: number;
   readonly verifyOnRead: boolean;
   /** Problems met by open() that did not stop it, e.g. an unreadable manifest file. */
@@ -185,43 +306,39 @@ export class ChunkStore implements ChunkBaseline {
     if (!(this.maxBytes > 0)) throw new RangeError(`maxBytes is ${opts.maxBytes}; expected a positive number of bytes`);
   }
 
-  /** Opens (creating if needed) the store at `dir`, rebuilds its index and removes leftover temp files. */
+  /**
+   * Opens (creating if needed) the store at `dir`: replays the chunk index (cutting a torn tail),
+   * removes what a crash left (temp files, packs no durable record points at), migrates a format-1
+   * store, and loads the manifests.
+   */
   static async open(dir: string, opts: ChunkStoreOptions = {}): Promise<ChunkStore> {
     const store = new ChunkStore(dir, opts);
     await store.load();
     return store;
   }
 
-  private chunkDir(hash: string): string {
-    return join(this.dir, 'chunks', hash.slice(0, 2));
+  /** Closes the store's files. Pending writes finish first. The instance must not be used after. */
+  async close(): Promise<void> {
+    while (this.writing || this.writeQueue.length) await new Promise((r) => setTimeout(r, 1));
+    await this.compacting;
+    for (const p of this.packs.values()) this.closePackFd(p);
+    if (this.current) await fdClose(this.current.fd);
+    this.current = undefined;
+    await fdClose(this.logFd);
+    this.logFd = -1;
   }
-  private chunkPath(hash: string): string {
-    return join(this.chunkDir(hash), hash);
+
+  private get packsDir(): string {
+    return join(this.dir, 'packs');
   }
   private manifestPath(root: string, r: Retention): string {
     return join(this.dir, 'manifests', r, `${root}.json`);
   }
 
   private async load(): Promise<void> {
-    const chunksDir = join(this.dir, 'chunks');
-    await fs.mkdir(chunksDir, { recursive: true });
+    await fs.mkdir(this.packsDir, { recursive: true });
     for (const r of ['pinned', 'baseline'] as const) await fs.mkdir(join(this.dir, 'manifests', r), { recursive: true });
-    const found: { hash: string; size: number; mtime: number }[] = [];
-    for (let b = 0; b < 256; b++) {
-      const sub = join(chunksDir, b.toString(16).padStart(2, '0'));
-      await fs.mkdir(sub, { recursive: true });
-      for (const name of await fs.readdir(sub)) {
-        if (name.startsWith(TMP_PREFIX)) {
-          // A put that crashed before its rename: never visible, safe to drop.
-          await fs.rm(join(sub, name), { force: true });
-          this.counters.cleanedTempFiles++;
-        } else if (SHA256_HEX.test(name)) {
-          const st = await fs.stat(join(sub, name));
-          found.push({ hash: name, size: st.size, mtime: st.mtimeMs });
-        }
-      }
-    }
-    await fsyncDir(chunksDir);
+    await this.loadIndex();
     // Volume records are written like manifests: a crash leaves at most a `.tmp-` file.
     const volumesDir = join(this.dir, 'volumes');
     await fs.mkdir(volumesDir, { recursive: true });
@@ -229,12 +346,6 @@ export class ChunkStore implements ChunkBaseline {
       if (!name.startsWith(TMP_PREFIX)) continue;
       await fs.rm(join(volumesDir, name), { force: true });
       this.counters.cleanedTempFiles++;
-    }
-    // Restore recency from mtimes, which get() refreshes.
-    found.sort((a, b) => a.mtime - b.mtime);
-    for (const f of found) {
-      this.index.set(f.hash, f.size);
-      this.bytes += f.size;
     }
     for (const r of ['pinned', 'baseline'] as const) {
       const mdir = join(this.dir, 'manifests', r);
@@ -261,6 +372,136 @@ export class ChunkStore implements ChunkBaseline {
         }
       }
     }
+    // Chunk files of a format-1 store, moved into packs (after the manifests, so that pinned
+    // chunks are counted as such while they move).
+    await this.migrateChunkFiles();
+  }
+
+  /** Replays packs/index.log into the index; cuts a torn tail; removes packs nothing points at. */
+  private async loadIndex(): Promise<void> {
+    const logPath = join(this.packsDir, LOG_NAME);
+    let buf: Buffer;
+    try {
+      buf = await fs.readFile(logPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      buf = Buffer.alloc(0);
+    }
+    const onDisk = new Map<string, number>();
+    for (const name of await fs.readdir(this.packsDir)) {
+      const m = PACK_ID.exec(name);
+      if (m) onDisk.set(m[1]!, (await fs.stat(join(this.packsDir, name))).size);
+      else if (name.startsWith(TMP_PREFIX)) {
+        await fs.rm(join(this.packsDir, name), { force: true });
+        this.counters.cleanedTempFiles++;
+      }
+    }
+    const { records, validBytes } = decodeIndexLog(buf);
+    const where = new Map<string, { pack: string; offset: number; length: number }>();
+    for (const r of records) {
+      if (r.type === REC_ADD) {
+        where.delete(r.hash);
+        where.set(r.hash, { pack: r.pack, offset: r.offset, length: r.length });
+      } else if (where.get(r.hash)?.pack === r.pack) where.delete(r.hash);
+    }
+    for (const [hash, w] of where) {
+      const size = onDisk.get(w.pack);
+      if (size === undefined) continue; // the pack was deleted (all of it dead) before its DEL records were
+      if (w.offset + w.length > size) {
+        this.warnings.push(`chunk ${hash} is recorded at ${w.pack}.pack:${w.offset}+${w.length}, past the pack's end (${size}); dropped`);
+        continue;
+      }
+      let pack = this.packs.get(w.pack);
+      if (!pack) this.packs.set(w.pack, (pack = { id: w.pack, path: join(this.packsDir, `${w.pack}.pack`), size, live: 0 }));
+      pack.live += w.length;
+      this.index.set(hash, { pack, offset: w.offset, length: w.length });
+      this.bytes += w.length;
+    }
+    // Packs nothing durable points at: a group commit cut before its records, or a pack emptied.
+    for (const id of onDisk.keys()) {
+      if (this.packs.has(id)) continue;
+      await fs.rm(join(this.packsDir, `${id}.pack`), { force: true });
+      this.counters.removedPacks++;
+    }
+    if (buf.length === 0 || validBytes === 0) {
+      // A new store (or a log whose header never became durable: then it recorded nothing).
+      if (buf.length > 0) this.counters.truncatedLogBytes += buf.length;
+      await this.writeNewLog([]);
+    } else {
+      this.logFd = await fdOpen(logPath, 'r+');
+      this.logSize = validBytes;
+      if (validBytes < buf.length) {
+        // A torn tail: records of a group commit a crash cut; that commit was never acknowledged.
+        this.counters.truncatedLogBytes += buf.length - validBytes;
+        await fdTruncate(this.logFd, validBytes);
+        await fdSync(this.logFd);
+      }
+      // Mostly dead records (many removals since the last rewrite): rewrite the log with the live ones.
+      if (records.length > 2 * this.index.size + 4096) await this.rewriteLog();
+    }
+    await fsyncDir(this.packsDir);
+  }
+
+  /** Replaces the index log by one holding `records` (temp file, fsync, rename, directory fsync). */
+  private async writeNewLog(records: LogRecord[]): Promise<void> {
+    const buf = Buffer.alloc(LOG_MAGIC.length + records.length * REC_BYTES);
+    LOG_MAGIC.copy(buf, 0);
+    records.forEach((r, k) => encodeRecord(r, buf, LOG_MAGIC.length + k * REC_BYTES));
+    const path = join(this.packsDir, LOG_NAME);
+    if (this.logFd >= 0) await fdClose(this.logFd);
+    this.logFd = -1;
+    await writeFileDurable(path, buf);
+    this.logFd = await fdOpen(path, 'r+');
+    this.logSize = buf.length;
+  }
+
+  /** The index log rewritten with one ADD record per live chunk, in recency order. */
+  private async rewriteLog(): Promise<void> {
+    await this.writeNewLog([...this.index].map(([hash, l]) => ({ type: REC_ADD, pack: l.pack.id, offset: l.offset, length: l.length, hash })));
+  }
+
+  /** Moves the chunk files of a format-1 store (`chunks/<xx>/<sha256>`) into packs. */
+  private async migrateChunkFiles(): Promise<void> {
+    const chunksDir = join(this.dir, 'chunks');
+    let subs: string[];
+    try {
+      subs = await fs.readdir(chunksDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const found: { path: string; hash: string; mtime: number }[] = [];
+    for (const sub of subs) {
+      const subDir = join(chunksDir, sub);
+      if (!(await fs.stat(subDir)).isDirectory()) continue;
+      for (const name of await fs.readdir(subDir)) {
+        if (name.startsWith(TMP_PREFIX)) {
+          await fs.rm(join(subDir, name), { force: true });
+          this.counters.cleanedTempFiles++;
+        } else if (SHA256_HEX.test(name)) found.push({ path: join(subDir, name), hash: name, mtime: (await fs.stat(join(subDir, name))).mtimeMs });
+      }
+    }
+    // Oldest first, so that recency survives the move (format 1 kept it in mtimes).
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (let k = 0; k < found.length; ) {
+      const group: { path: string; hash: string; data: Buffer }[] = [];
+      for (let bytes = 0; k < found.length && bytes < MIGRATE_GROUP_BYTES; k++) {
+        const data = await fs.readFile(found[k]!.path);
+        group.push({ ...found[k]!, data });
+        bytes += data.length;
+      }
+      const results = await this.putMany(group);
+      results.forEach((r, i) => {
+        if (r === 'rejected') {
+          this.counters.corruptChunks++;
+          this.warnings.push(`chunk file ${group[i]!.path} does not hash to its name; dropped`);
+        } else this.counters.migratedChunks++;
+      });
+      // Only now (their records durable) may the files go.
+      await Promise.all(group.map((g) => fs.rm(g.path, { force: true })));
+    }
+    await fs.rm(chunksDir, { recursive: true, force: true });
+    await fsyncDir(this.dir);
   }
 
   private addRefs(m: Manifest, r: Retention, delta: 1 | -1): void {
@@ -271,7 +512,7 @@ export class ChunkStore implements ChunkBaseline {
       const isPinned = refs.pinned > 0;
       if (refs.pinned === 0 && refs.baseline === 0) this.refs.delete(hash);
       else this.refs.set(hash, refs);
-      const size = this.index.get(hash);
+      const size = this.index.get(hash)?.length;
       if (size !== undefined && wasPinned !== isPinned) this.pinnedBytes += isPinned ? size : -size;
     }
   }
@@ -294,6 +535,15 @@ export class ChunkStore implements ChunkBaseline {
   }
 
   /**
+   * Where a held chunk's bytes are on disk (a pack file, an offset and a length), or undefined.
+   * For diagnostics and tests (e.g. to damage a chunk on purpose); the layout is not an interface.
+   */
+  locateChunk(hash: string): { path: string; offset: number; length: number } | undefined {
+    const l = this.index.get(hash);
+    return l && { path: l.pack.path, offset: l.offset, length: l.length };
+  }
+
+  /**
    * The chunk's bytes, or undefined when it is not held. Throws ChunkHashMismatchError (after
    * removing the chunk) when the stored bytes no longer match their hash.
    */
@@ -303,22 +553,36 @@ export class ChunkStore implements ChunkBaseline {
   }
 
   private async read(hash: string): Promise<Buffer | undefined> {
-    const size = this.index.get(hash);
-    if (size === undefined) {
+    const loc = this.index.get(hash);
+    if (loc === undefined) {
       this.counters.misses++;
       return undefined;
     }
     let data: Buffer;
+    // Its own handle: a pack's cached fd may be closed (its pack emptied) while this read waits.
+    let h: fs.FileHandle;
     try {
-      data = await fs.readFile(this.chunkPath(hash));
+      h = await fs.open(loc.pack.path, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      // Evicted or deleted while we were reading.
+      // Its pack was emptied and deleted while we were opening it.
       this.counters.misses++;
       return undefined;
     }
-    if (this.verifyOnRead) {
-      // On the thread pool (WebCrypto), so that assemble's many reads hash in parallel.
+    try {
+      data = Buffer.allocUnsafe(loc.length);
+      let got = 0;
+      while (got < loc.length) {
+        const { bytesRead } = await h.read(data, got, loc.length - got, loc.offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== loc.length) data = data.subarray(0, got);
+    } finally {
+      await h.close();
+    }
+    if (this.verifyOnRead || data.length !== loc.length) {
+      // On the thread pool (WebCrypto), so that many reads hash in parallel.
       const actual = Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
       if (actual !== hash) {
         this.counters.corruptChunks++;
@@ -327,61 +591,39 @@ export class ChunkStore implements ChunkBaseline {
       }
     }
     this.counters.hits++;
-    this.touch(hash, size);
-    const now = new Date();
-    await fs.utimes(this.chunkPath(hash), now, now).catch(() => undefined);
+    this.touch(hash);
     return data;
   }
 
-  private touch(hash: string, size: number): void {
-    if (this.index.delete(hash)) this.index.set(hash, size);
+  /** Marks a held chunk most recently used. (Recency lives in memory; after a restart, it is the index's order.) */
+  private touch(hash: string): void {
+    const l = this.index.get(hash);
+    if (l && this.index.delete(hash)) this.index.set(hash, l);
   }
 
   /**
    * Stores a chunk under its sha256. Refuses (ChunkHashMismatchError) bytes that do not hash to
    * `hash`, before anything touches the disk. Returns 'duplicate' when the chunk was already held.
+   * Concurrent puts are committed together (one pack append and one log append for all of them).
    */
   async put(hash: string, data: Uint8Array): Promise<'stored' | 'duplicate'> {
     checkHashName(hash);
-    const actual = sha256Hex(data);
+    const actual = oneShotHash('sha256', data, 'hex');
     if (actual !== hash) {
       this.counters.rejectedPuts++;
       throw new ChunkHashMismatchError(hash, actual, 'put');
     }
-    const held = this.index.get(hash);
-    if (held !== undefined) {
-      this.counters.duplicatePuts++;
-      this.touch(hash, held);
-      return 'duplicate';
-    }
-    await this.makeRoom(data.length);
-    try {
-      await this.unlinking.get(hash);
-      await fs.mkdir(this.chunkDir(hash), { recursive: true });
-      await writeFileDurable(this.chunkPath(hash), data);
-      if (this.index.has(hash)) {
-        // A concurrent put of the same bytes won the rename; the content is identical.
-        this.counters.duplicatePuts++;
-        return 'duplicate';
-      }
-      this.index.set(hash, data.length);
-      this.bytes += data.length;
-      if (this.isPinned(hash)) this.pinnedBytes += data.length;
-      this.counters.puts++;
-      return 'stored';
-    } finally {
-      this.reservedBytes -= data.length;
-      for (const wake of this.roomWaiters.splice(0)) wake();
-    }
+    const [r] = await this.putMany([{ hash, data }]);
+    if (r === 'rejected') throw new Error(`chunk ${hash} was refused by putMany after it verified; this is a bug`);
+    return r!;
   }
 
   /**
-   * Stores many chunks with one group commit, for a transfer that receives chunks in batches: the
-   * same crash safety as put() (each chunk is written to a `.tmp-` file and fsynced, then renamed,
-   * then its directory fsynced), but the fsyncs of a group run concurrently and each directory is
-   * fsynced once per group, not once per chunk. Bytes that do not hash to their name are refused before anything touches the disk,
-   * and reported as 'rejected' (the others are stored): a transfer refetches those.
-   * Returns one result per entry, in order.
+   * Stores many chunks with one group commit, for a transfer that receives chunks in batches.
+   * Bytes that do not hash to their name are refused before anything touches the disk, and
+   * reported as 'rejected' (the others are stored): a transfer refetches those. Returns one result
+   * per entry, in order, once the stored ones are durable (their bytes and their index records
+   * fdatasynced, in that order).
    */
   async putMany(entries: readonly { hash: string; data: Uint8Array }[]): Promise<('stored' | 'duplicate' | 'rejected')[]> {
     for (const e of entries) checkHashName(e.hash);
@@ -389,67 +631,151 @@ export class ChunkStore implements ChunkBaseline {
     // each digest queued behind the group's own fsyncs, which measured slower.
     const digests = entries.map((e) => oneShotHash('sha256', e.data, 'buffer'));
     const results: ('stored' | 'duplicate' | 'rejected')[] = [];
-    const fresh: { hash: string; data: Uint8Array; tmp: string; at: number }[] = [];
+    const fresh: { hash: string; data: Uint8Array; at: number }[] = [];
     const inGroup = new Set<string>();
+    const others: Promise<unknown>[] = [];
     entries.forEach((e, i) => {
       if (digests[i]!.toString('hex') !== e.hash) {
         this.counters.rejectedPuts++;
         results.push('rejected');
-      } else if (this.index.has(e.hash) || inGroup.has(e.hash)) {
+      } else if (this.index.has(e.hash) || inGroup.has(e.hash) || this.inflight.has(e.hash)) {
         this.counters.duplicatePuts++;
-        const held = this.index.get(e.hash);
-        if (held !== undefined) this.touch(e.hash, held);
+        this.touch(e.hash);
+        // Held once another commit of the same bytes under way is durable.
+        const other = this.inflight.get(e.hash);
+        if (other) others.push(other);
         results.push('duplicate');
       } else {
         inGroup.add(e.hash);
-        fresh.push({ hash: e.hash, data: e.data, at: i, tmp: join(this.chunkDir(e.hash), `${TMP_PREFIX}${e.hash}-${randomBytes(6).toString('hex')}`) });
+        fresh.push({ hash: e.hash, data: e.data, at: i });
         results.push('stored');
       }
     });
+    if (fresh.length === 0) {
+      await Promise.all(others);
+      return results;
+    }
     let reserved = 0;
+    let commit: Promise<Loc[]> | undefined;
     try {
       for (const f of fresh) {
         await this.makeRoom(f.data.length);
         reserved += f.data.length;
       }
-      await Promise.all(fresh.map((f) => this.unlinking.get(f.hash)));
-      const dirs = [...new Set(fresh.map((f) => this.chunkDir(f.hash)))];
-      await Promise.all(dirs.map((d) => fs.mkdir(d, { recursive: true })));
-      try {
-        await Promise.all(
-          fresh.map(async (f) => {
-            const h = await fs.open(f.tmp, 'wx');
-            try {
-              await h.writeFile(f.data);
-              await h.sync();
-            } finally {
-              await h.close();
-            }
-          }),
-        );
-      } catch (err) {
-        await Promise.all(fresh.map((f) => fs.rm(f.tmp, { force: true })));
-        throw err;
-      }
-      await Promise.all(fresh.map((f) => fs.rename(f.tmp, this.chunkPath(f.hash))));
-      await Promise.all(dirs.map((d) => fsyncDir(d)));
-      for (const f of fresh) {
-        if (this.index.has(f.hash)) {
-          // A concurrent put of the same bytes won the rename; the content is identical.
-          this.counters.duplicatePuts++;
-          results[f.at] = 'duplicate';
-          continue;
-        }
-        this.index.set(f.hash, f.data.length);
-        this.bytes += f.data.length;
-        if (this.isPinned(f.hash)) this.pinnedBytes += f.data.length;
+      commit = this.enqueue(fresh, []);
+      for (const f of fresh) this.inflight.set(f.hash, commit);
+      const locs = await commit;
+      fresh.forEach((f, k) => {
+        const loc = locs[k]!;
+        loc.pack.live += loc.length;
+        this.index.set(f.hash, loc);
+        this.bytes += loc.length;
+        if (this.isPinned(f.hash)) this.pinnedBytes += loc.length;
         this.counters.puts++;
-      }
+      });
+      await Promise.all(others);
       return results;
     } finally {
+      if (commit) for (const f of fresh) if (this.inflight.get(f.hash) === commit) this.inflight.delete(f.hash);
       this.reservedBytes -= reserved;
       for (const wake of this.roomWaiters.splice(0)) wake();
     }
+  }
+
+  /** Queues chunk bytes to append and DEL records to log; resolves with the chunks' locations once durable. */
+  private enqueue(adds: WriteJob['adds'], dels: WriteJob['dels']): Promise<Loc[]> {
+    return new Promise<Loc[]>((resolve, reject) => {
+      this.writeQueue.push({ adds, dels, resolve, reject });
+      if (!this.writing) void this.runWriter();
+    });
+  }
+
+  /**
+   * The one writer: takes every queued job at once (concurrent puts and removals are committed
+   * together), appends their chunk bytes to the current pack and fdatasyncs it, then appends their
+   * records to the index log and fdatasyncs that.
+   */
+  private async runWriter(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.writeQueue.length) {
+        const jobs = this.writeQueue.splice(0);
+        try {
+          const adds = jobs.flatMap((j) => j.adds);
+          const addBytes = adds.reduce((s, a) => s + a.data.length, 0);
+          const locs: Loc[] = [];
+          const records: LogRecord[] = [];
+          if (adds.length) {
+            const { pack, fd } = await this.packFor(addBytes);
+            let at = pack.size;
+            for (const a of adds) {
+              locs.push({ pack, offset: at, length: a.data.length });
+              records.push({ type: REC_ADD, pack: pack.id, offset: at, length: a.data.length, hash: a.hash });
+              at += a.data.length;
+            }
+            const { bytesWritten } = await fdWritev(fd, adds.map((a) => a.data), pack.size);
+            if (bytesWritten !== addBytes) throw new Error(`short write to ${pack.path}: ${bytesWritten} of ${addBytes} bytes`);
+            await fdDatasync(fd);
+            pack.size = at;
+          }
+          for (const j of jobs) for (const d of j.dels) records.push({ type: REC_DEL, pack: d.pack, offset: 0, length: 0, hash: d.hash });
+          const buf = Buffer.allocUnsafe(records.length * REC_BYTES);
+          records.forEach((r, k) => encodeRecord(r, buf, k * REC_BYTES));
+          const { bytesWritten } = await fdWrite(this.logFd, buf, 0, buf.length, this.logSize);
+          if (bytesWritten !== buf.length) throw new Error(`short write to the chunk index log: ${bytesWritten} of ${buf.length} bytes`);
+          await fdDatasync(this.logFd);
+          this.logSize += buf.length;
+          let k = 0;
+          for (const j of jobs) {
+            j.resolve(locs.slice(k, k + j.adds.length));
+            k += j.adds.length;
+          }
+        } catch (err) {
+          // Nothing of this commit is acknowledged; bytes written past pack.size / logSize are
+          // overwritten by the next commit (or cut by the next open).
+          for (const j of jobs) j.reject(err);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** The pack to append `bytes` to: the current one, or a new one when it is full. */
+  private async packFor(bytes: number): Promise<{ pack: Pack; fd: number }> {
+    if (this.current && (this.current.pack.size === 0 || this.current.pack.size + bytes <= PACK_MAX_BYTES)) return this.current;
+    if (this.current) await this.sealCurrent();
+    const id = randomBytes(8).toString('hex');
+    const path = join(this.packsDir, `${id}.pack`);
+    const fd = await fdOpen(path, 'wx');
+    // The pack's directory entry is durable before any record points into it.
+    await fsyncDir(this.packsDir);
+    const pack: Pack = { id, path, size: 0, live: 0 };
+    this.packs.set(id, pack);
+    this.current = { pack, fd };
+    return this.current;
+  }
+
+  private async sealCurrent(): Promise<void> {
+    const c = this.current!;
+    this.current = undefined;
+    await fdClose(c.fd);
+    if (c.pack.live === 0) await this.dropPack(c.pack);
+  }
+
+  private closePackFd(p: Pack): void {
+    if (p.fd === undefined) return;
+    closeSync(p.fd);
+    p.fd = undefined;
+  }
+
+  /** Deletes a pack nothing live is left in. Its ADD records are then ignored by open(). */
+  private async dropPack(p: Pack): Promise<void> {
+    if (this.packs.get(p.id) !== p) return;
+    this.packs.delete(p.id);
+    this.closePackFd(p);
+    await fs.rm(p.path, { force: true });
+    this.counters.removedPacks++;
   }
 
   /**
@@ -468,18 +794,19 @@ export class ChunkStore implements ChunkBaseline {
       if (this.bytes - this.pinnedBytes >= over) {
         let freed = 0;
         const victims: string[] = [];
-        for (const [hash, size] of this.index) {
+        for (const [hash, loc] of this.index) {
           if (freed >= over) break;
           if (this.isPinned(hash)) continue;
           victims.push(hash);
-          freed += size;
+          freed += loc.length;
           this.counters.evictedChunks++;
-          this.counters.evictedBytes += size;
+          this.counters.evictedBytes += loc.length;
         }
-        const unlinks = victims.map((h) => this.remove(h));
+        const removing = this.removeMany(victims);
         this.reservedBytes += incoming;
         try {
-          await Promise.all(unlinks);
+          await removing;
+          await this.compact();
         } catch (err) {
           this.reservedBytes -= incoming;
           throw err;
@@ -493,18 +820,27 @@ export class ChunkStore implements ChunkBaseline {
     }
   }
 
-  /** Drops the chunk from the index at once, then unlinks its file. */
+  /** Drops the chunks from the index at once; resolves once their DEL records are durable. */
+  private async removeMany(hashes: readonly string[]): Promise<void> {
+    const dels: WriteJob['dels'] = [];
+    const emptied: Pack[] = [];
+    for (const hash of hashes) {
+      const loc = this.index.get(hash);
+      if (loc === undefined) continue;
+      this.index.delete(hash);
+      this.bytes -= loc.length;
+      if (this.isPinned(hash)) this.pinnedBytes -= loc.length;
+      loc.pack.live -= loc.length;
+      dels.push({ hash, pack: loc.pack.id });
+      if (loc.pack.live === 0 && loc.pack !== this.current?.pack) emptied.push(loc.pack);
+    }
+    if (dels.length === 0) return;
+    await this.enqueue([], dels);
+    await Promise.all([...new Set(emptied)].filter((p) => p.live === 0).map((p) => this.dropPack(p)));
+  }
+
   private remove(hash: string): Promise<void> {
-    const size = this.index.get(hash);
-    if (size === undefined) return this.unlinking.get(hash) ?? Promise.resolve();
-    this.index.delete(hash);
-    this.bytes -= size;
-    if (this.isPinned(hash)) this.pinnedBytes -= size;
-    const done = fs.rm(this.chunkPath(hash), { force: true }).finally(() => {
-      if (this.unlinking.get(hash) === done) this.unlinking.delete(hash);
-    });
-    this.unlinking.set(hash, done);
-    return done;
+    return this.removeMany([hash]);
   }
 
   /** Removes a chunk; returns whether it was held. A pinned manifest that needs it then lacks it. */
@@ -513,6 +849,83 @@ export class ChunkStore implements ChunkBaseline {
     const held = this.index.has(hash);
     await this.remove(hash);
     return held;
+  }
+
+  /** Removes many chunks with one durable log append; returns how many were held. */
+  async deleteMany(hashes: readonly string[]): Promise<number> {
+    for (const h of hashes) checkHashName(h);
+    const held = new Set(hashes.filter((h) => this.index.has(h))).size;
+    await this.removeMany(hashes);
+    return held;
+  }
+
+  /**
+   * Reclaims the space of removed chunks: each sealed pack whose live bytes are under
+   * PACK_MIN_LIVE of its size has its live chunks appended to the current pack (one group
+   * commit, like any put) and is then deleted. A crash in between leaves both copies; the later
+   * ADD record wins and the old pack is reclaimed again later.
+   */
+  async compact(): Promise<void> {
+    while (this.compacting) await this.compacting;
+    this.compacting = (async () => {
+      for (const p of [...this.packs.values()]) {
+        if (p === this.current?.pack || p.live >= p.size * PACK_MIN_LIVE) continue;
+        if (p.live === 0) {
+          await this.dropPack(p);
+          continue;
+        }
+        const moving = [...this.index].filter(([, l]) => l.pack === p);
+        const adds = moving.map(([hash, l]) => ({ hash, data: this.readAt(l) }));
+        const locs = await this.enqueue(adds, []);
+        const undo: WriteJob['dels'] = [];
+        moving.forEach(([hash, old], k) => {
+          const now = this.index.get(hash);
+          const loc = locs[k]!;
+          if (now === old) {
+            // Same place in the recency order.
+            this.index.set(hash, loc);
+            old.pack.live -= old.length;
+            loc.pack.live += loc.length;
+          } else undo.push({ hash, pack: loc.pack.id }); // removed meanwhile: the copy is dead too
+        });
+        if (undo.length) await this.enqueue([], undo);
+        if (p.live === 0) await this.dropPack(p);
+        this.counters.compactedPacks++;
+      }
+    })();
+    try {
+      await this.compacting;
+    } finally {
+      this.compacting = undefined;
+    }
+  }
+
+  /** A chunk's bytes as stored (not verified), read synchronously. */
+  private readAt(l: Loc): Buffer {
+    if (l.pack.fd === undefined) l.pack.fd = openSync(l.pack.path, 'r');
+    const buf = Buffer.allocUnsafe(l.length);
+    let got = 0;
+    while (got < l.length) {
+      const n = readSync(l.pack.fd, buf, got, l.length - got, l.offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === l.length ? buf : buf.subarray(0, got);
+  }
+
+  /** Reads and verifies every held chunk; drops (and reports) those that no longer match their hash. */
+  async scrub(): Promise<{ chunks: number; bytes: number; corrupt: string[] }> {
+    const corrupt: string[] = [];
+    let bytes = 0;
+    const all = [...this.index];
+    for (const [hash, l] of all) {
+      const data = this.readAt(l);
+      bytes += data.length;
+      if (data.length !== l.length || oneShotHash('sha256', data, 'hex') !== hash) corrupt.push(hash);
+    }
+    this.counters.corruptChunks += corrupt.length;
+    await this.removeMany(corrupt);
+    return { chunks: all.length, bytes, corrupt };
   }
 
   /** Stores a manifest under its root hash after verifying it. Its chunks need not be present yet. */
@@ -571,51 +984,37 @@ export class ChunkStore implements ChunkBaseline {
     return true;
   }
 
-  /** Removes every chunk that no retained manifest (pinned or baseline) references. */
+  /** Removes every chunk that no retained manifest (pinned or baseline) references, and reclaims their space. */
   async gc(): Promise<{ removedChunks: number; removedBytes: number }> {
     const victims: string[] = [];
     let removedBytes = 0;
-    for (const [hash, size] of this.index) {
+    for (const [hash, loc] of this.index) {
       if (!this.refs.has(hash)) {
         victims.push(hash);
-        removedBytes += size;
+        removedBytes += loc.length;
       }
     }
-    await Promise.all(victims.map((h) => this.remove(h)));
+    await this.removeMany(victims);
+    await this.compact();
     return { removedChunks: victims.length, removedBytes };
   }
 
-  /** One chunk's bytes for assemble(), read synchronously; refreshes its mtime (recency) as get() does. */
+  /** One chunk's bytes for assemble(), read synchronously from its pack. */
   private readForAssemble(rootHash: string, ref: ChunkRef): Buffer {
-    let fd: number;
+    const loc = this.index.get(ref.hash);
+    if (!loc) throw new MissingChunksError(rootHash, [ref.hash]);
+    if (loc.length !== ref.length) throw new Error(`chunk ${ref.hash} at offset ${ref.offset} is ${loc.length} bytes in the store; the manifest says ${ref.length}`);
+    let data: Buffer;
     try {
-      fd = openSync(this.chunkPath(ref.hash), 'r');
+      data = this.readAt(loc);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingChunksError(rootHash, [ref.hash]);
       throw err;
     }
-    try {
-      // One byte more than expected, to notice a file longer than the manifest says.
-      const buf = Buffer.allocUnsafe(ref.length + 1);
-      let got = 0;
-      for (;;) {
-        const n = readSync(fd, buf, got, buf.length - got, got);
-        if (n === 0) break;
-        got += n;
-        if (got === buf.length) break;
-      }
-      if (got !== ref.length) throw new Error(`chunk ${ref.hash} at offset ${ref.offset} is ${got === buf.length ? 'longer' : `${got} bytes`}; the manifest says ${ref.length}`);
-      const now = new Date();
-      try {
-        futimesSync(fd, now, now);
-      } catch {
-        /* recency is a hint */
-      }
-      return buf.subarray(0, ref.length);
-    } finally {
-      closeSync(fd);
-    }
+    if (data.length !== ref.length) throw new Error(`chunk ${ref.hash} at offset ${ref.offset}: its pack ${loc.pack.path} ends after ${data.length} of its ${ref.length} bytes`);
+    return data;
   }
+
 
   private volumeRecordPath(path: string): string {
     return join(this.dir, 'volumes', `${sha256Hex(Buffer.from(path))}.json`);
@@ -802,7 +1201,7 @@ export class ChunkStore implements ChunkBaseline {
         bytes += winBytes;
         for (const w of win) {
           this.counters.hits++;
-          this.touch(w.ref.hash, w.ref.length);
+          this.touch(w.ref.hash);
         }
       }
       await writing;
@@ -884,6 +1283,8 @@ export class ChunkStore implements ChunkBaseline {
   }
 
   stats(): ChunkStoreStats {
-    return { chunks: this.index.size, bytes: this.bytes, pinnedBytes: this.pinnedBytes, manifests: this.manifests.size, ...this.counters };
+    let packBytes = 0;
+    for (const p of this.packs.values()) packBytes += p.size;
+    return { chunks: this.index.size, bytes: this.bytes, pinnedBytes: this.pinnedBytes, manifests: this.manifests.size, ...this.counters, packs: this.packs.size, packBytes };
   }
 }

@@ -179,7 +179,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     if (keep.size === 0) throw new Error(`baseline manifest ${job.baselineRoot} is not in ${job.storeDir}`);
     if (captured.rootHash !== job.baselineRoot) {
       await store.deleteManifest(captured.rootHash);
-      for (const c of captured.chunks) if (!keep.has(c.hash)) await store.delete(c.hash);
+      await store.deleteMany(captured.chunks.map((c) => c.hash).filter((h) => !keep.has(h)));
     }
   }
   // The source keeps what it captured (in place: only the manifests) as later delta bases; a sync's

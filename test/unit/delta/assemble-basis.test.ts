@@ -13,6 +13,7 @@ import { buildManifestFromStream } from '../../../agent/manifest-builder';
 import type { Manifest } from '../../../core/manifest';
 import { orderMovesInPlace } from '../../../core/manifest-basis';
 import { seededBytes } from './seeded-bytes';
+import { rotChunk } from './store-disk';
 
 const PARAMS = { minSize: 1024, avgSize: 4096, maxSize: 16384 };
 
@@ -122,10 +123,7 @@ test('a chunk that rotted in the store fails an in-place update, which leaves th
   assert.deepEqual(await store.volumeState(vol), { state: 'complete', rootHash: oldM.rootHash });
   const oldHashes = new Set(oldM.chunks.map((c) => c.hash));
   const victim = m.chunks.find((c) => !oldHashes.has(c.hash))!;
-  const file = join(dir, 'store', 'chunks', victim.hash.slice(0, 2), victim.hash);
-  const rotten = readFileSync(file);
-  rotten[0]! ^= 0xff;
-  writeFileSync(file, rotten);
+  rotChunk(store, victim.hash);
   await assert.rejects(store.assemble(m.rootHash, vol, { basisPath: vol, inPlace: true }), (err: unknown) => (err as Error).name === 'ChunkHashMismatchError');
   assert.deepEqual(await store.volumeState(vol), { state: 'incomplete', rootHash: m.rootHash });
   // Fetch the chunk again (here: put it back), then assemble: the torn file is not trusted as a basis.

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkStore } from '../../../agent/chunk-store';
@@ -9,6 +9,7 @@ import { ChunkHashMismatchError, ChunkStoreFullError, MissingChunksError } from 
 import { buildManifestFromStream, computeRootHash } from '../../../agent/manifest-builder';
 import { Manifest, MANIFEST_V1 } from '../../../core/manifest';
 import { seededBytes } from './seeded-bytes';
+import { rotChunk } from './store-disk';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const tmp = () => mkdtempSync(join(tmpdir(), 'fedflow-chunk-store-'));
@@ -55,30 +56,43 @@ test('a put whose bytes do not match the hash is refused and writes nothing', as
     return true;
   });
   assert.equal(store.has(sha(a)), false);
-  assert.deepEqual(readdirSync(join(dir, 'chunks', sha(a).slice(0, 2))), []);
+  assert.deepEqual(readdirSync(join(dir, 'packs')), ['index.log'], 'no pack written');
+  assert.equal(store.stats().packBytes, 0);
   assert.equal(store.stats().rejectedPuts, 1);
   await assert.rejects(store.put('not-a-hash', a), /'not-a-hash' is not 64 lower-case hex digits/);
 });
 
-test('a leftover temp file from a crashed put is never read and is removed on open', async () => {
+test('a group commit cut by a crash (bytes in a pack, a torn index record) is never read and is cut on open', async () => {
   const dir = tmp();
   const a = chunk(1);
   {
     const store = await ChunkStore.open(dir);
     await store.put(sha(a), a);
+    await store.close();
   }
-  // Simulate a crash between write and rename of a second chunk.
+  // Simulate a crash in the middle of a second chunk's commit: its bytes appended to the pack,
+  // half of its index record written.
   const b = chunk(2);
-  const sub = join(dir, 'chunks', sha(b).slice(0, 2));
-  const leftover = join(sub, `.tmp-${sha(b)}-deadbeef0000`);
-  writeFileSync(leftover, b.subarray(0, 10));
+  const pack = readdirSync(join(dir, 'packs')).find((n) => n.endsWith('.pack'))!;
+  appendFileSync(join(dir, 'packs', pack), b);
+  const log = join(dir, 'packs', 'index.log');
+  const whole = readFileSync(log);
+  appendFileSync(log, whole.subarray(whole.length - 53, whole.length - 20));
+  // And a temp file of a manifest write cut before its rename.
+  writeFileSync(join(dir, 'manifests', 'pinned', '.tmp-cut'), '{');
   const store = await ChunkStore.open(dir);
-  assert.equal(existsSync(leftover), false);
+  assert.equal(store.stats().truncatedLogBytes, 33);
+  assert.equal(readFileSync(log).length, whole.length, 'the torn record is cut');
   assert.equal(store.stats().cleanedTempFiles, 1);
   assert.equal(store.has(sha(b)), false);
   assert.equal(store.has(sha(a)), true, 'the completed put survives the reopen');
+  assert.deepEqual(await store.get(sha(a)), a);
   assert.equal(await store.put(sha(b), b), 'stored');
   assert.deepEqual(await store.get(sha(b)), b);
+  await store.close();
+  const again = await ChunkStore.open(dir);
+  assert.deepEqual([await again.get(sha(a)), await again.get(sha(b))], [a, b]);
+  assert.equal(again.stats().truncatedLogBytes, 0);
 });
 
 test('a chunk corrupted on disk is detected on read, removed, and reported', async () => {
@@ -86,10 +100,7 @@ test('a chunk corrupted on disk is detected on read, removed, and reported', asy
   const store = await ChunkStore.open(dir);
   const a = chunk(1);
   await store.put(sha(a), a);
-  const path = join(dir, 'chunks', sha(a).slice(0, 2), sha(a));
-  const bad = Buffer.from(readFileSync(path));
-  bad[17] = bad[17]! ^ 0xff;
-  writeFileSync(path, bad);
+  rotChunk(store, sha(a), 17);
   await assert.rejects(store.get(sha(a)), ChunkHashMismatchError);
   assert.equal(store.has(sha(a)), false);
   assert.equal(store.stats().corruptChunks, 1);
@@ -185,4 +196,147 @@ test('assemble streams a manifest back into the original file, and names missing
     return true;
   });
   assert.equal(existsSync(join(dir, 'again.img')), false);
+});
+
+const LOG_HEADER = 8;
+const REC = 53;
+
+test('pack recovery: an index log cut at any byte of its last commit keeps exactly the whole records before the cut', async () => {
+  const dir = tmp();
+  const first = [chunk(1), chunk(2)];
+  const last = [chunk(3), chunk(4), chunk(5)];
+  {
+    const store = await ChunkStore.open(dir);
+    await store.putMany(first.map((x) => ({ hash: sha(x), data: x })));
+    await store.putMany(last.map((x) => ({ hash: sha(x), data: x })));
+    await store.close();
+  }
+  const log = join(dir, 'packs', 'index.log');
+  const whole = readFileSync(log);
+  assert.equal(whole.length, LOG_HEADER + 5 * REC);
+  const lastStart = LOG_HEADER + 2 * REC;
+  for (let cut = lastStart; cut < whole.length; cut++) {
+    writeFileSync(log, whole.subarray(0, cut));
+    const store = await ChunkStore.open(dir);
+    const whole_ = Math.floor((cut - lastStart) / REC);
+    assert.equal(store.stats().truncatedLogBytes, (cut - lastStart) % REC, `cut at ${cut}`);
+    for (const x of first) assert.deepEqual(await store.get(sha(x)), x);
+    for (let k = 0; k < last.length; k++) {
+      assert.equal(store.has(sha(last[k]!)), k < whole_, `cut at ${cut}: chunk ${k} of the last commit`);
+      if (k < whole_) assert.deepEqual(await store.get(sha(last[k]!)), last[k]);
+    }
+    await store.close();
+    assert.equal(statSync(log).size, LOG_HEADER + (2 + whole_) * REC, 'the torn tail is cut from the file');
+  }
+});
+
+test('pack recovery: a record whose checksum fails ends the log there; a record past its pack end is dropped', async () => {
+  const dir = tmp();
+  const xs = [chunk(1), chunk(2), chunk(3)];
+  {
+    const store = await ChunkStore.open(dir);
+    for (const x of xs) await store.put(sha(x), x);
+    await store.close();
+  }
+  const log = join(dir, 'packs', 'index.log');
+  const bytes = readFileSync(log);
+  bytes[LOG_HEADER + REC + 20]! ^= 0x01; // inside the second record's hash
+  writeFileSync(log, bytes);
+  let packPath: string;
+  {
+    const store = await ChunkStore.open(dir);
+    assert.deepEqual(xs.map((x) => store.has(sha(x))), [true, false, false]);
+    assert.equal(store.stats().truncatedLogBytes, 2 * REC);
+    // The pack lost its tail (a file system that did not keep the last write): the record pointing there goes.
+    await store.put(sha(xs[1]!), xs[1]!);
+    packPath = store.locateChunk(sha(xs[1]!))!.path;
+    assert.notEqual(packPath, store.locateChunk(sha(xs[0]!))!.path, 'each open starts a new pack');
+    await store.close();
+  }
+  writeFileSync(packPath, readFileSync(packPath).subarray(0, 500));
+  const store = await ChunkStore.open(dir);
+  assert.deepEqual(xs.map((x) => store.has(sha(x))), [true, false, false]);
+  assert.match(store.warnings.join('\n'), /past the pack's end/);
+  assert.deepEqual(await store.get(sha(xs[0]!)), xs[0]);
+});
+
+test('pack recovery: a pack no durable record points at (a commit cut before its records) is removed on open', async () => {
+  const dir = tmp();
+  {
+    const store = await ChunkStore.open(dir);
+    await store.put(sha(chunk(1)), chunk(1));
+    await store.close();
+  }
+  const orphan = join(dir, 'packs', '0123456789abcdef.pack');
+  writeFileSync(orphan, chunk(2));
+  writeFileSync(join(dir, 'packs', '.tmp-index.log-cut'), 'x');
+  const store = await ChunkStore.open(dir);
+  assert.equal(existsSync(orphan), false);
+  assert.equal(store.stats().removedPacks, 1);
+  assert.equal(store.stats().cleanedTempFiles, 1);
+  assert.equal(store.has(sha(chunk(2))), false);
+  assert.equal(store.has(sha(chunk(1))), true);
+});
+
+test('removals are durable: deleted, evicted and gc-ed chunks stay gone after a reopen, and their pack space is reclaimed', async () => {
+  const dir = tmp();
+  const xs = Array.from({ length: 12 }, (_, k) => chunk(k, 4000));
+  {
+    const store = await ChunkStore.open(dir, { maxBytes: 40_000 });
+    await store.putMany(xs.slice(0, 6).map((x) => ({ hash: sha(x), data: x })));
+    await store.close();
+  }
+  {
+    const store = await ChunkStore.open(dir, { maxBytes: 40_000 });
+    await store.putManifest(manifestOf('keep', [xs[0]!, xs[1]!]), 'pinned');
+    assert.equal(await store.delete(sha(xs[2]!)), true);
+    // 6 more chunks of 4000 bytes over a 40 000-byte bound: the least recently used unpinned go.
+    await store.putMany(xs.slice(6).map((x) => ({ hash: sha(x), data: x })));
+    assert.ok(store.stats().bytes <= 40_000);
+    assert.ok(store.stats().evictedChunks >= 1);
+    await store.close();
+  }
+  const store = await ChunkStore.open(dir, { maxBytes: 40_000 });
+  const held = xs.map((x) => store.has(sha(x)));
+  assert.equal(held[2], false, 'the deleted chunk stays deleted');
+  assert.equal(held.filter(Boolean).length, store.stats().chunks);
+  assert.ok(store.stats().bytes <= 40_000);
+  for (const [k, x] of xs.entries()) if (held[k]) assert.deepEqual(await store.get(sha(x)), x);
+  const { removedChunks } = await store.gc();
+  assert.equal(removedChunks, held.filter(Boolean).length - 2, 'only the pinned manifest’s chunks are kept');
+  const s = store.stats();
+  assert.equal(s.chunks, 2);
+  assert.ok(s.packBytes <= 8000, `after gc the packs hold ${s.packBytes} bytes for 8000 live`);
+  await store.close();
+  const reopened = await ChunkStore.open(dir);
+  assert.deepEqual(xs.map((x) => reopened.has(sha(x))), xs.map((_, k) => k < 2));
+  assert.deepEqual([await reopened.get(sha(xs[0]!)), await reopened.get(sha(xs[1]!))], [xs[0], xs[1]]);
+});
+
+test('a format-1 store (one file per chunk) is migrated into packs on open; a bad chunk file is dropped', async () => {
+  const dir = tmp();
+  const [a, b, c] = [chunk(1), chunk(2), chunk(3)];
+  for (const x of [a, b]) {
+    mkdirSync(join(dir, 'chunks', sha(x).slice(0, 2)), { recursive: true });
+    writeFileSync(join(dir, 'chunks', sha(x).slice(0, 2), sha(x)), x);
+  }
+  mkdirSync(join(dir, 'chunks', sha(c).slice(0, 2)), { recursive: true });
+  writeFileSync(join(dir, 'chunks', sha(c).slice(0, 2), sha(c)), a); // rotted: other bytes under c's name
+  writeFileSync(join(dir, 'chunks', sha(c).slice(0, 2), `.tmp-${sha(c)}-deadbeef0000`), c.subarray(0, 10));
+  mkdirSync(join(dir, 'manifests', 'pinned'), { recursive: true });
+  const m = manifestOf('v', [a, b]);
+  writeFileSync(join(dir, 'manifests', 'pinned', `${m.rootHash}.json`), JSON.stringify(m));
+  {
+    const store = await ChunkStore.open(dir);
+    const s = store.stats();
+    assert.deepEqual({ migrated: s.migratedChunks, corrupt: s.corruptChunks, cleaned: s.cleanedTempFiles, chunks: s.chunks, pinned: s.pinnedBytes }, { migrated: 2, corrupt: 1, cleaned: 1, chunks: 2, pinned: 2000 });
+    assert.equal(existsSync(join(dir, 'chunks')), false, 'the chunk files are gone');
+    assert.deepEqual([store.has(sha(a)), store.has(sha(b)), store.has(sha(c))], [true, true, false]);
+    await store.close();
+  }
+  const store = await ChunkStore.open(dir);
+  assert.deepEqual([await store.get(sha(a)), await store.get(sha(b))], [a, b]);
+  const out = join(dir, 'v.img');
+  await store.assemble(m.rootHash, out);
+  assert.ok(readFileSync(out).equals(Buffer.concat([a, b])));
 });

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ChunkStore } from '../../../agent/chunk-store';
+import { assertStoreClean, rotChunk } from './store-disk';
 import type { CodecSpec } from '../../../agent/codec';
 import { SourceImages } from '../../../agent/source-images';
 import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../../../agent/transfer-client';
@@ -64,19 +65,6 @@ async function openStore(): Promise<{ store: ChunkStore; dir: string }> {
   return { store: await ChunkStore.open(dir), dir };
 }
 
-/** Every chunk file in the store hashes to its name, and no temp file is left. */
-function assertStoreClean(dir: string): number {
-  let files = 0;
-  for (const sub of readdirSync(join(dir, 'chunks'))) {
-    for (const name of readdirSync(join(dir, 'chunks', sub))) {
-      assert.ok(!name.startsWith('.tmp-'), `temp file left in the store: ${sub}/${name}`);
-      assert.equal(sha(readFileSync(join(dir, 'chunks', sub, name))), name, `chunk file ${name} holds other bytes`);
-      files++;
-    }
-  }
-  return files;
-}
-
 async function assembleSha(store: ChunkStore, m: Manifest, dir: string): Promise<string> {
   await store.putManifest(m, 'pinned');
   const out = join(dir, 'assembled.img');
@@ -117,7 +105,7 @@ describe('transfer endpoint over loopback', () => {
         assert.equal(a.stats.chunksServed - served0, distinct.size + 3, 'each corrupt chunk served exactly once more');
         // Bad bytes that decoded reached the store's check and were refused there; none was written.
         assert.ok(store.stats().rejectedPuts <= 3);
-        assert.equal(assertStoreClean(dir), distinct.size);
+        assert.equal(await assertStoreClean(store, dir), distinct.size);
         assert.equal(await assembleSha(store, manifest, dir), sha(a.bytes));
       } finally {
         a.corrupt = () => false;
@@ -138,7 +126,7 @@ describe('transfer endpoint over loopback', () => {
       );
       assert.equal(store.has(victim), false);
       assert.equal(store.stats().rejectedPuts, 4);
-      assertStoreClean(dir);
+      await assertStoreClean(store, dir);
     } finally {
       a.corrupt = () => false;
       rmSync(dir, { recursive: true, force: true });
@@ -172,10 +160,7 @@ describe('transfer endpoint over loopback', () => {
       await pullMissingChunks({ endpoint: a.url, root, token, manifest: a.manifest, store, plan: { codec: { codec: 'lz4' }, streams: 2, batchBytes: 256 << 10 } });
       await store.putManifest(a.manifest, 'pinned');
       const victim = a.manifest.chunks[5]!.hash;
-      const path = join(dir, 'chunks', victim.slice(0, 2), victim);
-      const rotten = readFileSync(path);
-      rotten[0] = rotten[0]! ^ 1;
-      writeFileSync(path, rotten);
+      rotChunk(store, victim, 0, 1);
       const out = join(dir, 'assembled.img');
       await assert.rejects(store.assemble(root, out), (err: unknown) => (err as Error).name === 'ChunkHashMismatchError');
       assert.equal(store.has(victim), false, 'the bad chunk is dropped, so the next pull fetches it again');
@@ -266,7 +251,7 @@ describe('transfer endpoint over loopback', () => {
       assert.equal(f.chunksFetched, distinct - held, 'the resumed pull fetched only what was missing');
       assert.equal(f.delta.baselineChunks, held, 'and counted the verified chunks as held');
       assert.equal(s2 - s0, distinct, 'every distinct chunk was served exactly once over both attempts');
-      assert.equal(assertStoreClean(dir), distinct);
+      assert.equal(await assertStoreClean(store, dir), distinct);
       assert.equal(await assembleSha(store, a.manifest, dir), sha(a.bytes));
 
       // A third pull finds everything held and asks for nothing.

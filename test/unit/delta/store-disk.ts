@@ -1,0 +1,28 @@
+/** Test helpers that reach into a chunk store's files: damage a chunk on disk, check the store's bytes. */
+import assert from 'node:assert/strict';
+import { closeSync, openSync, readdirSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChunkStore } from '../../../agent/chunk-store';
+
+/** Flips the bits of byte `at` of a held chunk where it lies on disk (bit rot after a verified arrival). */
+export function rotChunk(store: ChunkStore, hash: string, at = 0, mask = 0xff): void {
+  const loc = store.locateChunk(hash);
+  assert.ok(loc, `chunk ${hash} is not held`);
+  const fd = openSync(loc.path, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, loc.offset + at);
+    b[0]! ^= mask;
+    writeSync(fd, b, 0, 1, loc.offset + at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Every held chunk's bytes hash to its name and no temp file is left; returns the number of chunks. */
+export async function assertStoreClean(store: ChunkStore, dir: string): Promise<number> {
+  for (const name of readdirSync(join(dir, 'packs'))) assert.ok(!name.startsWith('.tmp-'), `temp file left in the store: packs/${name}`);
+  const { chunks, corrupt } = await store.scrub();
+  assert.deepEqual(corrupt, [], 'chunks whose bytes on disk do not match their hash');
+  return chunks;
+}
