@@ -18,7 +18,8 @@ import { chooseHybridCodec } from '../agent/codec-chooser';
 import type { SourceImages } from '../agent/source-images';
 import type { LinkTelemetry } from '../agent/link-telemetry';
 import { recordTransferSample } from './link';
-import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
+import { ChunkCorruptError, fetchFinalImage, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
+import { finalSlot, type FinalImage } from '../agent/final-images';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { STANDBY_TAG } from '../adapters/local';
 import { activateAndCheck, kvCall, type WorkloadDigest } from './kv-workload';
@@ -68,7 +69,14 @@ export interface PullArgs {
 export function createSyncActivities(deps: SyncDeps) {
   const activities = {
     /** Source: archive, chunk and hash the volume into an image; at cut-over, freeze the workload first. */
-    async captureImage(args: { volumeId: string; preset: TransferChunkPreset; freeze?: InstanceRef; hybridBandwidthMbps?: number }): Promise<CapturedImage> {
+    async captureImage(args: {
+      volumeId: string;
+      preset: TransferChunkPreset;
+      freeze?: InstanceRef;
+      hybridBandwidthMbps?: number;
+      /** Cut-over key: announce the frozen image to the target waiting on GET /finals/<slot>. */
+      publishAs?: string;
+    }): Promise<CapturedImage> {
       let frozenAtMs: number | undefined;
       let digest: WorkloadDigest | undefined;
       if (args.freeze) {
@@ -97,7 +105,11 @@ export function createSyncActivities(deps: SyncDeps) {
           hybridCodec = { codec: best.spec.codec, ...(best.spec.codec === 'zstd' ? { level: best.spec.level } : {}), goodputMBps: best.goodput / 1e6 };
         }
       }
-      return { manifest: summarize(manifest), scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec };
+      const summary = summarize(manifest);
+      if (args.publishAs && digest && frozenAtMs !== undefined) {
+        deps.images.finals.publish(finalSlot(args.publishAs), { manifest: summary, digest, frozenAtMs, ...(hybridCodec ? { hybridCodec } : {}) });
+      }
+      return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec };
     },
 
     /** Source: drop an image once its round is over. */
@@ -183,15 +195,56 @@ export function createSyncActivities(deps: SyncDeps) {
      * the standby instance on it and check it serves exactly what the source held at the freeze.
      * One activity instead of three, because every hop through the workflow adds to the downtime.
      */
-    async cutoverTarget(args: Omit<PullArgs, 'kind' | 'assembleVolumeId'> & { volumeId: string; instance: InstanceRef; address: string; expected: WorkloadDigest }): Promise<{ figures: RoundFigures; served: WorkloadDigest; servingAtMs: number }> {
-      const figures = await activities.pullDelta({ ...args, kind: 'final', assembleVolumeId: args.volumeId });
-      const served = await activateAndCheck(args.address, args.expected);
+    async cutoverTarget(args: CutoverArgs): Promise<{ figures: RoundFigures; served: WorkloadDigest; servingAtMs: number; image?: { root: string; frozenAtMs: number; digest: WorkloadDigest } }> {
+      let root: string;
+      let expected: WorkloadDigest;
+      let image: { root: string; frozenAtMs: number; digest: WorkloadDigest } | undefined;
+      if ('awaitFinal' in args) {
+        // Started beside the source's freeze: wait for the final image it announces.
+        const found = await awaitFinalImage(args.endpoint, args.source, args.awaitFinal, args.ttlSeconds);
+        root = found.manifest.rootHash;
+        expected = found.digest;
+        image = { root, frozenAtMs: found.frozenAtMs, digest: found.digest };
+      } else {
+        root = args.root;
+        expected = args.expected;
+      }
+      const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
+      const served = await activateAndCheck(args.address, expected);
       const servingAtMs = Date.now();
       // From now on a restart of this instance boots it straight onto its volume.
       await deps.provider.tag(args.instance, { [STANDBY_TAG]: 'false' });
-      return { figures, served, servingAtMs };
+      return { figures, served, servingAtMs, ...(image ? { image } : {}) };
     },
   };
+
+  /** Long-polls the source for the final image of `cutoverKey`, heartbeating between polls (a cancel ends the wait). */
+  async function awaitFinalImage(endpoint: string, source: string, cutoverKey: string, ttlSeconds: number): Promise<FinalImage> {
+    const ctx = Context.current();
+    const slot = finalSlot(cutoverKey);
+    for (;;) {
+      ctx.heartbeat({ waitingFor: 'final image' });
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+      const token = issueToken(deps.secret, claimsFor(slot, source, deps.site, Date.now(), ttlSeconds));
+      try {
+        const found = await fetchFinalImage(endpoint, slot, token, FINAL_POLL_MS, ctx.cancellationSignal);
+        if (found) return found;
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403)) throw ApplicationFailure.nonRetryable(err.message, 'TransferRefused');
+        throw err;
+      }
+    }
+  }
 }
+
+/** One long poll for the final image; the waiting activity heartbeats between them. */
+const FINAL_POLL_MS = 5_000;
+
+/** The target's cut-over: either told the final image, or told to wait for the source to announce it. */
+export type CutoverArgs = Omit<PullArgs, 'kind' | 'assembleVolumeId' | 'root'> & { volumeId: string; instance: InstanceRef; address: string } & (
+    | { root: string; expected: WorkloadDigest }
+    | { awaitFinal: string }
+  );
 
 export type SyncActivities = ReturnType<typeof createSyncActivities>;

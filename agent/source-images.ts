@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as tar from 'tar';
 import type { ChunkerParams } from '../core/chunking';
 import type { ChunkRef, Manifest } from '../core/manifest';
+import { FinalImages } from './final-images';
 import { buildManifestFromStream, verifyManifest } from './manifest-builder';
 
 interface Entry {
@@ -44,9 +45,12 @@ export class SourceImages {
   private readonly handles = new Map<string, Promise<FileHandle>>();
   private readonly fds = new Map<string, number>();
   private captures = 0;
+  /** Cut-over images announced to waiting targets (GET /finals/<slot>). */
+  readonly finals: FinalImages;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
+    this.finals = new FinalImages(join(dir, 'finals'));
     // What a crash in the middle of a capture leaves behind: never an image, only scratch.
     for (const name of readdirSync(dir)) if (name.startsWith('.capture-') || name.startsWith('.snapshot-')) rmSync(join(dir, name), { recursive: true, force: true });
   }

@@ -15,8 +15,9 @@ import type { CodecSpec } from './codec';
 import { unpackChunk } from './codec';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { getFrameContentSize as zstdFrameContentSize } from 'zstd-napi/binding';
+import type { FinalImage } from './final-images';
 import { verifyManifest } from './manifest-builder';
-import { ManifestError } from '../core/manifest';
+import { ManifestError, SHA256_HEX } from '../core/manifest';
 import { decodeManifest, ManifestDeltaError, readManifestHeader } from '../core/manifest-delta';
 import { BINARY_MANIFEST_TYPE, MANIFEST_BASE_HEADER, MAX_MANIFEST_BASES } from './transfer-server';
 
@@ -209,6 +210,26 @@ export interface ManifestFetchInfo {
  * does not hash to `root` (tampered, or the base differs between the sides) is dropped and the
  * full manifest fetched instead, so a bad delta costs a round trip, never a wrong manifest.
  */
+/**
+ * Long-polls the source's endpoint for a cut-over's final image (agent/final-images.ts): the
+ * image once the source has captured it, or undefined if it has not within `waitMs`.
+ */
+export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal): Promise<FinalImage | undefined> {
+  const agent = new Agent({ keepAlive: false, maxSockets: 1 });
+  try {
+    const res = await send(agent, `${endpoint}/finals/${slot}?waitMs=${waitMs}`, 'GET', token, undefined, signal);
+    if (res.status === 204) return undefined;
+    if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/finals/${slot.slice(0, 12)}…`);
+    const image = JSON.parse(res.body.toString('utf8')) as FinalImage;
+    if (!image?.manifest || !SHA256_HEX.test(image.manifest.rootHash) || typeof image.digest?.sha256 !== 'string' || typeof image.frozenAtMs !== 'number') {
+      throw new ChunkCorruptError(`final image announced by ${endpoint} is malformed: ${res.body.toString('utf8').slice(0, 200)}`);
+    }
+    return image;
+  } finally {
+    agent.destroy();
+  }
+}
+
 export async function fetchManifest(endpoint: string, root: string, token: string, signal?: AbortSignal, opts: FetchManifestOptions = {}): Promise<Manifest> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {

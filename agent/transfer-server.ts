@@ -12,6 +12,10 @@
  *                                                (header x-fedflow-manifest-base: its root, or none)
  *   POST /chunks/<root>?codec=lz4|zstd|none&level=N&to=<site>
  *        body {"hashes": [...]}, answer: per hash, [32-byte digest][u32 BE length][packed chunk]
+ *   GET  /finals/<slot>?waitMs=N                 long poll for a cut-over's final image
+ *                                                (agent/final-images.ts): 200 and its root,
+ *                                                counts and frozen digest once the source has
+ *                                                captured it, 204 if not within N ms (max 20 s)
  *
  * Every route but /health needs `Authorization: Bearer <token>`: HMAC-signed, expiring, and
  * scoped to one manifest and one source/target pair (agent/transfer-token.ts). Replies cross the
@@ -44,6 +48,8 @@ export interface TransferServerOptions {
 }
 
 export const MAX_BATCH_HASHES = 4096;
+/** The longest one /finals long poll is held open; the waiting activity heartbeats and asks again. */
+export const MAX_FINAL_WAIT_MS = 20_000;
 /** Base roots a manifest request may name. */
 export const MAX_MANIFEST_BASES = 8;
 export const BINARY_MANIFEST_TYPE = 'application/vnd.fedflow.manifest';
@@ -132,9 +138,9 @@ export function createTransferHandler(opts: TransferServerOptions) {
     if (req.method === 'GET' && url.pathname === '/health') return reply(res, 200, { ok: true, site: opts.site });
     if (req.method === 'GET' && url.pathname === '/stats') return reply(res, 200, stats);
     if (req.method === 'GET' && url.pathname === '/probe') return probeReply(url, req, res);
-    const m = /^\/(manifests|chunks)\/([0-9a-f]{64})$/.exec(url.pathname);
+    const m = /^\/(manifests|chunks|finals)\/([0-9a-f]{64})$/.exec(url.pathname);
     if (!m) return reply(res, 404, { error: `no route ${req.method} ${url.pathname}` });
-    const [, kind, root] = m as unknown as [string, 'manifests' | 'chunks', string];
+    const [, kind, root] = m as unknown as [string, 'manifests' | 'chunks' | 'finals', string];
 
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
@@ -142,6 +148,25 @@ export function createTransferHandler(opts: TransferServerOptions) {
     if (!verdict.ok) {
       stats.refused++;
       return reply(res, verdict.reason === 'wrong-manifest' || verdict.reason === 'wrong-site' ? 403 : 401, { error: verdict.message, reason: verdict.reason });
+    }
+    if (kind === 'finals') {
+      if (req.method !== 'GET') return reply(res, 405, { error: 'use GET for finals' });
+      const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
+      if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > MAX_FINAL_WAIT_MS) return reply(res, 400, { error: `waitMs '${url.searchParams.get('waitMs')}' is not an integer in 0..${MAX_FINAL_WAIT_MS}` });
+      const gone = new AbortController();
+      res.on('close', () => gone.abort());
+      const image = await opts.images.finals.wait(root, waitMs, gone.signal);
+      if (gone.signal.aborted) return;
+      if (!image) {
+        res.writeHead(204);
+        return void res.end();
+      }
+      // The announcement crosses the emulated link like any reply.
+      const shaper = opts.shapers && verdict.claims.target !== opts.site ? opts.shapers.get(opts.site, verdict.claims.target) : undefined;
+      const d = shaper?.decide();
+      if (d && d.delayMs > 0) await new Promise((r) => setTimeout(r, d.delayMs));
+      if (d?.drop) return void req.socket.destroy(new LinkDropError(opts.site, verdict.claims.target));
+      return reply(res, 200, image);
     }
     const entry = opts.images.get(root);
     if (!entry) return reply(res, 404, { error: `manifest ${root} is not held by site '${opts.site}'` });

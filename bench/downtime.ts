@@ -66,15 +66,35 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
   };
   const capture = activity('captureImage');
   const cutover = activity('cutoverTarget');
-  const answer = last((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'federationCommitResult');
-  const marker = last((e) => !!e.markerRecordedEventAttributes && Number(e.eventId) > Number(answer?.eventId ?? 0));
-  return {
+  const phases = {
     captureMs: ms(capture.completed) - ms(capture.started),
     toCutoverMs: ms(cutover.started) - ms(capture.completed),
     cutoverMs: ms(cutover.completed) - ms(cutover.started),
-    commitMs: ms(answer) - ms(cutover.completed),
-    switchMs: ms(marker) - ms(answer),
   };
+  // Runs with the commit by update: local activities, whose markers carry their completion time.
+  const localDone = (type: string) => {
+    for (const e of [...events].reverse()) {
+      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+      if (!data) continue;
+      const d = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string; complete_time?: { seconds: number | string; nanos?: number } };
+      if (d.activity_type === type && d.complete_time) return Number(d.complete_time.seconds) * 1000 + Math.round((d.complete_time.nanos ?? 0) / 1e6);
+    }
+    return undefined;
+  };
+  const fastDone = localDone('proposeFast');
+  if (fastDone !== undefined) {
+    const next = events.find((e) => !!e.workflowTaskStartedEventAttributes && Number(e.eventId) > Number(cutover.completed?.eventId ?? 0));
+    return {
+      ...phases,
+      // Cut-over done until the workflow task that proposes the placement starts.
+      toCommitMs: ms(next) - ms(cutover.completed),
+      commitMs: fastDone - ms(next),
+      switchMs: (localDone('switchRoute') ?? NaN) - fastDone,
+    };
+  }
+  const answer = last((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'federationCommitResult');
+  const marker = last((e) => !!e.markerRecordedEventAttributes && Number(e.eventId) > Number(answer?.eventId ?? 0));
+  return { ...phases, commitMs: ms(answer) - ms(cutover.completed), switchMs: ms(marker) - ms(answer) };
 }
 
 function percentile(xs: number[], p: number): number {

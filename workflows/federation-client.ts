@@ -136,25 +136,32 @@ export async function commitFederationChange(entries: FederationEntry[], opts: F
       throw ApplicationFailure.nonRetryable(`federation change ${requestId} did not commit within ${String(opts.timeout)}: ${p.status}`, 'FederationCommitTimeout');
     }
     if (p.error !== undefined) throw ApplicationFailure.nonRetryable(`federation change ${requestId} failed: ${p.error}`, 'FederationChangeFailed');
-    const r = p.result!;
-    if (r.rejected.length && !opts.allowRejected) {
-      throw ApplicationFailure.nonRetryable(
-        `federation change ${requestId} committed in round ${r.round} but the log rejected it: ${r.rejected.map((x) => `entry ${x.position}: ${x.reason}`).join('; ')}`,
-        'FederationChangeRejected',
-      );
-    }
-    return {
-      protocol: r.protocol,
-      certificate: r.summary,
-      quorum: r.quorum,
-      waited: p.waited,
-      ...(p.waited ? { lastStatus: p.status } : {}),
-      waitedMs: r.waitedMs,
-      round: r.round,
-      requestId,
-      rejected: r.rejected,
-    };
+    return changeResult(p.result!, opts, p.waited ? p.status : undefined);
   } finally {
     pending.delete(requestId);
   }
+}
+
+/**
+ * The federation's answer as a FederationChangeResult (`lastStatus`: the last thing a wait for
+ * quorum said). Throws FederationChangeRejected when the log rejected an entry, unless allowed.
+ */
+export function changeResult(r: Omit<ProposalResult, 'certificate'>, opts: Pick<FederationChangeOptions, 'allowRejected'>, lastStatus?: string): FederationChangeResult {
+  if (r.rejected.length && !opts.allowRejected) {
+    throw ApplicationFailure.nonRetryable(
+      `federation change ${r.requestId} committed in round ${r.round} but the log rejected it: ${r.rejected.map((x) => `entry ${x.position}: ${x.reason}`).join('; ')}`,
+      'FederationChangeRejected',
+    );
+  }
+  return {
+    protocol: r.protocol,
+    certificate: r.summary,
+    quorum: r.quorum,
+    waited: lastStatus !== undefined,
+    ...(lastStatus !== undefined ? { lastStatus } : {}),
+    waitedMs: r.waitedMs,
+    round: r.round,
+    requestId: r.requestId,
+    rejected: r.rejected,
+  };
 }

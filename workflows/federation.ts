@@ -65,6 +65,12 @@ const MAX_UPDATES_PER_RUN = 1_500;
 const REFUSALS_KEPT = 50;
 /** Patch id: BFT rounds end once the router itself has verified 2f+1 commit votes (one hop fewer). */
 export const BFT_ROUTER_VERIFIES_PATCH = 'bft-router-verifies-commits-v1';
+/**
+ * Patch id: a proposal whose request id is already queued or in a round is not queued twice; the
+ * second caller waits for the first one's outcome. A migration proposes its placement by update
+ * first (the fast path) and, if that takes long, again by signal under the same request id.
+ */
+export const DEDUPE_PENDING_PATCH = 'federation-dedupe-pending-v1';
 /** The longest a run waits, before continuing as new, for f+1 sites to confirm the last BFT round. */
 const FINISH_BEFORE_CAN_MS = 10_000;
 
@@ -74,6 +80,8 @@ interface Pending {
   protocol: Protocol;
   arrivedAt: number;
   replyTo?: string;
+  /** Update handlers waiting for this proposal's outcome: one if it came by update, more if others joined it. */
+  awaiters?: number;
   /** Set for join/leave: runs alone in its round and ends the run (new members, new epoch). */
   membership?: boolean;
 }
@@ -106,6 +114,8 @@ export async function federation(input: FederationInput): Promise<void> {
 
   const queue: Pending[] = [];
   const outcomes = new Map<string, Outcome>();
+  /** How many update handlers still have to read each outcome (absent: one). */
+  const outcomeWaiters = new Map<string, number>();
   const refusals: ConsensusStatus['refusals'] = [];
   const outbound: Promise<void>[] = [];
   let membershipChanged = false;
@@ -167,12 +177,27 @@ export async function federation(input: FederationInput): Promise<void> {
   const awaitOutcome = async (id: string): Promise<ProposalResult> => {
     await condition(() => outcomes.has(id));
     const o = outcomes.get(id)!;
-    outcomes.delete(id);
+    const left = (outcomeWaiters.get(id) ?? 1) - 1;
+    if (left > 0) outcomeWaiters.set(id, left);
+    else {
+      outcomeWaiters.delete(id);
+      outcomes.delete(id);
+    }
     if ('error' in o) throw ApplicationFailure.nonRetryable(o.error, o.type);
     return o.result;
   };
   let requests = 0;
   let updates = 0;
+  /** The proposal with this request id still waiting for its round or in it, if one is (and the patch applies). */
+  const pendingWithId = (id: string): Pending | undefined => {
+    const p = queue.find((q) => q.id === id) ?? inRound.find((q) => q.id === id);
+    return p && patched(DEDUPE_PENDING_PATCH) ? p : undefined;
+  };
+  /** An update handler joins the outcome of a pending proposal with its id. */
+  const joinPending = (p: Pending): Promise<ProposalResult> => {
+    p.awaiters = (p.awaiters ?? 0) + 1;
+    return awaitOutcome(p.id);
+  };
   const fresh = (requestId: string | undefined) => requestId ?? `${info.workflowId}/${info.runId}/${++requests}`;
 
   setHandler(
@@ -181,7 +206,9 @@ export async function federation(input: FederationInput): Promise<void> {
       updates++;
       const id = fresh(p.requestId);
       if (recent[id]) return recent[id]!;
-      enqueue({ id, input: p });
+      const dup = p.requestId === undefined ? undefined : pendingWithId(id);
+      if (dup) return joinPending(dup);
+      enqueue({ id, input: p, awaiters: 1 });
       return awaitOutcome(id);
     },
     { validator: (p: ProposeInput) => validateProposal(p, state, trust, superseded) },
@@ -194,7 +221,9 @@ export async function federation(input: FederationInput): Promise<void> {
         ps.map((p) => {
           const id = fresh(p.requestId);
           if (recent[id]) return recent[id]!;
-          enqueue({ id, input: p });
+          const dup = p.requestId === undefined ? undefined : pendingWithId(id);
+          if (dup) return joinPending(dup);
+          enqueue({ id, input: p, awaiters: 1 });
           return awaitOutcome(id);
         }),
       );
@@ -217,6 +246,14 @@ export async function federation(input: FederationInput): Promise<void> {
   setHandler(proposeSignal, (p) => {
     // Signals have no validator: a bad proposal is answered with the error instead.
     if (recent[p.requestId]) return tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo).signal(commitResultSignal, { requestId: p.requestId, result: recent[p.requestId] }));
+    const dup = pendingWithId(p.requestId);
+    if (dup) {
+      // Already queued (say by the same caller's update): answer this sender too, once, when it
+      // settles, and tell it now what its round is waiting for, if it is in one.
+      dup.replyTo = p.replyTo;
+      if (inRound.includes(dup)) tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo).signal(commitStatusSignal, { requestId: p.requestId, status: status.status }));
+      return;
+    }
     try {
       validateProposal(p, state, trust, superseded);
       enqueue({ id: p.requestId, input: p, replyTo: p.replyTo });
@@ -266,7 +303,11 @@ export async function federation(input: FederationInput): Promise<void> {
         if (keys.length > RECENT_RESULTS) delete recent[keys[0]!];
       }
       if (p.replyTo) tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo!).signal(commitResultSignal, { requestId: p.id, ...o }));
-      else outcomes.set(p.id, o);
+      if (!p.replyTo || p.awaiters) {
+        outcomes.set(p.id, o);
+        // One read per update handler waiting for it.
+        if ((p.awaiters ?? 1) > 1) outcomeWaiters.set(p.id, p.awaiters!);
+      }
     }
   };
 

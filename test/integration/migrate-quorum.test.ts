@@ -73,7 +73,8 @@ describe('a migration waits for quorum and commits once a site returns', () => {
     // Nothing committed half-way, nothing failed: still running, no reservation in the log.
     assert.equal((await handle.describe()).status.name, 'RUNNING');
     const fedHandle = env.client.workflow.getHandle(federationWorkflowId(fed.config.federation));
-    assert.deepEqual((await fedHandle.query(committedStateQuery)).reservations, {});
+    const before = await fedHandle.query(committedStateQuery);
+    assert.deepEqual(before.reservations, {});
     assert.equal(fed.state.read().workloads['kv-demo']!.site, 'dc:paris');
 
     // edge:lisbon's agent comes back (a new process would do the same: same directory, same key).
@@ -99,6 +100,9 @@ describe('a migration waits for quorum and commits once a site returns', () => {
     const committed = await fedHandle.query(committedStateQuery);
     assert.equal(committed.placements['kv-demo'], 'edge:lisbon');
     assert.deepEqual(committed.reservations, {});
+    // The reservation was proposed twice under one request id (by update, then by signal once the
+    // update had no answer): the log holds it once, then the placement. Two entries in all.
+    assert.equal(committed.applied - before.applied, 2);
     const all = (await (await fetch(`${r.address}/kv`)).json()) as Record<string, string>;
     assert.equal(Object.keys(all).length, 50);
     assert.equal(all['key-000049'], sampleValue(49, 64));

@@ -1,0 +1,110 @@
+/**
+ * The cut-over's final image, announced by the source agent to a target that is already waiting.
+ *
+ * At cut-over the migration starts two activities at once: the source freezes the workload and
+ * captures the final image; the target asks the source's endpoint for that image
+ * (`GET /finals/<slot>`, a long poll) and pulls it the moment it exists. The target's activity is
+ * dispatched before the freeze, so the downtime window no longer holds a trip through the
+ * workflow between the two.
+ *
+ * A slot is named by the SHA-256 of the migration's cut-over key (workflow id, run id), so it is
+ * 64 hex digits like a manifest root, and a transfer token scoped to it unlocks nothing else.
+ * What is announced is metadata only (root, counts, the frozen workload's digest): the chunks
+ * still need a token for the root, and the target checks everything it pulls against the root.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ManifestSummary } from '../core/manifest';
+
+export interface FinalImage {
+  manifest: ManifestSummary;
+  /** The frozen workload's digest (keys and sha256 of its sorted pairs). */
+  digest: { keys: number; sha256: string };
+  frozenAtMs: number;
+  /** Hybrid mode: the codec the source chose on sample chunks of the image. */
+  hybridCodec?: { codec: 'none' | 'lz4' | 'zstd'; level?: number; goodputMBps: number };
+}
+
+/** Announcements are kept this long; a target that comes later has lost its migration anyway. */
+const KEEP_MS = 10 * 60_000;
+
+/** The slot for a cut-over key: hex SHA-256, the shape transfer tokens scope to. */
+export function finalSlot(cutoverKey: string): string {
+  return createHash('sha256').update(`fedflow-final\0${cutoverKey}`).digest('hex');
+}
+
+const SLOT = /^[0-9a-f]{64}$/;
+
+/**
+ * Announcements live in memory and, when given a directory, in a small file per slot too: an
+ * agent restarted after the freeze still answers the target that waits for its image.
+ */
+export class FinalImages {
+  private readonly published = new Map<string, { image: FinalImage; at: number }>();
+  private readonly waiters = new Map<string, Set<(image: FinalImage) => void>>();
+
+  constructor(private readonly dir?: string) {
+    if (!dir) return;
+    mkdirSync(dir, { recursive: true });
+    const now = Date.now();
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (!name.endsWith('.json') || now - statSync(path).mtimeMs > KEEP_MS) rmSync(path, { force: true });
+    }
+  }
+
+  /** Announces a slot's image (again, on a retried capture: the newest wins) and wakes its waiters. */
+  publish(slot: string, image: FinalImage): void {
+    if (!SLOT.test(slot)) throw new Error(`final image slot '${slot}' is not 64 lower-case hex digits`);
+    const now = Date.now();
+    for (const [s, p] of this.published) {
+      if (now - p.at <= KEEP_MS) continue;
+      this.published.delete(s);
+      if (this.dir) rmSync(join(this.dir, `${s}.json`), { force: true });
+    }
+    this.published.set(slot, { image, at: now });
+    if (this.dir) {
+      const tmp = join(this.dir, `.${slot}.tmp`);
+      writeFileSync(tmp, JSON.stringify(image));
+      renameSync(tmp, join(this.dir, `${slot}.json`));
+    }
+    const ws = this.waiters.get(slot);
+    this.waiters.delete(slot);
+    for (const w of ws ?? []) w(image);
+  }
+
+  get(slot: string): FinalImage | undefined {
+    const held = this.published.get(slot)?.image;
+    if (held || !this.dir || !SLOT.test(slot)) return held;
+    try {
+      const image = JSON.parse(readFileSync(join(this.dir, `${slot}.json`), 'utf8')) as FinalImage;
+      this.published.set(slot, { image, at: Date.now() });
+      return image;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The slot's image as soon as it is published, or undefined after `timeoutMs` or on abort. */
+  wait(slot: string, timeoutMs: number, signal?: AbortSignal): Promise<FinalImage | undefined> {
+    const now = this.get(slot);
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      let ws = this.waiters.get(slot);
+      if (!ws) this.waiters.set(slot, (ws = new Set()));
+      const done = (image: FinalImage | undefined) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        ws!.delete(waiter);
+        if (ws!.size === 0 && this.waiters.get(slot) === ws) this.waiters.delete(slot);
+        resolve(image);
+      };
+      const waiter = (image: FinalImage) => done(image);
+      const onAbort = () => done(undefined);
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      ws.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
