@@ -12,6 +12,7 @@ import type { ChunkerParams } from '../core/chunking';
 import type { ChunkRef, Manifest } from '../core/manifest';
 import { FinalImages } from './final-images';
 import { buildManifestFromStream, verifyManifest } from './manifest-builder';
+import { buildManifestFromFileParallel } from './parallel-capture';
 
 interface Entry {
   manifest: Manifest;
@@ -89,7 +90,8 @@ export class SourceImages {
     let manifest: Manifest;
     let imagePath: string;
     if (!isDir && opts.inPlace) {
-      manifest = await buildManifestFromStream(createReadStream(volumePath, { highWaterMark: 1 << 20 }), { volumeId, params });
+      // The whole file is there: chunked and hashed on every core (same chunks as the serial chunker).
+      manifest = await buildManifestFromFileParallel(volumePath, { volumeId, params });
       imagePath = volumePath;
     } else if (isDir) {
       try {

@@ -1,12 +1,14 @@
 /**
  * The fedflow side of the delta benchmark, run as a child process so that its peak RSS is the
- * agent's alone (not the parent's, which holds the generated volumes in memory).
+ * agents' own (not the parent's, which holds the generated volumes in memory).
  *
  *   node --import tsx bench/delta-fedflow.ts '<json Job>'
  *
- * Prints one JSON line (a FedflowFigures) to stdout. Both sites run in this process: the source
- * (SourceImages + transfer server on loopback) and the target (ChunkStore + transfer client), as
- * two agents on one machine would, minus the second process.
+ * Prints one JSON line (a FedflowFigures) to stdout. This process is the target agent (ChunkStore
+ * + transfer client); the source agent (SourceImages + transfer server on loopback,
+ * bench/delta-source.ts) runs as a second process (`agents: 2`, the default: as in production,
+ * where they are two agents, and as rsync runs a sender and a receiver), or in this one
+ * (`agents: 1`, one event loop for both). Either way it is running before the timed part starts.
  *
  * Job 'baseline' (untimed set-up): capture the old file and pull all of it into the target store,
  * keeping its manifest as the baseline, and write the old version at the target's volume path
@@ -15,15 +17,15 @@
  * uses as its basis); then (untimed) check it, put the old version back and remove what the sync
  * added, so the next run starts from the same baseline.
  */
+import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
 import { ChunkStore, type AssembleFigures } from '../agent/chunk-store';
-import { SourceImages } from '../agent/source-images';
-import { newTransferStats, startTransferServer } from '../agent/transfer-server';
 import { fetchManifest, pullMissingChunks, type ManifestFetchInfo } from '../agent/transfer-client';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { DEFAULT_PLANS, TRANSFER_CHUNK_PRESETS } from '../core/transfer-plan';
+import { BENCH_SECRET, maxRssMB, SourceAgent, type CaptureRequest, type SourceFigures } from './delta-source';
 
 export interface Job {
   kind: 'baseline' | 'sync';
@@ -36,6 +38,8 @@ export interface Job {
   outFile: string;
   /** Root of the baseline manifest, to undo the sync's additions afterwards ('sync' only). */
   baselineRoot?: string;
+  /** 2 (default): the source agent in a process of its own; 1: in this one. */
+  agents?: 1 | 2;
 }
 
 export interface FedflowFigures {
@@ -58,21 +62,55 @@ export interface FedflowFigures {
   corruptRefetched: number;
   volumeBytes: number;
   assembledSha256?: string;
+  agents: 1 | 2;
   rssBeforeMB: number;
+  /** Peak RSS (MB) of this process: the target agent (with agents: 1, both agents). */
   peakRssMB: number;
-  /** Peak RSS (MB) as it stood at the end of each phase: shows which phase grows memory. */
+  /** Peak RSS (MB) of the source agent's process (agents: 2), its peak after the capture. */
+  source?: { peakRssMB: number; peakRssAfterCaptureMB: number };
+  /** Peak RSS (MB) of this process as it stood at the end of each phase: shows which phase grows memory. */
   peakRssAfterMB: { open: number; capture: number; pull: number; assemble: number };
 }
 
-const SECRET = Buffer.alloc(32, 0x5a);
-/**
- * Peak RSS of this process, MB. Linux's VmHWM belongs to this process's own address space, made
- * fresh by exec; getrusage's maxRSS is not: it inherits the parent's peak across fork+exec, and the
- * parent holds the generated volumes in memory.
- */
-function maxRssMB(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(existsSync('/proc/self/status') ? readFileSync('/proc/self/status', 'utf8') : '');
-  return Math.round((m ? Number(m[1]) : process.resourceUsage().maxRSS) / 1024);
+/** The source agent as the target sees it: in this process, or a child process over IPC. */
+interface Source {
+  url: string;
+  capture(req: CaptureRequest): Promise<{ root: string; chunks: number; totalBytes: number }>;
+  finish(release?: string): Promise<SourceFigures>;
+}
+
+async function inProcessSource(imagesDir: string): Promise<Source> {
+  const agent = await SourceAgent.start(imagesDir);
+  return { url: agent.url, capture: (req) => agent.capture(req), finish: (release) => agent.finish(release) };
+}
+
+/** Starts bench/delta-source.ts as its own process and waits until it serves. */
+function childSource(imagesDir: string): Promise<Source> {
+  const child = fork(join(__dirname, 'delta-source.ts'), [JSON.stringify({ imagesDir })], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  type Reply = { op: 'ready'; url: string } | { op: 'captured'; root: string; chunks: number; totalBytes: number } | { op: 'finished'; figures: SourceFigures };
+  let waiting: { op: Reply['op']; resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
+  const expect = (op: Reply['op']) => new Promise<Reply>((resolve, reject) => (waiting = { op, resolve, reject }));
+  child.on('message', (m: Reply) => {
+    const w = waiting;
+    waiting = undefined;
+    if (!w || w.op !== m.op) return w?.reject(new Error(`source agent answered ${m.op}, expected ${w.op}`));
+    w.resolve(m);
+  });
+  child.on('exit', (code) => waiting?.reject(new Error(`source agent exited with code ${code}`)));
+  return expect('ready').then((r) => ({
+    url: (r as { url: string }).url,
+    capture: async (req) => {
+      const p = expect('captured');
+      child.send({ op: 'capture', req });
+      const { root, chunks, totalBytes } = (await p) as Extract<Reply, { op: 'captured' }>;
+      return { root, chunks, totalBytes };
+    },
+    finish: async (release) => {
+      const p = expect('finished');
+      child.send({ op: 'finish', release });
+      return ((await p) as Extract<Reply, { op: 'finished' }>).figures;
+    },
+  }));
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -85,41 +123,43 @@ async function runJob(job: Job): Promise<FedflowFigures> {
   const plan = DEFAULT_PLANS[job.mode];
   const params = TRANSFER_CHUNK_PRESETS[plan.chunkPreset];
   const spec = plan.codec === 'zstd' ? { codec: 'zstd' as const, level: plan.level } : { codec: plan.codec };
-  // The target agent runs already, with its store open: opening it is not part of a sync.
+  const agents = job.agents ?? 2;
+  // Both agents run already when a sync starts: the target with its store open, the source
+  // serving (and, in its own process, with its capture workers loaded).
   const store = await ChunkStore.open(job.storeDir);
+  const source = agents === 2 ? await childSource(job.imagesDir) : await inProcessSource(job.imagesDir);
   const rssBeforeMB = process.memoryUsage().rss / 2 ** 20;
   const rssOpen = maxRssMB();
 
   const t0 = performance.now();
-  const images = new SourceImages(job.imagesDir);
-  const { manifest: captured } = await images.capture(`bench-${job.mode}`, job.file, params, { inPlace: true });
+  let sourceFigures: SourceFigures | undefined;
+  let captured: { root: string; chunks: number; totalBytes: number };
+  try {
+    captured = await source.capture({ file: job.file, volumeId: `bench-${job.mode}`, params });
+  } catch (err) {
+    await source.finish().catch(() => undefined);
+    throw err;
+  }
+  const root = captured.root;
   const tCapture = performance.now();
   const rssCapture = maxRssMB();
-  const stats = newTransferStats();
-  const server = await startTransferServer({ site: 'src', images, secret: SECRET, stats });
-  // Count at the sockets: HTTP headers, request bodies, manifest and chunk frames, all of it.
-  const sockets: Socket[] = [];
-  server.server.on('connection', (s: Socket) => sockets.push(s));
   let figures;
+  let manifest;
   let tManifest = 0;
   let tPull = 0;
-  let manifestBytes = 0;
   let manifestInfo: ManifestFetchInfo | undefined;
   let rssPull = 0;
   try {
-    const token = issueToken(SECRET, claimsFor(captured.rootHash, 'src', 'dst', Date.now(), 3600));
-    const before = stats.bytesServed;
-    const manifest = await fetchManifest(server.url, captured.rootHash, token, undefined, {
+    const token = issueToken(BENCH_SECRET, claimsFor(root, 'src', 'dst', Date.now(), 3600));
+    manifest = await fetchManifest(source.url, root, token, undefined, {
       bases: store.recentManifestRoots(),
       loadBase: (r) => store.getManifest(r),
       onFetched: (info) => (manifestInfo = info),
     });
-    manifestBytes = manifestInfo?.bodyBytes ?? 0;
-    if (stats.bytesServed !== before) throw new Error('manifest fetch moved chunk bytes: the stats are not what this benchmark assumes');
     tManifest = performance.now();
     figures = await pullMissingChunks({
-      endpoint: server.url,
-      root: captured.rootHash,
+      endpoint: source.url,
+      root,
       token,
       manifest,
       store,
@@ -129,23 +169,24 @@ async function runJob(job: Job): Promise<FedflowFigures> {
     await store.putManifest(manifest, 'baseline');
     tPull = performance.now();
     rssPull = maxRssMB();
-  } finally {
-    await server.close();
-    await images.close();
-  }
-  const socketBytes = { toTarget: 0, toSource: 0 };
-  for (const s of sockets) {
-    socketBytes.toTarget += s.bytesWritten ?? 0;
-    socketBytes.toSource += s.bytesRead;
+  } catch (err) {
+    await source.finish().catch(() => undefined);
+    throw err;
   }
   let tAssemble = tPull;
   let assembleFigures: AssembleFigures | undefined;
-  if (job.kind === 'sync') {
-    await store.assemble(captured.rootHash, job.outFile, { basisPath: job.outFile, inPlace: true, onFigures: (f) => (assembleFigures = f) });
-    tAssemble = performance.now();
-  } else {
-    // Untimed set-up: the target's volume file holds the old version, as rsync's DEST does.
-    await store.assemble(captured.rootHash, job.outFile);
+  try {
+    if (job.kind === 'sync') {
+      await store.assemble(root, job.outFile, { basisPath: job.outFile, inPlace: true, onFigures: (f) => (assembleFigures = f) });
+      tAssemble = performance.now();
+    } else {
+      // Untimed set-up: the target's volume file holds the old version, as rsync's DEST does.
+      await store.assemble(root, job.outFile);
+    }
+  } finally {
+    // Untimed. The source keeps what it captured (in place: only the manifests) as later delta
+    // bases; a sync's own image is released, as the sync workflow releases each round's image.
+    sourceFigures = await source.finish(job.kind === 'sync' && root !== job.baselineRoot ? root : undefined);
   }
   const wallMs = tAssemble - t0;
   const peakRssMB = maxRssMB();
@@ -153,38 +194,38 @@ async function runJob(job: Job): Promise<FedflowFigures> {
   const out: FedflowFigures = {
     kind: job.kind,
     mode: job.mode,
-    root: captured.rootHash,
+    root,
     wallMs: Math.round(wallMs),
     phasesMs: { capture: Math.round(tCapture - t0), manifest: Math.round(tManifest - tCapture), pull: Math.round(tPull - tManifest), assemble: Math.round(tAssemble - tPull) },
     ...(assembleFigures ? { assemble: { ...assembleFigures, copyMs: Math.round(assembleFigures.copyMs), writeMs: Math.round(assembleFigures.writeMs), syncMs: Math.round(assembleFigures.syncMs) } } : {}),
-    socketBytes,
-    chunkFrameBytes: stats.bytesServed,
-    manifestBytes,
+    socketBytes: sourceFigures.socketBytes,
+    chunkFrameBytes: sourceFigures.chunkFrameBytes,
+    manifestBytes: manifestInfo?.bodyBytes ?? 0,
     ...(manifestInfo ? { manifest: { format: manifestInfo.format, delta: manifestInfo.baseRoot !== undefined, ...(manifestInfo.fellBack ? { fellBack: manifestInfo.fellBack } : {}) } } : {}),
-    chunks: captured.chunks.length,
+    chunks: captured.chunks,
     chunksSent: figures.chunksFetched,
     rawBytesSent: figures.rawBytes,
     corruptRefetched: figures.corruptRefetched,
     volumeBytes: captured.totalBytes,
+    agents,
     rssBeforeMB: Math.round(rssBeforeMB),
     peakRssMB: Math.round(peakRssMB),
+    ...(agents === 2 ? { source: { peakRssMB: sourceFigures.peakRssMB, peakRssAfterCaptureMB: sourceFigures.peakRssAfterCaptureMB } } : {}),
     peakRssAfterMB: { open: rssOpen, capture: rssCapture, pull: rssPull, assemble: maxRssMB() },
   };
   if (job.kind === 'sync') {
     // Untimed: check the result, then put the store back to the baseline for the next scenario.
     out.assembledSha256 = await sha256File(job.outFile);
     // Put the old version back at the target's volume path for the next run.
-    if (captured.rootHash !== job.baselineRoot) await store.assemble(job.baselineRoot!, job.outFile, { basisPath: job.outFile, inPlace: true });
+    if (root !== job.baselineRoot) await store.assemble(job.baselineRoot!, job.outFile, { basisPath: job.outFile, inPlace: true });
     const keep = new Set((await store.getManifest(job.baselineRoot!))?.chunks.map((c) => c.hash));
     if (keep.size === 0) throw new Error(`baseline manifest ${job.baselineRoot} is not in ${job.storeDir}`);
-    if (captured.rootHash !== job.baselineRoot) {
-      await store.deleteManifest(captured.rootHash);
-      await store.deleteMany(captured.chunks.map((c) => c.hash).filter((h) => !keep.has(h)));
+    if (root !== job.baselineRoot) {
+      await store.deleteManifest(root);
+      await store.deleteMany(manifest.chunks.map((c) => c.hash).filter((h) => !keep.has(h)));
     }
   }
-  // The source keeps what it captured (in place: only the manifests) as later delta bases; a sync's
-  // own image is released, as the sync workflow releases each round's image.
-  if (job.kind === 'sync' && captured.rootHash !== job.baselineRoot) await images.release(captured.rootHash);
+  await store.close();
   return out;
 }
 

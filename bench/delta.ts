@@ -1,12 +1,14 @@
 /**
- * `npm run bench -- delta [--size-mib N] [--reps N] [--scenario scattered|insert|unrelated] [--mode datacenter|internet]`
+ * `npm run bench -- delta [--size-mib N] [--reps N] [--scenario scattered|insert|unrelated] [--mode datacenter|internet] [--agents 2|1]`
  *
  * Delta sync of one volume (default 512 MiB), fedflow against rsync, both on this machine, on the
  * same files, in the same run. See bench/delta-files.ts for the scenarios. Per mode:
  *   1. (untimed) the fedflow target pulls the old version once: its chunk store is the baseline;
  *   2. per scenario, fedflow (child process, bench/delta-fedflow.ts), timed: capture the new
  *      version at the source, serve it over a real transfer server on loopback, pull the missing
- *      chunks into the target store, assemble the new file at the target;
+ *      chunks into the target store, assemble the new file at the target. The source and target
+ *      agents are two processes (--agents 2, the default, as in production and as rsync's sender
+ *      and receiver) or share one (--agents 1);
  *   3. rsync --no-whole-file --stats (-z in internet mode) from the new file onto a copy of the old.
  * Both results are checked against the new version's sha256.
  *
@@ -34,10 +36,11 @@ interface Args {
   reps: number;
   scenarios: Scenario[];
   modes: Mode[];
+  agents: 1 | 2;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { sizeMiB: 512, reps: 1, scenarios: [...SCENARIOS], modes: [...MODES] };
+  const a: Args = { sizeMiB: 512, reps: 1, scenarios: [...SCENARIOS], modes: [...MODES], agents: 2 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
     const value = inline ?? argv[++i];
@@ -56,7 +59,10 @@ function parseArgs(argv: string[]): Args {
     } else if (flag === '--mode') {
       if (!(MODES as readonly string[]).includes(value)) throw new Error(`--mode is '${value}'; expected one of ${MODES.join(', ')}`);
       a.modes = [value as Mode];
-    } else throw new Error(`unknown argument '${flag}'; expected --size-mib N, --reps N, --scenario ${SCENARIOS.join('|')}, --mode ${MODES.join('|')}`);
+    } else if (flag === '--agents') {
+      if (value !== '1' && value !== '2') throw new Error(`--agents is '${value}'; expected 1 or 2`);
+      a.agents = Number(value) as 1 | 2;
+    } else throw new Error(`unknown argument '${flag}'; expected --size-mib N, --reps N, --scenario ${SCENARIOS.join('|')}, --mode ${MODES.join('|')}, --agents 2|1`);
   }
   return a;
 }
@@ -107,7 +113,7 @@ export async function run(argv: string[]): Promise<void> {
       const storeDir = join(dir, `store-${mode}`);
       log(`${mode}: baseline, the target pulls the old version once (untimed)`);
       const outFile = join(dir, `fedflow-target-${mode}.img`);
-      const base = await runFedflow({ kind: 'baseline', mode, file: oldFile, storeDir, imagesDir: join(dir, 'images-src'), outFile });
+      const base = await runFedflow({ kind: 'baseline', mode, file: oldFile, storeDir, imagesDir: join(dir, 'images-src'), outFile, agents: args.agents });
       log(`${mode}: baseline ${base.chunks} chunks in ${base.wallMs} ms`);
       for (const scenario of args.scenarios) {
         const nv = newVersion(old, scenario);
@@ -127,7 +133,7 @@ export async function run(argv: string[]): Promise<void> {
         for (let rep = 0; rep < args.reps; rep++) {
           log(`${scenario}/${mode}: fedflow (${nv.note}) run ${rep + 1}/${args.reps}`);
           flushDisks();
-          const f = await runFedflow({ kind: 'sync', mode, file: newFile, storeDir, imagesDir: join(dir, 'images-src'), outFile, baselineRoot: base.root });
+          const f = await runFedflow({ kind: 'sync', mode, file: newFile, storeDir, imagesDir: join(dir, 'images-src'), outFile, baselineRoot: base.root, agents: args.agents });
           if (f.assembledSha256 !== want) throw new Error(`fedflow assembled ${f.assembledSha256}, expected ${want} (${scenario}/${mode})`);
           feds.push(f);
           log(`${scenario}/${mode}: rsync run ${rep + 1}/${args.reps}`);
@@ -144,7 +150,11 @@ export async function run(argv: string[]): Promise<void> {
           scenario, tool: 'fedflow', mode, wireBytes: fedWire, wallMs: f.wallMs, runsMs: feds.map((x) => x.wallMs),
           chunks: f.chunks, chunksSent: f.chunksSent, rawBytesSent: f.rawBytesSent,
           wire: { toTarget: f.socketBytes.toTarget, toSource: f.socketBytes.toSource, chunkFrames: f.chunkFrameBytes, manifestBody: f.manifestBytes, manifest: f.manifest },
-          phasesMs: f.phasesMs, assemble: f.assemble, peakRssMB: Math.max(...feds.map((x) => x.peakRssMB)), rssBeforeMB: f.rssBeforeMB, peakRssAfterMB: f.peakRssAfterMB,
+          phasesMs: f.phasesMs, assemble: f.assemble, agents: args.agents,
+          // With two agents: peakRssMB is the target agent's process, sourcePeakRssMB the source's.
+          peakRssMB: Math.max(...feds.map((x) => x.peakRssMB)),
+          ...(args.agents === 2 ? { sourcePeakRssMB: Math.max(...feds.map((x) => x.source?.peakRssMB ?? 0)) } : {}),
+          rssBeforeMB: f.rssBeforeMB, peakRssAfterMB: f.peakRssAfterMB,
           plan: DEFAULT_PLANS[mode], volumeBytes: f.volumeBytes, change: nv.note,
         });
         print({ scenario, tool: 'rsync', mode, wireBytes: r.wireBytes, wallMs: r.wallMs, runsMs: rsyncs.map((x) => x.wallMs), sentBytes: r.sentBytes, receivedBytes: r.receivedBytes, literalBytes: r.literalBytes, matchedBytes: r.matchedBytes, command: r.command });

@@ -1,0 +1,132 @@
+/**
+ * The cut-over's final-image announcement (agent/final-images.ts) and its long poll on the chunk
+ * endpoint (GET /finals/<slot>), over a real transfer server on loopback.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { finalSlot, FinalImages, type FinalImage } from '../../../agent/final-images';
+import { SourceImages } from '../../../agent/source-images';
+import { fetchFinalImage, TransferRefusedError } from '../../../agent/transfer-client';
+import { startTransferServer } from '../../../agent/transfer-server';
+import { claimsFor, issueToken } from '../../../agent/transfer-token';
+
+const SECRET = Buffer.alloc(32, 7);
+const OTHER_SECRET = Buffer.alloc(32, 8);
+
+function image(n: number): FinalImage {
+  return {
+    manifest: { rootHash: n.toString(16).padStart(64, 'a'), totalBytes: 1000 + n, chunkCount: 3, volumeId: 'vol' } as unknown as FinalImage['manifest'],
+    digest: { keys: n, sha256: 'b'.repeat(64) },
+    frozenAtMs: 1_700_000_000_000 + n,
+  };
+}
+
+describe('FinalImages', () => {
+  it('names a slot by a hash of the cut-over key: 64 hex digits, one per key', () => {
+    const a = finalSlot('migrate-kv-demo/run-1/cutover');
+    assert.match(a, /^[0-9a-f]{64}$/);
+    assert.equal(finalSlot('migrate-kv-demo/run-1/cutover'), a);
+    assert.notEqual(finalSlot('migrate-kv-demo/run-2/cutover'), a);
+  });
+
+  it('wakes a waiter when its slot is published, and only that slot', async () => {
+    const f = new FinalImages();
+    const slot = finalSlot('k1');
+    const other = finalSlot('k2');
+    const waiting = f.wait(slot, 5_000);
+    const otherWaiting = f.wait(other, 50);
+    f.publish(slot, image(1));
+    assert.deepEqual(await waiting, image(1));
+    assert.equal(await otherWaiting, undefined);
+    // Published before the wait: answered at once.
+    assert.deepEqual(await f.wait(slot, 0), image(1));
+  });
+
+  it('gives up after the timeout or on abort', async () => {
+    const f = new FinalImages();
+    const t0 = Date.now();
+    assert.equal(await f.wait(finalSlot('late'), 30), undefined);
+    assert.ok(Date.now() - t0 >= 25);
+    const abort = new AbortController();
+    const w = f.wait(finalSlot('late'), 60_000);
+    const aborted = f.wait(finalSlot('late'), 60_000, abort.signal);
+    abort.abort();
+    assert.equal(await aborted, undefined);
+    // The other waiter is still there and still woken.
+    f.publish(finalSlot('late'), image(2));
+    assert.deepEqual(await w, image(2));
+  });
+
+  it('refuses a slot that is not 64 hex digits', () => {
+    assert.throws(() => new FinalImages().publish('../etc/passwd', image(1)), /not 64 lower-case hex digits/);
+  });
+
+  it('survives a restart of the agent when given a directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedflow-finals-'));
+    try {
+      new FinalImages(dir).publish(finalSlot('k'), image(3));
+      const again = new FinalImages(dir);
+      assert.deepEqual(again.get(finalSlot('k')), image(3));
+      assert.deepEqual(await again.wait(finalSlot('k'), 0), image(3));
+      assert.equal(again.get(finalSlot('other')), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('GET /finals/<slot> on the chunk endpoint', () => {
+  let dir: string;
+  let images: SourceImages;
+  let server: Awaited<ReturnType<typeof startTransferServer>>;
+  const slot = finalSlot('migrate-kv-demo/run/cutover');
+  const token = (opts: { slot?: string; secret?: Buffer; nowMs?: number; target?: string } = {}) =>
+    issueToken(opts.secret ?? SECRET, claimsFor(opts.slot ?? slot, 'src', opts.target ?? 'dst', opts.nowMs ?? Date.now(), 600));
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedflow-finals-endpoint-'));
+    images = new SourceImages(join(dir, 'images'));
+    server = await startTransferServer({ site: 'src', images, secret: SECRET });
+  });
+  after(async () => {
+    await server.close();
+    await images.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers nothing (204) when no image comes within waitMs', async () => {
+    assert.equal(await fetchFinalImage(server.url, slot, token(), 50), undefined);
+  });
+
+  it('answers a waiting target as soon as the source publishes', async () => {
+    const polling = fetchFinalImage(server.url, slot, token(), 10_000);
+    await new Promise((r) => setTimeout(r, 30));
+    const t0 = Date.now();
+    images.finals.publish(slot, image(7));
+    assert.deepEqual(await polling, image(7));
+    assert.ok(Date.now() - t0 < 2_000, 'the long poll returned when the image was published, not at its timeout');
+  });
+
+  it('refuses a forged token, an expired one and one for another slot', async () => {
+    const refusal = async (t: string) => {
+      const err = await fetchFinalImage(server.url, slot, t, 0).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof TransferRefusedError, `refused, got ${String(err)}`);
+      return err;
+    };
+    assert.equal((await refusal(token({ secret: OTHER_SECRET }))).status, 401);
+    assert.equal((await refusal(token({ nowMs: Date.now() - 3_600_000 }))).status, 401);
+    const other = await refusal(token({ slot: finalSlot('someone else') }));
+    assert.equal(other.status, 403);
+    assert.match(other.message, /not .*finals|is for manifest/);
+  });
+
+  it('refuses a wait longer than the endpoint holds a poll', async () => {
+    const err = await fetchFinalImage(server.url, slot, token(), 60_000).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof TransferRefusedError);
+    assert.equal(err.status, 400);
+    assert.match(err.message, /waitMs '60000' is not an integer in 0\.\.20000/);
+  });
+});
