@@ -50,9 +50,12 @@ type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory'
 const ms = (e: HistoryEvent | undefined) => (e?.eventTime ? Number(e.eventTime.seconds) * 1000 + Math.round((e.eventTime.nanos ?? 0) / 1e6) : NaN);
 
 /**
- * Where the downtime window went, from the migration's own history (server time, ms): the final
- * capture (freeze included), the hop to the cut-over activity, the cut-over itself, the placement
- * commit (signal to the federation until its answer arrived) and the route switch.
+ * Where the downtime window went, from the migration's own history (server time, ms; local
+ * activities' completion times are the worker's, on this same machine): the final capture
+ * (freeze included); the cut-over (final delta, activate, check every key); with the fast
+ * cut-over (patch fast-cutover-v1) the hop from its end to the workflow task that proposes the
+ * placement, the commit by update and the route switch; in older runs the hop to the cut-over
+ * activity, and the commit by signal until its answer arrived.
  */
 async function windowPhases(handle: WorkflowHandle): Promise<Record<string, number>> {
   const events = (await handle.fetchHistory()).events ?? [];
@@ -85,7 +88,10 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
   if (fastDone !== undefined) {
     const next = events.find((e) => !!e.workflowTaskStartedEventAttributes && Number(e.eventId) > Number(cutover.completed?.eventId ?? 0));
     return {
-      ...phases,
+      captureMs: phases.captureMs,
+      // The target's activity started before the freeze and waited for the image: the cut-over's
+      // share of the window runs from the capture's end to its own.
+      cutoverMs: ms(cutover.completed) - ms(capture.completed),
       // Cut-over done until the workflow task that proposes the placement starts.
       toCommitMs: ms(next) - ms(cutover.completed),
       commitMs: fastDone - ms(next),
