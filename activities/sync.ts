@@ -5,9 +5,6 @@
  */
 import { Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import * as tar from 'tar';
 import type { LocalProvider } from '../adapters/local';
 import type { InstanceRef } from '../adapters/types';
 import { summarize, type ManifestSummary } from '../core/manifest';
@@ -20,6 +17,7 @@ import type { LinkTelemetry } from '../agent/link-telemetry';
 import { recordTransferSample } from './link';
 import { ChunkCorruptError, fetchFinalImage, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
 import { finalSlot, type FinalImage } from '../agent/final-images';
+import { extractVolume } from '../agent/volume-extract';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { STANDBY_TAG } from '../adapters/local';
 import { activateAndCheck, kvCall, type WorkloadDigest } from './kv-workload';
@@ -148,18 +146,8 @@ export function createSyncActivities(deps: SyncDeps) {
         // Keep this round's chunks as baseline for the next round and later syncs.
         await store.putManifest(manifest, 'baseline');
         if (args.assembleVolumeId) {
-          const vol = deps.provider.volumePath(args.assembleVolumeId);
-          const img = join(deps.provider.dir, 'incoming', `${args.root}.img`);
-          mkdirSync(join(deps.provider.dir, 'incoming'), { recursive: true });
-          await store.assemble(args.root, img);
-          // Unpack beside the volume and rename, so a crash never leaves a half-written volume.
-          const staging = `${vol}.staging`;
-          rmSync(staging, { recursive: true, force: true });
-          mkdirSync(staging, { recursive: true });
-          await tar.x({ cwd: staging, file: img, strict: true });
-          rmSync(vol, { recursive: true, force: true });
-          renameSync(staging, vol);
-          rmSync(img, { force: true });
+          // Streamed from the store into the volume directory, made durable, swapped in by rename.
+          await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId));
         }
         const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
         const seconds = Math.max(figures.durationMs / 1000, 1e-6);
