@@ -160,6 +160,8 @@ const PACK_MIN_LIVE = 0.5;
 /** Chunk bytes per group when open() migrates a format-1 store. */
 const MIGRATE_GROUP_BYTES = 4 << 20;
 const LOG_NAME = 'index.log';
+/** Parsed manifests kept in memory (a 512 MiB volume in 8 KiB chunks: ~50 000 entries, a few MB). */
+const MANIFEST_CACHE = 2;
 const LOG_MAGIC = Buffer.from('FFCHUNK2', 'latin1');
 const PACK_ID = /^([0-9a-f]{16})\.pack$/;
 const REC_ADD = 1;
@@ -273,6 +275,8 @@ export class ChunkStore implements ChunkBaseline {
   /** When each manifest was last put (its file's mtime after a restart): recency for delta bases. */
   private readonly manifestAt = new Map<string, number>();
   private readonly packs = new Map<string, Pack>();
+  /** Parsed manifests, least recently used first (at most MANIFEST_CACHE). */
+  private readonly parsed = new Map<string, Manifest>();
   /** The pack group commits append to (opened on the first put after open()). */
   private current: { pack: Pack; fd: number } | undefined;
   /** The index log, open for appends (raw fds: a store lives as long as its process). */
@@ -347,6 +351,7 @@ export class ChunkStore implements ChunkBaseline {
       await fs.rm(join(volumesDir, name), { force: true });
       this.counters.cleanedTempFiles++;
     }
+    const loaded = new Map<string, Manifest>();
     for (const r of ['pinned', 'baseline'] as const) {
       const mdir = join(this.dir, 'manifests', r);
       for (const name of await fs.readdir(mdir)) {
@@ -367,11 +372,14 @@ export class ChunkStore implements ChunkBaseline {
           this.manifests.set(root, r);
           this.manifestAt.set(root, (await fs.stat(join(mdir, name))).mtimeMs);
           this.addRefs(m, r, +1);
+          loaded.set(root, m);
         } catch (err) {
           this.warnings.push(`ignored manifest file ${join(mdir, name)}: ${(err as Error).message}`);
         }
       }
     }
+    // Parsed already: keep the most recent ones (the likely delta bases).
+    for (const root of this.recentManifestRoots(MANIFEST_CACHE).reverse()) this.cacheManifest(loaded.get(root)!);
     // Chunk files of a format-1 store, moved into packs (after the manifests, so that pinned
     // chunks are counted as such while they move).
     await this.migrateChunkFiles();
@@ -940,12 +948,33 @@ export class ChunkStore implements ChunkBaseline {
     await writeFileDurable(this.manifestPath(m.rootHash, retention), JSON.stringify(m));
     this.manifests.set(m.rootHash, retention);
     this.addRefs(m, retention, +1);
+    this.cacheManifest(m);
   }
 
+  /**
+   * A held manifest. The few most recently used are kept parsed in memory (MANIFEST_CACHE): a
+   * sync reads the base manifest for the delta and again to assemble. Shared: treat as read-only.
+   */
   async getManifest(rootHash: string): Promise<Manifest | undefined> {
     const r = this.manifests.get(rootHash);
     if (r === undefined) return undefined;
-    return JSON.parse(await fs.readFile(this.manifestPath(rootHash, r), 'utf8')) as Manifest;
+    const hit = this.parsed.get(rootHash);
+    if (hit) {
+      this.cacheManifest(hit);
+      return hit;
+    }
+    const m = JSON.parse(await fs.readFile(this.manifestPath(rootHash, r), 'utf8')) as Manifest;
+    if (this.manifests.has(rootHash)) this.cacheManifest(m);
+    return m;
+  }
+
+  private cacheManifest(m: Manifest): void {
+    this.parsed.delete(m.rootHash);
+    this.parsed.set(m.rootHash, m);
+    for (const root of this.parsed.keys()) {
+      if (this.parsed.size <= MANIFEST_CACHE) break;
+      this.parsed.delete(root);
+    }
   }
 
   /** Roots of held manifests, most recently put first: the bases a manifest delta may name. */
@@ -980,6 +1009,7 @@ export class ChunkStore implements ChunkBaseline {
     await fsyncDir(dirname(this.manifestPath(rootHash, r)));
     this.manifests.delete(rootHash);
     this.manifestAt.delete(rootHash);
+    this.parsed.delete(rootHash);
     this.addRefs(m, r, -1);
     return true;
   }
@@ -1228,23 +1258,36 @@ export class ChunkStore implements ChunkBaseline {
       figures.copyMs = t1 - t0;
       // Moves first (in the order orderMovesInPlace gives, each run copied away from the bytes it
       // has yet to read), then the new chunks, some of which land where moved bytes were read.
-      const buf = Buffer.allocUnsafe(ASSEMBLE_WINDOW_BYTES);
-      for (const r of moves) {
-        const backwards = r.from < r.offset;
-        for (let done = 0; done < r.length; ) {
-          const n = Math.min(ASSEMBLE_WINDOW_BYTES, r.length - done);
-          const at = backwards ? r.length - done - n : done;
-          let got = 0;
-          while (got < n) {
-            const k = readSync(out.fd, buf, got, n - got, r.from + at + got);
-            if (k === 0) throw new Error(`${path} ended at ${r.from + at + got}; its basis manifest says it is longer`);
-            got += k;
+      // Two windows in turn: one written (on the thread pool) while the next is read. Within a
+      // run the write of a window never touches the bytes of the next window's read: windows
+      // advance in the direction of the move, so a window's destination lies behind the next
+      // one's source. Each run's writes end before the next run starts.
+      const windows = [Buffer.allocUnsafe(ASSEMBLE_WINDOW_BYTES), Buffer.allocUnsafe(ASSEMBLE_WINDOW_BYTES)];
+      let flip = 0;
+      let writing: Promise<unknown> = Promise.resolve();
+      try {
+        for (const r of moves) {
+          const backwards = r.from < r.offset;
+          for (let done = 0; done < r.length; ) {
+            const n = Math.min(ASSEMBLE_WINDOW_BYTES, r.length - done);
+            const at = backwards ? r.length - done - n : done;
+            const buf = windows[flip++ & 1]!;
+            let got = 0;
+            while (got < n) {
+              const k = readSync(out.fd, buf, got, n - got, r.from + at + got);
+              if (k === 0) throw new Error(`${path} ended at ${r.from + at + got}; its basis manifest says it is longer`);
+              got += k;
+            }
+            await writing;
+            writing = out.write(buf, 0, n, r.offset + at);
+            done += n;
+            figures.movedBytes += n;
           }
-          await out.write(buf, 0, n, r.offset + at);
-          done += n;
-          figures.movedBytes += n;
+          await writing;
+          await new Promise((resolve) => setImmediate(resolve));
         }
-        await new Promise((resolve) => setImmediate(resolve));
+      } finally {
+        await writing.catch(() => undefined);
       }
       figures.storeBytes = await this.writeStoreChunks(m.rootHash, changed, out);
       await out.truncate(m.totalBytes);

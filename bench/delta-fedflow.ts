@@ -72,6 +72,14 @@ export interface FedflowFigures {
   peakRssAfterMB: { open: number; capture: number; pull: number; assemble: number };
 }
 
+/**
+ * Extra node flags for the agents' processes, from FEDFLOW_BENCH_NODE_ARGS (space-separated), e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them (NODE_OPTIONS does not take --cpu-prof).
+ */
+export function benchNodeArgs(): string[] {
+  return (process.env.FEDFLOW_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 /** The source agent as the target sees it: in this process, or a child process over IPC. */
 interface Source {
   url: string;
@@ -86,7 +94,7 @@ async function inProcessSource(imagesDir: string): Promise<Source> {
 
 /** Starts bench/delta-source.ts as its own process and waits until it serves. */
 function childSource(imagesDir: string): Promise<Source> {
-  const child = fork(join(__dirname, 'delta-source.ts'), [JSON.stringify({ imagesDir })], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(join(__dirname, 'delta-source.ts'), [JSON.stringify({ imagesDir })], { execArgv: [...benchNodeArgs(), '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   type Reply = { op: 'ready'; url: string } | { op: 'captured'; root: string; chunks: number; totalBytes: number } | { op: 'finished'; figures: SourceFigures };
   let waiting: { op: Reply['op']; resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
   const expect = (op: Reply['op']) => new Promise<Reply>((resolve, reject) => (waiting = { op, resolve, reject }));

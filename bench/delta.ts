@@ -24,7 +24,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PLANS } from '../core/transfer-plan';
-import type { FedflowFigures, Job } from './delta-fedflow';
+import { benchNodeArgs, type FedflowFigures, type Job } from './delta-fedflow';
 import { newVersion, oldVersion, SCENARIOS, type Scenario } from './delta-files';
 import { runRsync, type RsyncFigures } from './delta-rsync';
 
@@ -80,7 +80,7 @@ const flushDisks = () => spawnSync('sync', { stdio: 'ignore' });
 
 function runFedflow(job: Job): Promise<FedflowFigures> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'delta-fedflow.ts'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...benchNodeArgs(), '--import', 'tsx', join(__dirname, 'delta-fedflow.ts'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
