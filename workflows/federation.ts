@@ -170,8 +170,12 @@ export async function federation(input: FederationInput): Promise<void> {
 
   // ---- messages ----
   const trustOf = (s: SiteId) => trust[s];
+  /** Proposals queued or in a round, by request id (the first with each id). */
+  const pendingById = new Map<string, Pending>();
   const enqueue = (p: Omit<Pending, 'protocol' | 'arrivedAt'>, protocol?: Protocol) => {
-    queue.push({ ...p, arrivedAt: Date.now(), protocol: protocol ?? chooseProtocol(touched(p.input), trustOf) });
+    const q: Pending = { ...p, arrivedAt: Date.now(), protocol: protocol ?? chooseProtocol(touched(p.input), trustOf) };
+    queue.push(q);
+    if (!pendingById.has(q.id)) pendingById.set(q.id, q);
     status.queued = queue.length;
   };
   const awaitOutcome = async (id: string): Promise<ProposalResult> => {
@@ -190,7 +194,7 @@ export async function federation(input: FederationInput): Promise<void> {
   let updates = 0;
   /** The proposal with this request id still waiting for its round or in it, if one is (and the patch applies). */
   const pendingWithId = (id: string): Pending | undefined => {
-    const p = queue.find((q) => q.id === id) ?? inRound.find((q) => q.id === id);
+    const p = pendingById.get(id);
     return p && patched(DEDUPE_PENDING_PATCH) ? p : undefined;
   };
   /** An update handler joins the outcome of a pending proposal with its id. */
@@ -296,6 +300,7 @@ export async function federation(input: FederationInput): Promise<void> {
   // ---- rounds ----
   const settle = (batch: Pending[], outcome: (p: Pending) => Outcome) => {
     for (const p of batch) {
+      if (pendingById.get(p.id) === p) pendingById.delete(p.id);
       const o = outcome(p);
       if ('result' in o) {
         recent[p.id] = o.result;
