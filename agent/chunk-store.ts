@@ -152,6 +152,39 @@ const TMP_PREFIX = '.tmp-';
 const IN_PLACE_MAX_CHANGED = 4;
 /** Bytes of a volume assemble() reads, verifies and writes per step. */
 const ASSEMBLE_WINDOW_BYTES = 4 << 20;
+/** While assemble writes a volume, an fdatasync is started every this many bytes (see EarlySync). */
+const EARLY_SYNC_BYTES = 32 << 20;
+
+/**
+ * Starts an fdatasync of a file being written every EARLY_SYNC_BYTES (one at a time, not waited
+ * for), so that the disk writes the volume back while the rest of it is still being written and
+ * the fsync at the end waits only for the tail. Never instead of that final fsync; an error of an
+ * early one is thrown by settle() (an fsync error may be reported only once, so it is never
+ * dropped).
+ */
+class EarlySync {
+  private pending = 0;
+  private running: Promise<void> | undefined;
+  private failed: unknown;
+  constructor(private readonly out: fs.FileHandle) {}
+  wrote(n: number): void {
+    this.pending += n;
+    if (this.pending < EARLY_SYNC_BYTES || this.running) return;
+    this.pending = 0;
+    this.running = this.out.datasync().then(
+      () => void (this.running = undefined),
+      (err: unknown) => {
+        this.failed ??= err;
+        this.running = undefined;
+      },
+    );
+  }
+  /** Waits for an early sync under way; throws the first one that failed. */
+  async settle(): Promise<void> {
+    await this.running;
+    if (this.failed !== undefined) throw this.failed;
+  }
+}
 
 /** A pack takes appends until it holds this many bytes; the next group starts a new one. */
 const PACK_MAX_BYTES = 64 << 20;
@@ -513,15 +546,21 @@ export class ChunkStore implements ChunkBaseline {
   }
 
   private addRefs(m: Manifest, r: Retention, delta: 1 | -1): void {
-    for (const hash of new Set(m.chunks.map((c) => c.hash))) {
-      const refs = this.refs.get(hash) ?? { pinned: 0, baseline: 0 };
+    const seen = new Set<string>();
+    for (const c of m.chunks) {
+      const hash = c.hash;
+      if (seen.has(hash)) continue;
+      seen.add(hash);
+      let refs = this.refs.get(hash);
+      if (!refs) this.refs.set(hash, (refs = { pinned: 0, baseline: 0 }));
       const wasPinned = refs.pinned > 0;
       refs[r] += delta;
       const isPinned = refs.pinned > 0;
       if (refs.pinned === 0 && refs.baseline === 0) this.refs.delete(hash);
-      else this.refs.set(hash, refs);
-      const size = this.index.get(hash)?.length;
-      if (size !== undefined && wasPinned !== isPinned) this.pinnedBytes += isPinned ? size : -size;
+      if (wasPinned !== isPinned) {
+        const size = this.index.get(hash)?.length;
+        if (size !== undefined) this.pinnedBytes += isPinned ? size : -size;
+      }
     }
   }
 
@@ -1130,6 +1169,7 @@ export class ChunkStore implements ChunkBaseline {
       figures.inPlaceBytes = plan.inPlaceBytes;
     }
     const out = await fs.open(tmp, copyBasis ? 'r+' : 'wx');
+    const early = new EarlySync(out);
     let bytes = 0;
     // The write of one window runs on the thread pool while the next window is read and hashed.
     let writing: Promise<unknown> = Promise.resolve();
@@ -1157,6 +1197,7 @@ export class ChunkStore implements ChunkBaseline {
             }
             await writing;
             writing = out.write(buf, 0, n, r.offset + done);
+            early.wrote(n);
             done += n;
             if (r.from === r.offset) figures.inPlaceBytes += n;
             else figures.movedBytes += n;
@@ -1164,15 +1205,17 @@ export class ChunkStore implements ChunkBaseline {
         }
       }
       await writing;
-      figures.storeBytes += await this.writeStoreChunks(rootHash, fromStore, out);
+      figures.storeBytes += await this.writeStoreChunks(rootHash, fromStore, out, early);
       await writing;
       bytes = m.totalBytes;
       figures.writeMs = performance.now() - t1;
       const t2 = performance.now();
+      await early.settle();
       await out.sync();
       figures.syncMs = performance.now() - t2;
     } catch (err) {
       await writing.catch(() => undefined);
+      await early.settle().catch(() => undefined);
       await out.close();
       await fs.rm(tmp, { force: true });
       throw err;
@@ -1197,7 +1240,7 @@ export class ChunkStore implements ChunkBaseline {
    * contiguous chunks written with one call while the next window is read. The event loop gets a
    * turn per window. Memory: two windows. Returns the bytes written.
    */
-  private async writeStoreChunks(rootHash: string, refs: readonly ChunkRef[], out: fs.FileHandle): Promise<number> {
+  private async writeStoreChunks(rootHash: string, refs: readonly ChunkRef[], out: fs.FileHandle, early?: EarlySync): Promise<number> {
     let writing: Promise<unknown> = Promise.resolve();
     let bytes = 0;
     try {
@@ -1228,6 +1271,7 @@ export class ChunkStore implements ChunkBaseline {
           a = b;
         }
         writing = Promise.all(writes);
+        early?.wrote(winBytes);
         bytes += winBytes;
         for (const w of win) {
           this.counters.hits++;
@@ -1253,6 +1297,7 @@ export class ChunkStore implements ChunkBaseline {
     const t0 = performance.now();
     await writeFileDurable(this.volumeRecordPath(path), JSON.stringify({ path, rootHash: m.rootHash, state: 'patching' }));
     const out = await fs.open(path, 'r+');
+    const early = new EarlySync(out);
     try {
       const t1 = performance.now();
       figures.copyMs = t1 - t0;
@@ -1280,6 +1325,7 @@ export class ChunkStore implements ChunkBaseline {
             }
             await writing;
             writing = out.write(buf, 0, n, r.offset + at);
+            early.wrote(n);
             done += n;
             figures.movedBytes += n;
           }
@@ -1289,14 +1335,16 @@ export class ChunkStore implements ChunkBaseline {
       } finally {
         await writing.catch(() => undefined);
       }
-      figures.storeBytes = await this.writeStoreChunks(m.rootHash, changed, out);
+      figures.storeBytes = await this.writeStoreChunks(m.rootHash, changed, out, early);
       await out.truncate(m.totalBytes);
       figures.inPlaceBytes = m.totalBytes - figures.storeBytes - figures.movedBytes;
       const t2 = performance.now();
       figures.writeMs = t2 - t1;
+      await early.settle();
       await out.sync();
       figures.syncMs = performance.now() - t2;
     } finally {
+      await early.settle().catch(() => undefined);
       await out.close();
     }
     const t3 = performance.now();
