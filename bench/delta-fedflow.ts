@@ -25,7 +25,7 @@ import { ChunkStore, type AssembleFigures } from '../agent/chunk-store';
 import { fetchManifest, pullMissingChunks, type ManifestFetchInfo } from '../agent/transfer-client';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { DEFAULT_PLANS, TRANSFER_CHUNK_PRESETS } from '../core/transfer-plan';
-import { BENCH_SECRET, maxRssMB, SourceAgent, type CaptureRequest, type SourceFigures } from './delta-source';
+import { BENCH_SECRET, controlCall, maxRssMB, SourceAgent, type CaptureRequest, type SourceFigures } from './delta-source';
 
 export interface Job {
   kind: 'baseline' | 'sync';
@@ -40,6 +40,11 @@ export interface Job {
   baselineRoot?: string;
   /** 2 (default): the source agent in a process of its own; 1: in this one. */
   agents?: 1 | 2;
+  /**
+   * A source agent that is already running (agents: 2): its transfer endpoint and its control
+   * endpoint (bench/delta-source.ts). Without it, this process starts one for the job.
+   */
+  source?: { url: string; control: string };
 }
 
 export interface FedflowFigures {
@@ -85,6 +90,15 @@ interface Source {
   url: string;
   capture(req: CaptureRequest): Promise<{ root: string; chunks: number; totalBytes: number }>;
   finish(release?: string): Promise<SourceFigures>;
+}
+
+/** A source agent running in another process, driven through its control endpoint; it keeps running after the job. */
+function remoteSource(s: { url: string; control: string }): Source {
+  return {
+    url: s.url,
+    capture: (req) => controlCall(s.control, 'capture', req),
+    finish: (release) => controlCall(s.control, 'report', { release }),
+  };
 }
 
 async function inProcessSource(imagesDir: string): Promise<Source> {
@@ -135,7 +149,7 @@ async function runJob(job: Job): Promise<FedflowFigures> {
   // Both agents run already when a sync starts: the target with its store open, the source
   // serving (and, in its own process, with its capture workers loaded).
   const store = await ChunkStore.open(job.storeDir);
-  const source = agents === 2 ? await childSource(job.imagesDir) : await inProcessSource(job.imagesDir);
+  const source = job.source ? remoteSource(job.source) : agents === 2 ? await childSource(job.imagesDir) : await inProcessSource(job.imagesDir);
   const rssBeforeMB = process.memoryUsage().rss / 2 ** 20;
   const rssOpen = maxRssMB();
 

@@ -5,11 +5,16 @@
  *
  *   node --import tsx bench/delta-source.ts '<json {imagesDir}>'     (a child with an IPC channel)
  *
- * Protocol over IPC: the source sends {ready, url} once its server listens (the agent is running
- * before a sync starts); {op: 'capture'} → {op: 'captured', root}; {op: 'finish'} → {op:
- * 'finished', figures}, then it exits.
+ * Protocol over IPC: the source sends {ready, url, control} once its servers listen (the agent is
+ * running before a sync starts); {op: 'capture'} → {op: 'captured', root}; {op: 'finish'} → {op:
+ * 'finished', figures}, then it exits. `control` is a loopback HTTP endpoint (POST /capture,
+ * POST /report) through which a target in a third process drives the same agent over several
+ * syncs: bench/delta.ts keeps one source agent per mode, as a site's agent serves round after
+ * round.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import type { ChunkerParams } from '../core/chunking';
 import { warmCaptureWorkers } from '../agent/parallel-capture';
@@ -48,6 +53,8 @@ export interface SourceFigures {
 export class SourceAgent {
   private readonly sockets: Socket[] = [];
   private rssAfterCapture = 0;
+  /** Where the current sync's counts start (the agent may serve several syncs). */
+  private mark = { sockets: 0, bytesServed: 0 };
 
   private constructor(
     readonly images: SourceImages,
@@ -70,25 +77,69 @@ export class SourceAgent {
     return new SourceAgent(images, server, stats);
   }
 
-  /** Captures the file in place; the root names the image the server now serves. */
+  /** Captures the file in place; the root names the image the server now serves. Starts a sync's counts. */
   async capture(req: CaptureRequest): Promise<{ root: string; chunks: number; totalBytes: number }> {
+    this.mark = { sockets: this.sockets.length, bytesServed: this.stats.bytesServed };
     const { manifest } = await this.images.capture(req.volumeId, req.file, req.params, { inPlace: true });
     this.rssAfterCapture = maxRssMB();
     return { root: manifest.rootHash, chunks: manifest.chunks.length, totalBytes: manifest.totalBytes };
   }
 
-  /** Stops serving and reports; releases the image `release` (a sync's own image, as the sync workflow does). */
-  async finish(release?: string): Promise<SourceFigures> {
-    await this.server.close();
+  /**
+   * The sync's figures, once the target has closed its connections; releases the image `release`
+   * (a sync's own image, as the sync workflow does). The agent keeps serving.
+   */
+  async report(release?: string): Promise<SourceFigures> {
+    const mine = this.sockets.slice(this.mark.sockets);
+    await Promise.all(mine.map((s) => (s.closed ? undefined : new Promise((resolve) => s.once('close', resolve)))));
     const socketBytes = { toTarget: 0, toSource: 0 };
-    for (const s of this.sockets) {
+    for (const s of mine) {
       socketBytes.toTarget += s.bytesWritten ?? 0;
       socketBytes.toSource += s.bytesRead;
     }
     if (release) await this.images.release(release);
-    await this.images.close();
-    return { socketBytes, chunkFrameBytes: this.stats.bytesServed, peakRssMB: maxRssMB(), peakRssAfterCaptureMB: this.rssAfterCapture };
+    return { socketBytes, chunkFrameBytes: this.stats.bytesServed - this.mark.bytesServed, peakRssMB: maxRssMB(), peakRssAfterCaptureMB: this.rssAfterCapture };
   }
+
+  async stop(): Promise<void> {
+    await this.server.close();
+    await this.images.close();
+  }
+
+  /** report(), then stop(). */
+  async finish(release?: string): Promise<SourceFigures> {
+    const figures = await this.report(release);
+    await this.stop();
+    return figures;
+  }
+}
+
+/** A running source agent's control endpoint (loopback HTTP), for a target in another process. */
+function startControl(agent: SourceAgent): Promise<string> {
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const body = parts.length ? (JSON.parse(Buffer.concat(parts).toString('utf8')) as Record<string, unknown>) : {};
+      const done = (p: Promise<unknown>) =>
+        p.then(
+          (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r)),
+          (err: unknown) => res.writeHead(500).end(String((err as Error)?.stack ?? err)),
+        );
+      if (req.url === '/capture') void done(agent.capture(body as unknown as CaptureRequest));
+      else if (req.url === '/report') void done(agent.report(body.release as string | undefined));
+      else res.writeHead(404).end();
+    });
+  });
+  server.unref();
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+}
+
+/** The target's side of startControl's endpoint. */
+export async function controlCall<T>(control: string, op: 'capture' | 'report', body: unknown): Promise<T> {
+  const res = await fetch(`${control}/${op}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+  if (!res.ok) throw new Error(`source agent ${op}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
 }
 
 type Msg = { op: 'capture'; req: CaptureRequest } | { op: 'finish'; release?: string };
@@ -99,12 +150,12 @@ if (require.main === module) {
     console.error(err);
     process.exit(1);
   };
-  SourceAgent.start(imagesDir).then((agent) => {
+  SourceAgent.start(imagesDir).then(async (agent) => {
     process.on('message', (m: Msg) => {
       if (m.op === 'capture') agent.capture(m.req).then((r) => process.send!({ op: 'captured', ...r }), fail);
       else if (m.op === 'finish')
         agent.finish(m.release).then((figures) => process.send!({ op: 'finished', figures }, () => process.exit(0)), fail);
     });
-    process.send!({ op: 'ready', url: agent.url });
+    process.send!({ op: 'ready', url: agent.url, control: await startControl(agent) });
   }, fail);
 }

@@ -18,7 +18,7 @@
  * fedflow's wireBytes counts every byte on the transfer server's sockets, both directions: HTTP
  * headers, the manifest, the chunk batch requests and the framed chunks.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,6 +95,32 @@ function runFedflow(job: Job): Promise<FedflowFigures> {
   });
 }
 
+/**
+ * Starts a source agent (bench/delta-source.ts) as a process of its own that serves every job of a
+ * mode, as a site's agent serves round after round: it captured the previous version itself, so
+ * that version's manifest (the delta base) is in its memory, not read back from disk.
+ */
+function startSourceAgent(imagesDir: string): Promise<{ url: string; control: string; stop: () => Promise<void> }> {
+  const child = fork(join(__dirname, 'delta-source.ts'), [JSON.stringify({ imagesDir })], { execArgv: [...benchNodeArgs(), '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`source agent exited with code ${code} before it was ready`)));
+    child.once('message', (m: { op: string; url: string; control: string }) => {
+      if (m.op !== 'ready') return reject(new Error(`source agent said ${m.op}, expected ready`));
+      resolve({
+        url: m.url,
+        control: m.control,
+        stop: () =>
+          new Promise<void>((done) => {
+            child.removeAllListeners('exit');
+            child.once('exit', () => done());
+            child.send({ op: 'finish' });
+          }),
+      });
+    });
+  });
+}
+
 export async function run(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   const bytes = args.sizeMiB * 2 ** 20;
@@ -113,7 +139,9 @@ export async function run(argv: string[]): Promise<void> {
       const storeDir = join(dir, `store-${mode}`);
       log(`${mode}: baseline, the target pulls the old version once (untimed)`);
       const outFile = join(dir, `fedflow-target-${mode}.img`);
-      const base = await runFedflow({ kind: 'baseline', mode, file: oldFile, storeDir, imagesDir: join(dir, 'images-src'), outFile, agents: args.agents });
+      const sourceAgent = args.agents === 2 ? await startSourceAgent(join(dir, 'images-src')) : undefined;
+      const source = sourceAgent && { url: sourceAgent.url, control: sourceAgent.control };
+      const base = await runFedflow({ kind: 'baseline', mode, file: oldFile, storeDir, imagesDir: join(dir, 'images-src'), outFile, agents: args.agents, source });
       log(`${mode}: baseline ${base.chunks} chunks in ${base.wallMs} ms`);
       for (const scenario of args.scenarios) {
         const nv = newVersion(old, scenario);
@@ -133,7 +161,7 @@ export async function run(argv: string[]): Promise<void> {
         for (let rep = 0; rep < args.reps; rep++) {
           log(`${scenario}/${mode}: fedflow (${nv.note}) run ${rep + 1}/${args.reps}`);
           flushDisks();
-          const f = await runFedflow({ kind: 'sync', mode, file: newFile, storeDir, imagesDir: join(dir, 'images-src'), outFile, baselineRoot: base.root, agents: args.agents });
+          const f = await runFedflow({ kind: 'sync', mode, file: newFile, storeDir, imagesDir: join(dir, 'images-src'), outFile, baselineRoot: base.root, agents: args.agents, source });
           if (f.assembledSha256 !== want) throw new Error(`fedflow assembled ${f.assembledSha256}, expected ${want} (${scenario}/${mode})`);
           feds.push(f);
           log(`${scenario}/${mode}: rsync run ${rep + 1}/${args.reps}`);
@@ -162,6 +190,7 @@ export async function run(argv: string[]): Promise<void> {
         rmSync(destDir, { recursive: true, force: true });
         rmSync(srcDir, { recursive: true, force: true });
       }
+      await sourceAgent?.stop();
       rmSync(storeDir, { recursive: true, force: true });
       rmSync(outFile, { force: true });
       rmSync(join(dir, 'images-src'), { recursive: true, force: true });
