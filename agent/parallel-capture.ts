@@ -24,8 +24,8 @@ import { compileParams, nextCut, paramsId as toParamsId, type ChunkerParams } fr
 import { MANIFEST_V1, type ChunkRef, type Manifest } from '../core/manifest';
 import { buildManifestFromFile } from './manifest-builder';
 
-/** Bytes read per pread while chunking a range. */
-const READ_BYTES = 8 << 20;
+/** Bytes read per pread while chunking a range (1 MiB: a few % faster than 8 or 32 MiB here, the bytes still in cache when hashed). */
+const READ_BYTES = 1 << 20;
 /** Files smaller than this are chunked on the caller's thread (a worker round trip costs more). */
 export const PARALLEL_MIN_BYTES = 64 << 20;
 
