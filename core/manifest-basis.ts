@@ -31,7 +31,7 @@ export interface AssemblyPlan {
 
 export function planAssembly(target: readonly ChunkRef[], basis: readonly ChunkRef[]): AssemblyPlan {
   const at = new Map<string, number>();
-  // Prefer, for a repeated hash, the position the new chunk has (it may already be in place).
+  // Where each basis chunk is, to prefer one position of a repeated hash over another (below).
   const basisOffsets = new Map<number, string>();
   for (const c of basis) {
     if (!at.has(c.hash)) at.set(c.hash, c.offset);
@@ -40,7 +40,12 @@ export function planAssembly(target: readonly ChunkRef[], basis: readonly ChunkR
   const runs: BasisRun[] = [];
   const fromStore: ChunkRef[] = [];
   for (const c of target) {
-    const from = basisOffsets.get(c.offset) === c.hash ? c.offset : at.get(c.hash);
+    // For a hash the basis has in several places (e.g. runs of zeros), prefer, in turn: the place
+    // that continues the current run (an insertion shifts everything after it: one run, not one per
+    // repeated chunk), the chunk's own offset (already in place), its first occurrence.
+    const prev = runs[runs.length - 1];
+    const cont = prev && prev.offset + prev.length === c.offset ? prev.from + prev.length : undefined;
+    const from = cont !== undefined && basisOffsets.get(cont) === c.hash ? cont : basisOffsets.get(c.offset) === c.hash ? c.offset : at.get(c.hash);
     if (from === undefined) {
       fromStore.push(c);
       continue;

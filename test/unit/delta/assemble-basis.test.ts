@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { ChunkStore, type AssembleFigures } from '../../../agent/chunk-store';
 import { buildManifestFromStream } from '../../../agent/manifest-builder';
 import type { Manifest } from '../../../core/manifest';
-import { orderMovesInPlace } from '../../../core/manifest-basis';
+import { orderMovesInPlace, planAssembly } from '../../../core/manifest-basis';
 import { seededBytes } from './seeded-bytes';
 import { rotChunk } from './store-disk';
 
@@ -76,6 +76,28 @@ test('an insertion, in place: the bytes after it move within the file, only the 
   assert.ok(f.storeBytes < 40_000, `wrote ${f.storeBytes} bytes from chunk files`);
   // And back again, in place: the store's record follows each update.
   assert.deepEqual(await store.volumeState(vol), { state: 'complete', rootHash: m.rootHash });
+});
+
+test('an insertion before runs of repeated chunks (zeros) moves them as one run with the rest', async () => {
+  const { dir, store } = await setUp();
+  // Random bytes with two zero runs of 20 maxSize chunks each, so the zero chunk repeats.
+  const old = seededBytes(1_000_000, 41);
+  old.fill(0, 300_000, 300_000 + 20 * 16_384);
+  old.fill(0, 700_000, 700_000 + 10 * 16_384);
+  const oldM = await putVolume(store, old);
+  const vol = join(dir, 'zeros.img');
+  await store.assemble(oldM.rootHash, vol);
+  const next = new Uint8Array(old.length + 3000);
+  next.set(old.subarray(0, 100_000));
+  next.set(seededBytes(3000, 42), 100_000);
+  next.set(old.subarray(100_000), 103_000);
+  const m = await putVolume(store, next);
+  const plan = planAssembly(m.chunks, oldM.chunks);
+  const shifted = plan.runs.filter((r) => r.from !== r.offset);
+  assert.equal(shifted.length, 1, `runs moved: ${shifted.length} (each repeated zero chunk its own run?)`);
+  const f = await assembleWith(store, m.rootHash, vol, { inPlace: true });
+  assert.equal(f.inPlace, true);
+  assert.ok(Buffer.from(readFileSync(vol)).equals(Buffer.from(next)));
 });
 
 test('a deletion, in place: the bytes after it move towards the start, the file shrinks', async () => {
