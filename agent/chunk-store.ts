@@ -438,6 +438,11 @@ export class ChunkStore implements ChunkBaseline {
       }
     }
     const { records, validBytes } = decodeIndexLog(buf);
+    if (buf.length > 0 && validBytes === 0) {
+      // The log is written whole (temp file + rename) before anything is appended, so a bad header
+      // is damage, not a crash: refuse rather than treat every pack as unreferenced and delete it.
+      throw new Error(`chunk index ${logPath} does not start with ${LOG_MAGIC.toString('latin1')}: damaged; move it away to start the store empty (its packs are then removed)`);
+    }
     const where = new Map<string, { pack: string; offset: number; length: number }>();
     for (const r of records) {
       if (r.type === REC_ADD) {
@@ -464,10 +469,8 @@ export class ChunkStore implements ChunkBaseline {
       await fs.rm(join(this.packsDir, `${id}.pack`), { force: true });
       this.counters.removedPacks++;
     }
-    if (buf.length === 0 || validBytes === 0) {
-      // A new store (or a log whose header never became durable: then it recorded nothing).
-      if (buf.length > 0) this.counters.truncatedLogBytes += buf.length;
-      await this.writeNewLog([]);
+    if (buf.length === 0) {
+      await this.writeNewLog([]); // a new store
     } else {
       this.logFd = await fdOpen(logPath, 'r+');
       this.logSize = validBytes;

@@ -340,3 +340,19 @@ test('a format-1 store (one file per chunk) is migrated into packs on open; a ba
   await store.assemble(m.rootHash, out);
   assert.ok(readFileSync(out).equals(Buffer.concat([a, b])));
 });
+
+test('an index log with a damaged header is refused, and its packs are left alone', async () => {
+  const dir = tmp();
+  {
+    const store = await ChunkStore.open(dir);
+    await store.put(sha(chunk(1)), chunk(1));
+    await store.close();
+  }
+  const log = join(dir, 'packs', 'index.log');
+  const bytes = readFileSync(log);
+  bytes[0] = 0;
+  writeFileSync(log, bytes);
+  const packs = readdirSync(join(dir, 'packs')).filter((n) => n.endsWith('.pack'));
+  await assert.rejects(ChunkStore.open(dir), /does not start with FFCHUNK2: damaged/);
+  assert.deepEqual(readdirSync(join(dir, 'packs')).filter((n) => n.endsWith('.pack')), packs);
+});
