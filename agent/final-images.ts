@@ -13,7 +13,7 @@
  * still need a token for the root, and the target checks everything it pulls against the root.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ManifestSummary } from '../core/manifest';
 
@@ -45,8 +45,7 @@ export class FinalImages {
   private readonly waiters = new Map<string, Set<(image: FinalImage) => void>>();
 
   constructor(private readonly dir?: string) {
-    if (!dir) return;
-    mkdirSync(dir, { recursive: true });
+    if (!dir || !existsSync(dir)) return;
     const now = Date.now();
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
@@ -65,6 +64,7 @@ export class FinalImages {
     }
     this.published.set(slot, { image, at: now });
     if (this.dir) {
+      mkdirSync(this.dir, { recursive: true });
       const tmp = join(this.dir, `.${slot}.tmp`);
       writeFileSync(tmp, JSON.stringify(image));
       renameSync(tmp, join(this.dir, `${slot}.json`));
