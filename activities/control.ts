@@ -9,13 +9,10 @@ import type { FederationConfig } from '../core/federation-config';
 import type { MigrationRequest } from '../core/migration';
 import type { FederationStateStore, WorkloadRecord } from '../agent/federation-state';
 import type { InstanceRef, VolumeRef } from '../adapters/types';
-import { federationWorkflowId, proposeUpdate, type ProposalResult, type ProposeInput } from '../workflows/federation-types';
 import { badRequest, FailureType } from './failures';
+import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 
-/** What the fast path of a federation commit got: the result, or why it has none yet. */
-export type FastProposal =
-  | { result: Omit<ProposalResult, 'certificate'> }
-  | { pending: string };
+export type { FastProposal } from './federation-propose';
 
 export interface ControlDeps {
   config: FederationConfig;
@@ -155,22 +152,8 @@ export function createControlActivities(deps: ControlDeps) {
      * same request id (the federation queues a request id once and answers both ways), which is
      * also where waiting for quorum is reported. The result leaves out the signatures.
      */
-    async proposeFast(args: { federation: string; proposal: ProposeInput & { requestId: string }; waitMs: number }): Promise<FastProposal> {
-      const client = deps.client;
-      if (!client) return { pending: 'no Temporal client in this worker' };
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(), args.waitMs);
-      try {
-        const handle = client.workflow.getHandle(federationWorkflowId(args.federation));
-        const r = await client.withAbortSignal(abort.signal, () => handle.executeUpdate(proposeUpdate, { args: [args.proposal] }));
-        const { certificate: _certificate, ...result } = r;
-        return { result };
-      } catch (err) {
-        if (abort.signal.aborted) return { pending: `no answer within ${args.waitMs} ms` };
-        return { pending: (err as Error).message };
-      } finally {
-        clearTimeout(timer);
-      }
+    async proposeFast(args: FastProposalRequest): Promise<FastProposal> {
+      return proposeByUpdate(deps.client, args);
     },
 
     /** Starts the federation workflow again if it is gone (a migration waiting to commit its placement asks). */

@@ -18,6 +18,8 @@ import { recordTransferSample } from './link';
 import { ChunkCorruptError, fetchFinalImage, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
 import { finalSlot, type FinalImage } from '../agent/final-images';
 import { extractVolume } from '../agent/volume-extract';
+import type { Client } from '@temporalio/client';
+import { proposeByUpdate, type FastProposalRequest } from './federation-propose';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { STANDBY_TAG } from '../adapters/local';
 import { activateAndCheck, kvCall, type WorkloadDigest } from './kv-workload';
@@ -198,6 +200,12 @@ export function createSyncActivities(deps: SyncDeps) {
         expected = args.expected;
       }
       const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
+      if (args.placement) {
+        // The target now holds the frozen image, every chunk verified and the volume on disk:
+        // propose the placement while the workload activates. Not awaited: the workflow commits
+        // under the same request id next, and the federation answers that from this proposal.
+        void proposeByUpdate(workerClient(), args.placement);
+      }
       const served = await activateAndCheck(args.address, expected);
       const servingAtMs = Date.now();
       // From now on a restart of this instance boots it straight onto its volume.
@@ -226,6 +234,15 @@ export function createSyncActivities(deps: SyncDeps) {
   }
 }
 
+/** The worker's Temporal client, if it has one (an activity run outside a worker has none). */
+function workerClient(): Client | undefined {
+  try {
+    return Context.current().client;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One long poll for the final image; the waiting activity heartbeats between them. */
 const FINAL_POLL_MS = 5_000;
 
@@ -233,6 +250,9 @@ const FINAL_POLL_MS = 5_000;
 export type CutoverArgs = Omit<PullArgs, 'kind' | 'assembleVolumeId' | 'root'> & { volumeId: string; instance: InstanceRef; address: string } & (
     | { root: string; expected: WorkloadDigest }
     | { awaitFinal: string }
-  );
+  ) & {
+    /** Propose this placement once the volume is verified and on disk (the fast cut-over). */
+    placement?: FastProposalRequest;
+  };
 
 export type SyncActivities = ReturnType<typeof createSyncActivities>;

@@ -365,12 +365,36 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         // Looked up before the freeze: the target polls it for the image the freeze produces.
         const endpoint = await atSite(v.source, `Find the agent endpoint of ${v.source}`).agentEndpoint();
         const cutoverKey = `${key}/cutover`;
+        // The target proposes the placement (under the request id the commit step uses) as soon as
+        // it holds the frozen image, verified and on disk, while the workload activates. If the
+        // cut-over fails after that, the placement goes back to the source first: proposed after
+        // the target's, it is applied after it (a no-op if that never committed).
+        const placement: FederationEntry = { kind: 'placement', workload: req.workloadId, site: v.target };
+        compensations.push({
+          step: 'commit',
+          fn: async () => {
+            await commitFederationChange([{ kind: 'placement', workload: req.workloadId, site: v.source }], {
+              ...commitOpts('placement-revert', 'commit'),
+              allowRejected: true,
+              timeout: RELEASE_WAIT,
+            });
+          },
+        });
         const targetScope = new CancellationScope();
         const targetDone = targetScope.run(() =>
           atSync(v.target, `Wait for the final image of ${v.source}; final delta, activate ${req.workloadId} on ${v.target}, check every key`, {
             ...TIMEOUTS.pull,
             cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-          }).cutoverTarget({ ...pullArgs, endpoint, awaitFinal: cutoverKey }),
+          }).cutoverTarget({
+            ...pullArgs,
+            endpoint,
+            awaitFinal: cutoverKey,
+            placement: {
+              federation: v.federation,
+              proposal: { entries: [placement], touches: [v.source], requestId: commitOpts('placement', 'commit').requestId! },
+              waitMs: FAST_COMMIT_WAIT_MS,
+            },
+          }),
         );
         // Handled below; this keeps an early failure from counting as unhandled meanwhile.
         targetDone.catch(() => undefined);

@@ -1,0 +1,76 @@
+/**
+ * A cut-over whose final check fails after the target has proposed the placement: the target
+ * holds the frozen image (verified, on disk) and proposes the placement while the workload
+ * activates, but the activated workload does not serve what the source froze. The migration must
+ * fail with DataMismatch, put the placement back on the source in the federation log, and leave
+ * the source serving.
+ *
+ * The fault is real: a line in the middle of the source's log that the running source never reads
+ * again (it keeps its keys in memory) but a fresh load stops at, so the target serves fewer keys.
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowFailedError } from '@temporalio/client';
+import { siteDir } from '../../agent/home';
+import { deploySampleWorkload } from '../../agent/sample-workload';
+import { migrationWorkflowId, type MigrationProgress } from '../../core/migration';
+import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
+import { progressQuery } from '../../workflows/messages';
+import { committedStateQuery, federationWorkflowId } from '../../workflows/federation-types';
+import { startTestServer } from '../helpers/temporal';
+import { startTestFederation, type TestFederation } from '../helpers/federation';
+
+describe('a cut-over that fails its final check after the placement was proposed', () => {
+  let env: TestWorkflowEnvironment;
+  let fed: TestFederation;
+
+  before(async () => {
+    env = await startTestServer();
+    fed = await startTestFederation(env);
+  });
+  after(async () => {
+    await fed?.stop();
+    await env?.teardown();
+  });
+
+  it('fails with DataMismatch, puts the placement back on the source and leaves the source serving', async () => {
+    const sample = await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
+    assert.equal(sample.site, 'dc:paris');
+    const volume = fed.state.read().workloads['kv-demo']!.volume;
+    appendFileSync(join(siteDir('dc:paris', fed.home), 'volumes', volume.id, 'kv.jsonl'), '{"k": torn\n');
+    const put = await fetch(`${sample.address}/kv/after-the-tear`, { method: 'PUT', body: 'lost on a reload' });
+    assert.equal(put.status, 200);
+
+    const handle = await env.client.workflow.start('migrateWorkload', {
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowId: migrationWorkflowId('kv-demo'),
+      args: [{ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' }],
+    });
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError, `the migration fails, got ${String(err)}`);
+    const cause = err.cause as { message?: string; cause?: { message?: string; type?: string } } | undefined;
+    const text = `${cause?.message} ${cause?.cause?.message ?? ''} ${cause?.cause?.type ?? ''}`;
+    assert.match(text, /serves 100 keys .* expected 101 keys|DataMismatch/, text);
+
+    // The target had proposed the placement; the compensation proposed it back, after it.
+    const committed = await env.client.workflow.getHandle(federationWorkflowId(fed.config.federation)).query(committedStateQuery);
+    assert.equal(committed.placements['kv-demo'], 'dc:paris');
+    assert.deepEqual(committed.reservations, {});
+    const p = (await handle.query(progressQuery)) as MigrationProgress;
+    assert.equal(p.steps.find((s) => s.id === 'commit')!.status, 'compensated');
+
+    // The source serves again and takes writes; the route never moved.
+    const st = fed.state.read();
+    assert.equal(st.workloads['kv-demo']!.site, 'dc:paris');
+    assert.equal(st.routes['kv-demo']!.site, 'dc:paris');
+    const again = await fetch(`${sample.address}/kv/after-the-failure`, { method: 'PUT', body: 'x' });
+    assert.equal(again.status, 200);
+    assert.equal(await (await fetch(`${sample.address}/kv/after-the-tear`)).text(), 'lost on a reload');
+  });
+});
