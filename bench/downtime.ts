@@ -149,6 +149,8 @@ export async function run(argv: string[]): Promise<void> {
         mode: r.mode,
         downtimeMs: r.downtimeMs,
         durationMs: r.durationMs,
+        // The sample's log only grows (writes are appended), so each run moves a bigger volume.
+        volumeMB: Number((r.volumeBytes / 1e6).toFixed(1)),
         precopyRounds: r.precopyRounds,
         finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs },
         window: await windowPhases(handle),
