@@ -351,7 +351,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       }
 
       // Cut-over: the downtime window. Two activities only: freeze + capture at the source, then
-      // final delta + assemble + activate + check at the target.
+      // final delta + assemble + activate + check at the target (at once since fast-cutover-v1).
       const pullArgs = {
         source: v.source,
         plan,
@@ -360,6 +360,18 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         volumeId: v.volume.id,
         instance: targetInstance.instance,
         address: targetInstance.address,
+      };
+      const freezeAndCapture = (publishAs?: string) =>
+        atSync(v.source, `Freeze ${req.workloadId} and capture its volume on ${v.source}`, TIMEOUTS.capture).captureImage({
+          volumeId: v.volume.id,
+          preset: plan.chunkPreset,
+          freeze: v.instance,
+          ...(publishAs ? { publishAs } : {}),
+        });
+      const cutDone = (image: CapturedImage, done: Awaited<ReturnType<SyncActivities['cutoverTarget']>>) => {
+        progress.rounds.push(done.figures);
+        progress.bytesTransferred += done.figures.wireBytes;
+        return { image, figures: done.figures, served: done.served, servingAtMs: done.servingAtMs };
       };
       const cutTogether = async () => {
         // Looked up before the freeze: the target polls it for the image the freeze produces.
@@ -400,12 +412,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         targetDone.catch(() => undefined);
         let image: CapturedImage;
         try {
-          image = await atSync(v.source, `Freeze ${req.workloadId} and capture its volume on ${v.source}`, TIMEOUTS.capture).captureImage({
-            volumeId: v.volume.id,
-            preset: plan.chunkPreset,
-            freeze: v.instance,
-            publishAs: cutoverKey,
-          });
+          image = await freezeAndCapture(cutoverKey);
         } catch (err) {
           // No image is coming: stop the waiting target (and wait until it has stopped).
           targetScope.cancel();
@@ -421,18 +428,12 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
             'DataMismatch',
           );
         }
-        progress.rounds.push(done.figures);
-        progress.bytesTransferred += done.figures.wireBytes;
-        return { image, figures: done.figures, served: done.served, servingAtMs: done.servingAtMs };
+        return cutDone(image, done);
       };
       const cut = await run(
         'cutover',
         fast ? cutTogether : async () => {
-          const image = await atSync(v.source, `Freeze ${req.workloadId} and capture its volume on ${v.source}`, TIMEOUTS.capture).captureImage({
-            volumeId: v.volume.id,
-            preset: plan.chunkPreset,
-            freeze: v.instance,
-          });
+          const image = await freezeAndCapture();
           finalRoot = image.manifest.rootHash;
           const done = await atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys} keys`, TIMEOUTS.pull).cutoverTarget({
             endpoint: image.endpoint,
@@ -446,9 +447,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
             address: targetInstance.address,
             expected: image.digest!,
           });
-          progress.rounds.push(done.figures);
-          progress.bytesTransferred += done.figures.wireBytes;
-          return { image, figures: done.figures, served: done.served, servingAtMs: done.servingAtMs };
+          return cutDone(image, done);
         },
         (c) => `final delta ${c.figures.bytesSent} bytes; ${c.served.keys} keys match the source`,
       );
