@@ -107,7 +107,7 @@ export function createSyncActivities(deps: SyncDeps) {
       }
       const summary = summarize(manifest);
       if (args.publishAs && digest && frozenAtMs !== undefined) {
-        deps.images.finals.publish(finalSlot(args.publishAs), { manifest: summary, digest, frozenAtMs, ...(hybridCodec ? { hybridCodec } : {}) });
+        await deps.images.finals.publish(finalSlot(args.publishAs), { manifest: summary, digest, frozenAtMs, ...(hybridCodec ? { hybridCodec } : {}) });
       }
       return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec };
     },
@@ -126,6 +126,7 @@ export function createSyncActivities(deps: SyncDeps) {
       const ctx = Context.current();
       const prior = ctx.info.heartbeatDetails as PullHeartbeat | undefined;
       const store = await deps.store();
+      let lastBeat: PullHeartbeat | undefined;
       // The workflow decided the token's scope and lifetime; this agent holds the key that signs it.
       const token = issueToken(deps.secret, claimsFor(args.root, args.source, deps.site, Date.now(), args.ttlSeconds));
       try {
@@ -141,7 +142,7 @@ export function createSyncActivities(deps: SyncDeps) {
           plan: { codec: spec, streams: args.plan.streams, batchBytes: args.plan.batchBytes },
           to: deps.site,
           resumeCursor: prior?.root === args.root ? prior.cursor : 0,
-          onProgress: (p) => heartbeat({ ...p, root: args.root } satisfies PullHeartbeat),
+          onProgress: (p) => heartbeat((lastBeat = { ...p, root: args.root } satisfies PullHeartbeat)),
           signal: ctx.cancellationSignal,
         });
         if (deps.telemetry) recordTransferSample(deps.telemetry, args.source, deps.site, figures.wireBytes, figures.durationMs);
@@ -149,7 +150,8 @@ export function createSyncActivities(deps: SyncDeps) {
         await store.putManifest(manifest, 'baseline');
         if (args.assembleVolumeId) {
           // Streamed from the store into the volume directory, made durable, swapped in by rename.
-          await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId));
+          // Heartbeats as it goes (the same resume cursor): a big volume takes a while to write.
+          await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat ?? prior));
         }
         const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
         const seconds = Math.max(figures.durationMs / 1000, 1e-6);
@@ -200,13 +202,23 @@ export function createSyncActivities(deps: SyncDeps) {
         expected = args.expected;
       }
       const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
+      let proposing: Promise<unknown> | undefined;
       if (args.placement) {
         // The target now holds the frozen image, every chunk verified and the volume on disk:
-        // propose the placement while the workload activates. Not awaited: the workflow commits
-        // under the same request id next, and the federation answers that from this proposal.
-        void proposeByUpdate(workerClient(), args.placement);
+        // propose the placement while the workload activates; the workflow's commit step is then
+        // answered from it. An attempt the server has already given up on does not propose.
+        const ctx = Context.current();
+        ctx.heartbeat({ proposing: 'placement' });
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        proposing = proposeByUpdate(workerClient(), args.placement);
       }
-      const served = await activateAndCheck(args.address, expected);
+      let served: WorkloadDigest;
+      try {
+        served = await activateAndCheck(args.address, expected);
+      } finally {
+        // Settled (or given up on, after its bound) before this attempt ends, either way.
+        await proposing;
+      }
       const servingAtMs = Date.now();
       // From now on a restart of this instance boots it straight onto its volume.
       await deps.provider.tag(args.instance, { [STANDBY_TAG]: 'false' });
@@ -228,6 +240,14 @@ export function createSyncActivities(deps: SyncDeps) {
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403)) throw ApplicationFailure.nonRetryable(err.message, 'TransferRefused');
+        if (err instanceof TransferRefusedError && err.status === 404) {
+          // Only an agent without the route answers 404 here (one that has it answers 204 until
+          // the image comes): waiting cannot help.
+          throw ApplicationFailure.nonRetryable(
+            `${err.message}: the agent of ${source} at ${endpoint} does not announce final images; upgrade it to this version of fedflow (or migrate with a worker that runs the previous cut-over)`,
+            'TransferRefused',
+          );
+        }
         throw err;
       }
     }

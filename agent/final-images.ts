@@ -13,7 +13,7 @@
  * still need a token for the root, and the target checks everything it pulls against the root.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ManifestSummary } from '../core/manifest';
 
@@ -53,8 +53,12 @@ export class FinalImages {
     }
   }
 
-  /** Announces a slot's image (again, on a retried capture: the newest wins) and wakes its waiters. */
-  publish(slot: string, image: FinalImage): void {
+  /**
+   * Announces a slot's image (again, on a retried capture: the newest wins) and wakes its waiters,
+   * then writes it down (fsynced), after the waiters' answers have gone out: a waiting target is
+   * inside the downtime window, the file is for an agent restarted later.
+   */
+  async publish(slot: string, image: FinalImage): Promise<void> {
     if (!SLOT.test(slot)) throw new Error(`final image slot '${slot}' is not 64 lower-case hex digits`);
     const now = Date.now();
     for (const [s, p] of this.published) {
@@ -63,15 +67,29 @@ export class FinalImages {
       if (this.dir) rmSync(join(this.dir, `${s}.json`), { force: true });
     }
     this.published.set(slot, { image, at: now });
-    if (this.dir) {
-      mkdirSync(this.dir, { recursive: true });
-      const tmp = join(this.dir, `.${slot}.tmp`);
-      writeFileSync(tmp, JSON.stringify(image));
-      renameSync(tmp, join(this.dir, `${slot}.json`));
-    }
     const ws = this.waiters.get(slot);
     this.waiters.delete(slot);
     for (const w of ws ?? []) w(image);
+    await new Promise((r) => setImmediate(r));
+    if (this.dir) {
+      mkdirSync(this.dir, { recursive: true });
+      const tmp = join(this.dir, `.${slot}.tmp`);
+      const fd = openSync(tmp, 'w');
+      try {
+        writeSync(fd, JSON.stringify(image));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, join(this.dir, `${slot}.json`));
+      // The rename too: an agent that crashes right after announcing still has it when it is back.
+      const dirFd = openSync(this.dir, 'r');
+      try {
+        fsyncSync(dirFd);
+      } finally {
+        closeSync(dirFd);
+      }
+    }
   }
 
   get(slot: string): FinalImage | undefined {

@@ -7,9 +7,9 @@
  * Unpacked beside the volume, made durable (every file and directory fsynced), then swapped in by
  * rename, so a crash never leaves a half-written volume where the workload looks for it.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
@@ -25,7 +25,7 @@ import type { Manifest } from '../core/manifest';
 /** Chunks go to the extractor in runs of about this many bytes: it writes each file in fewer, larger writes. */
 const YIELD_BYTES = 4 << 20;
 
-async function* chunksOf(store: ChunkStore, manifest: Manifest): AsyncGenerator<Buffer> {
+async function* chunksOf(store: ChunkStore, manifest: Manifest, onBatch?: () => void): AsyncGenerator<Buffer> {
   const fds = new Map<string, number>();
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -59,6 +59,7 @@ async function* chunksOf(store: ChunkStore, manifest: Manifest): AsyncGenerator<
       pending.push(data);
       pendingBytes += data.length;
       if (pendingBytes >= YIELD_BYTES) {
+        onBatch?.();
         yield Buffer.concat(pending, pendingBytes);
         pending = [];
         pendingBytes = 0;
@@ -88,19 +89,34 @@ function fsyncPath(path: string): void {
   }
 }
 
-/** Replaces the directory `volume` with the image `manifest` describes (a tar of the volume). */
-export async function extractVolume(store: ChunkStore, manifest: Manifest, volume: string): Promise<void> {
-  const staging = `${volume}.staging`;
-  rmSync(staging, { recursive: true, force: true });
+/**
+ * Replaces the directory `volume` with the image `manifest` describes (a tar of the volume).
+ * `onBatch` is called every few MiB (the caller heartbeats).
+ *
+ * Each call unpacks into a staging directory of its own (a retried attempt never writes into one
+ * that a stray earlier attempt is still filling; it removes those first, so the stray one fails).
+ * The swap renames the old volume aside, the new one into place, fsyncs the parent and then drops
+ * the old one; a crash between the two renames leaves `<volume>.old`, which the next call puts
+ * back before it starts.
+ */
+export async function extractVolume(store: ChunkStore, manifest: Manifest, volume: string, onBatch?: () => void): Promise<void> {
+  const parent = dirname(volume);
+  const name = basename(volume);
+  const old = `${volume}.old`;
+  if (!existsSync(volume) && existsSync(old)) renameSync(old, volume);
+  rmSync(old, { recursive: true, force: true });
+  for (const sibling of readdirSync(parent)) if (sibling.startsWith(`${name}.staging`)) rmSync(join(parent, sibling), { recursive: true, force: true });
+  const staging = `${volume}.staging-${randomBytes(6).toString('hex')}`;
   mkdirSync(staging, { recursive: true });
   try {
-    await pipeline(Readable.from(chunksOf(store, manifest)), tar.x({ cwd: staging, strict: true }));
+    await pipeline(Readable.from(chunksOf(store, manifest, onBatch)), tar.x({ cwd: staging, strict: true }));
     fsyncTree(staging);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
     throw err;
   }
-  rmSync(volume, { recursive: true, force: true });
+  if (existsSync(volume)) renameSync(volume, old);
   renameSync(staging, volume);
-  fsyncPath(dirname(volume));
+  fsyncPath(parent);
+  rmSync(old, { recursive: true, force: true });
 }

@@ -80,6 +80,8 @@ interface Pending {
   protocol: Protocol;
   arrivedAt: number;
   replyTo?: string;
+  /** Other workflows that sent the same proposal by signal while it was pending: told the outcome too. */
+  alsoReplyTo?: string[];
   /** Update handlers waiting for this proposal's outcome: one if it came by update, more if others joined it. */
   awaiters?: number;
   /** Set for join/leave: runs alone in its round and ends the run (new members, new epoch). */
@@ -197,8 +199,10 @@ export async function federation(input: FederationInput): Promise<void> {
     const p = pendingById.get(id);
     return p && patched(DEDUPE_PENDING_PATCH) ? p : undefined;
   };
-  /** An update handler joins the outcome of a pending proposal with its id. */
-  const joinPending = (p: Pending): Promise<ProposalResult> => {
+  /** An update handler joins the outcome of a pending proposal with its id (and the same entries). */
+  const joinPending = (p: Pending, input: ProposeInput): Promise<ProposalResult> => {
+    const clash = sameProposal(p.input, input);
+    if (clash) throw ApplicationFailure.nonRetryable(clash, 'RequestIdReused');
     p.awaiters = (p.awaiters ?? 0) + 1;
     return awaitOutcome(p.id);
   };
@@ -211,7 +215,7 @@ export async function federation(input: FederationInput): Promise<void> {
       const id = fresh(p.requestId);
       if (recent[id]) return recent[id]!;
       const dup = p.requestId === undefined ? undefined : pendingWithId(id);
-      if (dup) return joinPending(dup);
+      if (dup) return joinPending(dup, p);
       enqueue({ id, input: p, awaiters: 1 });
       return awaitOutcome(id);
     },
@@ -226,7 +230,7 @@ export async function federation(input: FederationInput): Promise<void> {
           const id = fresh(p.requestId);
           if (recent[id]) return recent[id]!;
           const dup = p.requestId === undefined ? undefined : pendingWithId(id);
-          if (dup) return joinPending(dup);
+          if (dup) return joinPending(dup, p);
           enqueue({ id, input: p, awaiters: 1 });
           return awaitOutcome(id);
         }),
@@ -254,7 +258,10 @@ export async function federation(input: FederationInput): Promise<void> {
     if (dup) {
       // Already queued (say by the same caller's update): answer this sender too, once, when it
       // settles, and tell it now what its round is waiting for, if it is in one.
-      dup.replyTo = p.replyTo;
+      const clash = sameProposal(dup.input, p);
+      if (clash) return tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo).signal(commitResultSignal, { requestId: p.requestId, error: clash }));
+      if (!dup.replyTo) dup.replyTo = p.replyTo;
+      else if (dup.replyTo !== p.replyTo && !(dup.alsoReplyTo ??= []).includes(p.replyTo)) dup.alsoReplyTo.push(p.replyTo);
       if (inRound.includes(dup)) tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo).signal(commitStatusSignal, { requestId: p.requestId, status: status.status }));
       return;
     }
@@ -308,6 +315,7 @@ export async function federation(input: FederationInput): Promise<void> {
         if (keys.length > RECENT_RESULTS) delete recent[keys[0]!];
       }
       if (p.replyTo) tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo!).signal(commitResultSignal, { requestId: p.id, ...o }));
+      for (const also of p.alsoReplyTo ?? []) tell(also, () => getExternalWorkflowHandle(also).signal(commitResultSignal, { requestId: p.id, ...o }));
       if (!p.replyTo || p.awaiters) {
         outcomes.set(p.id, o);
         // One read per update handler waiting for it.
@@ -422,6 +430,28 @@ export async function federation(input: FederationInput): Promise<void> {
       recent,
     },
   });
+}
+
+/**
+ * Why `b` may not join the pending proposal `a` that has its request id: undefined when both name
+ * the same entries and touch the same sites (compared by content, whatever the key order).
+ */
+function sameProposal(a: ProposeInput, b: ProposeInput): string | undefined {
+  const canon = (p: ProposeInput) => canonicalJson({ entries: p.entries, touches: [...(p.touches ?? [])].sort() });
+  if (canon(a) === canon(b)) return undefined;
+  return `request id '${b.requestId}' is already queued with other entries (${canonicalJson(a.entries)}); a retry must resend the same entries, a new change needs a new request id`;
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v as Record<string, unknown>)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
 }
 
 /** One protocol per round: the head proposal's, with every queued proposal of that protocol behind it, in order. */

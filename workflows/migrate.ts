@@ -140,8 +140,10 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
     bytesTransferred: 0,
   };
   let cancelReason: string | undefined;
-  // Set once the placement is proposed (or, in runs without it, once the route switched): from
-  // then on the migration rolls forward, since the proposal may commit whatever happens here.
+  // Set once the commit step proposes the placement (or, in runs without it, once the route
+  // switched): from then on the migration rolls forward, since the proposal may commit whatever
+  // happens here. (With fast-cutover-v1 the target proposes it earlier, during the cut-over; a
+  // failure there is undone by the placement-revert compensation.)
   let rollForward = false;
   const work = new CancellationScope();
 
@@ -217,26 +219,25 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       });
       // Runs recorded before the patch commit by signal only and cut over in sequence.
       const fast = viaFederation && patched(FAST_CUTOVER_PATCH);
-      const fastCommits = fast;
       const commit = async (entries: FederationEntry[], what: string, stepId: StepId): Promise<FederationCommitRecord> => {
         const opts = commitOpts(what, stepId);
-        if (fastCommits) {
-          let fast: FastProposal;
+        if (fast) {
+          let quick: FastProposal;
           try {
-            fast = await controlFast(`Propose ${what} to the federation log`).proposeFast({
+            quick = await controlFast(`Propose ${what} to the federation log`).proposeFast({
               federation: v.federation,
               proposal: { entries, touches: opts.touches, requestId: opts.requestId! },
               waitMs: FAST_COMMIT_WAIT_MS,
             });
           } catch (err) {
-            fast = { pending: err instanceof Error ? err.message : String(err) };
+            quick = { pending: err instanceof Error ? err.message : String(err) };
           }
-          if ('result' in fast) {
-            const { rejected: _rejected, ...record } = changeResult(fast.result, {});
+          if ('result' in quick) {
+            const { rejected: _rejected, ...record } = changeResult(quick.result, {});
             return record;
           }
           // No answer yet (quorum may be missing): wait by signal, which reports why it waits.
-          log.info('federation commit: no answer by update yet; waiting by signal', { requestId: opts.requestId, why: fast.pending });
+          log.info('federation commit: no answer by update yet; waiting by signal', { requestId: opts.requestId, why: quick.pending });
         }
         const r = await commitFederationChange(entries, opts);
         delete consensus.status;
@@ -361,8 +362,10 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         instance: targetInstance.instance,
         address: targetInstance.address,
       };
-      const freezeAndCapture = (publishAs?: string) =>
-        atSync(v.source, `Freeze ${req.workloadId} and capture its volume on ${v.source}`, TIMEOUTS.capture).captureImage({
+      // The fast cut-over waits for a cancelled capture to end: the thaw in the compensations must
+      // come after the freeze, never before it.
+      const freezeAndCapture = (publishAs?: string, cancellationType?: ActivityCancellationType) =>
+        atSync(v.source, `Freeze ${req.workloadId} and capture its volume on ${v.source}`, { ...TIMEOUTS.capture, ...(cancellationType ? { cancellationType } : {}) }).captureImage({
           volumeId: v.volume.id,
           preset: plan.chunkPreset,
           freeze: v.instance,
@@ -382,12 +385,29 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         // cut-over fails after that, the placement goes back to the source first: proposed after
         // the target's, it is applied after it (a no-op if that never committed).
         const placement: FederationEntry = { kind: 'placement', workload: req.workloadId, site: v.target };
+        const placementRequest = {
+          federation: v.federation,
+          proposal: { entries: [placement], touches: [v.source], requestId: commitOpts('placement', 'commit').requestId! },
+          waitMs: FAST_COMMIT_WAIT_MS,
+        };
         compensations.push({
           step: 'commit',
           fn: async () => {
+            // First settle the target's proposal under its own request id: it joins it if it is
+            // queued, is answered from the log's memory if it is done, or (if the target never sent
+            // it) commits it now. Either way a copy sent late by a stray attempt of the target is
+            // answered, not applied, and the revert below is the last word.
+            try {
+              const placed = await commitFederationChange([placement], { ...commitOpts('placement', 'commit'), allowRejected: true, timeout: RELEASE_WAIT });
+              if (placed.rejected.length) return;
+            } catch (err) {
+              // Still queued (no quorum) or unreachable: the revert is queued behind it all the same.
+              log.warn('placement not settled before its revert', { error: String(err) });
+            }
+            // Not allowRejected: a revert the log refuses (the source's slot taken meanwhile) must
+            // show as a failed compensation, not pass for one that worked.
             await commitFederationChange([{ kind: 'placement', workload: req.workloadId, site: v.source }], {
               ...commitOpts('placement-revert', 'commit'),
-              allowRejected: true,
               timeout: RELEASE_WAIT,
             });
           },
@@ -401,18 +421,14 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
             ...pullArgs,
             endpoint,
             awaitFinal: cutoverKey,
-            placement: {
-              federation: v.federation,
-              proposal: { entries: [placement], touches: [v.source], requestId: commitOpts('placement', 'commit').requestId! },
-              waitMs: FAST_COMMIT_WAIT_MS,
-            },
+            placement: placementRequest,
           }),
         );
         // Handled below; this keeps an early failure from counting as unhandled meanwhile.
         targetDone.catch(() => undefined);
         let image: CapturedImage;
         try {
-          image = await freezeAndCapture(cutoverKey);
+          image = await freezeAndCapture(cutoverKey, ActivityCancellationType.WAIT_CANCELLATION_COMPLETED);
         } catch (err) {
           // No image is coming: stop the waiting target (and wait until it has stopped).
           targetScope.cancel();
@@ -420,7 +436,23 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           throw err;
         }
         finalRoot = image.manifest.rootHash;
-        const done = await targetDone;
+        let done: Awaited<typeof targetDone>;
+        if (image.endpoint !== endpoint) {
+          // The source's agent came back on another address since it was asked: the target would
+          // wait on the old one. Stop it and cut over in sequence, told the image.
+          targetScope.cancel();
+          await targetDone.catch(() => undefined);
+          done = await atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys} keys`, TIMEOUTS.pull).cutoverTarget({
+            ...pullArgs,
+            endpoint: image.endpoint,
+            root: image.manifest.rootHash,
+            expected: image.digest!,
+            placement: placementRequest,
+          });
+          done = { ...done, image: { root: image.manifest.rootHash, frozenAtMs: image.frozenAtMs!, digest: image.digest! } };
+        } else {
+          done = await targetDone;
+        }
         const want = image.digest!;
         if (done.image?.root !== image.manifest.rootHash || done.served.keys !== want.keys || done.served.sha256 !== want.sha256) {
           throw ApplicationFailure.nonRetryable(
@@ -551,8 +583,9 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           await c.fn();
           step(c.step).status = 'compensated';
         } catch (cerr) {
-          // A compensation that fails is logged and the rest still run; the original error wins.
+          // A compensation that fails is logged and shown, and the rest still run; the original error wins.
           log.error('compensation failed', { step: c.step, error: String(cerr) });
+          step(c.step).detail = `compensation failed: ${cerr instanceof Error ? cerr.message : String(cerr)}`;
         }
       }
     });

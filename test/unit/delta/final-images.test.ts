@@ -38,7 +38,7 @@ describe('FinalImages', () => {
     const other = finalSlot('k2');
     const waiting = f.wait(slot, 5_000);
     const otherWaiting = f.wait(other, 50);
-    f.publish(slot, image(1));
+    await f.publish(slot, image(1));
     assert.deepEqual(await waiting, image(1));
     assert.equal(await otherWaiting, undefined);
     // Published before the wait: answered at once.
@@ -56,18 +56,18 @@ describe('FinalImages', () => {
     abort.abort();
     assert.equal(await aborted, undefined);
     // The other waiter is still there and still woken.
-    f.publish(finalSlot('late'), image(2));
+    await f.publish(finalSlot('late'), image(2));
     assert.deepEqual(await w, image(2));
   });
 
-  it('refuses a slot that is not 64 hex digits', () => {
-    assert.throws(() => new FinalImages().publish('../etc/passwd', image(1)), /not 64 lower-case hex digits/);
+  it('refuses a slot that is not 64 hex digits', async () => {
+    await assert.rejects(new FinalImages().publish('../etc/passwd', image(1)), /not 64 lower-case hex digits/);
   });
 
   it('survives a restart of the agent when given a directory', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedflow-finals-'));
     try {
-      new FinalImages(dir).publish(finalSlot('k'), image(3));
+      await new FinalImages(dir).publish(finalSlot('k'), image(3));
       const again = new FinalImages(dir);
       assert.deepEqual(again.get(finalSlot('k')), image(3));
       assert.deepEqual(await again.wait(finalSlot('k'), 0), image(3));
@@ -105,7 +105,7 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
     const polling = fetchFinalImage(server.url, slot, token(), 10_000);
     await new Promise((r) => setTimeout(r, 30));
     const t0 = Date.now();
-    images.finals.publish(slot, image(7));
+    await images.finals.publish(slot, image(7));
     assert.deepEqual(await polling, image(7));
     assert.ok(Date.now() - t0 < 2_000, 'the long poll returned when the image was published, not at its timeout');
   });

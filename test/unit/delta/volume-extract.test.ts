@@ -87,4 +87,19 @@ describe('extractVolume', () => {
     assert.equal(existsSync(`${target}.staging`), false, 'the half-written staging copy is removed');
     await store.close();
   });
+
+  it('recovers from a crash between the swap renames, and clears stray staging copies', async () => {
+    const store = await storeWith(new Set(manifest.chunks.map((c) => c.hash)));
+    const target = join(dir, 'target-vol-4');
+    // What a crash between "volume -> volume.old" and "staging -> volume" leaves, plus a stray
+    // attempt's half-filled staging copy.
+    mkdirSync(`${target}.old`, { recursive: true });
+    writeFileSync(join(`${target}.old`, 'kept'), 'old volume');
+    mkdirSync(`${target}.staging-stray`, { recursive: true });
+    writeFileSync(join(`${target}.staging-stray`, 'kv.jsonl'), 'half');
+    await extractVolume(store, manifest, target);
+    for (const [name, bytes] of Object.entries(files)) assert.ok(readFileSync(join(target, name)).equals(bytes), name);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('target-vol-4')), ['target-vol-4']);
+    await store.close();
+  });
 });
