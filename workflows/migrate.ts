@@ -468,15 +468,9 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           const image = await freezeAndCapture();
           finalRoot = image.manifest.rootHash;
           const done = await atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys} keys`, TIMEOUTS.pull).cutoverTarget({
+            ...pullArgs,
             endpoint: image.endpoint,
-            source: v.source,
             root: image.manifest.rootHash,
-            plan,
-            round: sync.precopyRounds + 1,
-            ttlSeconds: TOKEN_TTL_SECONDS,
-            volumeId: v.volume.id,
-            instance: targetInstance.instance,
-            address: targetInstance.address,
             expected: image.digest!,
           });
           return cutDone(image, done);
