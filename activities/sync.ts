@@ -206,7 +206,7 @@ export function createSyncActivities(deps: SyncDeps) {
       if (args.placement) {
         // The target now holds the frozen image, every chunk verified and the volume on disk:
         // propose the placement while the workload activates; the workflow's commit step is then
-        // answered from it. An attempt the server has already given up on does not propose.
+        // answered from it. An attempt already told it is cancelled (or timed out) does not propose.
         const ctx = Context.current();
         ctx.heartbeat({ proposing: 'placement' });
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;

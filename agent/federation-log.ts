@@ -6,10 +6,11 @@
  * answers (CftReady order: persist, then send).
  */
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { restoreFollower } from '../core/consensus/cft-follower';
 import type { CftReady, FollowerState, HardState, LogEntry } from '../core/consensus/cft-types';
 import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../core/consensus/entries';
+import { fsyncPath } from './durable-files';
 import { encodeRecord, scanRecords, type LogRecord } from './federation-log-records';
 
 export const FEDERATION_LOG_FILE = 'federation.log';
@@ -27,7 +28,7 @@ export class FederationLog {
     if (created) {
       // The new file's name must itself survive a crash, so fsync the directory too.
       fsyncSync(this.fd);
-      fsyncDirOf(path);
+      fsyncPath(dirname(path));
     }
     const scan = scanRecords(readFileSync(path), path);
     for (const r of scan.records) this.replay(r);
@@ -137,12 +138,3 @@ function apply(m: Mem, r: LogRecord): void {
   else m.hard = { ...r.meta };
 }
 
-function fsyncDirOf(path: string): void {
-  const dir = path.slice(0, Math.max(1, path.lastIndexOf('/')));
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}

@@ -13,9 +13,10 @@
  * still need a token for the root, and the target checks everything it pulls against the root.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ManifestSummary } from '../core/manifest';
+import { writeFileDurable } from './durable-files';
 
 export interface FinalImage {
   manifest: ManifestSummary;
@@ -73,22 +74,8 @@ export class FinalImages {
     await new Promise((r) => setImmediate(r));
     if (this.dir) {
       mkdirSync(this.dir, { recursive: true });
-      const tmp = join(this.dir, `.${slot}.tmp`);
-      const fd = openSync(tmp, 'w');
-      try {
-        writeSync(fd, JSON.stringify(image));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, join(this.dir, `${slot}.json`));
-      // The rename too: an agent that crashes right after announcing still has it when it is back.
-      const dirFd = openSync(this.dir, 'r');
-      try {
-        fsyncSync(dirFd);
-      } finally {
-        closeSync(dirFd);
-      }
+      // An agent that crashes right after announcing still has it when it is back.
+      writeFileDurable(join(this.dir, `${slot}.json`), JSON.stringify(image));
     }
   }
 

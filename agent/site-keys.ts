@@ -7,6 +7,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { fsyncPath } from './durable-files';
 import { verifyCertificate as verifyWithVerifier, type CertificateCheck } from '../core/consensus/bft-certificate';
 import type { CommitCertificate } from '../core/consensus/bft-types';
 import type { Signer, Verifier } from '../core/consensus/signing';
@@ -28,7 +29,7 @@ export function ensureSiteKey(siteDir: string): string {
     } finally {
       closeSync(fd);
     }
-    fsyncDir(siteDir);
+    fsyncPath(siteDir);
   }
   return publicKeyBase64(loadPrivateKey(path));
 }
@@ -85,11 +86,3 @@ function publicKeyBase64(privateKey: KeyObject): string {
   return (createPublicKey(privateKey).export({ type: 'spki', format: 'der' }) as Buffer).toString('base64');
 }
 
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}

@@ -25,6 +25,7 @@ import {
 } from '@temporalio/workflow';
 import type { EquivocationProof } from '../core/consensus/bft-types';
 import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../core/consensus/entries';
+import { canonicalJson } from '../core/consensus/canonical-json';
 import { chooseProtocol } from '../core/consensus/protocol-choice';
 import { bftSizes, majority } from '../core/consensus/quorum';
 import type { Protocol, SiteId } from '../core/consensus/types';
@@ -115,9 +116,8 @@ export async function federation(input: FederationInput): Promise<void> {
   const maxHistory = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY;
 
   const queue: Pending[] = [];
-  const outcomes = new Map<string, Outcome>();
-  /** How many update handlers still have to read each outcome (absent: one). */
-  const outcomeWaiters = new Map<string, number>();
+  /** Settled proposals' outcomes, with how many update handlers have yet to read each. */
+  const outcomes = new Map<string, { outcome: Outcome; readers: number }>();
   const refusals: ConsensusStatus['refusals'] = [];
   const outbound: Promise<void>[] = [];
   let membershipChanged = false;
@@ -182,13 +182,9 @@ export async function federation(input: FederationInput): Promise<void> {
   };
   const awaitOutcome = async (id: string): Promise<ProposalResult> => {
     await condition(() => outcomes.has(id));
-    const o = outcomes.get(id)!;
-    const left = (outcomeWaiters.get(id) ?? 1) - 1;
-    if (left > 0) outcomeWaiters.set(id, left);
-    else {
-      outcomeWaiters.delete(id);
-      outcomes.delete(id);
-    }
+    const held = outcomes.get(id)!;
+    if (--held.readers <= 0) outcomes.delete(id);
+    const o = held.outcome;
     if ('error' in o) throw ApplicationFailure.nonRetryable(o.error, o.type);
     return o.result;
   };
@@ -316,11 +312,8 @@ export async function federation(input: FederationInput): Promise<void> {
       }
       if (p.replyTo) tell(p.replyTo, () => getExternalWorkflowHandle(p.replyTo!).signal(commitResultSignal, { requestId: p.id, ...o }));
       for (const also of p.alsoReplyTo ?? []) tell(also, () => getExternalWorkflowHandle(also).signal(commitResultSignal, { requestId: p.id, ...o }));
-      if (!p.replyTo || p.awaiters) {
-        outcomes.set(p.id, o);
-        // One read per update handler waiting for it.
-        if ((p.awaiters ?? 1) > 1) outcomeWaiters.set(p.id, p.awaiters!);
-      }
+      // One read per update handler waiting for it (join and leave handlers wait without counting).
+      if (!p.replyTo || p.awaiters) outcomes.set(p.id, { outcome: o, readers: p.awaiters ?? 1 });
     }
   };
 
@@ -440,18 +433,6 @@ function sameProposal(a: ProposeInput, b: ProposeInput): string | undefined {
   const canon = (p: ProposeInput) => canonicalJson({ entries: p.entries, touches: [...(p.touches ?? [])].sort() });
   if (canon(a) === canon(b)) return undefined;
   return `request id '${b.requestId}' is already queued with other entries (${canonicalJson(a.entries)}); a retry must resend the same entries, a new change needs a new request id`;
-}
-
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v as Record<string, unknown>)
-      .sort()
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
 }
 
 /** One protocol per round: the head proposal's, with every queued proposal of that protocol behind it, in order. */

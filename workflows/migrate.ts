@@ -24,6 +24,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { ControlActivities, FastProposal } from '../activities/control';
+import type { FastProposalRequest } from '../activities/federation-propose';
 import type { SiteActivities } from '../activities/site';
 import type { CapturedImage, SyncActivities } from '../activities/sync';
 import {
@@ -371,6 +372,15 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           freeze: v.instance,
           ...(publishAs ? { publishAs } : {}),
         });
+      // The target told the image: final delta, activate, check (the whole cut-over before the patch).
+      const cutInSequence = (image: CapturedImage, placement?: FastProposalRequest) =>
+        atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys} keys`, TIMEOUTS.pull).cutoverTarget({
+          ...pullArgs,
+          endpoint: image.endpoint,
+          root: image.manifest.rootHash,
+          expected: image.digest!,
+          ...(placement ? { placement } : {}),
+        });
       const cutDone = (image: CapturedImage, done: Awaited<ReturnType<SyncActivities['cutoverTarget']>>) => {
         progress.rounds.push(done.figures);
         progress.bytesTransferred += done.figures.wireBytes;
@@ -382,8 +392,11 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         const cutoverKey = `${key}/cutover`;
         // The target proposes the placement (under the request id the commit step uses) as soon as
         // it holds the frozen image, verified and on disk, while the workload activates. If the
-        // cut-over fails after that, the placement goes back to the source first: proposed after
-        // the target's, it is applied after it (a no-op if that never committed).
+        // cut-over fails once the image exists, the first compensation settles that proposal and
+        // puts the placement back on the source. A capture that fails announces no image, so the
+        // target cannot have proposed and nothing is sent (unless an earlier attempt of that
+        // capture announced one and was lost before it completed, then a retry failed: not covered).
+        let imageCaptured = false;
         const placement: FederationEntry = { kind: 'placement', workload: req.workloadId, site: v.target };
         const placementRequest = {
           federation: v.federation,
@@ -393,6 +406,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         compensations.push({
           step: 'commit',
           fn: async () => {
+            if (!imageCaptured) return;
             // First settle the target's proposal under its own request id: it joins it if it is
             // queued, is answered from the log's memory if it is done, or (if the target never sent
             // it) commits it now. Either way a copy sent late by a stray attempt of the target is
@@ -436,27 +450,22 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           throw err;
         }
         finalRoot = image.manifest.rootHash;
+        imageCaptured = true;
         let done: Awaited<typeof targetDone>;
         if (image.endpoint !== endpoint) {
           // The source's agent came back on another address since it was asked: the target would
           // wait on the old one. Stop it and cut over in sequence, told the image.
           targetScope.cancel();
           await targetDone.catch(() => undefined);
-          done = await atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys} keys`, TIMEOUTS.pull).cutoverTarget({
-            ...pullArgs,
-            endpoint: image.endpoint,
-            root: image.manifest.rootHash,
-            expected: image.digest!,
-            placement: placementRequest,
-          });
-          done = { ...done, image: { root: image.manifest.rootHash, frozenAtMs: image.frozenAtMs!, digest: image.digest! } };
+          done = await cutInSequence(image, placementRequest);
         } else {
           done = await targetDone;
         }
         const want = image.digest!;
-        if (done.image?.root !== image.manifest.rootHash || done.served.keys !== want.keys || done.served.sha256 !== want.sha256) {
+        // A target that waited names the image it took; one told the image took that one.
+        if ((done.image && done.image.root !== image.manifest.rootHash) || done.served.keys !== want.keys || done.served.sha256 !== want.sha256) {
           throw ApplicationFailure.nonRetryable(
-            `${v.target} cut over to image ${done.image?.root.slice(0, 12) ?? '?'} serving ${done.served.keys} keys (sha256 ${done.served.sha256.slice(0, 12)}), but ${v.source} froze image ${image.manifest.rootHash.slice(0, 12)} with ${want.keys} keys (sha256 ${want.sha256.slice(0, 12)})`,
+            `${v.target} cut over to image ${(done.image?.root ?? image.manifest.rootHash).slice(0, 12)} serving ${done.served.keys} keys (sha256 ${done.served.sha256.slice(0, 12)}), but ${v.source} froze image ${image.manifest.rootHash.slice(0, 12)} with ${want.keys} keys (sha256 ${want.sha256.slice(0, 12)})`,
             'DataMismatch',
           );
         }
@@ -467,13 +476,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         fast ? cutTogether : async () => {
           const image = await freezeAndCapture();
           finalRoot = image.manifest.rootHash;
-          const done = await atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys} keys`, TIMEOUTS.pull).cutoverTarget({
-            ...pullArgs,
-            endpoint: image.endpoint,
-            root: image.manifest.rootHash,
-            expected: image.digest!,
-          });
-          return cutDone(image, done);
+          return cutDone(image, await cutInSequence(image));
         },
         (c) => `final delta ${c.figures.bytesSent} bytes; ${c.served.keys} keys match the source`,
       );
