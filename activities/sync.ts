@@ -19,7 +19,7 @@ import { ChunkCorruptError, fetchFinalImage, fetchManifest, pullMissingChunks, T
 import { finalSlot, type FinalImage } from '../agent/final-images';
 import { extractVolume } from '../agent/volume-extract';
 import type { Client } from '@temporalio/client';
-import { proposeByUpdate, type FastProposalRequest } from './federation-propose';
+import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { STANDBY_TAG } from '../adapters/local';
 import { activateAndCheck, kvCall, type WorkloadDigest } from './kv-workload';
@@ -187,7 +187,14 @@ export function createSyncActivities(deps: SyncDeps) {
      * the standby instance on it and check it serves exactly what the source held at the freeze.
      * One activity instead of three, because every hop through the workflow adds to the downtime.
      */
-    async cutoverTarget(args: CutoverArgs): Promise<{ figures: RoundFigures; served: WorkloadDigest; servingAtMs: number; image?: { root: string; frozenAtMs: number; digest: WorkloadDigest } }> {
+    async cutoverTarget(args: CutoverArgs): Promise<{
+      figures: RoundFigures;
+      served: WorkloadDigest;
+      servingAtMs: number;
+      image?: { root: string; frozenAtMs: number; digest: WorkloadDigest };
+      /** The federation's answer to the placement this attempt proposed (`args.placement`). */
+      placement?: FastProposal;
+    }> {
       let root: string;
       let expected: WorkloadDigest;
       let image: { root: string; frozenAtMs: number; digest: WorkloadDigest } | undefined;
@@ -202,7 +209,7 @@ export function createSyncActivities(deps: SyncDeps) {
         expected = args.expected;
       }
       const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
-      let proposing: Promise<unknown> | undefined;
+      let proposing: Promise<FastProposal> | undefined;
       if (args.placement) {
         // The target now holds the frozen image, every chunk verified and the volume on disk:
         // propose the placement while the workload activates; the workflow's commit step is then
@@ -213,16 +220,17 @@ export function createSyncActivities(deps: SyncDeps) {
         proposing = proposeByUpdate(workerClient(), args.placement);
       }
       let served: WorkloadDigest;
+      let placement: FastProposal | undefined;
       try {
         served = await activateAndCheck(args.address, expected);
       } finally {
         // Settled (or given up on, after its bound) before this attempt ends, either way.
-        await proposing;
+        placement = await proposing;
       }
       const servingAtMs = Date.now();
       // From now on a restart of this instance boots it straight onto its volume.
       await deps.provider.tag(args.instance, { [STANDBY_TAG]: 'false' });
-      return { figures, served, servingAtMs, ...(image ? { image } : {}) };
+      return { figures, served, servingAtMs, ...(image ? { image } : {}), ...(placement ? { placement } : {}) };
     },
   };
 

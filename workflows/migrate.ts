@@ -384,7 +384,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       const cutDone = (image: CapturedImage, done: Awaited<ReturnType<SyncActivities['cutoverTarget']>>) => {
         progress.rounds.push(done.figures);
         progress.bytesTransferred += done.figures.wireBytes;
-        return { image, figures: done.figures, served: done.served, servingAtMs: done.servingAtMs };
+        return { image, figures: done.figures, served: done.served, servingAtMs: done.servingAtMs, placement: done.placement };
       };
       const cutTogether = async () => {
         // Looked up before the freeze: the target polls it for the image the freeze produces.
@@ -490,8 +490,17 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
           run(
             'commit',
             async () => {
+              // The target proposed it during the cut-over and got the log's answer: that is this
+              // step's answer too (asking again would only cost another trip through the server).
+              let answered = cut.placement && 'result' in cut.placement ? cut.placement.result : undefined;
               for (let wait = PLACEMENT_RETRY_MS; ; wait = Math.min(2 * wait, PLACEMENT_RETRY_MAX_MS)) {
                 try {
+                  if (answered) {
+                    const r = answered;
+                    answered = undefined;
+                    const { rejected: _rejected, ...record } = changeResult(r, {});
+                    return record;
+                  }
                   return await commit([{ kind: 'placement', workload: req.workloadId, site: v.target }], 'placement', 'commit');
                 } catch (err) {
                   const type = err instanceof ApplicationFailure ? err.type : undefined;
