@@ -52,10 +52,11 @@ const ms = (e: HistoryEvent | undefined) => (e?.eventTime ? Number(e.eventTime.s
 /**
  * Where the downtime window went, from the migration's own history (server time, ms; local
  * activities' completion times are the worker's, on this same machine): the final capture
- * (freeze included); the cut-over (final delta, activate, check every key); with the fast
- * cut-over (patch fast-cutover-v1) the hop from its end to the workflow task that proposes the
- * placement, the commit by update and the route switch; in older runs the hop to the cut-over
- * activity, and the commit by signal until its answer arrived.
+ * (freeze included); the cut-over (final delta, activate, check every key; with the fast cut-over,
+ * patch fast-cutover-v1, also the placement commit, which the target proposes); the hop from its
+ * end to the next workflow task; the commit step (0 when the target's proposal answered it) and
+ * the route switch. In older runs: the hop to the cut-over activity, and the commit by signal
+ * until its answer arrived.
  */
 async function windowPhases(handle: WorkflowHandle): Promise<Record<string, number>> {
   const events = (await handle.fetchHistory()).events ?? [];
@@ -75,8 +76,10 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
     cutoverMs: ms(cutover.completed) - ms(cutover.started),
   };
   // Runs with the commit by update: local activities, whose markers carry their completion time.
+  // Local activities' markers carry their completion time; only those after the cut-over count.
   const localDone = (type: string) => {
-    for (const e of [...events].reverse()) {
+    for (const e of events) {
+      if (Number(e.eventId) <= Number(cutover.completed?.eventId ?? Infinity)) continue;
       const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
       if (!data) continue;
       const d = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string; complete_time?: { seconds: number | string; nanos?: number } };
@@ -84,20 +87,23 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
     }
     return undefined;
   };
-  const fastDone = localDone('proposeFast');
-  if (fastDone !== undefined) {
+  const switched = localDone('switchRoute');
+  if (ms(cutover.started) < ms(capture.completed) && switched !== undefined) {
+    // The fast cut-over: the target's activity started before the freeze and waited for the
+    // image, so its share of the window runs from the capture's end to its own. The placement
+    // commit runs inside it; the commit step asks the federation again only if the target got no
+    // answer (then `commitMs` is that local activity).
     const next = events.find((e) => !!e.workflowTaskStartedEventAttributes && Number(e.eventId) > Number(cutover.completed?.eventId ?? 0));
+    const asked = localDone('proposeFast');
     return {
       captureMs: phases.captureMs,
-      // The target's activity started before the freeze and waited for the image: the cut-over's
-      // share of the window runs from the capture's end to its own.
       cutoverMs: ms(cutover.completed) - ms(capture.completed),
-      // Cut-over done until the workflow task that proposes the placement starts.
       toCommitMs: ms(next) - ms(cutover.completed),
-      commitMs: fastDone - ms(next),
-      switchMs: (localDone('switchRoute') ?? NaN) - fastDone,
+      commitMs: asked === undefined ? 0 : asked - ms(next),
+      switchMs: switched - (asked ?? ms(next)),
     };
   }
+  // Runs before the patch: the commit by signal until its answer arrived.
   const answer = last((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'federationCommitResult');
   const marker = last((e) => !!e.markerRecordedEventAttributes && Number(e.eventId) > Number(answer?.eventId ?? 0));
   return { ...phases, commitMs: ms(answer) - ms(cutover.completed), switchMs: ms(marker) - ms(answer) };
