@@ -3,15 +3,35 @@
  * agent, keep recent samples per site pair (so the next prediction starts warm), and predict the
  * bandwidth ahead with the ONNX model, loaded once per worker (models/predictor.ts).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
 import type { LinkProfile, LinkSample, LinkTelemetry } from '../agent/link-telemetry';
 import { probe } from '../agent/link-telemetry';
+import { MIN_SAMPLES } from '../models/features';
 import type { Prediction } from '../models/predictor';
 import { defaultPredictor } from '../models/predictor';
 
 export interface LinkDeps {
   site: string;
   telemetry: LinkTelemetry;
+  /** How a cold link is warmed up; defaults in WARM_UP. */
+  warmUp?: Partial<WarmUp>;
 }
+
+/**
+ * A link with fewer samples than the model reads (models/features.ts MIN_SAMPLES) would be
+ * predicted by the harmonic-mean fallback. The first probe of such a link takes a short series
+ * instead, so the first migration between two sites is decided by the model too.
+ */
+export interface WarmUp {
+  /** Samples to reach before the prediction. */
+  samples: number;
+  /** Between the starts of two probes (the model was trained on 0.3-5 s spacing). */
+  spacingMs: number;
+  /** The series stops here, whatever it reached; the prediction then says it fell back. */
+  budgetMs: number;
+}
+export const WARM_UP: WarmUp = { samples: MIN_SAMPLES, spacingMs: 400, budgetMs: 15_000 };
 
 /** Bytes a probe transfers: enough to see a LAN's rate, little enough for a slow link (bounded by time too). */
 export const PROBE_BYTES = 4 << 20;
@@ -23,14 +43,29 @@ export function profileRecord(p: LinkProfile, last = 8): LinkProfile {
 
 export function createLinkActivities(deps: LinkDeps) {
   return {
-    /** Probes the link source -> this site against the source agent's probe endpoint. */
+    /**
+     * Probes the link source -> this site against the source agent's probe endpoint: one sample,
+     * or a short series while the link has fewer samples than the model needs (WarmUp). Each
+     * sample is kept as it is taken, so a retried activity goes on from what it already has.
+     */
     async probeLink(args: { source: string; endpoint: string }): Promise<LinkProfile> {
+      const warm = { ...WARM_UP, ...deps.warmUp };
       const to = encodeURIComponent(deps.site);
-      const sample = await probe({
-        url: `${args.endpoint}/probe?bytes=${PROBE_BYTES}&to=${to}`,
-        rttUrl: `${args.endpoint}/probe?bytes=0&to=${to}`,
-      });
-      return profileRecord(deps.telemetry.record(args.source, deps.site, sample));
+      const once = () =>
+        probe({
+          url: `${args.endpoint}/probe?bytes=${PROBE_BYTES}&to=${to}`,
+          rttUrl: `${args.endpoint}/probe?bytes=0&to=${to}`,
+        });
+      const started = Date.now();
+      let profile = deps.telemetry.record(args.source, deps.site, await once());
+      let lastStart = started;
+      while (profile.samples.length < warm.samples && Date.now() - started + warm.spacingMs < warm.budgetMs) {
+        activityContext()?.heartbeat({ samples: profile.samples.length, of: warm.samples });
+        await sleep(Math.max(0, lastStart + warm.spacingMs - Date.now()), undefined, { signal: activityContext()?.cancellationSignal });
+        lastStart = Date.now();
+        profile = deps.telemetry.record(args.source, deps.site, await once());
+      }
+      return profileRecord(profile);
     },
 
     /** Predicts source -> this site from the samples kept here. Never fails for a missing model. */
@@ -40,6 +75,15 @@ export function createLinkActivities(deps: LinkDeps) {
       return defaultPredictor().predict({ samples: profile.samples });
     },
   };
+}
+
+/** The activity's context, or undefined when called outside one (unit tests). */
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
 }
 
 /** A transfer round's goodput is a sample of the link too. */

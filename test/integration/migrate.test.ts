@@ -5,6 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
 import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
 import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
+import { MIN_SAMPLES } from '../../models/features';
 import { progressQuery } from '../../workflows/messages';
 import { committedStateQuery, federationWorkflowId } from '../../workflows/federation-types';
 import { startTestServer } from '../helpers/temporal';
@@ -94,6 +95,10 @@ describe('migrateWorkload on a real dev server', () => {
     assert.equal(r.decision.mode, 'internet');
     assert.match(r.decision.reason, /untrusted/);
     assert.ok(r.decision.prediction.meanMbps > 0 && r.decision.prediction.sampleCount >= 1, JSON.stringify(r.decision));
+    // The link frankfurt/paris -> lisbon was never probed before this test: the probe takes a short
+    // series, so even the first migration over it is decided by the model, not the fallback.
+    assert.equal(r.decision.prediction.source, 'onnx', JSON.stringify(r.decision));
+    assert.ok(r.decision.prediction.sampleCount >= MIN_SAMPLES, JSON.stringify(r.decision));
     assert.equal(r.decision.plan.codec, 'zstd');
     assert.ok(r.rounds.every((x) => x.codec.startsWith('zstd')), 'internet mode sends with Zstd');
     assert.equal(r.keys, 300);

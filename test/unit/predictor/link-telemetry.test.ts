@@ -5,7 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
+import { createLinkActivities } from '../../../activities/link';
 import { LinkTelemetry, TELEMETRY_FILE, probe, type LinkSample } from '../../../agent/link-telemetry';
+import { MIN_SAMPLES } from '../../../models/features';
 
 const sample = (i: number, mbps = 100 + i): LinkSample => ({ timeMs: 1_000 * i, throughputMbps: mbps, rttMs: 2, loss: 0 });
 
@@ -53,7 +55,7 @@ before(async () => {
       res.writeHead(500).end();
       return;
     }
-    if (req.headers.range === 'bytes=0-0') {
+    if (req.headers.range === 'bytes=0-0' || req.url?.includes('bytes=0&')) {
       res.writeHead(206, { 'content-length': '1' }).end('x');
       return;
     }
@@ -110,4 +112,30 @@ test('probe counts failed round trips as loss and times through an injected fetc
   assert.equal(lossy.loss, 1);
   assert.equal(lossy.rttMs, null);
   await assert.rejects(probe({ url: `${base}/fail`, rttRequests: 0 }), /HTTP 500/);
+});
+
+test('probeLink warms a cold link up to the samples the model reads, then takes one sample a call', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fedflow-telemetry-'));
+  try {
+    const telemetry = new LinkTelemetry(dir);
+    const link = createLinkActivities({ site: 'dc:b', telemetry, warmUp: { spacingMs: 20 } });
+    const cold = await link.probeLink({ source: 'dc:a', endpoint: base });
+    assert.equal(cold.samples.length, MIN_SAMPLES, 'a cold link gets a series of MIN_SAMPLES probes');
+    const gaps = cold.samples.slice(1).map((s, i) => s.timeMs - cold.samples[i]!.timeMs);
+    assert.ok(gaps.every((g) => g >= 15), `probes are spaced: ${gaps.join(', ')} ms`);
+    assert.ok(cold.samples.every((s) => s.throughputMbps > 0 && s.rttMs !== null));
+    // Warm now: the model predicts (not the harmonic-mean fallback) from the series.
+    const prediction = await link.predictLink({ source: 'dc:a' });
+    assert.equal(prediction.source, 'onnx', prediction.fallbackReason);
+    assert.equal(prediction.inputs.sampleCount, MIN_SAMPLES);
+    const warm = await link.probeLink({ source: 'dc:a', endpoint: base });
+    assert.equal(telemetry.profile('dc:a', 'dc:b').samples.length, MIN_SAMPLES + 1, 'a warm link takes one sample');
+    assert.equal(warm.samples.length, MIN_SAMPLES + 1);
+    // The series stops at its time budget, whatever it reached.
+    const hurried = createLinkActivities({ site: 'dc:c', telemetry, warmUp: { spacingMs: 20, budgetMs: 0 } });
+    assert.equal((await hurried.probeLink({ source: 'dc:a', endpoint: base })).samples.length, 1);
+    assert.equal((await hurried.predictLink({ source: 'dc:a' })).source, 'fallback-harmonic-mean');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
