@@ -15,42 +15,6 @@ import { CodecSpec, compressChunk, describeCodec } from './codec';
 
 const MBIT = 1_000_000 / 8;
 
-/**
- * Zstd single-core compression speed per level, in MB/s, measured with bench/delta-micro.ts on
- * its semi-compressible corpus in 64 KiB chunks (2-core sandbox, noisy neighbours: the lower of
- * repeated runs, rounded down). Only the order of magnitude matters to the rule below.
- */
-export const ZSTD_SPEED_MBPS = [
-  { level: 1, mbps: 300 },
-  { level: 3, mbps: 200 },
-  { level: 5, mbps: 120 },
-  { level: 7, mbps: 70 },
-  { level: 9, mbps: 55 },
-  { level: 12, mbps: 25 },
-  { level: 15, mbps: 4.5 },
-  { level: 19, mbps: 1.8 },
-] as const;
-
-/**
- * The compressor must run this many times faster than the link: it shares the cores with hashing,
- * TLS and the other streams, and the speed table comes from another machine's mood.
- */
-export const INTERNET_HEADROOM = 4 as const;
-
-/**
- * Internet mode: the highest zstd level whose compression still outruns the predicted link by
- * INTERNET_HEADROOM. On such links the ratio term of goodput binds, so more compression is more
- * goodput until the compressor becomes the bottleneck; a slower link therefore gets a higher level.
- */
-export function chooseInternetLevel(bandwidthMbps: number, cores = 1, table: readonly { level: number; mbps: number }[] = ZSTD_SPEED_MBPS): number {
-  if (!(bandwidthMbps > 0)) throw new RangeError(`predicted bandwidth is ${bandwidthMbps} Mbit/s; expected a positive number`);
-  if (!(cores >= 1)) throw new RangeError(`cores is ${cores}; expected at least 1`);
-  const linkMBps = bandwidthMbps / 8;
-  let level = table[0]!.level;
-  for (const row of table) if (row.mbps * cores >= INTERNET_HEADROOM * linkMBps) level = Math.max(level, row.level);
-  return level;
-}
-
 export interface CodecMeasurement {
   spec: CodecSpec;
   name: string;

@@ -11,10 +11,14 @@
  *     also report MB per CPU second (`cpuMbps`), which a busy neighbour disturbs less.
  *     `cliInMemory` is the tool's own benchmark mode (`-b`, in memory, no I/O), for the engines'
  *     speed alone. For LZ4, `lz4napi` is the library fedflow compressed with before (lz4_flex).
+ *   - levels (only with --only=levels): fedflow's per-chunk Zstd speed at every level the transfer
+ *     plan can pick (core/zstd-levels.ts ZSTD_SPEED_MBPS, which is copied from this output), on the
+ *     same bytes, with the CPU-second figure beside it; the table takes the lower of the two rounded
+ *     down, since the plan must hold on a busy machine.
  * MB = 10^6 bytes. Each figure is the best of --reps runs (the machine is shared; the best run is
  * the least disturbed one), with every run listed.
  *
- *   node --import tsx bench/delta-micro.ts [--chunker-mib=256] [--codec-mib=64] [--reps=3] [--only=chunker|codec]
+ *   node --import tsx bench/delta-micro.ts [--chunker-mib=256] [--codec-mib=64] [--reps=3] [--only=chunker|codec|levels]
  *     [--codec-chunks=datacenter|hybrid|internet]   (the preset whose chunks the codecs compress)
  */
 import { spawnSync } from 'node:child_process';
@@ -25,13 +29,14 @@ import { compressSync as lz4NapiCompress } from 'lz4-napi';
 import { CHUNKER_PRESETS, Chunker, ChunkerPreset, compileParams, nextCut, cutAll } from '../core/chunking';
 import { nextCutBytewise } from '../core/chunking/fastcdc';
 import { CodecSpec, compressChunk, describeCodec } from '../agent/codec';
+import { ZSTD_PLAN_LEVELS } from '../core/zstd-levels';
 import { semiCompressibleBytes } from './delta-data';
 
 export interface BenchArgs {
   chunkerMiB: number;
   codecMiB: number;
   reps: number;
-  only?: 'chunker' | 'codec';
+  only?: 'chunker' | 'codec' | 'levels';
   codecChunks: ChunkerPreset;
   print: (line: Record<string, unknown>) => void;
 }
@@ -40,7 +45,7 @@ function parseArgs(argv: string[]): BenchArgs {
   const args: BenchArgs = { chunkerMiB: 256, codecMiB: 64, reps: 3, codecChunks: 'datacenter', print: (l) => console.log(JSON.stringify(l)) };
   for (const a of argv) {
     const m = /^--(chunker-mib|codec-mib|reps|only|codec-chunks)=(.+)$/.exec(a);
-    if (!m) throw new Error(`unknown argument '${a}'; expected --chunker-mib=N, --codec-mib=N, --reps=N, --only=chunker|codec or --codec-chunks=${Object.keys(CHUNKER_PRESETS).join('|')}`);
+    if (!m) throw new Error(`unknown argument '${a}'; expected --chunker-mib=N, --codec-mib=N, --reps=N, --only=chunker|codec|levels or --codec-chunks=${Object.keys(CHUNKER_PRESETS).join('|')}`);
     if (m[1] === 'codec-chunks') {
       const preset = m[2]!;
       if (!(preset in CHUNKER_PRESETS)) throw new Error(`--codec-chunks is '${preset}'; expected one of ${Object.keys(CHUNKER_PRESETS).join(', ')}`);
@@ -48,7 +53,7 @@ function parseArgs(argv: string[]): BenchArgs {
       continue;
     }
     if (m[1] === 'only') {
-      if (m[2] !== 'chunker' && m[2] !== 'codec') throw new Error(`--only is '${m[2]}'; expected chunker or codec`);
+      if (m[2] !== 'chunker' && m[2] !== 'codec' && m[2] !== 'levels') throw new Error(`--only is '${m[2]}'; expected chunker, codec or levels`);
       args.only = m[2];
       continue;
     }
@@ -232,8 +237,31 @@ function benchCodecs(a: BenchArgs): void {
   }
 }
 
+/** Zstd speed per level on one core, for the plan's table. The slow levels get fewer bytes. */
+function benchLevels(a: BenchArgs): void {
+  const all = semiCompressibleBytes(a.codecMiB * 1024 * 1024);
+  for (const level of ZSTD_PLAN_LEVELS) {
+    const bytes = level >= 15 ? Math.min(all.length, 8 << 20) : all.length;
+    const data = all.subarray(0, bytes);
+    const chunks = cutAll(data, CHUNKER_PRESETS[a.codecChunks]).map((c) => data.subarray(c.offset, c.offset + c.length));
+    const spec: CodecSpec = { codec: 'zstd', level };
+    let packed = 0;
+    const cpu: number[] = [];
+    const runs = best(a.reps, () => {
+      packed = 0;
+      for (const c of chunks) packed += compressChunk(c, spec).length;
+    }, cpu);
+    a.print({
+      bench: 'zstd-level', level, bytes, chunkPreset: a.codecChunks, ratio: round3(bytes / packed),
+      mbps: Math.max(...runs.map((ms) => mbps(bytes, ms))), cpuMbps: Math.max(...cpu.map((ms) => mbps(bytes, ms))),
+      runsMbps: runs.map((ms) => mbps(bytes, ms)), runsCpuMbps: cpu.map((ms) => mbps(bytes, ms)),
+    });
+  }
+}
+
 export async function run(argv: string[] = []): Promise<void> {
   const a = parseArgs(argv);
+  if (a.only === 'levels') return benchLevels(a);
   if (a.only !== 'codec') benchChunker(a);
   if (a.only !== 'chunker') benchCodecs(a);
 }

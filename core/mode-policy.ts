@@ -6,6 +6,8 @@
  * returned `state` back in so the decision has memory (hysteresis).
  */
 
+import { chooseZstdLevel } from './zstd-levels';
+
 export const Mode = { datacenter: 'datacenter', internet: 'internet', hybrid: 'hybrid' } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 export const MODES: readonly Mode[] = [Mode.datacenter, Mode.internet, Mode.hybrid];
@@ -188,13 +190,6 @@ function whyLink(mode: Mode, p: LinkPrediction): string {
   }
 }
 
-/** zstd level by bandwidth: the compressor must outrun the link on one core. */
-export const ZSTD_LEVELS: readonly { readonly belowMbps: number; readonly level: number }[] = [
-  { belowMbps: 20, level: 15 }, // ~20 MB/s/core compress, far above 20 Mbit/s
-  { belowMbps: 100, level: 9 },
-  { belowMbps: 1_000, level: 3 },
-  { belowMbps: Number.POSITIVE_INFINITY, level: 1 },
-];
 /** Per-stream window the transfer client keeps in flight (bytes); streams fill the bandwidth-delay product. */
 export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 
@@ -202,7 +197,9 @@ export function planTransfer(mode: Mode, p: LinkPrediction, bytes: number): Tran
   const bdpBytes = ((p.meanMbps * 1e6) / 8) * ((p.rttMs ?? INTERNET_MIN_RTT_MS) / 1000);
   const byBdp = Math.ceil(bdpBytes / STREAM_WINDOW_BYTES);
   const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
-  const zstdLevel = ZSTD_LEVELS.find((z) => p.lowMbps < z.belowMbps)!.level;
+  // The level is sized on the predicted mean, not the p10: a level picked for a bad 5 s would leave
+  // the compressor (one core) behind the link on an ordinary one.
+  const zstdLevel = chooseZstdLevel(Math.max(p.meanMbps, 1e-3));
   const seconds = (mbps: number) => (bytes * 8) / (Math.max(mbps, 1e-3) * 1e6) + (2 * (p.rttMs ?? 0)) / 1000;
   const est = { estimatedSeconds: seconds(p.meanMbps), estimatedSecondsLow: seconds(p.lowMbps) };
   switch (mode) {

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import { compressSync as lz4FlexCompress } from 'lz4-napi';
 import assert from 'node:assert/strict';
 import { CodecError, CodecSpec, compressChunk, decompressChunk, packChunk, unpackChunk, CODECS } from '../../../agent/codec';
-import { chooseHybridCodec, chooseInternetLevel, measureCodec, ZSTD_SPEED_MBPS } from '../../../agent/codec-chooser';
+import { chooseHybridCodec, measureCodec } from '../../../agent/codec-chooser';
+import { chooseZstdLevel, ZSTD_PLAN_LEVELS, ZSTD_SPEED_MBPS } from '../../../core/zstd-levels';
 import { seededBytes } from './seeded-bytes';
 
 const text = Buffer.from('site=dc:paris op=put key=k42 status=200 latency_ms=12\n'.repeat(1200));
@@ -65,19 +66,20 @@ test('decompression refuses a payload whose size disagrees with the manifest, an
   assert.throws(() => compressChunk(text, { codec: 'zstd', level: 25 }), /zstd level is 25; expected an integer in \[1, 19\]/);
 });
 
-test('internet chooser: a slower link never gets a lower zstd level, and the extremes are as documented', () => {
+test('zstd level for a link: a slower link never gets a lower level, and the extremes follow the measured table', () => {
   let previous = Number.POSITIVE_INFINITY;
   for (let mbps = 0.5; mbps <= 100_000; mbps *= 1.5) {
-    const level = chooseInternetLevel(mbps);
+    const level = chooseZstdLevel(mbps);
     assert.ok(level <= previous, `at ${mbps} Mbit/s level ${level} is above ${previous}, the level for a slower link`);
     previous = level;
   }
-  assert.equal(chooseInternetLevel(1), 19); // 0.125 MB/s x 4 headroom: even level 19 (1.8 MB/s) keeps up
-  assert.equal(chooseInternetLevel(100), 9); // 12.5 MB/s x 4 = 50: level 9 (55 MB/s) is the highest that keeps up
-  assert.equal(chooseInternetLevel(10_000), 1); // nothing keeps up: the fastest level
-  assert.equal(chooseInternetLevel(100, 2), 12); // two cores double every speed: 25 x 2 >= 50
+  assert.equal(chooseZstdLevel(1), 19); // 0.125 MB/s x 4 headroom: even level 19 (5 MB/s) keeps up
+  assert.equal(chooseZstdLevel(100), 9); // 12.5 MB/s x 4 = 50: level 12 (45 MB/s) does not, level 9 (100 MB/s) does
+  assert.equal(chooseZstdLevel(10_000), 1); // nothing keeps up: the fastest level
+  assert.equal(chooseZstdLevel(100, 2), 12); // two cores double every speed: 45 x 2 >= 50
   assert.ok(ZSTD_SPEED_MBPS.every((r, k, a) => k === 0 || r.mbps < a[k - 1]!.mbps), 'speed table must fall with the level');
-  assert.throws(() => chooseInternetLevel(0), /predicted bandwidth is 0 Mbit\/s; expected a positive number/);
+  assert.deepEqual(ZSTD_SPEED_MBPS.map((r) => r.level), [...ZSTD_PLAN_LEVELS], 'a row for every level the plan picks (and that the bench measures)');
+  assert.throws(() => chooseZstdLevel(0), /link speed is 0 Mbit\/s; expected a positive number/);
 });
 
 test('hybrid chooser maximises min(codec speed, bandwidth x ratio) (fake measurements)', () => {

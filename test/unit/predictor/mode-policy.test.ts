@@ -12,6 +12,7 @@ import {
   type LinkPrediction,
   type PolicyState,
 } from '../../../core/mode-policy';
+import { chooseZstdLevel } from '../../../core/zstd-levels';
 
 const trusted = (id: string) => ({ id, trust: 'trusted' as const });
 const untrusted = (id: string) => ({ id, trust: 'untrusted' as const });
@@ -122,7 +123,8 @@ test('plans: datacenter uses lz4 and large chunks; internet zstd, more streams, 
   const slow = decide(SLOW).plan;
   const slower = decide({ ...SLOW, meanMbps: 5, lowMbps: 3 }).plan;
   assert.equal(slow.codec, 'zstd');
-  assert.ok(slower.level >= slow.level);
+  assert.ok(slower.level > slow.level, `${slower.level} at 5 Mbit/s, ${slow.level} at 20`);
+  assert.equal(slow.level, chooseZstdLevel(SLOW.meanMbps), 'the level follows the predicted mean through the measured speed table');
   assert.ok(slow.streams >= dc.streams);
   // 10 GiB at 20 Mbit/s is about 72 minutes.
   assert.ok(Math.abs(slow.estimatedSeconds - (10 * GiB * 8) / 20e6) < 1);
