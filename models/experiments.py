@@ -1,6 +1,6 @@
 """Experiments behind "is improvementVsBestBaseline >= 0.20 reachable?" (docs/predictor.md).
 
-    .venv/models/bin/python models/experiments.py [autocorr] [ceiling] [ceiling-raw] [gated]   (default: all)
+    .venv/models/bin/python models/experiments.py [autocorr] [ceiling] [ceiling-raw] [gated] [sigma]   (default: all)
 
 Diagnostics only: nothing here is used by models/train.py or shipped. Prints
 one JSON line per figure. Single-threaded (OMP_NUM_THREADS=1 is set below);
@@ -25,6 +25,9 @@ about 12 minutes for all of them on one shared core.
   point models chosen by the median sample spacing of the history (dense
   < 2.5 s: Welsch sigma 0.2; sparse: Welsch sigma 0.06, as shipped). Chosen on
   validation only; then scored once on the held-out datasets.
+- sigma: the shipped recipe's one knob, the Welsch width, from 0.06 to 0.6,
+  on the training split only: by-trace validation against leave-one-source-out
+  (docs/predictor.md, "Third look").
 """
 
 from __future__ import annotations
@@ -275,7 +278,10 @@ def thinned(t, v, rng, mode):
     return t[keep], np.array([(cs[b + 1] - cs[a + 1]) / (b - a) for a, b in zip(starts, keep)])
 
 
-def gated():
+def training_rows():
+    """The training split as train.py builds it (real traces, three thinned
+    copies of each, synthetic traces), with the rich features; per row its
+    source (fcc, hsdpa, synthetic) and whether it is a real (not thinned) trace."""
     rng = np.random.default_rng(20251122)
     rows, src = [], []
     for n, t, v in load("pensieve-fcc-hsdpa/train"):
@@ -293,6 +299,36 @@ def gated():
     X, names, y, last, tgt, name = stack(rows)
     s_src = np.concatenate([[s] * len(r[3]) for (s, _), r in zip(src, rows)])
     s_real = np.concatenate([[real] * len(r[3]) for (_, real), r in zip(src, rows)])
+    return X, names, y, last, tgt, name, s_src, s_real
+
+
+def sigma():
+    """Is sigma = 0.06 the right width for the shipped single model? Welsch
+    sigma from 0.06 to 0.6, scored on the training split two ways: by trace
+    (validation traces from the same sources as training) and leaving one
+    source out (a source the model has not seen, like the held-out datasets).
+    Real traces and thinned copies separately. Nothing here sees a held-out set."""
+    X, names, y, last, tgt, name, s_src, s_real = training_rows()
+    fi = [names.index(k) for k in BASE]
+    val = np.array([hash_name(n) % 5 == 0 for n in name])
+    for sg in (0.06, 0.15, 0.3, 0.6):
+        m = fit(X[~val][:, fi], y[~val], "welsch", sg)
+        p = m.predict(X[:, fi])
+        for s in ("fcc", "hsdpa"):
+            for real in (True, False):
+                sel = val & (s_src == s) & (s_real == real)
+                out(experiment="sigma", sigma=sg, split="by-trace", source=s, traces="real" if real else "thinned",
+                    **score(p[sel], X[sel], names, last[sel], tgt[sel]))
+        for s in ("fcc", "hsdpa"):
+            m = fit(X[s_src != s][:, fi], y[s_src != s], "welsch", sg)
+            for real in (True, False):
+                sel = (s_src == s) & (s_real == real)
+                out(experiment="sigma", sigma=sg, split="leave-source-out", source=s, traces="real" if real else "thinned",
+                    **score(m.predict(X[sel][:, fi]), X[sel], names, last[sel], tgt[sel]))
+
+
+def gated():
+    X, names, y, last, tgt, name, s_src, s_real = training_rows()
     fi = [names.index(k) for k in BASE]
     dense = X[:, names.index("lmeddt")] < np.log(GATE_S)
 
@@ -328,6 +364,6 @@ def gated():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["autocorr", "ceiling", "ceiling-raw", "gated"]
+    which = sys.argv[1:] or ["autocorr", "ceiling", "ceiling-raw", "gated", "sigma"]
     for w in which:
-        {"autocorr": autocorr, "ceiling": ceiling, "ceiling-raw": ceiling_raw, "gated": gated}[w]()
+        {"autocorr": autocorr, "ceiling": ceiling, "ceiling-raw": ceiling_raw, "gated": gated, "sigma": sigma}[w]()
