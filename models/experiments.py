@@ -1,6 +1,6 @@
 """Experiments behind "is improvementVsBestBaseline >= 0.20 reachable?" (docs/predictor.md).
 
-    .venv/models/bin/python models/experiments.py [autocorr] [ceiling] [ceiling-raw] [gated] [sigma]   (default: all)
+    .venv/models/bin/python models/experiments.py [autocorr] [ceiling] [ceiling-raw] [gated] [sigma] [selection]   (default: all)
 
 Diagnostics only: nothing here is used by models/train.py or shipped. Prints
 one JSON line per figure. Single-threaded (OMP_NUM_THREADS=1 is set below);
@@ -28,6 +28,9 @@ about 12 minutes for all of them on one shared core.
 - sigma: the shipped recipe's one knob, the Welsch width, from 0.06 to 0.6,
   on the training split only: by-trace validation against leave-one-source-out
   (docs/predictor.md, "Third look").
+- selection: a per-trace oracle that picks, for each held-out trace, the
+  baseline that did best on it in hindsight: the bound on any predictor that
+  adapts by choosing among the baselines.
 """
 
 from __future__ import annotations
@@ -327,6 +330,24 @@ def sigma():
                     **score(m.predict(X[sel][:, fi]), X[sel], names, last[sel], tgt[sel]))
 
 
+def selection():
+    """Could a predictor that picks, per link, whichever baseline suits that
+    link beat the best single baseline? An oracle that knows in hindsight the
+    best baseline for each whole trace bounds every such online selector."""
+    for d in ("pensieve-fcc-hsdpa/test", "norway-hsdpa", "oboe"):
+        rows = [(n,) + r for n, t, v in load(d) if (r := rich(t, v)) is not None]
+        X, names, _, last, tgt, name = stack(rows)
+        ape = np.abs(np.stack(baselines(X, names, last)) - tgt) / tgt
+        best = float(np.median(ape, 1).min())
+        chosen = np.empty(len(tgt))
+        for n in np.unique(name):
+            s = name == n
+            chosen[s] = ape[np.median(ape[:, s], 1).argmin(), s]
+        out(experiment="selection", dataset=d, bestBaselineMedianApe=best,
+            perTraceOracleMedianApe=float(np.median(chosen)),
+            improvementVsBestBaseline=1 - float(np.median(chosen)) / best)
+
+
 def gated():
     X, names, y, last, tgt, name, s_src, s_real = training_rows()
     fi = [names.index(k) for k in BASE]
@@ -364,6 +385,6 @@ def gated():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["autocorr", "ceiling", "ceiling-raw", "gated", "sigma"]
+    which = sys.argv[1:] or ["autocorr", "ceiling", "ceiling-raw", "gated", "sigma", "selection"]
     for w in which:
-        {"autocorr": autocorr, "ceiling": ceiling, "ceiling-raw": ceiling_raw, "gated": gated, "sigma": sigma}[w]()
+        {"autocorr": autocorr, "ceiling": ceiling, "ceiling-raw": ceiling_raw, "gated": gated, "sigma": sigma, "selection": selection}[w]()
