@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
-import type { LinkProfile, LinkSample, LinkTelemetry } from '../agent/link-telemetry';
+import type { LinkProfile, LinkTelemetry } from '../agent/link-telemetry';
 import { probe } from '../agent/link-telemetry';
 import { MIN_SAMPLES } from '../models/features';
 import type { Prediction } from '../models/predictor';
@@ -84,14 +84,6 @@ function activityContext(): Context | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A transfer round's goodput is a sample of the link too. */
-export function recordTransferSample(telemetry: LinkTelemetry, from: string, to: string, bytes: number, ms: number): void {
-  // Below a megabyte the per-request overheads dominate and the figure says little about the link.
-  if (bytes < 1 << 20 || ms <= 0) return;
-  const sample: LinkSample = { timeMs: Date.now(), throughputMbps: (bytes * 8) / (ms * 1000), rttMs: null, loss: 0 };
-  telemetry.record(from, to, sample);
 }
 
 export type LinkActivities = ReturnType<typeof createLinkActivities>;

@@ -13,8 +13,7 @@ import type { RoundSummary } from '../core/migration';
 import type { ChunkStore } from '../agent/chunk-store';
 import { chooseHybridCodec } from '../agent/codec-chooser';
 import type { SourceImages } from '../agent/source-images';
-import type { LinkTelemetry } from '../agent/link-telemetry';
-import { recordTransferSample } from './link';
+import { TransferSampler, type LinkTelemetry } from '../agent/link-telemetry';
 import { ChunkCorruptError, fetchFinalImage, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
 import { finalSlot, type FinalImage } from '../agent/final-images';
 import { extractVolume } from '../agent/volume-extract';
@@ -133,6 +132,9 @@ export function createSyncActivities(deps: SyncDeps) {
         // Name the manifests this store holds: the source answers with a delta against one it knows.
         const manifest = await fetchManifest(args.endpoint, args.root, token, ctx.cancellationSignal, { bases: store.recentManifestRoots(), loadBase: (r) => store.getManifest(r) });
         const spec = args.plan.codec === 'zstd' ? { codec: 'zstd' as const, level: args.plan.level ?? 3 } : { codec: args.plan.codec };
+        // The transfer is a measurement of the link too: its batches, in half-second slices.
+        const telemetry = deps.telemetry;
+        const sampler = telemetry && new TransferSampler((s) => telemetry.record(args.source, deps.site, s));
         const figures = await pullMissingChunks({
           endpoint: args.endpoint,
           root: args.root,
@@ -142,10 +144,13 @@ export function createSyncActivities(deps: SyncDeps) {
           plan: { codec: spec, streams: args.plan.streams, batchBytes: args.plan.batchBytes },
           to: deps.site,
           resumeCursor: prior?.root === args.root ? prior.cursor : 0,
-          onProgress: (p) => heartbeat((lastBeat = { ...p, root: args.root } satisfies PullHeartbeat)),
+          onProgress: (p) => {
+            sampler?.progress(p.wireBytes);
+            heartbeat((lastBeat = { ...p, root: args.root } satisfies PullHeartbeat));
+          },
           signal: ctx.cancellationSignal,
         });
-        if (deps.telemetry) recordTransferSample(deps.telemetry, args.source, deps.site, figures.wireBytes, figures.durationMs);
+        sampler?.finish(figures.wireBytes);
         // Keep this round's chunks as baseline for the next round and later syncs.
         await store.putManifest(manifest, 'baseline');
         if (args.assembleVolumeId) {

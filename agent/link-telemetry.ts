@@ -38,6 +38,22 @@ export interface LinkProfile {
   readonly summary: LinkSummary;
 }
 
+/**
+ * Samples with a measured RTT kept past the ring's capacity. Transfers measure throughput only, and
+ * a long one would otherwise push every RTT out of the ring, leaving the policy a link with no RTT
+ * (which it never calls short enough for datacenter mode). The predictor reads the last 5 RTTs.
+ */
+export const RTT_SAMPLES_KEPT = 5;
+
+/** Drops the oldest samples past `capacity`, except the newest RTT_SAMPLES_KEPT that measured an RTT. */
+function evictOldest(ring: LinkSample[], capacity: number): LinkSample[] {
+  let excess = ring.length - capacity;
+  if (excess <= 0) return ring;
+  const kept = new Set<number>();
+  for (let i = ring.length - 1; i >= 0 && kept.size < Math.min(RTT_SAMPLES_KEPT, capacity); i--) if (ring[i]!.rttMs !== null) kept.add(i);
+  return ring.filter((_, i) => kept.has(i) || excess-- <= 0);
+}
+
 /** The predictor reads the last 32 samples (models/features.ts WINDOW); keep twice that. */
 export const DEFAULT_CAPACITY = 64;
 export const TELEMETRY_FILE = 'link-telemetry.json';
@@ -75,7 +91,7 @@ export class LinkTelemetry {
     }
     const parsed = fileSchema.safeParse(JSON.parse(text));
     if (!parsed.success) throw new Error(`link telemetry file ${this.file} is not valid: ${parsed.error.message}`);
-    for (const [key, samples] of Object.entries(parsed.data.links)) this.links.set(key, samples.slice(-capacity));
+    for (const [key, samples] of Object.entries(parsed.data.links)) this.links.set(key, evictOldest([...samples].sort((a, b) => a.timeMs - b.timeMs), capacity));
   }
 
   /** Appends a sample (dropping the oldest past capacity) and persists the file. */
@@ -85,8 +101,7 @@ export class LinkTelemetry {
     ring.push(sample);
     // Probes can finish out of order; the features need time order.
     ring.sort((a, b) => a.timeMs - b.timeMs);
-    if (ring.length > this.capacity) ring.splice(0, ring.length - this.capacity);
-    this.links.set(key, ring);
+    this.links.set(key, evictOldest(ring, this.capacity));
     this.save();
     return this.profile(from, to);
   }
@@ -121,6 +136,55 @@ export function summarize(samples: readonly LinkSample[]): LinkSummary {
     spanS: samples.length > 1 ? (samples[samples.length - 1]!.timeMs - samples[0]!.timeMs) / 1000 : 0,
   };
 }
+
+/**
+ * Turns a transfer's progress into link samples. The transfer reports after every chunk batch
+ * (bytes on the wire so far, all streams together); the sampler cuts that into slices of at least
+ * `sliceMs` and emits each slice's wire bytes over its length. A slice, not a single batch, is the
+ * sample because the streams run in parallel: one batch's own rate is its stream's share of the
+ * link, not the link. A slice under `minBytes` says more about request overheads than about the
+ * link, so it is carried into the next; `finish` emits what is left if it is big enough, so even a
+ * round shorter than a slice yields its sample.
+ */
+export class TransferSampler {
+  private sliceStart: number;
+  private sliceBytes = 0;
+  private readonly sliceMs: number;
+  private readonly minBytes: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly emit: (sample: LinkSample) => void,
+    opts: { sliceMs?: number; minBytes?: number; now?: () => number } = {},
+  ) {
+    this.sliceMs = opts.sliceMs ?? TRANSFER_SAMPLE_DEFAULTS.sliceMs;
+    this.minBytes = opts.minBytes ?? TRANSFER_SAMPLE_DEFAULTS.minBytes;
+    this.now = opts.now ?? (() => Date.now());
+    this.sliceStart = this.now();
+  }
+
+  /** After a batch: `wireBytes` is the transfer's total so far. */
+  progress(wireBytes: number): void {
+    if (this.now() - this.sliceStart >= this.sliceMs) this.cut(wireBytes);
+  }
+
+  /** At the end of the transfer, with its total wire bytes. */
+  finish(wireBytes: number): void {
+    this.cut(wireBytes);
+  }
+
+  private cut(wireBytes: number): void {
+    const t = this.now();
+    const bytes = wireBytes - this.sliceBytes;
+    if (bytes < this.minBytes || t <= this.sliceStart) return;
+    this.emit({ timeMs: this.sliceStart, throughputMbps: (bytes * 8) / ((t - this.sliceStart) * 1000), rttMs: null, loss: null });
+    this.sliceStart = t;
+    this.sliceBytes = wireBytes;
+  }
+}
+
+/** Half a second: the spacing of the traces the model learnt from (0.3-5 s), and 1 MiB at least. */
+export const TRANSFER_SAMPLE_DEFAULTS = { sliceMs: 500, minBytes: 1 << 20 } as const;
 
 /** The part of `fetch` probe uses, so tests and shaped links can pass their own. */
 export type FetchLike = (url: string, init?: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }) => Promise<{

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLinkActivities } from '../../../activities/link';
-import { LinkTelemetry, TELEMETRY_FILE, probe, type LinkSample } from '../../../agent/link-telemetry';
+import { LinkTelemetry, TELEMETRY_FILE, TransferSampler, probe, type LinkSample } from '../../../agent/link-telemetry';
 import { MIN_SAMPLES } from '../../../models/features';
 
 const sample = (i: number, mbps = 100 + i): LinkSample => ({ timeMs: 1_000 * i, throughputMbps: mbps, rttMs: 2, loss: 0 });
@@ -135,6 +135,56 @@ test('probeLink warms a cold link up to the samples the model reads, then takes 
     const hurried = createLinkActivities({ site: 'dc:c', telemetry, warmUp: { spacingMs: 20, budgetMs: 0 } });
     assert.equal((await hurried.probeLink({ source: 'dc:a', endpoint: base })).samples.length, 1);
     assert.equal((await hurried.predictLink({ source: 'dc:a' })).source, 'fallback-harmonic-mean');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a transfer becomes samples: batches cut into half-second slices of all streams, small slices carried over', () => {
+  const MiB = 1 << 20;
+  let clock = 0;
+  const got: LinkSample[] = [];
+  const sampler = new TransferSampler((x) => got.push(x), { now: () => clock });
+  const at = (ms: number, bytes: number) => {
+    clock = ms;
+    sampler.progress(bytes);
+  };
+  at(100, 2 * MiB); // too short a slice
+  at(600, 4 * MiB); // 4 MiB over 600 ms
+  at(900, 4.5 * MiB);
+  at(1200, 4.6 * MiB); // 0.6 MiB: carried into the next slice
+  at(1700, 6 * MiB); // 2 MiB over 1100 ms
+  clock = 1800;
+  sampler.finish(6.5 * MiB); // 0.5 MiB left: too little to say anything
+  assert.deepEqual(got.map((x) => x.timeMs), [0, 600]);
+  assert.ok(Math.abs(got[0]!.throughputMbps - (4 * MiB * 8) / 600_000) < 1e-9, `${got[0]!.throughputMbps}`);
+  assert.ok(Math.abs(got[1]!.throughputMbps - (2 * MiB * 8) / 1_100_000) < 1e-9, `${got[1]!.throughputMbps}`);
+  assert.ok(got.every((x) => x.rttMs === null && x.loss === null), 'a transfer measures neither RTT nor loss');
+  // A round shorter than a slice still gives its one sample when it ends.
+  clock = 0;
+  const short: LinkSample[] = [];
+  const quick = new TransferSampler((x) => short.push(x), { now: () => clock });
+  clock = 50;
+  quick.progress(3 * MiB);
+  assert.equal(short.length, 0);
+  quick.finish(3 * MiB);
+  assert.equal(short.length, 1);
+  assert.ok(Math.abs(short[0]!.throughputMbps - (3 * MiB * 8) / 50_000) < 1e-9);
+});
+
+test('a long transfer does not push the last measured RTTs out of the ring', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fedflow-telemetry-'));
+  try {
+    const t = new LinkTelemetry(dir, 16);
+    for (let i = 0; i < 6; i++) t.record('a', 'b', { timeMs: i, throughputMbps: 900, rttMs: 1 + i / 10, loss: 0 }); // probes
+    for (let i = 0; i < 40; i++) t.record('a', 'b', { timeMs: 100 + i, throughputMbps: 950, rttMs: null, loss: null }); // transfer slices
+    const ring = t.profile('a', 'b').samples;
+    assert.equal(ring.length, 16);
+    assert.deepEqual(ring.filter((x) => x.rttMs !== null).map((x) => x.timeMs), [1, 2, 3, 4, 5], 'the newest five RTTs stay');
+    assert.deepEqual(ring.slice(5).map((x) => x.timeMs), Array.from({ length: 11 }, (_, i) => 129 + i), 'then the newest transfer samples');
+    assert.ok(ring.every((x, i) => i === 0 || x.timeMs > ring[i - 1]!.timeMs), 'still in time order');
+    // And across a restart.
+    assert.deepEqual(new LinkTelemetry(dir, 16).profile('a', 'b').samples, ring);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
