@@ -3,7 +3,7 @@
  * the target lacks (target side). Payloads carry manifest root hashes, counts and figures only;
  * the chunks travel agent to agent over the chunk endpoint.
  */
-import { Context, heartbeat } from '@temporalio/activity';
+import { Context, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LocalProvider } from '../adapters/local';
 import type { InstanceRef } from '../adapters/types';
@@ -132,9 +132,20 @@ export function createSyncActivities(deps: SyncDeps) {
         // Name the manifests this store holds: the source answers with a delta against one it knows.
         const manifest = await fetchManifest(args.endpoint, args.root, token, ctx.cancellationSignal, { bases: store.recentManifestRoots(), loadBase: (r) => store.getManifest(r) });
         const spec = args.plan.codec === 'zstd' ? { codec: 'zstd' as const, level: args.plan.level ?? 3 } : { codec: args.plan.codec };
-        // The transfer is a measurement of the link too: its batches, in half-second slices.
+        // The transfer is a measurement of the link too: its batches, in half-second slices. Best
+        // effort: a telemetry file that cannot be written must not fail the transfer.
         const telemetry = deps.telemetry;
-        const sampler = telemetry && new TransferSampler((s) => telemetry.record(args.source, deps.site, s));
+        let telemetryFailed = false;
+        const sampler =
+          telemetry &&
+          new TransferSampler((s) => {
+            try {
+              telemetry.record(args.source, deps.site, s);
+            } catch (err) {
+              if (!telemetryFailed) log.warn(`link telemetry: could not record a transfer sample in ${telemetry.file}; going on without`, { error: String(err) });
+              telemetryFailed = true;
+            }
+          });
         const figures = await pullMissingChunks({
           endpoint: args.endpoint,
           root: args.root,
@@ -145,12 +156,11 @@ export function createSyncActivities(deps: SyncDeps) {
           to: deps.site,
           resumeCursor: prior?.root === args.root ? prior.cursor : 0,
           onProgress: (p) => {
-            sampler?.progress(p.wireBytes);
+            sampler?.progress(p.wireBytes, p.queued > 0);
             heartbeat((lastBeat = { ...p, root: args.root } satisfies PullHeartbeat));
           },
           signal: ctx.cancellationSignal,
         });
-        sampler?.finish(figures.wireBytes);
         // Keep this round's chunks as baseline for the next round and later syncs.
         await store.putManifest(manifest, 'baseline');
         if (args.assembleVolumeId) {

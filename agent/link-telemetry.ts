@@ -50,7 +50,7 @@ function evictOldest(ring: LinkSample[], capacity: number): LinkSample[] {
   let excess = ring.length - capacity;
   if (excess <= 0) return ring;
   const kept = new Set<number>();
-  for (let i = ring.length - 1; i >= 0 && kept.size < Math.min(RTT_SAMPLES_KEPT, capacity); i--) if (ring[i]!.rttMs !== null) kept.add(i);
+  for (let i = ring.length - 1; i >= 0 && kept.size < Math.min(RTT_SAMPLES_KEPT, capacity - 1); i--) if (ring[i]!.rttMs !== null) kept.add(i);
   return ring.filter((_, i) => kept.has(i) || excess-- <= 0);
 }
 
@@ -142,13 +142,16 @@ export function summarize(samples: readonly LinkSample[]): LinkSummary {
  * (bytes on the wire so far, all streams together); the sampler cuts that into slices of at least
  * `sliceMs` and emits each slice's wire bytes over its length. A slice, not a single batch, is the
  * sample because the streams run in parallel: one batch's own rate is its stream's share of the
- * link, not the link. A slice under `minBytes` says more about request overheads than about the
- * link, so it is carried into the next; `finish` emits what is left if it is big enough, so even a
- * round shorter than a slice yields its sample.
+ * link, not the link. What is not the link's rate is left out:
+ *   - the start-up before the first batch lands (manifest, connections): the first slice starts there;
+ *   - the tail, once no batch is left to start and streams go idle one by one: sampling stops;
+ *   - a slice under `minBytes`, which says more about request overheads: it is carried on.
+ * A transfer shorter than a slice yields no sample; the probe covers those.
  */
 export class TransferSampler {
-  private sliceStart: number;
+  private sliceStart: number | null = null;
   private sliceBytes = 0;
+  private stopped = false;
   private readonly sliceMs: number;
   private readonly minBytes: number;
   private readonly now: () => number;
@@ -160,23 +163,23 @@ export class TransferSampler {
     this.sliceMs = opts.sliceMs ?? TRANSFER_SAMPLE_DEFAULTS.sliceMs;
     this.minBytes = opts.minBytes ?? TRANSFER_SAMPLE_DEFAULTS.minBytes;
     this.now = opts.now ?? (() => Date.now());
-    this.sliceStart = this.now();
   }
 
-  /** After a batch: `wireBytes` is the transfer's total so far. */
-  progress(wireBytes: number): void {
-    if (this.now() - this.sliceStart >= this.sliceMs) this.cut(wireBytes);
-  }
-
-  /** At the end of the transfer, with its total wire bytes. */
-  finish(wireBytes: number): void {
-    this.cut(wireBytes);
-  }
-
-  private cut(wireBytes: number): void {
+  /** After a batch: `wireBytes` is the transfer's total so far; `saturated`, whether every stream still has work. */
+  progress(wireBytes: number, saturated: boolean): void {
+    if (this.stopped) return;
     const t = this.now();
+    if (this.sliceStart === null) {
+      this.sliceStart = t;
+      this.sliceBytes = wireBytes;
+      return;
+    }
+    if (!saturated) {
+      this.stopped = true;
+      return;
+    }
     const bytes = wireBytes - this.sliceBytes;
-    if (bytes < this.minBytes || t <= this.sliceStart) return;
+    if (t - this.sliceStart < this.sliceMs || bytes < this.minBytes) return;
     this.emit({ timeMs: this.sliceStart, throughputMbps: (bytes * 8) / ((t - this.sliceStart) * 1000), rttMs: null, loss: null });
     this.sliceStart = t;
     this.sliceBytes = wireBytes;

@@ -34,6 +34,8 @@ export interface PullProgress {
   cursor: number;
   batches: number;
   chunksDone: number;
+  /** Batches no stream has started yet: while above 0, every stream is busy. */
+  queued: number;
   rawBytes: number;
   wireBytes: number;
 }
@@ -335,7 +337,7 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
   const q = `codec=${spec.codec}${spec.codec === 'zstd' ? `&level=${spec.level}` : ''}${opts.to ? `&to=${encodeURIComponent(opts.to)}` : ''}`;
   const url = `${opts.endpoint}/chunks/${opts.root}?${q}`;
   const done = new Array<boolean>(batches.length).fill(false);
-  const progress: PullProgress = { cursor: 0, batches: batches.length, chunksDone: 0, rawBytes: 0, wireBytes: 0 };
+  const progress: PullProgress = { cursor: 0, batches: batches.length, chunksDone: 0, queued: batches.length, rawBytes: 0, wireBytes: 0 };
   const committer = new GroupCommitter(opts.store, GROUP_BYTES);
   let corruptRefetched = 0;
   let chunksFetched = 0;
@@ -429,7 +431,7 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
       await fetchBatch(batches[i]!, 0);
       done[i] = true;
       while (progress.cursor < batches.length && done[progress.cursor]) progress.cursor++;
-      opts.onProgress?.({ ...progress });
+      opts.onProgress?.({ ...progress, queued: Math.max(0, batches.length - next) });
     }
   }
 

@@ -12,9 +12,9 @@
  *     `cliInMemory` is the tool's own benchmark mode (`-b`, in memory, no I/O), for the engines'
  *     speed alone. For LZ4, `lz4napi` is the library fedflow compressed with before (lz4_flex).
  *   - levels (only with --only=levels): fedflow's per-chunk Zstd speed at every level the transfer
- *     plan can pick (core/zstd-levels.ts ZSTD_SPEED_MBPS, which is copied from this output), on the
- *     same bytes, with the CPU-second figure beside it; the table takes the lower of the two rounded
- *     down, since the plan must hold on a busy machine.
+ *     plan can pick (core/zstd-levels.ts ZSTD_SPEED_MBPS is copied from this output, run with
+ *     --codec-chunks=internet: its slowest run per level, rounded down), with the ratio and the
+ *     CPU-second figure beside it.
  * MB = 10^6 bytes. Each figure is the best of --reps runs (the machine is shared; the best run is
  * the least disturbed one), with every run listed.
  *

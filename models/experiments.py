@@ -4,7 +4,8 @@
 
 Diagnostics only: nothing here is used by models/train.py or shipped. Prints
 one JSON line per figure. Single-threaded (OMP_NUM_THREADS=1 is set below);
-about 12 minutes for all of them on one shared core.
+about 12 minutes for the first four on one shared core, and as long again for
+sigma.
 
 - autocorr: per dataset, the Spearman correlation between consecutive
   log-throughput changes (0 = the log series moves like a random walk, where
@@ -28,9 +29,9 @@ about 12 minutes for all of them on one shared core.
 - sigma: the shipped recipe's one knob, the Welsch width, from 0.06 to 0.6,
   on the training split only: by-trace validation against leave-one-source-out
   (docs/predictor.md, "Third look").
-- selection: a per-trace oracle that picks, for each held-out trace, the
-  baseline that did best on it in hindsight: the bound on any predictor that
-  adapts by choosing among the baselines.
+- selection: for each held-out trace, the baseline that did best on it in
+  hindsight: how much a predictor that follows the best baseline per link
+  could hope for (evidence, not a bound: see docs/predictor.md).
 """
 
 from __future__ import annotations
@@ -332,8 +333,8 @@ def sigma():
 
 def selection():
     """Could a predictor that picks, per link, whichever baseline suits that
-    link beat the best single baseline? An oracle that knows in hindsight the
-    best baseline for each whole trace bounds every such online selector."""
+    link beat the best single baseline? Each trace gets the baseline with the
+    lowest medianApe on it, in hindsight."""
     for d in ("pensieve-fcc-hsdpa/test", "norway-hsdpa", "oboe"):
         rows = [(n,) + r for n, t, v in load(d) if (r := rich(t, v)) is not None]
         X, names, _, last, tgt, name = stack(rows)
