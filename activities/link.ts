@@ -51,17 +51,19 @@ export function createLinkActivities(deps: LinkDeps) {
     async probeLink(args: { source: string; endpoint: string }): Promise<LinkProfile> {
       const warm = { ...WARM_UP, ...deps.warmUp };
       const to = encodeURIComponent(deps.site);
+      const signal = activityContext()?.cancellationSignal;
       const once = () =>
         probe({
           url: `${args.endpoint}/probe?bytes=${PROBE_BYTES}&to=${to}`,
           rttUrl: `${args.endpoint}/probe?bytes=0&to=${to}`,
+          ...(signal ? { signal } : {}),
         });
       const started = Date.now();
       let profile = deps.telemetry.record(args.source, deps.site, await once());
       let lastStart = started;
       while (profile.samples.length < warm.samples && Date.now() - started + warm.spacingMs < warm.budgetMs) {
         activityContext()?.heartbeat({ samples: profile.samples.length, of: warm.samples });
-        await sleep(Math.max(0, lastStart + warm.spacingMs - Date.now()), undefined, { signal: activityContext()?.cancellationSignal });
+        await sleep(Math.max(0, lastStart + warm.spacingMs - Date.now()), undefined, signal ? { signal } : {});
         lastStart = Date.now();
         profile = deps.telemetry.record(args.source, deps.site, await once());
       }

@@ -212,6 +212,8 @@ export interface ProbeOptions {
   readonly requestTimeoutMs?: number;
   /** Clock, ms; injectable for tests. */
   readonly now?: () => number;
+  /** Stops the probe (an activity's cancellation): it rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 export const PROBE_DEFAULTS = {
@@ -235,8 +237,11 @@ export async function probe(options: ProbeOptions): Promise<LinkSample> {
   const rtts: number[] = [];
   let failed = 0;
   for (let i = 0; i < n; i++) {
+    options.signal?.throwIfAborted();
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeout);
+    const cancel = () => ctl.abort();
+    options.signal?.addEventListener('abort', cancel, { once: true });
     const start = now();
     try {
       const res = await fetchFn(options.rttUrl ?? options.url, {
@@ -248,16 +253,21 @@ export async function probe(options: ProbeOptions): Promise<LinkSample> {
       if (res.ok) rtts.push(now() - start);
       else failed++;
     } catch {
+      options.signal?.throwIfAborted(); // cancelled, not lost
       failed++;
     } finally {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', cancel);
     }
   }
   const maxBytes = options.transferBytes ?? PROBE_DEFAULTS.transferBytes;
   const maxMs = options.maxTransferMs ?? PROBE_DEFAULTS.maxTransferMs;
+  options.signal?.throwIfAborted();
   const ctl = new AbortController();
   // A stalled peer must not hang the probe: give up a request timeout after the transfer budget.
   const stall = setTimeout(() => ctl.abort(), maxMs + timeout);
+  const cancel = () => ctl.abort();
+  options.signal?.addEventListener('abort', cancel, { once: true });
   const start = now();
   let first: number | null = null;
   let firstBytes = 0;
@@ -276,12 +286,15 @@ export async function probe(options: ProbeOptions): Promise<LinkSample> {
       if (bytes >= maxBytes || end - start >= maxMs) break;
     }
   } catch (err) {
+    options.signal?.throwIfAborted();
     // Aborted by the stall timer after some data: time what arrived.
     if (!ctl.signal.aborted || bytes === 0) throw err;
   } finally {
     clearTimeout(stall);
+    options.signal?.removeEventListener('abort', cancel);
     ctl.abort();
   }
+  options.signal?.throwIfAborted();
   // From first to last byte when there was more than one chunk; else the whole request.
   const spanMs = first !== null && end > first ? end - first : end - start;
   const counted = first !== null && end > first ? bytes - firstBytes : bytes;

@@ -181,3 +181,25 @@ test('a long transfer does not push the last measured RTTs out of the ring', () 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a cancelled probe stops at once and says so, instead of timing out or counting loss', async () => {
+  // A peer that answers the round trips but never sends the transfer's body.
+  const stalled = createServer((req, res) => {
+    if (req.url?.includes('bytes=0')) return void res.writeHead(200, { 'content-length': '1' }).end('x');
+    res.writeHead(200, { 'content-length': String(1 << 20) });
+    res.write(Buffer.alloc(1)); // then nothing
+  });
+  await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}`;
+  try {
+    const ctl = new AbortController();
+    const t0 = Date.now();
+    setTimeout(() => ctl.abort(new Error('activity cancelled')), 200);
+    await assert.rejects(probe({ url: `${url}/probe?bytes=1`, rttUrl: `${url}/probe?bytes=0&to=x`, signal: ctl.signal, maxTransferMs: 10_000 }), /activity cancelled/);
+    assert.ok(Date.now() - t0 < 5_000, `took ${Date.now() - t0} ms; the stall timer alone is 12 s`);
+    await assert.rejects(probe({ url, signal: ctl.signal }), /activity cancelled/, 'an aborted signal refuses at once');
+  } finally {
+    stalled.closeAllConnections();
+    await new Promise<void>((r) => stalled.close(() => r()));
+  }
+});
