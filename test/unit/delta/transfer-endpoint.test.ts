@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -113,6 +113,41 @@ describe('transfer endpoint over loopback', () => {
       }
     });
   }
+
+  it('an image torn on the source disk (images are not fsynced) fails the pull after a restart and never reaches the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedflow-endpoint-torn-'));
+    const vol = join(dir, 'volume');
+    mkdirSync(vol);
+    writeFileSync(join(vol, 'data.bin'), Buffer.from(seededBytes(600_000, 21)));
+    writeFileSync(join(vol, 'meta.json'), '{"v":1}');
+    const first = new SourceImages(join(dir, 'images'));
+    const { manifest } = await first.capture('vol', vol, PARAMS);
+    const imagePath = first.get(manifest.rootHash)!.imagePath;
+    await first.close();
+    // What a crash before write-back can leave: a page of the image that never reached the disk.
+    const image = readFileSync(imagePath);
+    const mid = manifest.chunks[Math.floor(manifest.chunks.length / 2)]!;
+    image.fill(0, mid.offset + 100, mid.offset + 4196);
+    writeFileSync(imagePath, image);
+    // The agent restarts and serves the image it finds.
+    const images = new SourceImages(join(dir, 'images'));
+    const server = await startTransferServer({ site: 'src', images, secret: SECRET, stats: newTransferStats() });
+    const { store, dir: storeDir } = await openStore();
+    try {
+      const token = tokenFor(manifest.rootHash);
+      await assert.rejects(
+        pullMissingChunks({ endpoint: server.url, root: manifest.rootHash, token, manifest, store, plan: { codec: { codec: 'lz4' }, streams: 2, batchBytes: 64 << 10 } }),
+        (err: unknown) => err instanceof ChunkCorruptError && /arrived corrupt 4 times/.test(err.message),
+      );
+      assert.equal(store.has(mid.hash), false, 'the torn chunk is not stored');
+      await assertStoreClean(store, storeDir);
+    } finally {
+      await server.close();
+      await images.close();
+      rmSync(storeDir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('gives up on a chunk that arrives corrupt every time, and stores nothing of it', async () => {
     const { store, dir } = await openStore();
