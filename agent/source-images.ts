@@ -138,12 +138,18 @@ export class SourceImages {
       // thread pool) overlapping the chunking and hashing of the same block (on this thread).
       async function* tee(): AsyncIterable<Uint8Array> {
         let writing: Promise<unknown> | undefined;
-        for await (const block of src) {
+        try {
+          for await (const block of src) {
+            await writing;
+            writing = fh.write(block);
+            yield block;
+          }
           await writing;
-          writing = fh.write(block);
-          yield block;
+        } finally {
+          // Left early (the chunker failed): the write in flight settles before the file is closed,
+          // and its own error, if any, is not left unhandled.
+          await writing?.catch(() => undefined);
         }
-        await writing;
       }
       manifest = await buildManifestFromStream(tee(), { volumeId, params });
       // No fsync: the image is a cache of the volume, not the data of record, and every chunk
