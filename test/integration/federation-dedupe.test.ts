@@ -1,30 +1,49 @@
 /**
  * The federation queues a request id once (patch federation-dedupe-pending-v1): a proposal sent
  * again while the first is still queued or in its round joins it, and a proposal that reuses the
- * id with other entries is refused, on a real dev server.
+ * id with other entries is refused, on a real dev server. The first proposal is held in its round
+ * by taking two of the three trusted sites down, so the others arrive while it is pending, every
+ * time (sent together, the server may deliver them in any order, and a fast round may be over).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import { foundingSites } from '../../activities/consensus-keys';
 import { committedStateQuery, federationWorkflowId, proposeUpdate, type FederationInput } from '../../workflows/federation-types';
 import { CONTROL_TASK_QUEUE } from '../../workflows/queues';
-import { startTestServer } from '../helpers/temporal';
+import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
+import { eventually } from '../helpers/eventually';
+import { startTestServer, workflowBundle } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
+
+type Settled<T> = { status: 'fulfilled'; value: T } | { status: 'rejected'; reason: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ status: 'fulfilled' as const, value }),
+    (reason: unknown) => ({ status: 'rejected' as const, reason }),
+  );
 
 describe('one request id, proposed more than once while pending', () => {
   let env: TestWorkflowEnvironment;
   let fed: TestFederation;
+  let returned: RunningFederation | undefined;
 
   before(async () => {
     env = await startTestServer();
     fed = await startTestFederation(env, { federationWorkflow: false });
   });
   after(async () => {
+    await returned?.shutdown();
     await fed?.stop();
     await env?.teardown();
   });
+
+  async function stopAgent(site: string): Promise<void> {
+    const w = fed.runtime.agents.get(site)!.worker;
+    w.shutdown();
+    await eventually(`${site}'s worker to stop`, async () => (w.getState() === 'STOPPED' ? true : undefined));
+  }
 
   it('commits it once, answers every sender with the same result, and refuses the id with other entries', async () => {
     const input: FederationInput = { name: fed.config.federation, sites: foundingSites(fed.config, fed.home) };
@@ -39,20 +58,36 @@ describe('one request id, proposed more than once while pending', () => {
     // The same entries with the keys in another order and the touches repeated: still the same proposal.
     const sameAgain = { requestId: 'dup-1', touches: ['dc:paris'], entries: [{ site: 'dc:frankfurt', instances: 1, workload: 'w-dup', op: 'reserve' as const, kind: 'reservation' as const }] };
     const other = { entries: [{ kind: 'reservation' as const, op: 'reserve' as const, workload: 'w-other', site: 'dc:frankfurt', instances: 1 }], requestId: 'dup-1' };
-    const [a, b, c] = await Promise.allSettled([
-      handle.executeUpdate(proposeUpdate, { args: [same] }),
-      handle.executeUpdate(proposeUpdate, { args: [sameAgain] }),
-      handle.executeUpdate(proposeUpdate, { args: [other] }),
-    ]);
-    assert.equal(a.status, 'fulfilled');
-    assert.equal(b.status, 'fulfilled');
-    if (a.status !== 'fulfilled' || b.status !== 'fulfilled') return;
+    // Two of the three trusted sites down: the round cannot reach its quorum (2 of 3) and waits.
+    await stopAgent('dc:frankfurt');
+    await stopAgent('dc:london');
+    const first = await handle.startUpdate(proposeUpdate, { args: [same], waitForStage: WorkflowUpdateStage.ACCEPTED });
+    const a0 = settle(first.result());
+    const b = settle(handle.executeUpdate(proposeUpdate, { args: [sameAgain] }));
+    // The reused id with other entries is refused at once, while the first is still pending.
+    const refused = await settle(handle.executeUpdate(proposeUpdate, { args: [other] }));
+    assert.equal((await handle.query(committedStateQuery)).applied, before.applied, 'nothing committed yet: the first proposal is still pending');
+    // The two sites come back (same directories, same keys): the round commits.
+    returned = await startFederation({
+      config: fed.config,
+      home: fed.home,
+      connection: env.nativeConnection,
+      client: env.client,
+      namespace: env.namespace ?? 'default',
+      workflowBundle: await workflowBundle(),
+      sites: ['dc:frankfurt', 'dc:london'],
+      control: false,
+    });
+    const [a, bb] = await Promise.all([a0, b]);
+    assert.equal(a.status, 'fulfilled', String(a.status === 'rejected' && a.reason));
+    assert.equal(bb.status, 'fulfilled', String(bb.status === 'rejected' && bb.reason));
+    if (a.status !== 'fulfilled' || bb.status !== 'fulfilled') return;
     assert.equal(a.value.requestId, 'dup-1');
-    assert.deepEqual([b.value.round, b.value.requestId], [a.value.round, a.value.requestId]);
-    assert.equal(c.status, 'rejected');
-    if (c.status === 'rejected') {
-      assert.ok(c.reason instanceof WorkflowUpdateFailedError, String(c.reason));
-      const cause = (c.reason as WorkflowUpdateFailedError).cause as { message?: string; type?: string };
+    assert.deepEqual([bb.value.round, bb.value.requestId], [a.value.round, a.value.requestId]);
+    assert.equal(refused.status, 'rejected');
+    if (refused.status === 'rejected') {
+      assert.ok(refused.reason instanceof WorkflowUpdateFailedError, String(refused.reason));
+      const cause = (refused.reason as WorkflowUpdateFailedError).cause as { message?: string; type?: string };
       assert.equal(cause.type, 'RequestIdReused');
       assert.match(cause.message ?? '', /request id 'dup-1' is already queued with other entries/);
     }

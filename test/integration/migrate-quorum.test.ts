@@ -13,23 +13,9 @@ import { startFederation, type RunningFederation } from '../../worker/federation
 import { progressQuery } from '../../workflows/messages';
 import { committedStateQuery, federationWorkflowId } from '../../workflows/federation-types';
 import { CONTROL_TASK_QUEUE } from '../../workflows/queues';
+import { eventually } from '../helpers/eventually';
 import { startTestServer, workflowBundle } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
 
 describe('a migration waits for quorum and commits once a site returns', () => {
   let env: TestWorkflowEnvironment;
