@@ -10,6 +10,7 @@ import { LocalProvider } from '../../adapters/local';
 import { siteDir } from '../../agent/home';
 import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
 import { federationWorkflowId } from '../../workflows/federation-types';
+import { eventually } from './eventually';
 import { workflowBundle } from './temporal';
 
 export interface TestFederation {
@@ -18,6 +19,10 @@ export interface TestFederation {
   state: FederationStateStore;
   runtime: RunningFederation;
   provider(siteId: string): LocalProvider;
+  /** Stops these sites' agents (their workers), as sites going down would. */
+  stopAgents(...sites: string[]): Promise<void>;
+  /** Starts these sites' agents again on the same directories and keys, as restarted agents would; the caller shuts it down. */
+  restartAgents(...sites: string[]): Promise<RunningFederation>;
   stop(): Promise<void>;
 }
 
@@ -28,21 +33,22 @@ export interface TestFederation {
 export async function startTestFederation(env: TestWorkflowEnvironment, opts: { config?: unknown; control?: boolean; federationWorkflow?: boolean } = {}): Promise<TestFederation> {
   const home = mkdtempSync(join(tmpdir(), 'fedflow-test-'));
   const config = opts.config ? parseFederationConfig(opts.config) : loadFederationConfig();
-  const runtime = await startFederation({
-    config,
-    home,
-    connection: env.nativeConnection,
-    client: env.client,
-    namespace: env.namespace ?? 'default',
-    workflowBundle: await workflowBundle(),
-    control: opts.control,
-    federationWorkflow: opts.federationWorkflow,
-  });
+  const start = async (more: { control?: boolean; federationWorkflow?: boolean; sites?: string[] }) =>
+    startFederation({ config, home, connection: env.nativeConnection, client: env.client, namespace: env.namespace ?? 'default', workflowBundle: await workflowBundle(), ...more });
+  const runtime = await start({ control: opts.control, federationWorkflow: opts.federationWorkflow });
   return {
     home,
     config,
     state: new FederationStateStore(home),
     runtime,
+    async stopAgents(...sites) {
+      for (const site of sites) {
+        const w = runtime.agents.get(site)!.worker;
+        w.shutdown();
+        await eventually(`${site}'s worker to stop`, async () => (w.getState() === 'STOPPED' ? true : undefined));
+      }
+    },
+    restartAgents: (...sites) => start({ sites, control: false }),
     provider: (siteId) => {
       const site = config.sites.find((s) => s.id === siteId)!;
       return new LocalProvider({ site: siteId, dir: siteDir(siteId, home), capacityInstances: site.capacity.instances });

@@ -12,9 +12,8 @@ import { WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/clie
 import { foundingSites } from '../../activities/consensus-keys';
 import { committedStateQuery, federationWorkflowId, proposeUpdate, type FederationInput } from '../../workflows/federation-types';
 import { CONTROL_TASK_QUEUE } from '../../workflows/queues';
-import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
-import { eventually } from '../helpers/eventually';
-import { startTestServer, workflowBundle } from '../helpers/temporal';
+import type { RunningFederation } from '../../worker/federation-runtime';
+import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 
 type Settled<T> = { status: 'fulfilled'; value: T } | { status: 'rejected'; reason: unknown };
@@ -39,11 +38,6 @@ describe('one request id, proposed more than once while pending', () => {
     await env?.teardown();
   });
 
-  async function stopAgent(site: string): Promise<void> {
-    const w = fed.runtime.agents.get(site)!.worker;
-    w.shutdown();
-    await eventually(`${site}'s worker to stop`, async () => (w.getState() === 'STOPPED' ? true : undefined));
-  }
 
   it('commits it once, answers every sender with the same result, and refuses the id with other entries', async () => {
     const input: FederationInput = { name: fed.config.federation, sites: foundingSites(fed.config, fed.home) };
@@ -59,8 +53,7 @@ describe('one request id, proposed more than once while pending', () => {
     const sameAgain = { requestId: 'dup-1', touches: ['dc:paris'], entries: [{ site: 'dc:frankfurt', instances: 1, workload: 'w-dup', op: 'reserve' as const, kind: 'reservation' as const }] };
     const other = { entries: [{ kind: 'reservation' as const, op: 'reserve' as const, workload: 'w-other', site: 'dc:frankfurt', instances: 1 }], requestId: 'dup-1' };
     // Two of the three trusted sites down: the round cannot reach its quorum (2 of 3) and waits.
-    await stopAgent('dc:frankfurt');
-    await stopAgent('dc:london');
+    await fed.stopAgents('dc:frankfurt', 'dc:london');
     const first = await handle.startUpdate(proposeUpdate, { args: [same], waitForStage: WorkflowUpdateStage.ACCEPTED });
     const a0 = settle(first.result());
     const b = settle(handle.executeUpdate(proposeUpdate, { args: [sameAgain] }));
@@ -68,16 +61,7 @@ describe('one request id, proposed more than once while pending', () => {
     const refused = await settle(handle.executeUpdate(proposeUpdate, { args: [other] }));
     assert.equal((await handle.query(committedStateQuery)).applied, before.applied, 'nothing committed yet: the first proposal is still pending');
     // The two sites come back (same directories, same keys): the round commits.
-    returned = await startFederation({
-      config: fed.config,
-      home: fed.home,
-      connection: env.nativeConnection,
-      client: env.client,
-      namespace: env.namespace ?? 'default',
-      workflowBundle: await workflowBundle(),
-      sites: ['dc:frankfurt', 'dc:london'],
-      control: false,
-    });
+    returned = await fed.restartAgents('dc:frankfurt', 'dc:london');
     const [a, bb] = await Promise.all([a0, b]);
     assert.equal(a.status, 'fulfilled', String(a.status === 'rejected' && a.reason));
     assert.equal(bb.status, 'fulfilled', String(bb.status === 'rejected' && bb.reason));

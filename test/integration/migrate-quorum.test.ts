@@ -9,12 +9,12 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
 import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
-import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
+import type { RunningFederation } from '../../worker/federation-runtime';
 import { progressQuery } from '../../workflows/messages';
 import { committedStateQuery, federationWorkflowId } from '../../workflows/federation-types';
 import { CONTROL_TASK_QUEUE } from '../../workflows/queues';
 import { eventually } from '../helpers/eventually';
-import { startTestServer, workflowBundle } from '../helpers/temporal';
+import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 
 describe('a migration waits for quorum and commits once a site returns', () => {
@@ -33,16 +33,10 @@ describe('a migration waits for quorum and commits once a site returns', () => {
     await env?.teardown();
   });
 
-  async function stopAgent(site: string): Promise<void> {
-    const w = fed.runtime.agents.get(site)!.worker;
-    w.shutdown();
-    await eventually(`${site}'s worker to stop`, async () => (w.getState() === 'STOPPED' ? true : undefined));
-  }
 
   it('reports "waiting for quorum: 2 of 4 sites reachable, need 3", then completes with a BFT certificate', async () => {
     await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 50, valueBytes: 64 });
-    await stopAgent('dc:london');
-    await stopAgent('edge:lisbon');
+    await fed.stopAgents('dc:london', 'edge:lisbon');
 
     const handle = await env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
@@ -64,16 +58,7 @@ describe('a migration waits for quorum and commits once a site returns', () => {
     assert.equal(fed.state.read().workloads['kv-demo']!.site, 'dc:paris');
 
     // edge:lisbon's agent comes back (a new process would do the same: same directory, same key).
-    lisbon = await startFederation({
-      config: fed.config,
-      home: fed.home,
-      connection: env.nativeConnection,
-      client: env.client,
-      namespace: env.namespace ?? 'default',
-      workflowBundle: await workflowBundle(),
-      sites: ['edge:lisbon'],
-      control: false,
-    });
+    lisbon = await fed.restartAgents('edge:lisbon');
     const r = (await handle.result()) as MigrationResult;
     assert.equal(r.status, 'completed');
     assert.equal(r.target, 'edge:lisbon');
