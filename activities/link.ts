@@ -4,7 +4,7 @@
  * bandwidth ahead with the ONNX model, loaded once per worker (models/predictor.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
+import { currentActivity } from './activity-context';
 import type { LinkProfile, LinkTelemetry } from '../agent/link-telemetry';
 import { probe } from '../agent/link-telemetry';
 import { MIN_SAMPLES } from '../models/features';
@@ -51,7 +51,7 @@ export function createLinkActivities(deps: LinkDeps) {
     async probeLink(args: { source: string; endpoint: string }): Promise<LinkProfile> {
       const warm = { ...WARM_UP, ...deps.warmUp };
       const to = encodeURIComponent(deps.site);
-      const signal = activityContext()?.cancellationSignal;
+      const signal = currentActivity()?.cancellationSignal;
       const once = () =>
         probe({
           url: `${args.endpoint}/probe?bytes=${PROBE_BYTES}&to=${to}`,
@@ -62,7 +62,7 @@ export function createLinkActivities(deps: LinkDeps) {
       let profile = deps.telemetry.record(args.source, deps.site, await once());
       let lastStart = started;
       while (profile.samples.length < warm.samples && Date.now() - started + warm.spacingMs < warm.budgetMs) {
-        activityContext()?.heartbeat({ samples: profile.samples.length, of: warm.samples });
+        currentActivity()?.heartbeat({ samples: profile.samples.length, of: warm.samples });
         await sleep(Math.max(0, lastStart + warm.spacingMs - Date.now()), undefined, signal ? { signal } : {});
         lastStart = Date.now();
         profile = deps.telemetry.record(args.source, deps.site, await once());
@@ -77,15 +77,6 @@ export function createLinkActivities(deps: LinkDeps) {
       return defaultPredictor().predict({ samples: profile.samples });
     },
   };
-}
-
-/** The activity's context, or undefined when called outside one (unit tests). */
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
 }
 
 export type LinkActivities = ReturnType<typeof createLinkActivities>;

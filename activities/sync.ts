@@ -17,7 +17,7 @@ import { TransferSampler, type LinkTelemetry } from '../agent/link-telemetry';
 import { ChunkCorruptError, fetchFinalImage, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer-client';
 import { finalSlot, type FinalImage } from '../agent/final-images';
 import { extractVolume } from '../agent/volume-extract';
-import type { Client } from '@temporalio/client';
+import { currentActivity } from './activity-context';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { STANDBY_TAG } from '../adapters/local';
@@ -232,7 +232,7 @@ export function createSyncActivities(deps: SyncDeps) {
         const ctx = Context.current();
         ctx.heartbeat({ proposing: 'placement' });
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-        proposing = proposeByUpdate(workerClient(), args.placement);
+        proposing = proposeByUpdate(currentActivity()?.client, args.placement);
       }
       let served: WorkloadDigest;
       let placement: FastProposal | undefined;
@@ -274,15 +274,6 @@ export function createSyncActivities(deps: SyncDeps) {
         throw err;
       }
     }
-  }
-}
-
-/** The worker's Temporal client, if it has one (an activity run outside a worker has none). */
-function workerClient(): Client | undefined {
-  try {
-    return Context.current().client;
-  } catch {
-    return undefined;
   }
 }
 

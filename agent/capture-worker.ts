@@ -1,19 +1,9 @@
 /** Worker thread of agent/parallel-capture.ts: chunks and hashes one segment of a file. */
 import { closeSync, openSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import type { ChunkerParams } from '../core/chunking';
-import { chunkRange } from './parallel-capture';
+import { chunkRange, type CaptureJob } from './parallel-capture';
 
-interface Job {
-  id: number;
-  path: string;
-  start: number;
-  segmentEnd: number;
-  fileSize: number;
-  params: ChunkerParams;
-}
-
-parentPort?.on('message', (job: Job) => {
+parentPort?.on('message', (job: CaptureJob) => {
   try {
     const fd = openSync(job.path, 'r');
     try {

@@ -74,7 +74,8 @@ export function chunkRange(fd: number, start: number, fileSize: number, params: 
   return { ends, digests: Buffer.concat(digests) };
 }
 
-interface Job {
+/** One segment for a capture worker thread (agent/capture-worker.ts). */
+export interface CaptureJob {
   id: number;
   path: string;
   start: number;
@@ -116,7 +117,7 @@ class CaptureWorker {
     this.worker.unref();
   }
 
-  run(job: Job): Promise<RangeChunks> {
+  run(job: CaptureJob): Promise<RangeChunks> {
     const p = new Promise<RangeChunks>((resolve, reject) => this.pending.set(job.id, { resolve, reject }));
     this.worker.ref();
     this.worker.postMessage(job);
