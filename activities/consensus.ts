@@ -17,15 +17,9 @@ import type { SiteId } from '../core/consensus/types';
 import { BftStore } from '../agent/bft-store';
 import { FederationLog } from '../agent/federation-log';
 import { ed25519Verifier, loadSiteSigner } from '../agent/site-keys';
+import { FailureType } from '../core/contracts/failures';
 import { publishSiteKey, type PublicKeyResolver } from './consensus-keys';
-import type { BftBatch, BftDeliverInput, BftDeliverResult, BftMsg, CftDeliverInput, CftDeliverResult, PingResult } from './consensus-types';
-
-export const ConsensusFailure = {
-  MissingPublicKey: 'MissingPublicKey',
-  Misrouted: 'MisroutedConsensusMessage',
-  NotMember: 'NotAMember',
-  MembersChanged: 'ViewMembersChanged',
-} as const;
+import type { BftBatch, BftDeliverInput, BftDeliverResult, BftMsg, CftDeliverInput, CftDeliverResult, PingResult } from '../core/contracts/consensus-payloads';
 
 export interface ConsensusDeps {
   site: SiteId;
@@ -57,7 +51,7 @@ export function createConsensusActivities(deps: ConsensusDeps) {
 
   function replicaFor(view: number, members: SiteId[]): Replica<BftBatch> {
     if (!members.includes(site)) {
-      throw ApplicationFailure.nonRetryable(`site ${site} is not a member of view ${view} (members: ${members.join(', ')})`, ConsensusFailure.NotMember);
+      throw ApplicationFailure.nonRetryable(`site ${site} is not a member of view ${view} (members: ${members.join(', ')})`, FailureType.NotAMember);
     }
     const key = members.join(',');
     const known = replicas.get(view);
@@ -65,7 +59,7 @@ export function createConsensusActivities(deps: ConsensusDeps) {
       if (known.members !== key) {
         throw ApplicationFailure.nonRetryable(
           `view ${view} at site ${site} has members ${known.members}, the message says ${key}; a new member list needs a new view`,
-          ConsensusFailure.MembersChanged,
+          FailureType.ViewMembersChanged,
         );
       }
       return known.replica;
@@ -76,7 +70,7 @@ export function createConsensusActivities(deps: ConsensusDeps) {
       if (!k) {
         throw ApplicationFailure.nonRetryable(
           `site ${site} has no public key for member ${m}: set sites[].publicKey for ${m} in the federation config (base64 SPKI DER), or in the local federation let ${m}'s agent publish site-key.pub in its directory`,
-          ConsensusFailure.MissingPublicKey,
+          FailureType.MissingPublicKey,
         );
       }
       publicKeys[m] = k;
@@ -99,7 +93,7 @@ export function createConsensusActivities(deps: ConsensusDeps) {
         const replies = [];
         for (const m of input.messages) {
           if (m.to !== site) {
-            throw ApplicationFailure.nonRetryable(`a ${m.type} message for ${m.to} reached site ${site}; route it to ${m.to}'s task queue`, ConsensusFailure.Misrouted);
+            throw ApplicationFailure.nonRetryable(`a ${m.type} message for ${m.to} reached site ${site}; route it to ${m.to}'s task queue`, FailureType.MisroutedConsensusMessage);
           }
           const ready = stepFollower(follower, m);
           log.persistReady(ready);
@@ -128,7 +122,7 @@ export function createConsensusActivities(deps: ConsensusDeps) {
         if (input.propose) merge(proposeReplica(r, input.propose));
         for (const m of input.messages) {
           if (m.to !== site) {
-            throw ApplicationFailure.nonRetryable(`a ${m.type} message for ${m.to} reached site ${site}; route it to ${m.to}'s task queue`, ConsensusFailure.Misrouted);
+            throw ApplicationFailure.nonRetryable(`a ${m.type} message for ${m.to} reached site ${site}; route it to ${m.to}'s task queue`, FailureType.MisroutedConsensusMessage);
           }
           merge(stepReplica(r, m));
         }

@@ -5,11 +5,11 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { FederationConfig } from '../core/federation-config';
+import type { FederationConfig, Trust } from '../core/federation-config';
 import type { MigrationRequest } from '../core/migration';
 import type { FederationStateStore, WorkloadRecord } from '../agent/federation-state';
 import type { InstanceRef, VolumeRef } from '../adapters/types';
-import { badRequest, FailureType } from './failures';
+import { badRequest, FailureType } from '../core/contracts/failures';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 
 export type { FastProposal } from './federation-propose';
@@ -34,8 +34,8 @@ export interface ValidatedMigration {
   image: string;
   instance: InstanceRef;
   volume: VolumeRef;
-  sourceTrust: string;
-  targetTrust: string;
+  sourceTrust: Trust;
+  targetTrust: Trust;
   /** The federation whose log the migration commits to (workflow `federation-<name>`). */
   federation: string;
 }
@@ -43,7 +43,7 @@ export interface ValidatedMigration {
 /** The migration run that called the activity: its identity is the lock owner. */
 function callingRun(): { workflowId: string; runId: string } {
   const exec = Context.current().info.workflowExecution;
-  if (!exec) throw ApplicationFailure.nonRetryable('this activity must be called from a migration workflow', 'NotInWorkflow');
+  if (!exec) throw ApplicationFailure.nonRetryable('this activity must be called from a migration workflow', FailureType.NotInWorkflow);
   return exec;
 }
 

@@ -5,7 +5,8 @@
  * as soon as it holds the frozen image, verified and on disk.
  */
 import type { Client } from '@temporalio/client';
-import { federationWorkflowId, proposeUpdate, type ProposalResult, type ProposeInput } from '../workflows/federation-types';
+import { proposeUpdate, type ProposalResult, type ProposeInput } from '../core/contracts/federation';
+import { federationWorkflowId } from '../core/contracts/task-queues';
 
 /** What the fast path got: the result (without signatures), or why it has none yet. */
 export type FastProposal = { result: Omit<ProposalResult, 'certificate'> } | { pending: string };

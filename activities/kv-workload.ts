@@ -3,7 +3,7 @@
  * digest. Shared by the site and sync activities.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from './failures';
+import { FailureType } from '../core/contracts/failures';
 
 /** Keys and a sha256 over the sorted key=value pairs: equal digests mean equal data. */
 export interface WorkloadDigest {

@@ -22,6 +22,7 @@ import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './
 import { claimsFor, issueToken } from '../agent/transfer-token';
 import { STANDBY_TAG } from '../adapters/local';
 import { activateAndCheck, kvCall, type WorkloadDigest } from './kv-workload';
+import { FailureType } from '../core/contracts/failures';
 
 export interface SyncDeps {
   site: string;
@@ -188,9 +189,9 @@ export function createSyncActivities(deps: SyncDeps) {
         };
       } catch (err) {
         if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403 || err.status === 404)) {
-          throw ApplicationFailure.nonRetryable(err.message, 'TransferRefused');
+          throw ApplicationFailure.nonRetryable(err.message, FailureType.TransferRefused);
         }
-        if (err instanceof ChunkCorruptError) throw ApplicationFailure.retryable(err.message, 'ChunkCorrupt');
+        if (err instanceof ChunkCorruptError) throw ApplicationFailure.retryable(err.message, FailureType.ChunkCorrupt);
         throw err;
       }
     },
@@ -262,13 +263,13 @@ export function createSyncActivities(deps: SyncDeps) {
         if (found) return found;
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-        if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403)) throw ApplicationFailure.nonRetryable(err.message, 'TransferRefused');
+        if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403)) throw ApplicationFailure.nonRetryable(err.message, FailureType.TransferRefused);
         if (err instanceof TransferRefusedError && err.status === 404) {
           // Only an agent without the route answers 404 here (one that has it answers 204 until
           // the image comes): waiting cannot help.
           throw ApplicationFailure.nonRetryable(
             `${err.message}: the agent of ${source} at ${endpoint} does not announce final images; upgrade it to this version of fedflow (or migrate with a worker that runs the previous cut-over)`,
-            'TransferRefused',
+            FailureType.TransferRefused,
           );
         }
         throw err;

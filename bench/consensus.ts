@@ -17,8 +17,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { foundingSites } from '../activities/consensus-keys';
 import type { FederationEntry } from '../core/consensus/entries';
 import type { Protocol } from '../core/consensus/types';
-import { CONTROL_TASK_QUEUE } from '../workflows/queues';
-import { consensusStatusQuery, federationWorkflowId, proposeBatchUpdate, proposeUpdate, type FederationInput, type ProposeInput } from '../workflows/federation-types';
+import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
+import { consensusStatusQuery, proposeBatchUpdate, proposeUpdate, type FederationInput, type ProposeInput } from '../core/contracts/federation';
+import { federationWorkflowId } from '../core/contracts/task-queues';
 import { startTestFederation, type TestFederation } from '../test/helpers/federation';
 import { startTestServer } from '../test/helpers/temporal';
 

@@ -14,8 +14,9 @@
  */
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { deploySampleWorkload } from '../agent/sample-workload';
-import { migrationWorkflowId, type MigrationResult } from '../core/migration';
-import { CONTROL_TASK_QUEUE } from '../workflows/queues';
+import { type MigrationResult } from '../core/migration';
+import { migrationWorkflowId } from '../core/contracts/task-queues';
+import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
 import { startTestServer } from '../test/helpers/temporal';
 import { startTestFederation } from '../test/helpers/federation';
 import { startWriter, valueFor } from '../test/helpers/writer';

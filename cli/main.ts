@@ -11,7 +11,8 @@ import { fedflowHome, siteDir } from '../agent/home';
 import { readAgentUrl } from '../activities/site';
 import { FedflowClient, FedflowError, type LiveProgress, type MigrationResult } from '../client';
 import { ConfigError } from '../core/federation-config';
-import { MODES, migrationWorkflowId, type Mode } from '../core/migration';
+import { MODES, type Mode } from '../core/migration';
+import { migrationWorkflowId } from '../core/contracts/task-queues';
 import { formatBytes, watchProgress } from './progress';
 
 const uiBase = () => process.env.FEDFLOW_UI_URL ?? 'http://localhost:8233';

@@ -4,10 +4,11 @@
  */
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
-import { migrationWorkflowId, parseMigrationRequest, type MigrationProgress, type MigrationRequest, type MigrationResult } from '../core/migration';
-import { CONTROL_TASK_QUEUE } from '../workflows/migrate';
-import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from '../workflows/messages';
-import { resolveConnection } from '../worker/connection';
+import { parseMigrationRequest, type MigrationProgress, type MigrationRequest, type MigrationResult } from '../core/migration';
+import { migrationWorkflowId } from '../core/contracts/task-queues';
+import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
+import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from '../core/contracts/migration-messages';
+import { resolveConnection } from './connection';
 import type { PullHeartbeat } from '../activities/sync';
 
 export type { MigrationProgress, MigrationRequest, MigrationResult } from '../core/migration';

@@ -20,9 +20,6 @@ export interface MigrationRequest {
 
 export const WORKLOAD_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-export function migrationWorkflowId(workloadId: string): string {
-  return `migrate-${workloadId}`;
-}
 
 export const EXAMPLE_REQUEST = '{"workloadId": "kv-demo", "targetSite": "dc:frankfurt"}';
 

@@ -6,13 +6,13 @@
  * returned `state` back in so the decision has memory (hysteresis).
  */
 
+import type { Trust } from './federation-config';
 import { chooseZstdLevel } from './zstd-levels';
 
 export const Mode = { datacenter: 'datacenter', internet: 'internet', hybrid: 'hybrid' } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 export const MODES: readonly Mode[] = [Mode.datacenter, Mode.internet, Mode.hybrid];
 
-export type Trust = 'trusted' | 'untrusted';
 
 // Thresholds. "Fast" is judged on the predicted low quantile (p10), not the
 // mean: datacenter mode drops Byzantine checks and compression, and that is

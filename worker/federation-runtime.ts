@@ -26,8 +26,8 @@ import { LinkTelemetry } from '../agent/link-telemetry';
 import { createConsensusActivities } from '../activities/consensus';
 import { configPublicKeys } from '../activities/consensus-keys';
 import type { FederationConfig } from '../core/federation-config';
-import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../workflows/migrate';
-import { resolveConnection } from './connection';
+import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../core/contracts/task-queues';
+import { resolveConnection } from '../client/connection';
 import { ensureFederationWorkflow } from './federation-workflow';
 
 export interface FederationRuntimeOptions {

@@ -7,8 +7,9 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { FederationConfig } from '../core/federation-config';
 import { foundingSites } from '../activities/consensus-keys';
-import { federationWorkflowId, type FederationInput } from '../workflows/federation-types';
-import { CONTROL_TASK_QUEUE } from '../workflows/queues';
+import { type FederationInput } from '../core/contracts/federation';
+import { federationWorkflowId } from '../core/contracts/task-queues';
+import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
 
 /** The federation cannot be started as configured (a founding site's public key is unknown): retrying will not help. */
 export class FederationNotReady extends Error {

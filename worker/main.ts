@@ -7,7 +7,7 @@ import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { loadFederationConfig } from '../agent/config-file';
 import { fedflowHome } from '../agent/home';
 import { startFederation } from './federation-runtime';
-import { resolveConnection } from './connection';
+import { resolveConnection } from '../client/connection';
 
 async function run(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger((process.env.FEDFLOW_LOG_LEVEL as never) || 'WARN') });

@@ -19,7 +19,8 @@ import type { Trust } from '../core/federation-config';
 import { BftDriver } from './federation-bft';
 import { CftDriver, LEADER_SUPERSEDED } from './federation-cft';
 import { certificateSummary } from './federation-summary';
-import type { CertificateSummary, QuorumFigures, RoundCertificate, RttTable } from './federation-types';
+import type { CertificateSummary, QuorumFigures, RoundCertificate, RttTable } from '../core/contracts/federation';
+import { FailureType } from '../core/contracts/failures';
 
 export interface CommitProposalInput {
   federation: string;
@@ -48,11 +49,11 @@ export interface CommitProposalResult {
 }
 
 export async function commitProposal(input: CommitProposalInput): Promise<CommitProposalResult> {
-  if (!input.entries?.length) throw ApplicationFailure.nonRetryable('commitProposal needs at least one entry; got none', 'InvalidProposal');
+  if (!input.entries?.length) throw ApplicationFailure.nonRetryable('commitProposal needs at least one entry; got none', FailureType.InvalidProposal);
   const trust = Object.fromEntries(input.sites.map((s) => [s.id, s.trust]));
   const touched = [...new Set([...(input.touches ?? []), ...input.entries.map((e) => e.site)])];
   for (const s of touched) {
-    if (!trust[s]) throw ApplicationFailure.nonRetryable(`site '${s}' is not a member (members: ${Object.keys(trust).sort().join(', ')})`, 'UnknownSite');
+    if (!trust[s]) throw ApplicationFailure.nonRetryable(`site '${s}' is not a member (members: ${Object.keys(trust).sort().join(', ')})`, FailureType.UnknownSite);
   }
   const protocol = chooseProtocol(touched, (s) => trust[s]);
   const members = input.sites.map((s) => s.id).sort();

@@ -8,7 +8,7 @@ import type { ConsensusActivities } from '../activities/consensus';
 import type { FederationEntry } from '../core/consensus/entries';
 import type { SiteId } from '../core/consensus/types';
 import { commitFederationChange, type FederationChangeOptions, type FederationChangeResult } from './federation-client';
-import { siteTaskQueue } from './queues';
+import { siteTaskQueue } from '../core/contracts/task-queues';
 
 export async function federationActivityRtt(input: { site: SiteId; count: number }): Promise<number[]> {
   const { consensusPing } = proxyActivities<ConsensusActivities>({ taskQueue: siteTaskQueue(input.site), startToCloseTimeout: '10 seconds' });

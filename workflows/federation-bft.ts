@@ -23,7 +23,7 @@
  * passes through this workflow: it knows no site can have prepared anything in the abandoned view.
  */
 import { condition } from '@temporalio/workflow';
-import type { BftBatch, BftDeliverResult, BftMsg } from '../activities/consensus-types';
+import type { BftBatch, BftDeliverResult, BftMsg } from '../core/contracts/consensus-payloads';
 import { makeCertificate } from '../core/consensus/bft-certificate';
 import { primaryOf } from '../core/consensus/bft-replica-state';
 import type { EquivocationProof, SignedVote } from '../core/consensus/bft-types';
@@ -35,7 +35,7 @@ import type { Verifier } from '../core/consensus/signing';
 import { describeQuorumWait, hasQuorum, quorumWait } from '../core/consensus/quorum-wait';
 import type { SiteId } from '../core/consensus/types';
 import { siteConsensus, SitePump, tickMs } from './federation-links';
-import type { BftCertificate, RttTable } from './federation-types';
+import type { BftCertificate, RttTable } from '../core/contracts/federation';
 
 export interface BftDriverOptions {
   federation: string;

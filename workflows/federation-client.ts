@@ -14,15 +14,9 @@ import type { Duration } from '@temporalio/common';
 import { ApplicationFailure, condition, defineQuery, getExternalWorkflowHandle, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { FederationEntry } from '../core/consensus/entries';
 import type { Protocol, SiteId } from '../core/consensus/types';
-import {
-  commitResultSignal,
-  commitStatusSignal,
-  federationWorkflowId,
-  proposeSignal,
-  type CertificateSummary,
-  type ProposalResult,
-  type QuorumFigures,
-} from './federation-types';
+import { commitResultSignal, commitStatusSignal, proposeSignal, type CertificateSummary, type ProposalResult, type QuorumFigures } from '../core/contracts/federation';
+import { federationWorkflowId } from '../core/contracts/task-queues';
+import { FailureType } from '../core/contracts/failures';
 
 export interface FederationChangeOptions {
   /** The federation's name (workflow id `federation-<name>`); default `local`. */
@@ -128,14 +122,14 @@ export async function commitFederationChange(entries: FederationEntry[], opts: F
     } catch (err) {
       throw ApplicationFailure.nonRetryable(
         `federation workflow '${federationWorkflowId(name)}' is not running (${(err as Error).message}); start it before committing changes`,
-        'FederationNotRunning',
+        FailureType.FederationNotRunning,
       );
     }
     const finished = opts.timeout === undefined ? (await condition(() => p.done), true) : await condition(() => p.done, opts.timeout);
     if (!finished) {
-      throw ApplicationFailure.nonRetryable(`federation change ${requestId} did not commit within ${String(opts.timeout)}: ${p.status}`, 'FederationCommitTimeout');
+      throw ApplicationFailure.nonRetryable(`federation change ${requestId} did not commit within ${String(opts.timeout)}: ${p.status}`, FailureType.FederationCommitTimeout);
     }
-    if (p.error !== undefined) throw ApplicationFailure.nonRetryable(`federation change ${requestId} failed: ${p.error}`, 'FederationChangeFailed');
+    if (p.error !== undefined) throw ApplicationFailure.nonRetryable(`federation change ${requestId} failed: ${p.error}`, FailureType.FederationChangeFailed);
     return changeResult(p.result!, opts, p.waited ? p.status : undefined);
   } finally {
     pending.delete(requestId);
@@ -150,7 +144,7 @@ export function changeResult(r: Omit<ProposalResult, 'certificate'>, opts: Pick<
   if (r.rejected.length && !opts.allowRejected) {
     throw ApplicationFailure.nonRetryable(
       `federation change ${r.requestId} committed in round ${r.round} but the log rejected it: ${r.rejected.map((x) => `entry ${x.position}: ${x.reason}`).join('; ')}`,
-      'FederationChangeRejected',
+      FailureType.FederationChangeRejected,
     );
   }
   return {

@@ -33,26 +33,9 @@ import { SITE_ID_PATTERN, TRUST_LEVELS, type Trust } from '../core/federation-co
 import { BftDriver } from './federation-bft';
 import { CftDriver, LEADER_SUPERSEDED } from './federation-cft';
 import { certificateSummary } from './federation-summary';
-import {
-  commitResultSignal,
-  commitStatusSignal,
-  committedStateQuery,
-  consensusStatusQuery,
-  federationWorkflowId,
-  joinUpdate,
-  leaveUpdate,
-  MAX_PROPOSALS_PER_UPDATE,
-  membershipQuery,
-  proposeBatchUpdate,
-  proposeSignal,
-  proposeUpdate,
-  type ConsensusStatus,
-  type FederationInput,
-  type JoinInput,
-  type ProposalResult,
-  type ProposeInput,
-  type RoundCertificate,
-} from './federation-types';
+import { commitResultSignal, commitStatusSignal, committedStateQuery, consensusStatusQuery, joinUpdate, leaveUpdate, MAX_PROPOSALS_PER_UPDATE, membershipQuery, proposeBatchUpdate, proposeSignal, proposeUpdate, type ConsensusStatus, type FederationInput, type JoinInput, type ProposalResult, type ProposeInput, type RoundCertificate } from '../core/contracts/federation';
+import { federationWorkflowId } from '../core/contracts/task-queues';
+import { FailureType } from '../core/contracts/failures';
 
 const DEFAULT_MAX_HISTORY = 10_000;
 /** Entries per round: keeps each activity's payload (a batch goes to every site) well under Temporal's limits. */
@@ -95,7 +78,7 @@ export async function federation(input: FederationInput): Promise<void> {
   const info = workflowInfo();
   const expectedId = federationWorkflowId(input.name);
   if (info.workflowId !== expectedId) {
-    throw ApplicationFailure.nonRetryable(`workflow id '${info.workflowId}' must be '${expectedId}' for federation '${input.name}'`, 'WrongWorkflowId');
+    throw ApplicationFailure.nonRetryable(`workflow id '${info.workflowId}' must be '${expectedId}' for federation '${input.name}'`, FailureType.WrongWorkflowId);
   }
   const carry = input.carry;
   if (!carry) checkFounders(input);
@@ -198,7 +181,7 @@ export async function federation(input: FederationInput): Promise<void> {
   /** An update handler joins the outcome of a pending proposal with its id (and the same entries). */
   const joinPending = (p: Pending, input: ProposeInput): Promise<ProposalResult> => {
     const clash = sameProposal(p.input, input);
-    if (clash) throw ApplicationFailure.nonRetryable(clash, 'RequestIdReused');
+    if (clash) throw ApplicationFailure.nonRetryable(clash, FailureType.RequestIdReused);
     p.awaiters = (p.awaiters ?? 0) + 1;
     return awaitOutcome(p.id);
   };
@@ -457,12 +440,12 @@ function touched(p: ProposeInput): SiteId[] {
 
 function checkFounders(input: FederationInput): void {
   if (!Array.isArray(input.sites) || input.sites.length === 0) {
-    throw ApplicationFailure.nonRetryable(`federation ${input.name} needs at least one founding site; got none`, 'InvalidFederation');
+    throw ApplicationFailure.nonRetryable(`federation ${input.name} needs at least one founding site; got none`, FailureType.InvalidFederation);
   }
   const seen = new Set<string>();
   for (const s of input.sites) {
     const problem = siteProblem(s.id) ?? (seen.has(s.id) ? `site ${s.id} is listed twice` : undefined) ?? trustProblem(s.id, s.trust) ?? keyProblem(s.id, s.publicKey);
-    if (problem) throw ApplicationFailure.nonRetryable(`federation ${input.name}: ${problem}`, 'InvalidFederation');
+    if (problem) throw ApplicationFailure.nonRetryable(`federation ${input.name}: ${problem}`, FailureType.InvalidFederation);
     seen.add(s.id);
   }
 }

@@ -27,30 +27,18 @@ import type { ControlActivities, FastProposal } from '../activities/control';
 import type { FastProposalRequest } from '../activities/federation-propose';
 import type { SiteActivities } from '../activities/site';
 import type { CapturedImage, SyncActivities } from '../activities/sync';
-import {
-  MIGRATION_STEPS,
-  migrationWorkflowId,
-  type FederationCommitRecord,
-  type MigrationConsensus,
-  parseMigrationRequest,
-  PHASE_OF_STEP,
-  type MigrationProgress,
-  type MigrationResult,
-  type Mode,
-  type Phase,
-  type StepId,
-} from '../core/migration';
+import { MIGRATION_STEPS, type FederationCommitRecord, type MigrationConsensus, parseMigrationRequest, PHASE_OF_STEP, type MigrationProgress, type MigrationResult, type Mode, type Phase, type StepId } from '../core/migration';
+import { migrationWorkflowId } from '../core/contracts/task-queues';
 import { FedMode, FedPhase, FedSource, FedTarget } from '../core/search-attributes';
-import type { Trust } from '../core/mode-policy';
 import { planFromDecision } from '../core/transfer-plan';
 import type { FederationEntry } from '../core/consensus/entries';
 import { changeResult, commitFederationChange, type FederationChangeOptions } from './federation-client';
 import { measureAndDecide, type PolicyContext } from './mode-decision';
-import { cancelSignal, pauseSignal, progressQuery, resumeSignal, roundSignal } from './messages';
-import { CONTROL_TASK_QUEUE, siteTaskQueue } from './queues';
+import { cancelSignal, pauseSignal, progressQuery, resumeSignal, roundSignal } from '../core/contracts/migration-messages';
+import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../core/contracts/task-queues';
 import { syncVolume, TOKEN_TTL_SECONDS } from './sync-volume';
+import { FailureType } from '../core/contracts/failures';
 
-export { CONTROL_TASK_QUEUE, siteTaskQueue };
 
 /** Named timeout sets, one per kind of step. */
 const TIMEOUTS = {
@@ -120,14 +108,14 @@ function atSync(siteId: string, summary: string, timeouts: ActivityOptions) {
 export async function migrateWorkload(input: unknown): Promise<MigrationResult> {
   const parsed = parseMigrationRequest(input);
   if (!parsed.ok) {
-    throw ApplicationFailure.nonRetryable(`invalid migration request: ${parsed.problems.join('; ')}`, 'InvalidMigrationRequest');
+    throw ApplicationFailure.nonRetryable(`invalid migration request: ${parsed.problems.join('; ')}`, FailureType.InvalidRequest);
   }
   const req = parsed.value;
   const info = workflowInfo();
   const expectedId = migrationWorkflowId(req.workloadId);
   if (info.workflowId !== expectedId) {
     // The id is what makes Temporal refuse a second concurrent migration of the same workload.
-    throw ApplicationFailure.nonRetryable(`workflow id '${info.workflowId}' must be '${expectedId}' for workload '${req.workloadId}'`, 'WrongWorkflowId');
+    throw ApplicationFailure.nonRetryable(`workflow id '${info.workflowId}' must be '${expectedId}' for workload '${req.workloadId}'`, FailureType.WrongWorkflowId);
   }
 
   const progress: MigrationProgress = {
@@ -273,8 +261,8 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
 
       // Measure and predict the link, then let the policy (trust + prediction) choose the mode.
       const policy: PolicyContext = {
-        source: { id: v.source, trust: v.sourceTrust as Trust },
-        target: { id: v.target, trust: v.targetTrust as Trust },
+        source: { id: v.source, trust: v.sourceTrust },
+        target: { id: v.target, trust: v.targetTrust },
         ...(req.mode ? { override: req.mode } : {}),
       };
       const measured = await run(
@@ -466,7 +454,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
         if ((done.image && done.image.root !== image.manifest.rootHash) || done.served.keys !== want.keys || done.served.sha256 !== want.sha256) {
           throw ApplicationFailure.nonRetryable(
             `${v.target} cut over to image ${(done.image?.root ?? image.manifest.rootHash).slice(0, 12)} serving ${done.served.keys} keys (sha256 ${done.served.sha256.slice(0, 12)}), but ${v.source} froze image ${image.manifest.rootHash.slice(0, 12)} with ${want.keys} keys (sha256 ${want.sha256.slice(0, 12)})`,
-            'DataMismatch',
+            FailureType.DataMismatch,
           );
         }
         return cutDone(image, done);
@@ -504,7 +492,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
                   return await commit([{ kind: 'placement', workload: req.workloadId, site: v.target }], 'placement', 'commit');
                 } catch (err) {
                   const type = err instanceof ApplicationFailure ? err.type : undefined;
-                  if (type === 'FederationChangeRejected') {
+                  if (type === FailureType.FederationChangeRejected) {
                     rollForward = false;
                     throw err;
                   }
@@ -515,7 +503,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
                   await sleep(wait);
                   // The federation workflow is gone: start it again (same request id, so a placement
                   // it had committed is answered, not applied twice).
-                  if (type === 'FederationNotRunning') await control('Start the federation workflow again').ensureFederation();
+                  if (type === FailureType.FederationNotRunning) await control('Start the federation workflow again').ensureFederation();
                 }
               }
             },
@@ -596,7 +584,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       }
     });
     setPhase(cancelReason || isCancellation(err) ? 'cancelled' : 'failed');
-    if (cancelReason) throw ApplicationFailure.nonRetryable(`migration cancelled: ${cancelReason}; the source keeps serving`, 'MigrationCancelled');
+    if (cancelReason) throw ApplicationFailure.nonRetryable(`migration cancelled: ${cancelReason}; the source keeps serving`, FailureType.Cancelled);
     throw err;
   }
 }

@@ -7,7 +7,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { LinkActivities } from '../activities/link';
 import type { ModeRecord } from '../core/migration';
 import { decideMode, type Mode, type ModeDecision, type PolicyState, type SiteTrust } from '../core/mode-policy';
-import { siteTaskQueue } from './queues';
+import { siteTaskQueue } from '../core/contracts/task-queues';
 
 export interface PolicyContext {
   source: SiteTrust;

@@ -16,8 +16,9 @@ import type { ModeSwitch } from '../core/migration';
 import type { PolicyState } from '../core/mode-policy';
 import { defaultPlan, planFromDecision, type TransferPlan } from '../core/transfer-plan';
 import { measureAndDecide, type PolicyContext } from './mode-decision';
-import { roundSignal } from './messages';
-import { siteTaskQueue } from './queues';
+import { roundSignal } from '../core/contracts/migration-messages';
+import { siteTaskQueue } from '../core/contracts/task-queues';
+import { FailureType } from '../core/contracts/failures';
 
 export interface SyncVolumeInput {
   volumeId: string;
@@ -82,7 +83,7 @@ export { TOKEN_TTL_SECONDS };
 
 export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResult> {
   if (!input || !input.volumeId || !input.source || !input.target || input.source === input.target) {
-    throw ApplicationFailure.nonRetryable('syncVolume needs volumeId, and a source and target site that differ', 'InvalidSyncRequest');
+    throw ApplicationFailure.nonRetryable('syncVolume needs volumeId, and a source and target site that differ', FailureType.InvalidSyncRequest);
   }
   let plan = input.plan ?? defaultPlan(input.mode);
   let policyState = input.policy?.state;

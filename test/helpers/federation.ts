@@ -9,7 +9,7 @@ import { FederationStateStore } from '../../agent/federation-state';
 import { LocalProvider } from '../../adapters/local';
 import { siteDir } from '../../agent/home';
 import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
-import { federationWorkflowId } from '../../workflows/federation-types';
+import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { eventually } from './eventually';
 import { workflowBundle } from './temporal';
 

@@ -10,8 +10,9 @@
  * to there. Recorded histories are never edited: a change that breaks their replay needs `patched()`.
  */
 import { foundingSites } from '../../activities/consensus-keys';
-import { federationWorkflowId, proposeUpdate, type FederationInput } from '../../workflows/federation-types';
-import { CONTROL_TASK_QUEUE } from '../../workflows/queues';
+import { proposeUpdate, type FederationInput } from '../../core/contracts/federation';
+import { federationWorkflowId } from '../../core/contracts/task-queues';
+import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation } from '../helpers/federation';
 import { exportHistory } from './export';

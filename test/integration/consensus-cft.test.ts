@@ -16,17 +16,9 @@ import { scanRecords, type LogRecord } from '../../agent/federation-log-records'
 import { FEDERATION_LOG_FILE } from '../../agent/federation-log';
 import { siteDir } from '../../agent/home';
 import type { FederationEntry } from '../../core/consensus/entries';
-import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../../workflows/queues';
-import {
-  committedStateQuery,
-  consensusStatusQuery,
-  federationWorkflowId,
-  joinUpdate,
-  leaveUpdate,
-  membershipQuery,
-  proposeUpdate,
-  type FederationInput,
-} from '../../workflows/federation-types';
+import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../../core/contracts/task-queues';
+import { committedStateQuery, consensusStatusQuery, joinUpdate, leaveUpdate, membershipQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';
+import { federationWorkflowId } from '../../core/contracts/task-queues';
 import type { CommitProposalResult } from '../../workflows/commit-proposal';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';

@@ -11,8 +11,9 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { foundingSites } from '../../activities/consensus-keys';
 import { verifyCertificate } from '../../agent/site-keys';
 import type { FederationEntry } from '../../core/consensus/entries';
-import { CONTROL_TASK_QUEUE } from '../../workflows/queues';
-import { committedStateQuery, federationWorkflowId, proposeUpdate, type FederationInput } from '../../workflows/federation-types';
+import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
+import { committedStateQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';
+import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 

@@ -16,10 +16,12 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import { siteDir } from '../../agent/home';
 import { deploySampleWorkload } from '../../agent/sample-workload';
-import { migrationWorkflowId, type MigrationProgress } from '../../core/migration';
-import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
-import { progressQuery } from '../../workflows/messages';
-import { committedStateQuery, federationWorkflowId } from '../../workflows/federation-types';
+import { type MigrationProgress } from '../../core/migration';
+import { migrationWorkflowId } from '../../core/contracts/task-queues';
+import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
+import { progressQuery } from '../../core/contracts/migration-messages';
+import { committedStateQuery } from '../../core/contracts/federation';
+import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 

@@ -3,11 +3,13 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
-import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
-import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
+import { type MigrationResult } from '../../core/migration';
+import { migrationWorkflowId } from '../../core/contracts/task-queues';
+import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import { MIN_SAMPLES } from '../../models/features';
-import { progressQuery } from '../../workflows/messages';
-import { committedStateQuery, federationWorkflowId } from '../../workflows/federation-types';
+import { progressQuery } from '../../core/contracts/migration-messages';
+import { committedStateQuery } from '../../core/contracts/federation';
+import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { resolveConnection } from '../../worker/connection';
+import { resolveConnection } from '../../client/connection';
 
 describe('Temporal connection settings follow envconfig', () => {
   it('defaults to the local dev server', () => {

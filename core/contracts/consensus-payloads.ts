@@ -3,10 +3,10 @@
  * and the workflows that carry the messages (workflows import these as types only). All plain
  * JSON data, and small: a message carries digests, signatures and entries, never bulk bytes.
  */
-import type { BftMessage, EquivocationProof, Refusal } from '../core/consensus/bft-types';
-import type { CftMessage } from '../core/consensus/cft-types';
-import type { FederationEntry } from '../core/consensus/entries';
-import type { SiteId } from '../core/consensus/types';
+import type { BftMessage, EquivocationProof, Refusal } from '../consensus/bft-types';
+import type { CftMessage } from '../consensus/cft-types';
+import type { FederationEntry } from '../consensus/entries';
+import type { SiteId } from '../consensus/types';
 
 /**
  * What one BFT sequence decides: a batch of federation entries. `ordinal` is the position of the

@@ -3,14 +3,12 @@
  * commitProposal, the client helper for other workflows, tests and the benchmark agree on names.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { CommitCertificate, EquivocationProof } from '../core/consensus/bft-types';
-import type { LogEntry } from '../core/consensus/cft-types';
-import type { CommittedState, FederationEntry, Member } from '../core/consensus/entries';
-import type { Trust } from '../core/federation-config';
-import type { Protocol, SiteId } from '../core/consensus/types';
+import type { CommitCertificate, EquivocationProof } from '../consensus/bft-types';
+import type { LogEntry } from '../consensus/cft-types';
+import type { CommittedState, FederationEntry, Member } from '../consensus/entries';
+import type { Trust } from '../federation-config';
+import type { Protocol, SiteId } from '../consensus/types';
 
-/** A federation's workflow id: one entity workflow per federation. */
-export const federationWorkflowId = (name: string) => `federation-${name}`;
 
 export interface FederationSite {
   id: SiteId;

@@ -4,10 +4,10 @@
  * `npm start -- --exit` does the same and exits (stopping the stack) when the migration has finished.
  */
 import { FedflowClient } from '../client';
-import { watchProgress } from '../cli/progress';
-import { workflowUiUrl } from '../cli/main';
+import { watchProgress } from './progress';
+import { workflowUiUrl } from './main';
 import { sampleValue } from '../agent/sample-workload';
-import { up } from './stack';
+import { up } from '../scripts/stack';
 
 async function run(): Promise<void> {
   const exitWhenDone = process.argv.includes('--exit');
