@@ -34,10 +34,19 @@ export async function startTestServer(opts: { ui?: boolean; uiPort?: number } = 
   });
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** The workflow bundle, built once per test process. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
+/**
+ * The workflow bundle, built once per test process: production's workflows plus the probes that
+ * tests and the benchmark use (./probe-workflows.ts), or with `production`, exactly what the
+ * control worker registers (replay tests check that bundle).
+ */
+export function workflowBundle(opts: { production?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
   quietRuntime();
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never });
-  return bundle;
+  const path = opts.production ? require.resolve('../../workflows') : require.resolve('./probe-workflows');
+  let b = bundles.get(path);
+  if (!b) {
+    b = bundleWorkflowCode({ workflowsPath: path, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never });
+    bundles.set(path, b);
+  }
+  return b;
 }

@@ -21,7 +21,7 @@ import { ed25519Verifier, loadSiteSigner, verifyCertificate } from '../../agent/
 import { checkEquivocationProof, signVote, type SignedVote } from '../../core/consensus/bft';
 import type { FederationEntry } from '../../core/consensus/entries';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../../core/contracts/task-queues';
-import { federationCommitStatusQuery, type FederationChangeResult } from '../../workflows/federation-client';
+import { federationCommitStatusQuery, type FederationChangeResult } from '../../workflows/federation/client';
 import { committedStateQuery, consensusStatusQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { startTestServer } from '../helpers/temporal';

@@ -19,7 +19,7 @@ import type { FederationEntry } from '../../core/consensus/entries';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../../core/contracts/task-queues';
 import { committedStateQuery, consensusStatusQuery, joinUpdate, leaveUpdate, membershipQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
-import type { CommitProposalResult } from '../../workflows/commit-proposal';
+import type { CommitProposalResult } from '../../workflows/federation/commit-proposal';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 

@@ -21,7 +21,7 @@ describe('recorded histories replay cleanly', () => {
     it(f, async () => {
       const history = historyFromJSON(JSON.parse(readFileSync(join(dir, f), 'utf8')));
       // Files are named <workflowId>.<tag>-<case>.json; the migration checks its id against the workload.
-      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, f.split('.')[0]);
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle({ production: true }) }, history, f.split('.')[0]);
     });
   }
 });

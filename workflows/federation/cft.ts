@@ -6,15 +6,15 @@
  * more hop). Commit indexes reach the sites with the next append or an idle heartbeat.
  */
 import { ApplicationFailure, condition } from '@temporalio/workflow';
-import type { CftDeliverResult, CftMsg } from '../core/contracts/consensus-payloads';
-import { leaderQuorumWait, proposeLeader, startLeader, stepLeader, tickLeader, type CftReady, type LeaderState, type LogEntry } from '../core/consensus/cft';
-import type { FederationEntry } from '../core/consensus/entries';
-import { majority } from '../core/consensus/quorum';
-import { describeQuorumWait, hasQuorum } from '../core/consensus/quorum-wait';
-import type { SiteId } from '../core/consensus/types';
-import { siteConsensus, SitePump, tickMs } from './federation-links';
-import type { CftCertificate, RttTable } from '../core/contracts/federation';
-import { FailureType } from '../core/contracts/failures';
+import type { CftDeliverResult, CftMsg } from '../../core/contracts/consensus-payloads';
+import { leaderQuorumWait, proposeLeader, startLeader, stepLeader, tickLeader, type CftReady, type LeaderState, type LogEntry } from '../../core/consensus/cft';
+import type { FederationEntry } from '../../core/consensus/entries';
+import { majority } from '../../core/consensus/quorum';
+import { describeQuorumWait, hasQuorum } from '../../core/consensus/quorum-wait';
+import type { SiteId } from '../../core/consensus/types';
+import { siteConsensus, SitePump, tickMs } from './links';
+import type { CftCertificate, RttTable } from '../../core/contracts/federation';
+import { FailureType } from '../../core/contracts/failures';
 
 export const LEADER_SUPERSEDED = FailureType.LeaderSuperseded;
 

@@ -4,10 +4,10 @@
  * the decision itself is the pure policy in core/mode-policy.ts, so it replays deterministically.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { LinkActivities } from '../activities/link';
-import type { ModeRecord } from '../core/migration';
-import { decideMode, type Mode, type ModeDecision, type PolicyState, type SiteTrust } from '../core/mode-policy';
-import { siteTaskQueue } from '../core/contracts/task-queues';
+import type { LinkActivities } from '../../activities/link';
+import type { ModeRecord } from '../../core/migration';
+import { decideMode, type Mode, type ModeDecision, type PolicyState, type SiteTrust } from '../../core/mode-policy';
+import { siteTaskQueue } from '../../core/contracts/task-queues';
 
 export interface PolicyContext {
   source: SiteTrust;

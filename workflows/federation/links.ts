@@ -8,11 +8,11 @@
  * so a long link does not fire retransmissions too early and a short one does not wait too long.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { ConsensusActivities } from '../activities/consensus';
-import { roundTimeoutTicks } from '../core/consensus/timeouts';
-import type { Protocol, SiteId } from '../core/consensus/types';
-import type { RttTable } from '../core/contracts/federation';
-import { siteTaskQueue } from '../core/contracts/task-queues';
+import type { ConsensusActivities } from '../../activities/consensus';
+import { roundTimeoutTicks } from '../../core/consensus/timeouts';
+import type { Protocol, SiteId } from '../../core/consensus/types';
+import type { RttTable } from '../../core/contracts/federation';
+import { siteTaskQueue } from '../../core/contracts/task-queues';
 
 /** The RTT assumed for a pair nobody predicted: sites in one region, or one machine. */
 export const DEFAULT_RTT_MS = 5;

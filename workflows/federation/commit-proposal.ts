@@ -11,16 +11,16 @@
  * federation workflow's epoch in turn.
  */
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
-import type { FederationEntry } from '../core/consensus/entries';
-import { chooseProtocol } from '../core/consensus/protocol-choice';
-import { bftSizes, majority } from '../core/consensus/quorum';
-import type { Protocol, SiteId } from '../core/consensus/types';
-import type { Trust } from '../core/federation-config';
-import { BftDriver } from './federation-bft';
-import { CftDriver, LEADER_SUPERSEDED } from './federation-cft';
-import { certificateSummary } from './federation-summary';
-import type { CertificateSummary, QuorumFigures, RoundCertificate, RttTable } from '../core/contracts/federation';
-import { FailureType } from '../core/contracts/failures';
+import type { FederationEntry } from '../../core/consensus/entries';
+import { chooseProtocol } from '../../core/consensus/protocol-choice';
+import { bftSizes, majority } from '../../core/consensus/quorum';
+import type { Protocol, SiteId } from '../../core/consensus/types';
+import type { Trust } from '../../core/federation-config';
+import { BftDriver } from './bft';
+import { CftDriver, LEADER_SUPERSEDED } from './cft';
+import { certificateSummary } from './summary';
+import type { CertificateSummary, QuorumFigures, RoundCertificate, RttTable } from '../../core/contracts/federation';
+import { FailureType } from '../../core/contracts/failures';
 
 export interface CommitProposalInput {
   federation: string;

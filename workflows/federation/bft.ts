@@ -23,19 +23,19 @@
  * passes through this workflow: it knows no site can have prepared anything in the abandoned view.
  */
 import { condition } from '@temporalio/workflow';
-import type { BftBatch, BftDeliverResult, BftMsg } from '../core/contracts/consensus-payloads';
-import { makeCertificate } from '../core/consensus/bft-certificate';
-import { primaryOf } from '../core/consensus/bft-replica-state';
-import type { EquivocationProof, SignedVote } from '../core/consensus/bft-types';
-import { digestOf } from '../core/consensus/canonical-json';
-import { bftSizes } from '../core/consensus/quorum';
-import { voteSignatureValid } from '../core/consensus/bft-votes';
-import { pureEd25519Verifier } from '../core/consensus/ed25519-verifier';
-import type { Verifier } from '../core/consensus/signing';
-import { describeQuorumWait, hasQuorum, quorumWait } from '../core/consensus/quorum-wait';
-import type { SiteId } from '../core/consensus/types';
-import { siteConsensus, SitePump, tickMs } from './federation-links';
-import type { BftCertificate, RttTable } from '../core/contracts/federation';
+import type { BftBatch, BftDeliverResult, BftMsg } from '../../core/contracts/consensus-payloads';
+import { makeCertificate } from '../../core/consensus/bft-certificate';
+import { primaryOf } from '../../core/consensus/bft-replica-state';
+import type { EquivocationProof, SignedVote } from '../../core/consensus/bft-types';
+import { digestOf } from '../../core/consensus/canonical-json';
+import { bftSizes } from '../../core/consensus/quorum';
+import { voteSignatureValid } from '../../core/consensus/bft-votes';
+import { pureEd25519Verifier } from '../../core/consensus/ed25519-verifier';
+import type { Verifier } from '../../core/consensus/signing';
+import { describeQuorumWait, hasQuorum, quorumWait } from '../../core/consensus/quorum-wait';
+import type { SiteId } from '../../core/consensus/types';
+import { siteConsensus, SitePump, tickMs } from './links';
+import type { BftCertificate, RttTable } from '../../core/contracts/federation';
 
 export interface BftDriverOptions {
   federation: string;

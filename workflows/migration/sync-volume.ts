@@ -9,16 +9,16 @@
  * exactly what the source acknowledged before the pause.
  */
 import { ApplicationFailure, CancellationScope, defineQuery, getExternalWorkflowHandle, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
-import type { SyncActivities, RoundFigures, CapturedImage } from '../activities/sync';
-import type { InstanceRef } from '../adapters/types';
-import type { Mode } from '../core/migration';
-import type { ModeSwitch } from '../core/migration';
-import type { PolicyState } from '../core/mode-policy';
-import { defaultPlan, planFromDecision, type TransferPlan } from '../core/transfer-plan';
+import type { SyncActivities, RoundFigures, CapturedImage } from '../../activities/sync';
+import type { InstanceRef } from '../../adapters/types';
+import type { Mode } from '../../core/migration';
+import type { ModeSwitch } from '../../core/migration';
+import type { PolicyState } from '../../core/mode-policy';
+import { defaultPlan, planFromDecision, type TransferPlan } from '../../core/transfer-plan';
 import { measureAndDecide, type PolicyContext } from './mode-decision';
-import { roundSignal } from '../core/contracts/migration-messages';
-import { siteTaskQueue } from '../core/contracts/task-queues';
-import { FailureType } from '../core/contracts/failures';
+import { roundSignal } from '../../core/contracts/migration-messages';
+import { siteTaskQueue } from '../../core/contracts/task-queues';
+import { FailureType } from '../../core/contracts/failures';
 
 export interface SyncVolumeInput {
   volumeId: string;

@@ -23,21 +23,21 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { ControlActivities, FastProposal } from '../activities/control';
-import type { FastProposalRequest } from '../activities/federation-propose';
-import type { SiteActivities } from '../activities/site';
-import type { CapturedImage, SyncActivities } from '../activities/sync';
-import { MIGRATION_STEPS, type FederationCommitRecord, type MigrationConsensus, parseMigrationRequest, PHASE_OF_STEP, type MigrationProgress, type MigrationResult, type Mode, type Phase, type StepId } from '../core/migration';
-import { migrationWorkflowId } from '../core/contracts/task-queues';
-import { FedMode, FedPhase, FedSource, FedTarget } from '../core/search-attributes';
-import { planFromDecision } from '../core/transfer-plan';
-import type { FederationEntry } from '../core/consensus/entries';
-import { changeResult, commitFederationChange, type FederationChangeOptions } from './federation-client';
+import type { ControlActivities, FastProposal } from '../../activities/control';
+import type { FastProposalRequest } from '../../activities/federation-propose';
+import type { SiteActivities } from '../../activities/site';
+import type { CapturedImage, SyncActivities } from '../../activities/sync';
+import { MIGRATION_STEPS, type FederationCommitRecord, type MigrationConsensus, parseMigrationRequest, PHASE_OF_STEP, type MigrationProgress, type MigrationResult, type Mode, type Phase, type StepId } from '../../core/migration';
+import { migrationWorkflowId } from '../../core/contracts/task-queues';
+import { FedMode, FedPhase, FedSource, FedTarget } from '../../core/search-attributes';
+import { planFromDecision } from '../../core/transfer-plan';
+import type { FederationEntry } from '../../core/consensus/entries';
+import { changeResult, commitFederationChange, type FederationChangeOptions } from '../federation/client';
 import { measureAndDecide, type PolicyContext } from './mode-decision';
-import { cancelSignal, pauseSignal, progressQuery, resumeSignal, roundSignal } from '../core/contracts/migration-messages';
-import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../core/contracts/task-queues';
+import { cancelSignal, pauseSignal, progressQuery, resumeSignal, roundSignal } from '../../core/contracts/migration-messages';
+import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../../core/contracts/task-queues';
 import { syncVolume, TOKEN_TTL_SECONDS } from './sync-volume';
-import { FailureType } from '../core/contracts/failures';
+import { FailureType } from '../../core/contracts/failures';
 
 
 /** Named timeout sets, one per kind of step. */

@@ -23,19 +23,19 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { EquivocationProof } from '../core/consensus/bft-types';
-import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../core/consensus/entries';
-import { canonicalJson } from '../core/consensus/canonical-json';
-import { chooseProtocol } from '../core/consensus/protocol-choice';
-import { bftSizes, majority } from '../core/consensus/quorum';
-import type { Protocol, SiteId } from '../core/consensus/types';
-import { SITE_ID_PATTERN, TRUST_LEVELS, type Trust } from '../core/federation-config';
-import { BftDriver } from './federation-bft';
-import { CftDriver, LEADER_SUPERSEDED } from './federation-cft';
-import { certificateSummary } from './federation-summary';
-import { commitResultSignal, commitStatusSignal, committedStateQuery, consensusStatusQuery, joinUpdate, leaveUpdate, MAX_PROPOSALS_PER_UPDATE, membershipQuery, proposeBatchUpdate, proposeSignal, proposeUpdate, type ConsensusStatus, type FederationInput, type JoinInput, type ProposalResult, type ProposeInput, type RoundCertificate } from '../core/contracts/federation';
-import { federationWorkflowId } from '../core/contracts/task-queues';
-import { FailureType } from '../core/contracts/failures';
+import type { EquivocationProof } from '../../core/consensus/bft-types';
+import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../../core/consensus/entries';
+import { canonicalJson } from '../../core/consensus/canonical-json';
+import { chooseProtocol } from '../../core/consensus/protocol-choice';
+import { bftSizes, majority } from '../../core/consensus/quorum';
+import type { Protocol, SiteId } from '../../core/consensus/types';
+import { SITE_ID_PATTERN, TRUST_LEVELS, type Trust } from '../../core/federation-config';
+import { BftDriver } from './bft';
+import { CftDriver, LEADER_SUPERSEDED } from './cft';
+import { certificateSummary } from './summary';
+import { commitResultSignal, commitStatusSignal, committedStateQuery, consensusStatusQuery, joinUpdate, leaveUpdate, MAX_PROPOSALS_PER_UPDATE, membershipQuery, proposeBatchUpdate, proposeSignal, proposeUpdate, type ConsensusStatus, type FederationInput, type JoinInput, type ProposalResult, type ProposeInput, type RoundCertificate } from '../../core/contracts/federation';
+import { federationWorkflowId } from '../../core/contracts/task-queues';
+import { FailureType } from '../../core/contracts/failures';
 
 const DEFAULT_MAX_HISTORY = 10_000;
 /** Entries per round: keeps each activity's payload (a batch goes to every site) well under Temporal's limits. */

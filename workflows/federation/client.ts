@@ -12,11 +12,11 @@
  */
 import type { Duration } from '@temporalio/common';
 import { ApplicationFailure, condition, defineQuery, getExternalWorkflowHandle, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
-import type { FederationEntry } from '../core/consensus/entries';
-import type { Protocol, SiteId } from '../core/consensus/types';
-import { commitResultSignal, commitStatusSignal, proposeSignal, type CertificateSummary, type ProposalResult, type QuorumFigures } from '../core/contracts/federation';
-import { federationWorkflowId } from '../core/contracts/task-queues';
-import { FailureType } from '../core/contracts/failures';
+import type { FederationEntry } from '../../core/consensus/entries';
+import type { Protocol, SiteId } from '../../core/consensus/types';
+import { commitResultSignal, commitStatusSignal, proposeSignal, type CertificateSummary, type ProposalResult, type QuorumFigures } from '../../core/contracts/federation';
+import { federationWorkflowId } from '../../core/contracts/task-queues';
+import { FailureType } from '../../core/contracts/failures';
 
 export interface FederationChangeOptions {
   /** The federation's name (workflow id `federation-<name>`); default `local`. */

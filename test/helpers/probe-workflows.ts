@@ -1,14 +1,18 @@
 /**
+ * The workflows that tests and the benchmark register beside the production ones (the control
+ * worker's bundle, workflows/index.ts, registers only what production runs).
+ *
  * `federationActivityRtt`: the benchmark's yardstick (bench/consensus.ts). It runs `count` bare
  * activities one after another on a site's task queue and returns each round trip as workflow
  * time, the same clock the federation uses for a proposal's `waitedMs`, so the two compare.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { ConsensusActivities } from '../activities/consensus';
-import type { FederationEntry } from '../core/consensus/entries';
-import type { SiteId } from '../core/consensus/types';
-import { commitFederationChange, type FederationChangeOptions, type FederationChangeResult } from './federation-client';
-import { siteTaskQueue } from '../core/contracts/task-queues';
+import type { ConsensusActivities } from '../../activities/consensus';
+import type { FederationEntry } from '../../core/consensus/entries';
+import type { SiteId } from '../../core/consensus/types';
+import { commitFederationChange, type FederationChangeOptions, type FederationChangeResult } from '../../workflows/federation/client';
+export * from '../../workflows';
+import { siteTaskQueue } from '../../core/contracts/task-queues';
 
 export async function federationActivityRtt(input: { site: SiteId; count: number }): Promise<number[]> {
   const { consensusPing } = proxyActivities<ConsensusActivities>({ taskQueue: siteTaskQueue(input.site), startToCloseTimeout: '10 seconds' });
