@@ -5,11 +5,37 @@
  * record of decisions — but changes nothing and is listed in `rejected` with the reason, the same
  * way at every site.
  */
+import type { ProviderKind } from '../providers';
 import type { SiteId } from './types';
 
+/** A provider's handle on an instance or a volume (the adapters' InstanceRef and VolumeRef). */
+export interface ProviderRef {
+  provider: ProviderKind;
+  site: SiteId;
+  id: string;
+}
+
+/**
+ * What a site holds for a workload: its instance, its volume and the address it serves on. The
+ * log keeps it beside the placement, so "where does W run, on what" has one answer, and nothing
+ * else (no state file, no route table) is asked for a decision.
+ */
+export interface WorkloadRecord {
+  image: string;
+  instance: ProviderRef;
+  volume: ProviderRef;
+  address: string;
+}
+
 export type FederationEntry =
-  /** Workload W now runs on site S (the cut-over commit). */
-  | { kind: 'placement'; workload: string; site: SiteId }
+  /**
+   * Workload W now runs on site S (the cut-over commit), on what `record` names. Entries
+   * committed before records existed carry none; the workload's record then stays as it was.
+   */
+  | { kind: 'placement'; workload: string; site: SiteId; record?: WorkloadRecord }
+  /** Workload W enters the federation, placed at once on site S, or leaves it (freeing its instance). */
+  | { kind: 'workload'; op: 'add'; workload: string; site: SiteId; record: WorkloadRecord }
+  | { kind: 'workload'; op: 'remove'; workload: string; site: SiteId }
   /** Hold (or give back) `instances` of site S's capacity for workload W before it moves there. */
   | { kind: 'reservation'; op: 'reserve'; workload: string; site: SiteId; instances: number }
   | { kind: 'reservation'; op: 'release'; workload: string; site: SiteId }
@@ -29,6 +55,11 @@ export interface CommittedState {
   members: Record<SiteId, Member>;
   /** workload → the site it runs on. */
   placements: Record<string, SiteId>;
+  /**
+   * workload → its instance, volume and address at that site. Absent in states carried from runs
+   * before workloads were registered through the log (continue-as-new input): read it as empty.
+   */
+  workloads?: Record<string, WorkloadRecord>;
   /** `${workload}@${site}` → instances held. */
   reservations: Record<string, { workload: string; site: SiteId; instances: number }>;
   /** Instances in use per site: one per placed workload plus every reservation. */
@@ -37,7 +68,7 @@ export interface CommittedState {
 }
 
 export function emptyCommittedState(): CommittedState {
-  return { applied: 0, members: {}, placements: {}, reservations: {}, used: {}, rejected: [] };
+  return { applied: 0, members: {}, placements: {}, workloads: {}, reservations: {}, used: {}, rejected: [] };
 }
 
 export function applyEntries(state: CommittedState, entries: readonly FederationEntry[]): CommittedState {
@@ -88,11 +119,39 @@ function applyOne(s: CommittedState, e: FederationEntry): string | null {
       s.used[e.site] = used + e.instances;
       return null;
     }
+    case 'workload': {
+      const workloads = (s.workloads ??= {});
+      if (e.op === 'remove') {
+        const site = s.placements[e.workload];
+        if (site === undefined) return `workload ${e.workload} is not in the federation`;
+        if (site !== e.site) return `workload ${e.workload} runs on ${site}, not on ${e.site}`;
+        const reserved = Object.values(s.reservations).filter((r) => r.workload === e.workload).map((r) => r.site);
+        if (reserved.length) return `workload ${e.workload} holds a reservation on ${reserved.sort().join(', ')} (a migration is under way); let it finish or cancel it first`;
+        delete s.placements[e.workload];
+        delete workloads[e.workload];
+        if (s.used[site] !== undefined) s.used[site] = (s.used[site] as number) - 1;
+        return null;
+      }
+      const member = s.members[e.site];
+      if (!member) return `cannot add ${e.workload} on ${e.site}: not a member (members: ${memberList(s)})`;
+      const at = s.placements[e.workload];
+      if (at !== undefined) return `workload ${e.workload} is in the federation already (on ${at}); remove it first`;
+      const used = s.used[e.site] ?? 0;
+      if (used + 1 > member.capacity) return `site ${e.site} is full (${used} of ${member.capacity} instances used); cannot add ${e.workload}`;
+      s.used[e.site] = used + 1;
+      s.placements[e.workload] = e.site;
+      workloads[e.workload] = copyRecord(e.record);
+      return null;
+    }
     case 'placement': {
       const member = s.members[e.site];
       if (!member) return `cannot place ${e.workload} on ${e.site}: not a member (members: ${memberList(s)})`;
       const from = s.placements[e.workload];
-      if (from === e.site) return null; // placing where it already runs changes nothing
+      if (from === e.site) {
+        // Placing where it already runs takes no capacity; it may still say what it runs on now.
+        if (e.record) (s.workloads ??= {})[e.workload] = copyRecord(e.record);
+        return null;
+      }
       const key = `${e.workload}@${e.site}`;
       const reservation = s.reservations[key];
       // A reservation made for this move becomes the placement's instance; otherwise one is needed.
@@ -102,9 +161,14 @@ function applyOne(s: CommittedState, e: FederationEntry): string | null {
       s.used[e.site] = used + 1;
       if (from !== undefined && s.used[from] !== undefined) s.used[from] = (s.used[from] as number) - 1;
       s.placements[e.workload] = e.site;
+      if (e.record) (s.workloads ??= {})[e.workload] = copyRecord(e.record);
       return null;
     }
   }
+}
+
+function copyRecord(r: WorkloadRecord): WorkloadRecord {
+  return { image: r.image, instance: { ...r.instance }, volume: { ...r.volume }, address: r.address };
 }
 
 function memberList(s: CommittedState): string {
@@ -117,6 +181,7 @@ function structuredCopy(s: CommittedState): CommittedState {
     applied: s.applied,
     members: Object.fromEntries(Object.entries(s.members).map(([k, v]) => [k, { ...v }])),
     placements: { ...s.placements },
+    workloads: Object.fromEntries(Object.entries(s.workloads ?? {}).map(([k, v]) => [k, copyRecord(v)])),
     reservations: Object.fromEntries(Object.entries(s.reservations).map(([k, v]) => [k, { ...v }])),
     used: { ...s.used },
     rejected: s.rejected.map((r) => ({ ...r })),

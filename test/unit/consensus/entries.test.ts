@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { applyEntries, emptyCommittedState, type FederationEntry } from '../../../core/consensus/entries';
+import { applyEntries, emptyCommittedState, type FederationEntry, type WorkloadRecord } from '../../../core/consensus/entries';
 
 const join = (site: string, capacity: number): FederationEntry => ({ kind: 'membership', op: 'join', site, publicKey: `pk-${site}`, capacity });
 
@@ -37,12 +37,61 @@ test('invalid entries are rejected with the reason and change nothing', () => {
   assert.deepEqual(s.placements, { kv: 'dc:paris' });
 });
 
+function record(workload: string, site: string): WorkloadRecord {
+  return { image: 'fedflow/kv', instance: { provider: 'local', site, id: `i-${workload}` }, volume: { provider: 'local', site, id: `${workload}-data` }, address: `http://127.0.0.1:1/${workload}` };
+}
+
+test('a workload enters placed with its record, moves with the placement that names its new record, and leaves', () => {
+  const paris = record('kv', 'dc:paris');
+  const berlin = record('kv', 'dc:berlin');
+  const s = applyEntries(emptyCommittedState(), [
+    join('dc:paris', 1),
+    join('dc:berlin', 1),
+    { kind: 'workload', op: 'add', workload: 'kv', site: 'dc:paris', record: paris },
+    { kind: 'workload', op: 'add', workload: 'kv', site: 'dc:berlin', record: berlin },
+    { kind: 'workload', op: 'add', workload: 'web', site: 'dc:paris', record: record('web', 'dc:paris') },
+    { kind: 'reservation', op: 'reserve', workload: 'kv', site: 'dc:berlin', instances: 1 },
+    { kind: 'workload', op: 'remove', workload: 'kv', site: 'dc:paris' },
+    { kind: 'placement', workload: 'kv', site: 'dc:berlin', record: berlin },
+  ]);
+  assert.deepEqual(s.rejected.map((r) => r.ordinal), [4, 5, 7]);
+  assert.match(s.rejected[0]!.reason, /kv is in the federation already \(on dc:paris\); remove it first/);
+  assert.match(s.rejected[1]!.reason, /site dc:paris is full \(1 of 1 instances used\); cannot add web/);
+  assert.match(s.rejected[2]!.reason, /holds a reservation on dc:berlin \(a migration is under way\)/);
+  assert.deepEqual(s.placements, { kv: 'dc:berlin' });
+  assert.deepEqual(s.workloads, { kv: berlin });
+  assert.deepEqual(s.used, { 'dc:paris': 0, 'dc:berlin': 1 });
+
+  const gone = applyEntries(s, [
+    { kind: 'workload', op: 'remove', workload: 'kv', site: 'dc:paris' },
+    { kind: 'workload', op: 'remove', workload: 'kv', site: 'dc:berlin' },
+  ]);
+  assert.match(gone.rejected.at(-1)!.reason, /kv runs on dc:berlin, not on dc:paris/);
+  assert.deepEqual(gone.placements, {});
+  assert.deepEqual(gone.workloads, {});
+  assert.deepEqual(gone.used, { 'dc:paris': 0, 'dc:berlin': 0 });
+});
+
+test('a placement without a record (committed before records existed) keeps the workload\'s record', () => {
+  const paris = record('kv', 'dc:paris');
+  const s = applyEntries(emptyCommittedState(), [join('dc:paris', 1), join('dc:berlin', 1), { kind: 'workload', op: 'add', workload: 'kv', site: 'dc:paris', record: paris }, { kind: 'placement', workload: 'kv', site: 'dc:berlin' }]);
+  assert.deepEqual(s.placements, { kv: 'dc:berlin' });
+  assert.deepEqual(s.workloads, { kv: paris });
+  // A state carried from a run before workload records (no `workloads` field) still folds.
+  const { workloads: _w, ...old } = s;
+  assert.deepEqual(applyEntries(old, [{ kind: 'workload', op: 'remove', workload: 'kv', site: 'dc:berlin' }]).placements, {});
+});
+
 const entry = fc.oneof(
   fc.record({ kind: fc.constant('membership' as const), op: fc.constant('join' as const), site: fc.constantFrom('a:x', 'b:y', 'c:z'), publicKey: fc.constant('k'), capacity: fc.nat(3) }),
   fc.record({ kind: fc.constant('membership' as const), op: fc.constant('leave' as const), site: fc.constantFrom('a:x', 'b:y', 'c:z') }),
   fc.record({ kind: fc.constant('placement' as const), workload: fc.constantFrom('w1', 'w2', 'w3'), site: fc.constantFrom('a:x', 'b:y', 'c:z') }),
   fc.record({ kind: fc.constant('reservation' as const), op: fc.constant('reserve' as const), workload: fc.constantFrom('w1', 'w2'), site: fc.constantFrom('a:x', 'b:y'), instances: fc.integer({ min: 1, max: 2 }) }),
   fc.record({ kind: fc.constant('reservation' as const), op: fc.constant('release' as const), workload: fc.constantFrom('w1', 'w2'), site: fc.constantFrom('a:x', 'b:y') }),
+  fc.constantFrom('w1', 'w2', 'w3').chain((workload) =>
+    fc.constantFrom('a:x', 'b:y', 'c:z').map((site) => ({ kind: 'workload' as const, op: 'add' as const, workload, site, record: record(workload, site) })),
+  ),
+  fc.record({ kind: fc.constant('workload' as const), op: fc.constant('remove' as const), workload: fc.constantFrom('w1', 'w2', 'w3'), site: fc.constantFrom('a:x', 'b:y', 'c:z') }),
 ) as fc.Arbitrary<FederationEntry>;
 
 test('applyEntries is a fold: any split gives the same state; used never exceeds capacity and matches a recount', () => {
@@ -58,6 +107,8 @@ test('applyEntries is a fold: any split gives the same state; used never exceeds
         assert.ok((whole.used[site] ?? 0) <= m.capacity, `${site} over capacity`);
       }
       for (const site of Object.values(whole.placements)) assert.ok(whole.members[site], `placement on non-member ${site}`);
+      // A record exists only for a placed workload.
+      for (const w of Object.keys(whole.workloads ?? {})) assert.ok(whole.placements[w], `record of unplaced ${w}`);
     }),
     { seed: 11, numRuns: 500 },
   );
