@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
-import { ProviderError, ProviderErrorType } from './errors';
-import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from './types';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
+import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from '../common/cloud-provider';
 
 /** Tag that boots an instance in standby (the workload waits for activation before reading its volume). */
 export const STANDBY_TAG = 'fedflow-standby';
