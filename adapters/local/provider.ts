@@ -24,7 +24,9 @@ export const STANDBY_TAG = 'fedflow-standby';
 
 /** Images the local provider can boot: an image name maps to a program on this machine. */
 export const LOCAL_IMAGES: Record<string, string> = {
-  'fedflow/kv': join(__dirname, '..', 'workload', 'kv-server.js'),
+  // Relative to this file (adapters/local/), two levels below the repo root: adapters may not
+  // import agent/home's REPO_ROOT.
+  'fedflow/kv': join(__dirname, '..', '..', 'workload', 'kv-server.js'),
 };
 
 interface InstanceRecord {
