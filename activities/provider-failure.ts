@@ -5,7 +5,7 @@
  * retry policy on an auth error or a bad image id.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { ProviderError } from '../adapters/errors';
+import { ProviderError } from '../adapters/common/provider-error';
 
 /**
  * Maps a ProviderError to an ApplicationFailure whose `type` is the ProviderErrorType (so retry

@@ -8,13 +8,13 @@ import { Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { STANDBY_TAG, type LocalProvider } from '../adapters/local';
-import type { CloudProvider, InstanceRef, VolumeRef } from '../adapters/types';
+import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
+import type { CloudProvider, InstanceRef, VolumeRef } from '../adapters/common/cloud-provider';
 import { agentCloudInit } from '../agent/cloud-init';
 
 /** Tag on the local stand-in that names the cloud instance it stands for. */
 export const CLOUD_INSTANCE_TAG = 'fedflow-cloud-instance';
-import { ProviderError } from '../adapters/errors';
+import { ProviderError } from '../adapters/common/provider-error';
 import { kvCall } from './kv-workload';
 
 export interface SiteDeps {

@@ -5,8 +5,8 @@
  */
 import { Context, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { LocalProvider } from '../adapters/local';
-import type { InstanceRef } from '../adapters/types';
+import type { LocalProvider } from '../adapters/local/provider';
+import type { InstanceRef } from '../adapters/common/cloud-provider';
 import { summarize, type ManifestSummary } from '../core/manifest';
 import { TRANSFER_CHUNK_PRESETS, type TransferChunkPreset, type TransferPlan } from '../core/transfer-plan';
 import type { RoundSummary } from '../core/migration';
@@ -20,7 +20,7 @@ import { extractVolume } from '../agent/volume-extract';
 import { currentActivity } from './activity-context';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 import { claimsFor, issueToken } from '../agent/transfer-token';
-import { STANDBY_TAG } from '../adapters/local';
+import { STANDBY_TAG } from '../adapters/local/provider';
 import { activateAndCheck, kvCall, type WorkloadDigest } from './kv-workload';
 import { FailureType } from '../core/contracts/failures';
 

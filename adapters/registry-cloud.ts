@@ -2,14 +2,15 @@
  * Builds the cloud provider for a site of the federation config: validates the site's `settings`
  * with core/provider-settings.ts and constructs the adapter. Only non-secret settings flow in;
  * each adapter resolves credentials through its SDK's own chain. `local` sites are built by
- * whoever owns their directories (adapters/local.ts), so they are refused here with that hint.
+ * whoever owns their directories (adapters/local/provider.ts), so they are refused here with that
+ * hint.
  */
 import { parseProviderSettings } from '../core/provider-settings';
-import { AwsProvider, type AwsProviderOptions } from './aws';
-import { AzureProvider, type AzureProviderOptions } from './azure';
-import { ProviderError, ProviderErrorType } from './errors';
-import { GcpProvider, type GcpProviderOptions } from './gcp';
-import type { CloudProvider, ProviderKind } from './types';
+import { AwsProvider, type AwsProviderOptions } from './aws/provider';
+import { AzureProvider, type AzureProviderOptions } from './azure/provider';
+import { ProviderError, ProviderErrorType } from './common/provider-error';
+import { GcpProvider, type GcpProviderOptions } from './gcp/provider';
+import type { CloudProvider, ProviderKind } from './common/cloud-provider';
 
 export interface CloudSiteConfig {
   id: string;
@@ -42,7 +43,7 @@ export function createCloudProvider(site: CloudSiteConfig, overrides: CloudProvi
         return new GcpProvider({ site: site.id, capacityInstances, ...s, ...overrides.gcp });
       }
       case 'local':
-        throw new ProviderError(ProviderErrorType.InvalidParameter, `site '${site.id}' uses provider 'local'; build it with LocalProvider from adapters/local.ts (it needs the site's directory), not the cloud registry`, 'local');
+        throw new ProviderError(ProviderErrorType.InvalidParameter, `site '${site.id}' uses provider 'local'; build it with LocalProvider from adapters/local/provider.ts (it needs the site's directory), not the cloud registry`, 'local');
     }
   } catch (err) {
     if (err instanceof ProviderError) throw err;

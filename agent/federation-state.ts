@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { InstanceRef, VolumeRef } from '../adapters/types';
+import type { InstanceRef, VolumeRef } from '../core/contracts/providers';
 import { fedflowHome } from './home';
 
 export interface WorkloadRecord {

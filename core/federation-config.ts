@@ -4,7 +4,7 @@
  * done by agent/config-file.ts.
  */
 import { z } from 'zod';
-import { PROVIDER_KINDS } from './providers';
+import { PROVIDER_KINDS } from './contracts/providers';
 import { validateProviderSettings } from './provider-settings';
 
 /** `<kind>:<name>`, as DESIGN.md spells sites: `aws:us-east-1`, `dc:paris`. */

@@ -5,7 +5,7 @@
  * a profile (aws) or a credential reference (azure managed identity client id, gcp key file path).
  */
 import { z } from 'zod';
-import type { ProviderKind } from '../adapters/types';
+import type { ProviderKind } from './contracts/providers';
 
 const url = (what: string) => z.string().url(`${what} must be a URL such as https://127.0.0.1:8443`);
 
@@ -59,7 +59,7 @@ export const gcpSettingsSchema = z
 export const localSettingsSchema = z.object({}).strict();
 
 // `satisfies` makes the compiler insist on one schema per ProviderKind, so the kinds listed below
-// cannot drift from adapters/types.ts (core may import only types from adapters).
+// cannot drift from core/contracts/providers.ts, which the adapters implement.
 export const PROVIDER_SETTINGS_SCHEMAS = {
   local: localSettingsSchema,
   aws: awsSettingsSchema,

@@ -1,7 +1,7 @@
 /** Pid files for what `fedflow up` starts, so `fedflow down` can stop it from another shell. */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive } from '../adapters/local';
+import { alive } from '../adapters/local/provider';
 
 export type Managed = 'server' | 'worker' | 'up';
 

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalProvider } from '../adapters/local';
+import { LocalProvider } from '../adapters/local/provider';
 import { loadFederationConfig } from '../agent/config-file';
 import { fedflowHome, REPO_ROOT, siteDir } from '../agent/home';
 import { deploySampleWorkload, type DeployedSample } from '../agent/sample-workload';

@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalProvider } from '../adapters/local';
+import { LocalProvider } from '../adapters/local/provider';
 import { createCloudProvider } from '../adapters/registry-cloud';
 import { createControlActivities } from '../activities/control';
 import { createSiteActivities } from '../activities/site';

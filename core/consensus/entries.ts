@@ -5,7 +5,7 @@
  * record of decisions — but changes nothing and is listed in `rejected` with the reason, the same
  * way at every site.
  */
-import type { ProviderKind } from '../providers';
+import type { ProviderKind } from '../contracts/providers';
 import type { SiteId } from './types';
 
 /** A provider's handle on an instance or a volume (the adapters' InstanceRef and VolumeRef). */

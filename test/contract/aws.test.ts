@@ -3,7 +3,7 @@
  * Credentials come from the environment, the SDK's standard chain, set here to moto's dummies.
  */
 import { DescribeImagesCommand, DescribeInstanceAttributeCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { AwsProvider } from '../../adapters/aws';
+import { AwsProvider } from '../../adapters/aws/provider';
 import { startMoto } from '../../scripts/moto-server';
 import { startEc2FaultProxy } from '../fakes/ec2-fault-proxy';
 import { providerContract } from './provider-contract';

@@ -4,7 +4,7 @@
  * static token the fake accepts (production uses DefaultAzureCredential).
  */
 import { Agent } from 'node:https';
-import { AzureProvider } from '../../adapters/azure';
+import { AzureProvider } from '../../adapters/azure/provider';
 import { AZURE_FAKE_TOKEN, startAzureArmFake } from '../fakes/azure-arm-server';
 import { staticTokenCredential } from '../fakes/static-auth';
 import { makeTestCa } from '../fakes/test-ca';

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { Agent } from 'node:https';
 import { after, before, describe, it } from 'node:test';
-import { AzureProvider, type AzureProviderOptions } from '../../adapters/azure';
-import { ProviderError, ProviderErrorType } from '../../adapters/errors';
-import { GcpProvider, type GcpProviderOptions } from '../../adapters/gcp';
+import { AzureProvider, type AzureProviderOptions } from '../../adapters/azure/provider';
+import { ProviderError, ProviderErrorType } from '../../adapters/common/provider-error';
+import { GcpProvider, type GcpProviderOptions } from '../../adapters/gcp/provider';
 import { AZURE_FAKE_TOKEN, startAzureArmFake, type AzureArmFake } from '../fakes/azure-arm-server';
 import { GCP_FAKE_TOKEN, startGcpComputeFake, type GcpComputeFake } from '../fakes/gcp-compute-server';
 import { makeTestCa, type TestCa } from '../fakes/test-ca';

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyAwsCode, toAwsProviderError } from '../../adapters/aws-errors';
-import { classifyAzureError } from '../../adapters/azure-errors';
-import { ProviderErrorType as T } from '../../adapters/errors';
-import { classifyGcpError } from '../../adapters/gcp-errors';
+import { classifyAwsCode, toAwsProviderError } from '../../adapters/aws/errors';
+import { classifyAzureError } from '../../adapters/azure/errors';
+import { ProviderErrorType as T } from '../../adapters/common/provider-error';
+import { classifyGcpError } from '../../adapters/gcp/errors';
 
 describe('aws error classes', () => {
   const table: [string, number | undefined, T][] = [

@@ -3,7 +3,7 @@
  * transport against http://127.0.0.1; the auth client holds a static access token the fake
  * accepts (in production the adapter uses Application Default Credentials instead).
  */
-import { GcpProvider } from '../../adapters/gcp';
+import { GcpProvider } from '../../adapters/gcp/provider';
 import { GCP_FAKE_TOKEN, startGcpComputeFake } from '../fakes/gcp-compute-server';
 import { staticGoogleAuth } from '../fakes/static-auth';
 import { providerContract } from './provider-contract';

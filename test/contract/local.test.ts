@@ -1,11 +1,12 @@
 /**
- * The provider contract against adapters/local.ts (LocalProvider: a temp directory, instances are
- * child processes). It has no remote API, so the fault-injection cases are not registered for it.
+ * The provider contract against adapters/local/provider.ts (LocalProvider: a temp directory,
+ * instances are child processes). It has no remote API, so the fault-injection cases are not
+ * registered for it.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalProvider } from '../../adapters/local';
+import { LocalProvider } from '../../adapters/local/provider';
 import { providerContract } from './provider-contract';
 
 const SITE = 'dc:contract';

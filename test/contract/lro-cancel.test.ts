@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { Agent } from 'node:https';
 import { after, before, describe, it } from 'node:test';
-import { AzureProvider } from '../../adapters/azure';
-import { ProviderError, ProviderErrorType } from '../../adapters/errors';
-import { GcpProvider } from '../../adapters/gcp';
-import type { CloudProvider, InstanceSpec } from '../../adapters/types';
+import { AzureProvider } from '../../adapters/azure/provider';
+import { ProviderError, ProviderErrorType } from '../../adapters/common/provider-error';
+import { GcpProvider } from '../../adapters/gcp/provider';
+import type { CloudProvider, InstanceSpec } from '../../adapters/common/cloud-provider';
 import { AZURE_FAKE_TOKEN, startAzureArmFake, type AzureArmFake } from '../fakes/azure-arm-server';
 import { GCP_FAKE_TOKEN, startGcpComputeFake, type GcpComputeFake } from '../fakes/gcp-compute-server';
 import { staticGoogleAuth, staticTokenCredential } from '../fakes/static-auth';

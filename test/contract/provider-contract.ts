@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ProviderError, ProviderErrorType } from '../../adapters/errors';
-import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, VolumeRef } from '../../adapters/types';
+import { ProviderError, ProviderErrorType } from '../../adapters/common/provider-error';
+import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, VolumeRef } from '../../adapters/common/cloud-provider';
 import type { FaultPlan } from '../fakes/faults';
 
 export interface ContractFaults {

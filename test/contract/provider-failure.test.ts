@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { toActivityFailure, withProviderFailures } from '../../activities/provider-failure';
-import { ProviderError, ProviderErrorType } from '../../adapters/errors';
+import { ProviderError, ProviderErrorType } from '../../adapters/common/provider-error';
 
 describe('toActivityFailure', () => {
   for (const type of Object.values(ProviderErrorType)) {

@@ -6,7 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
 import { loadFederationConfig } from '../../agent/config-file';
 import { FederationStateStore } from '../../agent/federation-state';
-import { LocalProvider } from '../../adapters/local';
+import { LocalProvider } from '../../adapters/local/provider';
 import { siteDir } from '../../agent/home';
 import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
 import { federationWorkflowId } from '../../core/contracts/task-queues';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { LocalProvider } from '../../adapters/local';
+import { LocalProvider } from '../../adapters/local/provider';
 import { ChunkStore } from '../../agent/chunk-store';
 import type { TransferStats } from '../../agent/transfer-server';
 import { readAgentUrl } from '../../activities/site';

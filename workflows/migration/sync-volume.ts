@@ -10,7 +10,7 @@
  */
 import { ApplicationFailure, CancellationScope, defineQuery, getExternalWorkflowHandle, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { SyncActivities, RoundFigures, CapturedImage } from '../../activities/sync';
-import type { InstanceRef } from '../../adapters/types';
+import type { InstanceRef } from '../../core/contracts/providers';
 import type { Mode } from '../../core/migration';
 import type { ModeSwitch } from '../../core/migration';
 import type { PolicyState } from '../../core/mode-policy';

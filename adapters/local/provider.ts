@@ -16,15 +16,17 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
-import { ProviderError, ProviderErrorType } from './errors';
-import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from './types';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
+import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from '../common/cloud-provider';
 
 /** Tag that boots an instance in standby (the workload waits for activation before reading its volume). */
 export const STANDBY_TAG = 'fedflow-standby';
 
 /** Images the local provider can boot: an image name maps to a program on this machine. */
 export const LOCAL_IMAGES: Record<string, string> = {
-  'fedflow/kv': join(__dirname, '..', 'workload', 'kv-server.js'),
+  // Relative to this file (adapters/local/), two levels below the repo root: adapters may not
+  // import agent/home's REPO_ROOT.
+  'fedflow/kv': join(__dirname, '..', '..', 'workload', 'kv-server.js'),
 };
 
 interface InstanceRecord {

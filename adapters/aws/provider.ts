@@ -18,11 +18,11 @@ import {
   type Instance,
   type Tag,
 } from '@aws-sdk/client-ec2';
-import { toAwsProviderError } from './aws-errors';
-import { IDEMPOTENCY_TAG, SITE_TAG, ec2ClientToken } from './aws-tokens';
-import { waitForEc2State } from './aws-wait';
-import { ProviderError, ProviderErrorType } from './errors';
-import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from './types';
+import { toAwsProviderError } from './errors';
+import { IDEMPOTENCY_TAG, SITE_TAG, ec2ClientToken } from './tokens';
+import { waitForEc2State, type Ec2WaitTarget } from './wait';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
+import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, InstanceStatus, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from '../common/cloud-provider';
 
 export interface AwsProviderOptions {
   site: string;
@@ -76,7 +76,7 @@ function recordToTags(tags: Record<string, string>): Tag[] {
   return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 }
 
-export class AwsProvider implements CloudProvider {
+export class AwsProvider implements CloudProvider, Ec2WaitTarget {
   readonly kind = 'aws' as const;
   readonly site: string;
   readonly client: EC2Client;

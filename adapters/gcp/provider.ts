@@ -4,11 +4,11 @@
  * named by credentialRef), never from fedflow's config.
  */
 import { DisksClient, InstancesClient, RegionsClient, SnapshotsClient, ZoneOperationsClient, protos } from '@google-cloud/compute';
-import { ProviderError, ProviderErrorType } from './errors';
-import { toGcpProviderError } from './gcp-errors';
-import { IDEMPOTENCY_LABEL, SITE_LABEL, gceSafe, instanceNameFor, keyHash, requestIdFor } from './gcp-ids';
-import { gceStatus, waitForGceState, waitForOperation } from './gcp-wait';
-import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from './types';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
+import { toGcpProviderError } from './errors';
+import { IDEMPOTENCY_LABEL, SITE_LABEL, gceSafe, instanceNameFor, keyHash, requestIdFor } from './ids';
+import { gceStatus, waitForGceState, waitForOperation, type GceWaitTarget, type PendingOperation } from './wait';
+import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from '../common/cloud-provider';
 
 type IInstance = protos.google.cloud.compute.v1.IInstance;
 type ClientOpts = ConstructorParameters<typeof InstancesClient>[0];
@@ -38,7 +38,7 @@ export interface GcpProviderOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export class GcpProvider implements CloudProvider {
+export class GcpProvider implements CloudProvider, GceWaitTarget {
   readonly kind = 'gcp' as const;
   readonly site: string;
   readonly opts: GcpProviderOptions;
@@ -48,7 +48,7 @@ export class GcpProvider implements CloudProvider {
   private readonly snapshots: SnapshotsClient;
   private readonly regions: RegionsClient;
   /** Operation started by the last start/stop/insert/delete of each instance, for waitFor. */
-  readonly pendingOps = new Map<string, { name: string; verb: 'insert' | 'start' | 'stop' | 'delete' }>();
+  readonly pendingOps = new Map<string, PendingOperation>();
 
   constructor(opts: GcpProviderOptions) {
     this.opts = opts;

@@ -4,9 +4,29 @@
  * instance's status through instances.get. Both are bounded by the caller's timeout and end at
  * once when the caller's AbortSignal fires.
  */
-import { ProviderError, ProviderErrorType } from './errors';
-import type { GcpProvider } from './gcp';
-import type { InstanceRef, InstanceState, InstanceStatus, WaitOptions } from './types';
+import type { ZoneOperationsClient } from '@google-cloud/compute';
+import type { InstanceRef, InstanceState, InstanceStatus, WaitOptions } from '../common/cloud-provider';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
+
+/** The zone operation an instance has in flight, started by this process. */
+export interface PendingOperation {
+  name: string;
+  verb: 'insert' | 'start' | 'stop' | 'delete';
+}
+
+/**
+ * What the waits need of the provider. Declared here rather than importing GcpProvider, so the
+ * provider imports its waiter and nothing imports back (GcpProvider satisfies it).
+ */
+export interface GceWaitTarget {
+  readonly site: string;
+  readonly opts: { readonly project: string; readonly zone: string };
+  readonly operations: Pick<ZoneOperationsClient, 'wait'>;
+  /** The zone operation each instance has in flight, by instance name; the wait forgets it when DONE. */
+  readonly pendingOps: Map<string, PendingOperation>;
+  call<T>(what: string, fn: () => Promise<T>): Promise<T>;
+  describeInstance(ref: InstanceRef): Promise<InstanceState>;
+}
 
 export function gceStatus(s: string | null | undefined): InstanceStatus {
   switch (s) {
@@ -63,7 +83,7 @@ class Deadline {
   }
 }
 
-export async function waitForOperation(provider: GcpProvider, operation: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+export async function waitForOperation(provider: GceWaitTarget, operation: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
   const dl = new Deadline(opts.timeoutMs, opts.signal);
   const timeout = () =>
     new ProviderError(ProviderErrorType.Timeout, `gcp operation '${operation}' on site '${provider.site}' was not DONE after ${opts.timeoutMs} ms`, 'gcp');
@@ -95,7 +115,7 @@ export async function waitForOperation(provider: GcpProvider, operation: string,
 }
 
 export async function waitForGceState(
-  provider: GcpProvider,
+  provider: GceWaitTarget,
   ref: InstanceRef,
   state: 'running' | 'stopped' | 'terminated',
   opts: WaitOptions,

@@ -10,11 +10,22 @@ import {
   waitUntilInstanceTerminated,
   type DescribeInstancesCommandOutput,
   type EC2Client,
+  type Instance,
 } from '@aws-sdk/client-ec2';
-import type { AwsProvider } from './aws';
-import { toAwsProviderError } from './aws-errors';
-import { ProviderError, ProviderErrorType } from './errors';
-import type { InstanceRef, InstanceState, WaitOptions } from './types';
+import type { InstanceRef, InstanceState, WaitOptions } from '../common/cloud-provider';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
+import { toAwsProviderError } from './errors';
+
+/**
+ * What the wait needs of the provider. Declared here rather than importing AwsProvider, so the
+ * provider imports its waiter and nothing imports back (AwsProvider satisfies it).
+ */
+export interface Ec2WaitTarget {
+  readonly site: string;
+  readonly client: EC2Client;
+  toState(inst: Instance): InstanceState;
+  describeInstance(ref: InstanceRef): Promise<InstanceState>;
+}
 
 const WAITERS = {
   running: waitUntilInstanceRunning,
@@ -23,7 +34,7 @@ const WAITERS = {
 } as const;
 
 export async function waitForEc2State(
-  provider: AwsProvider,
+  provider: Ec2WaitTarget,
   ref: InstanceRef,
   state: 'running' | 'stopped' | 'terminated',
   opts: WaitOptions,

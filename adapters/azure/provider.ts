@@ -6,11 +6,11 @@
 import type { Agent } from 'node:https';
 import { ComputeManagementClient, type VirtualMachine } from '@azure/arm-compute';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { toAzureProviderError } from './azure-errors';
-import { IDEMPOTENCY_TAG, SITE_TAG, imageReferenceFor, keyHash, osDiskNameFor, snapshotNameFor, vmNameFor } from './azure-names';
-import { azureStatus, waitForAzureState, type PendingLro } from './azure-wait';
-import { ProviderError, ProviderErrorType } from './errors';
-import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from './types';
+import { toAzureProviderError } from './errors';
+import { IDEMPOTENCY_TAG, SITE_TAG, imageReferenceFor, keyHash, osDiskNameFor, snapshotNameFor, vmNameFor } from './names';
+import { azureStatus, waitForAzureState, type AzureWaitTarget, type PendingLro } from './wait';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
+import type { CloudProvider, InstanceRef, InstanceSpec, InstanceState, SiteCapacity, SnapshotRef, VolumeRef, WaitOptions } from '../common/cloud-provider';
 
 export interface AzureProviderOptions {
   site: string;
@@ -43,7 +43,7 @@ export interface AzureProviderOptions {
   lroPollMs?: number;
 }
 
-export class AzureProvider implements CloudProvider {
+export class AzureProvider implements CloudProvider, AzureWaitTarget {
   readonly kind = 'azure' as const;
   readonly site: string;
   readonly opts: AzureProviderOptions;

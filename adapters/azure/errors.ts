@@ -3,7 +3,7 @@
  * @azure/identity credential errors) into ProviderErrors. ARM's error `code` is the precise signal;
  * the HTTP status is the fallback.
  */
-import { ProviderError, ProviderErrorType } from './errors';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
 
 const HINTS: Record<ProviderErrorType, string> = {
   ProviderThrottled: 'Azure Resource Manager is throttling this subscription; the call is retried with backoff',

@@ -3,7 +3,7 @@
  * the HTTP answer into a gRPC status code; the error's `reason` (or the compute `errors[].reason`)
  * tells a quota apart from plain rate limiting, which share RESOURCE_EXHAUSTED / 429 / 403.
  */
-import { ProviderError, ProviderErrorType } from './errors';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
 
 /** gRPC status codes, as google-gax reports them. */
 const Code = {

@@ -3,7 +3,7 @@
  * error's `name` (e.g. `InvalidInstanceID.NotFound`) and an HTTP status in `$metadata`; the code is
  * the more precise of the two, so it is checked first and the status is the fallback.
  */
-import { ProviderError, ProviderErrorType } from './errors';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
 
 const THROTTLE_CODES = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'TooManyRequestsException', 'RequestThrottled', 'SlowDown']);
 const UNAVAILABLE_CODES = new Set(['ServiceUnavailable', 'Unavailable', 'InternalError', 'InternalFailure', 'InsufficientInstanceCapacity', 'InsufficientCapacity']);

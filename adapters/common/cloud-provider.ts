@@ -2,12 +2,14 @@
  * The provider interface of DESIGN.md: every provider action of a migration goes through it,
  * whichever cloud (or local directory) the site lives in.
  *
- * Each method may throw a `ProviderError` (see ./errors.ts); whether Temporal retries is decided
- * by its `retryable` flag, never by the caller guessing from a message.
+ * Each method may throw a `ProviderError` (see ./provider-error.ts); whether Temporal retries is
+ * decided by its `retryable` flag, never by the caller guessing from a message.
  */
 
-import type { ProviderKind } from '../core/providers';
-export { PROVIDER_KINDS, type ProviderKind } from '../core/providers';
+import type { InstanceRef, ProviderKind, VolumeRef } from '../../core/contracts/providers';
+// The references are defined in core because workflows and the agent carry them too; they are
+// re-exported so a caller of this interface finds every type of its signature in one module.
+export type { InstanceRef, ProviderKind, VolumeRef } from '../../core/contracts/providers';
 
 export interface SiteCapacity {
   /** How many instances the site may run at once. */
@@ -33,13 +35,6 @@ export interface InstanceSpec {
   extra?: Record<string, string>;
 }
 
-export interface InstanceRef {
-  provider: ProviderKind;
-  site: string;
-  /** Provider's own id: EC2 instance id, Azure VM name, GCP instance name, local instance id. */
-  id: string;
-}
-
 export type InstanceStatus = 'pending' | 'running' | 'stopping' | 'stopped' | 'terminated' | 'unknown';
 
 export interface InstanceState {
@@ -50,13 +45,6 @@ export interface InstanceState {
   tags: Record<string, string>;
   /** The instance's disks, where the provider reports them (so a caller can snapshot them). */
   volumes?: VolumeRef[];
-}
-
-export interface VolumeRef {
-  provider: ProviderKind;
-  site: string;
-  /** EBS volume id, Azure disk name, GCP disk name, or for `local` the volume id inside the site. */
-  id: string;
 }
 
 export interface SnapshotRef {

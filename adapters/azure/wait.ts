@@ -4,13 +4,25 @@
  * from instanceView. Both are bounded by the caller's timeout and stop at once on its AbortSignal.
  */
 import type { VirtualMachine } from '@azure/arm-compute';
-import type { AzureProvider } from './azure';
-import { ProviderError, ProviderErrorType } from './errors';
-import type { InstanceRef, InstanceState, InstanceStatus, WaitOptions } from './types';
+import type { InstanceRef, InstanceState, InstanceStatus, WaitOptions } from '../common/cloud-provider';
+import { ProviderError, ProviderErrorType } from '../common/provider-error';
 
 export interface PendingLro {
   verb: 'create' | 'start' | 'deallocate' | 'delete';
   poller: { pollUntilDone(o?: { abortSignal?: AbortSignal }): PromiseLike<unknown>; onProgress(cb: (s: unknown) => void): () => void };
+}
+
+/**
+ * What the wait needs of the provider. Declared here rather than importing AzureProvider, so the
+ * provider imports its waiter and nothing imports back (AzureProvider satisfies it).
+ */
+export interface AzureWaitTarget {
+  readonly site: string;
+  /** LROs this process started, by VM name; the wait follows one and then forgets it. */
+  readonly pending: Map<string, PendingLro>;
+  call<T>(what: string, fn: () => Promise<T>): Promise<T>;
+  getVm(name: string): Promise<VirtualMachine | undefined>;
+  toState(vm: VirtualMachine): InstanceState;
 }
 
 /** What the VM looks like while each LRO runs, for onPoll heartbeats during the LRO. */
@@ -37,7 +49,7 @@ export function azureStatus(vm: VirtualMachine): InstanceStatus {
 }
 
 export async function waitForAzureState(
-  provider: AzureProvider,
+  provider: AzureWaitTarget,
   ref: InstanceRef,
   state: 'running' | 'stopped' | 'terminated',
   opts: WaitOptions,
