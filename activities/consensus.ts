@@ -14,9 +14,9 @@ import { createReplica, proposeReplica, restoreReplica, stepReplica, type BftRea
 import { stepFollower, type FollowerState } from '../core/consensus/cft';
 import type { FederationEntry } from '../core/consensus/entries';
 import type { SiteId } from '../core/consensus/types';
-import { BftStore } from '../agent/bft-store';
-import { FederationLog } from '../agent/federation-log';
-import { ed25519Verifier, loadSiteSigner } from '../agent/site-keys';
+import { BftStore } from '../agent/federation/bft-store';
+import { FederationLog } from '../agent/federation/log';
+import { ed25519Verifier, loadSiteSigner } from '../agent/federation/site-keys';
 import { publishSiteKey, type PublicKeyResolver } from './consensus-keys';
 import type { BftBatch, BftDeliverInput, BftDeliverResult, BftMsg, CftDeliverInput, CftDeliverResult, PingResult } from './consensus-types';
 

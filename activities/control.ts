@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FederationConfig } from '../core/federation-config';
 import type { MigrationRequest } from '../core/migration';
-import type { FederationStateStore, WorkloadRecord } from '../agent/federation-state';
+import type { FederationStateStore, WorkloadRecord } from '../agent/federation/state';
 import type { InstanceRef, VolumeRef } from '../adapters/types';
 import { badRequest, FailureType } from './failures';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';

@@ -13,7 +13,7 @@
  * target (`missingKeys` must be 0).
  */
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { deploySampleWorkload } from '../agent/sample-workload';
+import { deploySampleWorkload } from '../agent/workload/sample';
 import { migrationWorkflowId, type MigrationResult } from '../core/migration';
 import { CONTROL_TASK_QUEUE } from '../workflows/queues';
 import { startTestServer } from '../test/helpers/temporal';

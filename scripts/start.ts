@@ -6,7 +6,7 @@
 import { FedflowClient } from '../client';
 import { watchProgress } from '../cli/progress';
 import { workflowUiUrl } from '../cli/main';
-import { sampleValue } from '../agent/sample-workload';
+import { sampleValue } from '../agent/workload/sample';
 import { up } from './stack';
 
 async function run(): Promise<void> {

@@ -12,9 +12,9 @@ import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { createConsensusActivities } from '../../activities/consensus';
 import { configPublicKeys, foundingSites } from '../../activities/consensus-keys';
-import { scanRecords, type LogRecord } from '../../agent/federation-log-records';
-import { FEDERATION_LOG_FILE } from '../../agent/federation-log';
-import { siteDir } from '../../agent/home';
+import { scanRecords, type LogRecord } from '../../agent/federation/log-records';
+import { FEDERATION_LOG_FILE } from '../../agent/federation/log';
+import { siteDir } from '../../agent/site/home';
 import type { FederationEntry } from '../../core/consensus/entries';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../../workflows/queues';
 import {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
+import { deploySampleWorkload, sampleValue } from '../../agent/workload/sample';
 import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
 import type { RunningFederation } from '../../worker/federation-runtime';
 import { progressQuery } from '../../workflows/messages';

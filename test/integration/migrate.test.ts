@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
-import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
+import { deploySampleWorkload, sampleValue } from '../../agent/workload/sample';
 import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
 import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
 import { MIN_SAMPLES } from '../../models/features';

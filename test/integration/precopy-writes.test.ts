@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { deploySampleWorkload } from '../../agent/sample-workload';
+import { deploySampleWorkload } from '../../agent/workload/sample';
 import { migrationWorkflowId, type MigrationResult } from '../../core/migration';
 import { CONTROL_TASK_QUEUE } from '../../workflows/migrate';
 import { startTestServer } from '../helpers/temporal';

@@ -37,12 +37,12 @@ import { close as closeCb, closeSync, constants as fsConstants, fdatasync as fda
 import { promisify } from 'node:util';
 import { join, dirname, basename } from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { ChunkBaseline } from '../core/manifest-diff';
-import { diffManifest, ManifestDelta } from '../core/manifest-diff';
-import { ChunkRef, Manifest, SHA256_HEX } from '../core/manifest';
-import { orderMovesInPlace, planAssembly, type BasisRun } from '../core/manifest-basis';
-import { verifyManifest } from './manifest-builder';
-import { ChunkHashMismatchError, ChunkStoreFullError, ManifestNotFoundError, MissingChunksError } from './chunk-errors';
+import type { ChunkBaseline } from '../../core/manifest-diff';
+import { diffManifest, ManifestDelta } from '../../core/manifest-diff';
+import { ChunkRef, Manifest, SHA256_HEX } from '../../core/manifest';
+import { orderMovesInPlace, planAssembly, type BasisRun } from '../../core/manifest-basis';
+import { verifyManifest } from '../capture/manifest-builder';
+import { ChunkHashMismatchError, ChunkStoreFullError, ManifestNotFoundError, MissingChunksError } from './errors';
 
 export type Retention = 'pinned' | 'baseline';
 

@@ -8,8 +8,8 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { InstanceRef, VolumeRef } from '../adapters/types';
-import { fedflowHome } from './home';
+import type { InstanceRef, VolumeRef } from '../../adapters/types';
+import { fedflowHome } from '../site/home';
 
 export interface WorkloadRecord {
   id: string;
