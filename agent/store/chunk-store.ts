@@ -1,10 +1,11 @@
 /**
  * A site's content-addressed chunk store on disk: the facade the rest of fedflow uses. It owns
- * the chunk read and put paths (verification, dedup, recency) and composes the parts of
+ * the put path (verification, dedup, the group commit's bookkeeping) and composes the parts of
  * agent/store/, each of which owns one job:
  *
  *   format.ts             the on-disk format, documented there and nowhere else, and its codec
  *   chunk-index.ts        the in-memory index, packs, references, byte totals and counters
+ *   read-chunk.ts         reading one chunk for get(), verified
  *   pack-writer.ts        the group-commit writer: packs and the index log
  *   recovery.ts           open: replaying the log, cutting a torn tail, removing dead packs
  *   format1-migration.ts  open: moving a format-1 store into packs
@@ -15,7 +16,7 @@
  *
  * One ChunkStore instance per directory: the index and the counters live in memory.
  */
-import { hash as oneShotHash, webcrypto } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { ChunkBaseline } from '../../core/manifest-diff';
 import { diffManifest, ManifestDelta } from '../../core/manifest-diff';
@@ -29,6 +30,7 @@ import { migrateFormat1 } from './format1-migration';
 import { packsDir, type Retention } from './format';
 import { ManifestStore } from './manifests';
 import { PackWriter } from './pack-writer';
+import { readChunk } from './read-chunk';
 import { recoverIndex } from './recovery';
 import type { AssembleOptions, ChunkStoreOptions, ChunkStoreStats } from './types';
 import { sweepVolumeRecords, volumeState } from './volume-records';
@@ -119,47 +121,7 @@ export class ChunkStore implements ChunkBaseline {
    */
   async get(hash: string): Promise<Buffer | undefined> {
     checkHashName(hash);
-    const { counters } = this.state;
-    const loc = this.state.chunks.get(hash);
-    if (loc === undefined) {
-      counters.misses++;
-      return undefined;
-    }
-    let data: Buffer;
-    // Its own handle: a pack's cached fd may be closed (its pack emptied) while this read waits.
-    let h: fs.FileHandle;
-    try {
-      h = await fs.open(loc.pack.path, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      // Its pack was emptied and deleted while we were opening it.
-      counters.misses++;
-      return undefined;
-    }
-    try {
-      data = Buffer.allocUnsafe(loc.length);
-      let got = 0;
-      while (got < loc.length) {
-        const { bytesRead } = await h.read(data, got, loc.length - got, loc.offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got !== loc.length) data = data.subarray(0, got);
-    } finally {
-      await h.close();
-    }
-    if (this.verifyOnRead || data.length !== loc.length) {
-      // On the thread pool (WebCrypto), so that many reads hash in parallel.
-      const actual = Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
-      if (actual !== hash) {
-        counters.corruptChunks++;
-        await this.eviction.removeMany([hash]);
-        throw new ChunkHashMismatchError(hash, actual, 'read');
-      }
-    }
-    counters.hits++;
-    this.state.touch(hash);
-    return data;
+    return readChunk(this.state, hash, this.verifyOnRead, (h) => this.eviction.removeMany([h]));
   }
 
   /**
