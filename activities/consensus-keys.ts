@@ -1,6 +1,6 @@
 /**
  * Where a site finds the other sites' public keys. Each site's private key stays in its own
- * directory (agent/site-keys.ts); only public keys travel, and a site takes them from its own
+ * directory (agent/federation/site-keys.ts); only public keys travel, and a site takes them from its own
  * configuration, never from a message or from the workflow (the orchestrator routes votes but
  * is not trusted to say whose key is whose):
  *   1. `sites[].publicKey` in the federation config (base64 SPKI DER), for real deployments;
@@ -11,8 +11,8 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FederationConfig } from '../core/federation-config';
 import type { SiteId } from '../core/consensus/types';
-import { siteDir } from '../agent/home';
-import { ensureSiteKey } from '../agent/site-keys';
+import { siteDir } from '../agent/site/home';
+import { ensureSiteKey } from '../agent/federation/site-keys';
 
 export const SITE_PUBLIC_KEY_FILE = 'site-key.pub';
 

@@ -14,10 +14,10 @@ import { createReplica, proposeReplica, restoreReplica, stepReplica, type BftRea
 import { stepFollower, type FollowerState } from '../core/consensus/cft';
 import type { FederationEntry } from '../core/consensus/entries';
 import type { SiteId } from '../core/consensus/types';
-import { BftStore } from '../agent/bft-store';
-import { FederationLog } from '../agent/federation-log';
-import { ed25519Verifier, loadSiteSigner } from '../agent/site-keys';
 import { FailureType } from '../core/contracts/failures';
+import { BftStore } from '../agent/federation/bft-store';
+import { FederationLog } from '../agent/federation/log';
+import { ed25519Verifier, loadSiteSigner } from '../agent/federation/site-keys';
 import { publishSiteKey, type PublicKeyResolver } from './consensus-keys';
 import type { BftBatch, BftDeliverInput, BftDeliverResult, BftMsg, CftDeliverInput, CftDeliverResult, PingResult } from '../core/contracts/consensus-payloads';
 

@@ -7,9 +7,9 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FederationConfig, Trust } from '../core/federation-config';
 import type { MigrationRequest } from '../core/migration';
-import type { FederationStateStore, WorkloadRecord } from '../agent/federation-state';
 import type { InstanceRef, VolumeRef } from '../adapters/common/cloud-provider';
 import { badRequest, FailureType } from '../core/contracts/failures';
+import type { FederationStateStore, WorkloadRecord } from '../agent/federation/state';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 
 export type { FastProposal } from './federation-propose';

@@ -5,8 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { currentActivity } from './activity-context';
-import type { LinkProfile, LinkTelemetry } from '../agent/link-telemetry';
-import { probe } from '../agent/link-telemetry';
+import type { LinkProfile, LinkTelemetry } from '../agent/link/telemetry';
+import { probe } from '../agent/link/telemetry';
 import { MIN_SAMPLES } from '../models/features';
 import type { Prediction } from '../models/predictor';
 import { defaultPredictor } from '../models/predictor';

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
 import type { CloudProvider, InstanceRef, VolumeRef } from '../adapters/common/cloud-provider';
-import { agentCloudInit } from '../agent/cloud-init';
+import { agentCloudInit } from '../agent/site/cloud-init';
 
 /** Tag on the local stand-in that names the cloud instance it stands for. */
 export const CLOUD_INSTANCE_TAG = 'fedflow-cloud-instance';

@@ -1,8 +1,19 @@
 /**
  * Small helpers for files that must survive a crash of the machine, not just of the process.
+ *
+ * Two forms of the same write: `writeFileDurable` (synchronous, for small records written where
+ * the caller must not yield, e.g. the federation state and the final-image announcement) and
+ * `writeFileDurableAsync` (for the chunk store, whose manifest and volume-record writes run
+ * beside live transfers: a synchronous fsync would stall every stream on the event loop for its
+ * duration). The asynchronous form names its temporary file `.tmp-<name>-<random>` in the same
+ * directory (see tempPathBeside), so that a store can sweep what a crash left by that prefix.
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, promises as fs, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** Prefix of the temporary files writeFileDurableAsync (and the store's assemble) create. */
+export const TMP_PREFIX = '.tmp-';
 
 /** fsync a file or a directory (for a directory: the names it holds, e.g. after a rename). */
 export function fsyncPath(path: string): void {
@@ -11,6 +22,16 @@ export function fsyncPath(path: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** fsyncPath without blocking the event loop. */
+export async function fsyncPathAsync(path: string): Promise<void> {
+  const h = await fs.open(path, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
   }
 }
 
@@ -26,4 +47,33 @@ export function writeFileDurable(path: string, data: string | Uint8Array): void 
   }
   renameSync(tmp, path);
   fsyncPath(dirname(path));
+}
+
+/**
+ * A fresh temporary name beside `path`: `.tmp-<name>-<12 hex digits>`. Random, so concurrent
+ * writers of one path never share a temporary file; hidden and prefixed, so an open() can sweep
+ * the ones a crash left.
+ */
+export function tempPathBeside(path: string): string {
+  return join(dirname(path), `${TMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`);
+}
+
+/**
+ * writeFileDurable without blocking the event loop: after a crash `path` holds either nothing or
+ * all of `data`, and at most a `.tmp-` file is left beside it (removed on error).
+ */
+export async function writeFileDurableAsync(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = tempPathBeside(path);
+  const h = await fs.open(tmp, 'wx');
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } catch (err) {
+    await h.close();
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await h.close();
+  await fs.rename(tmp, path);
+  await fsyncPathAsync(dirname(path));
 }

@@ -21,9 +21,9 @@ import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { ChunkStore, type AssembleFigures } from '../agent/chunk-store';
-import { fetchManifest, pullMissingChunks, type ManifestFetchInfo } from '../agent/transfer-client';
-import { claimsFor, issueToken } from '../agent/transfer-token';
+import { ChunkStore, type AssembleFigures } from '../agent/store/chunk-store';
+import { fetchManifest, pullMissingChunks, type ManifestFetchInfo } from '../agent/transfer/client';
+import { claimsFor, issueToken } from '../agent/transfer/token';
 import { DEFAULT_PLANS, TRANSFER_CHUNK_PRESETS } from '../core/transfer-plan';
 import { BENCH_SECRET, controlCall, maxRssMB, SourceAgent, type CaptureRequest, type SourceFigures } from './delta-source';
 

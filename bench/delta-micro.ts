@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { compressSync as lz4NapiCompress } from 'lz4-napi';
 import { CHUNKER_PRESETS, Chunker, ChunkerPreset, compileParams, nextCut, cutAll } from '../core/chunking';
 import { nextCutBytewise } from '../core/chunking/fastcdc';
-import { CodecSpec, compressChunk, describeCodec } from '../agent/codec';
+import { CodecSpec, compressChunk, describeCodec } from '../agent/transfer/codec';
 import { ZSTD_PLAN_LEVELS } from '../core/zstd-levels';
 import { semiCompressibleBytes } from './delta-data';
 

@@ -17,9 +17,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import type { ChunkerParams } from '../core/chunking';
-import { warmCaptureWorkers } from '../agent/parallel-capture';
-import { SourceImages } from '../agent/source-images';
-import { newTransferStats, startTransferServer, type TransferStats } from '../agent/transfer-server';
+import { warmCaptureWorkers } from '../agent/capture/parallel-capture';
+import { SourceImages } from '../agent/capture/source-images';
+import { newTransferStats, startTransferServer, type TransferStats } from '../agent/transfer/server';
 
 export const BENCH_SECRET = Buffer.alloc(32, 0x5a);
 

@@ -13,10 +13,10 @@
  * target (`missingKeys` must be 0).
  */
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { deploySampleWorkload } from '../agent/sample-workload';
 import { type MigrationResult } from '../core/migration';
 import { migrationWorkflowId } from '../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
+import { deploySampleWorkload } from '../agent/workload/sample';
 import { startTestServer } from '../test/helpers/temporal';
 import { startTestFederation } from '../test/helpers/federation';
 import { startWriter, valueFor } from '../test/helpers/writer';

@@ -5,9 +5,9 @@
  *   fedflow status <workload> [--json] | pause | resume | cancel <workload>
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { loadFederationConfig } from '../agent/config-file';
-import { FederationStateStore } from '../agent/federation-state';
-import { fedflowHome, siteDir } from '../agent/home';
+import { loadFederationConfig } from '../agent/site/config-file';
+import { FederationStateStore } from '../agent/federation/state';
+import { fedflowHome, siteDir } from '../agent/site/home';
 import { readAgentUrl } from '../activities/site';
 import { FedflowClient, FedflowError, type LiveProgress, type MigrationResult } from '../client';
 import { ConfigError } from '../core/federation-config';

@@ -6,8 +6,8 @@
 import { FedflowClient } from '../client';
 import { watchProgress } from './progress';
 import { workflowUiUrl } from './main';
-import { sampleValue } from '../agent/sample-workload';
 import { up } from '../scripts/stack';
+import { sampleValue } from '../agent/workload/sample';
 
 async function run(): Promise<void> {
   const exitWhenDone = process.argv.includes('--exit');

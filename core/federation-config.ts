@@ -1,7 +1,7 @@
 /**
  * The federation config: which sites exist, where they run and how far they trust each other.
  * Pure schema (zod) so it can be shared by the CLI, the worker and tests; reading the file is
- * done by agent/config-file.ts.
+ * done by agent/site/config-file.ts.
  */
 import { z } from 'zod';
 import { PROVIDER_KINDS } from './contracts/providers';

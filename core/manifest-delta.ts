@@ -191,7 +191,7 @@ export function readManifestHeader(bytes: Uint8Array): { baseRoot?: string; root
 /**
  * Decodes a binary manifest; `base` must be the manifest its header names (when it names one).
  * Checks structure and bounds only: the caller verifies the result against the root it wanted
- * (verifyManifest in agent/manifest-builder.ts recomputes the root from the entries).
+ * (verifyManifest in agent/capture/manifest-builder.ts recomputes the root from the entries).
  */
 export function decodeManifest(bytes: Uint8Array, base?: Pick<Manifest, 'rootHash' | 'chunks'>): Manifest {
   const head = readManifestHeader(bytes);

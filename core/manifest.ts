@@ -1,7 +1,7 @@
 /**
  * The manifest of a volume: its content-defined chunks at one point in time, plus a root hash over
  * them. Pure types and checks, imported by workflows (which see only ManifestSummary) and by the
- * agent (which builds and verifies whole manifests: agent/manifest-builder.ts).
+ * agent (which builds and verifies whole manifests: agent/capture/manifest-builder.ts).
  *
  * Root hash (MANIFEST_V1): hex sha256 over the concatenation of the chunks' raw 32-byte sha256
  * digests, in offset order. It names the volume's exact bytes (the digests fix every chunk, their

@@ -1,7 +1,7 @@
 /**
  * Which Zstd level a transfer over a link of a given speed should use. Pure data and arithmetic,
  * for the mode policy's transfer plan (workflow code). Hybrid mode measures its codec on the
- * volume's own chunks instead (agent/codec-chooser.ts).
+ * volume's own chunks instead (agent/transfer/codec-chooser.ts).
  *
  * A transfer is a pipeline: the compressor turns raw bytes into wire bytes, the link carries them.
  * To keep a link of L wire MB/s busy, the compressor must take in L × ratio raw MB/s. On a slow

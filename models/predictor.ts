@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { FEATURE_NAMES, MIN_SAMPLES, features, reference } from './features';
 
-/** One measurement; the agent's LinkSample (agent/link-telemetry.ts) has this shape. */
+/** One measurement; the agent's LinkSample (agent/link/telemetry.ts) has this shape. */
 export interface PredictorSample {
   /** Wall-clock time of the sample, ms since the epoch. */
   readonly timeMs: number;

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { REPO_ROOT } from '../agent/home';
+import { REPO_ROOT } from '../agent/site/home';
 
 function findTests(dir: string): string[] {
   if (!existsSync(dir)) return [];

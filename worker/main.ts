@@ -4,8 +4,8 @@
  * `npm run worker` to point it at any Temporal (see README: "Pointing at a real cluster").
  */
 import { Runtime, DefaultLogger } from '@temporalio/worker';
-import { loadFederationConfig } from '../agent/config-file';
-import { fedflowHome } from '../agent/home';
+import { loadFederationConfig } from '../agent/site/config-file';
+import { fedflowHome } from '../agent/site/home';
 import { startFederation } from './federation-runtime';
 import { resolveConnection } from '../client/connection';
 

@@ -1,7 +1,7 @@
 /**
  * Crash-tolerant replication of the federation log (datacenter mode): Raft-style log replication
  * whose leader is a Temporal workflow. The leader's state lives in workflow memory (and history);
- * each follower's state is what the site agent persists (agent/federation-log.ts).
+ * each follower's state is what the site agent persists (agent/federation/log.ts).
  *
  *   workflow:  startLeader → send each message through an activity on the site's task queue
  *   agent:     stepFollower(msg) → persist (truncateFrom, entries, hardState) → return messages

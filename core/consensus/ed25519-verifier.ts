@@ -2,7 +2,7 @@
  * Ed25519 verification in pure JavaScript (@noble/curves), so that workflow code, which cannot
  * use node:crypto, can check votes itself. The BFT router uses it to accept a commit certificate
  * as soon as it holds 2f+1 commit votes that verify, instead of waiting one more hop for sites to
- * verify them (docs/consensus.md). Sites keep verifying with node:crypto (agent/site-keys.ts);
+ * verify them (docs/consensus.md). Sites keep verifying with node:crypto (agent/federation/site-keys.ts);
  * both follow RFC 8032 strictly (`zip215: false`), so they agree on every signature.
  */
 import { ed25519 } from '@noble/curves/ed25519';

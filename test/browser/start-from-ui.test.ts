@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import { deploySampleWorkload } from '../../agent/sample-workload';
+import { deploySampleWorkload } from '../../agent/workload/sample';
 import type { MigrationResult } from '../../core/migration';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';

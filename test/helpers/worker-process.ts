@@ -1,7 +1,7 @@
 /** The worker as a separate OS process, so a test can kill -9 it as an operator's crash would. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../agent/home';
+import { REPO_ROOT } from '../../agent/site/home';
 
 export interface WorkerProcess {
   child: ChildProcess;

@@ -3,7 +3,7 @@
  * about 1 MB/s and record every key the service acknowledged (200). Writes refused with 503
  * (frozen for the cut-over) or failing to connect (source gone) were never acknowledged.
  */
-import { sampleValue } from '../../agent/sample-workload';
+import { sampleValue } from '../../agent/workload/sample';
 
 /** Two writers, each a 16 KiB value every ~32 ms: ~1 MB/s of new data. */
 export const VALUE_BYTES = 16 << 10;

@@ -6,7 +6,7 @@
  *
  * Recorded histories are never edited: a change that breaks their replay needs `patched()`.
  */
-import { deploySampleWorkload } from '../../agent/sample-workload';
+import { deploySampleWorkload } from '../../agent/workload/sample';
 import { FedflowClient } from '../../client';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation } from '../helpers/federation';

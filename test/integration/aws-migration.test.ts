@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DescribeImagesCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
+import { deploySampleWorkload, sampleValue } from '../../agent/workload/sample';
 import { CLOUD_INSTANCE_TAG } from '../../activities/site';
 import { FedflowClient, FedflowError } from '../../client';
 import { startMoto, type MotoHandle } from '../../scripts/moto-server';

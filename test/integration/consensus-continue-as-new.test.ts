@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowHandle } from '@temporalio/client';
 import { foundingSites } from '../../activities/consensus-keys';
-import { verifyCertificate } from '../../agent/site-keys';
+import { verifyCertificate } from '../../agent/federation/site-keys';
 import type { FederationEntry } from '../../core/consensus/entries';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import { committedStateQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';

@@ -14,14 +14,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
-import { siteDir } from '../../agent/home';
-import { deploySampleWorkload } from '../../agent/sample-workload';
 import { type MigrationProgress } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import { progressQuery } from '../../core/contracts/migration-messages';
 import { committedStateQuery } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
+import { siteDir } from '../../agent/site/home';
+import { deploySampleWorkload } from '../../agent/workload/sample';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 

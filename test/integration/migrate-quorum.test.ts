@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { deploySampleWorkload, sampleValue } from '../../agent/sample-workload';
 import { type MigrationResult } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
+import { deploySampleWorkload, sampleValue } from '../../agent/workload/sample';
 import type { RunningFederation } from '../../worker/federation-runtime';
 import { progressQuery } from '../../core/contracts/migration-messages';
 import { committedStateQuery } from '../../core/contracts/federation';

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { deploySampleWorkload } from '../../agent/sample-workload';
 import { type MigrationResult } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
+import { deploySampleWorkload } from '../../agent/workload/sample';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 import { startWriter, valueFor } from '../helpers/writer';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { join } from 'node:path';
-import { loadFederationConfig } from '../../agent/config-file';
-import { REPO_ROOT } from '../../agent/home';
+import { loadFederationConfig } from '../../agent/site/config-file';
+import { REPO_ROOT } from '../../agent/site/home';
 import { ConfigError, parseFederationConfig } from '../../core/federation-config';
 
 function problemsOf(raw: unknown): string[] {

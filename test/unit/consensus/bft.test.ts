@@ -1,10 +1,10 @@
-/** BFT fault cases on 4 sites (f = 1) with real Ed25519 keys from agent/site-keys.ts (PBFT §4.2). */
+/** BFT fault cases on 4 sites (f = 1) with real Ed25519 keys from agent/federation/site-keys.ts (PBFT §4.2). */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ed25519Verifier, ensureSiteKey, loadSiteSigner, verifyCertificate } from '../../../agent/site-keys';
+import { ed25519Verifier, ensureSiteKey, loadSiteSigner, verifyCertificate } from '../../../agent/federation/site-keys';
 import { checkEquivocationProof, replicaQuorumWait, signVote, type BftMessage } from '../../../core/consensus/bft';
 import { digestOf } from '../../../core/consensus/canonical-json';
 import { describeQuorumWait } from '../../../core/consensus/quorum-wait';

@@ -1,6 +1,6 @@
 /**
  * The workflow-side Ed25519 verifier (pure JS) must agree with the sites' node:crypto one on
- * every signature: real keys and votes from agent/site-keys.ts, then tampered ones.
+ * every signature: real keys and votes from agent/federation/site-keys.ts, then tampered ones.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ed25519Verifier, ensureSiteKey, loadSiteSigner } from '../../../agent/site-keys';
+import { ed25519Verifier, ensureSiteKey, loadSiteSigner } from '../../../agent/federation/site-keys';
 import { signVote, voteSignatureValid } from '../../../core/consensus/bft-votes';
 import { pureEd25519Verifier, rawEd25519PublicKey } from '../../../core/consensus/ed25519-verifier';
 

@@ -4,7 +4,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { FederationLog } from '../../../agent/federation-log';
+import { FederationLog } from '../../../agent/federation/log';
 import { stepFollower, type LogEntry } from '../../../core/consensus/cft';
 import type { FederationEntry } from '../../../core/consensus/entries';
 

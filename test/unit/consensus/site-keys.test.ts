@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ed25519Verifier, ensureSiteKey, loadSiteSigner, SITE_KEY_FILE } from '../../../agent/site-keys';
+import { ed25519Verifier, ensureSiteKey, loadSiteSigner, SITE_KEY_FILE } from '../../../agent/federation/site-keys';
 
 const root = mkdtempSync(join(tmpdir(), 'fedflow-keys-'));
 after(() => rmSync(root, { recursive: true, force: true }));

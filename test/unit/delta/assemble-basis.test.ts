@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ChunkStore, type AssembleFigures } from '../../../agent/chunk-store';
-import { buildManifestFromStream } from '../../../agent/manifest-builder';
+import { ChunkStore, type AssembleFigures } from '../../../agent/store/chunk-store';
+import { buildManifestFromStream } from '../../../agent/capture/manifest-builder';
 import type { Manifest } from '../../../core/manifest';
 import { orderMovesInPlace, planAssembly } from '../../../core/manifest-basis';
 import { seededBytes } from './seeded-bytes';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CHUNKER_PRESETS } from '../../../core/chunking/params';
-import { SourceImages } from '../../../agent/source-images';
+import { SourceImages } from '../../../agent/capture/source-images';
 import { seededBytes } from './seeded-bytes';
 
 const root = mkdtempSync(join(tmpdir(), 'fedflow-capture-live-'));

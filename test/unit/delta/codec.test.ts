@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import { compressSync as lz4FlexCompress } from 'lz4-napi';
 import assert from 'node:assert/strict';
-import { CodecError, CodecSpec, compressChunk, decompressChunk, packChunk, unpackChunk, CODECS } from '../../../agent/codec';
-import { chooseHybridCodec, measureCodec } from '../../../agent/codec-chooser';
+import { CodecError, CodecSpec, compressChunk, decompressChunk, packChunk, unpackChunk, CODECS } from '../../../agent/transfer/codec';
+import { chooseHybridCodec, measureCodec } from '../../../agent/transfer/codec-chooser';
 import { chooseZstdLevel, ZSTD_PLAN_LEVELS, ZSTD_SPEED_MBPS } from '../../../core/zstd-levels';
 import { seededBytes } from './seeded-bytes';
 

@@ -9,11 +9,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ChunkStore } from '../../../agent/chunk-store';
-import { SourceImages } from '../../../agent/source-images';
-import { fetchManifest, pullMissingChunks } from '../../../agent/transfer-client';
-import { newTransferStats, startTransferServer } from '../../../agent/transfer-server';
-import { claimsFor, issueToken } from '../../../agent/transfer-token';
+import { ChunkStore } from '../../../agent/store/chunk-store';
+import { SourceImages } from '../../../agent/capture/source-images';
+import { fetchManifest, pullMissingChunks } from '../../../agent/transfer/client';
+import { newTransferStats, startTransferServer } from '../../../agent/transfer/server';
+import { claimsFor, issueToken } from '../../../agent/transfer/token';
 import { seededBytes } from './seeded-bytes';
 
 const SECRET = Buffer.alloc(32, 3);

@@ -2,7 +2,7 @@
  * A discrete-event clock for tests: sleep() registers a timer, and runUntil() advances virtual
  * time from timer to timer, letting promises and streams settle in between. No wall-clock waits.
  */
-import type { Clock } from '../../../agent/shaper';
+import type { Clock } from '../../../agent/link/shaper';
 
 export class FakeClock implements Clock {
   private t = 0;

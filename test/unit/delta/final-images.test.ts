@@ -1,5 +1,5 @@
 /**
- * The cut-over's final-image announcement (agent/final-images.ts) and its long poll on the chunk
+ * The cut-over's final-image announcement (agent/capture/final-images.ts) and its long poll on the chunk
  * endpoint (GET /finals/<slot>), over a real transfer server on loopback.
  */
 import assert from 'node:assert/strict';
@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { finalSlot, FinalImages, type FinalImage } from '../../../agent/final-images';
-import { SourceImages } from '../../../agent/source-images';
-import { fetchFinalImage, TransferRefusedError } from '../../../agent/transfer-client';
-import { startTransferServer } from '../../../agent/transfer-server';
-import { claimsFor, issueToken } from '../../../agent/transfer-token';
+import { finalSlot, FinalImages, type FinalImage } from '../../../agent/capture/final-images';
+import { SourceImages } from '../../../agent/capture/source-images';
+import { fetchFinalImage, TransferRefusedError } from '../../../agent/transfer/client';
+import { startTransferServer } from '../../../agent/transfer/server';
+import { claimsFor, issueToken } from '../../../agent/transfer/token';
 
 const SECRET = Buffer.alloc(32, 7);
 const OTHER_SECRET = Buffer.alloc(32, 8);

@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SourceImages } from '../../../agent/source-images';
-import { ChunkCorruptError, fetchManifest, type ManifestFetchInfo } from '../../../agent/transfer-client';
-import { startTransferServer } from '../../../agent/transfer-server';
-import { claimsFor, issueToken } from '../../../agent/transfer-token';
+import { SourceImages } from '../../../agent/capture/source-images';
+import { ChunkCorruptError, fetchManifest, type ManifestFetchInfo } from '../../../agent/transfer/client';
+import { startTransferServer } from '../../../agent/transfer/server';
+import { claimsFor, issueToken } from '../../../agent/transfer/token';
 import type { Manifest } from '../../../core/manifest';
 import { seededBytes } from './seeded-bytes';
 

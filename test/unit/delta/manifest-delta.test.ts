@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { decodeManifest, encodeManifest, ManifestDeltaError, readManifestHeader } from '../../../core/manifest-delta';
 import type { Manifest } from '../../../core/manifest';
-import { buildManifestFromStream, verifyManifest } from '../../../agent/manifest-builder';
+import { buildManifestFromStream, verifyManifest } from '../../../agent/capture/manifest-builder';
 import { ManifestError } from '../../../core/manifest';
 import { seededBytes } from './seeded-bytes';
 

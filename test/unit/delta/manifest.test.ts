@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { cutAll, CHUNKER_PRESETS, paramsId } from '../../../core/chunking';
 import { checkManifest, summarize, Manifest } from '../../../core/manifest';
 import { diffManifest, summarizeDelta } from '../../../core/manifest-diff';
-import { buildManifestFromFile, buildManifestFromStream, computeRootHash, verifyManifest } from '../../../agent/manifest-builder';
+import { buildManifestFromFile, buildManifestFromStream, computeRootHash, verifyManifest } from '../../../agent/capture/manifest-builder';
 import { seededBytes } from './seeded-bytes';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');

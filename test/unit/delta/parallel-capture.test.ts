@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildManifestFromFile } from '../../../agent/manifest-builder';
-import { buildManifestFromFileParallel } from '../../../agent/parallel-capture';
+import { buildManifestFromFile } from '../../../agent/capture/manifest-builder';
+import { buildManifestFromFileParallel } from '../../../agent/capture/parallel-capture';
 import { CHUNKER_PRESETS } from '../../../core/chunking';
 import { mixedBytes, seededBytes } from './seeded-bytes';
 

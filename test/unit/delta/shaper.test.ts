@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { LinkDropError, LinkShaper, LinkShaperSet, TokenBucket, seededRandom } from '../../../agent/shaper';
+import { LinkDropError, LinkShaper, LinkShaperSet, TokenBucket, seededRandom } from '../../../agent/link/shaper';
 import { FakeClock } from './fake-clock';
 
 const profile = { rateMbps: 80, burstBytes: 64 * 1024, delayMs: 0, jitterMs: 0, loss: 0 }; // 80 Mbit/s = 10 MB/s

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChunkStore } from '../../../agent/chunk-store';
+import type { ChunkStore } from '../../../agent/store/chunk-store';
 
 /** Flips the bits of byte `at` of a held chunk where it lies on disk (bit rot after a verified arrival). */
 export function rotChunk(store: ChunkStore, hash: string, at = 0, mask = 0xff): void {

@@ -9,13 +9,13 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ChunkStore } from '../../../agent/chunk-store';
+import { ChunkStore } from '../../../agent/store/chunk-store';
 import { assertStoreClean, rotChunk } from './store-disk';
-import type { CodecSpec } from '../../../agent/codec';
-import { SourceImages } from '../../../agent/source-images';
-import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../../../agent/transfer-client';
-import { newTransferStats, startTransferServer, type TransferStats } from '../../../agent/transfer-server';
-import { claimsFor, issueToken } from '../../../agent/transfer-token';
+import type { CodecSpec } from '../../../agent/transfer/codec';
+import { SourceImages } from '../../../agent/capture/source-images';
+import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../../../agent/transfer/client';
+import { newTransferStats, startTransferServer, type TransferStats } from '../../../agent/transfer/server';
+import { claimsFor, issueToken } from '../../../agent/transfer/token';
 import type { Manifest } from '../../../core/manifest';
 import { seededBytes } from './seeded-bytes';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { claimsFor, issueToken, verifyToken, VerifyResult } from '../../../agent/transfer-token';
+import { claimsFor, issueToken, verifyToken, VerifyResult } from '../../../agent/transfer/token';
 
 const secret = 'a'.repeat(16) + 'fedflow-test-secret-0123';
 const other = 'b'.repeat(16) + 'fedflow-test-secret-0123';

@@ -7,10 +7,10 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ChunkStore } from '../../../agent/chunk-store';
-import { ChunkHashMismatchError, MissingChunksError } from '../../../agent/chunk-errors';
-import { SourceImages } from '../../../agent/source-images';
-import { extractVolume } from '../../../agent/volume-extract';
+import { ChunkStore } from '../../../agent/store/chunk-store';
+import { ChunkHashMismatchError, MissingChunksError } from '../../../agent/store/errors';
+import { SourceImages } from '../../../agent/capture/source-images';
+import { extractVolume } from '../../../agent/capture/volume-extract';
 import type { Manifest } from '../../../core/manifest';
 import { seededBytes } from './seeded-bytes';
 

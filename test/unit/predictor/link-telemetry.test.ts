@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLinkActivities } from '../../../activities/link';
-import { LinkTelemetry, TELEMETRY_FILE, TransferSampler, probe, type LinkSample } from '../../../agent/link-telemetry';
+import { LinkTelemetry, TELEMETRY_FILE, TransferSampler, probe, type LinkSample } from '../../../agent/link/telemetry';
 import { MIN_SAMPLES } from '../../../models/features';
 
 const sample = (i: number, mbps = 100 + i): LinkSample => ({ timeMs: 1_000 * i, throughputMbps: mbps, rttMs: 2, loss: 0 });

@@ -8,8 +8,8 @@ import { closeSync, constants as fsConstants, createReadStream, existsSync, mkdi
 import { cp, lstat, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import type { ChunkerParams } from '../core/chunking';
-import type { ChunkRef, Manifest } from '../core/manifest';
+import type { ChunkerParams } from '../../core/chunking';
+import type { ChunkRef, Manifest } from '../../core/manifest';
 import { FinalImages } from './final-images';
 import { buildManifestFromStream, verifyManifest } from './manifest-builder';
 import { buildManifestFromFileParallel } from './parallel-capture';

@@ -1,5 +1,5 @@
 /** The emulated links of a federation config, as one shaper per configured ordered site pair. */
-import type { LinkShape } from '../core/federation-config';
+import type { LinkShape } from '../../core/federation-config';
 import { LinkShaperSet, UNSHAPED } from './shaper';
 
 export function shapersFromConfig(links: LinkShape[], seed?: number): LinkShaperSet {

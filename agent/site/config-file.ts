@@ -1,7 +1,7 @@
 /** Reads a federation config file (YAML or JSON) and validates it against core/federation-config.ts. */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, FederationConfig, parseFederationConfig } from '../core/federation-config';
+import { ConfigError, FederationConfig, parseFederationConfig } from '../../core/federation-config';
 import { defaultConfigPath } from './home';
 
 export function loadFederationConfig(path = defaultConfigPath()): FederationConfig {

@@ -7,10 +7,10 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncPath } from './durable-files';
-import { verifyCertificate as verifyWithVerifier, type CertificateCheck } from '../core/consensus/bft-certificate';
-import type { CommitCertificate } from '../core/consensus/bft-types';
-import type { Signer, Verifier } from '../core/consensus/signing';
+import { fsyncPath } from '../durable-files';
+import { verifyCertificate as verifyWithVerifier, type CertificateCheck } from '../../core/consensus/bft-certificate';
+import type { CommitCertificate } from '../../core/consensus/bft-types';
+import type { Signer, Verifier } from '../../core/consensus/signing';
 
 export const SITE_KEY_FILE = 'site-key.pem';
 

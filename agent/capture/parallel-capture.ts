@@ -20,8 +20,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { hash as oneShotHash, createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { compileParams, nextCut, paramsId as toParamsId, type ChunkerParams } from '../core/chunking';
-import { MANIFEST_V1, type ChunkRef, type Manifest } from '../core/manifest';
+import { compileParams, nextCut, paramsId as toParamsId, type ChunkerParams } from '../../core/chunking';
+import { MANIFEST_V1, type ChunkRef, type Manifest } from '../../core/manifest';
 import { buildManifestFromFile } from './manifest-builder';
 
 /** Bytes read per pread while chunking a range (1 MiB: a few % faster than 8 or 32 MiB here, the bytes still in cache when hashed). */
@@ -74,7 +74,7 @@ export function chunkRange(fd: number, start: number, fileSize: number, params: 
   return { ends, digests: Buffer.concat(digests) };
 }
 
-/** One segment for a capture worker thread (agent/capture-worker.ts). */
+/** One segment for a capture worker thread (agent/capture/capture-worker.ts). */
 export interface CaptureJob {
   id: number;
   path: string;
@@ -84,7 +84,7 @@ export interface CaptureJob {
   params: ChunkerParams;
 }
 
-/** A worker thread running agent/capture-worker. */
+/** A worker thread running agent/capture/capture-worker. */
 class CaptureWorker {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (r: RangeChunks) => void; reject: (e: Error) => void }>();

@@ -2,10 +2,10 @@
  * Deploys the sample workload (the key-value service) on a site of the local federation and
  * fills it with keys, or, if it is already deployed, makes sure its instance is running.
  */
-import { LocalProvider } from '../adapters/local/provider';
-import type { FederationConfig } from '../core/federation-config';
-import { FederationStateStore } from './federation-state';
-import { fedflowHome, siteDir } from './home';
+import type { FederationConfig } from '../../core/federation-config';
+import { LocalProvider } from '../../adapters/local/provider';
+import { FederationStateStore } from '../federation/state';
+import { fedflowHome, siteDir } from '../site/home';
 
 export interface SampleOptions {
   config: FederationConfig;

@@ -15,8 +15,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ManifestSummary } from '../core/manifest';
-import { writeFileDurable } from './durable-files';
+import type { ManifestSummary } from '../../core/manifest';
+import { writeFileDurable } from '../durable-files';
 
 export interface FinalImage {
   manifest: ManifestSummary;

@@ -3,8 +3,8 @@
  * The checksum lets recovery tell a torn last write (crash mid-append) from a good record.
  */
 import { crc32 } from 'node:zlib';
-import type { HardState, LogEntry } from '../core/consensus/cft-types';
-import type { FederationEntry } from '../core/consensus/entries';
+import type { HardState, LogEntry } from '../../core/consensus/cft-types';
+import type { FederationEntry } from '../../core/consensus/entries';
 
 export type LogRecord =
   | { t: 'entry'; entry: LogEntry<FederationEntry> }
@@ -15,7 +15,7 @@ export const HEADER_BYTES = 8;
 /** A single record larger than this is corruption, not data (entries are small records). */
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
-/** Generic over the record type so other durable stores next to the log (agent/bft-store.ts) share the framing. */
+/** Generic over the record type so other durable stores next to the log (agent/federation/bft-store.ts) share the framing. */
 export function encodeRecord<R = LogRecord>(r: R): Buffer {
   const payload = Buffer.from(JSON.stringify(r), 'utf8');
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);

@@ -8,8 +8,8 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { InstanceRef, VolumeRef } from '../core/contracts/providers';
-import { fedflowHome } from './home';
+import { fedflowHome } from '../site/home';
+import type { InstanceRef, VolumeRef } from '../../core/contracts/providers';
 
 export interface WorkloadRecord {
   id: string;

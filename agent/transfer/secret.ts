@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MIN_SECRET_BYTES } from './transfer-token';
+import { MIN_SECRET_BYTES } from './token';
 
 export function loadTransferSecret(home: string, env: NodeJS.ProcessEnv = process.env): Buffer {
   const fromEnv = env.FEDFLOW_TRANSFER_SECRET;

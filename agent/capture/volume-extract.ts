@@ -13,10 +13,10 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
-import type { ChunkStore } from './chunk-store';
-import { MissingChunksError } from './chunk-errors';
-import { fsyncPath } from './durable-files';
-import type { Manifest } from '../core/manifest';
+import type { ChunkStore } from '../store/chunk-store';
+import { MissingChunksError } from '../store/errors';
+import { fsyncPath } from '../durable-files';
+import type { Manifest } from '../../core/manifest';
 
 /** Chunks go to the extractor in runs of about this many bytes: it writes each file in fewer, larger writes. */
 const YIELD_BYTES = 4 << 20;

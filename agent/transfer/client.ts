@@ -8,18 +8,18 @@
  * GROUP_BYTES (one committing, one filling), whatever the volume's size.
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
-import type { ChunkRef, Manifest } from '../core/manifest';
-import { diffManifest, type ManifestDelta } from '../core/manifest-diff';
-import type { ChunkStore } from './chunk-store';
+import type { ChunkRef, Manifest } from '../../core/manifest';
+import { diffManifest, type ManifestDelta } from '../../core/manifest-diff';
+import type { ChunkStore } from '../store/chunk-store';
 import type { CodecSpec } from './codec';
 import { unpackChunk } from './codec';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { getFrameContentSize as zstdFrameContentSize } from 'zstd-napi/binding';
-import type { FinalImage } from './final-images';
-import { verifyManifest } from './manifest-builder';
-import { ManifestError, SHA256_HEX } from '../core/manifest';
-import { decodeManifest, ManifestDeltaError, readManifestHeader } from '../core/manifest-delta';
-import { BINARY_MANIFEST_TYPE, MANIFEST_BASE_HEADER, MAX_MANIFEST_BASES } from './transfer-server';
+import type { FinalImage } from '../capture/final-images';
+import { verifyManifest } from '../capture/manifest-builder';
+import { ManifestError, SHA256_HEX } from '../../core/manifest';
+import { decodeManifest, ManifestDeltaError, readManifestHeader } from '../../core/manifest-delta';
+import { BINARY_MANIFEST_TYPE, MANIFEST_BASE_HEADER, MAX_MANIFEST_BASES } from './server';
 
 export interface PullPlan {
   codec: CodecSpec;
@@ -213,7 +213,7 @@ export interface ManifestFetchInfo {
  * full manifest fetched instead, so a bad delta costs a round trip, never a wrong manifest.
  */
 /**
- * Long-polls the source's endpoint for a cut-over's final image (agent/final-images.ts): the
+ * Long-polls the source's endpoint for a cut-over's final image (agent/capture/final-images.ts): the
  * image once the source has captured it, or undefined if it has not within `waitMs`.
  */
 export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal): Promise<FinalImage | undefined> {

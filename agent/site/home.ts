@@ -5,7 +5,8 @@
  */
 import { join, resolve } from 'node:path';
 
-export const REPO_ROOT = resolve(__dirname, '..');
+// This file is agent/site/home.ts: the repository root is two folders up.
+export const REPO_ROOT = resolve(__dirname, '..', '..');
 
 export function fedflowHome(): string {
   return resolve(process.env.FEDFLOW_HOME || join(REPO_ROOT, '.fedflow'));

@@ -13,24 +13,24 @@
  *   POST /chunks/<root>?codec=lz4|zstd|none&level=N&to=<site>
  *        body {"hashes": [...]}, answer: per hash, [32-byte digest][u32 BE length][packed chunk]
  *   GET  /finals/<slot>?waitMs=N                 long poll for a cut-over's final image
- *                                                (agent/final-images.ts): 200 and its root,
+ *                                                (agent/capture/final-images.ts): 200 and its root,
  *                                                counts and frozen digest once the source has
  *                                                captured it, 204 if not within N ms (max 20 s)
  *
  * Every route but /health needs `Authorization: Bearer <token>`: HMAC-signed, expiring, and
- * scoped to one manifest and one source/target pair (agent/transfer-token.ts). Replies cross the
- * emulated link source -> requester when the federation configures one (agent/shaper.ts).
+ * scoped to one manifest and one source/target pair (agent/transfer/token.ts). Replies cross the
+ * emulated link source -> requester when the federation configures one (agent/link/shaper.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { compressChunk, packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
-import type { LinkShaperSet } from './shaper';
-import { LinkDropError } from './shaper';
-import type { SourceImages } from './source-images';
-import { SHA256_HEX } from '../core/manifest';
-import { encodeManifest } from '../core/manifest-delta';
-import { verifyToken } from './transfer-token';
+import type { LinkShaperSet } from '../link/shaper';
+import { LinkDropError } from '../link/shaper';
+import type { SourceImages } from '../capture/source-images';
+import { SHA256_HEX } from '../../core/manifest';
+import { encodeManifest } from '../../core/manifest-delta';
+import { verifyToken } from './token';
 
 export interface TransferServerOptions {
   site: string;

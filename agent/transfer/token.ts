@@ -12,7 +12,7 @@
  * and single-manifest scope limit what a leaked one can do.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { SHA256_HEX } from '../core/manifest';
+import { SHA256_HEX } from '../../core/manifest';
 
 const PREFIX = 'ft1';
 /** Shorter secrets make HMAC-SHA256 guessable in principle; 32 bytes is the hash's own strength. */

@@ -1,17 +1,17 @@
 /**
  * A site's durable replica of the federation log: one append-only file of checksummed records
- * (federation-log-records.ts). Entries, truncations and term/vote/commit metadata are all records,
+ * (log-records.ts). Entries, truncations and term/vote/commit metadata are all records,
  * so every change is one append followed by one fsync; on open the records are replayed and a
  * torn last record is cut off. Synchronous on purpose: an agent step must be durable before it
  * answers (CftReady order: persist, then send).
  */
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { restoreFollower } from '../core/consensus/cft-follower';
-import type { CftReady, FollowerState, HardState, LogEntry } from '../core/consensus/cft-types';
-import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../core/consensus/entries';
-import { fsyncPath } from './durable-files';
-import { encodeRecord, scanRecords, type LogRecord } from './federation-log-records';
+import { restoreFollower } from '../../core/consensus/cft-follower';
+import type { CftReady, FollowerState, HardState, LogEntry } from '../../core/consensus/cft-types';
+import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../../core/consensus/entries';
+import { fsyncPath } from '../durable-files';
+import { encodeRecord, scanRecords, type LogRecord } from './log-records';
 
 export const FEDERATION_LOG_FILE = 'federation.log';
 

@@ -5,8 +5,8 @@
  */
 import { createHash, hash as oneShotHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Chunker, ChunkerParams, paramsId as toParamsId, parseParamsId } from '../core/chunking';
-import { ChunkRef, Manifest, MANIFEST_V1, ManifestError, assertManifest } from '../core/manifest';
+import { Chunker, ChunkerParams, paramsId as toParamsId, parseParamsId } from '../../core/chunking';
+import { ChunkRef, Manifest, MANIFEST_V1, ManifestError, assertManifest } from '../../core/manifest';
 
 export interface BuildOptions {
   volumeId: string;

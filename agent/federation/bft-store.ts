@@ -1,15 +1,15 @@
 /**
  * A site's durable BFT state, next to its federation log: the votes it signed and the sequences
  * it committed, per view, in one append-only file of checksummed records (the framing of
- * federation-log-records.ts). The order of BftReady holds here too: every step's records are
+ * log-records.ts). The order of BftReady holds here too: every step's records are
  * written with one fsync before its messages leave the site. What this file buys after a crash:
  * the site never signs a second digest for a (view, sequence) it already voted on (that would be
  * equivocation), and it keeps its committed prefix without asking anyone.
  */
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BftCommitted, SignedRecord } from '../core/consensus/bft-types';
-import { encodeRecord, scanRecords } from './federation-log-records';
+import type { BftCommitted, SignedRecord } from '../../core/consensus/bft-types';
+import { encodeRecord, scanRecords } from './log-records';
 
 export const BFT_STORE_FILE = 'bft.log';
 

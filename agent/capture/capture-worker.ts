@@ -1,4 +1,4 @@
-/** Worker thread of agent/parallel-capture.ts: chunks and hashes one segment of a file. */
+/** Worker thread of agent/capture/parallel-capture.ts: chunks and hashes one segment of a file. */
 import { closeSync, openSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { chunkRange, type CaptureJob } from './parallel-capture';
