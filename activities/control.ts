@@ -1,24 +1,27 @@
 /**
- * Activities of the control worker (task queue `fedflow`): checks against the federation's view
- * of the world, and the route switch. They touch the federation state, never a site's bytes.
+ * Activities of the control worker (task queue `fedflow`): the request checked against the
+ * federation log, and the route switch. The log is the one record of where workloads run and
+ * what sites hold, so every decision here reads it (a query of the federation workflow); nothing
+ * here keeps state of its own. They never touch a site's bytes.
  */
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FederationConfig, Trust } from '../core/federation-config';
 import type { MigrationRequest } from '../core/migration';
-import type { InstanceRef, VolumeRef } from '../adapters/common/cloud-provider';
+import type { CommittedState, WorkloadRecord } from '../core/consensus/entries';
+import type { InstanceRef, VolumeRef } from '../core/contracts/providers';
+import { committedStateQuery } from '../core/contracts/federation';
+import { federationWorkflowId } from '../core/contracts/task-queues';
 import { badRequest, FailureType } from '../core/contracts/failures';
-import type { FederationStateStore, WorkloadRecord } from '../agent/federation/state';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 
 export type { FastProposal } from './federation-propose';
 
 export interface ControlDeps {
   config: FederationConfig;
-  state: FederationStateStore;
-  /** Used to tell a live migration's lock from one left by a run that is gone. */
-  client?: Client;
+  /** Reads the federation log (a query) and proposes to it (an update). */
+  client: Client;
   /**
    * Makes sure the federation's entity workflow runs and returns the federation's name; the
    * migration commits its reservation and placement through it. The worker wires the real one.
@@ -26,6 +29,9 @@ export interface ControlDeps {
    */
   ensureFederation: () => Promise<string>;
 }
+
+/** How long the route switch waits for the log to take a placement it had to propose itself. */
+const SWITCH_PROPOSAL_WAIT_MS = 60_000;
 
 export interface ValidatedMigration {
   workloadId: string;
@@ -40,7 +46,7 @@ export interface ValidatedMigration {
   federation: string;
 }
 
-/** The migration run that called the activity: its identity is the lock owner. */
+/** The migration run that called the activity. */
 function callingRun(): { workflowId: string; runId: string } {
   const exec = Context.current().info.workflowExecution;
   if (!exec) throw ApplicationFailure.nonRetryable('this activity must be called from a migration workflow', FailureType.NotInWorkflow);
@@ -48,52 +54,23 @@ function callingRun(): { workflowId: string; runId: string } {
 }
 
 export function createControlActivities(deps: ControlDeps) {
-  const { config, state } = deps;
+  const { config, client } = deps;
   const siteIds = () => config.sites.map((s) => s.id);
-
-  async function lockHolderIsLive(lock: NonNullable<WorkloadRecord['migration']>): Promise<boolean> {
-    if (!deps.client) return true;
-    try {
-      const desc = await deps.client.workflow.getHandle(lock.workflowId, lock.runId).describe();
-      return desc.status.name === 'RUNNING';
-    } catch {
-      return false;
-    }
-  }
+  const committed = (federation: string): Promise<CommittedState> => client.workflow.getHandle(federationWorkflowId(federation)).query(committedStateQuery);
 
   return {
     /**
-     * Checks the request against the federation and takes the workload's migration lock.
-     * Throws a non-retryable failure naming the problem; on failure nothing is changed.
+     * Checks the request against the federation log: the target is a member with room, the
+     * workload is placed on another site and the log knows what it runs on. Throws a
+     * non-retryable failure naming the problem; it changes nothing either way. A second migration
+     * of the same workload is refused by Temporal itself (one `migrate-<workloadId>` at a time).
      */
     async validateMigration(req: MigrationRequest): Promise<ValidatedMigration> {
-      const { workflowId, runId } = callingRun();
+      callingRun();
       const target = config.sites.find((s) => s.id === req.targetSite);
       if (!target) {
         throw badRequest(FailureType.UnknownSite, `target site '${req.targetSite}' is not in the federation (known: ${siteIds().join(', ')})`);
       }
-      const snapshot = state.read();
-      const wl = snapshot.workloads[req.workloadId];
-      if (!wl) {
-        const known = Object.keys(snapshot.workloads);
-        throw badRequest(FailureType.UnknownWorkload, `workload '${req.workloadId}' does not exist (known: ${known.length ? known.join(', ') : 'none; run `fedflow up` to deploy the sample'})`);
-      }
-      if (req.sourceSite && req.sourceSite !== wl.site) {
-        throw badRequest(FailureType.InvalidRequest, `workload '${wl.id}' runs on '${wl.site}', not on the given sourceSite '${req.sourceSite}'`);
-      }
-      if (wl.site === req.targetSite) {
-        throw badRequest(FailureType.SameSite, `workload '${wl.id}' already runs on '${wl.site}': source and target must differ (other sites: ${siteIds().filter((s) => s !== wl.site).join(', ')})`);
-      }
-      const source = config.sites.find((s) => s.id === wl.site);
-      if (!source) throw badRequest(FailureType.UnknownSite, `workload '${wl.id}' runs on '${wl.site}', which is no longer in the federation config (known: ${siteIds().join(', ')})`);
-
-      if (wl.migration && !(wl.migration.workflowId === workflowId && wl.migration.runId === runId)) {
-        if (await lockHolderIsLive(wl.migration)) {
-          throw badRequest(FailureType.AlreadyMigrating, `workload '${wl.id}' is already migrating to '${wl.migration.target}' (workflow ${wl.migration.workflowId}); wait for it or cancel it first`);
-        }
-      }
-      // Checked after the request itself, so bad input is named first; before the lock, so a
-      // federation that cannot commit leaves nothing taken.
       let federation: string;
       try {
         federation = await deps.ensureFederation();
@@ -103,45 +80,76 @@ export function createControlActivities(deps: ControlDeps) {
         if ((err as Error).name !== 'FederationNotReady') throw err;
         throw ApplicationFailure.nonRetryable(`the federation '${config.federation}' cannot commit changes: ${(err as Error).message}`, FailureType.FederationUnavailable);
       }
-      return state.update((s) => {
-        const cur = s.workloads[req.workloadId]!;
-        // Capacity as the federation sees it: workloads placed there plus migrations heading there.
-        const used = Object.values(s.workloads).filter((w) => w.site === target.id || (w.migration?.target === target.id && w.id !== cur.id)).length;
-        if (used >= target.capacity.instances) {
-          const free = config.sites.filter((site) => site.id !== cur.site && Object.values(s.workloads).filter((w) => w.site === site.id || w.migration?.target === site.id).length < site.capacity.instances);
-          throw badRequest(
-            FailureType.NoCapacity,
-            `target site '${target.id}' has no capacity: ${used} of ${target.capacity.instances} instances in use (sites with room: ${free.map((f) => f.id).join(', ') || 'none'})`,
-          );
-        }
-        cur.migration = { workflowId, runId, target: target.id, since: new Date().toISOString() };
-        return {
-          workloadId: cur.id,
-          source: cur.site,
-          target: target.id,
-          image: cur.image,
-          instance: cur.instance,
-          volume: cur.volume,
-          sourceTrust: source.trust,
-          targetTrust: target.trust,
-          federation,
-        };
-      });
+      const log = await committed(federation);
+      const at = log.placements[req.workloadId];
+      const record = log.workloads?.[req.workloadId];
+      if (at === undefined || !record) {
+        const known = Object.keys(log.workloads ?? {}).sort();
+        throw badRequest(
+          FailureType.UnknownWorkload,
+          `workload '${req.workloadId}' is not in the federation log (known: ${known.length ? known.join(', ') : 'none; `fedflow up` deploys the sample, `fedflow workloads` lists them'})`,
+        );
+      }
+      if (req.sourceSite && req.sourceSite !== at) {
+        throw badRequest(FailureType.InvalidRequest, `workload '${req.workloadId}' runs on '${at}', not on the given sourceSite '${req.sourceSite}'`);
+      }
+      if (at === req.targetSite) {
+        throw badRequest(FailureType.SameSite, `workload '${req.workloadId}' already runs on '${at}': source and target must differ (other sites: ${siteIds().filter((s) => s !== at).join(', ')})`);
+      }
+      const source = config.sites.find((s) => s.id === at);
+      if (!source) throw badRequest(FailureType.UnknownSite, `workload '${req.workloadId}' runs on '${at}', which is no longer in the federation config (known: ${siteIds().join(', ')})`);
+      const member = log.members[target.id];
+      if (!member) {
+        throw badRequest(FailureType.UnknownSite, `target site '${target.id}' is in the config but not a member of the federation log (members: ${Object.keys(log.members).sort().join(', ') || 'none'})`);
+      }
+      // Capacity as the log counts it: one instance per placed workload plus every reservation
+      // (a migration heading there holds one). The reserve step commits the same check.
+      const used = log.used[target.id] ?? 0;
+      if (used >= member.capacity) {
+        const free = Object.entries(log.members)
+          .filter(([id, m]) => id !== at && (log.used[id] ?? 0) < m.capacity)
+          .map(([id]) => id)
+          .sort();
+        throw badRequest(FailureType.NoCapacity, `target site '${target.id}' has no capacity: ${used} of ${member.capacity} instances in use (sites with room: ${free.join(', ') || 'none'})`);
+      }
+      return {
+        workloadId: req.workloadId,
+        source: at,
+        target: target.id,
+        image: record.image,
+        instance: record.instance,
+        volume: record.volume,
+        sourceTrust: source.trust,
+        targetTrust: target.trust,
+        federation,
+      };
     },
 
-    /** Points the workload's route at the target and records the new placement. Returns when it did (ms). */
+    /**
+     * Makes the route follow the log: the log's placement of the workload must name the target
+     * and what it runs on there. The cut-over's commit put it there in runs with federation
+     * commits; runs without them (recorded before federation-commits-v1), and placements
+     * committed without a record, have it proposed here. Returns when the route holds (ms).
+     */
     async switchRoute(args: { workloadId: string; target: string; instance: InstanceRef; volume: VolumeRef; address: string }): Promise<number> {
       const { workflowId } = callingRun();
-      return state.update((s) => {
-        const wl = s.workloads[args.workloadId];
-        if (!wl) throw badRequest(FailureType.UnknownWorkload, `workload '${args.workloadId}' vanished from the federation state during its migration`);
-        wl.site = args.target;
-        wl.instance = args.instance;
-        wl.volume = args.volume;
-        delete wl.migration;
-        s.routes[args.workloadId] = { site: args.target, address: args.address, since: new Date().toISOString(), switchedBy: workflowId };
-        return Date.now();
+      const federation = config.federation;
+      const log = await committed(federation);
+      const now = log.workloads?.[args.workloadId];
+      if (log.placements[args.workloadId] === args.target && now && now.address === args.address && now.instance.id === args.instance.id && now.volume.id === args.volume.id) return Date.now();
+      const image = now?.image;
+      if (!image) throw badRequest(FailureType.UnknownWorkload, `workload '${args.workloadId}' has no record in the federation log, so its route cannot follow it`);
+      const record: WorkloadRecord = { image, instance: args.instance, volume: args.volume, address: args.address };
+      const r = await proposeByUpdate(client, {
+        federation,
+        proposal: { entries: [{ kind: 'placement', workload: args.workloadId, site: args.target, record }], requestId: `${workflowId}/route` },
+        waitMs: SWITCH_PROPOSAL_WAIT_MS,
       });
+      if ('pending' in r) throw new Error(`the federation log has not taken the route of ${args.workloadId} to ${args.target} yet: ${r.pending}`);
+      if (r.result.rejected.length) {
+        throw badRequest(FailureType.FederationChangeRejected, `the federation log rejected the route of ${args.workloadId} to ${args.target}: ${r.result.rejected.map((x) => x.reason).join('; ')}`);
+      }
+      return Date.now();
     },
 
     /**
@@ -153,7 +161,7 @@ export function createControlActivities(deps: ControlDeps) {
      * also where waiting for quorum is reported. The result leaves out the signatures.
      */
     async proposeFast(args: FastProposalRequest): Promise<FastProposal> {
-      return proposeByUpdate(deps.client, args);
+      return proposeByUpdate(client, args);
     },
 
     /** Starts the federation workflow again if it is gone (a migration waiting to commit its placement asks). */
@@ -161,13 +169,14 @@ export function createControlActivities(deps: ControlDeps) {
       return deps.ensureFederation();
     },
 
-    /** Drops this run's migration lock (compensation, and the end of a failed run). */
-    async releaseMigration(args: { workloadId: string }): Promise<void> {
-      const { workflowId, runId } = callingRun();
-      await state.update((s) => {
-        const wl = s.workloads[args.workloadId];
-        if (wl?.migration && wl.migration.workflowId === workflowId && wl.migration.runId === runId) delete wl.migration;
-      });
+    /**
+     * Runs started before the log became the one record took a migration lock in a state file and
+     * release it here, as their validate step's compensation; recorded histories replay it. The
+     * lock is gone (Temporal's workflow id refuses a second migration of a workload), so there is
+     * nothing left to release.
+     */
+    async releaseMigration(_args: { workloadId: string }): Promise<void> {
+      callingRun();
     },
   };
 }

@@ -16,7 +16,7 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { type MigrationResult } from '../core/migration';
 import { migrationWorkflowId } from '../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
-import { deploySampleWorkload } from '../agent/workload/sample';
+import { deploySampleWorkload } from '../worker/deploy-sample';
 import { startTestServer } from '../test/helpers/temporal';
 import { startTestFederation } from '../test/helpers/federation';
 import { startWriter, valueFor } from '../test/helpers/writer';
@@ -121,7 +121,7 @@ export async function run(argv: string[]): Promise<void> {
   const fed = await startTestFederation(env);
   let conn: Connection | undefined;
   try {
-    const sample = await deploySampleWorkload({ config: fed.config, home: fed.home, keys: a.keys, valueBytes: a.valueBytes });
+    const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: a.keys, valueBytes: a.valueBytes });
     conn = await Connection.connect({ address: env.address });
     const client = new Client({ connection: conn });
     let address = sample.address;

@@ -6,9 +6,9 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { loadFederationConfig } from '../agent/site/config-file';
-import { FederationStateStore } from '../agent/federation/state';
 import { fedflowHome, siteDir } from '../agent/site/home';
 import { readAgentUrl } from '../activities/site';
+import { placedWorkloads } from '../client/federation';
 import { FedflowClient, FedflowError, type LiveProgress, type MigrationResult } from '../client';
 import { ConfigError } from '../core/federation-config';
 import { MODES, type Mode } from '../core/migration';
@@ -107,33 +107,44 @@ export function buildCli(): Command {
 
   program
     .command('sites')
-    .description('list the federation\'s sites')
+    .description("list the federation's sites, with the instances the federation log counts on each")
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean }) => {
       const config = loadFederationConfig();
-      const state = new FederationStateStore().read();
+      const { committed } = await withClient((c) => c.federation(config.federation).view());
       const rows = config.sites.map((s) => {
-        const used = Object.values(state.workloads).filter((w) => w.site === s.id).length;
-        return { id: s.id, provider: s.provider, trust: s.trust, capacity: s.capacity.instances, used, labels: s.labels, agent: s.provider === 'local' ? readAgentUrl(siteDir(s.id)) ?? null : s.agentUrl ?? null };
+        const member = committed.members[s.id];
+        return {
+          id: s.id,
+          provider: s.provider,
+          trust: s.trust,
+          member: !!member,
+          capacity: member?.capacity ?? s.capacity.instances,
+          used: committed.used[s.id] ?? 0,
+          labels: s.labels,
+          agent: s.provider === 'local' ? readAgentUrl(siteDir(s.id)) ?? null : s.agentUrl ?? null,
+        };
       });
       if (opts.json) return printJson(rows);
       console.log(`federation '${config.federation}'`);
       for (const r of rows) {
         const labels = Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',');
-        console.log(`  ${r.id.padEnd(18)} ${r.provider.padEnd(6)} ${r.trust.padEnd(10)} ${String(r.used)}/${r.capacity} instances  ${labels}`);
+        console.log(`  ${r.id.padEnd(18)} ${r.provider.padEnd(6)} ${r.trust.padEnd(10)} ${String(r.used)}/${r.capacity} instances  ${labels}${r.member ? '' : '  (not a member of the log yet)'}`);
       }
     });
 
   program
     .command('workloads')
-    .description('list workloads and where each is served')
+    .description('list workloads, where each runs and where it is served (from the federation log)')
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) => {
-      const state = new FederationStateStore().read();
-      const rows = Object.values(state.workloads).map((w) => ({ id: w.id, site: w.site, address: state.routes[w.id]?.address ?? null, migrating: w.migration ? `to ${w.migration.target}` : null }));
+    .action(async (opts: { json?: boolean }) => {
+      const config = loadFederationConfig();
+      const { committed } = await withClient((c) => c.federation(config.federation).view());
+      const migrating = new Map(Object.values(committed.reservations).map((r) => [r.workload, r.site]));
+      const rows = placedWorkloads(committed).map((w) => ({ id: w.id, site: w.site, address: w.address, migrating: migrating.has(w.id) ? `to ${migrating.get(w.id)}` : null }));
       if (opts.json) return printJson(rows);
       if (!rows.length) return console.log('no workloads; `fedflow up` deploys the sample workload kv-demo');
-      for (const r of rows) console.log(`  ${r.id.padEnd(14)} on ${r.site.padEnd(16)} ${r.address ?? ''}${r.migrating ? `  (migrating ${r.migrating})` : ''}`);
+      for (const r of rows) console.log(`  ${r.id.padEnd(14)} on ${r.site.padEnd(16)} ${r.address}${r.migrating ? `  (migrating ${r.migrating})` : ''}`);
     });
 
   program

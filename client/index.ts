@@ -9,20 +9,12 @@ import { migrationWorkflowId } from '../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from '../core/contracts/migration-messages';
 import { resolveConnection } from './connection';
+import { FedflowError, FederationLog } from './federation';
 import type { PullHeartbeat } from '../activities/sync';
 
 export type { MigrationProgress, MigrationRequest, MigrationResult } from '../core/migration';
 
-/** An error for a person: `message` says what was wrong and what would be right; `type` is machine-readable. */
-export class FedflowError extends Error {
-  constructor(
-    message: string,
-    readonly type: string,
-  ) {
-    super(message);
-    this.name = 'FedflowError';
-  }
-}
+export { FedflowError, FederationLog, type FederationView, type PlacedWorkload } from './federation';
 
 /** The innermost failure message: an activity's ApplicationFailure rather than "Activity task failed". */
 export function rootFailure(err: unknown): { message: string; type: string } {
@@ -66,6 +58,11 @@ export class FedflowClient {
 
   static fromClient(client: Client): FedflowClient {
     return new FedflowClient(client);
+  }
+
+  /** The federation log of federation `name` (the `federation` of the federation config). */
+  federation(name: string): FederationLog {
+    return new FederationLog(this.client, name);
   }
 
   async close(): Promise<void> {

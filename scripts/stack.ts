@@ -3,12 +3,13 @@
  * local site) and the sample workload. `fedflow up`, `fedflow down` and `npm start` use it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Client, Connection } from '@temporalio/client';
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalProvider } from '../adapters/local/provider';
 import { loadFederationConfig } from '../agent/site/config-file';
 import { fedflowHome, REPO_ROOT, siteDir } from '../agent/site/home';
-import { deploySampleWorkload, type DeployedSample } from '../agent/workload/sample';
+import { deploySampleWorkload, type DeployedSample } from '../worker/deploy-sample';
 import type { FederationConfig } from '../core/federation-config';
 import { startDevServer, DEV_SERVER_PORT, DEV_UI_PORT, type DevServerHandle } from './dev-server';
 import { isAlive, readPid, stopPid, writePid } from './pids';
@@ -98,7 +99,12 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
 
   let sample: DeployedSample | undefined;
   if (opts.sample !== false) {
-    sample = await deploySampleWorkload({ config, home, keys: opts.sampleKeys, valueBytes: opts.sampleValueBytes });
+    const connection = await Connection.connect({ address });
+    try {
+      sample = await deploySampleWorkload({ client: new Client({ connection }), config, home, keys: opts.sampleKeys, valueBytes: opts.sampleValueBytes });
+    } finally {
+      await connection.close();
+    }
     log(`sample workload ${sample.workloadId}: ${sample.keys} keys on ${sample.site} at ${sample.address}${sample.created ? ' (deployed now)' : ''}`);
   }
   return {

@@ -13,7 +13,6 @@ import { LocalProvider } from '../adapters/local/provider';
 import { createCloudProvider } from '../adapters/registry-cloud';
 import { createControlActivities } from '../activities/control';
 import { createSiteActivities } from '../activities/site';
-import { FederationStateStore } from '../agent/federation/state';
 import { fedflowHome, siteDir } from '../agent/site/home';
 import { shapersFromConfig } from '../agent/link/shapes';
 import { ChunkStore } from '../agent/store/chunk-store';
@@ -88,7 +87,6 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     clientConnection = await Connection.connect(resolved.connectionOptions);
     client = new Client({ connection: clientConnection, namespace });
   }
-  const state = new FederationStateStore(home);
 
   const agents: RunningFederation['agents'] = new Map();
   const closers: (() => Promise<void>)[] = [];
@@ -139,7 +137,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       namespace,
       taskQueue: CONTROL_TASK_QUEUE,
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-      activities: createControlActivities({ config: opts.config, state, client, ensureFederation: () => ensureFederationWorkflow({ client, config: opts.config, home }) }),
+      activities: createControlActivities({ config: opts.config, client, ensureFederation: () => ensureFederationWorkflow({ client, config: opts.config, home }) }),
     });
     log(`control worker: task queue ${CONTROL_TASK_QUEUE}`);
     // The federation's entity workflow: migrations commit their reservation and placement through it.

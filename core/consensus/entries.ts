@@ -167,6 +167,21 @@ function applyOne(s: CommittedState, e: FederationEntry): string | null {
   }
 }
 
+/** What is wrong with a workload record as a proposal carries it, or undefined: checked before the log takes it. */
+export function workloadRecordProblem(r: unknown): string | undefined {
+  if (!r || typeof r !== 'object') return 'needs a record: { image, instance, volume, address }';
+  const o = r as Record<string, unknown>;
+  if (typeof o.image !== 'string' || !o.image) return `record.image must be a non-empty string; got ${JSON.stringify(o.image)}`;
+  if (typeof o.address !== 'string' || !o.address) return `record.address must be a non-empty string; got ${JSON.stringify(o.address)}`;
+  for (const k of ['instance', 'volume'] as const) {
+    const ref = o[k] as Record<string, unknown> | undefined;
+    if (!ref || typeof ref !== 'object' || typeof ref.provider !== 'string' || typeof ref.site !== 'string' || typeof ref.id !== 'string' || !ref.id) {
+      return `record.${k} must be { provider, site, id }; got ${JSON.stringify(ref)?.slice(0, 80)}`;
+    }
+  }
+  return undefined;
+}
+
 function copyRecord(r: WorkloadRecord): WorkloadRecord {
   return { image: r.image, instance: { ...r.instance }, volume: { ...r.volume }, address: r.address };
 }

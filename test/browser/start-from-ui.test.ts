@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import { deploySampleWorkload } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import type { MigrationResult } from '../../core/migration';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
@@ -57,7 +57,7 @@ describe('starting a migration from the Temporal Web UI', () => {
     env = await startTestServer({ ui: true, uiPort });
     uiUrl = `http://127.0.0.1:${uiPort}`;
     fed = await startTestFederation(env);
-    const sample = await deploySampleWorkload({ config: fed.config, home: fed.home, keys: KEYS, valueBytes: 64 });
+    const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: KEYS, valueBytes: 64 });
     assert.equal(sample.site, 'dc:paris');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
@@ -127,7 +127,7 @@ describe('starting a migration from the Temporal Web UI', () => {
     assert.equal(result.target, 'dc:frankfurt');
     assert.equal(result.keys, KEYS);
     assert.equal(result.verified, true);
-    assert.equal(fed!.state.read().workloads['kv-demo']!.site, 'dc:frankfurt');
+    assert.equal((await fed!.workload('kv-demo'))!.site, 'dc:frankfurt');
   });
 });
 

@@ -6,7 +6,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
 import { LocalProvider } from '../../adapters/local/provider';
 import { loadFederationConfig } from '../../agent/site/config-file';
-import { FederationStateStore } from '../../agent/federation/state';
+import { FederationLog, placedWorkloads, type PlacedWorkload } from '../../client/federation';
+import type { CommittedState } from '../../core/consensus/entries';
 import { siteDir } from '../../agent/site/home';
 import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
@@ -16,7 +17,12 @@ import { workflowBundle } from './temporal';
 export interface TestFederation {
   home: string;
   config: FederationConfig;
-  state: FederationStateStore;
+  /** The federation log: the one record of where workloads run. */
+  log: FederationLog;
+  /** The log's committed state now. */
+  committed(): Promise<CommittedState>;
+  /** A workload as the log places it, or undefined. */
+  workload(id: string): Promise<PlacedWorkload | undefined>;
   runtime: RunningFederation;
   provider(siteId: string): LocalProvider;
   /** Stops these sites' agents (their workers), as sites going down would. */
@@ -36,10 +42,13 @@ export async function startTestFederation(env: TestWorkflowEnvironment, opts: { 
   const start = async (more: { control?: boolean; federationWorkflow?: boolean; sites?: string[] }) =>
     startFederation({ config, home, connection: env.nativeConnection, client: env.client, namespace: env.namespace ?? 'default', workflowBundle: await workflowBundle(), ...more });
   const runtime = await start({ control: opts.control, federationWorkflow: opts.federationWorkflow });
+  const log = new FederationLog(env.client, config.federation);
   return {
     home,
     config,
-    state: new FederationStateStore(home),
+    log,
+    committed: async () => (await log.view()).committed,
+    workload: async (id) => placedWorkloads((await log.view()).committed).find((w) => w.id === id),
     runtime,
     async stopAgents(...sites) {
       for (const site of sites) {

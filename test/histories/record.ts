@@ -6,7 +6,7 @@
  *
  * Recorded histories are never edited: a change that breaks their replay needs `patched()`.
  */
-import { deploySampleWorkload } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation } from '../helpers/federation';
@@ -18,7 +18,7 @@ async function run(): Promise<void> {
   const env = await startTestServer();
   const fed = await startTestFederation(env);
   try {
-    await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
+    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
     const c = FedflowClient.fromClient(env.client);
     const save = async (name: string) => {
       for (const workflowId of ['migrate-kv-demo', 'migrate-kv-demo-sync']) await exportHistory(env.address, workflowId, tag, name);

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DescribeImagesCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { deploySampleWorkload, sampleValue } from '../../agent/workload/sample';
+import { sampleValue } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { CLOUD_INSTANCE_TAG } from '../../activities/site';
 import { FedflowClient, FedflowError } from '../../client';
 import { startMoto, type MotoHandle } from '../../scripts/moto-server';
@@ -54,7 +55,7 @@ describe('migration from a local site to an AWS site (moto)', () => {
         ],
       },
     });
-    await deploySampleWorkload({ config: fed.config, home: fed.home, keys: KEYS, valueBytes: 200 });
+    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: KEYS, valueBytes: 200 });
   });
   after(async () => {
     await fed?.stop();
@@ -76,7 +77,7 @@ describe('migration from a local site to an AWS site (moto)', () => {
     }
     await c.pause('kv-demo');
     assert.equal((await liveInstances()).length, 1, 'the target instance was created in moto');
-    const source = fed.state.read().workloads['kv-demo']!.instance;
+    const source = (await fed.workload('kv-demo'))!.instance;
     await fed.provider('dc:paris').stopInstance(source);
     await c.resume('kv-demo');
     await assert.rejects(c.waitForResult('kv-demo'), (err: unknown) => {
@@ -86,10 +87,10 @@ describe('migration from a local site to an AWS site (moto)', () => {
     });
     assert.deepEqual(await liveInstances(), [], 'compensation terminated the moto instance');
     assert.equal(fed.provider('aws:us-east-1').liveInstances().length, 0, 'and its local stand-in');
-    assert.equal(fed.state.read().workloads['kv-demo']!.site, 'dc:paris');
-    assert.equal(fed.state.read().workloads['kv-demo']!.migration, undefined, 'the lock is released');
+    assert.equal((await fed.workload('kv-demo'))!.site, 'dc:paris');
+    assert.deepEqual((await fed.committed()).reservations, {}, 'the reservation is released');
     // The operator starts the source again before the next migration.
-    await deploySampleWorkload({ config: fed.config, home: fed.home });
+    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home });
   });
 
   it('moves kv-demo to aws:us-east-1: instance in moto, data synced, route switched, source gone', async () => {
@@ -107,7 +108,7 @@ describe('migration from a local site to an AWS site (moto)', () => {
     const st = await fed.provider('aws:us-east-1').describeInstance(standIn[0]!);
     assert.equal(st.tags[CLOUD_INSTANCE_TAG], live[0]!.id, 'the agent stands for the moto instance');
 
-    const route = fed.state.read().routes['kv-demo']!;
+    const route = (await fed.workload('kv-demo'))!;
     assert.equal(route.site, 'aws:us-east-1');
     const all = (await (await fetch(`${route.address}/kv`)).json()) as Record<string, string>;
     assert.equal(Object.keys(all).length, KEYS);

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { deploySampleWorkload } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { REPO_ROOT } from '../../agent/site/home';
 import { FedflowClient, FedflowError } from '../../client';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
@@ -37,7 +37,7 @@ describe('bad input is refused with a clear, non-retryable error and changes not
     fed = await startTestFederation(env, { config: CONFIG });
     configPath = join(fed.home, 'federation.json');
     writeFileSync(configPath, JSON.stringify(CONFIG));
-    await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 20, valueBytes: 16 });
+    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 20, valueBytes: 16 });
   });
   after(async () => {
     await fed?.stop();
@@ -45,11 +45,11 @@ describe('bad input is refused with a clear, non-retryable error and changes not
   });
 
   async function refused(input: unknown, workflowId = migrationWorkflowId('kv-demo')) {
-    const stateBefore = JSON.stringify(fed.state.read());
+    const stateBefore = JSON.stringify(await fed.committed());
     const handle = await env.client.workflow.start('migrateWorkload', { taskQueue: CONTROL_TASK_QUEUE, workflowId, args: [input] });
     const f = await failureOf(handle.result());
     assert.equal(f.nonRetryable, true, `${f.type} must be non-retryable`);
-    assert.equal(JSON.stringify(fed.state.read()), stateBefore, 'the federation state must not change');
+    assert.equal(JSON.stringify(await fed.committed()), stateBefore, 'the federation log must not change');
     for (const site of ['dc:frankfurt', 'dc:full']) assert.equal(fed.provider(site).liveInstances().length, 0, `nothing created on ${site}`);
     return f;
   }
@@ -87,10 +87,10 @@ describe('bad input is refused with a clear, non-retryable error and changes not
   it('an unknown workload', async () => {
     const f = await refused({ workloadId: 'nope', targetSite: 'dc:frankfurt' }, migrationWorkflowId('nope'));
     assert.equal(f.type, 'UnknownWorkload');
-    assert.match(f.message, /workload 'nope' does not exist \(known: kv-demo\)/);
+    assert.match(f.message, /workload 'nope' is not in the federation log \(known: kv-demo\)/);
     const out = await cli('migrate', 'nope', '--to', 'dc:frankfurt');
     assert.equal(out.code, 1);
-    assert.match(out.stderr, /workload 'nope' does not exist \(known: kv-demo\)/);
+    assert.match(out.stderr, /workload 'nope' is not in the federation log \(known: kv-demo\)/);
   });
 
   it('a target site without capacity', async () => {
@@ -134,10 +134,10 @@ describe('bad input is refused with a clear, non-retryable error and changes not
     const p = await c.getProgress('kv-demo');
     assert.equal(p.phase, 'cancelled');
     // Rolled back: the source serves and takes writes, the lock is gone, nothing is left on the target.
-    const st = fed.state.read();
-    assert.equal(st.workloads['kv-demo']!.site, 'dc:paris');
-    assert.equal(st.workloads['kv-demo']!.migration, undefined);
-    const put = await fetch(`${st.routes['kv-demo']!.address}/kv/after-cancel`, { method: 'PUT', body: 'ok' });
+    const placed = (await fed.workload('kv-demo'))!;
+    assert.equal(placed.site, 'dc:paris');
+    assert.deepEqual((await fed.committed()).reservations, {}, 'the reservation is released');
+    const put = await fetch(`${placed.address}/kv/after-cancel`, { method: 'PUT', body: 'ok' });
     assert.equal(put.status, 200);
     assert.equal(fed.provider('dc:frankfurt').liveInstances().length, 0);
   });

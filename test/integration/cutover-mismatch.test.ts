@@ -21,7 +21,7 @@ import { progressQuery } from '../../core/contracts/migration-messages';
 import { committedStateQuery } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { siteDir } from '../../agent/site/home';
-import { deploySampleWorkload } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 
@@ -39,9 +39,9 @@ describe('a cut-over that fails its final check after the placement was proposed
   });
 
   it('fails with DataMismatch, puts the placement back on the source and leaves the source serving', async () => {
-    const sample = await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
+    const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
     assert.equal(sample.site, 'dc:paris');
-    const volume = fed.state.read().workloads['kv-demo']!.volume;
+    const volume = (await fed.workload('kv-demo'))!.volume;
     appendFileSync(join(siteDir('dc:paris', fed.home), 'volumes', volume.id, 'kv.jsonl'), '{"k": torn\n');
     const put = await fetch(`${sample.address}/kv/after-the-tear`, { method: 'PUT', body: 'lost on a reload' });
     assert.equal(put.status, 200);
@@ -68,9 +68,9 @@ describe('a cut-over that fails its final check after the placement was proposed
     assert.equal(p.steps.find((s) => s.id === 'commit')!.status, 'compensated');
 
     // The source serves again and takes writes; the route never moved.
-    const st = fed.state.read();
-    assert.equal(st.workloads['kv-demo']!.site, 'dc:paris');
-    assert.equal(st.routes['kv-demo']!.site, 'dc:paris');
+    const placed = (await fed.workload('kv-demo'))!;
+    assert.equal(placed.site, 'dc:paris');
+    assert.equal(placed.address, sample.address);
     const again = await fetch(`${sample.address}/kv/after-the-failure`, { method: 'PUT', body: 'x' });
     assert.equal(again.status, 200);
     assert.equal(await (await fetch(`${sample.address}/kv/after-the-tear`)).text(), 'lost on a reload');

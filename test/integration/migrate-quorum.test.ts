@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { type MigrationResult } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
-import { deploySampleWorkload, sampleValue } from '../../agent/workload/sample';
+import { sampleValue } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import type { RunningFederation } from '../../worker/federation-runtime';
 import { progressQuery } from '../../core/contracts/migration-messages';
 import { committedStateQuery } from '../../core/contracts/federation';
@@ -37,7 +38,7 @@ describe('a migration waits for quorum and commits once a site returns', () => {
 
 
   it('reports "waiting for quorum: 2 of 4 sites reachable, need 3", then completes with a BFT certificate', async () => {
-    await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 50, valueBytes: 64 });
+    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 50, valueBytes: 64 });
     await fed.stopAgents('dc:london', 'edge:lisbon');
 
     const handle = await env.client.workflow.start('migrateWorkload', {
@@ -57,7 +58,7 @@ describe('a migration waits for quorum and commits once a site returns', () => {
     const fedHandle = env.client.workflow.getHandle(federationWorkflowId(fed.config.federation));
     const before = await fedHandle.query(committedStateQuery);
     assert.deepEqual(before.reservations, {});
-    assert.equal(fed.state.read().workloads['kv-demo']!.site, 'dc:paris');
+    assert.equal(before.placements['kv-demo'], 'dc:paris');
 
     // edge:lisbon's agent comes back (a new process would do the same: same directory, same key).
     lisbon = await fed.restartAgents('edge:lisbon');

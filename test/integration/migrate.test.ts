@@ -5,7 +5,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { type MigrationResult } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
-import { deploySampleWorkload, sampleValue } from '../../agent/workload/sample';
+import { sampleValue } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { MIN_SAMPLES } from '../../models/features';
 import { progressQuery } from '../../core/contracts/migration-messages';
 import { committedStateQuery } from '../../core/contracts/federation';
@@ -27,7 +28,7 @@ describe('migrateWorkload on a real dev server', () => {
   });
 
   it('moves kv-demo from dc:paris to dc:frankfurt with every key intact', async () => {
-    const sample = await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 300, valueBytes: 128 });
+    const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 300, valueBytes: 128 });
     assert.equal(sample.site, 'dc:paris');
     const handle = await env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
@@ -67,10 +68,12 @@ describe('migrateWorkload on a real dev server', () => {
     assert.deepEqual(committed.reservations, {});
     assert.equal(committed.used['dc:frankfurt'], 1);
 
-    const st = fed.state.read();
-    assert.equal(st.workloads['kv-demo']!.site, 'dc:frankfurt');
-    assert.equal(st.routes['kv-demo']!.address, result.address);
-    assert.equal(st.workloads['kv-demo']!.migration, undefined);
+    // The log's record follows the workload: what it runs on at the target, and where it serves.
+    const placed = (await fed.workload('kv-demo'))!;
+    assert.equal(placed.site, 'dc:frankfurt');
+    assert.equal(placed.address, result.address);
+    assert.equal(placed.instance.site, 'dc:frankfurt');
+    assert.equal(placed.volume.site, 'dc:frankfurt');
     const all = (await (await fetch(`${result.address}/kv`)).json()) as Record<string, string>;
     assert.equal(Object.keys(all).length, 300);
     for (let i = 0; i < 300; i++) assert.equal(all[`key-${String(i).padStart(6, '0')}`], sampleValue(i, 128));
@@ -133,7 +136,7 @@ describe('migrateWorkload on a real dev server', () => {
   });
 
   it('refuses an unknown site with a non-retryable error naming the known sites, and changes nothing', async () => {
-    const before = JSON.stringify(fed.state.read());
+    const before = JSON.stringify(await fed.committed());
     const handle = await env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: migrationWorkflowId('kv-demo'),
@@ -146,6 +149,6 @@ describe('migrateWorkload on a real dev server', () => {
     assert.ok(err instanceof WorkflowFailedError);
     const msg = String((err.cause as Error)?.cause ? ((err.cause as { cause: Error }).cause.message) : (err.cause as Error).message);
     assert.match(msg, /'aws:us-east-9' is not in the federation \(known: dc:paris, dc:frankfurt, dc:london, edge:lisbon\)/);
-    assert.equal(JSON.stringify(fed.state.read()), before);
+    assert.equal(JSON.stringify(await fed.committed()), before);
   });
 });

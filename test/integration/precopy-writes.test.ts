@@ -10,7 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { type MigrationResult } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
-import { deploySampleWorkload } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { startTestServer } from '../helpers/temporal';
 import { startTestFederation, type TestFederation } from '../helpers/federation';
 import { startWriter, valueFor } from '../helpers/writer';
@@ -29,7 +29,7 @@ describe('pre-copy while the workload writes', () => {
   });
 
   it('keeps every write acknowledged before the pause, with per-round pre-copy figures', async (t) => {
-    const sample = await deploySampleWorkload({ config: fed.config, home: fed.home, keys: 200, valueBytes: 256 });
+    const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 200, valueBytes: 256 });
     const writer = startWriter(sample.address);
     // Let the writer get going so the first round already copies live data.
     await new Promise((r) => setTimeout(r, 2000));

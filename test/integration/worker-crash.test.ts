@@ -18,7 +18,8 @@ import type { TransferStats } from '../../agent/transfer/server';
 import { readAgentUrl } from '../../activities/site';
 import { DEFAULT_PLANS } from '../../core/transfer-plan';
 import { siteDir } from '../../agent/site/home';
-import { deploySampleWorkload, sampleValue } from '../../agent/workload/sample';
+import { sampleValue } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
 import { parseFederationConfig } from '../../core/federation-config';
 import { startTestServer } from '../helpers/temporal';
@@ -64,7 +65,7 @@ describe('a worker killed with -9 mid-copy', () => {
     const targetEnv = { ...base, FEDFLOW_SITES: 'dc:frankfurt' };
     workers.push(spawnWorker(targetEnv));
     await Promise.all([sourceAgent.ready, workers[1]!.ready]);
-    await deploySampleWorkload({ config: parseFederationConfig(CONFIG), home, keys: KEYS, valueBytes: VALUE_BYTES });
+    await deploySampleWorkload({ client: env.client, config: parseFederationConfig(CONFIG), home, keys: KEYS, valueBytes: VALUE_BYTES });
 
     const c = FedflowClient.fromClient(env.client);
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' });

@@ -24,7 +24,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { EquivocationProof } from '../../core/consensus/bft-types';
-import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry } from '../../core/consensus/entries';
+import { applyEntries, emptyCommittedState, type CommittedState, type FederationEntry, workloadRecordProblem } from '../../core/consensus/entries';
 import { canonicalJson } from '../../core/consensus/canonical-json';
 import { chooseProtocol } from '../../core/consensus/protocol-choice';
 import { bftSizes, majority } from '../../core/consensus/quorum';
@@ -467,10 +467,19 @@ export function validateProposal(p: ProposeInput, state: CommittedState, trust: 
       known(e.site, `${at} (${e.kind} of ${e.workload})`);
       const op: unknown = e.kind === 'reservation' ? e.op : undefined;
       if (e.kind === 'reservation' && op !== 'reserve' && op !== 'release') throw new Error(`${at}: reservation op must be 'reserve' or 'release'; got '${String(op)}'`);
+      const problem = e.kind === 'placement' && e.record !== undefined ? workloadRecordProblem(e.record) : undefined;
+      if (problem) throw new Error(`${at} (placement of ${e.workload}): ${problem}`);
+    } else if (e.kind === 'workload') {
+      if (typeof e.workload !== 'string' || !e.workload) throw new Error(`${at} (workload) needs a workload id; got '${String(e.workload)}'`);
+      known(e.site, `${at} (workload ${e.workload})`);
+      const op: unknown = e.op;
+      if (op !== 'add' && op !== 'remove') throw new Error(`${at}: workload op must be 'add' or 'remove'; got '${String(op)}'`);
+      const problem = e.op === 'add' ? workloadRecordProblem(e.record) : undefined;
+      if (problem) throw new Error(`${at} (workload ${e.workload}): ${problem}`);
     } else if (e.kind === 'membership') {
       throw new Error(`${at}: membership changes go through the join and leave updates, not propose`);
     } else {
-      throw new Error(`${at}: kind must be 'placement' or 'reservation'; got '${String((e as { kind?: unknown }).kind)}'`);
+      throw new Error(`${at}: kind must be 'placement', 'reservation' or 'workload'; got '${String((e as { kind?: unknown }).kind)}'`);
     }
   });
   for (const s of p.touches ?? []) known(s, 'touches');
