@@ -135,49 +135,6 @@ export function createRouter<T>(o: RouterOptions, verifier?: Verifier): Router<T
   };
 }
 
-/** 0: before the pre-prepare is known; 1: pre-prepare; 2: a quorum can prepare; 3: a certificate's commit votes are in. */
-export function stageOf<T>(s: RouterState<T>, r: RouterRound<T>): number {
-  if (r.certVotes) return 3;
-  if (r.matching.size >= s.quorum - 1) return 2;
-  return r.prePrepare ? 1 : 0;
-}
-
-/** The votes of `stage` that `site` lacks for round `r`. */
-export function stageMessages<T>(r: RouterRound<T>, site: SiteId, stage: number): BftMessage<T>[] {
-  const messages: BftMessage<T>[] = [];
-  if (site !== r.primary && !r.ppAcked.has(site)) messages.push({ type: 'pre-prepare', to: site, vote: r.prePrepare!, value: r.batch });
-  if (stage >= 2 && !r.commits[site]) {
-    // Matching votes first, so an honest site counts them before it meets a conflicting one.
-    const ordered = [...r.prepareVotes].sort((a, b) => Number(b.digest === r.digest) - Number(a.digest === r.digest));
-    for (const vote of ordered) if (vote.site !== site) messages.push({ type: 'prepare', to: site, vote });
-  }
-  if (stage >= 3 && !r.confirmed.has(site)) {
-    for (const vote of r.certVotes!) if (vote.site !== site) messages.push({ type: 'commit', to: site, vote });
-  }
-  return messages;
-}
-
-/** What `site` needs now: the batch to propose (primary), or the votes of the current stage it lacks. */
-export function nextFor<T>(s: RouterState<T>, site: SiteId, now: number): Omit<Delivery<T>, 'site' | 'view' | 'forSeq'> | undefined {
-  const fwd = s.forward.get(site) ?? [];
-  s.forward.delete(site);
-  const r = s.round;
-  if (!r) return fwd.length ? { messages: fwd } : undefined;
-  if (!r.prePrepare) {
-    if (site !== r.primary || r.proposed) return fwd.length ? { messages: fwd } : undefined;
-    r.proposed = true;
-    return { propose: r.batch, messages: fwd };
-  }
-  const stage = stageOf(s, r);
-  if ((r.delivered[site] ?? 0) >= stage) return fwd.length ? { messages: fwd } : undefined;
-  const messages: BftMessage<T>[] = [...fwd, ...stageMessages(r, site, stage)];
-  r.delivered[site] = stage;
-  if (messages.length) return { messages };
-  // Nothing new for this site, but a round waits on it: an empty delivery keeps its liveness (and
-  // so the `waiting for quorum: k of n sites reachable` count) current.
-  return now - (s.lastHeard[site] ?? -Infinity) >= s.tickLength ? { messages } : undefined;
-}
-
 /** The first view from `from` whose primary is not failing, so a dead primary is skipped. */
 export function viewFrom<T>(s: RouterState<T>, from: number): number {
   const n = s.members.length;
@@ -185,9 +142,3 @@ export function viewFrom<T>(s: RouterState<T>, from: number): number {
   return from;
 }
 
-/** Queues messages for a site outside the current stage; they go with its next delivery. */
-export function forwardTo<T>(s: RouterState<T>, site: SiteId, messages: readonly BftMessage<T>[], cap = Infinity): void {
-  const q = s.forward.get(site) ?? [];
-  for (const m of messages) if (q.length < cap) q.push(m);
-  s.forward.set(site, q);
-}
