@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { closeRound, roundOutcome, startRound, stepRouter } from '../../../core/consensus/bft-router';
+import { closeRound, roundOutcome, routerQuorumWait, startRound, stepRouter } from '../../../core/consensus/bft-router';
+import { describeQuorumWait } from '../../../core/consensus/quorum-wait';
 import { createRouter, type RouterReply } from '../../../core/consensus/bft-router-state';
 import { signVote, verifyCertificate } from '../../../core/consensus/bft';
 import { digestOf } from '../../../core/consensus/canonical-json';
@@ -74,9 +75,26 @@ describe('BFT router on the in-memory network', () => {
     cl.propose('v1');
     assert.equal(cl.net.runUntil(() => !cl.router.busy, 3_000), -1, 'no certificate from two of four');
     assert.equal(roundOutcome(cl.router.router), 'open');
+    assert.equal(describeQuorumWait(routerQuorumWait(cl.router.router.state, cl.router.now)), 'waiting for quorum: 2 of 4 sites reachable, need 3 (silent: dc:c, dc:d)');
     cl.net.restart('dc:c');
     cl.runUntilDecided();
     assert.equal(cl.router.decided[0]?.view, 0);
+  });
+
+  it('a site that was down during a round catches up through another site\'s certificates, once it answers in a later round', () => {
+    const cl = new RouterCluster(SITES, 5, { crypto, routerVerifies: false });
+    cl.net.crash('dc:d');
+    cl.propose('v1');
+    cl.runUntilDecided();
+    cl.net.restart('dc:d');
+    // The router learns how far a site executed from its answers in a round; an idle router does
+    // not look for laggards, so the catch-up comes at the end of a round dc:d takes part in.
+    for (const v of ['v2', 'v3']) {
+      cl.propose(v);
+      cl.runUntilDecided();
+    }
+    assert.notEqual(cl.net.runUntil(() => cl.values('dc:d').length === 3, 4_000), -1, `dc:d executed ${JSON.stringify(cl.values('dc:d'))}`);
+    assert.deepEqual(cl.values('dc:d'), ['v1', 'v2', 'v3']);
   });
 
   // Deliveries lost before a site runs them (its worker was away), and answers reordered. Not
@@ -96,12 +114,17 @@ describe('BFT router on the in-memory network', () => {
 describe('BFT router steps', () => {
   const router = () => createRouter<string>({ members: SITES, view: 0, tickLength: 2, liveWindow: 6, maxInFlight: 2 }, crypto.verifier);
 
-  it('proposes to the view primary only, and at most maxInFlight deliveries per site', () => {
+  it('proposes to the view primary only, then keeps at most maxInFlight deliveries per site', () => {
     const rt = router();
     const ready = startRound(rt, 'v', 0);
     assert.deepEqual(ready.deliveries.map((d) => [d.site, d.propose]), [['dc:a', 'v']]);
-    // The primary answers nothing useful twice; its third kick waits for a slot.
-    assert.equal(rt.state.busy['dc:a'], 1);
+    const pp = signVote(crypto.signer('dc:a'), { type: 'pre-prepare', view: 0, seq: 1, digest: digestOf('v') });
+    const out = stepRouter(rt, { type: 'reply', site: 'dc:a', reply: reply({ messages: [{ type: 'pre-prepare', to: 'dc:b', vote: pp, value: 'v' }] }), now: 1 });
+    assert.deepEqual(out.deliveries.map((d) => [d.site, d.forSeq, d.messages.map((m) => m.type)]), [['dc:b', 1, ['pre-prepare']], ['dc:c', 1, ['pre-prepare']], ['dc:d', 1, ['pre-prepare']]]);
+    // A tick sends the stage again: dc:b now has two deliveries in flight, the most it may.
+    assert.ok(stepRouter(rt, { type: 'tick', now: 3 }).deliveries.some((d) => d.site === 'dc:b'));
+    assert.ok(!stepRouter(rt, { type: 'tick', now: 5 }).deliveries.some((d) => d.site === 'dc:b'), 'no third delivery while two are in flight');
+    assert.deepEqual(stepRouter(rt, { type: 'settled', site: 'dc:b', now: 6 }).deliveries.map((d) => d.site), ['dc:b'], 'a freed slot is used at once');
   });
 
   it('abandons the round when the primary fails before any pre-prepare', () => {
