@@ -132,7 +132,7 @@ export function createControlActivities(deps: ControlDeps) {
      * committed without a record, have it proposed here. Returns when the route holds (ms).
      */
     async switchRoute(args: { workloadId: string; target: string; instance: InstanceRef; volume: VolumeRef; address: string }): Promise<number> {
-      const { workflowId } = callingRun();
+      const { workflowId, runId } = callingRun();
       const federation = config.federation;
       const log = await committed(federation);
       const now = log.workloads?.[args.workloadId];
@@ -142,7 +142,7 @@ export function createControlActivities(deps: ControlDeps) {
       const record: WorkloadRecord = { image, instance: args.instance, volume: args.volume, address: args.address };
       const r = await proposeByUpdate(client, {
         federation,
-        proposal: { entries: [{ kind: 'placement', workload: args.workloadId, site: args.target, record }], requestId: `${workflowId}/route` },
+        proposal: { entries: [{ kind: 'placement', workload: args.workloadId, site: args.target, record }], requestId: `${workflowId}/${runId}/route` },
         waitMs: SWITCH_PROPOSAL_WAIT_MS,
       });
       if ('pending' in r) throw new Error(`the federation log has not taken the route of ${args.workloadId} to ${args.target} yet: ${r.pending}`);
