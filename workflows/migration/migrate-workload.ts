@@ -59,13 +59,14 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       return completedResult(m, { measured, target, sync, cut, switchedAtMs, finishedAtMs });
     });
   } catch (err) {
+    // Past the point of no return nothing is undone: the placement may commit whatever happens here.
     if (runner.rollForward) throw err;
-    return await compensate(runner, saga, err);
+    return await rollBack(runner, saga, err);
   }
 }
 
 /** Runs the saga's compensations in reverse, then rethrows the original error (or says it was cancelled). */
-async function compensate(runner: StepRunner, saga: Saga<StepId>, err: unknown): Promise<never> {
+async function rollBack(runner: StepRunner, saga: Saga<StepId>, err: unknown): Promise<never> {
   runner.progress.error = runner.cancelReason ?? (err instanceof Error ? err.message : String(err));
   runner.setPhase('compensating');
   await saga.compensate({
