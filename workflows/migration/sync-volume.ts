@@ -34,7 +34,7 @@ export interface SyncVolumeInput {
   cutover?: { instance: InstanceRef };
   /**
    * Run the final round (default true). A migration passes false and runs its cut-over itself,
-   * folding the final round into fewer hops (see migrate.ts).
+   * folding the final round into fewer hops (see steps/cutover.ts).
    */
   final?: boolean;
   /** Workflow to signal after each round (the parent migration), for its progress display. */
