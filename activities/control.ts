@@ -44,6 +44,11 @@ export interface ValidatedMigration {
   targetTrust: Trust;
   /** The federation whose log the migration commits to (workflow `federation-<name>`). */
   federation: string;
+  /**
+   * The workload's record in the log at validation: what a reverted placement names again.
+   * Absent in results recorded before the log held records.
+   */
+  record?: WorkloadRecord;
 }
 
 /** The migration run that called the activity. */
@@ -122,6 +127,7 @@ export function createControlActivities(deps: ControlDeps) {
         sourceTrust: source.trust,
         targetTrust: target.trust,
         federation,
+        record,
       };
     },
 

@@ -51,7 +51,7 @@ export async function migrateWorkload(input: unknown): Promise<MigrationResult> 
       const target = await startTarget(m);
       const sync = await preCopy(m, measured);
       const cut = await cutOver(m, sync.plan, sync.precopyRounds, target);
-      if (shape.federationCommits) await commitPlacement(m, cut);
+      if (shape.federationCommits) await commitPlacement(m, cut, target);
       const switchedAtMs = await switchRoute(m, target);
       const finishedAtMs = await decommission(m, cut);
 

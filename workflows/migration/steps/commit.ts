@@ -12,17 +12,19 @@ import type { Migration } from '../context';
 import { commitToLog, describeCommit } from '../federation-commit';
 import { control } from '../proxies';
 import type { CutoverResult } from './cutover-activities';
+import { placementEntry, targetRecord } from '../records';
+import type { TargetInstance } from './start';
 
 /** A placement commit that failed for a reason other than the log's rejection is proposed again after this, doubling up to the cap. */
 const PLACEMENT_RETRY_MS = 2_000;
 const PLACEMENT_RETRY_MAX_MS = 60_000;
 
-export async function commitPlacement(m: Migration, cut: CutoverResult): Promise<void> {
+export async function commitPlacement(m: Migration, cut: CutoverResult, target: TargetInstance): Promise<void> {
   m.runner.rollForward = true;
-  m.consensus.placement = await CancellationScope.nonCancellable(() => m.runner.run('commit', () => proposeUntilAnswered(m, cut), describeCommit));
+  m.consensus.placement = await CancellationScope.nonCancellable(() => m.runner.run('commit', () => proposeUntilAnswered(m, cut, target), describeCommit));
 }
 
-async function proposeUntilAnswered(m: Migration, cut: CutoverResult): Promise<FederationCommitRecord> {
+async function proposeUntilAnswered(m: Migration, cut: CutoverResult, target: TargetInstance): Promise<FederationCommitRecord> {
   // The target proposed it during the cut-over and got the log's answer: that is this
   // step's answer too (asking again would only cost another trip through the server).
   let answered = cut.placement && 'result' in cut.placement ? cut.placement.result : undefined;
@@ -34,7 +36,7 @@ async function proposeUntilAnswered(m: Migration, cut: CutoverResult): Promise<F
         const { rejected: _rejected, ...record } = changeResult(r, {});
         return record;
       }
-      return await commitToLog(m, [{ kind: 'placement', workload: m.req.workloadId, site: m.v.target }], 'placement', 'commit');
+      return await commitToLog(m, [placementEntry(m, m.v.target, targetRecord(m, target))], 'placement', 'commit');
     } catch (err) {
       const type = err instanceof ApplicationFailure ? err.type : undefined;
       if (type === FailureType.FederationChangeRejected) {

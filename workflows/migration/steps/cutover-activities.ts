@@ -24,6 +24,8 @@ export interface Cutover {
   m: Migration;
   plan: TransferPlan;
   pullArgs: ReturnType<typeof pullArgsOf>;
+  /** The target instance booted in standby: what the placement will name. */
+  target: TargetInstance;
 }
 
 export function pullArgsOf(m: Migration, plan: TransferPlan, round: number, target: TargetInstance) {

@@ -9,6 +9,7 @@ import { FailureType } from '../../../core/contracts/failures';
 import type { FederationEntry } from '../../../core/consensus/entries';
 import { commitFederationChange } from '../../federation/client';
 import type { Migration } from '../context';
+import { placementEntry, targetRecord } from '../records';
 import { commitOpts, RELEASE_WAIT } from '../federation-commit';
 import { atSite, atSync, FAST_COMMIT_WAIT_MS, TIMEOUTS } from '../proxies';
 import { cutDone, freezeAndCapture, targetToldImage, type Cutover, type CutoverResult, type TargetCutover } from './cutover-activities';
@@ -26,7 +27,7 @@ export async function cutOverTogether(c: Cutover): Promise<CutoverResult> {
   // target cannot have proposed and nothing is sent (unless an earlier attempt of that
   // capture announced one and was lost before it completed, then a retry failed: not covered).
   let imageCaptured = false;
-  const placement: FederationEntry = { kind: 'placement', workload: req.workloadId, site: v.target };
+  const placement: FederationEntry = placementEntry(m, v.target, targetRecord(m, c.target));
   const placementRequest = {
     federation: v.federation,
     proposal: { entries: [placement], touches: [v.source], requestId: commitOpts(m, 'placement', 'commit').requestId! },
@@ -97,7 +98,7 @@ async function settleAndRevertPlacement(m: Migration, placement: FederationEntry
   }
   // Not allowRejected: a revert the log refuses (the source's slot taken meanwhile) must
   // show as a failed compensation, not pass for one that worked.
-  await commitFederationChange([{ kind: 'placement', workload: m.req.workloadId, site: m.v.source }], {
+  await commitFederationChange([placementEntry(m, m.v.source, m.v.record)], {
     ...commitOpts(m, 'placement-revert', 'commit'),
     timeout: RELEASE_WAIT,
   });

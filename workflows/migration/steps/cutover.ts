@@ -11,7 +11,7 @@ import { cutOverTogether } from './cutover-together';
 import type { TargetInstance } from './start';
 
 export function cutOver(m: Migration, plan: TransferPlan, precopyRounds: number, target: TargetInstance): Promise<CutoverResult> {
-  const c: Cutover = { m, plan, pullArgs: pullArgsOf(m, plan, precopyRounds + 1, target) };
+  const c: Cutover = { m, plan, pullArgs: pullArgsOf(m, plan, precopyRounds + 1, target), target };
   return m.runner.run(
     'cutover',
     m.shape.fastCutover ? () => cutOverTogether(c) : () => cutOverInSequence(c),
