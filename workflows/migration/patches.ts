@@ -9,6 +9,16 @@
  *
  * Recorded histories of all three replay (test/histories/migrate-kv-demo.v1..v3-*.json), so the
  * points where `patched()` is called must not move: both are asked once, right after validation.
+ *
+ * How old shapes are carried (decided in issue 12): with `patched()` branches, named here, not with
+ * Worker Versioning. Pinning each run to the build that started it would let the code hold one
+ * shape, but it needs a deployment that keeps every older build polling until its last run ends,
+ * and the embedded stack is one worker process that restarts in place (`fedflow up`, `npm start`):
+ * after an upgrade nothing would serve the pinned runs. A patch keeps one worker able to finish
+ * any run it finds. The cost, a branch per shape, is kept readable by giving each shape's steps a
+ * name (cutOverInSequence / cutOverTogether, commitBySignal / commitFast) and by retiring a shape
+ * with `deprecatePatch()` once no run of it can be open (a retention period after the release that
+ * replaced it), together with its recorded histories.
  */
 import { patched } from '@temporalio/workflow';
 
