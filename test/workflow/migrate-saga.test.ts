@@ -23,15 +23,20 @@ import { workflowBundle } from '../helpers/temporal';
 import { eventually } from '../helpers/eventually';
 import { FINAL_ROOT, INJECTED, MockWorld, SOURCE, TARGET, type Script } from './mock-world';
 
+/** A hung migration fails its test instead of the run: each takes about a second. */
+const T = { timeout: 60_000 };
+
 const world = new MockWorld();
 let env: TestWorkflowEnvironment;
 let workers: Worker[] = [];
 let running: Promise<unknown>;
 
 before(async () => {
+  // The bundle takes longer than the server (a few seconds each): build it meanwhile.
+  const bundling = workflowBundle({ workflowsPath: require.resolve('./workflows') });
   env = await startTimeSkippingServer();
   const connection = env.nativeConnection;
-  const bundle = await workflowBundle({ workflowsPath: require.resolve('./workflows') });
+  const bundle = await bundling;
   workers = [
     await Worker.create({ connection, taskQueue: CONTROL_TASK_QUEUE, workflowBundle: bundle, activities: world.control() }),
     // Heartbeats go out at once, so a cancelled activity (the target's wait) learns of it at once.
@@ -119,7 +124,7 @@ const CASES: FailureCase[] = [
 ];
 
 describe('migrateWorkload saga (time-skipping server, mocked activities)', () => {
-  test('a migration with nothing failing runs every step once and compensates nothing', async () => {
+  test('a migration with nothing failing runs every step once and compensates nothing', T, async () => {
     const { run, handle } = start('kv-happy');
     const result: MigrationResult = await (await handle).result();
     assert.equal(result.status, 'completed');
@@ -153,7 +158,7 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
   });
 
   for (const c of CASES) {
-    test(`a failure in '${c.step}'${c.variant ? ` (${c.variant})` : ''} runs exactly [${c.compensations.join(', ')}]`, async () => {
+    test(`a failure in '${c.step}'${c.variant ? ` (${c.variant})` : ''} runs exactly [${c.compensations.join(', ')}]`, T, async () => {
       const workloadId = `kv-fail-${c.step}${c.variant ? `-${CASES.filter((x) => x.step === c.step).indexOf(c) + 1}` : ''}`;
       const { run, handle } = start(workloadId, { failOn: c.failOn });
       const h = await handle;
@@ -183,7 +188,7 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
     });
   }
 
-  test('a pause holds the migration before its next step until resume', async () => {
+  test('a pause holds the migration before its next step until resume', T, async () => {
     const { run, handle } = start('kv-pause', { gateOn: `${TARGET} startInstance` });
     const h = await handle;
     // Pause while 'start' runs: a running step finishes first, then the migration holds.
@@ -214,7 +219,7 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
     assert.ok(run.lines.indexOf(`${SOURCE} captureImage`) > run.lines.indexOf('test: resume'), `the sync ran after resume: ${run.lines.join(' | ')}`);
   });
 
-  test('a release the federation never answers holds the saga for its 30 s bound only (skipped time)', async () => {
+  test('a release the federation never answers holds the saga for its 30 s bound only (skipped time)', T, async () => {
     const t0 = Date.now();
     const { run, handle } = start('kv-no-quorum', { failOn: `${TARGET} startInstance`, holdOn: undo.reservation });
     const err = await (await handle).result().then(
