@@ -9,6 +9,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 node --import tsx scripts/temporal-cli.ts >/dev/null
-# The workflow tier's server (Java, from Maven Central). Without java and mvn only that tier
-# fails, naming what is missing; the other tiers still run.
-node --import tsx scripts/temporal-test-server.ts >/dev/null || echo "fedflow: no time-skipping test server; test/workflow will fail (see above)" >&2
+# The workflow tier's server (Java, from Maven Central), for tests only (`npm start` needs none).
+# Without java and mvn only that tier fails, naming what is missing; the other tiers still run.
+if [ "${npm_lifecycle_event:-}" != start ]; then
+  node --import tsx scripts/temporal-test-server.ts >/dev/null || echo "fedflow: no time-skipping test server; test/workflow will fail (see above)" >&2
+fi
