@@ -23,6 +23,8 @@ import { delimiter, join } from 'node:path';
 export const TEMPORAL_TEST_SERVER_VERSION = '1.38.0';
 const POM = join(__dirname, 'temporal-test-server.pom.xml');
 const MAIN_CLASS = 'io.temporal.testserver.TestServer';
+/** Jars a complete fetch holds (the pom's direct dependencies): a cache without one is fetched again. */
+const REQUIRED_JARS = [`temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}.jar`, 'slf4j-nop-1.7.36.jar'];
 
 export class TemporalTestServerNotFound extends Error {
   constructor(readonly tried: string[]) {
@@ -106,7 +108,7 @@ export function findTemporalTestServer(opts: { fetch?: boolean; log?: (line: str
   const dir = testServerCacheDir();
   const wrapper = join(dir, 'temporal-test-server');
   const lib = join(dir, 'lib');
-  if (existsSync(join(lib, `temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}.jar`))) {
+  if (REQUIRED_JARS.every((jar) => existsSync(join(lib, jar)))) {
     const java = onPath('java');
     if (isExecutable(wrapper) && readFileSync(wrapper, 'utf8').includes(WRAPPER_MARK)) return { path: wrapper, source: 'cache' };
     if (java) {
@@ -114,7 +116,7 @@ export function findTemporalTestServer(opts: { fetch?: boolean; log?: (line: str
       return { path: wrapper, source: 'cache' };
     }
     tried.push(`cached jars ${lib}: there, but \`java\` is not on PATH`);
-  } else tried.push(`cached jars ${lib}: not there`);
+  } else tried.push(`cached jars ${lib}: not there (or not all of ${REQUIRED_JARS.join(', ')})`);
 
   if (opts.fetch === false) throw new TemporalTestServerNotFound([...tried, 'Maven fetch: not attempted (fetch disabled)']);
   const java = onPath('java');
@@ -127,11 +129,12 @@ export function findTemporalTestServer(opts: { fetch?: boolean; log?: (line: str
   log(`fedflow: fetching the Temporal test server ${TEMPORAL_TEST_SERVER_VERSION} from Maven Central (once; cached in ${dir}) ...`);
   const t0 = Date.now();
   const res = spawnSync(mvn, ['-q', '-B', '-Dstyle.color=never', '-f', POM, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${join(scratch, 'lib')}`], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+    // Maven reports on stdout: keep it off ours, which carries only the result line.
+    stdio: ['ignore', 2, 'inherit'],
   });
   const fetchMs = Date.now() - t0;
   const jars = existsSync(join(scratch, 'lib')) ? readdirSync(join(scratch, 'lib')) : [];
-  if (res.status !== 0 || !jars.includes(`temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}.jar`)) {
+  if (res.status !== 0 || !REQUIRED_JARS.every((jar) => jars.includes(jar))) {
     rmSync(scratch, { recursive: true, force: true });
     throw new TemporalTestServerNotFound([...tried, `Maven fetch (mvn dependency:copy-dependencies -f ${POM}): exit ${res.status ?? res.signal}`]);
   }
