@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # First-run set-up shared by `npm start` and `npm test`: install node modules when missing or
-# stale, and find or build the Temporal CLI (cached outside the clone).
+# stale, find or build the Temporal CLI, and find or fetch the time-skipping test server (both
+# cached outside the clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -8,3 +9,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 node --import tsx scripts/temporal-cli.ts >/dev/null
+# The workflow tier's server (Java, from Maven Central), for tests only (`npm start` needs none).
+# Without java and mvn only that tier fails, naming what is missing; the other tiers still run.
+if [ "${npm_lifecycle_event:-}" != start ]; then
+  node --import tsx scripts/temporal-test-server.ts >/dev/null || echo "fedflow: no time-skipping test server; test/workflow will fail (see above)" >&2
+fi

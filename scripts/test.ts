@@ -1,7 +1,8 @@
 /**
  * `npm test`: every test, through Node's test runner with the tsx loader.
  * Unit tests run in parallel; tests that start servers (Temporal, emulators, a browser) run one
- * file at a time on this 2-core machine. Ends with `N passed, N failed`.
+ * file at a time on this 2-core machine. Tiers run in this order: unit, workflow, contract,
+ * integration, browser. Ends with `N passed, N failed`.
  *
  *   npm test                 everything
  *   npm test -- unit         only test/unit (any tier name or path prefix works)
@@ -29,6 +30,8 @@ interface Tier {
 }
 const TIERS: Tier[] = [
   { name: 'unit', dirs: ['test/unit'], concurrency: 2 },
+  // Workflows against Temporal's time-skipping test server, with mocked activities: no agents.
+  { name: 'workflow', dirs: ['test/workflow'], concurrency: 1 },
   { name: 'contract', dirs: ['test/contract'], concurrency: 1 },
   { name: 'integration', dirs: ['test/integration'], concurrency: 1 },
   { name: 'browser', dirs: ['test/browser'], concurrency: 1 },

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
 import { LocalProvider } from '../../adapters/local/provider';
@@ -12,7 +13,7 @@ import { siteDir } from '../../agent/site/home';
 import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { eventually } from './eventually';
-import { workflowBundle } from './temporal';
+import { startTestServer, workflowBundle } from './temporal';
 
 export interface TestFederation {
   home: string;
@@ -32,11 +33,18 @@ export interface TestFederation {
   stop(): Promise<void>;
 }
 
-/**
- * `federationWorkflow: false` for tests that start their own `federation-<name>` (with test
- * settings); otherwise the control worker starts it, as in production.
- */
-export async function startTestFederation(env: TestWorkflowEnvironment, opts: { config?: unknown; control?: boolean; federationWorkflow?: boolean } = {}): Promise<TestFederation> {
+export interface TestFederationOptions {
+  /** The federation config (default: the repository's federation.json). */
+  config?: unknown;
+  control?: boolean;
+  /**
+   * `false` for tests that start their own `federation-<name>` (with test settings); otherwise
+   * the control worker starts it, as in production.
+   */
+  federationWorkflow?: boolean;
+}
+
+export async function startTestFederation(env: TestWorkflowEnvironment, opts: TestFederationOptions = {}): Promise<TestFederation> {
   const home = mkdtempSync(join(tmpdir(), 'fedflow-test-'));
   const config = opts.config ? parseFederationConfig(opts.config) : loadFederationConfig();
   const start = async (more: { control?: boolean; federationWorkflow?: boolean; sites?: string[] }) =>
@@ -54,7 +62,7 @@ export async function startTestFederation(env: TestWorkflowEnvironment, opts: { 
       for (const site of sites) {
         const w = runtime.agents.get(site)!.worker;
         w.shutdown();
-        await eventually(`${site}'s worker to stop`, async () => (w.getState() === 'STOPPED' ? true : undefined));
+        await eventually(`${site}'s worker to stop`, () => w.getState() === 'STOPPED');
       }
     },
     restartAgents: (...sites) => start({ sites, control: false }),
@@ -74,6 +82,46 @@ export async function startTestFederation(env: TestWorkflowEnvironment, opts: { 
         for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
       }
       rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ServerAndFederation {
+  readonly env: TestWorkflowEnvironment;
+  readonly fed: TestFederation;
+}
+
+/**
+ * The integration suites' set-up, in one place: registers the suite's `before` (a dev server,
+ * then a test federation on it) and its `after` (`beforeStop` first, for what the suite started
+ * on top, such as workers or its own federation workflow; then the federation, then the server).
+ * Call it inside `describe`, ahead of hooks that use it: `env` and `fed` exist from its `before`
+ * on. `opts` may be a function, for a config only known once earlier hooks ran.
+ */
+export function useServerAndFederation(opts: TestFederationOptions | (() => TestFederationOptions) = {}, hooks: { beforeStop?: () => Promise<void> } = {}): ServerAndFederation {
+  let env: TestWorkflowEnvironment | undefined;
+  let fed: TestFederation | undefined;
+  before(async () => {
+    env = await startTestServer();
+    fed = await startTestFederation(env, typeof opts === 'function' ? opts() : opts);
+  });
+  after(async () => {
+    try {
+      await hooks.beforeStop?.();
+    } finally {
+      await fed?.stop();
+      await env?.teardown();
+    }
+  });
+  const notYet = (what: string) => new Error(`${what} is started in the suite's before hook: use it in tests and in hooks registered after useServerAndFederation`);
+  return {
+    get env() {
+      if (!env) throw notYet('the dev server');
+      return env;
+    },
+    get fed() {
+      if (!fed) throw notYet('the test federation');
+      return fed;
     },
   };
 }

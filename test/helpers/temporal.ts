@@ -7,7 +7,7 @@ import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSour
 
 let runtimeInstalled = false;
 /** Tests fail on purpose a lot: keep the SDK's per-failure warnings out of the test output. */
-function quietRuntime(): void {
+export function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
@@ -38,11 +38,11 @@ const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
 /**
  * The workflow bundle, built once per test process: production's workflows plus the probes that
  * tests and the benchmark use (./probe-workflows.ts), or with `production`, exactly what the
- * control worker registers (replay tests check that bundle).
+ * control worker registers (replay tests check that bundle), or the module at `workflowsPath`.
  */
-export function workflowBundle(opts: { production?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
+export function workflowBundle(opts: { production?: boolean; workflowsPath?: string } = {}): Promise<WorkflowBundleWithSourceMap> {
   quietRuntime();
-  const path = opts.production ? require.resolve('../../workflows') : require.resolve('./probe-workflows');
+  const path = opts.workflowsPath ?? (opts.production ? require.resolve('../../workflows') : require.resolve('./probe-workflows'));
   let b = bundles.get(path);
   if (!b) {
     b = bundleWorkflowCode({ workflowsPath: path, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never });

@@ -7,14 +7,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DescribeImagesCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { sampleValue } from '../../agent/workload/sample';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { CLOUD_INSTANCE_TAG } from '../../activities/site';
 import { FedflowClient, FedflowError } from '../../client';
 import { startMoto, type MotoHandle } from '../../scripts/moto-server';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
 
 process.env.AWS_ACCESS_KEY_ID = 'testing';
 process.env.AWS_SECRET_ACCESS_KEY = 'testing';
@@ -23,10 +21,9 @@ delete process.env.AWS_PROFILE;
 const KEYS = 200;
 
 describe('migration from a local site to an AWS site (moto)', () => {
-  let env: TestWorkflowEnvironment;
   let moto: MotoHandle;
   let ec2: EC2Client;
-  let fed: TestFederation;
+  let imageId: string | undefined;
 
   async function liveInstances(): Promise<{ id: string; tags: Record<string, string> }[]> {
     const res = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }));
@@ -36,36 +33,37 @@ describe('migration from a local site to an AWS site (moto)', () => {
   before(async () => {
     moto = await startMoto();
     ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
-    const imageId = (await ec2.send(new DescribeImagesCommand({}))).Images?.find((i) => /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/.test(i.ImageId ?? ''))?.ImageId;
+    imageId = (await ec2.send(new DescribeImagesCommand({}))).Images?.find((i) => /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/.test(i.ImageId ?? ''))?.ImageId;
     assert.ok(imageId, 'moto offers an AMI');
-    env = await startTestServer();
-    fed = await startTestFederation(env, {
-      config: {
-        federation: 'to-aws',
-        sites: [
-          { id: 'dc:paris', provider: 'local', trust: 'trusted', capacity: { instances: 2 } },
-          {
-            id: 'aws:us-east-1',
-            provider: 'aws',
-            trust: 'trusted',
-            capacity: { instances: 2 },
-            // No credentials here: the SDK's chain finds them (the environment, in this test).
-            settings: { region: 'us-east-1', endpoint: moto.endpoint, imageId, instanceType: 't3.micro' },
-          },
-        ],
-      },
-    });
-    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: KEYS, valueBytes: 200 });
+  });
+  // The config names moto's endpoint and AMI, known once the hook above ran.
+  const suite = useServerAndFederation(() => ({
+    config: {
+      federation: 'to-aws',
+      sites: [
+        { id: 'dc:paris', provider: 'local', trust: 'trusted', capacity: { instances: 2 } },
+        {
+          id: 'aws:us-east-1',
+          provider: 'aws',
+          trust: 'trusted',
+          capacity: { instances: 2 },
+          // No credentials here: the SDK's chain finds them (the environment, in this test).
+          settings: { region: 'us-east-1', endpoint: moto.endpoint, imageId, instanceType: 't3.micro' },
+        },
+      ],
+    },
+  }));
+
+  before(async () => {
+    await deploySampleWorkload({ client: suite.env.client, config: suite.fed.config, home: suite.fed.home, keys: KEYS, valueBytes: 200 });
   });
   after(async () => {
-    await fed?.stop();
-    await env?.teardown();
     ec2?.destroy();
     await moto?.stop();
   });
 
   it('a failure after the target instance exists leaves nothing in moto', async () => {
-    const c = FedflowClient.fromClient(env.client);
+    const c = FedflowClient.fromClient(suite.env.client);
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'aws:us-east-1' });
     // Hold the migration once the target instance is up, then stop the source instance: the
     // cut-over cannot freeze it and fails (non-retryable), and the saga compensates.
@@ -77,8 +75,8 @@ describe('migration from a local site to an AWS site (moto)', () => {
     }
     await c.pause('kv-demo');
     assert.equal((await liveInstances()).length, 1, 'the target instance was created in moto');
-    const source = (await fed.workload('kv-demo'))!.instance;
-    await fed.provider('dc:paris').stopInstance(source);
+    const source = (await suite.fed.workload('kv-demo'))!.instance;
+    await suite.fed.provider('dc:paris').stopInstance(source);
     await c.resume('kv-demo');
     await assert.rejects(c.waitForResult('kv-demo'), (err: unknown) => {
       assert.ok(err instanceof FedflowError);
@@ -86,15 +84,15 @@ describe('migration from a local site to an AWS site (moto)', () => {
       return true;
     });
     assert.deepEqual(await liveInstances(), [], 'compensation terminated the moto instance');
-    assert.equal(fed.provider('aws:us-east-1').liveInstances().length, 0, 'and its local stand-in');
-    assert.equal((await fed.workload('kv-demo'))!.site, 'dc:paris');
-    assert.deepEqual((await fed.committed()).reservations, {}, 'the reservation is released');
+    assert.equal(suite.fed.provider('aws:us-east-1').liveInstances().length, 0, 'and its local stand-in');
+    assert.equal((await suite.fed.workload('kv-demo'))!.site, 'dc:paris');
+    assert.deepEqual((await suite.fed.committed()).reservations, {}, 'the reservation is released');
     // The operator starts the source again before the next migration.
-    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home });
+    await deploySampleWorkload({ client: suite.env.client, config: suite.fed.config, home: suite.fed.home });
   });
 
   it('moves kv-demo to aws:us-east-1: instance in moto, data synced, route switched, source gone', async () => {
-    const c = FedflowClient.fromClient(env.client);
+    const c = FedflowClient.fromClient(suite.env.client);
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'aws:us-east-1' });
     const r = await c.waitForResult('kv-demo');
     assert.equal(r.target, 'aws:us-east-1');
@@ -103,16 +101,16 @@ describe('migration from a local site to an AWS site (moto)', () => {
     const live = await liveInstances();
     assert.equal(live.length, 1, 'one instance in moto');
     assert.equal(live[0]!.tags['fedflow-workload'], 'kv-demo');
-    const standIn = fed.provider('aws:us-east-1').liveInstances();
+    const standIn = suite.fed.provider('aws:us-east-1').liveInstances();
     assert.equal(standIn.length, 1);
-    const st = await fed.provider('aws:us-east-1').describeInstance(standIn[0]!);
+    const st = await suite.fed.provider('aws:us-east-1').describeInstance(standIn[0]!);
     assert.equal(st.tags[CLOUD_INSTANCE_TAG], live[0]!.id, 'the agent stands for the moto instance');
 
-    const route = (await fed.workload('kv-demo'))!;
+    const route = (await suite.fed.workload('kv-demo'))!;
     assert.equal(route.site, 'aws:us-east-1');
     const all = (await (await fetch(`${route.address}/kv`)).json()) as Record<string, string>;
     assert.equal(Object.keys(all).length, KEYS);
     for (let i = 0; i < KEYS; i++) assert.equal(all[`key-${String(i).padStart(6, '0')}`], sampleValue(i, 200));
-    assert.equal(fed.provider('dc:paris').liveInstances().length, 0, 'source decommissioned');
+    assert.equal(suite.fed.provider('dc:paris').liveInstances().length, 0, 'source decommissioned');
   });
 });

@@ -7,15 +7,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { before, describe, it } from 'node:test';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { REPO_ROOT } from '../../agent/site/home';
 import { FedflowClient, FedflowError } from '../../client';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
 import { failureOf } from '../helpers/failures';
 
 const CONFIG = {
@@ -28,29 +26,22 @@ const CONFIG = {
 };
 
 describe('bad input is refused with a clear, non-retryable error and changes nothing', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
   let configPath: string;
+  const suite = useServerAndFederation({ config: CONFIG });
 
   before(async () => {
-    env = await startTestServer();
-    fed = await startTestFederation(env, { config: CONFIG });
-    configPath = join(fed.home, 'federation.json');
+    configPath = join(suite.fed.home, 'federation.json');
     writeFileSync(configPath, JSON.stringify(CONFIG));
-    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 20, valueBytes: 16 });
-  });
-  after(async () => {
-    await fed?.stop();
-    await env?.teardown();
+    await deploySampleWorkload({ client: suite.env.client, config: suite.fed.config, home: suite.fed.home, keys: 20, valueBytes: 16 });
   });
 
   async function refused(input: unknown, workflowId = migrationWorkflowId('kv-demo')) {
-    const stateBefore = JSON.stringify(await fed.committed());
-    const handle = await env.client.workflow.start('migrateWorkload', { taskQueue: CONTROL_TASK_QUEUE, workflowId, args: [input] });
+    const stateBefore = JSON.stringify(await suite.fed.committed());
+    const handle = await suite.env.client.workflow.start('migrateWorkload', { taskQueue: CONTROL_TASK_QUEUE, workflowId, args: [input] });
     const f = await failureOf(handle.result());
     assert.equal(f.nonRetryable, true, `${f.type} must be non-retryable`);
-    assert.equal(JSON.stringify(await fed.committed()), stateBefore, 'the federation log must not change');
-    for (const site of ['dc:frankfurt', 'dc:full']) assert.equal(fed.provider(site).liveInstances().length, 0, `nothing created on ${site}`);
+    assert.equal(JSON.stringify(await suite.fed.committed()), stateBefore, 'the federation log must not change');
+    for (const site of ['dc:frankfurt', 'dc:full']) assert.equal(suite.fed.provider(site).liveInstances().length, 0, `nothing created on ${site}`);
     return f;
   }
 
@@ -60,7 +51,7 @@ describe('bad input is refused with a clear, non-retryable error and changes not
       execFile(
         join(REPO_ROOT, 'bin', 'fedflow'),
         args,
-        { encoding: 'utf8', env: { ...process.env, TEMPORAL_ADDRESS: env.address, FEDFLOW_HOME: fed.home, FEDFLOW_CONFIG: configPath }, timeout: 60_000 },
+        { encoding: 'utf8', env: { ...process.env, TEMPORAL_ADDRESS: suite.env.address, FEDFLOW_HOME: suite.fed.home, FEDFLOW_CONFIG: configPath }, timeout: 60_000 },
         (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
@@ -115,7 +106,7 @@ describe('bad input is refused with a clear, non-retryable error and changes not
   });
 
   it('a second migration of a workload that is already migrating; then a cancel rolls the first back', async () => {
-    const c = FedflowClient.fromClient(env.client);
+    const c = FedflowClient.fromClient(suite.env.client);
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' });
     // Hold it once it has validated (it holds the workload's lock from then on).
     await c.pause('kv-demo');
@@ -134,11 +125,11 @@ describe('bad input is refused with a clear, non-retryable error and changes not
     const p = await c.getProgress('kv-demo');
     assert.equal(p.phase, 'cancelled');
     // Rolled back: the source serves and takes writes, the lock is gone, nothing is left on the target.
-    const placed = (await fed.workload('kv-demo'))!;
+    const placed = (await suite.fed.workload('kv-demo'))!;
     assert.equal(placed.site, 'dc:paris');
-    assert.deepEqual((await fed.committed()).reservations, {}, 'the reservation is released');
+    assert.deepEqual((await suite.fed.committed()).reservations, {}, 'the reservation is released');
     const put = await fetch(`${placed.address}/kv/after-cancel`, { method: 'PUT', body: 'ok' });
     assert.equal(put.status, 200);
-    assert.equal(fed.provider('dc:frankfurt').liveInstances().length, 0);
+    assert.equal(suite.fed.provider('dc:frankfurt').liveInstances().length, 0);
   });
 });

@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { before, describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createConsensusActivities } from '../../activities/consensus';
@@ -24,8 +23,8 @@ import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../../core/contracts/task-que
 import { federationCommitStatusQuery, type FederationChangeResult } from '../../workflows/federation/client';
 import { committedStateQuery, consensusStatusQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
+import { eventually } from '../helpers/eventually';
 
 const CONFIG = {
   federation: 'bft',
@@ -39,15 +38,6 @@ const CONFIG = {
 // Touching the untrusted site makes every one of these a BFT proposal.
 const reserve = (workload: string): FederationEntry => ({ kind: 'reservation', op: 'reserve', workload, site: 'edge:lisbon', instances: 1 });
 
-async function eventually(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
-
 /** Sequences a site has durably committed in `view`, read from its bft.log without opening it for writing. */
 function committedSeqs(home: string, site: string, view: number): number[] {
   const path = join(siteDir(site, home), BFT_STORE_FILE);
@@ -58,8 +48,6 @@ function committedSeqs(home: string, site: string, view: number): number[] {
 }
 
 describe('federation BFT rounds on a real dev server', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
   let handle: WorkflowHandle;
   let publicKeys: Record<string, string>;
   /** The worker now serving each site that the test took over (restarted or Byzantine). */
@@ -67,34 +55,35 @@ describe('federation BFT rounds on a real dev server', () => {
 
   async function stopSite(site: string): Promise<void> {
     const t = taken.get(site);
-    const w = t?.worker ?? fed.runtime.agents.get(site)!.worker;
+    const w = t?.worker ?? suite.fed.runtime.agents.get(site)!.worker;
     if (w.getState() === 'RUNNING') w.shutdown();
     await eventually(`${site}'s worker to stop`, () => w.getState() === 'STOPPED');
     taken.delete(site);
   }
   async function startSite(site: string, activities: Record<string, (...a: never[]) => Promise<unknown>>): Promise<void> {
-    const worker = await Worker.create({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue: siteTaskQueue(site), activities });
+    const worker = await Worker.create({ connection: suite.env.nativeConnection, namespace: suite.env.namespace ?? 'default', taskQueue: siteTaskQueue(site), activities });
     taken.set(site, { worker, run: worker.run() });
   }
-  const honest = (site: string) => createConsensusActivities({ site, dir: siteDir(site, fed.home), keys: configPublicKeys(fed.config, fed.home) });
+  const honest = (site: string) => createConsensusActivities({ site, dir: siteDir(site, suite.fed.home), keys: configPublicKeys(suite.fed.config, suite.fed.home) });
   const propose = (workload: string) => handle.executeUpdate(proposeUpdate, { args: [{ entries: [reserve(workload)] }] });
 
+  const suite = useServerAndFederation(
+    { config: CONFIG, federationWorkflow: false },
+    {
+      beforeStop: async () => {
+        await handle?.terminate('test over').catch(() => undefined);
+        for (const t of taken.values()) {
+          if (t.worker.getState() === 'RUNNING') t.worker.shutdown();
+          await t.run;
+        }
+      },
+    },
+  );
   before(async () => {
-    env = await startTestServer();
-    fed = await startTestFederation(env, { config: CONFIG, federationWorkflow: false });
-    const sites = foundingSites(fed.config, fed.home);
+    const sites = foundingSites(suite.fed.config, suite.fed.home);
     publicKeys = Object.fromEntries(sites.map((s) => [s.id, s.publicKey]));
     const input: FederationInput = { name: 'bft', sites };
-    handle = await env.client.workflow.start('federation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId('bft'), args: [input] });
-  });
-  after(async () => {
-    await handle?.terminate('test over').catch(() => undefined);
-    for (const t of taken.values()) {
-      if (t.worker.getState() === 'RUNNING') t.worker.shutdown();
-      await t.run;
-    }
-    await fed?.stop();
-    await env?.teardown();
+    handle = await suite.env.client.workflow.start('federation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId('bft'), args: [input] });
   });
 
   it('commits with 2f+1 signed commit votes that verify with the sites public keys, and a tampered certificate does not', async () => {
@@ -123,7 +112,7 @@ describe('federation BFT rounds on a real dev server', () => {
 
   it('with 2 of 4 down a migration-style commit waits with a clear status, then commits once a site returns, and restarted sites catch up', async () => {
     await stopSite('dc:london');
-    const probe = await env.client.workflow.start('federationCommitProbe', {
+    const probe = await suite.env.client.workflow.start('federationCommitProbe', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: 'probe-2-of-4',
       args: [[reserve('b3')], { federation: 'bft', touches: ['dc:frankfurt'] }],
@@ -154,15 +143,15 @@ describe('federation BFT rounds on a real dev server', () => {
     assert.ok(last.certificate.protocol === 'bft');
     const { view, seq } = last.certificate.certificate;
     const all = Array.from({ length: seq }, (_, i) => i + 1);
-    await eventually('dc:paris to hold every committed sequence', () => committedSeqs(fed.home, 'dc:paris', view).join() === all.join());
-    await eventually('dc:london to hold every committed sequence', () => committedSeqs(fed.home, 'dc:london', view).join() === all.join());
+    await eventually('dc:paris to hold every committed sequence', () => committedSeqs(suite.fed.home, 'dc:paris', view).join() === all.join());
+    await eventually('dc:london to hold every committed sequence', () => committedSeqs(suite.fed.home, 'dc:london', view).join() === all.join());
   });
 
   it('a Byzantine site that equivocates, forges and replays is caught with proof, and the commit stays correct', async () => {
     const liar = 'dc:london';
     await stopSite(liar);
     const base = honest(liar);
-    const signer = loadSiteSigner(siteDir(liar, fed.home), liar);
+    const signer = loadSiteSigner(siteDir(liar, suite.fed.home), liar);
     let oldCommit: SignedVote | undefined;
     let ownPrepare: SignedVote | undefined;
     await startSite(liar, {

@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { before, describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { createConsensusActivities } from '../../activities/consensus';
@@ -20,8 +19,8 @@ import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../../core/contracts/task-que
 import { committedStateQuery, consensusStatusQuery, joinUpdate, leaveUpdate, membershipQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import type { CommitProposalResult } from '../../workflows/federation/commit-proposal';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
+import { eventually } from '../helpers/eventually';
 
 const SITES = ['dc:frankfurt', 'dc:london', 'dc:paris'];
 const CONFIG = {
@@ -45,51 +44,36 @@ function committedAtSite(home: string, site: string): FederationEntry[] {
   return entries.slice(0, commit).flatMap((e) => (e.kind === 'value' ? [e.value!] : []));
 }
 
-async function eventually(what: string, fn: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
-
 describe('federation CFT rounds on a real dev server', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
   let handle: WorkflowHandle;
   const extraWorkers: { worker: Worker; run: Promise<void> }[] = [];
 
-  async function stopSite(site: string): Promise<void> {
-    const w = fed.runtime.agents.get(site)!.worker;
-    w.shutdown();
-    await eventually(`${site}'s worker to stop`, () => w.getState() === 'STOPPED');
-  }
   async function restartSite(site: string): Promise<void> {
     const worker = await Worker.create({
-      connection: env.nativeConnection,
-      namespace: env.namespace ?? 'default',
+      connection: suite.env.nativeConnection,
+      namespace: suite.env.namespace ?? 'default',
       taskQueue: siteTaskQueue(site),
       // A fresh agent: its replica comes back from the site's directory alone.
-      activities: createConsensusActivities({ site, dir: siteDir(site, fed.home), keys: configPublicKeys(fed.config, fed.home) }),
+      activities: createConsensusActivities({ site, dir: siteDir(site, suite.fed.home), keys: configPublicKeys(suite.fed.config, suite.fed.home) }),
     });
     extraWorkers.push({ worker, run: worker.run() });
   }
 
+  const suite = useServerAndFederation(
+    { config: CONFIG, federationWorkflow: false },
+    {
+      beforeStop: async () => {
+        await handle?.terminate('test over').catch(() => undefined);
+        for (const w of extraWorkers) {
+          w.worker.shutdown();
+          await w.run;
+        }
+      },
+    },
+  );
   before(async () => {
-    env = await startTestServer();
-    fed = await startTestFederation(env, { config: CONFIG, federationWorkflow: false });
-    const input: FederationInput = { name: 'cft', sites: foundingSites(fed.config, fed.home), maxHistoryEvents: 400 };
-    handle = await env.client.workflow.start('federation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId('cft'), args: [input] });
-  });
-  after(async () => {
-    await handle?.terminate('test over').catch(() => undefined);
-    for (const w of extraWorkers) {
-      w.worker.shutdown();
-      await w.run;
-    }
-    await fed?.stop();
-    await env?.teardown();
+    const input: FederationInput = { name: 'cft', sites: foundingSites(suite.fed.config, suite.fed.home), maxHistoryEvents: 400 };
+    handle = await suite.env.client.workflow.start('federation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId('cft'), args: [input] });
   });
 
   it('commits with every site up: a majority of acks in the leader term is the certificate', async () => {
@@ -104,7 +88,7 @@ describe('federation CFT rounds on a real dev server', () => {
   });
 
   it('still commits with 1 of 3 sites down, and the restarted site catches up from its own log', async () => {
-    await stopSite('dc:london');
+    await suite.fed.stopAgents('dc:london');
     const results = await Promise.all(
       ['w2', 'w3', 'w4'].map((w) => handle.executeUpdate(proposeUpdate, { args: [{ entries: [reserve(w, 'dc:frankfurt')] }] })),
     );
@@ -112,14 +96,14 @@ describe('federation CFT rounds on a real dev server', () => {
       assert.ok(r.certificate.protocol === 'cft');
       assert.deepEqual(r.certificate.ackedBy, ['dc:frankfurt', 'dc:paris'], 'the down site cannot have acked');
     }
-    assert.ok(committedAtSite(fed.home, 'dc:london').length <= 1, 'the down site holds only what it saw before');
+    assert.ok(committedAtSite(suite.fed.home, 'dc:london').length <= 1, 'the down site holds only what it saw before');
 
     await restartSite('dc:london');
     // No new proposal: the idle heartbeat alone brings it up to date.
-    await eventually('dc:london to hold all 4 committed entries', () => committedAtSite(fed.home, 'dc:london').length === 4);
+    await eventually('dc:london to hold all 4 committed entries', () => committedAtSite(suite.fed.home, 'dc:london').length === 4);
     // The commit index reaches every site with the idle heartbeat; then all three logs agree.
-    await eventually('dc:paris to learn the last commit', () => committedAtSite(fed.home, 'dc:paris').length === 4);
-    assert.deepEqual(committedAtSite(fed.home, 'dc:london'), committedAtSite(fed.home, 'dc:paris'));
+    await eventually('dc:paris to learn the last commit', () => committedAtSite(suite.fed.home, 'dc:paris').length === 4);
+    assert.deepEqual(committedAtSite(suite.fed.home, 'dc:london'), committedAtSite(suite.fed.home, 'dc:paris'));
   });
 
   it('refuses a join or leave with a clear error in the validator, before it enters history', async () => {
@@ -149,12 +133,12 @@ describe('federation CFT rounds on a real dev server', () => {
     const now = await handle.query(consensusStatusQuery);
     // The new run must write before the sites know its term: one more commit.
     await handle.executeUpdate(proposeUpdate, { args: [{ entries: [reserve('after-can', 'dc:paris')] }] });
-    const hasAfterCan = () => committedAtSite(fed.home, 'dc:paris').some((e) => e.kind === 'reservation' && e.workload === 'after-can');
+    const hasAfterCan = () => committedAtSite(suite.fed.home, 'dc:paris').some((e) => e.kind === 'reservation' && e.workload === 'after-can');
     await eventually('dc:paris to learn the last commit', hasAfterCan);
-    const before = committedAtSite(fed.home, 'dc:paris').length;
+    const before = committedAtSite(suite.fed.home, 'dc:paris').length;
 
     // The old epoch comes back (a late leader with the previous run's term and name).
-    const stale = env.client.workflow.execute('commitProposal', {
+    const stale = suite.env.client.workflow.execute('commitProposal', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: 'stale-leader',
       args: [{ federation: 'cft', sites: SITES.map((id) => ({ id, trust: 'trusted' })), entries: [reserve('stale', 'dc:paris')], term: first.term, leaderId: federationWorkflowId('cft') }],
@@ -170,9 +154,16 @@ describe('federation CFT rounds on a real dev server', () => {
     // sites' term is at least the one we saw, never the stale one.
     const siteTerm = Number(/is at term (\d+)/.exec(msg)?.[1]);
     assert.ok(siteTerm >= now.term && siteTerm > first.term, `sites at term ${siteTerm}, expected >= ${now.term}: ${msg}`);
-    await new Promise((r) => setTimeout(r, 1_500)); // past an idle heartbeat, should anything be pending
-    assert.equal(committedAtSite(fed.home, 'dc:paris').length, before, 'the stale leader wrote nothing');
-    assert.ok(!committedAtSite(fed.home, 'dc:paris').some((e) => e.kind === 'reservation' && e.workload === 'stale'));
+    // Wait for an event that comes after anything the stale leader could have left pending: a
+    // proposal committed by the live leader since, reaching dc:paris. Its log is in order, so what
+    // it holds before that marker is all the stale leader could have written there.
+    await handle.executeUpdate(proposeUpdate, { args: [{ entries: [reserve('after-stale', 'dc:paris')] }] });
+    const marker = (e: FederationEntry) => e.kind === 'reservation' && e.workload === 'after-stale';
+    await eventually('dc:paris to hold the commit made after the stale leader', () => committedAtSite(suite.fed.home, 'dc:paris').some(marker));
+    const atParis = committedAtSite(suite.fed.home, 'dc:paris');
+    assert.equal(atParis.length, before + 1, 'the stale leader wrote nothing: dc:paris holds only the commit made since');
+    assert.ok(marker(atParis.at(-1)!));
+    assert.ok(!atParis.some((e) => e.kind === 'reservation' && e.workload === 'stale'));
   });
 
   it('a site leaves and joins again through committed membership changes, each starting a new run', async () => {
@@ -190,7 +181,7 @@ describe('federation CFT rounds on a real dev server', () => {
     assert.ok(two.certificate.protocol === 'cft');
     assert.deepEqual(two.certificate.ackedBy, ['dc:frankfurt', 'dc:paris']);
 
-    const publicKey = foundingSites(fed.config, fed.home).find((s) => s.id === 'dc:london')!.publicKey;
+    const publicKey = foundingSites(suite.fed.config, suite.fed.home).find((s) => s.id === 'dc:london')!.publicKey;
     const joined = await handle.executeUpdate(joinUpdate, { args: [{ site: 'dc:london', trust: 'trusted', capacity: 5, publicKey }] });
     assert.deepEqual(joined.rejected, []);
     await eventually('dc:london back in the membership', async () => (await handle.query(membershipQuery)).members.some((m) => m.id === 'dc:london' && m.capacity === 5));
@@ -198,7 +189,7 @@ describe('federation CFT rounds on a real dev server', () => {
     assert.ok(back.certificate.protocol === 'cft');
     assert.deepEqual(back.quorum, { needed: 2, total: 3, got: back.certificate.ackedBy.length });
     await eventually('dc:london to hold the reservation made after it joined', () =>
-      committedAtSite(fed.home, 'dc:london').some((e) => e.kind === 'reservation' && e.workload === 'back'),
+      committedAtSite(suite.fed.home, 'dc:london').some((e) => e.kind === 'reservation' && e.workload === 'back'),
     );
   });
 });

@@ -5,8 +5,7 @@
  * while the run waits for its last BFT round's confirmations.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { before, describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { foundingSites } from '../../activities/consensus-keys';
 import { verifyCertificate } from '../../agent/federation/site-keys';
@@ -14,8 +13,7 @@ import type { FederationEntry } from '../../core/consensus/entries';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import { committedStateQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
 
 const CONFIG = {
   federation: 'can',
@@ -29,23 +27,15 @@ const CONFIG = {
 const reserve = (workload: string): FederationEntry => ({ kind: 'reservation', op: 'reserve', workload, site: 'edge:lisbon', instances: 1 });
 
 describe('federation continue-as-new under a stream of BFT proposals', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
   let handle: WorkflowHandle;
   let publicKeys: Record<string, string>;
+  const suite = useServerAndFederation({ config: CONFIG, federationWorkflow: false }, { beforeStop: async () => void (await handle?.terminate('test over').catch(() => undefined)) });
 
   before(async () => {
-    env = await startTestServer();
-    fed = await startTestFederation(env, { config: CONFIG, federationWorkflow: false });
-    const sites = foundingSites(fed.config, fed.home);
+    const sites = foundingSites(suite.fed.config, suite.fed.home);
     publicKeys = Object.fromEntries(sites.map((s) => [s.id, s.publicKey]));
     const input: FederationInput = { name: 'can', sites, maxHistoryEvents: 60 };
-    handle = await env.client.workflow.start('federation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId('can'), args: [input] });
-  });
-  after(async () => {
-    await handle?.terminate('test over').catch(() => undefined);
-    await fed?.stop();
-    await env?.teardown();
+    handle = await suite.env.client.workflow.start('federation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId('can'), args: [input] });
   });
 
   it('commits every proposal across the hand-over, each with a certificate that verifies', async () => {
@@ -57,13 +47,13 @@ describe('federation continue-as-new under a stream of BFT proposals', () => {
     const PER_BURST = 8;
     const N = BURSTS.length * PER_BURST;
     const results: Awaited<ReturnType<typeof propose>>[] = [];
-    const propose = (i: number) => env.client.workflow.getHandle(federationWorkflowId('can')).executeUpdate(proposeUpdate, { args: [{ entries: [reserve(`w${i}`)], requestId: `can-${i}` }] });
+    const propose = (i: number) => suite.env.client.workflow.getHandle(federationWorkflowId('can')).executeUpdate(proposeUpdate, { args: [{ entries: [reserve(`w${i}`)], requestId: `can-${i}` }] });
     for (const [b, pause] of BURSTS.entries()) {
       await new Promise((r) => setTimeout(r, pause));
       const ids = Array.from({ length: PER_BURST }, (_, k) => b * PER_BURST + k);
       (await Promise.all(ids.map(propose))).forEach((r, k) => (results[ids[k]!] = r));
     }
-    const lastRun = (await env.client.workflow.getHandle(federationWorkflowId('can')).describe()).runId;
+    const lastRun = (await suite.env.client.workflow.getHandle(federationWorkflowId('can')).describe()).runId;
     assert.notEqual(lastRun, firstRun, 'the history bound made the federation continue as new during the stream');
     for (const [i, r] of results.entries()) {
       assert.equal(r.protocol, 'bft', `proposal ${i}`);
@@ -71,7 +61,7 @@ describe('federation continue-as-new under a stream of BFT proposals', () => {
       assert.deepEqual(verifyCertificate(r.certificate.certificate, publicKeys), { ok: true }, `proposal ${i}`);
       assert.deepEqual(r.rejected, []);
     }
-    const state = await env.client.workflow.getHandle(federationWorkflowId('can')).query(committedStateQuery);
+    const state = await suite.env.client.workflow.getHandle(federationWorkflowId('can')).query(committedStateQuery);
     for (let i = 0; i < N; i++) assert.equal(state.reservations[`w${i}@edge:lisbon`]?.instances, 1, `w${i}`);
   });
 });

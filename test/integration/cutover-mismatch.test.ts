@@ -11,42 +11,30 @@
 import assert from 'node:assert/strict';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
+import { siteDir } from '../../agent/site/home';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { type MigrationProgress } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import { progressQuery } from '../../core/contracts/migration-messages';
 import { committedStateQuery } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
-import { siteDir } from '../../agent/site/home';
-import { deploySampleWorkload } from '../../worker/deploy-sample';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
 
 describe('a cut-over that fails its final check after the placement was proposed', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
-
-  before(async () => {
-    env = await startTestServer();
-    fed = await startTestFederation(env);
-  });
-  after(async () => {
-    await fed?.stop();
-    await env?.teardown();
-  });
+  const suite = useServerAndFederation();
 
   it('fails with DataMismatch, puts the placement back on the source and leaves the source serving', async () => {
-    const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 100, valueBytes: 64 });
+    const sample = await deploySampleWorkload({ client: suite.env.client, config: suite.fed.config, home: suite.fed.home, keys: 100, valueBytes: 64 });
     assert.equal(sample.site, 'dc:paris');
-    const volume = (await fed.workload('kv-demo'))!.volume;
-    appendFileSync(join(siteDir('dc:paris', fed.home), 'volumes', volume.id, 'kv.jsonl'), '{"k": torn\n');
+    const volume = (await suite.fed.workload('kv-demo'))!.volume;
+    appendFileSync(join(siteDir('dc:paris', suite.fed.home), 'volumes', volume.id, 'kv.jsonl'), '{"k": torn\n');
     const put = await fetch(`${sample.address}/kv/after-the-tear`, { method: 'PUT', body: 'lost on a reload' });
     assert.equal(put.status, 200);
 
-    const handle = await env.client.workflow.start('migrateWorkload', {
+    const handle = await suite.env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: migrationWorkflowId('kv-demo'),
       args: [{ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' }],
@@ -61,14 +49,14 @@ describe('a cut-over that fails its final check after the placement was proposed
     assert.match(text, /serves 100 keys .* expected 101 keys|DataMismatch/, text);
 
     // The target had proposed the placement; the compensation proposed it back, after it.
-    const committed = await env.client.workflow.getHandle(federationWorkflowId(fed.config.federation)).query(committedStateQuery);
+    const committed = await suite.env.client.workflow.getHandle(federationWorkflowId(suite.fed.config.federation)).query(committedStateQuery);
     assert.equal(committed.placements['kv-demo'], 'dc:paris');
     assert.deepEqual(committed.reservations, {});
     const p = (await handle.query(progressQuery)) as MigrationProgress;
     assert.equal(p.steps.find((s) => s.id === 'commit')!.status, 'compensated');
 
     // The source serves again and takes writes; the route never moved.
-    const placed = (await fed.workload('kv-demo'))!;
+    const placed = (await suite.fed.workload('kv-demo'))!;
     assert.equal(placed.site, 'dc:paris');
     assert.equal(placed.address, sample.address);
     const again = await fetch(`${sample.address}/kv/after-the-failure`, { method: 'PUT', body: 'x' });

@@ -6,16 +6,14 @@
  * time (sent together, the server may deliver them in any order, and a fast round may be over).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import { foundingSites } from '../../activities/consensus-keys';
 import { committedStateQuery, proposeUpdate, type FederationInput } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import type { RunningFederation } from '../../worker/federation-runtime';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
 
 type Settled<T> = { status: 'fulfilled'; value: T } | { status: 'rejected'; reason: unknown };
 const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
@@ -25,26 +23,15 @@ const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
   );
 
 describe('one request id, proposed more than once while pending', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
   let returned: RunningFederation | undefined;
-
-  before(async () => {
-    env = await startTestServer();
-    fed = await startTestFederation(env, { federationWorkflow: false });
-  });
-  after(async () => {
-    await returned?.shutdown();
-    await fed?.stop();
-    await env?.teardown();
-  });
+  const suite = useServerAndFederation({ federationWorkflow: false }, { beforeStop: async () => returned?.shutdown() });
 
 
   it('commits it once, answers every sender with the same result, and refuses the id with other entries', async () => {
-    const input: FederationInput = { name: fed.config.federation, sites: foundingSites(fed.config, fed.home) };
-    const handle = await env.client.workflow.start('federation', {
+    const input: FederationInput = { name: suite.fed.config.federation, sites: foundingSites(suite.fed.config, suite.fed.home) };
+    const handle = await suite.env.client.workflow.start('federation', {
       taskQueue: CONTROL_TASK_QUEUE,
-      workflowId: federationWorkflowId(fed.config.federation),
+      workflowId: federationWorkflowId(suite.fed.config.federation),
       args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
@@ -54,7 +41,7 @@ describe('one request id, proposed more than once while pending', () => {
     const sameAgain = { requestId: 'dup-1', touches: ['dc:paris'], entries: [{ site: 'dc:frankfurt', instances: 1, workload: 'w-dup', op: 'reserve' as const, kind: 'reservation' as const }] };
     const other = { entries: [{ kind: 'reservation' as const, op: 'reserve' as const, workload: 'w-other', site: 'dc:frankfurt', instances: 1 }], requestId: 'dup-1' };
     // Two of the three trusted sites down: the round cannot reach its quorum (2 of 3) and waits.
-    await fed.stopAgents('dc:frankfurt', 'dc:london');
+    await suite.fed.stopAgents('dc:frankfurt', 'dc:london');
     const first = await handle.startUpdate(proposeUpdate, { args: [same], waitForStage: WorkflowUpdateStage.ACCEPTED });
     const a0 = settle(first.result());
     const b = settle(handle.executeUpdate(proposeUpdate, { args: [sameAgain] }));
@@ -62,7 +49,7 @@ describe('one request id, proposed more than once while pending', () => {
     const refused = await settle(handle.executeUpdate(proposeUpdate, { args: [other] }));
     assert.equal((await handle.query(committedStateQuery)).applied, before.applied, 'nothing committed yet: the first proposal is still pending');
     // The two sites come back (same directories, same keys): the round commits.
-    returned = await fed.restartAgents('dc:frankfurt', 'dc:london');
+    returned = await suite.fed.restartAgents('dc:frankfurt', 'dc:london');
     const [a, bb] = await Promise.all([a0, b]);
     assert.equal(a.status, 'fulfilled', String(a.status === 'rejected' && a.reason));
     assert.equal(bb.status, 'fulfilled', String(bb.status === 'rejected' && bb.reason));

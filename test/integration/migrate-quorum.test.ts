@@ -5,43 +5,30 @@
  * while dc:london and edge:lisbon are down.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { type MigrationResult } from '../../core/migration';
-import { migrationWorkflowId } from '../../core/contracts/task-queues';
+import { describe, it } from 'node:test';
 import { sampleValue } from '../../agent/workload/sample';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
+import { type MigrationResult } from '../../core/migration';
+import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import type { RunningFederation } from '../../worker/federation-runtime';
 import { progressQuery } from '../../core/contracts/migration-messages';
 import { committedStateQuery } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import { eventually } from '../helpers/eventually';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
 
 describe('a migration waits for quorum and commits once a site returns', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
   let lisbon: RunningFederation | undefined;
-
-  before(async () => {
-    env = await startTestServer();
-    // Every agent comes up once (so each site has published its key), then two go down.
-    fed = await startTestFederation(env);
-  });
-  after(async () => {
-    await lisbon?.shutdown();
-    await fed?.stop();
-    await env?.teardown();
-  });
+  // Every agent comes up once (so each site has published its key), then two go down.
+  const suite = useServerAndFederation({}, { beforeStop: async () => lisbon?.shutdown() });
 
 
   it('reports "waiting for quorum: 2 of 4 sites reachable, need 3", then completes with a BFT certificate', async () => {
-    await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 50, valueBytes: 64 });
-    await fed.stopAgents('dc:london', 'edge:lisbon');
+    await deploySampleWorkload({ client: suite.env.client, config: suite.fed.config, home: suite.fed.home, keys: 50, valueBytes: 64 });
+    await suite.fed.stopAgents('dc:london', 'edge:lisbon');
 
-    const handle = await env.client.workflow.start('migrateWorkload', {
+    const handle = await suite.env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: migrationWorkflowId('kv-demo'),
       args: [{ workloadId: 'kv-demo', targetSite: 'edge:lisbon' }],
@@ -55,13 +42,13 @@ describe('a migration waits for quorum and commits once a site returns', () => {
     assert.match(waiting.steps.find((s) => s.id === 'reserve')!.detail ?? '', /waiting for quorum/);
     // Nothing committed half-way, nothing failed: still running, no reservation in the log.
     assert.equal((await handle.describe()).status.name, 'RUNNING');
-    const fedHandle = env.client.workflow.getHandle(federationWorkflowId(fed.config.federation));
+    const fedHandle = suite.env.client.workflow.getHandle(federationWorkflowId(suite.fed.config.federation));
     const before = await fedHandle.query(committedStateQuery);
     assert.deepEqual(before.reservations, {});
     assert.equal(before.placements['kv-demo'], 'dc:paris');
 
     // edge:lisbon's agent comes back (a new process would do the same: same directory, same key).
-    lisbon = await fed.restartAgents('edge:lisbon');
+    lisbon = await suite.fed.restartAgents('edge:lisbon');
     const r = (await handle.result()) as MigrationResult;
     assert.equal(r.status, 'completed');
     assert.equal(r.target, 'edge:lisbon');

@@ -1,36 +1,24 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
+import { sampleValue } from '../../agent/workload/sample';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { type MigrationResult } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
-import { sampleValue } from '../../agent/workload/sample';
-import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { MIN_SAMPLES } from '../../models/features';
 import { progressQuery } from '../../core/contracts/migration-messages';
 import { committedStateQuery } from '../../core/contracts/federation';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
 
 describe('migrateWorkload on a real dev server', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
-
-  before(async () => {
-    env = await startTestServer();
-    fed = await startTestFederation(env);
-  });
-  after(async () => {
-    await fed?.stop();
-    await env?.teardown();
-  });
+  const suite = useServerAndFederation();
 
   it('moves kv-demo from dc:paris to dc:frankfurt with every key intact', async () => {
-    const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 300, valueBytes: 128 });
+    const sample = await deploySampleWorkload({ client: suite.env.client, config: suite.fed.config, home: suite.fed.home, keys: 300, valueBytes: 128 });
     assert.equal(sample.site, 'dc:paris');
-    const handle = await env.client.workflow.start('migrateWorkload', {
+    const handle = await suite.env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: migrationWorkflowId('kv-demo'),
       args: [{ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' }],
@@ -63,13 +51,13 @@ describe('migrateWorkload on a real dev server', () => {
     }
     assert.ok(result.consensus.placement.round > result.consensus.reservation.round);
     // Every site's log agrees: kv-demo runs on dc:frankfurt, and the reservation became that placement.
-    const committed = await env.client.workflow.getHandle(federationWorkflowId(fed.config.federation)).query(committedStateQuery);
+    const committed = await suite.env.client.workflow.getHandle(federationWorkflowId(suite.fed.config.federation)).query(committedStateQuery);
     assert.equal(committed.placements['kv-demo'], 'dc:frankfurt');
     assert.deepEqual(committed.reservations, {});
     assert.equal(committed.used['dc:frankfurt'], 1);
 
     // The log's record follows the workload: what it runs on at the target, and where it serves.
-    const placed = (await fed.workload('kv-demo'))!;
+    const placed = (await suite.fed.workload('kv-demo'))!;
     assert.equal(placed.site, 'dc:frankfurt');
     assert.equal(placed.address, result.address);
     assert.equal(placed.instance.site, 'dc:frankfurt');
@@ -78,7 +66,7 @@ describe('migrateWorkload on a real dev server', () => {
     assert.equal(Object.keys(all).length, 300);
     for (let i = 0; i < 300; i++) assert.equal(all[`key-${String(i).padStart(6, '0')}`], sampleValue(i, 128));
     // The source is gone: no live instance left on dc:paris.
-    assert.equal(fed.provider('dc:paris').liveInstances().length, 0);
+    assert.equal(suite.fed.provider('dc:paris').liveInstances().length, 0);
 
     const progress = await handle.query(progressQuery);
     assert.equal(progress.phase, 'completed');
@@ -90,7 +78,7 @@ describe('migrateWorkload on a real dev server', () => {
   });
 
   it('runs in internet mode to the untrusted site, with the decision and its inputs in the result', async () => {
-    const handle = await env.client.workflow.start('migrateWorkload', {
+    const handle = await suite.env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: migrationWorkflowId('kv-demo'),
       args: [{ workloadId: 'kv-demo', targetSite: 'edge:lisbon' }],
@@ -119,13 +107,13 @@ describe('migrateWorkload on a real dev server', () => {
     }
     assert.deepEqual([placement.quorum.needed, placement.quorum.total], [3, 4]);
     assert.equal(r.consensus!.reservation.protocol, 'bft');
-    const committed = await env.client.workflow.getHandle(federationWorkflowId(fed.config.federation)).query(committedStateQuery);
+    const committed = await suite.env.client.workflow.getHandle(federationWorkflowId(suite.fed.config.federation)).query(committedStateQuery);
     assert.equal(committed.placements['kv-demo'], 'edge:lisbon');
     assert.equal(committed.used['dc:frankfurt'], 0, 'the move off dc:frankfurt gave its instance back');
   });
 
   it('honours an explicit mode and records it as an override', async () => {
-    const handle = await env.client.workflow.start('migrateWorkload', {
+    const handle = await suite.env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: migrationWorkflowId('kv-demo'),
       args: [{ workloadId: 'kv-demo', targetSite: 'dc:london', mode: 'hybrid' }],
@@ -136,8 +124,8 @@ describe('migrateWorkload on a real dev server', () => {
   });
 
   it('refuses an unknown site with a non-retryable error naming the known sites, and changes nothing', async () => {
-    const before = JSON.stringify(await fed.committed());
-    const handle = await env.client.workflow.start('migrateWorkload', {
+    const before = JSON.stringify(await suite.fed.committed());
+    const handle = await suite.env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: migrationWorkflowId('kv-demo'),
       args: [{ workloadId: 'kv-demo', targetSite: 'aws:us-east-9' }],
@@ -149,6 +137,6 @@ describe('migrateWorkload on a real dev server', () => {
     assert.ok(err instanceof WorkflowFailedError);
     const msg = String((err.cause as Error)?.cause ? ((err.cause as { cause: Error }).cause.message) : (err.cause as Error).message);
     assert.match(msg, /'aws:us-east-9' is not in the federation \(known: dc:paris, dc:frankfurt, dc:london, edge:lisbon\)/);
-    assert.equal(JSON.stringify(await fed.committed()), before);
+    assert.equal(JSON.stringify(await suite.fed.committed()), before);
   });
 });

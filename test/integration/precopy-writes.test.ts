@@ -5,35 +5,24 @@
  * with 503 (frozen for the cut-over) or failing to connect (source gone) were never acknowledged.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
+import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { type MigrationResult } from '../../core/migration';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
-import { deploySampleWorkload } from '../../worker/deploy-sample';
-import { startTestServer } from '../helpers/temporal';
-import { startTestFederation, type TestFederation } from '../helpers/federation';
+import { useServerAndFederation } from '../helpers/federation';
+import { eventually } from '../helpers/eventually';
 import { startWriter, valueFor } from '../helpers/writer';
 
 describe('pre-copy while the workload writes', () => {
-  let env: TestWorkflowEnvironment;
-  let fed: TestFederation;
-
-  before(async () => {
-    env = await startTestServer();
-    fed = await startTestFederation(env);
-  });
-  after(async () => {
-    await fed?.stop();
-    await env?.teardown();
-  });
+  const suite = useServerAndFederation();
 
   it('keeps every write acknowledged before the pause, with per-round pre-copy figures', async (t) => {
-    const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 200, valueBytes: 256 });
+    const sample = await deploySampleWorkload({ client: suite.env.client, config: suite.fed.config, home: suite.fed.home, keys: 200, valueBytes: 256 });
     const writer = startWriter(sample.address);
     // Let the writer get going so the first round already copies live data.
-    await new Promise((r) => setTimeout(r, 2000));
-    const handle = await env.client.workflow.start('migrateWorkload', {
+    await eventually('the writer to get writes acknowledged', () => writer.log.acked.size >= 20);
+    const handle = await suite.env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,
       workflowId: migrationWorkflowId('kv-demo'),
       args: [{ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' }],

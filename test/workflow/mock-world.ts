@@ -1,0 +1,284 @@
+/**
+ * Mocked activities for the workflow tier: the control worker's, each site's (site, sync, link)
+ * and the fake federation's, behind the same names and shapes as the real ones, with no agents,
+ * files or processes behind them.
+ *
+ * Every call is written to its migration's call log (one per workload: the calling workflow is
+ * `migrate-<workload>` or its child `migrate-<workload>-sync`), one line per call in the order the
+ * activities ran, e.g. `dc:frankfurt startInstance` or `federation release dc:frankfurt`. A test
+ * scripts a migration before it starts: fail one call (non-retryable, and a `✗` line follows it
+ * in the log), hold one until the test lets it go, or leave one proposal unanswered.
+ */
+import { EventEmitter, once } from 'node:events';
+import { Context } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { CONTROL_TASK_QUEUE, federationWorkflowId } from '../../core/contracts/task-queues';
+import type { ControlActivities, ValidatedMigration } from '../../activities/control';
+import type { SiteActivities } from '../../activities/site';
+import type { CapturedImage, RoundFigures, SyncActivities } from '../../activities/sync';
+import type { LinkActivities } from '../../activities/link';
+import type { FederationEntry } from '../../core/consensus/entries';
+import type { FederationTestActivities, FederationVerdict } from './workflows';
+
+export const SOURCE = 'dc:paris';
+export const TARGET = 'dc:frankfurt';
+export const FEDERATION = 'wf-tier';
+export const MEMBERS = [SOURCE, TARGET, 'dc:madrid'];
+export const INJECTED = 'InjectedFailure';
+
+const SOURCE_ENDPOINT = 'http://source-agent.invalid:1';
+const DIGEST = { keys: 42, sha256: 'ab'.repeat(32) };
+export const FINAL_ROOT = 'final-image';
+export const PRECOPY_ROOT = 'precopy-image';
+
+export interface Script {
+  /** The call (its log line) that fails; a federation line is rejected by the log instead. */
+  failOn?: string;
+  /** A federation proposal (its log line) left unanswered, as without quorum. */
+  holdOn?: string;
+  /** The call (its log line) that waits until the test calls `release(line)`. */
+  gateOn?: string;
+}
+
+export class MigrationRun {
+  readonly lines: string[] = [];
+  finalImage?: CapturedImage;
+  private readonly events = new EventEmitter();
+  private readonly gate: { opened: boolean; open: () => void; wait: Promise<void> };
+
+  constructor(readonly script: Script) {
+    let open!: () => void;
+    const wait = new Promise<void>((r) => (open = r));
+    this.gate = { opened: false, open, wait };
+  }
+
+  record(line: string): void {
+    this.lines.push(line);
+    this.events.emit('line', line);
+  }
+
+  /** Resolves once `line` is in the log (an event, not a poll). */
+  async seen(line: string): Promise<void> {
+    while (!this.lines.includes(line)) await once(this.events, 'line');
+  }
+
+  release(): void {
+    this.gate.opened = true;
+    this.gate.open();
+  }
+
+  /** What ran after the injected failure: the saga's compensations. */
+  afterFailure(): string[] {
+    const i = this.lines.findIndex((l) => l.startsWith('✗'));
+    if (i < 0) throw new Error(`no failure in the call log: ${this.lines.join(' | ')}`);
+    return this.lines.slice(i + 1);
+  }
+
+  /** Logs the call; fails it or holds it as scripted. */
+  async call(line: string): Promise<void> {
+    this.record(line);
+    if (this.script.gateOn === line && !this.gate.opened) {
+      const ctx = Context.current();
+      // Heartbeats while held, so the activity is seen alive (and can be cancelled).
+      const beat = setInterval(() => ctx.heartbeat(), 200);
+      try {
+        await this.gate.wait;
+      } finally {
+        clearInterval(beat);
+      }
+    }
+    if (this.script.failOn === line) {
+      this.record(`✗ ${line}`);
+      throw ApplicationFailure.nonRetryable(`injected failure at '${line}'`, INJECTED);
+    }
+  }
+}
+
+export class MockWorld {
+  readonly runs = new Map<string, MigrationRun>();
+
+  /** Scripts the migration of `workloadId`; call before starting it. */
+  script(workloadId: string, script: Script = {}): MigrationRun {
+    const run = new MigrationRun(script);
+    this.runs.set(workloadId, run);
+    return run;
+  }
+
+  private runOf(workflowId: string | undefined): MigrationRun {
+    // The migration itself first: a workload may be named `...-sync` too.
+    const workload = workflowId?.startsWith('migrate-') ? workflowId.slice('migrate-'.length) : undefined;
+    const run = workload === undefined ? undefined : (this.runs.get(workload) ?? this.runs.get(workload.replace(/-sync$/, '')));
+    // Not retryable: a call nobody scripted is a bug in the test, and time skipping would retry it fast forever.
+    if (!run) throw ApplicationFailure.nonRetryable(`no scripted migration for workflow '${workflowId}' (scripted: ${[...this.runs.keys()].join(', ')})`, 'UnscriptedCall');
+    return run;
+  }
+
+  private current(): MigrationRun {
+    return this.runOf(Context.current().info.workflowExecution?.workflowId);
+  }
+
+  /**
+   * Starts the fake federation if it is not running, as the real validateMigration and
+   * ensureFederation do. It must be started here, not once per file: an entity workflow waiting on
+   * nothing is what time skipping jumps past, to its run's deadline, whenever the server is idle.
+   */
+  private async ensureFederation(): Promise<string> {
+    const client = Context.current().client;
+    const handle = client.workflow.getHandle(federationWorkflowId(FEDERATION));
+    const status = await handle.describe().then(
+      (d) => d.status.name,
+      () => 'NOT_FOUND',
+    );
+    if (status !== 'RUNNING') {
+      await client.workflow.start('fakeFederation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId(FEDERATION), args: [{ members: MEMBERS }] }).catch((err: unknown) => {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      });
+    }
+    return FEDERATION;
+  }
+
+  control(): ControlActivities & FederationTestActivities {
+    return {
+      validateMigration: async (req): Promise<ValidatedMigration> => {
+        await this.current().call('control validateMigration');
+        await this.ensureFederation();
+        return {
+          workloadId: req.workloadId,
+          source: SOURCE,
+          target: req.targetSite,
+          image: 'kv-service',
+          instance: { provider: 'local', site: SOURCE, id: 'i-source' },
+          volume: { provider: 'local', site: SOURCE, id: `${req.workloadId}-data` },
+          sourceTrust: 'trusted',
+          targetTrust: 'trusted',
+          federation: FEDERATION,
+        };
+      },
+      releaseMigration: async () => this.current().call('control releaseMigration'),
+      // No answer by update: the commit goes on by signal, through the fake federation.
+      proposeFast: async (args) => {
+        await this.current().call(`control proposeFast ${describe(args.proposal.entries)}`);
+        return { pending: 'the workflow tier answers by signal only' };
+      },
+      ensureFederation: async () => {
+        await this.current().call('control ensureFederation');
+        return this.ensureFederation();
+      },
+      switchRoute: async () => {
+        await this.current().call('control switchRoute');
+        return Date.now();
+      },
+      federationProposed: async ({ proposal, resent }): Promise<FederationVerdict> => {
+        const run = this.runOf(proposal.replyTo);
+        const line = `federation ${describe(proposal.entries)}`;
+        run.record(resent ? `${line} (resent)` : line);
+        if (resent) return { commit: true };
+        if (run.script.holdOn === line) return { hold: true };
+        if (run.script.failOn === line) {
+          run.record(`✗ ${line}`);
+          return { reject: 'injected: the log refuses it' };
+        }
+        return { commit: true };
+      },
+    };
+  }
+
+  /** The activities of one site's agent: its task queue is `fedflow-site-<site>`. */
+  site(site: string): SiteActivities & SyncActivities & LinkActivities {
+    const at = (what: string) => this.current().call(`${site} ${what}`);
+    return {
+      agentEndpoint: async () => {
+        await at('agentEndpoint');
+        return SOURCE_ENDPOINT;
+      },
+      thawWorkload: async () => at('thawWorkload'),
+      startInstance: async (args) => {
+        await at('startInstance');
+        return { instance: { provider: 'local', site, id: `i-${args.name}` }, address: '127.0.0.1:1' };
+      },
+      removeTargetCopy: async () => at('removeTargetCopy'),
+      decommission: async () => {
+        await at('decommission');
+        return Date.now();
+      },
+      probeLink: async (args) => {
+        await at('probeLink');
+        return { from: args.source, to: site, samples: [], summary: {} } as unknown as Awaited<ReturnType<LinkActivities['probeLink']>>;
+      },
+      predictLink: async () => {
+        await at('predictLink');
+        return { meanMbps: 900, lowMbps: 800, rttMs: 1, source: 'onnx', inputs: { sampleCount: 8, lastMbps: 900, features: null, modelPath: 'mock' } };
+      },
+      captureImage: async (args) => {
+        const final = args.freeze !== undefined;
+        await at(final ? 'captureImage (freeze)' : 'captureImage');
+        const root = final ? FINAL_ROOT : PRECOPY_ROOT;
+        const image: CapturedImage = {
+          manifest: { volumeId: args.volumeId, rootHash: root, paramsId: 'mock', chunkCount: 4, totalBytes: 4096 },
+          scanMs: 1,
+          endpoint: SOURCE_ENDPOINT,
+          ...(final ? { frozenAtMs: Date.now(), digest: DIGEST } : {}),
+        };
+        // The cut-over's capture announces the image to the target waiting for it.
+        if (args.publishAs) this.current().finalImage = image;
+        return image;
+      },
+      releaseImage: async (args) => at(`releaseImage ${args.root}`),
+      pullDelta: async (args) => {
+        await at('pullDelta');
+        return figures(args.round, args.kind);
+      },
+      cutoverTarget: async (args) => {
+        const run = this.current();
+        await at('cutoverTarget');
+        let root: string;
+        if ('awaitFinal' in args) {
+          // Waits for the source's final image as the real one long-polls for it; a cancel (the
+          // capture failed) ends the wait.
+          const ctx = Context.current();
+          while (!run.finalImage) {
+            ctx.heartbeat();
+            await ctx.sleep(10);
+          }
+          root = run.finalImage.manifest.rootHash;
+        } else root = args.root;
+        // A failure scripted here comes once the target holds the frozen image (the placement may
+        // then have been proposed, so the saga must settle it).
+        await at('cutoverTarget: image received');
+        return { figures: figures(args.round, 'final'), served: DIGEST, servingAtMs: Date.now(), image: { root, frozenAtMs: Date.now(), digest: DIGEST } };
+      },
+    };
+  }
+}
+
+/** `reserve dc:frankfurt`, `release dc:frankfurt`, `place dc:frankfurt`. */
+function describe(entries: FederationEntry[]): string {
+  return entries
+    .map((e) => {
+      if (e.kind === 'reservation') return `${e.op} ${e.site}`;
+      if (e.kind === 'placement') return `place ${e.site}`;
+      return e.kind;
+    })
+    .join(', ');
+}
+
+function figures(round: number, kind: 'precopy' | 'final'): RoundFigures {
+  // 4 KiB sent: under the 4 MiB a pre-copy round needs to count as converged, so one round does.
+  return {
+    round,
+    kind,
+    mode: 'datacenter',
+    codec: 'lz4',
+    bytesScanned: 4096,
+    chunks: 4,
+    chunksSent: 4,
+    chunksReused: 0,
+    bytesSent: 4096,
+    wireBytes: 2048,
+    compressionRatio: 2,
+    throughputMBps: 100,
+    durationMs: 1,
+    corruptRefetched: 0,
+  };
+}
