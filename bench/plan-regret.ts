@@ -1,0 +1,129 @@
+/**
+ * `npm run eval -- plan-regret [--traces DIR]... [--traces-root DIR] [--model FILE] [--every N]`
+ *
+ * Decisions, not only errors. At every Nth prediction point of each trace (default every point),
+ * the mode policy (core/mode-policy.ts, both sites trusted, fresh state) makes a transfer plan for
+ * the bytes the link's last sample would move in HORIZON_S, three times:
+ *   - from the adaptive prediction (mean and calibrated p10), as fedflow does;
+ *   - from the best classical estimator of the dataset, chosen in hindsight by median APE (it gives
+ *     no quantile, so its mean is its p10);
+ *   - from an oracle: the mean throughput that actually followed (the next HORIZON_S).
+ * Each plan is timed on the throughput that actually followed (bench/plan-time.ts). Time regret =
+ * time(plan) / time(oracle plan) - 1. The ETA error compares the plan's estimatedSeconds (raw bytes
+ * at the predicted mean, as the plan defines it) with the time the raw bytes took on the trace.
+ * One JSON line per dataset; datasets and models as in `npm run eval -- predictor`.
+ */
+import * as path from 'node:path';
+import { decideMode, type LinkPrediction } from '../core/mode-policy';
+import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimators';
+import { HORIZON_S } from '../models/features';
+import { createPredictor, DEFAULT_MODEL_PATH, type Predictor } from '../models/predictor';
+import { readTraceDir, type Trace } from './predictor-eval-data';
+import { DEFAULT_TRACES_ROOT } from './predictor-eval';
+import { median, quantile, round4, walkTrace, type WalkPoint } from './predictor-eval-walk';
+import { findDatasets, looModel } from './predictor-loo';
+import { planSeconds, secondsToMove } from './plan-time';
+
+const REPO = path.resolve(__dirname, '..');
+const SYNTHETIC_TEST = path.join(REPO, 'models', 'synthetic', 'test');
+const SITES = { source: { id: 'site-a', trust: 'trusted' }, target: { id: 'site-b', trust: 'trusted' } } as const;
+
+interface Job {
+  dataset: string;
+  dir: string;
+  predictor: Predictor;
+}
+
+function parseArgs(argv: string[]) {
+  const a = { traces: [] as string[], root: DEFAULT_TRACES_ROOT, model: undefined as string | undefined, every: 1 };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    const v = argv[++i];
+    if (v === undefined) throw new Error(`${k} needs a value`);
+    if (k === '--traces') a.traces.push(path.resolve(v));
+    else if (k === '--traces-root') a.root = path.resolve(v);
+    else if (k === '--model') a.model = path.resolve(v);
+    else if (k === '--every') a.every = Math.max(1, Number(v));
+    else throw new Error(`unknown argument '${k}' (known: --traces DIR, --traces-root DIR, --model FILE, --every N)`);
+  }
+  return a;
+}
+
+interface Scored {
+  trace: Trace;
+  point: WalkPoint;
+}
+
+function rttAt(trace: Trace, index: number): number | null {
+  const r = trace.rttMs[index]!;
+  return Number.isFinite(r) ? r : null;
+}
+
+async function regretFor(job: Job, every: number): Promise<void> {
+  const scored: Scored[] = [];
+  for (const trace of readTraceDir(job.dir)) {
+    const { points } = await walkTrace(trace, job.predictor);
+    points.forEach((point, k) => {
+      if (k % every === 0) scored.push({ trace, point });
+    });
+  }
+  // The best classical estimator in hindsight, by median APE over the dataset's points.
+  const ape = (m: ClassicalEstimator) => median(scored.map(({ point: p }) => Math.abs(p.baselines[m] - p.actual) / p.actual));
+  const best = CLASSICAL.reduce((a, b) => (ape(b) < ape(a) ? b : a));
+  const regret: number[] = [];
+  const baseRegret: number[] = [];
+  const etaApe: number[] = [];
+  const changed = { mode: 0, level: 0, streams: 0 };
+  for (const { trace, point } of scored) {
+    const rttMs = rttAt(trace, point.index);
+    const bytes = (trace.mbps[point.index]! * 1e6 * HORIZON_S) / 8;
+    if (!(bytes > 0)) continue;
+    const plan = (p: Omit<LinkPrediction, 'rttMs'>) => decideMode({ prediction: { ...p, rttMs }, ...SITES, bytes });
+    const ours = plan({ meanMbps: point.adaptive, lowMbps: point.adaptiveLow });
+    const base = plan({ meanMbps: point.baselines[best], lowMbps: point.baselines[best] });
+    const oracle = plan({ meanMbps: point.actual, lowMbps: point.actual });
+    const tOracle = planSeconds(oracle.plan, trace, point.index, bytes, rttMs);
+    const tOurs = planSeconds(ours.plan, trace, point.index, bytes, rttMs);
+    const tBase = planSeconds(base.plan, trace, point.index, bytes, rttMs);
+    const raw = secondsToMove(trace, point.index, bytes * 8);
+    if (tOracle === null || tOurs === null || tBase === null || raw === null || !(tOracle > 0)) continue;
+    regret.push(tOurs / tOracle - 1);
+    baseRegret.push(tBase / tOracle - 1);
+    const rawActual = raw + (2 * (rttMs ?? 0)) / 1000;
+    etaApe.push(Math.abs(ours.plan.estimatedSeconds - rawActual) / rawActual);
+    if (ours.mode !== oracle.mode) changed.mode++;
+    if (ours.plan.level !== oracle.plan.level || ours.plan.codec !== oracle.plan.codec) changed.level++;
+    if (ours.plan.streams !== oracle.plan.streams) changed.streams++;
+  }
+  const n = regret.length;
+  console.log(
+    JSON.stringify({
+      kind: 'plan-regret',
+      dataset: job.dataset,
+      n,
+      medianRegret: round4(median(regret)),
+      p90Regret: round4(quantile(regret, 0.9)),
+      baselineMedianRegret: round4(median(baseRegret)),
+      baselineP90Regret: round4(quantile(baseRegret, 0.9)),
+      baseline: best,
+      etaMedianApe: round4(median(etaApe)),
+      // How often the plan differs from the oracle's at all: regret is zero wherever it does not.
+      differsFromOracle: { mode: round4(changed.mode / n), codecOrLevel: round4(changed.level / n), streams: round4(changed.streams / n) },
+    }),
+  );
+}
+
+export async function runPlanRegret(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  const jobs: Job[] = [];
+  if (args.traces.length > 0) {
+    const shipped = createPredictor({ modelPath: args.model ?? DEFAULT_MODEL_PATH });
+    for (const dir of args.traces) jobs.push({ dataset: path.relative(REPO, dir), dir, predictor: shipped });
+  } else {
+    for (const dataset of findDatasets(args.root)) {
+      jobs.push({ dataset, dir: path.join(args.root, dataset), predictor: createPredictor({ modelPath: looModel(dataset).modelPath }) });
+    }
+    jobs.push({ dataset: path.relative(REPO, SYNTHETIC_TEST), dir: SYNTHETIC_TEST, predictor: createPredictor({ modelPath: args.model }) });
+  }
+  for (const job of jobs) await regretFor(job, args.every);
+}
