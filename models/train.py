@@ -1,6 +1,7 @@
 """Train the throughput predictor and export it to models/predictor.onnx.
 
     bash models/train.sh [--traces DIR] [--seed N]
+    bash models/train-loo.sh          # the four leave-one-dataset-out models (models/loo/)
 
 Training data: pensieve-fcc-hsdpa/train, thinned copies of it (so the model
 sees 2-5 s sample spacing as well as 1 s), and synthetic datacenter /
@@ -14,6 +15,9 @@ Outputs (all deterministic for a given seed and library versions):
   models/synthetic/test/       held-out synthetic traces (3rd column: RTT ms)
   models/mode-scenarios.json   labelled scenarios for the mode-accuracy check
   models/training-summary.json what was trained on, validation figures, versions
+
+With --leave-out D: trained on every dataset of ALL_DIRS but D (plus the synthetic
+traces), only predictor.onnx and training-summary.json, in models/loo/<D>/.
 """
 
 from __future__ import annotations
