@@ -11,13 +11,17 @@
  * Each plan is timed on the throughput that actually followed (bench/plan-time.ts). Time regret =
  * time(plan) / time(oracle plan) - 1. The ETA error compares the plan's estimatedSeconds (raw bytes
  * at the predicted mean, as the plan defines it) with the time the raw bytes took on the trace.
- * One JSON line per dataset; datasets and models as in `npm run eval -- predictor`.
+ * One JSON line per dataset; datasets, models and the nested choice of the adaptation setting as
+ * in `npm run eval -- predictor` (each candidate is walked, the dataset's line is the candidate
+ * chosen on the other datasets; with --traces, the shipped setting).
  */
 import * as path from 'node:path';
 import { decideMode, type LinkPrediction } from '../core/mode-policy';
 import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimators';
 import { HORIZON_S } from '../models/features';
+import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
 import { createPredictor, DEFAULT_MODEL_PATH, type Predictor } from '../models/predictor';
+import { chooseAdaptation } from './adaptation-choice';
 import { readTraceDir, type Trace } from './predictor-eval-data';
 import { DEFAULT_TRACES_ROOT } from './predictor-eval';
 import { median, quantile, round4, walkTrace, type WalkPoint } from './predictor-eval-walk';
@@ -33,6 +37,7 @@ interface Job {
   dataset: string;
   dir: string;
   predictor: Predictor;
+  candidate: string;
 }
 
 function parseArgs(argv: string[]) {
@@ -60,7 +65,8 @@ function rttAt(trace: Trace, index: number): number | null {
   return Number.isFinite(r) ? r : null;
 }
 
-async function regretFor(job: Job, every: number): Promise<void> {
+/** The dataset's regret line, and the adaptive prediction's improvement (for the nested choice). */
+async function regretFor(job: Job, every: number): Promise<{ line: Record<string, unknown>; improvement: number }> {
   const scored: Scored[] = [];
   for (const trace of readTraceDir(job.dir)) {
     const { points } = await walkTrace(trace, job.predictor);
@@ -71,6 +77,7 @@ async function regretFor(job: Job, every: number): Promise<void> {
   // The best classical estimator in hindsight, by median APE over the dataset's points.
   const ape = (m: ClassicalEstimator) => median(scored.map(({ point: p }) => Math.abs(p.baselines[m] - p.actual) / p.actual));
   const best = CLASSICAL.reduce((a, b) => (ape(b) < ape(a) ? b : a));
+  const improvement = 1 - median(scored.map(({ point: p }) => Math.abs(p.adaptive - p.actual) / p.actual)) / ape(best);
   const regret: number[] = [];
   const baseRegret: number[] = [];
   const etaApe: number[] = [];
@@ -97,10 +104,10 @@ async function regretFor(job: Job, every: number): Promise<void> {
     if (ours.plan.streams !== oracle.plan.streams) changed.streams++;
   }
   const n = regret.length;
-  console.log(
-    JSON.stringify({
+  const line = {
       kind: 'plan-regret',
       dataset: job.dataset,
+      adaptation: job.candidate,
       n,
       medianRegret: round4(median(regret)),
       p90Regret: round4(quantile(regret, 0.9)),
@@ -113,21 +120,35 @@ async function regretFor(job: Job, every: number): Promise<void> {
       etaMedianApe: round4(median(etaApe)),
       // How often the plan differs from the oracle's at all: regret is zero wherever it does not.
       differsFromOracle: { mode: round4(changed.mode / n), codecOrLevel: round4(changed.level / n), streams: round4(changed.streams / n) },
-    }),
-  );
+  };
+  return { line, improvement };
 }
 
 export async function runPlanRegret(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
-  const jobs: Job[] = [];
+  const shipped = createPredictor({ modelPath: args.model ?? DEFAULT_MODEL_PATH });
   if (args.traces.length > 0) {
-    const shipped = createPredictor({ modelPath: args.model ?? DEFAULT_MODEL_PATH });
-    for (const dir of args.traces) jobs.push({ dataset: path.relative(REPO, dir), dir, predictor: shipped });
-  } else {
-    for (const dataset of findDatasets(args.root)) {
-      jobs.push({ dataset, dir: path.join(args.root, dataset), predictor: createPredictor({ modelPath: looModel(dataset).modelPath }) });
+    for (const dir of args.traces) {
+      const { line } = await regretFor({ dataset: path.relative(REPO, dir), dir, predictor: shipped, candidate: SHIPPED_CANDIDATE }, args.every);
+      console.log(JSON.stringify(line));
     }
-    jobs.push({ dataset: path.relative(REPO, SYNTHETIC_TEST), dir: SYNTHETIC_TEST, predictor: createPredictor({ modelPath: args.model }) });
+    return;
   }
-  for (const job of jobs) await regretFor(job, args.every);
+  const datasets = findDatasets(args.root);
+  const results = new Map<string, Map<string, { line: Record<string, unknown>; improvement: number }>>();
+  for (const dataset of datasets) {
+    const modelPath = looModel(dataset).modelPath;
+    const byCandidate = new Map<string, { line: Record<string, unknown>; improvement: number }>();
+    for (const [candidate, adaptation] of Object.entries(CANDIDATES)) {
+      const predictor = createPredictor({ modelPath, adaptation });
+      byCandidate.set(candidate, await regretFor({ dataset, dir: path.join(args.root, dataset), predictor, candidate }, args.every));
+    }
+    results.set(dataset, byCandidate);
+  }
+  const improvements = new Map([...results].map(([d, m]) => [d, new Map([...m].map(([c, r]) => [c, r.improvement]))]));
+  const { perDataset } = chooseAdaptation(improvements, datasets);
+  for (const dataset of datasets) console.log(JSON.stringify(results.get(dataset)!.get(perDataset.get(dataset)!)!.line));
+  const synthetic = path.relative(REPO, SYNTHETIC_TEST);
+  const { line } = await regretFor({ dataset: synthetic, dir: SYNTHETIC_TEST, predictor: shipped, candidate: SHIPPED_CANDIDATE }, args.every);
+  console.log(JSON.stringify(line));
 }

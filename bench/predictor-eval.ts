@@ -12,9 +12,11 @@
  */
 import * as path from 'node:path';
 import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimators';
+import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
 import { createPredictor, DEFAULT_MODEL_PATH, type Predictor } from '../models/predictor';
 import { readTraceDir } from './predictor-eval-data';
 import { median, round4, walkTrace, type WalkPoint } from './predictor-eval-walk';
+import { chooseAdaptation } from './adaptation-choice';
 import { findDatasets, looModel } from './predictor-loo';
 import { modeAccuracy } from './predictor-mode-accuracy';
 import { COLORS, writePlot, type Panel } from './predictor-plot';
@@ -69,10 +71,19 @@ interface Job {
   predictor: Predictor;
   /** How the scored model relates to the dataset, for the output. */
   model: string;
+  /** Name of the adaptation setting (models/link-adaptation.ts CANDIDATES). */
+  candidate: string;
 }
 
-/** Scores one dataset, prints its lines, and returns its plot panel. */
-async function scoreDataset(job: Job): Promise<Panel | null> {
+interface DatasetScore {
+  /** JSON lines: one per method, then the summary. */
+  readonly lines: Record<string, unknown>[];
+  readonly improvement: number;
+  readonly panel: Panel | null;
+}
+
+/** Scores one dataset: its JSON lines, and its plot panel. */
+async function scoreDataset(job: Job): Promise<DatasetScore> {
   const traces = readTraceDir(job.dir);
   const points: WalkPoint[] = [];
   let fallbacks = 0;
@@ -95,6 +106,7 @@ async function scoreDataset(job: Job): Promise<Panel | null> {
     }
   }
   const n = points.length;
+  const lines: Record<string, unknown>[] = [];
   const stats = {} as Record<Method, { medianApe: number; within20: number }>;
   const coverage = (low: (p: WalkPoint) => number) => round4(points.filter((p) => p.actual >= low(p)).length / n);
   for (const m of METHODS) {
@@ -106,62 +118,75 @@ async function scoreDataset(job: Job): Promise<Panel | null> {
         : m === 'onnx'
           ? { p10Coverage: coverage((p) => p.onnxLow) }
           : {};
-    console.log(
-      JSON.stringify({
-        kind: 'predictor-eval',
-        dataset: job.dataset,
-        method: m,
-        traces: traces.length,
-        n,
-        medianApe: round4(stats[m].medianApe),
-        within20: round4(stats[m].within20),
-        ...extra,
-      }),
-    );
+    lines.push({
+      kind: 'predictor-eval',
+      dataset: job.dataset,
+      method: m,
+      traces: traces.length,
+      n,
+      medianApe: round4(stats[m].medianApe),
+      within20: round4(stats[m].within20),
+      ...extra,
+    });
   }
   const best = CLASSICAL.reduce((a, b) => (stats[b].medianApe < stats[a].medianApe ? b : a));
   const bestW = CLASSICAL.reduce((a, b) => (stats[b].within20 > stats[a].within20 ? b : a));
-  console.log(
-    JSON.stringify({
+  const improvement = 1 - stats.adaptive.medianApe / stats[best].medianApe;
+  lines.push({
       kind: 'predictor-eval-summary',
       dataset: job.dataset,
       model: job.model,
+      adaptation: job.candidate,
       n,
       bestBaseline: best,
-      improvementVsBestBaseline: round4(1 - stats.adaptive.medianApe / stats[best].medianApe),
+      improvementVsBestBaseline: round4(improvement),
       onnxAloneImprovementVsBestBaseline: round4(1 - stats.onnx.medianApe / stats[best].medianApe),
       within20: round4(stats.adaptive.within20),
       within20BestBaseline: round4(stats[bestW].within20),
       within20BestBaselineMethod: bestW,
       p10Coverage: coverage((p) => p.adaptiveLow),
       onnxP10Coverage: coverage((p) => p.onnxLow),
-    }),
-  );
-  return panel;
+  });
+  return { lines, improvement, panel };
 }
 
 export async function runPredictorEval(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   const shipped = createPredictor({ modelPath: args.model });
   const shippedName = path.relative(REPO, args.model ?? DEFAULT_MODEL_PATH);
-  const jobs: Job[] = [];
+  const panels: Panel[] = [];
+  const print = (score: DatasetScore) => {
+    for (const line of score.lines) console.log(JSON.stringify(line));
+    if (score.panel) panels.push(score.panel);
+  };
   if (args.traces.length > 0) {
     for (const dir of args.traces) {
       const rel = path.relative(args.root, dir);
-      jobs.push({ dataset: rel.startsWith('..') ? path.relative(REPO, dir) : rel, dir, predictor: shipped, model: shippedName });
+      const dataset = rel.startsWith('..') ? path.relative(REPO, dir) : rel;
+      print(await scoreDataset({ dataset, dir, predictor: shipped, model: shippedName, candidate: SHIPPED_CANDIDATE }));
     }
   } else {
-    for (const dataset of findDatasets(args.root)) {
+    const datasets = findDatasets(args.root);
+    const results = new Map<string, Map<string, DatasetScore>>();
+    for (const dataset of datasets) {
       const { modelPath, trainDirs } = looModel(dataset);
       const model = `${path.relative(REPO, modelPath)} (trained on ${trainDirs.join(', ')} + synthetic)`;
-      jobs.push({ dataset, dir: path.join(args.root, dataset), predictor: createPredictor({ modelPath }), model });
+      const byCandidate = new Map<string, DatasetScore>();
+      for (const [candidate, adaptation] of Object.entries(CANDIDATES)) {
+        const predictor = createPredictor({ modelPath, adaptation });
+        const score = await scoreDataset({ dataset, dir: path.join(args.root, dataset), predictor, model, candidate });
+        byCandidate.set(candidate, score);
+        const summary = score.lines[score.lines.length - 1]!;
+        console.log(JSON.stringify({ kind: 'predictor-eval-candidate', dataset, candidate, improvementVsBestBaseline: summary.improvementVsBestBaseline, p10Coverage: summary.p10Coverage }));
+      }
+      results.set(dataset, byCandidate);
     }
-    jobs.push({ dataset: path.relative(REPO, SYNTHETIC_TEST), dir: SYNTHETIC_TEST, predictor: shipped, model: shippedName });
-  }
-  const panels: Panel[] = [];
-  for (const job of jobs) {
-    const panel = await scoreDataset(job);
-    if (panel) panels.push(panel);
+    const improvements = new Map([...results].map(([d, m]) => [d, new Map([...m].map(([c, s]) => [c, s.improvement]))]));
+    const { perDataset, overall } = chooseAdaptation(improvements, datasets);
+    for (const dataset of datasets) print(results.get(dataset)!.get(perDataset.get(dataset)!)!);
+    console.log(JSON.stringify({ kind: 'adaptation-choice', perDataset: Object.fromEntries(perDataset), onAllDatasets: overall, shipped: SHIPPED_CANDIDATE, shippedIsTheChoice: overall === SHIPPED_CANDIDATE }));
+    const synthetic = path.relative(REPO, SYNTHETIC_TEST);
+    print(await scoreDataset({ dataset: synthetic, dir: SYNTHETIC_TEST, predictor: shipped, model: shippedName, candidate: SHIPPED_CANDIDATE }));
   }
   const acc = await modeAccuracy(args.scenarios, shipped);
   console.log(JSON.stringify({ kind: 'mode-accuracy', scenarios: path.relative(REPO, args.scenarios), ...acc, accuracy: round4(acc.accuracy) }));

@@ -15,10 +15,22 @@
  * towards uniform weights, so a link that stops favouring anything returns to the prior favourite.
  */
 
-/** Loss of a prediction `p` of `actual`: |log(p / actual)|, capped so one outage does not erase an expert. */
-export function expertLoss(p: number, actual: number): number {
-  return Math.min(Math.abs(Math.log(Math.max(p, 1e-9) / Math.max(actual, 1e-9))), LOSS_CAP);
+/**
+ * Loss of a prediction `p` of `actual`, from r = log(p / actual):
+ *   - `abs-log`: |r|, capped so one outage does not erase an expert;
+ *   - `welsch`: 1 - exp(-r^2 / 2 sigma^2), the loss the model's point output was trained with
+ *     (models/train.py): it counts how often an expert is close, not how far off it is when it is
+ *     not, which is what a *median* error rewards; an absolute loss is dominated by the spikes.
+ * Both are convex-bounded enough for the exponential weights; only abs-log is convex in log p.
+ */
+export function expertLoss(p: number, actual: number, params: Pick<FixedShareParams, 'loss' | 'sigma'> = { loss: 'abs-log' }): number {
+  const r = Math.log(Math.max(p, 1e-9) / Math.max(actual, 1e-9));
+  if (params.loss === 'welsch') return 1 - Math.exp(-(r * r) / (2 * (params.sigma ?? WELSCH_SIGMA) ** 2));
+  return Math.min(Math.abs(r), LOSS_CAP);
 }
+
+/** The Welsch width of the model's training (models/training-summary.json welschSigma). */
+export const WELSCH_SIGMA = 0.06;
 
 /** An absolute log error of 1 is a factor e: past that the size of the miss says nothing more. */
 export const LOSS_CAP = 1;
@@ -28,6 +40,10 @@ export interface FixedShareParams {
   readonly eta: number;
   /** Share: the weight redistributed to the prior after every update (expected rate of switches). */
   readonly share: number;
+  /** Default abs-log. */
+  readonly loss?: 'abs-log' | 'welsch';
+  /** Welsch width; default WELSCH_SIGMA. */
+  readonly sigma?: number;
 }
 
 /** Weighted geometric mean of positive predictions. */

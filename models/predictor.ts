@@ -9,7 +9,17 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CLASSICAL, classicalEstimate } from './classical-estimators';
 import { FEATURE_NAMES, MIN_SAMPLES, features, reference, targetMean } from './features';
-import { EXPERTS, initialAdaptation, issue, pointsToScore, scorePoint, type AdaptationState, type ExpertName } from './link-adaptation';
+import {
+  ADAPTATION,
+  EXPERTS,
+  initialAdaptation,
+  issue,
+  pointsToScore,
+  scorePoint,
+  type AdaptationParams,
+  type AdaptationState,
+  type ExpertName,
+} from './link-adaptation';
 
 /** One measurement; the agent's LinkSample (agent/link-telemetry.ts) has this shape. */
 export interface PredictorSample {
@@ -77,6 +87,8 @@ export interface PredictorOptions {
   readonly modelPath?: string;
   /** Where the one-line load failure goes; default console.warn. */
   readonly log?: (line: string) => void;
+  /** Adaptation settings; default the shipped ones (models/link-adaptation.ts ADAPTATION). */
+  readonly adaptation?: AdaptationParams;
 }
 
 export interface Predictor {
@@ -99,6 +111,7 @@ export interface Predictor {
 export function createPredictor(options: PredictorOptions = {}): Predictor {
   const modelPath = path.resolve(options.modelPath ?? process.env.FEDFLOW_PREDICTOR_MODEL ?? DEFAULT_MODEL_PATH);
   const log = options.log ?? ((line: string) => console.warn(line));
+  const params = options.adaptation ?? ADAPTATION;
   let loading: Promise<Loaded> | null = null;
 
   const load = (): Promise<Loaded> => {
@@ -143,7 +156,7 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
     if (samples.length < MIN_SAMPLES) return fellBack(`only ${samples.length} samples; the model needs ${MIN_SAMPLES}`);
     const loaded = await load();
     if (!loaded.ok) return fellBack(loaded.reason);
-    let state = given ?? initialAdaptation();
+    let state = given ?? initialAdaptation(params);
     // Points whose 5 s have passed since the last call, then the point to predict: one model run.
     const toScore = pointsToScore(samples.map((s) => s.timeMs), state).slice(-MAX_REPLAY);
     const ends = [...toScore, samples.length - 1];
@@ -173,14 +186,14 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
     toScore.forEach((i, k) => {
       const e = experts(k);
       const actual = e.ok ? targetMean(times, values, i) : null;
-      state = scorePoint(state, { timeMs: samples[i]!.timeMs, predictions: e.predictions, modelLowRatio: e.modelLowRatio, actual });
+      state = scorePoint(state, { timeMs: samples[i]!.timeMs, predictions: e.predictions, modelLowRatio: e.modelLowRatio, actual }, params);
     });
     const now = experts(ends.length - 1);
     const out0 = now.predictions[0]!;
     if (!now.ok || !Number.isFinite(out0) || out0 <= 0) {
       return { ...fellBack(`model gave a non-finite or non-positive output (${now.logMean}, ${now.logLow})`), adaptation: state };
     }
-    const issued = issue(state, now.predictions, now.modelLowRatio);
+    const issued = issue(state, now.predictions, now.modelLowRatio, params);
     const named = Object.fromEntries(FEATURE_NAMES.map((n, i) => [n, rows[rows.length - 1]![i]!]));
     const adaptation: AdaptationRecord = {
       experts: Object.fromEntries(EXPERTS.map((n, i) => [n, { mbps: now.predictions[i]!, weight: state.weights[i]! }])) as AdaptationRecord['experts'],
