@@ -21,7 +21,8 @@
  *   - `welsch`: 1 - exp(-r^2 / 2 sigma^2), the loss the model's point output was trained with
  *     (models/train.py): it counts how often an expert is close, not how far off it is when it is
  *     not, which is what a *median* error rewards; an absolute loss is dominated by the spikes.
- * Both are convex-bounded enough for the exponential weights; only abs-log is convex in log p.
+ * Both are bounded, which is what the exponential weights' regret bound needs; only abs-log is
+ * convex in log p, so only with it is the mixture's loss bounded by the weighted average loss.
  */
 export function expertLoss(p: number, actual: number, params: Pick<FixedShareParams, 'loss' | 'sigma'> = { loss: 'abs-log' }): number {
   const r = Math.log(Math.max(p, 1e-9) / Math.max(actual, 1e-9));
