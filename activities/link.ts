@@ -8,7 +8,8 @@ import { currentActivity } from './activity-context';
 import type { LinkProfile, LinkTelemetry } from '../agent/link/telemetry';
 import { probe } from '../agent/link/telemetry';
 import { MIN_SAMPLES } from '../models/features';
-import type { Prediction } from '../models/predictor';
+import { parseAdaptation } from '../models/link-adaptation';
+import type { Prediction, Predictor } from '../models/predictor';
 import { defaultPredictor } from '../models/predictor';
 
 export interface LinkDeps {
@@ -16,6 +17,10 @@ export interface LinkDeps {
   telemetry: LinkTelemetry;
   /** How a cold link is warmed up; defaults in WARM_UP. */
   warmUp?: Partial<WarmUp>;
+  /** Default: the process-wide predictor (model loaded once per worker). */
+  predictor?: Predictor;
+  /** Where a stored adaptation state that cannot be used is reported; default console.warn. */
+  log?: (line: string) => void;
 }
 
 /**
@@ -74,7 +79,21 @@ export function createLinkActivities(deps: LinkDeps) {
     async predictLink(args: { source: string }): Promise<Prediction> {
       const profile = deps.telemetry.profile(args.source, deps.site);
       if (!profile.samples.length) throw new Error(`no samples for link ${args.source} -> ${deps.site}; run probeLink first`);
-      return defaultPredictor().predict({ samples: profile.samples });
+      // The link's adaptation lives beside its samples, so it survives an agent restart; a state that
+      // no longer parses (another set of experts) is reported and the link starts afresh.
+      const stored = parseAdaptation(deps.telemetry.adaptation(args.source, deps.site));
+      if (stored.problem) (deps.log ?? console.warn)(`fedflow predictor: adaptation state of ${args.source} -> ${deps.site} dropped: ${stored.problem}`);
+      const predictor = deps.predictor ?? defaultPredictor();
+      const { prediction, adaptation } = await predictor.predictAdaptive({ samples: profile.samples, adaptation: stored.state });
+      // Best effort, like transfer samples: a telemetry file that cannot be written must not fail the decision.
+      if (adaptation !== null && adaptation !== stored.state) {
+        try {
+          deps.telemetry.setAdaptation(args.source, deps.site, adaptation);
+        } catch (err) {
+          (deps.log ?? console.warn)(`fedflow predictor: could not store the adaptation of ${args.source} -> ${deps.site}: ${String(err)}`);
+        }
+      }
+      return prediction;
     },
   };
 }

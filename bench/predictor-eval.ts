@@ -1,34 +1,35 @@
 /**
- * `npm run eval -- predictor [--traces DIR]... [--scenarios FILE] [--plot FILE] [--model FILE]`
+ * `npm run eval -- predictor [--traces DIR]... [--traces-root DIR] [--scenarios FILE] [--plot FILE] [--model FILE]`
  *
- * For each trace directory (a dataset), at every sample after warm-up, predict
- * the mean throughput over the next 5 s of trace time from the samples up to
- * now, with the ONNX model and with simple baselines, and print JSON lines:
- * one per (dataset, method), one summary per dataset, one for mode accuracy.
- * Default datasets are those the model never trained on (models/train.py
- * HELD_OUT_DIRS) plus the held-out synthetic traces.
+ * At every sample after warm-up, predict the mean throughput over the next 5 s of trace time from
+ * the samples up to now, carrying each link's adaptation state along its trace (bench/predictor-
+ * eval-walk.ts), and print JSON lines: one per (dataset, method), one summary per dataset, one for
+ * mode accuracy.
+ *
+ * Without --traces: leave-one-dataset-out over every dataset of the traces root (each scored with
+ * the model trained without it, models/loo/), then the held-out synthetic traces with the shipped
+ * model. With --traces: the given directories, with the shipped model (or --model).
  */
 import * as path from 'node:path';
-import { MIN_SAMPLES } from '../models/features';
-import { createPredictor, type Predictor } from '../models/predictor';
-import { predictionPoints, readTraceDir, type Trace } from './predictor-eval-data';
+import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimators';
+import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
+import { createPredictor, DEFAULT_MODEL_PATH, type Predictor } from '../models/predictor';
+import { readTraceDir } from './predictor-eval-data';
+import { median, round4, walkTrace, type WalkPoint } from './predictor-eval-walk';
+import { chooseAdaptation } from './adaptation-choice';
+import { findDatasets, looModel } from './predictor-loo';
 import { modeAccuracy } from './predictor-mode-accuracy';
 import { COLORS, writePlot, type Panel } from './predictor-plot';
 
 const REPO = path.resolve(__dirname, '..');
 /** Where the shared traces live unless --traces-root or $FEDFLOW_TRACES says otherwise. */
-const DEFAULT_TRACES_ROOT = process.env.FEDFLOW_TRACES ?? path.resolve(REPO, '..', 'shared', 'traces');
-const HELD_OUT = ['pensieve-fcc-hsdpa/test', 'norway-hsdpa', 'oboe'];
+export const DEFAULT_TRACES_ROOT = process.env.FEDFLOW_TRACES ?? path.resolve(REPO, '..', 'shared', 'traces');
 const SYNTHETIC_TEST = path.join(REPO, 'models', 'synthetic', 'test');
 const WITHIN = 0.2;
-/** History handed to the predictor per point, as the agent's ring buffer would hold. */
-const HISTORY = 64;
-
-type Method = 'onnx' | 'last-value' | 'harmonic-mean-5' | 'ewma-0.5' | 'ewma-0.2';
-const BASELINES: Method[] = ['last-value', 'harmonic-mean-5', 'ewma-0.5', 'ewma-0.2'];
 
 interface Args {
   traces: string[];
+  root: string;
   scenarios: string;
   plot: string;
   model: string | undefined;
@@ -37,11 +38,11 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const args: Args = {
     traces: [],
+    root: DEFAULT_TRACES_ROOT,
     scenarios: path.join(REPO, 'models', 'mode-scenarios.json'),
     plot: path.join(REPO, 'docs', 'predictor-eval.png'),
     model: undefined,
   };
-  let root = DEFAULT_TRACES_ROOT;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -50,152 +51,145 @@ function parseArgs(argv: string[]): Args {
       return v;
     };
     if (a === '--traces') args.traces.push(path.resolve(value()));
-    else if (a === '--traces-root') root = path.resolve(value());
+    else if (a === '--traces-root') args.root = path.resolve(value());
     else if (a === '--scenarios') args.scenarios = path.resolve(value());
     else if (a === '--plot') args.plot = path.resolve(value());
     else if (a === '--model') args.model = path.resolve(value());
     else throw new Error(`unknown argument '${a}' (known: --traces DIR, --traces-root DIR, --scenarios FILE, --plot FILE, --model FILE)`);
   }
-  if (args.traces.length === 0) args.traces = [...HELD_OUT.map((d) => path.join(root, d)), SYNTHETIC_TEST];
   return args;
 }
 
-function baseline(method: Method, values: readonly number[], i: number): number {
-  const floor = (v: number) => Math.max(v, 1e-3);
-  switch (method) {
-    case 'last-value':
-      return floor(values[i]!);
-    case 'harmonic-mean-5': {
-      let inv = 0;
-      for (let j = i - MIN_SAMPLES + 1; j <= i; j++) inv += 1 / floor(values[j]!);
-      return MIN_SAMPLES / inv;
+type Method = 'adaptive' | 'onnx' | ClassicalEstimator;
+const METHODS: Method[] = ['adaptive', 'onnx', ...CLASSICAL];
+
+const predicted = (p: WalkPoint, m: Method) => (m === 'adaptive' ? p.adaptive : m === 'onnx' ? p.onnx : p.baselines[m]);
+
+interface Job {
+  dataset: string;
+  dir: string;
+  predictor: Predictor;
+  /** How the scored model relates to the dataset, for the output. */
+  model: string;
+  /** Name of the adaptation setting (models/link-adaptation.ts CANDIDATES). */
+  candidate: string;
+}
+
+interface DatasetScore {
+  /** JSON lines: one per method, then the summary. */
+  readonly lines: Record<string, unknown>[];
+  readonly improvement: number;
+  readonly panel: Panel | null;
+}
+
+/** Scores one dataset: its JSON lines, and its plot panel. */
+async function scoreDataset(job: Job): Promise<DatasetScore> {
+  const traces = readTraceDir(job.dir);
+  const points: WalkPoint[] = [];
+  let fallbacks = 0;
+  let panel: Panel | null = null;
+  for (const trace of traces) {
+    const r = await walkTrace(trace, job.predictor);
+    points.push(...r.points);
+    fallbacks += r.fallbacks;
+    // The first trace with enough points makes the dataset's panel.
+    if (panel === null && r.points.length >= 25) {
+      const k = r.points.slice(0, 150);
+      panel = {
+        series: [
+          { color: COLORS.low, values: k.map((p) => p.adaptiveLow) },
+          { color: COLORS.last, values: k.map((p) => p.baselines['last-value']) },
+          { color: COLORS.actual, values: k.map((p) => p.actual) },
+          { color: COLORS.model, values: k.map((p) => p.adaptive) },
+        ],
+      };
     }
-    case 'ewma-0.5':
-    case 'ewma-0.2': {
-      const alpha = method === 'ewma-0.5' ? 0.5 : 0.2;
-      let e = floor(values[0]!);
-      for (let j = 1; j <= i; j++) e = alpha * floor(values[j]!) + (1 - alpha) * e;
-      return e;
-    }
-    default:
-      throw new Error(`not a baseline: ${method}`);
   }
-}
-
-interface TraceResult {
-  actual: number[];
-  preds: Record<Method, number[]>;
-  low: number[];
-  fallbacks: number;
-}
-
-async function evalTrace(trace: Trace, predictor: Predictor): Promise<TraceResult> {
-  const res: TraceResult = {
-    actual: [],
-    preds: { onnx: [], 'last-value': [], 'harmonic-mean-5': [], 'ewma-0.5': [], 'ewma-0.2': [] },
-    low: [],
-    fallbacks: 0,
-  };
-  for (const { index, actual } of predictionPoints(trace)) {
-    const lo = Math.max(0, index + 1 - HISTORY);
-    const samples = [];
-    for (let j = lo; j <= index; j++) {
-      const r = trace.rttMs[j]!;
-      samples.push({ timeMs: trace.times[j]! * 1000, throughputMbps: trace.mbps[j]!, rttMs: Number.isFinite(r) ? r : null });
-    }
-    const p = await predictor.predict({ samples });
-    if (p.source !== 'onnx') res.fallbacks++;
-    res.actual.push(actual);
-    res.preds.onnx.push(p.meanMbps);
-    res.low.push(p.lowMbps);
-    for (const m of BASELINES) res.preds[m].push(baseline(m, trace.mbps, index));
+  const n = points.length;
+  const lines: Record<string, unknown>[] = [];
+  const stats = {} as Record<Method, { medianApe: number; within20: number }>;
+  const coverage = (low: (p: WalkPoint) => number) => round4(points.filter((p) => p.actual >= low(p)).length / n);
+  for (const m of METHODS) {
+    const ape = points.map((p) => Math.abs(predicted(p, m) - p.actual) / p.actual);
+    stats[m] = { medianApe: median(ape), within20: ape.filter((e) => e <= WITHIN).length / n };
+    const extra =
+      m === 'adaptive'
+        ? { p10Coverage: coverage((p) => p.adaptiveLow), fallbacks, lowFromConformal: round4(points.filter((p) => p.lowFrom === 'conformal').length / n) }
+        : m === 'onnx'
+          ? { p10Coverage: coverage((p) => p.onnxLow) }
+          : {};
+    lines.push({
+      kind: 'predictor-eval',
+      dataset: job.dataset,
+      method: m,
+      traces: traces.length,
+      n,
+      medianApe: round4(stats[m].medianApe),
+      within20: round4(stats[m].within20),
+      ...extra,
+    });
   }
-  return res;
+  const best = CLASSICAL.reduce((a, b) => (stats[b].medianApe < stats[a].medianApe ? b : a));
+  const bestW = CLASSICAL.reduce((a, b) => (stats[b].within20 > stats[a].within20 ? b : a));
+  const improvement = 1 - stats.adaptive.medianApe / stats[best].medianApe;
+  lines.push({
+      kind: 'predictor-eval-summary',
+      dataset: job.dataset,
+      model: job.model,
+      adaptation: job.candidate,
+      n,
+      bestBaseline: best,
+      improvementVsBestBaseline: round4(improvement),
+      onnxAloneImprovementVsBestBaseline: round4(1 - stats.onnx.medianApe / stats[best].medianApe),
+      within20: round4(stats.adaptive.within20),
+      within20BestBaseline: round4(stats[bestW].within20),
+      within20BestBaselineMethod: bestW,
+      p10Coverage: coverage((p) => p.adaptiveLow),
+      onnxP10Coverage: coverage((p) => p.onnxLow),
+  });
+  return { lines, improvement, panel };
 }
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? Number.NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-}
-
-const round = (v: number) => Math.round(v * 1e4) / 1e4;
 
 export async function runPredictorEval(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
-  const predictor = createPredictor({ modelPath: args.model });
+  const shipped = createPredictor({ modelPath: args.model });
+  const shippedName = path.relative(REPO, args.model ?? DEFAULT_MODEL_PATH);
   const panels: Panel[] = [];
-  for (const dir of args.traces) {
-    const dataset = path.relative(DEFAULT_TRACES_ROOT, dir).startsWith('..') ? path.relative(REPO, dir) : path.relative(DEFAULT_TRACES_ROOT, dir);
-    const traces = readTraceDir(dir);
-    const all: TraceResult = {
-      actual: [],
-      preds: { onnx: [], 'last-value': [], 'harmonic-mean-5': [], 'ewma-0.5': [], 'ewma-0.2': [] },
-      low: [],
-      fallbacks: 0,
-    };
-    let plotted = false;
-    for (const trace of traces) {
-      const r = await evalTrace(trace, predictor);
-      all.actual.push(...r.actual);
-      all.low.push(...r.low);
-      all.fallbacks += r.fallbacks;
-      for (const m of Object.keys(r.preds) as Method[]) all.preds[m].push(...r.preds[m]);
-      // First trace with enough points makes this dataset's panel.
-      if (!plotted && r.actual.length >= 25) {
-        const k = Math.min(r.actual.length, 150);
-        panels.push({
-          series: [
-            { color: COLORS.low, values: r.low.slice(0, k) },
-            { color: COLORS.last, values: r.preds['last-value'].slice(0, k) },
-            { color: COLORS.actual, values: r.actual.slice(0, k) },
-            { color: COLORS.model, values: r.preds.onnx.slice(0, k) },
-          ],
-        });
-        plotted = true;
+  const print = (score: DatasetScore) => {
+    for (const line of score.lines) console.log(JSON.stringify(line));
+    if (score.panel) panels.push(score.panel);
+  };
+  if (args.traces.length > 0) {
+    for (const dir of args.traces) {
+      const rel = path.relative(args.root, dir);
+      const dataset = rel.startsWith('..') ? path.relative(REPO, dir) : rel;
+      print(await scoreDataset({ dataset, dir, predictor: shipped, model: shippedName, candidate: SHIPPED_CANDIDATE }));
+    }
+  } else {
+    const datasets = findDatasets(args.root);
+    const results = new Map<string, Map<string, DatasetScore>>();
+    for (const dataset of datasets) {
+      const { modelPath, trainDirs } = looModel(dataset);
+      const model = `${path.relative(REPO, modelPath)} (trained on ${trainDirs.join(', ')} + synthetic)`;
+      const byCandidate = new Map<string, DatasetScore>();
+      for (const [candidate, adaptation] of Object.entries(CANDIDATES)) {
+        const predictor = createPredictor({ modelPath, adaptation });
+        const score = await scoreDataset({ dataset, dir: path.join(args.root, dataset), predictor, model, candidate });
+        byCandidate.set(candidate, score);
+        const summary = score.lines[score.lines.length - 1]!;
+        console.log(JSON.stringify({ kind: 'predictor-eval-candidate', dataset, candidate, improvementVsBestBaseline: summary.improvementVsBestBaseline, p10Coverage: summary.p10Coverage }));
       }
+      results.set(dataset, byCandidate);
     }
-    const stats: Record<string, { medianApe: number; within20: number }> = {};
-    for (const m of Object.keys(all.preds) as Method[]) {
-      const ape = all.preds[m].map((p, i) => Math.abs(p - all.actual[i]!) / all.actual[i]!);
-      stats[m] = { medianApe: median(ape), within20: ape.filter((e) => e <= WITHIN).length / ape.length };
-      const extra =
-        m === 'onnx'
-          ? {
-              lowCoverage: round(all.low.filter((l, i) => all.actual[i]! >= l).length / all.low.length),
-              fallbacks: all.fallbacks,
-            }
-          : {};
-      console.log(
-        JSON.stringify({
-          kind: 'predictor-eval',
-          dataset,
-          method: m,
-          traces: traces.length,
-          n: ape.length,
-          medianApe: round(stats[m]!.medianApe),
-          within20: round(stats[m]!.within20),
-          ...extra,
-        }),
-      );
-    }
-    const best = BASELINES.reduce((a, b) => (stats[b]!.medianApe < stats[a]!.medianApe ? b : a));
-    const bestW = BASELINES.reduce((a, b) => (stats[b]!.within20 > stats[a]!.within20 ? b : a));
-    console.log(
-      JSON.stringify({
-        kind: 'predictor-eval-summary',
-        dataset,
-        n: all.actual.length,
-        bestBaseline: best,
-        improvementVsBestBaseline: round(1 - stats.onnx!.medianApe / stats[best]!.medianApe),
-        within20Model: round(stats.onnx!.within20),
-        within20BestBaseline: round(stats[bestW]!.within20),
-        within20BestBaselineMethod: bestW,
-      }),
-    );
+    const improvements = new Map([...results].map(([d, m]) => [d, new Map([...m].map(([c, s]) => [c, s.improvement]))]));
+    const { perDataset, overall } = chooseAdaptation(improvements, datasets);
+    for (const dataset of datasets) print(results.get(dataset)!.get(perDataset.get(dataset)!)!);
+    console.log(JSON.stringify({ kind: 'adaptation-choice', perDataset: Object.fromEntries(perDataset), onAllDatasets: overall, shipped: SHIPPED_CANDIDATE, shippedIsTheChoice: overall === SHIPPED_CANDIDATE }));
+    const synthetic = path.relative(REPO, SYNTHETIC_TEST);
+    print(await scoreDataset({ dataset: synthetic, dir: SYNTHETIC_TEST, predictor: shipped, model: shippedName, candidate: SHIPPED_CANDIDATE }));
   }
-  const acc = await modeAccuracy(args.scenarios, predictor);
-  console.log(JSON.stringify({ kind: 'mode-accuracy', scenarios: path.relative(REPO, args.scenarios), ...acc, accuracy: round(acc.accuracy) }));
+  const acc = await modeAccuracy(args.scenarios, shipped);
+  console.log(JSON.stringify({ kind: 'mode-accuracy', scenarios: path.relative(REPO, args.scenarios), ...acc, accuracy: round4(acc.accuracy) }));
   writePlot(args.plot, panels);
   console.error(`wrote ${path.relative(process.cwd(), args.plot)} (${panels.length} panels, one per dataset)`);
 }

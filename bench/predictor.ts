@@ -2,12 +2,16 @@
  * `npm run bench -- predictor [--iterations N] [--warmup N] [--model FILE]`
  *
  * In-process latency of one prediction with onnxruntime-node, after warm-up:
- * `model-run` is the ONNX session run on a ready feature vector, `predict` is
- * the whole call the activity makes (features from 64 samples + run + result).
- * Prints one JSON line per measurement. Target: p50 <= 0.2 ms.
+ *   - `model-run`: the ONNX session run on a ready feature vector;
+ *   - `predict-adaptive`: the call the activity makes on a link it has seen, one sample after the
+ *     last call: features from 64 samples, the points whose 5 s have passed since scored (their
+ *     features too, one batched model run), weights and bound updated, the result;
+ *   - `predict-cold`: the first call on a link with 64 samples and no state (scores them all).
+ * Prints one JSON line per measurement. Target: p50 <= 0.2 ms, adaptation included.
  */
 import * as path from 'node:path';
 import { features } from '../models/features';
+import type { AdaptationState } from '../models/link-adaptation';
 import { createPredictor, type PredictorSample } from '../models/predictor';
 import { readTrace } from './predictor-eval-data';
 
@@ -65,7 +69,14 @@ export async function run(args: string[]): Promise<void> {
   const probe = await predictor.predict({ samples: histories[0]! });
   if (probe.source !== 'onnx') throw new Error(`model did not load, nothing to time: ${probe.fallbackReason}`);
   await time('model-run', iterations, warmup, (i) => predictor.runModel(vectors[i % vectors.length]!));
-  await time('predict', iterations, warmup, (i) => predictor.predict({ samples: histories[i % histories.length]! }));
+  // The state each history's call would find: the one left by the call one sample earlier.
+  const states: (AdaptationState | null)[] = [null];
+  for (const h of histories) states.push((await predictor.predictAdaptive({ samples: h, adaptation: states[states.length - 1] })).adaptation);
+  await time('predict-adaptive', iterations, warmup, (i) => {
+    const k = 1 + (i % (histories.length - 1));
+    return predictor.predictAdaptive({ samples: histories[k]!, adaptation: states[k]! });
+  });
+  await time('predict-cold', Math.ceil(iterations / 10), Math.ceil(warmup / 10), (i) => predictor.predict({ samples: histories[i % histories.length]! }));
 }
 
 if (require.main === module) {

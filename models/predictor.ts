@@ -1,12 +1,25 @@
 /**
- * Bandwidth prediction for a link profile: the ONNX model when it loads,
- * otherwise the harmonic mean of the last 5 samples. Prediction never throws
- * because the model is missing or broken: a migration must still be able to
- * pick a mode, and the result says which path produced it.
+ * Bandwidth prediction for a link profile: the ONNX model mixed with the classical estimators by
+ * weights learnt on this link, with a lower bound calibrated on this link's own misses
+ * (models/link-adaptation.ts) when it loads; otherwise the harmonic mean of the last 5 samples.
+ * Prediction never throws because the model is missing or broken: a migration must still be able
+ * to pick a mode, and the result says which path produced it.
  */
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { FEATURE_NAMES, MIN_SAMPLES, features, reference } from './features';
+import { CLASSICAL, classicalEstimate } from './classical-estimators';
+import { FEATURE_NAMES, MIN_SAMPLES, features, reference, targetMean } from './features';
+import {
+  ADAPTATION,
+  EXPERTS,
+  initialAdaptation,
+  issue,
+  pointsToScore,
+  scorePoint,
+  type AdaptationParams,
+  type AdaptationState,
+  type ExpertName,
+} from './link-adaptation';
 
 /** One measurement; the agent's LinkSample (agent/link/telemetry.ts) has this shape. */
 export interface PredictorSample {
@@ -20,6 +33,22 @@ export interface PredictorSample {
 export interface PredictorInput {
   /** Oldest first. */
   readonly samples: readonly PredictorSample[];
+  /** This link's adaptation state from the last prediction (persisted with its samples); none = a new link. */
+  readonly adaptation?: AdaptationState | null;
+}
+
+/** What the per-link adaptation did for one prediction, for the decision record. */
+export interface AdaptationRecord {
+  /** Each expert's prediction (Mbit/s) and its weight on this link. */
+  readonly experts: Readonly<Record<ExpertName, { readonly mbps: number; readonly weight: number }>>;
+  /** Points of this link scored so far. */
+  readonly scored: number;
+  /** The model's own p10 (learnt offline on other links), kept to compare with the calibrated one. */
+  readonly modelLowMbps: number;
+  /** Where lowMbps came from: the link's conformal bound, or the model's p10 while too few points are scored. */
+  readonly lowFrom: 'conformal' | 'model';
+  /** The conformal bound's current miscoverage level (target 0.1). */
+  readonly alphaT: number;
 }
 
 export type PredictionSource = 'onnx' | 'fallback-harmonic-mean';
@@ -37,6 +66,8 @@ export interface Prediction {
     readonly lastMbps: number;
     readonly features: Readonly<Record<string, number>> | null;
     readonly modelPath: string;
+    /** null on the fallback path. */
+    readonly adaptation: AdaptationRecord | null;
   };
   readonly source: PredictionSource;
   readonly fallbackReason?: string;
@@ -44,6 +75,10 @@ export interface Prediction {
 
 export const DEFAULT_MODEL_PATH = path.join(__dirname, 'predictor.onnx');
 const FALLBACK_WINDOW = 5;
+/** Samples of history per point, as the agent's ring holds (agent/link/telemetry.ts DEFAULT_CAPACITY). */
+const HISTORY = 64;
+/** At most this many points are scored per call (a ring's worth). */
+const MAX_REPLAY = 64;
 
 type Loaded = { ok: true; session: ort.InferenceSession } | { ok: false; reason: string };
 
@@ -52,11 +87,19 @@ export interface PredictorOptions {
   readonly modelPath?: string;
   /** Where the one-line load failure goes; default console.warn. */
   readonly log?: (line: string) => void;
+  /** Adaptation settings; default the shipped ones (models/link-adaptation.ts ADAPTATION). */
+  readonly adaptation?: AdaptationParams;
 }
 
 export interface Predictor {
   readonly modelPath: string;
+  /** The prediction alone (the adaptation state it leads to is dropped). */
   predict(input: PredictorInput): Promise<Prediction>;
+  /**
+   * The prediction and the link's next adaptation state, to keep for the next call. On the
+   * fallback path the state comes back unchanged (the model's expert cannot be scored).
+   */
+  predictAdaptive(input: PredictorInput): Promise<{ prediction: Prediction; adaptation: AdaptationState | null }>;
   /** Runs the model on one feature vector; for the latency bench. Rejects if the model did not load. */
   runModel(featureVector: readonly number[]): Promise<[number, number]>;
 }
@@ -68,6 +111,7 @@ export interface Predictor {
 export function createPredictor(options: PredictorOptions = {}): Predictor {
   const modelPath = path.resolve(options.modelPath ?? process.env.FEDFLOW_PREDICTOR_MODEL ?? DEFAULT_MODEL_PATH);
   const log = options.log ?? ((line: string) => console.warn(line));
+  const params = options.adaptation ?? ADAPTATION;
   let loading: Promise<Loaded> | null = null;
 
   const load = (): Promise<Loaded> => {
@@ -88,12 +132,86 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
     return loading;
   };
 
-  const run = async (session: ort.InferenceSession, vec: readonly number[]): Promise<[number, number]> => {
-    const tensor = new ort.Tensor('float32', Float32Array.from(vec), [1, vec.length]);
-    const out = await session.run({ features: tensor });
+  /** One session run over rows of features: [log(mean/last), log(p10/last)] per row. */
+  const run = async (session: ort.InferenceSession, rows: readonly (readonly number[])[]): Promise<Float32Array> => {
+    const width = rows[0]!.length;
+    const flat = new Float32Array(rows.length * width);
+    rows.forEach((r, i) => flat.set(r, i * width));
+    const out = await session.run({ features: new ort.Tensor('float32', flat, [rows.length, width]) });
     const data = out.log_ratios?.data as Float32Array | undefined;
-    if (!data || data.length < 2) throw new Error(`model ${modelPath} has no log_ratios[1,2] output`);
-    return [data[0]!, data[1]!];
+    if (!data || data.length < 2 * rows.length) throw new Error(`model ${modelPath} has no log_ratios[N,2] output`);
+    return data;
+  };
+
+  const predictAdaptive: Predictor['predictAdaptive'] = async (input) => {
+    const samples = input.samples;
+    if (samples.length === 0) throw new RangeError('cannot predict a link with no samples (probe it first)');
+    const given = input.adaptation ?? null;
+    const times = samples.map((s) => s.timeMs / 1000);
+    const values = samples.map((s) => s.throughputMbps);
+    const last = reference(values);
+    const rttMs = recentRtt(samples);
+    const base = { sampleCount: samples.length, lastMbps: last, modelPath };
+    const fellBack = (reason: string) => ({ prediction: fallback(values, rttMs, base, reason), adaptation: given });
+    if (samples.length < MIN_SAMPLES) return fellBack(`only ${samples.length} samples; the model needs ${MIN_SAMPLES}`);
+    const loaded = await load();
+    if (!loaded.ok) return fellBack(loaded.reason);
+    let state = given ?? initialAdaptation(params);
+    // Points whose 5 s have passed since the last call, then the point to predict: one model run.
+    const toScore = pointsToScore(samples.map((s) => s.timeMs), state).slice(-MAX_REPLAY);
+    const ends = [...toScore, samples.length - 1];
+    const histories = ends.map((i) => {
+      const from = Math.max(0, i + 1 - HISTORY);
+      return { t: times.slice(from, i + 1), v: values.slice(from, i + 1) };
+    });
+    const rows = histories.map((h) => features(h.t, h.v));
+    let out: Float32Array;
+    try {
+      out = await run(loaded.session, rows);
+    } catch (err) {
+      return fellBack(`model run failed: ${errorText(err)}`);
+    }
+    const experts = (k: number) => {
+      const ref = reference(histories[k]!.v);
+      const logMean = out[2 * k]!;
+      const logLow = out[2 * k + 1]!;
+      return {
+        ok: Number.isFinite(logMean) && Number.isFinite(logLow),
+        predictions: [ref * Math.exp(logMean), ...CLASSICAL.map((c) => classicalEstimate(c, histories[k]!.v))],
+        modelLowRatio: Math.exp(logLow - logMean),
+        logMean,
+        logLow,
+      };
+    };
+    toScore.forEach((i, k) => {
+      const e = experts(k);
+      const actual = e.ok ? targetMean(times, values, i) : null;
+      state = scorePoint(state, { timeMs: samples[i]!.timeMs, predictions: e.predictions, modelLowRatio: e.modelLowRatio, actual }, params);
+    });
+    const now = experts(ends.length - 1);
+    const out0 = now.predictions[0]!;
+    if (!now.ok || !Number.isFinite(out0) || out0 <= 0) {
+      return { ...fellBack(`model gave a non-finite or non-positive output (${now.logMean}, ${now.logLow})`), adaptation: state };
+    }
+    const issued = issue(state, now.predictions, now.modelLowRatio, params);
+    const named = Object.fromEntries(FEATURE_NAMES.map((n, i) => [n, rows[rows.length - 1]![i]!]));
+    const adaptation: AdaptationRecord = {
+      experts: Object.fromEntries(EXPERTS.map((n, i) => [n, { mbps: now.predictions[i]!, weight: state.weights[i]! }])) as AdaptationRecord['experts'],
+      modelLowMbps: Math.min(out0 * now.modelLowRatio, out0),
+      scored: state.scored,
+      lowFrom: issued.lowFrom,
+      alphaT: state.conformal.alphaT,
+    };
+    return {
+      prediction: {
+        meanMbps: issued.meanMbps,
+        lowMbps: issued.lowMbps,
+        rttMs,
+        inputs: { ...base, features: named, adaptation },
+        source: 'onnx',
+      },
+      adaptation: state,
+    };
   };
 
   return {
@@ -101,34 +219,12 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
     async runModel(vec) {
       const loaded = await load();
       if (!loaded.ok) throw new Error(loaded.reason);
-      return run(loaded.session, vec);
+      const out = await run(loaded.session, [vec]);
+      return [out[0]!, out[1]!];
     },
+    predictAdaptive,
     async predict(input) {
-      const samples = input.samples;
-      if (samples.length === 0) throw new RangeError('cannot predict a link with no samples (probe it first)');
-      const times = samples.map((s) => s.timeMs / 1000);
-      const values = samples.map((s) => s.throughputMbps);
-      const last = reference(values);
-      const rttMs = recentRtt(samples);
-      const base = { sampleCount: samples.length, lastMbps: last, modelPath };
-      if (samples.length < MIN_SAMPLES) {
-        return fallback(values, rttMs, base, `only ${samples.length} samples; the model needs ${MIN_SAMPLES}`);
-      }
-      const loaded = await load();
-      if (!loaded.ok) return fallback(values, rttMs, base, loaded.reason);
-      const vec = features(times, values);
-      const named = Object.fromEntries(FEATURE_NAMES.map((n, i) => [n, vec[i]!]));
-      try {
-        const [logMean, logLow] = await run(loaded.session, vec);
-        const meanMbps = last * Math.exp(logMean);
-        const lowMbps = Math.min(last * Math.exp(logLow), meanMbps);
-        if (!Number.isFinite(meanMbps) || !Number.isFinite(lowMbps) || meanMbps <= 0) {
-          return fallback(values, rttMs, base, `model gave a non-finite or non-positive output (${logMean}, ${logLow})`);
-        }
-        return { meanMbps, lowMbps, rttMs, inputs: { ...base, features: named }, source: 'onnx' };
-      } catch (err) {
-        return fallback(values, rttMs, base, `model run failed: ${errorText(err)}`);
-      }
+      return (await predictAdaptive(input)).prediction;
     },
   };
 }
@@ -141,7 +237,7 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
 function fallback(
   values: readonly number[],
   rttMs: number | null,
-  base: Omit<Prediction['inputs'], 'features'>,
+  base: Omit<Prediction['inputs'], 'features' | 'adaptation'>,
   reason: string,
 ): Prediction {
   const recent = values.slice(-FALLBACK_WINDOW).map((v) => Math.max(v, 1e-3));
@@ -152,7 +248,7 @@ function fallback(
     meanMbps,
     lowMbps: Math.min(...recent),
     rttMs,
-    inputs: { ...base, features: null },
+    inputs: { ...base, features: null, adaptation: null },
     source: 'fallback-harmonic-mean',
     fallbackReason: reason,
   };

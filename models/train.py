@@ -1,6 +1,7 @@
 """Train the throughput predictor and export it to models/predictor.onnx.
 
     bash models/train.sh [--traces DIR] [--seed N]
+    bash models/train-loo.sh          # the four leave-one-dataset-out models (models/loo/)
 
 Training data: pensieve-fcc-hsdpa/train, thinned copies of it (so the model
 sees 2-5 s sample spacing as well as 1 s), and synthetic datacenter /
@@ -14,6 +15,9 @@ Outputs (all deterministic for a given seed and library versions):
   models/synthetic/test/       held-out synthetic traces (3rd column: RTT ms)
   models/mode-scenarios.json   labelled scenarios for the mode-accuracy check
   models/training-summary.json what was trained on, validation figures, versions
+
+With --leave-out D: trained on every dataset of ALL_DIRS but D (plus the synthetic
+traces), only predictor.onnx and training-summary.json, in models/loo/<D>/.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ import synthetic  # noqa: E402
 
 TRAIN_DIRS = ["pensieve-fcc-hsdpa/train"]
 HELD_OUT_DIRS = ["pensieve-fcc-hsdpa/test", "norway-hsdpa", "oboe"]
+# Every dataset of ../shared/traces: `--leave-out D` trains on all but D (plus the
+# synthetic traces), for the leave-one-dataset-out evaluation (models/loo/).
+ALL_DIRS = ["pensieve-fcc-hsdpa/train", "pensieve-fcc-hsdpa/test", "norway-hsdpa", "oboe"]
 LOW_QUANTILE = 0.1
 # Point model: boosted trees fitted by iteratively reweighted least squares
 # with Welsch weights exp(-r^2 / 2 sigma^2). That seeks the conditional *mode*
@@ -156,12 +163,24 @@ def main():
     ap.add_argument("--traces", type=Path, default=default_traces_dir(HERE.parent),
                     help="shared trace directory (default: $FEDFLOW_TRACES or ../shared/traces)")
     ap.add_argument("--seed", type=int, default=20251122)
-    ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output directory (default models/, or models/loo/<dataset> with --leave-out)")
+    ap.add_argument("--leave-out", choices=ALL_DIRS, default=None,
+                    help="train on every other dataset and write only the model and its summary")
+    ap.add_argument("--sigma", type=float, default=None,
+                    help="use this Welsch width instead of choosing it on the validation split "
+                         "(train-loo.sh passes the shipped model's choice, to keep four trainings short)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
+    train_dirs, held_out = TRAIN_DIRS, HELD_OUT_DIRS
+    if args.leave_out:
+        train_dirs = [d for d in ALL_DIRS if d != args.leave_out]
+        held_out = [args.leave_out]
+    if args.out is None:
+        args.out = HERE / "loo" / args.leave_out.replace("/", "-") if args.leave_out else HERE
 
     real = []
-    for d in TRAIN_DIRS:
+    for d in train_dirs:
         for p in trace_files(args.traces / d):
             times, tput, _ = read_trace(p)
             if len(times) > 2 * MIN_SAMPLES:
@@ -191,13 +210,13 @@ def main():
     val = group % 5 == 0
     is_real = np.isin(group, [i for i, o in enumerate(origin) if o == "real"])
     scores = {}
-    for sigma in WELSCH_SIGMAS:
+    for sigma in (WELSCH_SIGMAS if args.sigma is None else ()):
         m = fit_point(X[~val], y[~val], sigma)
         pred = last * np.exp(m.predict(X))
         scores[sigma] = median_ape(pred[val & is_real], tgt[val & is_real])
         print(f"validation (real traces) sigma={sigma}: medianApe={scores[sigma]:.4f}")
     print(f"validation (real traces) last value: medianApe={median_ape(last[val & is_real], tgt[val & is_real]):.4f}")
-    sigma = min(scores, key=scores.get)
+    sigma = min(scores, key=scores.get) if args.sigma is None else args.sigma
 
     point = fit_point(X, y, sigma)
     low = fit_low(X, y)
@@ -209,6 +228,21 @@ def main():
     export_onnx.export([point, low], X.shape[1], onnx_path)
     check_onnx(onnx_path, point, low, X[:2000])
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes)")
+    summary = {
+        "seed": args.seed, "traces": str(args.traces), "trainDirs": train_dirs, "heldOutDirs": held_out,
+        "rows": int(len(y)), "traceCounts": {o: origin.count(o) for o in ("real", "thinned", "synthetic")},
+        "validationMedianApe": {str(k): v for k, v in scores.items()},
+        "validationMedianApeLastValue": median_ape(last[val & is_real], tgt[val & is_real]),
+        "welschSigma": sigma, "lowQuantile": LOW_QUANTILE, "lowCoverageTrain": cover,
+        "features": list(FEATURE_NAMES),
+        "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+                     "onnx": onnx.__version__},
+    }
+    if args.leave_out:
+        # The eval refuses a leave-out model whose summary lists the dataset it is scored on.
+        (args.out / "training-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print("done")
+        return
 
     # Fixture: a few real and synthetic histories, including short ones and ones with zeros.
     hist = []
@@ -232,16 +266,7 @@ def main():
             synthetic.write_trace(synth_dir / f"{kind.name}-{i}.txt", times, tput, rtt)
     n_scen = write_scenarios(args.out / "mode-scenarios.json", rng)
 
-    summary = {
-        "seed": args.seed, "traces": str(args.traces), "trainDirs": TRAIN_DIRS, "heldOutDirs": HELD_OUT_DIRS,
-        "rows": int(len(y)), "traceCounts": {o: origin.count(o) for o in ("real", "thinned", "synthetic")},
-        "validationMedianApe": {str(k): v for k, v in scores.items()},
-        "validationMedianApeLastValue": median_ape(last[val & is_real], tgt[val & is_real]),
-        "welschSigma": sigma, "lowQuantile": LOW_QUANTILE, "lowCoverageTrain": cover,
-        "features": list(FEATURE_NAMES), "modeScenarios": n_scen,
-        "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "scikit-learn": sklearn.__version__,
-                     "onnx": onnx.__version__},
-    }
+    summary["modeScenarios"] = n_scen
     (args.out / "training-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print("done")
 

@@ -64,12 +64,20 @@ const sampleSchema = z.object({
   rttMs: z.number().finite().nonnegative().nullable(),
   loss: z.number().min(0).max(1).nullable(),
 });
-const fileSchema = z.object({ version: z.literal(1), links: z.record(z.string(), z.array(sampleSchema)) });
+const fileSchema = z.object({
+  version: z.literal(1),
+  links: z.record(z.string(), z.array(sampleSchema)),
+  // The predictor's per-link adaptation state (models/link-adaptation.ts). Opaque here: the agent
+  // does not import models/, and the predictor checks it when it reads it back. Optional, so a
+  // file written before adaptation existed still loads.
+  adaptation: z.record(z.string(), z.unknown()).optional(),
+});
 
 const pairKey = (from: string, to: string) => `${from} -> ${to}`;
 
 export class LinkTelemetry {
   private readonly links = new Map<string, LinkSample[]>();
+  private readonly adaptations = new Map<string, unknown>();
   readonly file: string;
 
   /**
@@ -92,6 +100,18 @@ export class LinkTelemetry {
     const parsed = fileSchema.safeParse(JSON.parse(text));
     if (!parsed.success) throw new Error(`link telemetry file ${this.file} is not valid: ${parsed.error.message}`);
     for (const [key, samples] of Object.entries(parsed.data.links)) this.links.set(key, evictOldest([...samples].sort((a, b) => a.timeMs - b.timeMs), capacity));
+    for (const [key, state] of Object.entries(parsed.data.adaptation ?? {})) this.adaptations.set(key, state);
+  }
+
+  /** The predictor's adaptation state for the pair, as last stored (undefined: none yet). */
+  adaptation(from: string, to: string): unknown {
+    return this.adaptations.get(pairKey(from, to));
+  }
+
+  /** Stores the pair's adaptation state beside its samples and persists the file. */
+  setAdaptation(from: string, to: string, state: unknown): void {
+    this.adaptations.set(pairKey(from, to), state);
+    this.save();
   }
 
   /** Appends a sample (dropping the oldest past capacity) and persists the file. */
@@ -115,7 +135,8 @@ export class LinkTelemetry {
   save(): void {
     mkdirSync(this.dir, { recursive: true });
     const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ version: 1, links: Object.fromEntries(this.links) }) + '\n');
+    const adaptation = this.adaptations.size > 0 ? { adaptation: Object.fromEntries(this.adaptations) } : {};
+    writeFileSync(tmp, JSON.stringify({ version: 1, links: Object.fromEntries(this.links), ...adaptation }) + '\n');
     renameSync(tmp, this.file);
   }
 }

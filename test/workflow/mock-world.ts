@@ -208,7 +208,7 @@ export class MockWorld {
       },
       predictLink: async () => {
         await at('predictLink');
-        return { meanMbps: 900, lowMbps: 800, rttMs: 1, source: 'onnx', inputs: { sampleCount: 8, lastMbps: 900, features: null, modelPath: 'mock' } };
+        return { meanMbps: 900, lowMbps: 800, rttMs: 1, source: 'onnx', inputs: { sampleCount: 8, lastMbps: 900, features: null, modelPath: 'mock', adaptation: null } };
       },
       captureImage: async (args) => {
         const final = args.freeze !== undefined;

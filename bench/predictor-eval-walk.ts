@@ -1,0 +1,77 @@
+/**
+ * The walk every predictor evaluation shares: along each trace, at every point after warm-up,
+ * predict from the last 64 samples as the agent's ring would hold them, carrying the link's
+ * adaptation state from one point to the next as the agent persists it, and collect what each
+ * method predicted. A trace is one link: its state starts fresh.
+ */
+import { CLASSICAL, classicalEstimate, type ClassicalEstimator } from '../models/classical-estimators';
+import type { AdaptationState } from '../models/link-adaptation';
+import type { Predictor, PredictorSample } from '../models/predictor';
+import { predictionPoints, type Trace } from './predictor-eval-data';
+
+/** History handed to the predictor per point, as the agent's ring buffer would hold. */
+export const HISTORY = 64;
+
+export interface WalkPoint {
+  /** Index of the point's last sample in the trace. */
+  readonly index: number;
+  /** Mean of the next 5 s. */
+  readonly actual: number;
+  /** The shipped path: model and classical estimators mixed by this link's weights. */
+  readonly adaptive: number;
+  /** Its calibrated p10. */
+  readonly adaptiveLow: number;
+  /** The model alone, and its own p10. */
+  readonly onnx: number;
+  readonly onnxLow: number;
+  readonly baselines: Readonly<Record<ClassicalEstimator, number>>;
+  readonly lowFrom: 'conformal' | 'model' | 'fallback';
+}
+
+export interface WalkResult {
+  readonly points: WalkPoint[];
+  readonly fallbacks: number;
+}
+
+export async function walkTrace(trace: Trace, predictor: Predictor): Promise<WalkResult> {
+  const points: WalkPoint[] = [];
+  let fallbacks = 0;
+  let state: AdaptationState | null = null;
+  for (const { index, actual } of predictionPoints(trace)) {
+    const samples: PredictorSample[] = [];
+    for (let j = Math.max(0, index + 1 - HISTORY); j <= index; j++) {
+      const r = trace.rttMs[j]!;
+      samples.push({ timeMs: trace.times[j]! * 1000, throughputMbps: trace.mbps[j]!, rttMs: Number.isFinite(r) ? r : null });
+    }
+    const { prediction: p, adaptation } = await predictor.predictAdaptive({ samples, adaptation: state });
+    state = adaptation;
+    const a = p.inputs.adaptation;
+    if (p.source !== 'onnx' || a === null) fallbacks++;
+    const baselines = Object.fromEntries(CLASSICAL.map((m) => [m, classicalEstimate(m, trace.mbps, index)])) as Record<ClassicalEstimator, number>;
+    points.push({
+      index,
+      actual,
+      adaptive: p.meanMbps,
+      adaptiveLow: p.lowMbps,
+      onnx: a?.experts.onnx.mbps ?? p.meanMbps,
+      onnxLow: a?.modelLowMbps ?? p.lowMbps,
+      baselines,
+      lowFrom: a?.lowFrom ?? 'fallback',
+    });
+  }
+  return { points, fallbacks };
+}
+
+export function median(v: readonly number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? Number.NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+/** The p-quantile (0..1) by the nearest-rank rule. */
+export function quantile(v: readonly number[], p: number): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+}
+
+export const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
