@@ -4,7 +4,9 @@
 # cached outside the clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A linked node_modules belongs to another checkout (a git worktree sharing it): reinstalling
+# through the link would empty it under that checkout's feet, so leave it alone.
+if [ ! -L node_modules ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   echo "fedflow: installing node modules (npm ci) ..." >&2
   npm ci --no-audit --no-fund >&2
 fi
