@@ -10,9 +10,9 @@
  * download (see dev-server.ts), which needs internet.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, renameSync, rmSync, existsSync, mkdtempSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { mkdirSync, renameSync, rmSync, existsSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { isExecutable, onPath, toolCacheDir } from './tool-cache';
 
 /**
  * Pinned: v1.5.1 is the newest CLI release whose go.mod has no `replace` directive, so a plain
@@ -46,25 +46,9 @@ export class TemporalCliNotFound extends Error {
 }
 
 export function cacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'fedflow', 'temporal-cli', TEMPORAL_CLI_VERSION);
+  return toolCacheDir('temporal-cli', TEMPORAL_CLI_VERSION);
 }
 
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir && isExecutable(join(dir, cmd))) return join(dir, cmd);
-  }
-  return undefined;
-}
 
 export interface FindOptions {
   /** Build with Go when nothing is found (default true). */

@@ -15,9 +15,9 @@
  *   3. a fetch with `mvn` from Maven Central (needs java and mvn; cached for next time)
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isExecutable, onPath, toolCacheDir } from './tool-cache';
 
 /** Pinned here and in scripts/temporal-test-server.pom.xml: the cache directory is named after it. */
 export const TEMPORAL_TEST_SERVER_VERSION = '1.38.0';
@@ -42,25 +42,9 @@ export class TemporalTestServerNotFound extends Error {
 }
 
 export function testServerCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'fedflow', 'temporal-test-server', TEMPORAL_TEST_SERVER_VERSION);
+  return toolCacheDir('temporal-test-server', TEMPORAL_TEST_SERVER_VERSION);
 }
 
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir && isExecutable(join(dir, cmd))) return join(dir, cmd);
-  }
-  return undefined;
-}
 
 /**
  * The wrapper the SDK runs.
