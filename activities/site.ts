@@ -15,7 +15,7 @@ import { agentCloudInit } from '../agent/site/cloud-init';
 /** Tag on the local stand-in that names the cloud instance it stands for. */
 export const CLOUD_INSTANCE_TAG = 'fedflow-cloud-instance';
 import { ProviderError } from '../adapters/common/provider-error';
-import { kvCall } from './kv-workload';
+import { kvCall } from '../agent/workload/sample-admin';
 
 export interface SiteDeps {
   site: string;
@@ -31,7 +31,7 @@ export interface SiteDeps {
   endpointUrl: () => string;
 }
 
-export type { WorkloadDigest } from './kv-workload';
+export type { WorkloadDigest } from '../agent/workload/sample-admin';
 
 function providerFailure(err: unknown): never {
   if (err instanceof ProviderError && !err.retryable) throw ApplicationFailure.nonRetryable(err.message, err.type);

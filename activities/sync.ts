@@ -21,7 +21,7 @@ import { currentActivity } from './activity-context';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 import { STANDBY_TAG } from '../adapters/local/provider';
 import { claimsFor, issueToken } from '../agent/transfer/token';
-import { activateAndCheck, kvCall, type WorkloadDigest } from './kv-workload';
+import { activateAndCheck, kvCall, type WorkloadDigest } from '../agent/workload/sample-admin';
 import { FailureType } from '../core/contracts/failures';
 
 export interface SyncDeps {

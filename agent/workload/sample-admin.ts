@@ -1,9 +1,10 @@
 /**
  * Talking to the sample workload's admin API (workload/kv-server.js): freeze, thaw, activate and
- * digest. Shared by the site and sync activities.
+ * digest. The site and sync activities call it; the workload room keeps everything the sample
+ * needs of the agent in one folder (agent/workload/).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../core/contracts/failures';
+import { FailureType } from '../../core/contracts/failures';
 
 /** Keys and a sha256 over the sorted key=value pairs: equal digests mean equal data. */
 export interface WorkloadDigest {
