@@ -28,6 +28,15 @@ export function rootFailure(err: unknown): { message: string; type: string } {
   return best ?? { message: err instanceof Error ? err.message : String(err), type: 'Error' };
 }
 
+/** Every message down an error's cause chain, joined: "Failed to start Workflow: <the server's reason>". */
+export function reasonOf(err: unknown): string {
+  const parts: string[] = [];
+  for (let cur: unknown = err; cur instanceof Error && parts.length < 5; cur = (cur as { cause?: unknown }).cause) {
+    if (cur.message && !parts.includes(cur.message)) parts.push(cur.message);
+  }
+  return parts.length ? parts.join(': ') : String(err);
+}
+
 export interface LiveProgress extends MigrationProgress {
   workflowId: string;
   status: string;
@@ -85,7 +94,8 @@ export class FedflowClient {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         throw new FedflowError(`workload '${parsed.value.workloadId}' is already migrating (workflow ${workflowId} is running); wait for it, or cancel it with \`fedflow cancel ${parsed.value.workloadId}\``, 'AlreadyMigrating');
       }
-      throw err;
+      // The SDK says only "Failed to start Workflow"; the server's reason is in the cause chain.
+      throw new FedflowError(`cannot start migration ${workflowId}: ${reasonOf(err)}`, 'StartFailed');
     }
   }
 
