@@ -10,7 +10,7 @@ import { fedflowHome, siteDir } from '../agent/site/home';
 import { readAgentUrl } from '../activities/site';
 import { placedWorkloads } from '../client/federation';
 import { FedflowClient, FedflowError, type LiveProgress, type MigrationResult } from '../client';
-import { ConfigError } from '../core/federation-config';
+import { errorJson, reportFailure, wantsJson } from './errors';
 import { MODES, type Mode } from '../core/migration';
 import { migrationWorkflowId } from '../core/contracts/task-queues';
 import { formatBytes, watchProgress } from './progress';
@@ -64,7 +64,12 @@ function printResult(r: MigrationResult): void {
 }
 
 export function buildCli(): Command {
-  const program = new Command('fedflow').description('Move workloads between sites of a federation, orchestrated by Temporal.').showHelpAfterError();
+  const json = wantsJson();
+  const program = new Command('fedflow').description('Move workloads between sites of a federation, orchestrated by Temporal.').showHelpAfterError(!json);
+  // Usage errors are thrown, not printed and exited on, so that with --json they come out as
+  // JSON too; subcommands made below inherit both settings.
+  program.exitOverride();
+  if (json) program.configureOutput({ outputError: () => undefined });
 
   program
     .command('up')
@@ -92,9 +97,12 @@ export function buildCli(): Command {
   program
     .command('down')
     .description('stop what `fedflow up` started (state and volumes are kept)')
-    .action(async () => {
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
       const { down } = await import('../scripts/stack');
-      await down();
+      // With --json, stdout carries the one JSON object; the running commentary goes to stderr.
+      await down(opts.json ? (l) => console.error(l) : console.log);
+      if (opts.json) printJson({ stopped: true });
     });
 
   program
@@ -178,7 +186,7 @@ export function buildCli(): Command {
           else printResult(r);
         } catch (err) {
           if (opts.json && err instanceof FedflowError) {
-            printJson({ workflowId, status: 'failed', source: validated.source, target: opts.to, error: err.message, errorType: err.type });
+            printJson({ ...errorJson(err), workflowId, status: 'failed', source: validated.source, target: opts.to });
             process.exitCode = 1;
             return;
           }
@@ -211,8 +219,10 @@ export function buildCli(): Command {
     program
       .command(`${name} <workload>`)
       .description(verb)
-      .action(async (workload: string) => {
+      .option('--json', 'print JSON')
+      .action(async (workload: string, opts: { json?: boolean }) => {
         await withClient((c) => (name === 'pause' ? c.pause(workload) : c.resume(workload)));
+        if (opts.json) return printJson({ workflowId: migrationWorkflowId(workload), sent: name });
         console.log(`${name} sent to ${migrationWorkflowId(workload)}`);
       });
   }
@@ -220,8 +230,10 @@ export function buildCli(): Command {
     .command('cancel <workload>')
     .description('roll a migration back (before its route switch); the source keeps serving')
     .option('--reason <text>', 'why, recorded in the workflow')
-    .action(async (workload: string, opts: { reason?: string }) => {
+    .option('--json', 'print JSON')
+    .action(async (workload: string, opts: { reason?: string; json?: boolean }) => {
       await withClient((c) => c.cancel(workload, opts.reason));
+      if (opts.json) return printJson({ workflowId: migrationWorkflowId(workload), sent: 'cancel' });
       console.log(`cancel sent to ${migrationWorkflowId(workload)}`);
     });
 
@@ -233,8 +245,6 @@ if (require.main === module) {
   buildCli()
     .parseAsync(process.argv)
     .catch((err: unknown) => {
-      if (err instanceof FedflowError || err instanceof ConfigError) console.error(`fedflow: ${err.message}`);
-      else console.error(err);
-      process.exit(1);
+      process.exit(reportFailure(err, wantsJson()));
     });
 }

@@ -91,6 +91,14 @@ describe('bad input is refused with a clear, non-retryable error and changes not
     const out = await cli('migrate', 'nope', '--to', 'dc:frankfurt');
     assert.equal(out.code, 1);
     assert.match(out.stderr, /workload 'nope' is not in the federation log \(known: kv-demo\)/);
+    // With --json the same refusal is one JSON object on stdout, with the failure's type.
+    for (const args of [['migrate', 'nope', '--to', 'dc:frankfurt', '--json'], ['migrate', 'nope', '--to', 'dc:frankfurt', '--wait', '--json']]) {
+      const json = await cli(...args);
+      assert.equal(json.code, 1, args.join(' '));
+      const { error } = JSON.parse(json.stdout) as { error: { type: string; message: string } };
+      assert.equal(error.type, 'UnknownWorkload');
+      assert.match(error.message, /workload 'nope' is not in the federation log \(known: kv-demo\)/);
+    }
   });
 
   it('a target site without capacity', async () => {
@@ -128,6 +136,9 @@ describe('bad input is refused with a clear, non-retryable error and changes not
     const out = await cli('migrate', 'kv-demo', '--to', 'dc:frankfurt');
     assert.equal(out.code, 1);
     assert.match(out.stderr, /already migrating/);
+    const json = await cli('migrate', 'kv-demo', '--to', 'dc:frankfurt', '--json');
+    assert.equal(json.code, 1);
+    assert.equal((JSON.parse(json.stdout) as { error: { type: string } }).error.type, 'AlreadyMigrating');
 
     await c.cancel('kv-demo', 'test cancels');
     await assert.rejects(c.waitForResult('kv-demo'), /migration cancelled: test cancels; the source keeps serving/);
