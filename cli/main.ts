@@ -202,15 +202,21 @@ export function buildCli(): Command {
     .action(async (workload: string, opts: { json?: boolean }) => {
       await withClient(async (c) => {
         const p = await c.getProgress(workload);
-        if (opts.json) return printJson(p);
+        // A migration that ended without completing is a failure of what the user asked for:
+        // scripts that run `fedflow status` must see it in the exit code, not only in the text.
+        const ended = p.failure !== undefined || p.phase === 'failed' || p.phase === 'cancelled';
+        if (ended) process.exitCode = 1;
+        const cause = p.failure ?? (p.error ? { type: p.phase === 'cancelled' ? 'Cancelled' : 'MigrationFailed', message: p.error } : undefined);
+        // With --json the cause sits where every CLI failure puts it: `error: {type, message}`.
+        if (opts.json) return printJson(ended && cause ? { ...p, error: cause } : p);
         console.log(`${p.workflowId}: ${p.status.toLowerCase()}, phase ${p.phase}${p.paused ? ' (paused)' : ''}`);
-        console.log(`  ${p.source ?? '?'} -> ${p.target}${p.mode ? ` in ${p.mode} mode` : ''}${p.syncStatus ? `, sync ${p.syncStatus}` : ''}`);
+        console.log(`  ${p.source ?? '(source not known: the request was not validated)'} -> ${p.target}${p.mode ? ` in ${p.mode} mode` : ''}${p.syncStatus ? `, sync ${p.syncStatus}` : ''}`);
         if (p.decision) console.log(`  mode decision: ${p.decision.reason}${p.decision.prediction.fallbackReason ? ` [fallback: ${p.decision.prediction.fallbackReason}]` : ''}`);
         for (const s of p.modeSwitches) console.log(`  mode switch at round ${s.round}: ${s.from} -> ${s.to} (${s.reason})`);
         for (const s of p.steps) console.log(`  [${s.status.padEnd(11)}] ${s.title}${s.detail ? `: ${s.detail}` : ''}`);
         for (const r of p.rounds) console.log(`      round ${r.round} ${r.kind}: sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.bytesScanned)}, wire ${formatBytes(r.wireBytes)}, ${r.chunksReused} chunks reused, ${r.codec}, ${r.throughputMBps.toFixed(1)} MB/s, ${r.durationMs} ms`);
         if (p.live) console.log(`      round ${p.live.round} running: ${formatBytes(p.live.bytesSent)} sent, batch ${p.live.batchesDone}/${p.live.batches}`);
-        if (p.error) console.log(`  error: ${p.error}`);
+        if (cause) console.log(`  ${ended ? 'failed' : 'error'}: ${cause.message} [${cause.type}]`);
         console.log(`  UI: ${workflowUiUrl(p.workflowId)}`);
       });
     });

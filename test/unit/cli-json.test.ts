@@ -77,6 +77,16 @@ describe('the CLI with --json: failures are JSON too', () => {
     assert.match(error.message, /bad\.json/);
   });
 
+  it('status with Temporal unreachable: one line naming the address and what to start, no stack, exit 1', async () => {
+    const out = await runCli(env, 'status', 'kv-demo');
+    assert.equal(out.code, 1);
+    assert.equal(out.stdout, '');
+    const lines = out.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, out.stderr);
+    assert.match(lines[0]!, new RegExp(`^fedflow: cannot reach Temporal at ${env.TEMPORAL_ADDRESS!.replace(/\./g, '\\.')} .*Start the embedded stack with \`fedflow up\``));
+    assert.doesNotMatch(out.stderr, /ServiceError|\n\s+at /);
+  });
+
   it('without --json the same failure stays one line on stderr', async () => {
     const out = await runCli(env, 'migrate', 'kv-demo');
     assert.equal(out.code, 1);
