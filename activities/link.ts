@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { currentActivity } from './activity-context';
 import type { LinkProfile, LinkTelemetry } from '../agent/link/telemetry';
 import { probe } from '../agent/link/telemetry';
+import { endpointToken } from '../agent/transfer/token';
 import { MIN_SAMPLES } from '../models/features';
 import { parseAdaptation } from '../models/link-adaptation';
 import type { Prediction, Predictor } from '../models/predictor';
@@ -15,6 +16,8 @@ import { defaultPredictor } from '../models/predictor';
 export interface LinkDeps {
   site: string;
   telemetry: LinkTelemetry;
+  /** The federation's transfer secret: the source's /probe wants a token signed with it. */
+  secret: Uint8Array;
   /** How a cold link is warmed up; defaults in WARM_UP. */
   warmUp?: Partial<WarmUp>;
   /** Default: the process-wide predictor (model loaded once per worker). */
@@ -55,12 +58,14 @@ export function createLinkActivities(deps: LinkDeps) {
      */
     async probeLink(args: { source: string; endpoint: string }): Promise<LinkProfile> {
       const warm = { ...WARM_UP, ...deps.warmUp };
-      const to = encodeURIComponent(deps.site);
       const signal = currentActivity()?.cancellationSignal;
+      // A fresh token per probe: a warm-up series may outlast one, and the token names this site
+      // as the target, so the source shapes the filler over the link to here.
       const once = () =>
         probe({
-          url: `${args.endpoint}/probe?bytes=${PROBE_BYTES}&to=${to}`,
-          rttUrl: `${args.endpoint}/probe?bytes=0&to=${to}`,
+          url: `${args.endpoint}/probe?bytes=${PROBE_BYTES}`,
+          rttUrl: `${args.endpoint}/probe?bytes=0`,
+          headers: { authorization: `Bearer ${endpointToken(deps.secret, 'probe', args.source, deps.site)}` },
           ...(signal ? { signal } : {}),
         });
       const started = Date.now();

@@ -10,7 +10,7 @@ import { fedflowHome, siteDir } from '../agent/site/home';
 import { readAgentUrl } from '../activities/site';
 import { placedWorkloads } from '../client/federation';
 import { FedflowClient, FedflowError, type LiveProgress, type MigrationResult } from '../client';
-import { ConfigError } from '../core/federation-config';
+import { errorJson, reportFailure, wantsJson } from './errors';
 import { MODES, type Mode } from '../core/migration';
 import { migrationWorkflowId } from '../core/contracts/task-queues';
 import { formatBytes, watchProgress } from './progress';
@@ -64,7 +64,12 @@ function printResult(r: MigrationResult): void {
 }
 
 export function buildCli(): Command {
-  const program = new Command('fedflow').description('Move workloads between sites of a federation, orchestrated by Temporal.').showHelpAfterError();
+  const json = wantsJson();
+  const program = new Command('fedflow').description('Move workloads between sites of a federation, orchestrated by Temporal.').showHelpAfterError(!json);
+  // Usage errors are thrown, not printed and exited on, so that with --json they come out as
+  // JSON too; subcommands made below inherit both settings.
+  program.exitOverride();
+  if (json) program.configureOutput({ outputError: () => undefined });
 
   program
     .command('up')
@@ -92,9 +97,12 @@ export function buildCli(): Command {
   program
     .command('down')
     .description('stop what `fedflow up` started (state and volumes are kept)')
-    .action(async () => {
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
       const { down } = await import('../scripts/stack');
-      await down();
+      // With --json, stdout carries the one JSON object; the running commentary goes to stderr.
+      await down(opts.json ? (l) => console.error(l) : console.log);
+      if (opts.json) printJson({ stopped: true });
     });
 
   program
@@ -178,7 +186,7 @@ export function buildCli(): Command {
           else printResult(r);
         } catch (err) {
           if (opts.json && err instanceof FedflowError) {
-            printJson({ workflowId, status: 'failed', source: validated.source, target: opts.to, error: err.message, errorType: err.type });
+            printJson({ ...errorJson(err), workflowId, status: 'failed', source: validated.source, target: opts.to });
             process.exitCode = 1;
             return;
           }
@@ -194,15 +202,21 @@ export function buildCli(): Command {
     .action(async (workload: string, opts: { json?: boolean }) => {
       await withClient(async (c) => {
         const p = await c.getProgress(workload);
-        if (opts.json) return printJson(p);
+        // A migration that ended without completing is a failure of what the user asked for:
+        // scripts that run `fedflow status` must see it in the exit code, not only in the text.
+        const ended = p.failure !== undefined || p.phase === 'failed' || p.phase === 'cancelled';
+        if (ended) process.exitCode = 1;
+        const cause = p.failure ?? (p.error ? { type: p.phase === 'cancelled' ? 'Cancelled' : 'MigrationFailed', message: p.error } : undefined);
+        // With --json the cause sits where every CLI failure puts it: `error: {type, message}`.
+        if (opts.json) return printJson(ended && cause ? { ...p, error: cause } : p);
         console.log(`${p.workflowId}: ${p.status.toLowerCase()}, phase ${p.phase}${p.paused ? ' (paused)' : ''}`);
-        console.log(`  ${p.source ?? '?'} -> ${p.target}${p.mode ? ` in ${p.mode} mode` : ''}${p.syncStatus ? `, sync ${p.syncStatus}` : ''}`);
+        console.log(`  ${p.source ?? '(source not known: the request was not validated)'} -> ${p.target}${p.mode ? ` in ${p.mode} mode` : ''}${p.syncStatus ? `, sync ${p.syncStatus}` : ''}`);
         if (p.decision) console.log(`  mode decision: ${p.decision.reason}${p.decision.prediction.fallbackReason ? ` [fallback: ${p.decision.prediction.fallbackReason}]` : ''}`);
         for (const s of p.modeSwitches) console.log(`  mode switch at round ${s.round}: ${s.from} -> ${s.to} (${s.reason})`);
         for (const s of p.steps) console.log(`  [${s.status.padEnd(11)}] ${s.title}${s.detail ? `: ${s.detail}` : ''}`);
         for (const r of p.rounds) console.log(`      round ${r.round} ${r.kind}: sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.bytesScanned)}, wire ${formatBytes(r.wireBytes)}, ${r.chunksReused} chunks reused, ${r.codec}, ${r.throughputMBps.toFixed(1)} MB/s, ${r.durationMs} ms`);
         if (p.live) console.log(`      round ${p.live.round} running: ${formatBytes(p.live.bytesSent)} sent, batch ${p.live.batchesDone}/${p.live.batches}`);
-        if (p.error) console.log(`  error: ${p.error}`);
+        if (cause) console.log(`  ${ended ? 'failed' : 'error'}: ${cause.message} [${cause.type}]`);
         console.log(`  UI: ${workflowUiUrl(p.workflowId)}`);
       });
     });
@@ -211,8 +225,10 @@ export function buildCli(): Command {
     program
       .command(`${name} <workload>`)
       .description(verb)
-      .action(async (workload: string) => {
+      .option('--json', 'print JSON')
+      .action(async (workload: string, opts: { json?: boolean }) => {
         await withClient((c) => (name === 'pause' ? c.pause(workload) : c.resume(workload)));
+        if (opts.json) return printJson({ workflowId: migrationWorkflowId(workload), sent: name });
         console.log(`${name} sent to ${migrationWorkflowId(workload)}`);
       });
   }
@@ -220,8 +236,10 @@ export function buildCli(): Command {
     .command('cancel <workload>')
     .description('roll a migration back (before its route switch); the source keeps serving')
     .option('--reason <text>', 'why, recorded in the workflow')
-    .action(async (workload: string, opts: { reason?: string }) => {
+    .option('--json', 'print JSON')
+    .action(async (workload: string, opts: { reason?: string; json?: boolean }) => {
       await withClient((c) => c.cancel(workload, opts.reason));
+      if (opts.json) return printJson({ workflowId: migrationWorkflowId(workload), sent: 'cancel' });
       console.log(`cancel sent to ${migrationWorkflowId(workload)}`);
     });
 
@@ -233,8 +251,6 @@ if (require.main === module) {
   buildCli()
     .parseAsync(process.argv)
     .catch((err: unknown) => {
-      if (err instanceof FedflowError || err instanceof ConfigError) console.error(`fedflow: ${err.message}`);
-      else console.error(err);
-      process.exit(1);
+      process.exit(reportFailure(err, wantsJson()));
     });
 }

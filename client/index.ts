@@ -10,6 +10,7 @@ import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from '../core/contracts/migration-messages';
 import { resolveConnection } from './connection';
 import { FedflowError, FederationLog } from './federation';
+import { unreachable } from './unreachable';
 import type { PullHeartbeat } from '../activities/sync';
 
 export type { MigrationProgress, MigrationRequest, MigrationResult } from '../core/migration';
@@ -28,9 +29,23 @@ export function rootFailure(err: unknown): { message: string; type: string } {
   return best ?? { message: err instanceof Error ? err.message : String(err), type: 'Error' };
 }
 
+/** Every message down an error's cause chain, joined: "Failed to start Workflow: <the server's reason>". */
+export function reasonOf(err: unknown): string {
+  const parts: string[] = [];
+  for (let cur: unknown = err; cur instanceof Error && parts.length < 5; cur = (cur as { cause?: unknown }).cause) {
+    if (cur.message && !parts.includes(cur.message)) parts.push(cur.message);
+  }
+  return parts.length ? parts.join(': ') : String(err);
+}
+
 export interface LiveProgress extends MigrationProgress {
   workflowId: string;
   status: string;
+  /**
+   * Why a failed, cancelled or terminated run ended: the innermost failure (an activity's
+   * ApplicationFailure, not "Activity task failed"). Absent while it runs and once it completed.
+   */
+  failure?: { type: string; message: string };
   /** The round being pulled right now, from its activity's last heartbeat. */
   live?: { round: number; bytesSent: number; wireBytes: number; batchesDone: number; batches: number };
 }
@@ -39,6 +54,8 @@ export class FedflowClient {
   private constructor(
     readonly client: Client,
     private readonly connection?: Connection,
+    /** Where Temporal was looked for, for messages that say it cannot be reached. */
+    private readonly address?: string,
   ) {}
 
   /** Connects with the envconfig settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profile). */
@@ -53,7 +70,7 @@ export class FedflowClient {
         'ConnectionFailed',
       );
     }
-    return new FedflowClient(new Client({ connection, namespace: resolved.namespace }), connection);
+    return new FedflowClient(new Client({ connection, namespace: resolved.namespace }), connection, resolved.address);
   }
 
   static fromClient(client: Client): FedflowClient {
@@ -85,7 +102,8 @@ export class FedflowClient {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         throw new FedflowError(`workload '${parsed.value.workloadId}' is already migrating (workflow ${workflowId} is running); wait for it, or cancel it with \`fedflow cancel ${parsed.value.workloadId}\``, 'AlreadyMigrating');
       }
-      throw err;
+      // The SDK says only "Failed to start Workflow"; the server's reason is in the cause chain.
+      throw new FedflowError(`cannot start migration ${workflowId}: ${reasonOf(err)}`, 'StartFailed');
     }
   }
 
@@ -93,13 +111,23 @@ export class FedflowClient {
   async getProgress(workloadId: string): Promise<LiveProgress> {
     const h = this.handle(workloadId);
     let desc;
+    let p;
     try {
       desc = await h.describe();
+      p = await h.query(progressQuery);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new FedflowError(`no migration of workload '${workloadId}' was found (workflow ${migrationWorkflowId(workloadId)})`, 'MigrationNotFound');
-      throw err;
+      throw unreachable(err, { address: this.address, taskQueue: desc?.taskQueue }) ?? err;
     }
-    const p = await h.query(progressQuery);
+    let failure: LiveProgress['failure'];
+    if (!['RUNNING', 'COMPLETED', 'CONTINUED_AS_NEW'].includes(desc.status.name)) {
+      // The progress query keeps the workflow's own last word ("Activity task failed"); the
+      // result's failure chain holds the cause a person can act on.
+      failure = await h.result().then(
+        () => undefined,
+        (err: unknown) => rootFailure(err),
+      );
+    }
     let live: LiveProgress['live'];
     if (desc.status.name === 'RUNNING' && p.steps.find((s) => s.id === 'sync')?.status === 'running') {
       // The pull runs in the syncVolume child; its heartbeat carries the cursor and bytes so far.
@@ -113,7 +141,7 @@ export class FedflowClient {
         }
       }
     }
-    return { ...p, workflowId: h.workflowId, status: desc.status.name, live };
+    return { ...p, workflowId: h.workflowId, status: desc.status.name, ...(failure ? { failure } : {}), live };
   }
 
   async pause(workloadId: string): Promise<void> {

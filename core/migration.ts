@@ -18,8 +18,38 @@ export interface MigrationRequest {
   mode?: Mode;
 }
 
+/** A workload id becomes part of DNS-style names and workflow ids: at most 63 characters. */
+export const WORKLOAD_ID_MAX = 63;
 export const WORKLOAD_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Site ids are short (`<kind>:<name>`); the bound keeps a pasted blob from reaching the pattern. */
+export const SITE_ID_MAX = 100;
+/** How much of a bad value a message echoes: enough to recognise it, never a pasted megabyte. */
+export const ECHO_MAX = 40;
 
+/** A bad value as a message shows it: quoted, cut to its first ECHO_MAX characters with its length. */
+export function echo(value: string, quote = '"'): string {
+  const shown = value.length <= ECHO_MAX ? value : `${value.slice(0, ECHO_MAX)}…(${value.length} chars)`;
+  return `${quote}${shown}${quote}`;
+}
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+}
+
+/**
+ * Problems with one string field, in the order a person fixes them: its type first (a number is
+ * not "missing"), then presence, then length (a 10,000-character id is too long whatever its
+ * characters), and only then its pattern.
+ */
+function checkString(name: string, v: unknown, opts: { required: boolean; max: number; pattern: RegExp; patternHint: string; example: string }): string | undefined {
+  if (v === undefined || v === null || v === '') {
+    return opts.required ? `'${name}' is required: ${opts.example}` : v === undefined ? undefined : `'${name}' must be a string when given (${opts.example})`;
+  }
+  if (typeof v !== 'string') return `'${name}' must be a string, got ${typeName(v)} (${opts.example})`;
+  if (v.length > opts.max) return `'${name}' ${echo(v)} is too long: at most ${opts.max} characters`;
+  if (!opts.pattern.test(v)) return `'${name}' ${echo(v)} ${opts.patternHint}`;
+  return undefined;
+}
 
 export const EXAMPLE_REQUEST = '{"workloadId": "kv-demo", "targetSite": "dc:frankfurt"}';
 
@@ -40,22 +70,21 @@ export function parseMigrationRequest(input: unknown): Parsed<MigrationRequest> 
     }
   }
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    return { ok: false, problems: [`input must be a JSON object such as ${EXAMPLE_REQUEST}, got ${input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input}`] };
+    return { ok: false, problems: [`input must be a JSON object such as ${EXAMPLE_REQUEST}, got ${typeName(input)}`] };
   }
   const o = input as Record<string, unknown>;
   const known = new Set(['workloadId', 'targetSite', 'sourceSite', 'mode']);
   for (const k of Object.keys(o)) {
-    if (!known.has(k)) problems.push(`unknown field '${k}' (accepted: ${[...known].join(', ')})`);
+    if (!known.has(k)) problems.push(`unknown field ${echo(k, "'")} (accepted: ${[...known].join(', ')})`);
   }
-  if (typeof o.workloadId !== 'string' || !o.workloadId) problems.push(`'workloadId' is required: the id of the workload to move, e.g. "kv-demo"`);
-  else if (!WORKLOAD_ID_PATTERN.test(o.workloadId)) problems.push(`'workloadId' "${o.workloadId}" must be lowercase letters, digits and dashes`);
-  if (typeof o.targetSite !== 'string' || !o.targetSite) problems.push(`'targetSite' is required: a site id such as "dc:frankfurt"`);
-  else if (!SITE_ID_PATTERN.test(o.targetSite)) problems.push(`'targetSite' "${o.targetSite}" is not a site id; expected <kind>:<name>, e.g. "dc:frankfurt"`);
-  if (o.sourceSite !== undefined && (typeof o.sourceSite !== 'string' || !SITE_ID_PATTERN.test(o.sourceSite))) {
-    problems.push(`'sourceSite' must be a site id such as "dc:paris" when given`);
-  }
+  const problem = [
+    checkString('workloadId', o.workloadId, { required: true, max: WORKLOAD_ID_MAX, pattern: WORKLOAD_ID_PATTERN, patternHint: 'must be lowercase letters, digits and dashes, starting with a letter or digit', example: 'the id of the workload to move, e.g. "kv-demo"' }),
+    checkString('targetSite', o.targetSite, { required: true, max: SITE_ID_MAX, pattern: SITE_ID_PATTERN, patternHint: 'is not a site id; expected <kind>:<name>, e.g. "dc:frankfurt"', example: 'a site id such as "dc:frankfurt"' }),
+    checkString('sourceSite', o.sourceSite, { required: false, max: SITE_ID_MAX, pattern: SITE_ID_PATTERN, patternHint: 'is not a site id; expected <kind>:<name>, e.g. "dc:paris"', example: 'a site id such as "dc:paris"' }),
+  ];
+  for (const p of problem) if (p) problems.push(p);
   if (o.mode !== undefined && !(MODES as readonly unknown[]).includes(o.mode)) {
-    problems.push(`'mode' "${String(o.mode)}" is not a mode (accepted: ${MODES.join(', ')})`);
+    problems.push(`'mode' ${typeof o.mode === 'string' ? echo(o.mode) : `(${typeName(o.mode)})`} is not a mode (accepted: ${MODES.join(', ')})`);
   }
   if (problems.length) return { ok: false, problems };
   const req: MigrationRequest = { workloadId: o.workloadId as string, targetSite: o.targetSite as string };

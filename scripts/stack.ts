@@ -12,7 +12,7 @@ import { fedflowHome, REPO_ROOT, siteDir } from '../agent/site/home';
 import { deploySampleWorkload, type DeployedSample } from '../worker/deploy-sample';
 import type { FederationConfig } from '../core/federation-config';
 import { startDevServer, DEV_SERVER_PORT, DEV_UI_PORT, type DevServerHandle } from './dev-server';
-import { isAlive, readPid, stopPid, writePid } from './pids';
+import { clearPid, isAlive, isOurs, readPid, readPidRecord, stopPid, writePid, type Managed, type StopOutcome } from './pids';
 
 export interface UpOptions {
   detach?: boolean;
@@ -116,6 +116,7 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
     address,
     async stop() {
       stopping = true;
+      clearPid(home, 'up');
       if (worker && worker.exitCode === null) {
         worker.kill('SIGTERM');
         await new Promise((r) => worker!.once('exit', r));
@@ -150,15 +151,27 @@ async function stopInstances(home: string, config: FederationConfig): Promise<nu
 export async function down(log: (l: string) => void = console.log): Promise<void> {
   const home = fedflowHome();
   const config = loadFederationConfig();
-  const upPid = readPid(home, 'up');
-  if (upPid && upPid !== process.pid && isAlive(upPid)) {
-    process.kill(upPid, 'SIGTERM');
-    log(`asked the foreground \`fedflow up\` (pid ${upPid}) to stop`);
+  const up = readPidRecord(home, 'up');
+  if (up && up.pid !== process.pid) {
+    // Checked like every pid: a stale up.pid may name whatever process has that number now.
+    if (isOurs(up)) {
+      process.kill(up.pid, 'SIGTERM');
+      log(`asked the foreground \`fedflow up\` (pid ${up.pid}) to stop`);
+    } else if (isAlive(up.pid)) log(notOurs('up', up.pid));
   }
-  log((await stopPid(home, 'worker')) ? 'worker stopped' : 'worker was not running');
+  clearPid(home, 'up');
+  log(said('worker', await stopPid(home, 'worker'), 'worker stopped', 'worker was not running'));
   const n = await stopInstances(home, config);
   log(`${n} workload instance(s) stopped (their volumes are kept)`);
-  log((await stopPid(home, 'server')) ? 'Temporal dev server stopped' : 'Temporal dev server was not running (or not started by fedflow)');
+  log(said('server', await stopPid(home, 'server'), 'Temporal dev server stopped', 'Temporal dev server was not running (or not started by fedflow)'));
+}
+
+function notOurs(what: Managed, pid: number): string {
+  return `the ${what} pid file named pid ${pid}, which is now another process (not the one fedflow started): left it alone and removed the stale pid file`;
+}
+
+function said(what: Managed, r: StopOutcome, stopped: string, notRunning: string): string {
+  return r.outcome === 'stopped' ? stopped : r.outcome === 'not-ours' ? notOurs(what, r.pid!) : notRunning;
 }
 
 export { DEV_SERVER_PORT, DEV_UI_PORT };

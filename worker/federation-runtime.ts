@@ -122,7 +122,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       activities: {
         ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url }),
         ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url }),
-        ...createLinkActivities({ site: site.id, telemetry }),
+        ...createLinkActivities({ site: site.id, telemetry, secret }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
       },
     });

@@ -223,6 +223,8 @@ export interface ProbeOptions {
   /** Small endpoint for round trips; defaults to `url` with `Range: bytes=0-0`. */
   readonly rttUrl?: string;
   readonly fetch?: FetchLike;
+  /** Sent with every request: the peer's endpoint wants its token (`authorization`). */
+  readonly headers?: Record<string, string>;
   /** Round trips to time; the sample keeps their median. */
   readonly rttRequests?: number;
   /** Stop reading the transfer after this many bytes... */
@@ -267,7 +269,7 @@ export async function probe(options: ProbeOptions): Promise<LinkSample> {
     try {
       const res = await fetchFn(options.rttUrl ?? options.url, {
         method: 'GET',
-        headers: options.rttUrl ? {} : { range: 'bytes=0-0' },
+        headers: { ...options.headers, ...(options.rttUrl ? {} : { range: 'bytes=0-0' }) },
         signal: ctl.signal,
       });
       for await (const _ of bodyOf(res.body)) void _; // drain, so the connection is reused
@@ -295,7 +297,7 @@ export async function probe(options: ProbeOptions): Promise<LinkSample> {
   let bytes = 0;
   let end = start;
   try {
-    const res = await fetchFn(options.url, { method: 'GET', signal: ctl.signal });
+    const res = await fetchFn(options.url, { method: 'GET', signal: ctl.signal, ...(options.headers ? { headers: options.headers } : {}) });
     if (!res.ok) throw new Error(`probe transfer from ${options.url} failed: HTTP ${res.status} (expected 200/206)`);
     for await (const chunk of bodyOf(res.body)) {
       end = now();

@@ -2,8 +2,11 @@
  * The site agent's chunk endpoint: serves manifests and batches of chunks of this site's volume
  * images to other sites' agents, over HTTP keep-alive.
  *
- *   GET  /health, GET /stats
- *   GET  /probe?bytes=N&to=<site>                  filler bytes for link telemetry (no token)
+ *   GET  /health                                 open: liveness and the site id, nothing else
+ *   GET  /stats                                  transfer counters (token scoped to 'stats')
+ *   GET  /probe?bytes=N                          N bytes (at most MAX_PROBE_BYTES, 64 MiB) of filler
+ *                                                for link telemetry, over the emulated link to the
+ *                                                token's target (token scoped to 'probe')
  *   GET  /manifests/<root>                       the manifest (JSON; zstd-encoded if the request
  *                                                accepts it: `Accept-Encoding: zstd`)
  *   GET  /manifests/<root>?format=bin&base=<r1>,<r2>…
@@ -17,8 +20,10 @@
  *                                                counts and frozen digest once the source has
  *                                                captured it, 204 if not within N ms (max 20 s)
  *
- * Every route but /health needs `Authorization: Bearer <token>`: HMAC-signed, expiring, and
- * scoped to one manifest and one source/target pair (agent/transfer/token.ts). Replies cross the
+ * Every route but /health needs `Authorization: Bearer <token>`: HMAC-signed with the federation's
+ * transfer secret, expiring, and scoped to one manifest (or, for /stats and /probe, to that route:
+ * ENDPOINT_SCOPES) and one source/target pair (agent/transfer/token.ts). /probe is gated because
+ * it streams up to 64 MiB per request: open, it lets anyone make the agent spend its link. Replies cross the
  * emulated link source -> requester when the federation configures one (agent/link/shaper.ts).
  */
 import { randomBytes } from 'node:crypto';
@@ -30,7 +35,7 @@ import { LinkDropError } from '../link/shaper';
 import type { SourceImages } from '../capture/source-images';
 import { SHA256_HEX } from '../../core/manifest';
 import { encodeManifest } from '../../core/manifest-delta';
-import { verifyToken } from './token';
+import { ENDPOINT_SCOPES, verifyToken, type VerifyResult } from './token';
 
 export interface TransferServerOptions {
   site: string;
@@ -43,7 +48,7 @@ export interface TransferServerOptions {
   corrupt?: (hash: string) => boolean;
   /** Test hook: alter a binary manifest's bytes before they are sent (a tampered delta). */
   tamperManifest?: (bytes: Uint8Array, baseRoot: string | undefined) => void;
-  /** Counts, for tests and benchmarks (also served, without auth, at GET /stats). */
+  /** Counts, for tests and benchmarks (also served, to a token scoped to 'stats', at GET /stats). */
   stats?: TransferStats;
 }
 
@@ -97,21 +102,23 @@ function codecFrom(url: URL): CodecSpec | string {
   return `codec '${codec}' is not one of none, lz4, zstd`;
 }
 
-/** Upper bound of one probe transfer. */
+/** Upper bound of one probe transfer: a probe reads 4 MiB (activities/link.ts); 64 MiB is ample headroom. */
 export const MAX_PROBE_BYTES = 64 << 20;
 /** Incompressible filler for probes, made once. */
 let probeBlock: Buffer | undefined;
 
 export function createTransferHandler(opts: TransferServerOptions) {
   /**
-   * GET /probe?bytes=N&to=<site>: N bytes of incompressible filler over the emulated link to the
-   * requester, for link telemetry. bytes=0 is a round trip. No token: it reveals nothing.
+   * GET /probe?bytes=N: N bytes of incompressible filler over the emulated link to the token's
+   * target, for link telemetry. bytes=0 is a round trip. The caller has passed the token check.
    */
-  async function probeReply(url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const n = Number(url.searchParams.get('bytes') ?? '0');
-    if (!Number.isInteger(n) || n < 0 || n > MAX_PROBE_BYTES) return reply(res, 400, { error: `bytes must be an integer in 0..${MAX_PROBE_BYTES}` });
-    const to = url.searchParams.get('to');
-    const shaper = opts.shapers && to && to !== opts.site ? opts.shapers.get(opts.site, to) : undefined;
+  async function probeReply(url: URL, req: IncomingMessage, res: ServerResponse, to: string): Promise<void> {
+    const given = url.searchParams.get('bytes') ?? '0';
+    const n = Number(given);
+    if (!/^\d+$/.test(given) || !Number.isSafeInteger(n) || n > MAX_PROBE_BYTES) {
+      return reply(res, 400, { error: `probe bytes '${given.slice(0, 40)}' must be an integer in 0..${MAX_PROBE_BYTES} (64 MiB, the most one probe may send)` });
+    }
+    const shaper = opts.shapers && to !== opts.site ? opts.shapers.get(opts.site, to) : undefined;
     if (shaper) {
       const d = shaper.decide();
       if (d.delayMs > 0) await new Promise((r) => setTimeout(r, d.delayMs));
@@ -133,22 +140,37 @@ export function createTransferHandler(opts: TransferServerOptions) {
   }
 
   const stats = (opts.stats ??= newTransferStats());
+
+  /** The request's token checked for `scope` (a manifest root or an ENDPOINT_SCOPES value); a refusal is answered here. */
+  function authorize(req: IncomingMessage, res: ServerResponse, scope: string): Extract<VerifyResult, { ok: true }> | undefined {
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const verdict = verifyToken(opts.secret, token, { manifest: scope, now: Date.now(), source: opts.site });
+    if (verdict.ok) return verdict;
+    stats.refused++;
+    const message = token ? verdict.message : `this route needs 'Authorization: Bearer <token>', a transfer token signed with the federation's secret (agent/transfer/token.ts); only /health is open`;
+    reply(res, verdict.reason === 'wrong-manifest' || verdict.reason === 'wrong-site' ? 403 : 401, { error: message, reason: token ? verdict.reason : 'missing' });
+    return undefined;
+  }
+
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (req.method === 'GET' && url.pathname === '/health') return reply(res, 200, { ok: true, site: opts.site });
-    if (req.method === 'GET' && url.pathname === '/stats') return reply(res, 200, stats);
-    if (req.method === 'GET' && url.pathname === '/probe') return probeReply(url, req, res);
+    if (req.method === 'GET' && url.pathname === '/stats') {
+      if (authorize(req, res, ENDPOINT_SCOPES.stats)) reply(res, 200, stats);
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/probe') {
+      const ok = authorize(req, res, ENDPOINT_SCOPES.probe);
+      if (ok) await probeReply(url, req, res, ok.claims.target);
+      return;
+    }
     const m = /^\/(manifests|chunks|finals)\/([0-9a-f]{64})$/.exec(url.pathname);
     if (!m) return reply(res, 404, { error: `no route ${req.method} ${url.pathname}` });
     const [, kind, root] = m as unknown as [string, 'manifests' | 'chunks' | 'finals', string];
 
-    const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    const verdict = verifyToken(opts.secret, token, { manifest: root, now: Date.now(), source: opts.site });
-    if (!verdict.ok) {
-      stats.refused++;
-      return reply(res, verdict.reason === 'wrong-manifest' || verdict.reason === 'wrong-site' ? 403 : 401, { error: verdict.message, reason: verdict.reason });
-    }
+    const verdict = authorize(req, res, root);
+    if (!verdict) return;
     if (kind === 'finals') {
       if (req.method !== 'GET') return reply(res, 405, { error: 'use GET for finals' });
       const waitMs = Number(url.searchParams.get('waitMs') ?? '0');

@@ -11,7 +11,7 @@
  * token itself is a bearer credential: keep it out of logs and search attributes; its short expiry
  * and single-manifest scope limit what a leaked one can do.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { SHA256_HEX } from '../../core/manifest';
 
 const PREFIX = 'ft1';
@@ -77,6 +77,25 @@ export function issueToken(secret: Uint8Array | string, claims: TransferClaims):
   const wire: WireClaims = { m: claims.manifest, s: claims.source, t: claims.target, iat: claims.iat, exp: claims.exp };
   const body = Buffer.from(JSON.stringify(wire)).toString('base64url');
   return `${PREFIX}.${body}.${sign(secret, body).toString('base64url')}`;
+}
+
+/**
+ * The endpoint's own routes (/probe, /stats) take the same tokens, with a scope where a manifest
+ * would be: the sha256 of `fedflow-scope:<route>`, which no volume's manifest root will equal.
+ * One token format and one check then guard every route but /health.
+ */
+export const ENDPOINT_SCOPES = {
+  probe: createHash('sha256').update('fedflow-scope:probe').digest('hex'),
+  stats: createHash('sha256').update('fedflow-scope:stats').digest('hex'),
+} as const;
+export type EndpointScope = keyof typeof ENDPOINT_SCOPES;
+
+/** Route tokens live minutes: a probe series or a stats read is over in seconds. */
+export const ENDPOINT_TOKEN_TTL_SECONDS = 300;
+
+/** A token for `scope` at `source`'s endpoint, for the agent (or operator) named `requester`. */
+export function endpointToken(secret: Uint8Array | string, scope: EndpointScope, source: string, requester: string, nowMs = Date.now()): string {
+  return issueToken(secret, claimsFor(ENDPOINT_SCOPES[scope], source, requester, nowMs, ENDPOINT_TOKEN_TTL_SECONDS));
 }
 
 /** Convenience for the minting activity: claims from a time-to-live. */

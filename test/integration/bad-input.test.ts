@@ -82,6 +82,40 @@ describe('bad input is refused with a clear, non-retryable error and changes not
     const out = await cli('migrate', 'nope', '--to', 'dc:frankfurt');
     assert.equal(out.code, 1);
     assert.match(out.stderr, /workload 'nope' is not in the federation log \(known: kv-demo\)/);
+    // With --json the same refusal is one JSON object on stdout, with the failure's type.
+    for (const args of [['migrate', 'nope', '--to', 'dc:frankfurt', '--json'], ['migrate', 'nope', '--to', 'dc:frankfurt', '--wait', '--json']]) {
+      const json = await cli(...args);
+      assert.equal(json.code, 1, args.join(' '));
+      const { error } = JSON.parse(json.stdout) as { error: { type: string; message: string } };
+      assert.equal(error.type, 'UnknownWorkload');
+      assert.match(error.message, /workload 'nope' is not in the federation log \(known: kv-demo\)/);
+    }
+    // `status` of the failed run names the activity's failure, not "Activity task failed", and exits 1.
+    const status = await cli('status', 'nope');
+    assert.equal(status.code, 1, status.stdout + status.stderr);
+    assert.match(status.stdout, /failed: workload 'nope' is not in the federation log \(known: kv-demo\)[^\n]*\[UnknownWorkload\]/);
+    assert.doesNotMatch(status.stdout, /Activity task failed| \? -> /);
+    const statusJson = await cli('status', 'nope', '--json');
+    assert.equal(statusJson.code, 1);
+    const shown = JSON.parse(statusJson.stdout) as { status: string; error: { type: string; message: string } };
+    assert.equal(shown.status, 'FAILED');
+    assert.equal(shown.error.type, 'UnknownWorkload');
+    assert.match(shown.error.message, /workload 'nope' is not in the federation log/);
+  });
+
+  it('status when no worker polls the migration: one line naming what to start, no stack', async () => {
+    // A real run whose task queue nobody polls: the progress query cannot be answered.
+    await env.client.workflow.start('migrateWorkload', { taskQueue: 'nobody-polls-this', workflowId: migrationWorkflowId('orphan'), args: [{ workloadId: 'orphan', targetSite: 'dc:frankfurt' }] });
+    for (const json of [false, true]) {
+      const out = await cli('status', 'orphan', ...(json ? ['--json'] : []));
+      assert.equal(out.code, 1, out.stdout + out.stderr);
+      const message = json ? (JSON.parse(out.stdout) as { error: { type: string; message: string } }).error : { type: 'NoWorker', message: out.stderr.trim().replace(/^fedflow: /, '') };
+      assert.equal(message.type, 'NoWorker');
+      assert.match(message.message, /no fedflow worker is running: nothing polls task queue 'nobody-polls-this' on Temporal at 127\.0\.0\.1:\d+; start the workers with `fedflow up`/);
+      assert.equal(message.message.split('\n').length, 1, 'one line');
+      assert.doesNotMatch(out.stdout + out.stderr, /ServiceError|\n\s+at /);
+    }
+    await env.client.workflow.getHandle(migrationWorkflowId('orphan')).terminate('test over');
   });
 
   it('a target site without capacity', async () => {
@@ -119,11 +153,22 @@ describe('bad input is refused with a clear, non-retryable error and changes not
     const out = await cli('migrate', 'kv-demo', '--to', 'dc:frankfurt');
     assert.equal(out.code, 1);
     assert.match(out.stderr, /already migrating/);
+    const json = await cli('migrate', 'kv-demo', '--to', 'dc:frankfurt', '--json');
+    assert.equal(json.code, 1);
+    assert.equal((JSON.parse(json.stdout) as { error: { type: string } }).error.type, 'AlreadyMigrating');
 
     await c.cancel('kv-demo', 'test cancels');
     await assert.rejects(c.waitForResult('kv-demo'), /migration cancelled: test cancels; the source keeps serving/);
     const p = await c.getProgress('kv-demo');
     assert.equal(p.phase, 'cancelled');
+    // `status` of the cancelled run says why it ended and exits non-zero, as text and as JSON.
+    const status = await cli('status', 'kv-demo');
+    assert.equal(status.code, 1, status.stdout + status.stderr);
+    assert.match(status.stdout, /phase cancelled/);
+    assert.match(status.stdout, /failed: migration cancelled: test cancels; the source keeps serving/);
+    const statusJson = await cli('status', 'kv-demo', '--json');
+    assert.equal(statusJson.code, 1);
+    assert.match((JSON.parse(statusJson.stdout) as { error: { message: string } }).error.message, /migration cancelled: test cancels/);
     // Rolled back: the source serves and takes writes, the lock is gone, nothing is left on the target.
     const placed = (await suite.fed.workload('kv-demo'))!;
     assert.equal(placed.site, 'dc:paris');

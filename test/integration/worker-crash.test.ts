@@ -18,6 +18,8 @@ import type { TransferStats } from '../../agent/transfer/server';
 import { readAgentUrl } from '../../activities/site';
 import { DEFAULT_PLANS } from '../../core/transfer-plan';
 import { siteDir } from '../../agent/site/home';
+import { loadTransferSecret } from '../../agent/transfer/secret';
+import { endpointToken } from '../../agent/transfer/token';
 import { sampleValue } from '../../agent/workload/sample';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
@@ -96,7 +98,8 @@ describe('a worker killed with -9 mid-copy', () => {
     const store = await ChunkStore.open(join(siteDir('dc:frankfurt', home), 'chunks'));
     assert.ok(store.listManifests().some((m) => m.rootHash === r.rootHash), 'target store must hold the final root');
     // Re-sent bytes = raw bytes the source served minus the distinct chunk bytes the target stored.
-    const stats = (await (await fetch(`${readAgentUrl(siteDir('dc:paris', home))}/stats`)).json()) as TransferStats;
+    const statsToken = endpointToken(loadTransferSecret(home), 'stats', 'dc:paris', 'test');
+    const stats = (await (await fetch(`${readAgentUrl(siteDir('dc:paris', home))}/stats`, { headers: { authorization: `Bearer ${statsToken}` } })).json()) as TransferStats;
     const resent = stats.rawBytesServed - store.stats().bytes;
     assert.ok(resent >= 0, `resent ${resent}`);
     assert.ok(resent <= DEFAULT_PLANS.datacenter.batchBytes, `re-sent ${resent} bytes after the crash; at most one batch (${DEFAULT_PLANS.datacenter.batchBytes}) allowed`);

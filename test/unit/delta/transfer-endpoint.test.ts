@@ -15,7 +15,7 @@ import type { CodecSpec } from '../../../agent/transfer/codec';
 import { SourceImages } from '../../../agent/capture/source-images';
 import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../../../agent/transfer/client';
 import { newTransferStats, startTransferServer, type TransferStats } from '../../../agent/transfer/server';
-import { claimsFor, issueToken } from '../../../agent/transfer/token';
+import { claimsFor, endpointToken, issueToken } from '../../../agent/transfer/token';
 import type { Manifest } from '../../../core/manifest';
 import { seededBytes } from './seeded-bytes';
 
@@ -259,7 +259,7 @@ describe('transfer endpoint over loopback', () => {
     const distinct = new Set(a.manifest.chunks.map((c) => c.hash)).size;
     const token = tokenFor(root);
     const plan = { codec: { codec: 'lz4' } as CodecSpec, streams: 1, batchBytes: 128 << 10 };
-    const served = async () => ((await (await fetch(`${a.url}/stats`)).json()) as TransferStats).chunksServed;
+    const served = async () => ((await (await fetch(`${a.url}/stats`, { headers: { authorization: `Bearer ${endpointToken(SECRET, 'stats', 'src', 'test')}` } })).json()) as TransferStats).chunksServed;
     try {
       const s0 = await served();
       const ac = new AbortController();

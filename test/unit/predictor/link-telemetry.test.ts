@@ -7,7 +7,11 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLinkActivities } from '../../../activities/link';
 import { LinkTelemetry, TELEMETRY_FILE, TransferSampler, probe, type LinkSample } from '../../../agent/link/telemetry';
+import { SourceImages } from '../../../agent/capture/source-images';
+import { startTransferServer } from '../../../agent/transfer/server';
 import { MIN_SAMPLES } from '../../../models/features';
+
+const SECRET = Buffer.alloc(32, 9);
 
 const sample = (i: number, mbps = 100 + i): LinkSample => ({ timeMs: 1_000 * i, throughputMbps: mbps, rttMs: 2, loss: 0 });
 
@@ -114,11 +118,20 @@ test('probe counts failed round trips as loss and times through an injected fetc
   await assert.rejects(probe({ url: `${base}/fail`, rttRequests: 0 }), /HTTP 500/);
 });
 
+/** A real agent endpoint of site dc:a: its /probe wants a token signed with SECRET. */
+async function startAgentEndpoint(dir: string) {
+  const images = new SourceImages(path.join(dir, 'images'));
+  const endpoint = await startTransferServer({ site: 'dc:a', images, secret: SECRET });
+  return { url: endpoint.url, close: async () => (await endpoint.close(), await images.close()) };
+}
+
 test('probeLink warms a cold link up to the samples the model reads, then takes one sample a call', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'fedflow-telemetry-'));
+  const agent = await startAgentEndpoint(dir);
+  const base = agent.url;
   try {
     const telemetry = new LinkTelemetry(dir);
-    const link = createLinkActivities({ site: 'dc:b', telemetry, warmUp: { spacingMs: 150 } });
+    const link = createLinkActivities({ site: 'dc:b', telemetry, secret: SECRET, warmUp: { spacingMs: 150 } });
     const cold = await link.probeLink({ source: 'dc:a', endpoint: base });
     assert.equal(cold.samples.length, MIN_SAMPLES, 'a cold link gets a series of MIN_SAMPLES probes');
     const gaps = cold.samples.slice(1).map((s, i) => s.timeMs - cold.samples[i]!.timeMs);
@@ -133,10 +146,14 @@ test('probeLink warms a cold link up to the samples the model reads, then takes 
     assert.equal(telemetry.profile('dc:a', 'dc:b').samples.length, MIN_SAMPLES + 1, 'a warm link takes one sample');
     assert.equal(warm.samples.length, MIN_SAMPLES + 1);
     // The series stops at its time budget, whatever it reached.
-    const hurried = createLinkActivities({ site: 'dc:c', telemetry, warmUp: { spacingMs: 20, budgetMs: 0 } });
+    const hurried = createLinkActivities({ site: 'dc:c', telemetry, secret: SECRET, warmUp: { spacingMs: 20, budgetMs: 0 } });
     assert.equal((await hurried.probeLink({ source: 'dc:a', endpoint: base })).samples.length, 1);
     assert.equal((await hurried.predictLink({ source: 'dc:a' })).source, 'fallback-harmonic-mean');
+    // An agent holding another federation's secret is refused the probe.
+    const stranger = createLinkActivities({ site: 'dc:d', telemetry, secret: Buffer.alloc(32, 2), warmUp: { budgetMs: 0 } });
+    await assert.rejects(stranger.probeLink({ source: 'dc:a', endpoint: base }), /HTTP 401/);
   } finally {
+    await agent.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
