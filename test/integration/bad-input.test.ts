@@ -105,7 +105,7 @@ describe('bad input is refused with a clear, non-retryable error and changes not
 
   it('status when no worker polls the migration: one line naming what to start, no stack', async () => {
     // A real run whose task queue nobody polls: the progress query cannot be answered.
-    await env.client.workflow.start('migrateWorkload', { taskQueue: 'nobody-polls-this', workflowId: migrationWorkflowId('orphan'), args: [{ workloadId: 'orphan', targetSite: 'dc:frankfurt' }] });
+    await suite.env.client.workflow.start('migrateWorkload', { taskQueue: 'nobody-polls-this', workflowId: migrationWorkflowId('orphan'), args: [{ workloadId: 'orphan', targetSite: 'dc:frankfurt' }] });
     for (const json of [false, true]) {
       const out = await cli('status', 'orphan', ...(json ? ['--json'] : []));
       assert.equal(out.code, 1, out.stdout + out.stderr);
@@ -115,7 +115,7 @@ describe('bad input is refused with a clear, non-retryable error and changes not
       assert.equal(message.message.split('\n').length, 1, 'one line');
       assert.doesNotMatch(out.stdout + out.stderr, /ServiceError|\n\s+at /);
     }
-    await env.client.workflow.getHandle(migrationWorkflowId('orphan')).terminate('test over');
+    await suite.env.client.workflow.getHandle(migrationWorkflowId('orphan')).terminate('test over');
   });
 
   it('a target site without capacity', async () => {

@@ -9,6 +9,8 @@ import { DEFAULT_MODEL_PATH, createPredictor } from '../../../models/predictor';
 
 const FROM = 'dc:paris';
 const TO = 'aws:eu-west-1';
+/** These tests never probe a peer, so the transfer secret the probes would sign with is a placeholder. */
+const NO_PROBES = new Uint8Array(32);
 // A link that alternates in level every few seconds, so the weights move away from the prior.
 const sample = (i: number): LinkSample => ({ timeMs: 1_000 * i, throughputMbps: 40 + 25 * Math.sin(i / 3) + (i % 7), rttMs: 12, loss: 0 });
 
@@ -26,9 +28,9 @@ test('the adaptation state is stored with the telemetry and survives an agent re
   await withDirs(async (steadyDir, restartedDir) => {
     // Two agents see the same samples and predict at the same moments; one restarts in between.
     const steadyTelemetry = new LinkTelemetry(steadyDir);
-    const steady = createLinkActivities({ site: TO, telemetry: steadyTelemetry, predictor });
+    const steady = createLinkActivities({ site: TO, telemetry: steadyTelemetry, predictor, secret: NO_PROBES });
     let restartedTelemetry = new LinkTelemetry(restartedDir);
-    let restarted = createLinkActivities({ site: TO, telemetry: restartedTelemetry, predictor });
+    let restarted = createLinkActivities({ site: TO, telemetry: restartedTelemetry, predictor, secret: NO_PROBES });
     let i = 0;
     for (const upTo of [30, 60]) {
       for (; i < upTo; i++) {
@@ -45,7 +47,7 @@ test('the adaptation state is stored with the telemetry and survives an agent re
 
     // Restart: a new telemetry object and activities from the same directory.
     restartedTelemetry = new LinkTelemetry(restartedDir);
-    restarted = createLinkActivities({ site: TO, telemetry: restartedTelemetry, predictor });
+    restarted = createLinkActivities({ site: TO, telemetry: restartedTelemetry, predictor, secret: NO_PROBES });
     assert.deepEqual(restartedTelemetry.adaptation(FROM, TO), stored.adaptation[key]);
     for (; i < 80; i++) {
       steadyTelemetry.record(FROM, TO, sample(i));
@@ -63,7 +65,7 @@ test('the adaptation state is stored with the telemetry and survives an agent re
     const withoutState = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     delete withoutState.adaptation;
     writeFileSync(file, JSON.stringify(withoutState));
-    const amnesic = createLinkActivities({ site: TO, telemetry: new LinkTelemetry(restartedDir), predictor });
+    const amnesic = createLinkActivities({ site: TO, telemetry: new LinkTelemetry(restartedDir), predictor, secret: NO_PROBES });
     const c = await amnesic.predictLink({ source: FROM });
     assert.ok(c.inputs.adaptation!.scored < a.inputs.adaptation!.scored, `${c.inputs.adaptation!.scored} vs ${a.inputs.adaptation!.scored}`);
   });
@@ -76,7 +78,7 @@ test('a stored state made for other experts is dropped with one log line, and th
     for (let i = 0; i < 20; i++) telemetry.record(FROM, TO, sample(i));
     telemetry.setAdaptation(FROM, TO, { version: 1, experts: ['crystal-ball'], weights: [1], conformal: { alphaT: 0.1, scores: [] }, scoredUpToMs: null, scored: 3 });
     const lines: string[] = [];
-    const acts = createLinkActivities({ site: TO, telemetry: new LinkTelemetry(dir), predictor, log: (l) => lines.push(l) });
+    const acts = createLinkActivities({ site: TO, telemetry: new LinkTelemetry(dir), predictor, log: (l) => lines.push(l), secret: NO_PROBES });
     const p = await acts.predictLink({ source: FROM });
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /adaptation state of dc:paris -> aws:eu-west-1 dropped: made for experts \[crystal-ball\]/);
@@ -90,13 +92,13 @@ test('without a model: the fallback still predicts, says so, and leaves the stor
   await withDirs(async (dir, other) => {
     const telemetry = new LinkTelemetry(dir);
     for (let i = 0; i < 30; i++) telemetry.record(FROM, TO, sample(i));
-    await createLinkActivities({ site: TO, telemetry, predictor: good }).predictLink({ source: FROM });
+    await createLinkActivities({ site: TO, telemetry, predictor: good, secret: NO_PROBES }).predictLink({ source: FROM });
     const before = telemetry.adaptation(FROM, TO);
     assert.ok(before);
     const lines: string[] = [];
     const missing = createPredictor({ modelPath: path.join(other, 'missing.onnx'), log: (l) => lines.push(l) });
     for (let i = 30; i < 40; i++) telemetry.record(FROM, TO, sample(i));
-    const p = await createLinkActivities({ site: TO, telemetry, predictor: missing }).predictLink({ source: FROM });
+    const p = await createLinkActivities({ site: TO, telemetry, predictor: missing, secret: NO_PROBES }).predictLink({ source: FROM });
     assert.equal(p.source, 'fallback-harmonic-mean');
     assert.match(p.fallbackReason ?? '', /missing\.onnx failed to load/);
     assert.equal(p.inputs.adaptation, null);
