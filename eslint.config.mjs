@@ -12,7 +12,9 @@ const ALL = FLOORS.flat();
 // Import strings are matched, not resolved: a file `depth` folders below the root reaches another
 // top-level folder only as `../` repeated `depth` times, then the folder's name.
 const MAX_DEPTH = 5;
-const reachingFrom = (depth, dirs) => `^(\\.\\./){${depth}}(${dirs.join('|')})(/|$)`;
+const reachingFrom = (depth, dirs) => `^(\\./)?(\\.\\./){${depth}}(${dirs.join('|')})(/|$)`;
+// The same for a dynamic import(), which no-restricted-imports does not see: an esquery selector.
+const dynamicImportFrom = (depth, dirs) => `ImportExpression[source.value=/^(\\.\\/)?(\\.\\.\\/){${depth}}(${dirs.join('|')})(\\/|$)/]`;
 
 // Workflow code must be deterministic: Temporal replays it. core/ is imported by workflows, so the
 // same holds there. Only @temporalio/workflow, types and core/ may be imported; no Node built-ins
@@ -51,6 +53,8 @@ function layerConfigs() {
           rules['no-restricted-properties'] = ['error', { object: 'Math', property: 'random', message: 'non-deterministic: pass randomness in, or use @temporalio/workflow uuid4()' }];
         }
         if (patterns.length) rules['no-restricted-imports'] = ['error', restricted];
+        const forbidden = dir === 'workflows' ? ALL.filter((d) => !['core', 'workflows'].includes(d)) : upward;
+        if (forbidden.length) rules['no-restricted-syntax'] = ['error', { selector: dynamicImportFrom(depth, forbidden), message: `${dir}/ may import only from lower floors, dynamically too` }];
         return { files: [`${dir}/${'*/'.repeat(depth - 1)}*.ts`], rules };
       });
     }),

@@ -31,7 +31,9 @@ export interface ControlDeps {
 }
 
 /** How long the route switch waits for the log to take a placement it had to propose itself. */
-const SWITCH_PROPOSAL_WAIT_MS = 60_000;
+// Under the switch step's one-minute start-to-close timeout (with the query before it), so a slow
+// quorum is reported in words rather than as a bare timeout.
+const SWITCH_PROPOSAL_WAIT_MS = 45_000;
 
 export interface ValidatedMigration {
   workloadId: string;
@@ -135,16 +137,22 @@ export function createControlActivities(deps: ControlDeps) {
      * Makes the route follow the log: the log's placement of the workload must name the target
      * and what it runs on there. The cut-over's commit put it there in runs with federation
      * commits; runs without them (recorded before federation-commits-v1), and placements
-     * committed without a record, have it proposed here. Returns when the route holds (ms).
+     * committed without a record (runs validated before the log held records, still open at the
+     * upgrade), have it proposed here. Returns when the route holds (ms).
+     *
+     * `placedWithRecord`: the commit step's answer already names this record, so the log is right
+     * and no query is spent inside the downtime window. `image` and `federation` come from the
+     * run's validation; runs recorded before they were passed fall back to the log and the config.
      */
-    async switchRoute(args: { workloadId: string; target: string; instance: InstanceRef; volume: VolumeRef; address: string }): Promise<number> {
+    async switchRoute(args: { workloadId: string; target: string; instance: InstanceRef; volume: VolumeRef; address: string; image?: string; federation?: string; placedWithRecord?: boolean }): Promise<number> {
+      if (args.placedWithRecord) return Date.now();
       const { workflowId, runId } = callingRun();
-      const federation = config.federation;
+      const federation = args.federation ?? config.federation;
       const log = await committed(federation);
       const now = log.workloads?.[args.workloadId];
       if (log.placements[args.workloadId] === args.target && now && now.address === args.address && now.instance.id === args.instance.id && now.volume.id === args.volume.id) return Date.now();
-      const image = now?.image;
-      if (!image) throw badRequest(FailureType.UnknownWorkload, `workload '${args.workloadId}' has no record in the federation log, so its route cannot follow it`);
+      const image = args.image ?? now?.image;
+      if (!image) throw badRequest(FailureType.UnknownWorkload, `workload '${args.workloadId}' has no record in the federation log and the run names no image, so its route cannot follow it`);
       const record: WorkloadRecord = { image, instance: args.instance, volume: args.volume, address: args.address };
       const r = await proposeByUpdate(client, {
         federation,

@@ -82,8 +82,8 @@ export class FederationLog {
   }
 
   /** Registers a workload, placed at once on `site` with what it runs on there. */
-  addWorkload(workload: string, site: string, record: WorkloadRecord): Promise<ProposalResult> {
-    return this.propose([{ kind: 'workload', op: 'add', workload, site, record }]);
+  addWorkload(workload: string, site: string, record: WorkloadRecord, requestId?: string): Promise<ProposalResult> {
+    return this.propose([{ kind: 'workload', op: 'add', workload, site, record }], requestId);
   }
 
   /** Takes a workload out of the federation (its instance is stopped by the caller). */

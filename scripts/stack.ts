@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { LocalProvider } from '../adapters/local/provider';
 import { loadFederationConfig } from '../agent/site/config-file';
 import { fedflowHome, REPO_ROOT, siteDir } from '../agent/site/home';
+import { FederationLog } from '../client/federation';
+import { importStateFile, stateFilePath } from '../worker/import-state-file';
+import { ensureFederationWorkflow } from '../worker/federation-workflow';
 import { deploySampleWorkload, type DeployedSample } from '../worker/deploy-sample';
 import type { FederationConfig } from '../core/federation-config';
 import { startDevServer, DEV_SERVER_PORT, DEV_UI_PORT, type DevServerHandle } from './dev-server';
@@ -101,7 +104,13 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
   if (opts.sample !== false) {
     const connection = await Connection.connect({ address });
     try {
-      sample = await deploySampleWorkload({ client: new Client({ connection }), config, home, keys: opts.sampleKeys, valueBytes: opts.sampleValueBytes });
+      const client = new Client({ connection });
+      // A home from before the log was the one record: its workloads enter the log first.
+      if (existsSync(stateFilePath(home))) {
+        const fedLog = new FederationLog(client, await ensureFederationWorkflow({ client, config, home }));
+        await importStateFile(home, fedLog, log);
+      }
+      sample = await deploySampleWorkload({ client, config, home, keys: opts.sampleKeys, valueBytes: opts.sampleValueBytes });
     } finally {
       await connection.close();
     }

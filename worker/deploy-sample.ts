@@ -8,7 +8,8 @@ import type { Client } from '@temporalio/client';
 import { LocalProvider } from '../adapters/local/provider';
 import { siteDir, fedflowHome } from '../agent/site/home';
 import { SAMPLE_IMAGE, SAMPLE_WORKLOAD_ID, sampleKeyCount, seedSample } from '../agent/workload/sample';
-import { FederationLog } from '../client/federation';
+import { FedflowError, FederationLog } from '../client/federation';
+import { FailureType } from '../core/contracts/failures';
 import type { FederationConfig } from '../core/federation-config';
 import type { WorkloadRecord } from '../core/consensus/entries';
 import { ensureFederationWorkflow } from './federation-workflow';
@@ -57,7 +58,7 @@ export async function deploySampleWorkload(opts: SampleOptions): Promise<Deploye
     }
     return { workloadId, site: at, address: st.address!, created: false, keys: await sampleKeyCount(st.address!) };
   }
-  if (at !== undefined) throw new Error(`the federation log places '${workloadId}' on ${at} but holds no record of what it runs on; remove it (\`fedflow workloads remove ${workloadId}\`) and deploy again`);
+  if (at !== undefined) throw new Error(`the federation log places '${workloadId}' on ${at} but holds no record of what it runs on (placed before the log kept records); run \`fedflow up\` with the state file of that version still in place, so it is imported`);
   const siteId = opts.site ?? opts.config.sites.find((s) => s.provider === 'local' && s.trust === 'trusted')?.id;
   if (!siteId) throw new Error('the federation has no trusted local site to deploy the sample workload on');
   const provider = providerFor(opts.config, siteId, home);
@@ -69,10 +70,11 @@ export async function deploySampleWorkload(opts: SampleOptions): Promise<Deploye
   await seedSample(address, keys, opts.valueBytes ?? 256);
   const record: WorkloadRecord = { image: SAMPLE_IMAGE, instance, volume, address };
   try {
-    await log.addWorkload(workloadId, siteId, record);
+    await log.addWorkload(workloadId, siteId, record, `deploy/${workloadId}/${siteId}/${instance.id}`);
   } catch (err) {
     // The log refused it (the site is full, say): leave nothing running that it does not place.
-    await provider.terminateInstance(instance).catch(() => undefined);
+    // Any other failure (a timeout after the update was accepted, say) may still have placed it.
+    if (err instanceof FedflowError && err.type === FailureType.FederationChangeRejected) await provider.terminateInstance(instance).catch(() => undefined);
     throw err;
   }
   return { workloadId, site: siteId, address, created: true, keys };

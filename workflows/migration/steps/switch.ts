@@ -3,6 +3,7 @@ import { CancellationScope } from '@temporalio/workflow';
 import type { Migration } from '../context';
 import { control, controlLocal } from '../proxies';
 import type { TargetInstance } from './start';
+import { targetRecord } from '../records';
 
 /** Returns when the route pointed at the target (the end of the downtime window). */
 export async function switchRoute(m: Migration, target: TargetInstance): Promise<number> {
@@ -22,6 +23,10 @@ export async function switchRoute(m: Migration, target: TargetInstance): Promise
           instance: target.instance,
           volume: { ...v.volume, site: v.target },
           address: target.address,
+          image: v.image,
+          federation: v.federation,
+          // The commit step committed the placement with this record: the log already holds the route.
+          placedWithRecord: m.shape.federationCommits && targetRecord(m, target) !== undefined,
         }),
       () => `served from ${v.target} at ${target.address}`,
     ),
