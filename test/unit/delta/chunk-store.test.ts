@@ -1,30 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkStore } from '../../../agent/store/chunk-store';
 import { ChunkHashMismatchError, ChunkStoreFullError, MissingChunksError } from '../../../agent/store/errors';
-import { buildManifestFromStream, computeRootHash } from '../../../agent/capture/manifest-builder';
-import { Manifest, MANIFEST_V1 } from '../../../core/manifest';
+import { buildManifestFromStream } from '../../../agent/capture/manifest-builder';
 import { seededBytes } from './seeded-bytes';
-import { rotChunk } from './store-disk';
+import { manifestOf, rotChunk, sha } from './store-disk';
 
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const tmp = () => mkdtempSync(join(tmpdir(), 'fedflow-chunk-store-'));
 const chunk = (n: number, size = 1000) => Buffer.from(seededBytes(size, n + 1));
-
-/** A manifest over the given chunks laid end to end. */
-function manifestOf(volumeId: string, chunks: Buffer[]): Manifest {
-  let offset = 0;
-  const refs = chunks.map((c) => {
-    const r = { offset, length: c.length, hash: sha(c) };
-    offset += c.length;
-    return r;
-  });
-  return { version: MANIFEST_V1, volumeId, paramsId: 'fastcdc-v1:64:256:1024', chunks: refs, totalBytes: offset, rootHash: computeRootHash(refs) };
-}
 
 test('put stores once and dedups by hash; get returns the bytes; counters count', async () => {
   const store = await ChunkStore.open(tmp());

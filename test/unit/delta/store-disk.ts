@@ -2,7 +2,10 @@
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import type { ChunkStore } from '../../../agent/store/chunk-store';
+import { computeRootHash } from '../../../agent/capture/manifest-builder';
+import { MANIFEST_V1, type Manifest } from '../../../core/manifest';
 
 /** Flips the bits of byte `at` of a held chunk where it lies on disk (bit rot after a verified arrival). */
 export function rotChunk(store: ChunkStore, hash: string, at = 0, mask = 0xff): void {
@@ -25,4 +28,18 @@ export async function assertStoreClean(store: ChunkStore, dir: string): Promise<
   const { chunks, corrupt } = await store.scrub();
   assert.deepEqual(corrupt, [], 'chunks whose bytes on disk do not match their hash');
   return chunks;
+}
+
+/** sha256 hex of a chunk's bytes: its hash in the store. */
+export const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A manifest over the given chunks laid end to end. */
+export function manifestOf(volumeId: string, chunks: Buffer[]): Manifest {
+  let offset = 0;
+  const refs = chunks.map((c) => {
+    const r = { offset, length: c.length, hash: sha(c) };
+    offset += c.length;
+    return r;
+  });
+  return { version: MANIFEST_V1, volumeId, paramsId: 'fastcdc-v1:64:256:1024', chunks: refs, totalBytes: offset, rootHash: computeRootHash(refs) };
 }

@@ -6,31 +6,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkStore, decodeIndexLog } from '../../../agent/store/chunk-store';
-import { computeRootHash } from '../../../agent/capture/manifest-builder';
-import { TMP_PREFIX, writeFileDurableAsync } from '../../../agent/durable-files';
-import { Manifest, MANIFEST_V1 } from '../../../core/manifest';
-import { seededBytes } from './seeded-bytes';
-import { rotChunk } from './store-disk';
 
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+import { TMP_PREFIX, writeFileDurableAsync } from '../../../agent/durable-files';
+import { seededBytes } from './seeded-bytes';
+import { manifestOf, rotChunk, sha } from './store-disk';
+
 const tmp = () => mkdtempSync(join(tmpdir(), 'fedflow-store-parts-'));
 const chunk = (n: number, size = 1000) => Buffer.from(seededBytes(size, n + 1));
 const packFiles = (dir: string) => readdirSync(join(dir, 'packs')).filter((n) => n.endsWith('.pack'));
-
-function manifestOf(volumeId: string, chunks: Buffer[]): Manifest {
-  let offset = 0;
-  const refs = chunks.map((c) => {
-    const r = { offset, length: c.length, hash: sha(c) };
-    offset += c.length;
-    return r;
-  });
-  return { version: MANIFEST_V1, volumeId, paramsId: 'fastcdc-v1:64:256:1024', chunks: refs, totalBytes: offset, rootHash: computeRootHash(refs) };
-}
 
 test('compaction: a sealed pack less than half live has its live chunks moved to a new pack and is deleted; they read back and survive a reopen', async () => {
   const dir = tmp();

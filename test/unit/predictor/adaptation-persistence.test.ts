@@ -9,7 +9,7 @@ import { DEFAULT_MODEL_PATH, createPredictor } from '../../../models/predictor';
 
 const FROM = 'dc:paris';
 const TO = 'aws:eu-west-1';
-/** These tests never probe a peer, so the transfer secret the probes would sign with is a placeholder. */
+/** These tests never probe a peer: no probe is ever signed with this secret. */
 const NO_PROBES = new Uint8Array(32);
 // A link that alternates in level every few seconds, so the weights move away from the prior.
 const sample = (i: number): LinkSample => ({ timeMs: 1_000 * i, throughputMbps: 40 + 25 * Math.sin(i / 3) + (i % 7), rttMs: 12, loss: 0 });
