@@ -30,9 +30,11 @@ export interface ControlDeps {
   ensureFederation: () => Promise<string>;
 }
 
-/** How long the route switch waits for the log to take a placement it had to propose itself. */
-// Under the switch step's one-minute start-to-close timeout (with the query before it), so a slow
-// quorum is reported in words rather than as a bare timeout.
+/**
+ * How long the route switch waits for the log to take a placement it had to propose itself: under
+ * the switch step's one-minute start-to-close timeout (with the query before it), so a slow quorum
+ * is reported in words rather than as a bare timeout.
+ */
 const SWITCH_PROPOSAL_WAIT_MS = 45_000;
 
 export interface ValidatedMigration {
