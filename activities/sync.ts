@@ -14,7 +14,8 @@ import type { ChunkStore } from '../agent/store/chunk-store';
 import { chooseHybridCodec } from '../agent/transfer/codec-chooser';
 import type { SourceImages } from '../agent/capture/source-images';
 import { TransferSampler, type LinkTelemetry } from '../agent/link/telemetry';
-import { ChunkCorruptError, fetchFinalImage, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer/client';
+import { ChunkCorruptError, fetchFinalImage, fetchManifest, newPullCounters, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer/client';
+import { LEDGER_WRITE_MS, memoryPullLedger, parseTotals, pullKey, totalsOf, withAttempt, type PullLedger, type PullTotals } from '../agent/transfer/pull-ledger';
 import { finalSlot, type FinalImage } from '../agent/capture/final-images';
 import { extractVolume } from '../agent/capture/volume-extract';
 import { currentActivity } from './activity-context';
@@ -33,6 +34,11 @@ export interface SyncDeps {
   /** Where each round's goodput is kept as a link sample, for the next prediction. */
   telemetry?: LinkTelemetry;
   endpointUrl: () => string;
+  /**
+   * Where each attempt of a pull records what it received, so that a retry's figures count the
+   * attempts before it (agent/transfer/pull-ledger.ts). In memory when not given.
+   */
+  ledger?: PullLedger;
 }
 
 export interface CapturedImage {
@@ -49,9 +55,16 @@ export interface CapturedImage {
 /** One round's figures, as the progress query and the result show them. */
 export type RoundFigures = RoundSummary;
 
-/** Heartbeat details of a pull: the resume cursor (contiguous batches verified) and figures. */
+/**
+ * Heartbeat details of a pull: the resume cursor (contiguous batches verified) and figures.
+ * `cursor`, `batches`, `chunksDone` and `queued` are this attempt's; `rawBytes` and `wireBytes`,
+ * like `totals`, count every attempt of the pull so far, so that live progress and a retry that
+ * finds no ledger record start from them.
+ */
 export interface PullHeartbeat extends PullProgress {
   root: string;
+  /** Every attempt so far, this one included (absent in heartbeats of earlier versions). */
+  totals?: PullTotals;
 }
 
 export interface PullArgs {
@@ -67,6 +80,9 @@ export interface PullArgs {
 }
 
 export function createSyncActivities(deps: SyncDeps) {
+  const ledger = deps.ledger ?? memoryPullLedger();
+  /** Pulls running in this process, by pull key: the attempt, and how to stop it. */
+  const pulling = new Map<string, { attempt: number; stop: AbortController; done: Promise<void> }>();
   const activities = {
     /** Source: archive, chunk and hash the volume into an image; at cut-over, freeze the workload first. */
     async captureImage(args: {
@@ -124,30 +140,84 @@ export function createSyncActivities(deps: SyncDeps) {
      */
     async pullDelta(args: PullArgs): Promise<RoundFigures> {
       const ctx = Context.current();
-      const prior = ctx.info.heartbeatDetails as PullHeartbeat | undefined;
-      const store = await deps.store();
-      let lastBeat: PullHeartbeat | undefined;
-      // The workflow decided the token's scope and lifetime; this agent holds the key that signs it.
-      const token = issueToken(deps.secret, claimsFor(args.root, args.source, deps.site, Date.now(), args.ttlSeconds));
+      const { info } = ctx;
+      const key = pullKey(info.workflowExecution?.workflowId ?? info.activityType, info.workflowExecution?.runId ?? '', info.activityId, args.root);
+      // An earlier attempt of this pull may still run here: the server gave it up (its heartbeats
+      // did not reach it through an outage) but nothing told this process yet. Stop it before
+      // diffing against the store, or both attempts fetch the same chunks.
+      const orphan = pulling.get(key);
+      if (orphan && orphan.attempt < info.attempt) {
+        log.info(`pull: attempt ${orphan.attempt} of this pull still runs here; stopping it for attempt ${info.attempt}`, { root: args.root });
+        orphan.stop.abort(new Error(`superseded by attempt ${info.attempt}`));
+        // Its commits in flight settle in moments; a final round's volume write may take longer. Bounded
+        // under the heartbeat timeout: going on beside it costs bytes, never correctness.
+        let timer: NodeJS.Timeout | undefined;
+        const stopped = await Promise.race([orphan.done.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ORPHAN_WAIT_MS)))]);
+        clearTimeout(timer);
+        if (!stopped) log.warn(`pull: attempt ${orphan.attempt} did not stop within ${ORPHAN_WAIT_MS} ms; going on beside it`, { root: args.root });
+      }
+      const stop = new AbortController();
+      const signal = AbortSignal.any([ctx.cancellationSignal, stop.signal]);
+      let settled!: () => void;
+      const me = { attempt: info.attempt, stop, done: new Promise<void>((resolve) => (settled = resolve)) };
+      pulling.set(key, me);
       try {
-        // Name the manifests this store holds: the source answers with a delta against one it knows.
-        const manifest = await fetchManifest(args.endpoint, args.root, token, ctx.cancellationSignal, { bases: store.recentManifestRoots(), loadBase: (r) => store.getManifest(r) });
-        const spec = args.plan.codec === 'zstd' ? { codec: 'zstd' as const, level: args.plan.level ?? 3 } : { codec: args.plan.codec };
-        // The transfer is a measurement of the link too: its batches, in half-second slices. Best
-        // effort: a telemetry file that cannot be written must not fail the transfer.
-        const telemetry = deps.telemetry;
-        let telemetryFailed = false;
-        const sampler =
-          telemetry &&
-          new TransferSampler((s) => {
-            try {
-              telemetry.record(args.source, deps.site, s);
-            } catch (err) {
-              if (!telemetryFailed) log.warn(`link telemetry: could not record a transfer sample in ${telemetry.file}; going on without`, { error: String(err) });
-              telemetryFailed = true;
-            }
-          });
-        const figures = await pullMissingChunks({
+        return await pullAttempt(args, key, signal);
+      } finally {
+        if (pulling.get(key) === me) pulling.delete(key);
+        settled();
+      }
+    },
+  };
+
+  /** One attempt of pullDelta: its figures count the attempts before it, from the ledger or the last heartbeat. */
+  async function pullAttempt(args: PullArgs, key: string, signal: AbortSignal): Promise<RoundFigures> {
+    const ctx = Context.current();
+    const { info } = ctx;
+    const prior = info.heartbeatDetails as PullHeartbeat | undefined;
+    const store = await deps.store();
+    let lastBeat: PullHeartbeat | undefined;
+    // The workflow decided the token's scope and lifetime; this agent holds the key that signs it.
+    const token = issueToken(deps.secret, claimsFor(args.root, args.source, deps.site, Date.now(), args.ttlSeconds));
+    // What the earlier attempts of this pull received: the ledger (written as they went, also
+    // through a server outage), or the last heartbeat that reached the server if that says more.
+    const ledgerEarlier = () => totalsOf(ledger.records(key).filter((r) => r.attempt < info.attempt));
+    const beat = prior?.root === args.root ? parseTotals(prior.totals) : undefined;
+    const fromLedger = ledgerEarlier();
+    const useBeat = !!beat && beat.wireBytes > fromLedger.wireBytes;
+    const earlier = useBeat ? beat : fromLedger;
+    const counters = newPullCounters();
+    const t0 = performance.now();
+    const record = (ended: boolean) => {
+      try {
+        ledger.write(key, { attempt: info.attempt, ...counters, durationMs: Math.round(performance.now() - t0), ended });
+      } catch (err) {
+        log.warn('pull ledger: could not record this attempt; a retry would count its bytes from the heartbeat only', { error: String(err) });
+      }
+    };
+    const recorder = setInterval(() => record(false), LEDGER_WRITE_MS);
+    recorder.unref();
+    try {
+      // Name the manifests this store holds: the source answers with a delta against one it knows.
+      const manifest = await fetchManifest(args.endpoint, args.root, token, signal, { bases: store.recentManifestRoots(), loadBase: (r) => store.getManifest(r) });
+      const spec = args.plan.codec === 'zstd' ? { codec: 'zstd' as const, level: args.plan.level ?? 3 } : { codec: args.plan.codec };
+      // The transfer is a measurement of the link too: its batches, in half-second slices. Best
+      // effort: a telemetry file that cannot be written must not fail the transfer.
+      const telemetry = deps.telemetry;
+      let telemetryFailed = false;
+      const sampler =
+        telemetry &&
+        new TransferSampler((s) => {
+          try {
+            telemetry.record(args.source, deps.site, s);
+          } catch (err) {
+            if (!telemetryFailed) log.warn(`link telemetry: could not record a transfer sample in ${telemetry.file}; going on without`, { error: String(err) });
+            telemetryFailed = true;
+          }
+        });
+      let figures;
+      try {
+        figures = await pullMissingChunks({
           endpoint: args.endpoint,
           root: args.root,
           token,
@@ -156,46 +226,59 @@ export function createSyncActivities(deps: SyncDeps) {
           plan: { codec: spec, streams: args.plan.streams, batchBytes: args.plan.batchBytes },
           to: deps.site,
           resumeCursor: prior?.root === args.root ? prior.cursor : 0,
+          counters,
           onProgress: (p) => {
             sampler?.progress(p.wireBytes, p.queued > 0);
-            heartbeat((lastBeat = { ...p, root: args.root } satisfies PullHeartbeat));
+            const totals = withAttempt(earlier, counters, performance.now() - t0);
+            heartbeat((lastBeat = { ...p, rawBytes: totals.rawBytes, wireBytes: totals.wireBytes, totals, root: args.root } satisfies PullHeartbeat));
           },
-          signal: ctx.cancellationSignal,
+          signal,
         });
-        // Keep this round's chunks as baseline for the next round and later syncs.
-        await store.putManifest(manifest, 'baseline');
-        if (args.assembleVolumeId) {
-          // Streamed from the store into the volume directory, made durable, swapped in by rename.
-          // Heartbeats as it goes (the same resume cursor): a big volume takes a while to write.
-          await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat ?? prior));
-        }
-        const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
-        const seconds = Math.max(figures.durationMs / 1000, 1e-6);
-        return {
-          round: args.round,
-          kind: args.kind,
-          mode: args.plan.mode,
-          codec,
-          bytesScanned: manifest.totalBytes,
-          chunks: manifest.chunks.length,
-          chunksSent: figures.chunksFetched,
-          chunksReused: figures.delta.baselineChunks + figures.delta.repeatChunks + figures.skippedVerified,
-          bytesSent: figures.rawBytes,
-          wireBytes: figures.wireBytes,
-          compressionRatio: figures.wireBytes ? figures.rawBytes / figures.wireBytes : 1,
-          throughputMBps: figures.rawBytes / 1e6 / seconds,
-          durationMs: Math.round(figures.durationMs),
-          corruptRefetched: figures.corruptRefetched,
-        };
-      } catch (err) {
-        if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403 || err.status === 404)) {
-          throw ApplicationFailure.nonRetryable(err.message, FailureType.TransferRefused);
-        }
-        if (err instanceof ChunkCorruptError) throw ApplicationFailure.retryable(err.message, FailureType.ChunkCorrupt);
-        throw err;
+      } finally {
+        clearInterval(recorder);
+        record(true);
       }
-    },
-  };
+      // An earlier attempt may have gone on beside this one for a moment: count it as it ended.
+      const totals = withAttempt(useBeat ? earlier : ledgerEarlier(), counters, figures.durationMs);
+      lastBeat = { ...(lastBeat ?? { cursor: 0, batches: 0, chunksDone: 0, queued: 0 }), rawBytes: totals.rawBytes, wireBytes: totals.wireBytes, totals, root: args.root };
+      // Keep this round's chunks as baseline for the next round and later syncs.
+      await store.putManifest(manifest, 'baseline');
+      if (args.assembleVolumeId) {
+        // Streamed from the store into the volume directory, made durable, swapped in by rename.
+        // Heartbeats as it goes (the same resume cursor): a big volume takes a while to write.
+        await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat));
+      }
+      const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
+      const seconds = Math.max(totals.durationMs / 1000, 1e-6);
+      // Chunks the earlier attempts stored are in this attempt's baseline: they were sent, not reused.
+      const reused = figures.delta.baselineChunks + figures.delta.repeatChunks + figures.skippedVerified;
+      return {
+        round: args.round,
+        kind: args.kind,
+        mode: args.plan.mode,
+        codec,
+        bytesScanned: manifest.totalBytes,
+        chunks: manifest.chunks.length,
+        chunksSent: totals.chunks,
+        chunksReused: Math.max(0, reused - (totals.storedChunks - counters.storedChunks)),
+        bytesSent: totals.rawBytes,
+        wireBytes: totals.wireBytes,
+        resentBytes: totals.resentBytes,
+        attempts: info.attempt,
+        compressionRatio: totals.wireBytes ? totals.rawBytes / totals.wireBytes : 1,
+        throughputMBps: totals.rawBytes / 1e6 / seconds,
+        durationMs: Math.round(totals.durationMs),
+        corruptRefetched: figures.corruptRefetched,
+      };
+    } catch (err) {
+      if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403 || err.status === 404)) {
+        throw ApplicationFailure.nonRetryable(err.message, FailureType.TransferRefused);
+      }
+      if (err instanceof ChunkCorruptError) throw ApplicationFailure.retryable(err.message, FailureType.ChunkCorrupt);
+      throw err;
+    }
+  }
+
   return {
     ...activities,
     /**
@@ -277,6 +360,9 @@ export function createSyncActivities(deps: SyncDeps) {
     }
   }
 }
+
+/** How long a pull's new attempt waits for an earlier one still running in this process to stop. */
+const ORPHAN_WAIT_MS = 10_000;
 
 /** One long poll for the final image; the waiting activity heartbeats between them. */
 const FINAL_POLL_MS = 5_000;

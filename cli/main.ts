@@ -11,9 +11,9 @@ import { readAgentUrl } from '../activities/site';
 import { placedWorkloads } from '../client/federation';
 import { FedflowClient, FedflowError, type LiveProgress, type MigrationResult } from '../client';
 import { errorJson, reportFailure, wantsJson } from './errors';
-import { MODES, type Mode } from '../core/migration';
+import { MODES, type Mode, type RoundSummary } from '../core/migration';
 import { migrationWorkflowId } from '../core/contracts/task-queues';
-import { formatBytes, watchProgress } from './progress';
+import { formatBytes, OutageNotice, watchProgress } from './progress';
 
 const uiBase = () => process.env.FEDFLOW_UI_URL ?? 'http://localhost:8233';
 const namespace = () => process.env.TEMPORAL_NAMESPACE ?? 'default';
@@ -35,12 +35,22 @@ async function withClient<T>(fn: (c: FedflowClient) => Promise<T>): Promise<T> {
 /** Waits until the validate step has passed or the run has ended, so bad input is reported at once. */
 async function awaitValidation(c: FedflowClient, workloadId: string): Promise<LiveProgress> {
   const deadline = Date.now() + 60_000;
+  const notice = new OutageNotice((line) => console.error(line));
   for (;;) {
-    const p = await c.getProgress(workloadId).catch(() => undefined);
+    const p = await c.getProgress(workloadId).then(
+      (p) => (notice.answered(), p),
+      (err: unknown) => void notice.failed(err),
+    );
     if (p && (p.status !== 'RUNNING' || p.steps[0]?.status === 'done')) return p;
-    if (Date.now() > deadline) throw new FedflowError(`the migration of '${workloadId}' was not validated within 60 s: is a worker running? (\`fedflow up\`)`, 'NoWorker');
+    if (Date.now() > deadline) throw notice.last ?? new FedflowError(`the migration of '${workloadId}' was not validated within 60 s: is a worker running? (\`fedflow up\`)`, 'NoWorker');
     await new Promise((r) => setTimeout(r, 150));
   }
+}
+
+/** A round whose pull was retried: how many attempts, and what was sent again. */
+function retried(r: RoundSummary): string {
+  if (!r.attempts || r.attempts < 2) return '';
+  return ` (${r.attempts} attempts${r.resentBytes ? `, ${formatBytes(r.resentBytes)} sent again` : ''})`;
 }
 
 function printResult(r: MigrationResult): void {
@@ -50,8 +60,8 @@ function printResult(r: MigrationResult): void {
   console.log(`  mode           ${r.decision.reason}`);
   for (const s of r.modeSwitches) console.log(`                 round ${s.round}: ${s.from} -> ${s.to} (${s.reason})`);
   console.log(`  rounds         ${r.precopyRounds} pre-copy${r.notConverging ? ' (not converging)' : ''} + final`);
-  for (const x of r.rounds) console.log(`    ${String(x.round).padStart(2)} ${x.kind.padEnd(8)} sent ${formatBytes(x.bytesSent).padStart(10)} of ${formatBytes(x.bytesScanned).padStart(10)}, wire ${formatBytes(x.wireBytes).padStart(10)}, ${x.chunksReused} chunks reused, ${x.codec}, ${x.durationMs} ms`);
-  console.log(`  bytes on wire  ${formatBytes(r.bytesTransferred)} for a ${formatBytes(r.volumeBytes)} volume`);
+  for (const x of r.rounds) console.log(`    ${String(x.round).padStart(2)} ${x.kind.padEnd(8)} sent ${formatBytes(x.bytesSent).padStart(10)} of ${formatBytes(x.bytesScanned).padStart(10)}, wire ${formatBytes(x.wireBytes).padStart(10)}${retried(x)}, ${x.chunksReused} chunks reused, ${x.codec}, ${x.durationMs} ms`);
+  console.log(`  bytes on wire  ${formatBytes(r.bytesTransferred)} for a ${formatBytes(r.volumeBytes)} volume${r.resentBytes ? ` (${formatBytes(r.resentBytes)} of it sent again after a retry)` : ''}`);
   console.log(`  duration       ${(r.durationMs / 1000).toFixed(2)} s`);
   console.log(`  downtime       ${r.downtimeMs} ms`);
   if (r.consensus) {
@@ -214,8 +224,11 @@ export function buildCli(): Command {
         if (p.decision) console.log(`  mode decision: ${p.decision.reason}${p.decision.prediction.fallbackReason ? ` [fallback: ${p.decision.prediction.fallbackReason}]` : ''}`);
         for (const s of p.modeSwitches) console.log(`  mode switch at round ${s.round}: ${s.from} -> ${s.to} (${s.reason})`);
         for (const s of p.steps) console.log(`  [${s.status.padEnd(11)}] ${s.title}${s.detail ? `: ${s.detail}` : ''}`);
-        for (const r of p.rounds) console.log(`      round ${r.round} ${r.kind}: sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.bytesScanned)}, wire ${formatBytes(r.wireBytes)}, ${r.chunksReused} chunks reused, ${r.codec}, ${r.throughputMBps.toFixed(1)} MB/s, ${r.durationMs} ms`);
-        if (p.live) console.log(`      round ${p.live.round} running: ${formatBytes(p.live.bytesSent)} sent, batch ${p.live.batchesDone}/${p.live.batches}`);
+        for (const r of p.rounds) console.log(`      round ${r.round} ${r.kind}: sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.bytesScanned)}, wire ${formatBytes(r.wireBytes)}${retried(r)}, ${r.chunksReused} chunks reused, ${r.codec}, ${r.throughputMBps.toFixed(1)} MB/s, ${r.durationMs} ms`);
+        if (p.live) {
+          const again = p.live.attempts && p.live.attempts > 1 ? ` (attempt ${p.live.attempts}${p.live.resentBytes ? `, ${formatBytes(p.live.resentBytes)} sent again` : ''})` : '';
+          console.log(`      round ${p.live.round} running: ${formatBytes(p.live.bytesSent)} sent, wire ${formatBytes(p.live.wireBytes)}, batch ${p.live.batchesDone}/${p.live.batches}${again}`);
+        }
         if (cause) console.log(`  ${ended ? 'failed' : 'error'}: ${cause.message} [${cause.type}]`);
         console.log(`  UI: ${workflowUiUrl(p.workflowId)}`);
       });

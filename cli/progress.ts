@@ -4,7 +4,50 @@
  */
 import { SingleBar } from 'cli-progress';
 import type { FedflowClient, LiveProgress } from '../client';
+import { isUnreachable } from '../client/unreachable';
 import { MIGRATION_STEPS } from '../core/migration';
+
+/**
+ * While a command waits on a migration: one line when Temporal or the workers stop answering
+ * (the line `fedflow status` prints, with what to start), once per outage, and one when they
+ * answer again. Other failed polls stay silent: the next poll catches up.
+ */
+export class OutageNotice {
+  private down: string | undefined;
+  private noWorkerSince: number | undefined;
+  /** The error of the outage going on, if any. */
+  last: Error | undefined;
+
+  constructor(
+    private readonly say: (line: string) => void,
+    /**
+     * Workers are said missing only once none has polled for this long: right after Temporal
+     * restarts it knows no poller until the workers' next polls, seconds later.
+     */
+    private readonly noWorkerGraceMs = 10_000,
+  ) {}
+
+  failed(err: unknown): void {
+    if (!isUnreachable(err)) return;
+    this.last = err;
+    if (err.type === 'NoWorker') {
+      this.noWorkerSince ??= Date.now();
+      if (Date.now() - this.noWorkerSince < this.noWorkerGraceMs) return;
+    } else this.noWorkerSince = undefined;
+    // Temporal back but its workers not polling is news too; the same condition again is not.
+    if (this.down === err.type) return;
+    this.down = err.type;
+    this.say(`fedflow: ${err.message}`);
+  }
+
+  answered(): void {
+    this.last = undefined;
+    this.noWorkerSince = undefined;
+    if (this.down === undefined) return;
+    this.down = undefined;
+    this.say('fedflow: Temporal and the workers answer again; following the migration');
+  }
+}
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -37,13 +80,17 @@ export async function watchProgress(client: FedflowClient, workloadId: string, t
     : undefined;
   let last: LiveProgress | undefined;
   let lastLine = '';
+  // Over the bar's line, when there is one: it redraws itself below on its next update.
+  const notice = new OutageNotice((line) => out.write(`${bar ? '\r\x1b[2K' : ''}${line}\n`));
   bar?.start(100, 0, { step: 'starting', bytes: '' });
   try {
     for (;;) {
       try {
         last = await client.getProgress(workloadId);
-      } catch {
-        // The query can miss while a worker restarts; the next poll catches up.
+        notice.answered();
+      } catch (err) {
+        // Said once per outage; a query that misses while a worker restarts is caught up by the next poll.
+        notice.failed(err);
       }
       if (last) {
         const r = last.rounds.at(-1);

@@ -10,7 +10,7 @@ import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from '../core/contracts/migration-messages';
 import { resolveConnection } from './connection';
 import { FedflowError, FederationLog } from './federation';
-import { unreachable } from './unreachable';
+import { noWorker, unreachable } from './unreachable';
 import type { PullHeartbeat } from '../activities/sync';
 
 export type { MigrationProgress, MigrationRequest, MigrationResult } from '../core/migration';
@@ -46,8 +46,36 @@ export interface LiveProgress extends MigrationProgress {
    * ApplicationFailure, not "Activity task failed"). Absent while it runs and once it completed.
    */
   failure?: { type: string; message: string };
-  /** The round being pulled right now, from its activity's last heartbeat. */
-  live?: { round: number; bytesSent: number; wireBytes: number; batchesDone: number; batches: number };
+  /**
+   * The round being pulled right now, from its activity's last heartbeat. Bytes count every
+   * attempt of the pull so far (resentBytes: sent a second time after an attempt ended early);
+   * batches are the current attempt's.
+   */
+  live?: { round: number; bytesSent: number; wireBytes: number; batchesDone: number; batches: number; resentBytes?: number; attempts?: number };
+}
+
+/** temporal.api.enums.v1: TaskQueueKind.NORMAL and TaskQueueType.WORKFLOW. */
+const TASK_QUEUE_KIND_NORMAL = 1;
+const TASK_QUEUE_TYPE_WORKFLOW = 1;
+/** One call to Temporal (a describe, a task queue's pollers) is given this long. */
+const RPC_MS = 5_000;
+/** A progress query is given this long: a live worker answers in well under a second. */
+const QUERY_MS = 10_000;
+/** A poller not seen for this long is gone: live workers renew their long polls every minute. */
+const POLLER_FRESH_MS = 75_000;
+
+class TimedOut extends Error {
+  constructor(
+    readonly ms: number,
+    cause: unknown,
+  ) {
+    super(`no answer within ${ms} ms`, { cause });
+    this.name = 'TimedOut';
+  }
+}
+
+function tsToMs(t: { seconds?: unknown; nanos?: number | null }): number {
+  return Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
 }
 
 export class FedflowClient {
@@ -107,37 +135,97 @@ export class FedflowClient {
     }
   }
 
+  /**
+   * Runs `fn`'s calls to Temporal for at most `ms` (a gRPC deadline, which also ends the SDK's
+   * retries of an unreachable server: those otherwise go on for half a minute, and a query nobody
+   * answers waits as long). Rejects with a TimedOut when the deadline passed.
+   */
+  private async within<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + ms;
+    try {
+      return await this.client.connection.withDeadline(deadline, fn);
+    } catch (err) {
+      if (Date.now() >= deadline - 100) throw new TimedOut(ms, err);
+      throw err;
+    }
+  }
+
+  private serverAnswers(): Promise<boolean> {
+    return this.within(RPC_MS, () => this.client.workflowService.getSystemInfo({})).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  private temporalSilent(err: TimedOut): FedflowError {
+    return new FedflowError(`cannot reach Temporal${this.address ? ` at ${this.address}` : ''} (no answer within ${err.ms / 1000} s); start it with \`fedflow up\`, or set TEMPORAL_ADDRESS to your cluster`, 'TemporalUnavailable');
+  }
+
+  /**
+   * The NoWorker error when no worker has polled `taskQueue` lately, else undefined. A live
+   * worker's long polls are renewed at least every minute, so a poller last seen longer ago than
+   * that is gone: this says so at once, where the progress query would wait for its timeout.
+   */
+  async idleTaskQueue(taskQueue: string = CONTROL_TASK_QUEUE): Promise<FedflowError | undefined> {
+    const { pollers } = await this.within(RPC_MS, () =>
+      this.client.workflowService.describeTaskQueue({ namespace: this.client.options.namespace, taskQueue: { name: taskQueue, kind: TASK_QUEUE_KIND_NORMAL }, taskQueueType: TASK_QUEUE_TYPE_WORKFLOW }),
+    );
+    const now = Date.now();
+    const fresh = (pollers ?? []).some((p) => p.lastAccessTime && now - tsToMs(p.lastAccessTime) < POLLER_FRESH_MS);
+    return fresh ? undefined : noWorker(taskQueue, this.address);
+  }
+
   /** Where the migration of a workload stands, with live copy bytes from the copy's heartbeat. */
   async getProgress(workloadId: string): Promise<LiveProgress> {
     const h = this.handle(workloadId);
     let desc;
     let p;
     try {
-      desc = await h.describe();
-      p = await h.query(progressQuery);
+      desc = await this.within(RPC_MS, () => h.describe());
+      // The query is answered by a worker: without one, say so now rather than after its timeout.
+      const idle = await this.idleTaskQueue(desc.taskQueue);
+      if (idle) throw idle;
+      p = await this.within(QUERY_MS, () => h.query(progressQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new FedflowError(`no migration of workload '${workloadId}' was found (workflow ${migrationWorkflowId(workloadId)})`, 'MigrationNotFound');
+      if (err instanceof FedflowError) throw err;
+      if (err instanceof TimedOut) {
+        // A query that times out while Temporal answers is the workers' silence.
+        throw desc && (await this.serverAnswers())
+          ? new FedflowError(
+              `no fedflow worker answered the progress query within ${err.ms / 1000} s (task queue '${desc.taskQueue}' on Temporal${this.address ? ` at ${this.address}` : ''}); start the workers with \`fedflow up\` (or \`fedflow worker\` against your own cluster)`,
+              'NoWorker',
+            )
+          : this.temporalSilent(err);
+      }
       throw unreachable(err, { address: this.address, taskQueue: desc?.taskQueue }) ?? err;
     }
     let failure: LiveProgress['failure'];
     if (!['RUNNING', 'COMPLETED', 'CONTINUED_AS_NEW'].includes(desc.status.name)) {
       // The progress query keeps the workflow's own last word ("Activity task failed"); the
       // result's failure chain holds the cause a person can act on.
-      failure = await h.result().then(
+      failure = await this.within(RPC_MS, () => h.result()).then(
         () => undefined,
-        (err: unknown) => rootFailure(err),
+        (err: unknown) => (err instanceof TimedOut ? undefined : rootFailure(err)),
       );
     }
     let live: LiveProgress['live'];
     if (desc.status.name === 'RUNNING' && p.steps.find((s) => s.id === 'sync')?.status === 'running') {
       // The pull runs in the syncVolume child; its heartbeat carries the cursor and bytes so far.
-      const child = await this.client.workflow.getHandle(`${h.workflowId}-sync`).describe().catch(() => undefined);
+      // Bounded like the calls above: Temporal gone in between is said, not waited out.
+      const child = await this.within(RPC_MS, () => this.client.workflow.getHandle(`${h.workflowId}-sync`).describe()).catch((err: unknown) => {
+        if (err instanceof TimedOut) throw this.temporalSilent(err);
+        const down = unreachable(err, { address: this.address });
+        if (down) throw down;
+        return undefined;
+      });
       for (const a of child?.raw.pendingActivities ?? []) {
         const payload = a.heartbeatDetails?.payloads?.[0];
         if (a.activityType?.name !== 'pullDelta' || !payload) continue;
         const hb = defaultPayloadConverter.fromPayload<PullHeartbeat>(payload as never);
         if (hb && typeof hb.cursor === 'number') {
-          live = { round: p.rounds.length + 1, bytesSent: hb.rawBytes, wireBytes: hb.wireBytes, batchesDone: hb.cursor, batches: hb.batches };
+          // rawBytes and wireBytes count every attempt of the pull (activities/sync.ts); batches, this attempt's.
+          live = { round: p.rounds.length + 1, bytesSent: hb.rawBytes, wireBytes: hb.wireBytes, batchesDone: hb.cursor, batches: hb.batches, ...(hb.totals ? { resentBytes: hb.totals.resentBytes, attempts: hb.totals.attempts } : {}) };
         }
       }
     }

@@ -19,6 +19,19 @@ function grpcCause(err: unknown): { code: number; details: string } | undefined 
   return undefined;
 }
 
+/** The one line for "no worker polls the migration's task queue", with what to start. */
+export function noWorker(taskQueue = CONTROL_TASK_QUEUE, address?: string): FedflowError {
+  return new FedflowError(
+    `no fedflow worker is running: nothing polls task queue '${taskQueue}' on Temporal${address ? ` at ${address}` : ''}; start the workers with \`fedflow up\` (or \`fedflow worker\` against your own cluster)`,
+    'NoWorker',
+  );
+}
+
+/** Whether `err` is one of the one-line errors that say Temporal or its workers cannot be reached (and may come back). */
+export function isUnreachable(err: unknown): err is FedflowError {
+  return err instanceof FedflowError && (err.type === 'NoWorker' || err.type === 'TemporalUnavailable');
+}
+
 /**
  * The one-line FedflowError for an error that says Temporal or the workers cannot be reached, or
  * undefined for any other error (the caller rethrows it as it is).
@@ -32,10 +45,7 @@ export function unreachable(err: unknown, where: { address?: string; taskQueue?:
   // task queue recently" when its workers went away, and times the query out ("before a worker
   // could process it") when none ever polled.
   if ((g.code === FAILED_PRECONDITION && /no poller/i.test(g.details)) || (g.code === DEADLINE_EXCEEDED && /worker/i.test(g.details))) {
-    return new FedflowError(
-      `no fedflow worker is running: nothing polls task queue '${where.taskQueue ?? CONTROL_TASK_QUEUE}' on Temporal${at}; start the workers with \`fedflow up\` (or \`fedflow worker\` against your own cluster)`,
-      'NoWorker',
-    );
+    return noWorker(where.taskQueue, where.address);
   }
   if (g.code === UNAVAILABLE || g.code === DEADLINE_EXCEEDED) {
     return new FedflowError(`cannot reach Temporal${at} (${g.details.split('\n')[0]}); start it with \`fedflow up\`, or set TEMPORAL_ADDRESS to your cluster`, 'TemporalUnavailable');

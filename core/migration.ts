@@ -131,7 +131,11 @@ export interface StepProgress {
   detail?: string;
 }
 
-/** One sync round as progress and results show it (the activity's RoundFigures). */
+/**
+ * One sync round as progress and results show it (the activity's RoundFigures). A round's pull may
+ * take several attempts (a worker or the Temporal server restarted under it): every figure counts
+ * all of them (agent/transfer/pull-ledger.ts).
+ */
 export interface RoundSummary {
   round: number;
   kind: 'precopy' | 'final';
@@ -139,12 +143,23 @@ export interface RoundSummary {
   codec: string;
   bytesScanned: number;
   chunks: number;
+  /** Chunks received, over every attempt (a chunk sent twice counts twice). */
   chunksSent: number;
   chunksReused: number;
+  /** Raw bytes of the chunks received, over every attempt. */
   bytesSent: number;
+  /** Bytes on the wire, over every attempt: what the source served for this round. */
   wireBytes: number;
+  /**
+   * Of wireBytes, the bytes sent a second time because an attempt ended before its chunks were
+   * durable (absent in runs from before it was counted).
+   */
+  resentBytes?: number;
+  /** Attempts the pull took (absent in runs from before it was counted). */
+  attempts?: number;
   compressionRatio: number;
   throughputMBps: number;
+  /** Time spent pulling, over every attempt (without the gaps between them). */
   durationMs: number;
   corruptRefetched: number;
 }
@@ -216,6 +231,8 @@ export interface MigrationProgress {
   bytesTotal?: number;
   /** Bytes on the wire in finished rounds (live bytes come from the pull's heartbeat). */
   bytesTransferred: number;
+  /** Of bytesTransferred, bytes sent again after an attempt of a pull ended early (absent in runs from before it was counted). */
+  resentBytes?: number;
   /** 'pre-copy', 'converged', 'not converging', 'final'. */
   syncStatus?: string;
   /** Reservation and placement commits (absent in runs from before they existed). */
@@ -231,8 +248,14 @@ export interface MigrationResult {
   target: string;
   /** Where the workload is served now. */
   address: string;
-  /** Bytes on the wire over every round. */
+  /** Bytes on the wire over every round and every attempt of its pull. */
   bytesTransferred: number;
+  /**
+   * Of bytesTransferred, bytes sent a second time: chunks an attempt of a pull received but had not
+   * made durable when it ended (a crash, a timeout), fetched again by the next attempt. Absent in
+   * runs from before it was counted.
+   */
+  resentBytes?: number;
   /** Size of the volume image at cut-over. */
   volumeBytes: number;
   /** Manifest root hash of the volume at cut-over (the target verified every chunk against it). */

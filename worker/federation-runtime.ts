@@ -20,6 +20,7 @@ import { SourceImages } from '../agent/capture/source-images';
 import { loadTransferSecret } from '../agent/transfer/secret';
 import { startTransferServer } from '../agent/transfer/server';
 import { createSyncActivities } from '../activities/sync';
+import { diskPullLedger } from '../agent/transfer/pull-ledger';
 import { createLinkActivities } from '../activities/link';
 import { LinkTelemetry } from '../agent/link/telemetry';
 import { createConsensusActivities } from '../activities/consensus';
@@ -121,7 +122,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       taskQueue: siteTaskQueue(site.id),
       activities: {
         ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url }),
-        ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url }),
+        ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url, ledger: diskPullLedger(join(dir, 'pulls')) }),
         ...createLinkActivities({ site: site.id, telemetry, secret }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
       },

@@ -19,7 +19,7 @@ import type { FinalImage } from '../capture/final-images';
 import { verifyManifest } from '../capture/manifest-builder';
 import { ManifestError, SHA256_HEX } from '../../core/manifest';
 import { decodeManifest, ManifestDeltaError, readManifestHeader } from '../../core/manifest-delta';
-import { BINARY_MANIFEST_TYPE, MANIFEST_BASE_HEADER, MAX_MANIFEST_BASES } from './server';
+import { BINARY_MANIFEST_TYPE, decodeResent, MANIFEST_BASE_HEADER, MAX_MANIFEST_BASES, RESENT_HEADER } from './server';
 
 export interface PullPlan {
   codec: CodecSpec;
@@ -38,6 +38,40 @@ export interface PullProgress {
   queued: number;
   rawBytes: number;
   wireBytes: number;
+}
+
+/**
+ * What one pull has received so far, kept where its caller can read it at any moment (a pull that
+ * fails or is cancelled returns nothing): every byte of a chunk reply on the wire falls in exactly
+ * one of stored, duplicate, corrupt, or none of them (received but never made durable: the frames
+ * of a group not yet committed, or a partial frame, when the pull ended).
+ */
+export interface PullCounters {
+  /** Response bytes of chunk batches on the wire (frame headers + packed chunks). */
+  wireBytes: number;
+  /** Raw bytes of the chunks received and committed (stored or duplicate). */
+  rawBytes: number;
+  chunks: number;
+  /** Wire bytes of chunks this pull stored (new to the store). */
+  storedWireBytes: number;
+  storedChunks: number;
+  /** Wire bytes of chunks the store already held when their commit ran (another pull stored them meanwhile). */
+  duplicateWireBytes: number;
+  /** Wire bytes of chunks that arrived corrupt and were asked for again. */
+  corruptWireBytes: number;
+  /** Wire bytes of chunks the source said it had served to this target before (RESENT_HEADER): a retry's second copy. */
+  resentWireBytes: number;
+  /** Whether the source says what it serves twice (agents from before RESENT_HEADER do not). */
+  sourceCountsResent: boolean;
+}
+
+export function newPullCounters(): PullCounters {
+  return { wireBytes: 0, rawBytes: 0, chunks: 0, storedWireBytes: 0, storedChunks: 0, duplicateWireBytes: 0, corruptWireBytes: 0, resentWireBytes: 0, sourceCountsResent: false };
+}
+
+/** Bytes a pull received that did not end up in the store: lost if the pull ended there. */
+export function undurableWireBytes(c: PullCounters): number {
+  return Math.max(0, c.wireBytes - c.storedWireBytes - c.duplicateWireBytes - c.corruptWireBytes);
 }
 
 export interface PullFigures {
@@ -324,6 +358,8 @@ export interface PullOptions {
    */
   resumeCursor?: number;
   onProgress?: (p: PullProgress) => void;
+  /** Counted into as the pull goes (also when it fails): give one to read the figures of a pull that did not finish. */
+  counters?: PullCounters;
   signal?: AbortSignal;
 }
 
@@ -338,6 +374,7 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
   const url = `${opts.endpoint}/chunks/${opts.root}?${q}`;
   const done = new Array<boolean>(batches.length).fill(false);
   const progress: PullProgress = { cursor: 0, batches: batches.length, chunksDone: 0, queued: batches.length, rawBytes: 0, wireBytes: 0 };
+  const counters = opts.counters ?? newPullCounters();
   const committer = new GroupCommitter(opts.store, GROUP_BYTES);
   let corruptRefetched = 0;
   let chunksFetched = 0;
@@ -366,12 +403,21 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
     // keep arriving. A batch counts as done only once all its chunks are committed.
     const bad: ChunkRef[] = [];
     const pending: Promise<void>[] = [];
-    const take = (ref: ChunkRef, raw: Buffer) =>
+    const servedBefore = decodeResent(res.headers[RESENT_HEADER]);
+    if (servedBefore) counters.sourceCountsResent = true;
+    const take = (ref: ChunkRef, raw: Buffer, frameBytes: number) =>
       committer.add(ref.hash, raw).then((r) => {
         if (r === 'rejected') {
+          counters.corruptWireBytes += frameBytes;
           bad.push(ref);
           return;
         }
+        if (r === 'stored') {
+          counters.storedWireBytes += frameBytes;
+          counters.storedChunks++;
+        } else counters.duplicateWireBytes += frameBytes;
+        counters.rawBytes += raw.length;
+        counters.chunks++;
         chunksFetched++;
         progress.rawBytes += raw.length;
         progress.chunksDone++;
@@ -381,10 +427,12 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
     try {
       for await (const piece of res) {
         progress.wireBytes += (piece as Buffer).length;
+        counters.wireBytes += (piece as Buffer).length;
         buf = buf.length ? Buffer.concat([buf, piece as Buffer]) : (piece as Buffer);
         while (buf.length >= 36) {
           const len = buf.readUInt32BE(32);
           if (buf.length < 36 + len) break;
+          if (servedBefore?.(i)) counters.resentWireBytes += 36 + len;
           const ref = wanted[i++];
           if (!ref) throw new ChunkCorruptError(`batch reply from ${opts.endpoint} has more frames than the ${wanted.length} asked for`);
           const hash = buf.toString('hex', 0, 32);
@@ -400,10 +448,11 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
             raw = undefined;
           }
           if (!raw) {
+            counters.corruptWireBytes += 36 + len;
             bad.push(ref);
             continue;
           }
-          pending.push(take(ref, raw));
+          pending.push(take(ref, raw, 36 + len));
           // Backpressure on the socket while the committer holds a full group waiting.
           if (committer.full) await committer.room();
         }

@@ -14,7 +14,10 @@
  *                                                a delta against the first base this site knows
  *                                                (header x-fedflow-manifest-base: its root, or none)
  *   POST /chunks/<root>?codec=lz4|zstd|none&level=N&to=<site>
- *        body {"hashes": [...]}, answer: per hash, [32-byte digest][u32 BE length][packed chunk]
+ *        body {"hashes": [...]}, answer: per hash, [32-byte digest][u32 BE length][packed chunk];
+ *        header x-fedflow-resent: which of them this site served to the same target for the same
+ *        image before (a bitset over the request's positions, base64url; '-' for none), so the
+ *        target can count what crossed the link twice (a retry after a crash) apart
  *   GET  /finals/<slot>?waitMs=N                 long poll for a cut-over's final image
  *                                                (agent/capture/final-images.ts): 200 and its root,
  *                                                counts and frozen digest once the source has
@@ -33,7 +36,7 @@ import { compressChunk, packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
 import type { LinkShaperSet } from '../link/shaper';
 import { LinkDropError } from '../link/shaper';
 import type { SourceImages } from '../capture/source-images';
-import { SHA256_HEX } from '../../core/manifest';
+import { SHA256_HEX, type ChunkRef } from '../../core/manifest';
 import { encodeManifest } from '../../core/manifest-delta';
 import { ENDPOINT_SCOPES, verifyToken, type VerifyResult } from './token';
 
@@ -59,6 +62,29 @@ export const MAX_FINAL_WAIT_MS = 20_000;
 export const MAX_MANIFEST_BASES = 8;
 export const BINARY_MANIFEST_TYPE = 'application/vnd.fedflow.manifest';
 export const MANIFEST_BASE_HEADER = 'x-fedflow-manifest-base';
+/** Chunks of a batch reply served before to the same target from the same image: a bitset over the request's positions. */
+export const RESENT_HEADER = 'x-fedflow-resent';
+
+/** The RESENT_HEADER value for `flags` (one per requested hash). */
+export function encodeResent(flags: readonly boolean[]): string {
+  if (!flags.some(Boolean)) return '-';
+  const bits = Buffer.alloc(Math.ceil(flags.length / 8));
+  flags.forEach((f, i) => {
+    if (f) bits[i >> 3]! |= 1 << (i & 7);
+  });
+  return bits.toString('base64url');
+}
+
+/**
+ * The positions a RESENT_HEADER value marks, or undefined when the header is absent (an agent
+ * from before it, which does not say what it sent twice).
+ */
+export function decodeResent(value: string | string[] | undefined): ((i: number) => boolean) | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (value === '-' || value === '') return () => false;
+  const bits = Buffer.from(value, 'base64url');
+  return (i) => i >> 3 < bits.length && (bits[i >> 3]! & (1 << (i & 7))) !== 0;
+}
 /** Manifests are compressed once per request; level 3 does ~2.4:1 on them at hundreds of MB/s. */
 const MANIFEST_ZSTD_LEVEL = 3;
 
@@ -68,11 +94,13 @@ export interface TransferStats {
   rawBytesServed: number;
   /** Bytes on the wire: frame headers + packed chunks. */
   bytesServed: number;
+  /** Of bytesServed, chunks served before to the same target from the same image (a retried pull). */
+  resentBytesServed: number;
   refused: number;
 }
 
 export function newTransferStats(): TransferStats {
-  return { chunksServed: 0, rawBytesServed: 0, bytesServed: 0, refused: 0 };
+  return { chunksServed: 0, rawBytesServed: 0, bytesServed: 0, resentBytesServed: 0, refused: 0 };
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
@@ -140,6 +168,18 @@ export function createTransferHandler(opts: TransferServerOptions) {
   }
 
   const stats = (opts.stats ??= newTransferStats());
+  /**
+   * Per image (its chunk index: dropped with the image) and target, the chunks served so far.
+   * About a quarter of what the image's index itself costs per chunk.
+   */
+  const servedTo = new WeakMap<object, Map<string, Set<ChunkRef>>>();
+  function served(index: object, target: string): Set<ChunkRef> {
+    let byTarget = servedTo.get(index);
+    if (!byTarget) servedTo.set(index, (byTarget = new Map()));
+    let set = byTarget.get(target);
+    if (!set) byTarget.set(target, (set = new Set()));
+    return set;
+  }
 
   /** The request's token checked for `scope` (a manifest root or an ENDPOINT_SCOPES value); a refusal is answered here. */
   function authorize(req: IncomingMessage, res: ServerResponse, scope: string): Extract<VerifyResult, { ok: true }> | undefined {
@@ -246,8 +286,10 @@ export function createTransferHandler(opts: TransferServerOptions) {
     const unknown = hashes.filter((h) => !entry.byHash.has(h));
     if (unknown.length) return reply(res, 404, { error: `${unknown.length} chunk(s) are not in manifest ${root.slice(0, 12)}: ${unknown.slice(0, 3).join(', ')}` });
 
-    res.writeHead(200, { 'content-type': 'application/octet-stream' });
-    for (const h of hashes) {
+    const sent = served(entry.byHash, verdict.claims.target);
+    const again = hashes.map((h) => sent.has(entry.byHash.get(h)!));
+    res.writeHead(200, { 'content-type': 'application/octet-stream', [RESENT_HEADER]: encodeResent(again) });
+    for (const [k, h] of hashes.entries()) {
       const raw = opts.images.readChunkSync(root, h)!;
       const packed = packChunk(raw, spec);
       if (opts.corrupt?.(h)) packed.writeUInt8(packed.readUInt8(packed.length - 1) ^ 0xff, packed.length - 1);
@@ -255,6 +297,9 @@ export function createTransferHandler(opts: TransferServerOptions) {
       head.write(h, 0, 'hex');
       head.writeUInt32BE(packed.length, 32);
       if (shaper) await shaper.acquire(head.length + packed.length);
+      // Gone while the link was acquired (the requester stopped reading): nothing is served, so
+      // nothing is counted, and the chunk is not marked as sent to it.
+      if (res.destroyed) return;
       // Both writes, always: with `a && b`, a full socket buffer after the header skipped the
       // chunk's bytes and desynchronised the stream.
       const moreHead = res.write(head);
@@ -262,6 +307,8 @@ export function createTransferHandler(opts: TransferServerOptions) {
       stats.chunksServed++;
       stats.rawBytesServed += raw.length;
       stats.bytesServed += head.length + packed.length;
+      if (again[k]) stats.resentBytesServed += head.length + packed.length;
+      sent.add(entry.byHash.get(h)!);
       if (!more) await new Promise((r) => res.once('drain', r));
       if (res.destroyed) return;
     }

@@ -103,11 +103,15 @@ describe('bad input is refused with a clear, non-retryable error and changes not
     assert.match(shown.error.message, /workload 'nope' is not in the federation log/);
   });
 
-  it('status when no worker polls the migration: one line naming what to start, no stack', async () => {
+  it('status when no worker polls the migration: one line naming what to start, at once, no stack', async () => {
     // A real run whose task queue nobody polls: the progress query cannot be answered.
     await suite.env.client.workflow.start('migrateWorkload', { taskQueue: 'nobody-polls-this', workflowId: migrationWorkflowId('orphan'), args: [{ workloadId: 'orphan', targetSite: 'dc:frankfurt' }] });
     for (const json of [false, true]) {
+      const t0 = Date.now();
       const out = await cli('status', 'orphan', ...(json ? ['--json'] : []));
+      // Said from the task queue's pollers at once, not after the progress query's timeout (15-30 s):
+      // what is left is the CLI's own start-up.
+      assert.ok(Date.now() - t0 < 10_000, `status took ${Date.now() - t0} ms to say no worker polls`);
       assert.equal(out.code, 1, out.stdout + out.stderr);
       const message = json ? (JSON.parse(out.stdout) as { error: { type: string; message: string } }).error : { type: 'NoWorker', message: out.stderr.trim().replace(/^fedflow: /, '') };
       assert.equal(message.type, 'NoWorker');

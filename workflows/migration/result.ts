@@ -18,6 +18,7 @@ export interface Finished {
 export function completedResult(m: Migration, { measured, target, sync, cut, switchedAtMs, finishedAtMs }: Finished): MigrationResult {
   const { req, v, info, consensus } = m;
   const startedAtMs = info.runStartTime.getTime();
+  const rounds = [...sync.rounds, cut.figures];
   return {
     workflowId: info.workflowId,
     workloadId: req.workloadId,
@@ -29,9 +30,11 @@ export function completedResult(m: Migration, { measured, target, sync, cut, swi
     decision: measured.record,
     modeSwitches: sync.modeSwitches,
     bytesTransferred: sync.wireBytes + cut.figures.wireBytes,
+    // Counted by agents of this version; a round from an older agent adds nothing.
+    resentBytes: rounds.reduce((a, r) => a + (r.resentBytes ?? 0), 0),
     volumeBytes: cut.figures.bytesScanned,
     rootHash: cut.image.manifest.rootHash,
-    rounds: [...sync.rounds, cut.figures],
+    rounds,
     precopyRounds: sync.precopyRounds,
     converged: sync.converged,
     notConverging: sync.notConverging,

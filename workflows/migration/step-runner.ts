@@ -57,6 +57,7 @@ export class StepRunner {
     setHandler(roundSignal, (r) => {
       progress.rounds.push(r);
       progress.bytesTransferred += r.wireBytes;
+      if (r.resentBytes) progress.resentBytes = (progress.resentBytes ?? 0) + r.resentBytes;
       progress.bytesTotal = r.bytesScanned;
       progress.syncStatus = r.kind === 'final' ? 'final' : 'pre-copy';
       this.step('sync').detail = `round ${r.round} (${r.kind}): sent ${r.bytesSent} of ${r.bytesScanned} bytes, ${r.chunksReused} chunks reused`;

@@ -13,7 +13,8 @@ import { ChunkStore } from '../../../agent/store/chunk-store';
 import { assertStoreClean, rotChunk } from './store-disk';
 import type { CodecSpec } from '../../../agent/transfer/codec';
 import { SourceImages } from '../../../agent/capture/source-images';
-import { ChunkCorruptError, fetchManifest, pullMissingChunks, TransferRefusedError, type PullProgress } from '../../../agent/transfer/client';
+import { ChunkCorruptError, fetchManifest, newPullCounters, pullMissingChunks, TransferRefusedError, type PullProgress } from '../../../agent/transfer/client';
+import { memoryPullLedger, totalsOf, withAttempt } from '../../../agent/transfer/pull-ledger';
 import { newTransferStats, startTransferServer, type TransferStats } from '../../../agent/transfer/server';
 import { claimsFor, endpointToken, issueToken } from '../../../agent/transfer/token';
 import type { Manifest } from '../../../core/manifest';
@@ -295,6 +296,51 @@ describe('transfer endpoint over loopback', () => {
       assert.equal(await served(), s2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a pull cut in the middle of a batch: the retry is told what the source sends again, and both attempts add up to what it served', async () => {
+    // A source of its own: what other tests pulled from `a` counts as sent to this target before.
+    const a = await startSource(13);
+    const { store, dir } = await openStore();
+    const root = a.manifest.rootHash;
+    const token = tokenFor(root);
+    // One batch for the whole volume, so the cut falls inside it, with frames written but unread.
+    const plan = { codec: { codec: 'none' } as CodecSpec, streams: 1, batchBytes: 8 << 20 };
+    const before = { ...a.stats };
+    const ledger = memoryPullLedger();
+    try {
+      const first = newPullCounters();
+      const ac = new AbortController();
+      const cut = () => (first.wireBytes > 0 ? ac.abort() : setImmediate(cut));
+      setImmediate(cut);
+      await assert.rejects(pullMissingChunks({ endpoint: a.url, root, token, manifest: a.manifest, store, plan, counters: first, signal: ac.signal }), /abort/i);
+      ledger.write('k', { attempt: 1, ...first, durationMs: 5, ended: true });
+      assert.ok(first.wireBytes > 0 && first.wireBytes < a.bytes.length, `cut inside the batch: ${first.wireBytes} of ${a.bytes.length} B received`);
+      assert.equal(first.sourceCountsResent, true, 'the source says what it sends twice');
+      assert.equal(first.resentWireBytes, 0, 'nothing was sent twice in the first attempt');
+
+      const second = newPullCounters();
+      await pullMissingChunks({ endpoint: a.url, root, token, manifest: a.manifest, store, plan, counters: second });
+      assert.equal(await assembleSha(store, a.manifest, dir), sha(a.bytes));
+      const served = a.stats.bytesServed - before.bytesServed;
+      const resentServed = a.stats.resentBytesServed - before.resentBytesServed;
+      assert.ok(resentServed > 0, 'the source wrote frames the first attempt never made durable, and wrote them again');
+      // The retry counts exactly what the source marked as sent again, as it received it.
+      assert.equal(second.resentWireBytes, resentServed);
+      // What the target received over both attempts is what the source served, less the frames it
+      // wrote into the cut connection that the target never read: all of those were sent again.
+      const received = first.wireBytes + second.wireBytes;
+      assert.ok(received <= served && served - received <= resentServed, `received ${received}, served ${served}, resent ${resentServed}`);
+      // The figures of the attempt that finishes count both.
+      const totals = withAttempt(totalsOf(ledger.records('k')), second, 7);
+      assert.deepEqual(
+        { attempts: totals.attempts, wireBytes: totals.wireBytes, resentBytes: totals.resentBytes, durationMs: totals.durationMs, storedChunks: totals.storedChunks },
+        { attempts: 2, wireBytes: received, resentBytes: resentServed, durationMs: 12, storedChunks: new Set(a.manifest.chunks.map((c) => c.hash)).size },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await a.close();
     }
   });
 });

@@ -68,5 +68,6 @@ export function targetToldImage(c: Cutover, image: CapturedImage, placement?: Fa
 export function cutDone(c: Cutover, image: CapturedImage, done: TargetCutover): CutoverResult {
   c.m.runner.progress.rounds.push(done.figures);
   c.m.runner.progress.bytesTransferred += done.figures.wireBytes;
+  if (done.figures.resentBytes) c.m.runner.progress.resentBytes = (c.m.runner.progress.resentBytes ?? 0) + done.figures.resentBytes;
   return { image, figures: done.figures, served: done.served, servingAtMs: done.servingAtMs, placement: done.placement };
 }
