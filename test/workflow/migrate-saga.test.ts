@@ -136,7 +136,6 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
       run.lines.filter((l) => !together.includes(l)),
       [
         'control validateMigration',
-        `control proposeFast reserve ${TARGET}`,
         `federation reserve ${TARGET}`,
         `${SOURCE} agentEndpoint`,
         `${TARGET} probeLink`,
@@ -147,7 +146,7 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
         `${SOURCE} releaseImage precopy-image`,
         `${SOURCE} agentEndpoint`,
         `${TARGET} cutoverTarget: image received`,
-        `control proposeFast place ${TARGET}`,
+        // Proposed once, by the target holding the image; the commit step takes its answer.
         `federation place ${TARGET}`,
         'control switchRoute',
         undo.finalImage,
@@ -187,6 +186,28 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
       );
     });
   }
+
+  test('a placement without quorum waits in the commit step, saying why, and completes once answered', T, async () => {
+    const { run, handle } = start('kv-wait-quorum', { holdOn: `federation place ${TARGET}` });
+    const h = await handle;
+    await run.seen(`federation place ${TARGET}`);
+    // The target's proposal got no answer: the commit step sends the same request again and
+    // puts the federation's status line in progress while it waits.
+    await eventually('the commit step to report the wait for quorum', async () => {
+      const p = await h.query(progressQuery);
+      return p.steps.find((s) => s.id === 'commit')?.status === 'running' && /waiting for quorum: 1 of 3/.test(p.consensus?.status ?? '');
+    });
+    assert.ok(!run.lines.includes('control switchRoute'), 'the route switched before the placement committed');
+    run.restoreQuorum();
+    const result: MigrationResult = await h.result();
+    assert.equal(result.status, 'completed');
+    // One proposal of the placement, answered once the quorum came back; no other path sent it.
+    assert.deepEqual(
+      run.lines.filter((l) => l.startsWith('federation place')),
+      [`federation place ${TARGET}`],
+    );
+    assert.match((await h.query(progressQuery)).steps.find((s) => s.id === 'commit')?.detail ?? '', /waited for quorum/);
+  });
 
   test('a pause holds the migration before its next step until resume', T, async () => {
     const { run, handle } = start('kv-pause', { gateOn: `${TARGET} startInstance` });

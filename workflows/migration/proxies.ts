@@ -21,12 +21,15 @@ const RETRY = { initialInterval: '200 milliseconds', maximumInterval: '10 second
 /** How long the fast path of a federation commit waits for the log's answer by update. */
 export const FAST_COMMIT_WAIT_MS = 2_000;
 
+/** How long each later wait of a proposal (v4) waits for the answer, when the first gave none. */
+export const COMMIT_REPOLL_WAIT_MS = 10_000;
+
 /**
- * The fast path of a federation commit: one local activity that proposes by update and waits a
- * little, with no retries (the signal path behind it is the retry).
+ * A federation proposal: one local activity that proposes by update and waits `waitMs` at most,
+ * with no retries (the caller sends the same request again: in v4 itself, in v3 by signal).
  */
-export function controlFast(summary: string) {
-  return proxyLocalActivities<ControlActivities>({ startToCloseTimeout: FAST_COMMIT_WAIT_MS + 5_000, retry: { maximumAttempts: 1 }, summary });
+export function controlFast(summary: string, waitMs = FAST_COMMIT_WAIT_MS) {
+  return proxyLocalActivities<ControlActivities>({ startToCloseTimeout: waitMs + 5_000, retry: { maximumAttempts: 1 }, summary });
 }
 
 export function control(summary: string) {
