@@ -46,6 +46,14 @@ export interface CapturedImage {
   hybridCodec?: { codec: 'none' | 'lz4' | 'zstd'; level?: number; goodputMBps: number };
 }
 
+/** Heartbeat details of a cut-over capture: when the first attempt froze the workload. */
+interface CaptureHeartbeat {
+  frozenAtMs: number;
+}
+
+/** How often a capture heartbeats while it scans (the SDK throttles to its own interval). */
+const CAPTURE_HEARTBEAT_MS = 1_000;
+
 /** One round's figures, as the progress query and the result show them. */
 export type RoundFigures = RoundSummary;
 
@@ -79,6 +87,10 @@ export function createSyncActivities(deps: SyncDeps) {
     }): Promise<CapturedImage> {
       let frozenAtMs: number | undefined;
       let digest: WorkloadDigest | undefined;
+      // A cut-over capture heartbeats the time of its freeze: an attempt retried after a crash
+      // freezes again (a no-op on a frozen workload) but keeps the first freeze's time, so the
+      // downtime counts from it.
+      const prior = args.freeze ? (Context.current().info.heartbeatDetails as CaptureHeartbeat | undefined) : undefined;
       if (args.freeze) {
         const st = await deps.provider.describeInstance(args.freeze);
         if (st.status !== 'running' || !st.address) {
@@ -90,10 +102,21 @@ export function createSyncActivities(deps: SyncDeps) {
           );
         }
         digest = (await kvCall(st.address, 'POST', '/admin/freeze')) as WorkloadDigest;
-        frozenAtMs = Date.now();
+        frozenAtMs = prior?.frozenAtMs ?? Date.now();
       }
       const volume = deps.provider.volumePath(args.volumeId);
-      const { manifest, scanMs } = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
+      // Alive while it scans: a cut-over capture has a short heartbeat timeout, so that after a
+      // crash it is retried within seconds, not minutes, while the source is frozen.
+      const details: CaptureHeartbeat | undefined = frozenAtMs !== undefined ? { frozenAtMs } : undefined;
+      heartbeat(details);
+      const beat = setInterval(() => heartbeat(details), CAPTURE_HEARTBEAT_MS);
+      let captured: Awaited<ReturnType<SourceImages['capture']>>;
+      try {
+        captured = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
+      } finally {
+        clearInterval(beat);
+      }
+      const { manifest, scanMs } = captured;
       let hybridCodec: CapturedImage['hybridCodec'];
       if (args.hybridBandwidthMbps) {
         // Sample up to 8 chunks spread over the image: the codec is chosen on this volume's data.

@@ -13,6 +13,9 @@ export const TIMEOUTS = {
   quick: { startToCloseTimeout: '1 minute' },
   start: { startToCloseTimeout: '2 minutes', heartbeatTimeout: '20 seconds' },
   capture: { startToCloseTimeout: '30 minutes', heartbeatTimeout: '2 minutes' },
+  // The cut-over's capture: the source is frozen, so a crashed attempt is retried within seconds
+  // (the activity heartbeats every second while it scans).
+  freeze: { startToCloseTimeout: '30 minutes', heartbeatTimeout: '10 seconds' },
   pull: { startToCloseTimeout: '6 hours', heartbeatTimeout: '15 seconds' },
 } as const satisfies Record<string, ActivityOptions>;
 
