@@ -209,6 +209,26 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
     assert.match((await h.query(progressQuery)).steps.find((s) => s.id === 'commit')?.detail ?? '', /waited for quorum/);
   });
 
+  test('a mode switch between pre-copy rounds keeps the volume\'s chunking (only codec and streams follow the mode)', T, async () => {
+    // Rounds 1 and 2 send a lot (no convergence); from the second prediction on the link is slow
+    // and far, so after two agreeing evaluations the policy switches to internet for round 3.
+    const { run, handle } = start('kv-mode-switch', { slowLinkFrom: 2, preCopyBytes: [64 << 20, 32 << 20, 4096] });
+    const result: MigrationResult = await (await handle).result();
+    assert.equal(result.status, 'completed');
+    assert.equal(result.modeSwitches.length, 1, JSON.stringify(result.modeSwitches));
+    const [sw] = result.modeSwitches;
+    assert.equal(sw!.to, 'internet');
+    assert.notEqual(sw!.from, 'internet');
+    // The rounds after the switch ran in the new mode...
+    assert.deepEqual(
+      result.rounds.map((r) => r.mode),
+      [sw!.from, sw!.from, 'internet', 'internet'],
+    );
+    // ...on the chunks the target already holds: every capture, the final one too, cut the same way.
+    assert.equal(run.presets.length, 4);
+    assert.deepEqual(new Set(run.presets).size, 1, `presets ${run.presets.join(', ')}`);
+  });
+
   test('a pause holds the migration before its next step until resume', T, async () => {
     const { run, handle } = start('kv-pause', { gateOn: `${TARGET} startInstance` });
     const h = await handle;

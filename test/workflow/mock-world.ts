@@ -43,6 +43,10 @@ export interface Script {
   holdOn?: string;
   /** The call (its log line) that waits until the test calls `release(line)`. */
   gateOn?: string;
+  /** From this prediction on (1 = the measure step's), the link predicts as a slow, far one. */
+  slowLinkFrom?: number;
+  /** Bytes each pre-copy round sends, by round (default 4 KiB: converged at once). */
+  preCopyBytes?: number[];
 }
 
 export class MigrationRun {
@@ -52,6 +56,9 @@ export class MigrationRun {
   private readonly answered = new Map<string, Omit<ProposalResult, 'certificate'>>();
   private readonly held = new Set<string>();
   private quorumBack = false;
+  /** The chunk preset of every capture, in order. */
+  readonly presets: string[] = [];
+  predictions = 0;
   private round = 0;
   private readonly events = new EventEmitter();
   private readonly gate: { opened: boolean; open: () => void; wait: Promise<void> };
@@ -216,11 +223,15 @@ export class MockWorld {
         return { from: args.source, to: site, samples: [], summary: {} } as unknown as Awaited<ReturnType<LinkActivities['probeLink']>>;
       },
       predictLink: async () => {
+        const run = this.current();
         await at('predictLink');
-        return { meanMbps: 900, lowMbps: 800, rttMs: 1, source: 'onnx', inputs: { sampleCount: 8, lastMbps: 900, features: null, modelPath: 'mock', adaptation: null } };
+        const slow = run.script.slowLinkFrom !== undefined && ++run.predictions >= run.script.slowLinkFrom;
+        const [meanMbps, lowMbps, rttMs] = slow ? [20, 10, 120] : [900, 800, 1];
+        return { meanMbps, lowMbps, rttMs, source: 'onnx', inputs: { sampleCount: 8, lastMbps: meanMbps, features: null, modelPath: 'mock', adaptation: null } };
       },
       captureImage: async (args) => {
         const final = args.freeze !== undefined;
+        this.current().presets.push(args.preset);
         await at(final ? 'captureImage (freeze)' : 'captureImage');
         const root = final ? FINAL_ROOT : PRECOPY_ROOT;
         const image: CapturedImage = {
@@ -235,8 +246,10 @@ export class MockWorld {
       },
       releaseImage: async (args) => at(`releaseImage ${args.root}`),
       pullDelta: async (args) => {
+        const run = this.current();
         await at('pullDelta');
-        return figures(args.round, args.kind);
+        const sent = args.kind === 'precopy' ? run.script.preCopyBytes?.[args.round - 1] : undefined;
+        return { ...figures(args.round, args.kind), mode: args.plan.mode, ...(sent !== undefined ? { bytesSent: sent, wireBytes: sent } : {}) };
       },
       cutoverTarget: async (args) => {
         const run = this.current();
@@ -257,7 +270,7 @@ export class MockWorld {
         await at('cutoverTarget: image received');
         // Holding the image, the target proposes the placement (as the real one does).
         const placement = args.placement ? run.propose(args.placement) : undefined;
-        return { figures: figures(args.round, 'final'), served: DIGEST, servingAtMs: Date.now(), image: { root, frozenAtMs: Date.now(), digest: DIGEST }, ...(placement ? { placement } : {}) };
+        return { figures: { ...figures(args.round, 'final'), mode: args.plan.mode }, served: DIGEST, servingAtMs: Date.now(), image: { root, frozenAtMs: Date.now(), digest: DIGEST }, ...(placement ? { placement } : {}) };
       },
     };
   }
