@@ -7,7 +7,7 @@
  * of it, so a wait that gives up is taken up again by sending the same request.
  * (Runs of v2 and v3 also proposed by signal; their histories keep that path.)
  */
-import type { Client } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { consensusStatusQuery, proposeUpdate, type ProposalResult, type ProposeInput } from '../core/contracts/federation';
 import { federationWorkflowId } from '../core/contracts/task-queues';
@@ -15,9 +15,11 @@ import { federationWorkflowId } from '../core/contracts/task-queues';
 /**
  * What a proposal got: the result (without signatures), or why it has none yet. `status` is the
  * federation's own status line when it could be read (`waiting for quorum: 2 of 4 sites
- * reachable, need 3`); `notRunning` says the federation workflow does not exist (start it).
+ * reachable, need 3`); `notRunning` says the federation workflow does not exist (start it);
+ * `refused` says the federation refused the proposal itself (its validator: a site that is not a
+ * member, a request id reused with other entries...): sending it again cannot help.
  */
-export type FastProposal = { result: Omit<ProposalResult, 'certificate'> } | { pending: string; status?: string; notRunning?: boolean };
+export type FastProposal = { result: Omit<ProposalResult, 'certificate'> } | { pending: string; status?: string; notRunning?: boolean; refused?: boolean };
 
 export interface FastProposalRequest {
   federation: string;
@@ -41,6 +43,10 @@ export async function proposeByUpdate(client: Client | undefined, args: FastProp
   } catch (err) {
     if (err instanceof WorkflowNotFoundError || (err as Error).name === 'WorkflowNotFoundError') {
       return { pending: `federation workflow '${federationWorkflowId(args.federation)}' is not running`, notRunning: true };
+    }
+    if (err instanceof WorkflowUpdateFailedError) {
+      const why = (err.cause as Error | undefined)?.message ?? err.message;
+      return { pending: `the federation refused the proposal: ${why}`, refused: true };
     }
     const pending = abort.signal.aborted ? `no answer within ${args.waitMs} ms` : (err as Error).message;
     // Why no answer yet, in the federation's words (the round it is in, or its wait for quorum).

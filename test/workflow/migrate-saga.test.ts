@@ -209,6 +209,19 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
     assert.match((await h.query(progressQuery)).steps.find((s) => s.id === 'commit')?.detail ?? '', /waited for quorum/);
   });
 
+  test('a proposal the federation refuses outright fails the step at once (not sent again), and the saga runs', T, async () => {
+    const { run, handle } = start('kv-refused', { refuseOn: `federation reserve ${TARGET}` });
+    const err = await (await handle).result().then(
+      () => assert.fail('the migration completed; it should have failed'),
+      (e: unknown) => e,
+    );
+    const cause = rootCause(err) as ApplicationFailure;
+    assert.equal(cause.type, FailureType.FederationChangeFailed);
+    assert.match(cause.message, /refused the proposal: injected/);
+    assert.equal(run.lines.filter((l) => l.startsWith(`✗ federation reserve`)).length, 1, run.lines.join(' | '));
+    assert.deepEqual(run.afterFailure(), [undo.reservation, undo.lock]);
+  });
+
   test('a mode switch between pre-copy rounds keeps the volume\'s chunking (only codec and streams follow the mode)', T, async () => {
     // Rounds 1 and 2 send a lot (no convergence); from the second prediction on the link is slow
     // and far, so after two agreeing evaluations the policy switches to internet for round 3.

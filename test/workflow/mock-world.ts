@@ -43,6 +43,8 @@ export interface Script {
   holdOn?: string;
   /** The call (its log line) that waits until the test calls `release(line)`. */
   gateOn?: string;
+  /** A federation proposal (its log line) the federation refuses outright, as its validator would. */
+  refuseOn?: string;
   /** From this prediction on (1 = the measure step's), the link predicts as a slow, far one. */
   slowLinkFrom?: number;
   /** Bytes each pre-copy round sends, by round (default 4 KiB: converged at once). */
@@ -92,6 +94,10 @@ export class MigrationRun {
     if (first) {
       this.record(`${line} (resent)`);
       return { result: first };
+    }
+    if (this.script.refuseOn === line) {
+      this.record(`✗ ${line} (refused)`);
+      return { pending: 'the federation refused the proposal: injected', refused: true };
     }
     if (this.held.has(requestId) && !this.quorumBack) return { pending: `no answer within ${args.waitMs} ms`, status: HELD_STATUS };
     // A held proposal that is answered at last was logged when it first came.

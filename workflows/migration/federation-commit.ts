@@ -86,6 +86,9 @@ async function commitByUpdate(m: Migration, entries: FederationEntry[], what: st
       if (reported) delete m.consensus.status;
       return changeResult(answer.result, opts, waitedFor);
     }
+    if (answer.refused) {
+      throw ApplicationFailure.nonRetryable(`federation change ${requestId} failed: ${answer.pending}`, FailureType.FederationChangeFailed);
+    }
     if (answer.notRunning) {
       throw ApplicationFailure.nonRetryable(`${answer.pending}; start it before committing changes`, FailureType.FederationNotRunning);
     }
