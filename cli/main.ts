@@ -15,7 +15,7 @@ import { MODES, type Mode } from '../core/migration';
 import { migrationWorkflowId } from '../core/contracts/task-queues';
 import { formatBytes, watchProgress } from './progress';
 
-const uiBase = () => process.env.FEDFLOW_UI_URL ?? 'http://localhost:8233';
+const uiBase = () => process.env.FEDFLOW_UI_URL ?? `http://localhost:${process.env.FEDFLOW_DEV_UI_PORT || 8233}`;
 const namespace = () => process.env.TEMPORAL_NAMESPACE ?? 'default';
 export const workflowUiUrl = (workflowId: string) => `${uiBase()}/namespaces/${namespace()}/workflows/${encodeURIComponent(workflowId)}`;
 
@@ -74,7 +74,7 @@ export function buildCli(): Command {
   program
     .command('up')
     .description('bring up the embedded stack: Temporal dev server + UI, workers, local federation, sample workload')
-    .option('--detach', 'start everything in the background and return')
+    .option('--detach', 'start everything in the background and return; a supervisor restarts the worker if it dies (FEDFLOW_HOME/supervisor.log)')
     .option('--no-sample', 'do not deploy the sample workload')
     .action(async (opts: { detach?: boolean; sample: boolean }) => {
       const { up } = await import('../scripts/stack');
