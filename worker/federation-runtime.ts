@@ -119,6 +119,9 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       connection,
       namespace,
       taskQueue: siteTaskQueue(site.id),
+      // The cut-over's capture has a 10 s heartbeat timeout (so a crash is retried within
+      // seconds); the SDK would otherwise send its heartbeats only every 8 s (0.8 of it).
+      maxHeartbeatThrottleInterval: '2 seconds',
       activities: {
         ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url }),
         ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url }),
@@ -136,6 +139,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       connection,
       namespace,
       taskQueue: CONTROL_TASK_QUEUE,
+      maxHeartbeatThrottleInterval: '2 seconds',
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
       activities: createControlActivities({ config: opts.config, client, ensureFederation: () => ensureFederationWorkflow({ client, config: opts.config, home }) }),
     });
