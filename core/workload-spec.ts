@@ -185,7 +185,6 @@ const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 
 function crossFieldProblems(raw: unknown): string[] {
   if (!isObj(raw)) return [];
   const problems: string[] = [];
-  const vols = Array.isArray(raw.volumes) ? raw.volumes.filter(isObj) : [];
   const names = new Set<string>();
   const paths = new Set<string>();
   (Array.isArray(raw.volumes) ? raw.volumes : []).forEach((v: unknown, i: number) => {
@@ -211,7 +210,6 @@ function crossFieldProblems(raw: unknown): string[] {
       }
     }
   }
-  if (vols.length === 0) return problems;
   const hooks = isObj(raw.hooks) ? raw.hooks : {};
   const freeze = isObj(hooks.freeze) ? hooks.freeze : undefined;
   const thaw = isObj(hooks.thaw) ? hooks.thaw : undefined;

@@ -141,8 +141,7 @@ export class WorkloadRunner {
   spec(id: string): WorkloadSpec {
     const p = join(this.workloadDir(id), 'spec.json');
     if (!existsSync(p)) {
-      const known = existsSync(join(this.siteDir, 'workloads')) ? readdirSync(join(this.siteDir, 'workloads')).sort().join(', ') : '';
-      throw new WorkloadError(`workload '${id}' is not installed at site ${this.site} (installed: ${known || 'none'})`, FailureType.WorkloadNotInstalled);
+      throw new WorkloadError(`workload '${id}' is not installed at site ${this.site} (installed: ${this.installedIds().join(', ') || 'none'})`, FailureType.WorkloadNotInstalled);
     }
     return JSON.parse(readFileSync(p, 'utf8')) as WorkloadSpec;
   }
@@ -256,6 +255,12 @@ export class WorkloadRunner {
         );
       }
     }
+  }
+
+  /** The workloads installed at this site. */
+  installedIds(): string[] {
+    const dir = join(this.siteDir, 'workloads');
+    return existsSync(dir) ? readdirSync(dir).filter((id) => this.installed(id)).sort() : [];
   }
 
   /** Whether `id` is installed here. */

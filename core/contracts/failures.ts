@@ -26,6 +26,7 @@ export const FailureType = {
   ChunkCorrupt: 'ChunkCorrupt',
   // Workloads: their spec, and the runner that starts them and runs their hooks at a site.
   InvalidWorkloadSpec: 'InvalidWorkloadSpec',
+  WorkloadExists: 'WorkloadExists',
   VolumeOutsideSite: 'VolumeOutsideSite',
   WorkloadNotInstalled: 'WorkloadNotInstalled',
   WorkloadStartFailed: 'WorkloadStartFailed',
