@@ -136,6 +136,22 @@ describe('workload runner', () => {
     assert.equal(await redis(again.port, 'GET', 'key:7'), 'changed');
   });
 
+  it('the sample (workloads/kv.yaml): HTTP health, freeze refuses writes, verify, thaw takes writes again', async () => {
+    await runner.install(example('kv'));
+    started.add('kv');
+    const s = await runner.start('kv');
+    assert.equal((await fetch(`${s.address}/kv/a`, { method: 'PUT', body: 'one' })).status, 200);
+    const before = await runner.verify('kv');
+    assert.equal((JSON.parse(before.digest) as { keys: number }).keys, 1);
+    const frozen = await runner.freeze('kv');
+    assert.equal(frozen.stopped, false, 'an HTTP freeze leaves it serving reads');
+    assert.equal((await fetch(`${s.address}/kv/b`, { method: 'PUT', body: 'two' })).status, 503, 'no writes while frozen');
+    assert.equal((await runner.verify('kv')).digest, before.digest);
+    await runner.thaw('kv');
+    assert.equal((await fetch(`${s.address}/kv/b`, { method: 'PUT', body: 'two' })).status, 200);
+    assert.notEqual((await runner.verify('kv')).digest, before.digest);
+  });
+
   it('a freeze hook that exits non-zero is a failure naming the hook, its exit code and its stderr', async () => {
     const spec = sampleWith('hook-fails', (s) => {
       s.hooks.freeze = { command: 'echo "cannot flush: disk on fire" >&2; exit 3', timeoutSeconds: 5 };

@@ -19,6 +19,7 @@ import { processStartTime } from '../../agent/workload/exec';
 import { WorkloadRunner } from '../../agent/workload/runner';
 import { FedflowClient, FedflowError } from '../../client';
 import { siteTaskQueue } from '../../core/contracts/task-queues';
+import { restartSpecWorkloads } from '../../worker/restart-workloads';
 import { useServerAndFederation } from '../helpers/federation';
 
 const run = promisify(execFile);
@@ -156,6 +157,14 @@ describe('workloads add and remove', () => {
       return true;
     });
     assert.equal(siteTaskQueue('dc:paris'), 'fedflow-site-dc:paris');
+
+    // `fedflow down` stops it; `fedflow up` starts it again where the log places it, same address.
+    await runner('dc:paris').stop('postgres');
+    await assert.rejects(psql(placed.address, 'SELECT 1'));
+    const said: string[] = [];
+    assert.deepEqual(await restartSpecWorkloads(suite.fed.log, suite.fed.config, suite.fed.home, (l) => said.push(l)), ['postgres'], said.join('\n'));
+    assert.equal(await psql(placed.address, 'SELECT count(*) FROM accounts'), '500');
+    assert.equal((await suite.fed.workload('postgres'))!.address, placed.address);
 
     const pid = runner('dc:paris').info('postgres').pid!;
     const removed = await cli('workloads', 'remove', 'postgres');
