@@ -424,8 +424,7 @@ export class WorkloadRunner {
     const rec = this.record(id);
     if (!rec) return;
     if (stillRunning(rec.pid, rec.procStart)) {
-      const signal = spec.hooks.freeze.stop?.signal ?? 'SIGTERM';
-      process.kill(rec.pid!, signal);
+      signal(rec.pid!, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
       if (!(await waitExit(rec.pid!, rec.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) {
         killGroup(rec.pid, 'SIGKILL');
         await waitExit(rec.pid!, rec.procStart, 5_000);
@@ -452,7 +451,7 @@ export class WorkloadRunner {
     const t0 = Date.now();
     const timeoutMs = ms(hook.timeoutSeconds);
     if (hook.stop) {
-      process.kill(rec.pid!, hook.stop.signal);
+      signal(rec.pid!, hook.stop.signal);
     } else {
       await this.runCall(spec, 'freeze', hook, values, timeoutMs);
     }
@@ -512,7 +511,7 @@ export class WorkloadRunner {
       // Stopped the way the freeze stops it (pg_ctl stop, a signal), so the data is left clean again.
       const freeze = spec.hooks.freeze;
       const viaHook = freeze.stopsInstance ? this.runCall(spec, 'freeze', freeze, this.values(spec, port), ms(freeze.timeoutSeconds)).then(() => true, () => false) : Promise.resolve(false);
-      if (!(await viaHook)) process.kill(boot.pid, freeze.stop?.signal ?? 'SIGTERM');
+      if (!(await viaHook)) signal(boot.pid, freeze.stop?.signal ?? 'SIGTERM');
       if (!(await waitExit(boot.pid, procStart, ms(freeze.timeoutSeconds)))) killGroup(boot.pid, 'SIGKILL');
     }
   }
@@ -596,6 +595,15 @@ function chownTree(top: string, as: RunAs): void {
     if (st.isDirectory()) for (const name of readdirSync(p)) walk(join(p, name));
   };
   walk(top);
+}
+
+/** Sends a signal; a process that exited a moment ago is not an error (the wait after it sees it gone). */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
 }
 
 async function waitExit(pid: number, procStart: number | undefined, timeoutMs: number): Promise<boolean> {

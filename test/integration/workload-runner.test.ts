@@ -152,6 +152,18 @@ describe('workload runner', () => {
     assert.notEqual((await runner.verify('kv')).digest, before.digest);
   });
 
+  it('an image volume is a sparse disk-image file of its size, and templates name each volume', async () => {
+    const spec = sampleWith('with-disk', (s) => {
+      s.volumes = [{ name: 'data' }, { name: 'disk', kind: 'image', sizeMiB: 4, path: 'images/disk.img' }];
+      s.verify = { command: ['stat', '-c', '%s %n', '{volume.disk}'] };
+    });
+    await runner.install(spec);
+    started.add(spec.id);
+    await runner.start(spec.id);
+    const { digest } = await runner.verify(spec.id);
+    assert.equal(digest, `${4 * 1024 * 1024} ${join(runner.volumeRoot('with-disk'), 'images', 'disk.img')}`);
+  });
+
   it('a freeze hook that exits non-zero is a failure naming the hook, its exit code and its stderr', async () => {
     const spec = sampleWith('hook-fails', (s) => {
       s.hooks.freeze = { command: 'echo "cannot flush: disk on fire" >&2; exit 3', timeoutSeconds: 5 };
