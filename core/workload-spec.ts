@@ -122,6 +122,12 @@ const volumeSchema = z
      * that check needs the site, so it is not made here.
      */
     path: z.string().min(1, 'a volume path must not be empty').optional(),
+    /**
+     * The permissions of the volume's top directory or file, as octal ("0700"), set at install and
+     * at every start: PostgreSQL refuses a data directory others can read, and a volume synced from
+     * another site may arrive with the agent's default mode.
+     */
+    mode: z.string().regex(/^0?[0-7]{3}$/, 'mode is octal permissions such as "0700" or "750"').optional(),
     /** For `image`: the size of the disk-image file created when it is missing (sparse). */
     sizeMiB: z.number().int().positive().max(1024 * 1024).optional(),
     /** Run once, when the volume is new (empty): `initdb`, say. */

@@ -293,8 +293,16 @@ export class WorkloadRunner {
     }
   }
 
-  /** Hands the workload's volumes and run directory to its user (a synced volume arrives owned by the agent). */
+  /**
+   * Hands the workload's volumes and run directory to its user (a synced volume arrives owned by
+   * the agent), and gives each volume the mode its spec asks for.
+   */
   private giveTo(spec: WorkloadSpec, as: RunAs | undefined): void {
+    const values = this.values(spec, 0);
+    spec.volumes.forEach((v, i) => {
+      const path = values.volumes[i]![1];
+      if (v.mode && existsSync(path)) chmodSync(path, parseInt(v.mode, 8));
+    });
     if (!as) return;
     for (const d of [join(this.siteDir, 'volumes'), join(this.siteDir, 'workloads')]) {
       const st = statSync(d);

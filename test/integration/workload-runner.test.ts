@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -97,7 +97,16 @@ describe('workload runner', () => {
     assert.equal(atFreeze.digest, before.digest);
     assert.equal(runner.info('postgres').running, false, 'the private boot is stopped again');
 
+    // As a volume synced from another site arrives: owned by the agent, with its default mode.
+    // The runner hands it back to the spec's user with the spec's mode, or PostgreSQL would refuse it.
+    const pgdata = join(runner.volumeRoot('postgres'), 'pgdata');
+    chmodSync(pgdata, 0o755);
+    if (process.getuid?.() === 0) {
+      chownSync(pgdata, 0, 0);
+      chownSync(join(pgdata, 'PG_VERSION'), 0, 0);
+    }
     const again = await runner.start('postgres');
+    assert.equal(statSync(pgdata).mode & 0o777, 0o700);
     assert.equal(again.port, s.port, 'the same port, kept across restarts');
     assert.equal((await runner.healthy('postgres')).healthy, true);
     assert.equal((await runner.verify('postgres')).digest, before.digest, 'same data after a restart on the same directory');

@@ -134,6 +134,7 @@ describe('workload spec', () => {
     oneProblem(edit((s) => s.volumes.push({ name: 'other', path: 'pgdata' })), 'volumes.1.path', /used by another volume/);
     oneProblem(edit((s) => s.volumes.push({ name: 'disk', kind: 'image' })), 'volumes.1.sizeMiB', /needs sizeMiB/);
     oneProblem(edit((s) => (s.volumes[0].sizeMiB = 10)), 'volumes.0.sizeMiB', /for image volumes/);
+    oneProblem(edit((s) => (s.volumes[0].mode = 'rwx------')), 'volumes.0.mode', /octal permissions such as "0700".*got rwx------/);
     const r = parseWorkloadSpec(edit((s) => s.volumes.push({ name: 'disk', kind: 'image', sizeMiB: 64 })));
     assert.ok(r.ok);
   });
