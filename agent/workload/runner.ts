@@ -168,7 +168,9 @@ export class WorkloadRunner {
       const abs = resolve(root, wanted);
       const real = realInside(abs);
       const inside = (p: string, base: string) => p !== base && !relative(base, p).startsWith('..') && !isAbsolute(relative(base, p));
-      if (!inside(abs, root) || !inside(real, realRoot) || !inside(real, realInside(this.siteDir))) {
+      if (abs === root) {
+        problems.push(`volumes.${i}.path: '${wanted}' is the workload's volume root itself; give each volume its own path inside it, e.g. '${v.name}'`);
+      } else if (!inside(abs, root) || !inside(real, realRoot) || !inside(real, realInside(this.siteDir))) {
         problems.push(
           `volumes.${i}.path: '${wanted.length > 60 ? `${wanted.slice(0, 60)}…` : wanted}' resolves to ${real}, outside the workload's volume root ${root} in site ${this.site}'s directory; give a relative path that stays inside it, e.g. '${v.name}'`,
         );
@@ -249,6 +251,11 @@ export class WorkloadRunner {
       // initdb wants an empty directory it may create: hand it the empty one, owned by the user.
       const r = await execWithTimeout(argvOf(fillCommand(init.command, values)), { timeoutMs: ms(init.timeoutSeconds), env: this.env(spec, values, as), cwd: values.dataDir, as });
       if (r.timedOut || r.code !== 0) {
+        // The volume was new: empty it again, so the next install runs init on a clean slate
+        // instead of taking a half-initialised volume for data.
+        const path = values.volumes[i]![1];
+        rmSync(path, { recursive: true, force: true });
+        if (spec.volumes[i]!.kind === 'directory') mkdirSync(path, { recursive: true });
         throw new WorkloadError(
           `init of volume '${spec.volumes[i]!.name}' of workload '${spec.id}' (${describeCommand(init.command)}) ${r.timedOut ? `did not finish within ${init.timeoutSeconds} s and was killed` : `exited with code ${r.code}${r.signal ? ` (${r.signal})` : ''}`}: ${tail(r.stderr || r.stdout) || 'no output'}`,
           r.timedOut ? FailureType.WorkloadHookTimeout : FailureType.WorkloadHookFailed,

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -241,12 +241,13 @@ describe('workload runner', () => {
 
   it('refuses a volume that resolves outside the site, one problem per volume, and creates nothing', async () => {
     const spec = sampleWith('escape', (s) => {
-      s.volumes = [{ name: 'data', path: '../../../../etc' }, { name: 'ok' }, { name: 'abs', path: '/var/lib/x' }];
+      s.volumes = [{ name: 'data', path: '../../../../etc' }, { name: 'ok' }, { name: 'abs', path: '/var/lib/x' }, { name: 'root', path: '.' }];
     });
     await assert.rejects(runner.install(spec), (err: unknown) => {
       assert.ok(err instanceof WorkloadError);
       assert.equal(err.type, FailureType.VolumeOutsideSite);
-      assert.equal(err.problems.length, 2, err.problems.join('\n'));
+      assert.equal(err.problems.length, 3, err.problems.join('\n'));
+      assert.match(err.problems[2]!, /^volumes\.3\.path: '\.' is the workload's volume root itself/);
       assert.match(err.problems[0]!, /^volumes\.0\.path: '\.\.\/\.\.\/\.\.\/\.\.\/etc' resolves to .*, outside the workload's volume root .*volumes\/escape in site dc:paris's directory/);
       assert.match(err.problems[1]!, /^volumes\.2\.path: '\/var\/lib\/x' resolves to \/var\/lib\/x, outside/);
       return true;
@@ -262,6 +263,19 @@ describe('workload runner', () => {
     await assert.rejects(runner.install(linked), expectWorkloadError(FailureType.VolumeOutsideSite, /volumes\.0\.path: 'data' resolves to .*fedflow-outside-.*\/data, outside/));
     assert.equal(existsSync(join(outside, 'data')), false);
     rmSync(outside, { recursive: true, force: true });
+  });
+
+  it('a volume init that fails is reported and leaves the volume empty, so the next install runs it again', async () => {
+    const spec = sampleWith('init-fails', (s) => {
+      s.volumes = [{ name: 'data', init: { command: 'echo half > {volume}/marker; echo "initdb: out of disk" >&2; exit 1' } }];
+    });
+    await assert.rejects(runner.install(spec), expectWorkloadError(FailureType.WorkloadHookFailed, /^init of volume 'data' of workload 'init-fails' \(echo half .*\) exited with code 1: initdb: out of disk$/));
+    assert.deepEqual(readdirSync(join(runner.volumeRoot('init-fails'), 'data')), [], 'emptied again');
+    const fixed = sampleWith('init-fails', (s) => {
+      s.volumes = [{ name: 'data', init: { command: 'echo done > {volume}/marker' } }];
+    });
+    await runner.install(fixed);
+    assert.equal(readFileSync(join(runner.volumeRoot('init-fails'), 'data', 'marker'), 'utf8'), 'done\n');
   });
 
   it('names what is installed when asked for a workload that is not', async () => {
