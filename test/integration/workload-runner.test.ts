@@ -198,6 +198,35 @@ describe('workload runner', () => {
     assert.ok(!stdout.split('\n').some((l) => l.trim() === 'sleep 30'), 'the hung hook was killed');
   });
 
+  it('an HTTP freeze that never answers, and a clean stop the instance ignores, time out with the hook named', async () => {
+    // A server that takes the request and never answers, and ignores SIGTERM.
+    const stubborn = `process.on('SIGTERM', () => console.log('ignoring SIGTERM')); require('http').createServer(() => undefined).listen({port}, '{host}')`;
+    const http = sampleWith('http-hangs', (s) => {
+      s.run = { local: { command: ['{node}', '-e', stubborn] } };
+      s.health = { tcp: {}, periodSeconds: 0.1 };
+      s.hooks.freeze = { http: { method: 'POST', path: '/freeze' }, timeoutSeconds: 0.5 };
+    });
+    await runner.install(http);
+    started.add(http.id);
+    await runner.start(http.id);
+    await assert.rejects(runner.freeze(http.id), expectWorkloadError(FailureType.WorkloadHookTimeout, /^freeze hook of workload 'http-hangs' at dc:paris \(POST \/freeze\) did not answer within 0\.5 s$/));
+
+    const stop = sampleWith('stop-ignored', (s) => {
+      s.run = { local: { command: ['{node}', '-e', stubborn] } };
+      s.health = { tcp: {}, periodSeconds: 0.1 };
+      s.hooks.freeze = { stop: { signal: 'SIGTERM' }, timeoutSeconds: 0.5 };
+      s.hooks.thaw = { start: true };
+    });
+    await runner.install(stop);
+    started.add(stop.id);
+    const st = await runner.start(stop.id);
+    await assert.rejects(runner.freeze(stop.id), expectWorkloadError(FailureType.WorkloadHookTimeout, new RegExp(`^freeze hook of workload 'stop-ignored' at dc:paris \\(stop with SIGTERM\\) did not stop the instance \\(pid ${st.pid}\\) within 0\\.5 s$`)));
+    assert.notEqual(processStartTime(st.pid), undefined, 'still running: the failed freeze changed nothing a thaw must undo');
+    // stop() does not give up: SIGKILL after the freeze's timeout.
+    await runner.stop(stop.id);
+    assert.equal(processStartTime(st.pid), undefined);
+  });
+
   it('a thaw hook that fails names the thaw hook; an HTTP hook answering an error names the status', async () => {
     const spec = sampleWith('thaw-fails', (s) => {
       s.hooks.thaw = { http: { method: 'POST', path: '/admin/no-such-thing' }, timeoutSeconds: 5 };
