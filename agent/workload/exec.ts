@@ -1,10 +1,13 @@
 /**
  * Running a spec's commands (hooks, probes, verification, volume init) with a deadline, as the
  * spec's user, with their output kept for the error message. And the process facts the runner
- * needs: whether a pid is still the process it started, and which uid a user name is.
+ * needs: whether a pid is still the process it started, signalling it and waiting for its exit,
+ * and which uid a user name is.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Who a command runs as: the agent's own user, or (agent running as root) the spec's user. */
 export interface RunAs {
@@ -129,4 +132,29 @@ export function lookupUser(name: string): RunAs | undefined {
 export function tail(text: string, n = 300): string {
   const t = text.trim().replace(/\s*\n\s*/g, ' | ');
   return t.length > n ? `…${t.slice(-n)}` : t;
+}
+
+/** Sends a signal; a process that exited a moment ago is not an error (the wait after it sees it gone). */
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/** Waits until the process is gone; false if it still runs at the deadline. */
+export async function waitExit(pid: number, procStart: number | undefined, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (stillRunning(pid, procStart)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+/** `p`, or `onTimeout()`'s error once `timeoutMs` passed (`p` itself goes on). */
+export function withTimeout<T>(p: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(onTimeout()), timeoutMs)))]).finally(() => clearTimeout(t));
 }

@@ -16,14 +16,15 @@
  * Every failure is a WorkloadError whose `type` is in core/contracts/failures.ts and whose message
  * names the workload, the hook or check, and what happened (exit code and stderr tail, or timeout).
  */
-import { chmodSync, closeSync, existsSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, ftruncateSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, ftruncateSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { writeFileDurable } from '../durable-files';
 import { FailureType } from '../../core/contracts/failures';
 import { fillTemplates, type Command, type HttpCall, type TemplateValues, type WorkloadSpec } from '../../core/workload-spec';
-import { argvOf, execWithTimeout, killGroup, lookupUser, processStartTime, stillRunning, tail, type RunAs } from './exec';
+import { argvOf, execWithTimeout, killGroup, lookupUser, processStartTime, signal, stillRunning, tail, waitExit, withTimeout, type RunAs } from './exec';
+import { freePort, portFree, tcpCheck } from './net';
+import { chownTree, realInside } from './volumes';
 
 export class WorkloadError extends Error {
   constructor(
@@ -88,18 +89,6 @@ export interface RunnerOptions {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const ms = (s: number) => Math.round(s * 1000);
-
-/** A port nobody listens on now (the kernel's pick); kept in the record so restarts reuse it. */
-export async function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
 
 function describeCommand(c: Command): string {
   const s = typeof c === 'string' ? c : c.join(' ');
@@ -584,80 +573,4 @@ export class WorkloadRunner {
 
 function fillCommand(c: Command, values: TemplateValues): Command {
   return typeof c === 'string' ? fillTemplates(c, values) : c.map((a) => fillTemplates(a, values));
-}
-
-/** The real path of `p`, or of its deepest existing ancestor with the rest appended (it may not exist yet). */
-function realInside(p: string): string {
-  const rest: string[] = [];
-  let cur = resolve(p);
-  for (;;) {
-    try {
-      return join(realpathSync(cur), ...rest.reverse());
-    } catch {
-      const parent = dirname(cur);
-      if (parent === cur) return resolve(p);
-      rest.push(cur.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));
-      cur = parent;
-    }
-  }
-}
-
-function chownTree(top: string, as: RunAs): void {
-  if (!existsSync(top)) return;
-  const walk = (p: string) => {
-    const st = lstatSync(p);
-    if (st.uid !== as.uid || st.gid !== as.gid) lchownSync(p, as.uid, as.gid);
-    if (st.isDirectory()) for (const name of readdirSync(p)) walk(join(p, name));
-  };
-  walk(top);
-}
-
-/** Sends a signal; a process that exited a moment ago is not an error (the wait after it sees it gone). */
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
-}
-
-async function waitExit(pid: number, procStart: number | undefined, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (stillRunning(pid, procStart)) {
-    if (Date.now() >= deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
-
-function tcpCheck(host: string, port: number, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
-  return new Promise((done) => {
-    const s = connect({ host, port });
-    const t = setTimeout(() => {
-      s.destroy();
-      done({ ok: false, detail: `no TCP connection to ${host}:${port} within ${timeoutMs} ms` });
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(t);
-      s.end();
-      done({ ok: true, detail: `TCP ${host}:${port} accepts` });
-    });
-    s.once('error', (err) => {
-      clearTimeout(t);
-      done({ ok: false, detail: `TCP ${host}:${port}: ${err.message}` });
-    });
-  });
-}
-
-async function portFree(host: string, port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const srv = createServer();
-    srv.once('error', () => done(false));
-    srv.listen(port, host, () => srv.close(() => done(true)));
-  });
-}
-
-function withTimeout<T>(p: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(onTimeout()), timeoutMs)))]).finally(() => clearTimeout(t));
 }
