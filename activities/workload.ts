@@ -41,11 +41,14 @@ async function act<T>(fn: () => Promise<T>): Promise<T> {
 export function createWorkloadActivities(deps: WorkloadDeps) {
   const { runner } = deps;
   return {
-    /** Installs a workload from its spec at this site (validated again here: the spec may come from anywhere). */
-    async workloadInstall(args: { spec: unknown }): Promise<void> {
+    /**
+     * Installs a workload from its spec at this site (validated again here: the spec may come from
+     * anywhere). A migration's target passes `initVolumes: false`: its volumes come from the sync.
+     */
+    async workloadInstall(args: { spec: unknown; initVolumes?: boolean }): Promise<void> {
       const parsed = parseWorkloadSpec(args.spec);
       if (!parsed.ok) throw ApplicationFailure.nonRetryable(`invalid workload spec: ${parsed.problems.join('; ')}`, FailureType.InvalidWorkloadSpec, { problems: parsed.problems });
-      await act(() => runner.install(parsed.spec));
+      await act(() => runner.install(parsed.spec, { initVolumes: args.initVolumes }));
     },
     /** Starts it (or finds it running) and waits for its first passing health check. */
     workloadStart: (a: WorkloadArgs): Promise<StartedInstance> => act(() => runner.start(a.workloadId)),

@@ -208,8 +208,10 @@ export class WorkloadRunner {
    * Installs a workload at this site: checks its volumes resolve inside the site (all problems at
    * once, nothing created otherwise), writes the spec, creates the volumes, and runs each new
    * (empty) volume's `init` once. Installing again with the same spec keeps the data.
+   * `initVolumes: false` installs without running `init`: a migration's target, whose volumes the
+   * sync fills, must not get a fresh `initdb` first.
    */
-  async install(spec: WorkloadSpec): Promise<void> {
+  async install(spec: WorkloadSpec, opts: { initVolumes?: boolean } = {}): Promise<void> {
     if (!spec.run.local) throw new WorkloadError(`workload '${spec.id}' has no run.local section, so the local provider of ${this.site} cannot run it; add run.local.command`, FailureType.InvalidWorkloadSpec);
     this.resolveVolumes(spec);
     const as = this.runAs(spec);
@@ -234,7 +236,7 @@ export class WorkloadRunner {
       }
     });
     this.giveTo(spec, as);
-    for (const i of fresh) {
+    for (const i of opts.initVolumes === false ? [] : fresh) {
       const init = spec.volumes[i]!.init;
       if (!init) continue;
       // initdb wants an empty directory it may create: hand it the empty one, owned by the user.

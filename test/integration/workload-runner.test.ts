@@ -305,6 +305,11 @@ describe('workload runner', () => {
     });
     await runner.install(fixed);
     assert.equal(readFileSync(join(runner.volumeRoot('init-fails'), 'data', 'marker'), 'utf8'), 'done\n');
+    // A migration's target installs without init: its volume comes from the sync.
+    const target = new WorkloadRunner({ site: 'dc:frankfurt', siteDir: join(home, 'sites', 'dc_frankfurt'), fedflowRoot: REPO_ROOT });
+    mkdirSync(target.siteDir, { recursive: true });
+    await target.install(fixed, { initVolumes: false });
+    assert.deepEqual(readdirSync(join(target.volumeRoot('init-fails'), 'data')), []);
   });
 
   it('names what is installed when asked for a workload that is not', async () => {
