@@ -246,6 +246,13 @@ describe('workload runner', () => {
     started.add(silent.id);
     await runner.start(silent.id);
     await assert.rejects(runner.verify(silent.id), expectWorkloadError(FailureType.WorkloadHookFailed, /printed nothing; it must print a digest/));
+    const failing = sampleWith('verify-fails', (s) => {
+      s.verify = { command: 'echo "relation accounts does not exist" >&2; exit 2' };
+    });
+    await runner.install(failing);
+    started.add(failing.id);
+    await runner.start(failing.id);
+    await assert.rejects(runner.verify(failing.id), expectWorkloadError(FailureType.WorkloadHookFailed, /^verify of workload 'verify-fails' at dc:paris \(echo .*\) exited with code 2: relation accounts does not exist$/));
   });
 
   it('an instance that never passes its health check is stopped and reported, with its log', async () => {
