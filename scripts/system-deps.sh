@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Debian packages fedflow's tests and benchmarks use: Chromium (the browser tier), rsync (the
+# The Debian packages fedflow's tests and benchmarks use: Chromium (the browser tier), PostgreSQL
+# and Redis (the workload specs' services), rsync (the
 # delta benchmark's peer), lz4/zstd (the codec benchmarks' command-line peers), openssl, Python
 # (the moto emulator's venv), Java and Maven (the workflow tier's time-skipping test server).
 # Run as root with apt-get, it installs what is missing; otherwise (or if apt-get fails, say with
@@ -13,6 +14,13 @@ command -v lz4 >/dev/null || need+=(lz4)
 command -v zstd >/dev/null || need+=(zstd)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
+# The workload specs' real services (workloads/postgres.yaml, workloads/redis.yaml): PostgreSQL 15
+# (the image's own in /usr/local/bin, or Debian's in /usr/lib/postgresql/15/bin, which the spec's
+# PATH names) and Redis.
+{ command -v postgres >/dev/null || [ -x /usr/lib/postgresql/15/bin/postgres ]; } || need+=(postgresql-15)
+{ command -v psql >/dev/null || [ -x /usr/lib/postgresql/15/bin/psql ]; } || need+=(postgresql-client-15)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 [ ${#need[@]} -eq 0 ] && exit 0

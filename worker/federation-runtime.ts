@@ -13,7 +13,9 @@ import { LocalProvider } from '../adapters/local/provider';
 import { createCloudProvider } from '../adapters/registry-cloud';
 import { createControlActivities } from '../activities/control';
 import { createSiteActivities } from '../activities/site';
-import { fedflowHome, siteDir } from '../agent/site/home';
+import { createWorkloadActivities } from '../activities/workload';
+import { fedflowHome, REPO_ROOT, siteDir } from '../agent/site/home';
+import { WorkloadRunner } from '../agent/workload/runner';
 import { shapersFromConfig } from '../agent/link/shapes';
 import { ChunkStore } from '../agent/store/chunk-store';
 import { SourceImages } from '../agent/capture/source-images';
@@ -127,6 +129,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
         ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url }),
         ...createLinkActivities({ site: site.id, telemetry, secret }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
+        ...createWorkloadActivities({ site: site.id, runner: new WorkloadRunner({ site: site.id, siteDir: dir, fedflowRoot: REPO_ROOT }) }),
       },
     });
     agents.set(site.id, { provider, url: endpoint.url, worker });
