@@ -23,6 +23,7 @@ import { FederationLog } from '../../client/federation';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { parseFederationConfig } from '../../core/federation-config';
 import { startTestServer } from '../helpers/temporal';
+import { eventually } from '../helpers/eventually';
 import { killHard, spawnWorker, type WorkerProcess } from '../helpers/worker-process';
 
 // ~100 MB: the final capture (archive, chunk, hash) takes long enough to be killed in.
@@ -142,6 +143,8 @@ describe('a worker killed with -9 inside the cut-over', () => {
     await again.ready;
     const backAtMs = Date.now();
     const r = await c.waitForResult('kv-demo');
+    // The writer finds the target on its own (through the log): wait for its first write there.
+    await eventually('a write acknowledged after the crash', () => writer.acks.some((a) => a.atMs > killedAtMs), 30_000);
     await writer.stop();
     assert.equal(r.status, 'completed');
     assert.equal(r.target, 'dc:frankfurt');
