@@ -23,7 +23,7 @@ async function front(opts: Partial<ConstructorParameters<typeof TcpFront>[0]> = 
   return f;
 }
 
-async function backend(make: Promise<TestBackend>): Promise<TestBackend> {
+async function backend<B extends TestBackend>(make: Promise<B>): Promise<B> {
   const b = await make;
   cleanup.push(() => b.close());
   return b;
