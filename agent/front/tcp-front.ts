@@ -92,6 +92,10 @@ interface Piped {
 /** Resets a socket (RST) so the peer sees an error, not a clean end; falls back to destroy. */
 function reset(s: Socket): void {
   if (s.destroyed) return;
+  // A socket still connecting has nothing to reset (resetAndDestroy would wait for its connect).
+  // One whose write side has ended (FIN sent or queued) cannot be reset: libuv refuses the reset
+  // of a shut-down socket, and Node then never closes the handle, so the process cannot exit.
+  if (s.connecting || s.writableEnded) return void s.destroy();
   try {
     s.resetAndDestroy();
   } catch {
