@@ -13,6 +13,7 @@ import { FederationLog } from '../client/federation';
 import { importStateFile, stateFilePath } from '../worker/import-state-file';
 import { ensureFederationWorkflow } from '../worker/federation-workflow';
 import { deploySampleWorkload, type DeployedSample } from '../worker/deploy-sample';
+import { FRONTS_FILE, readFrontAddresses } from '../worker/fronts';
 import type { FederationConfig } from '../core/federation-config';
 import { startDevServer, DEV_SERVER_PORT, DEV_UI_PORT, type DevServerHandle } from './dev-server';
 import { clearPid, isAlive, isOurs, readPid, readPidRecord, stopPid, writePid, type Managed, type StopOutcome } from './pids';
@@ -30,6 +31,8 @@ export interface Stack {
   config: FederationConfig;
   server: DevServerHandle;
   sample?: DeployedSample;
+  /** The sample's stable address (its front, host:port): it follows the workload from site to site. */
+  sampleFront?: string;
   uiUrl: string;
   address: string;
   /** Stops what this `up` started (foreground mode). */
@@ -101,6 +104,7 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
   writePid(home, 'up', process.pid);
 
   let sample: DeployedSample | undefined;
+  let sampleFront: string | undefined;
   if (opts.sample !== false) {
     const connection = await Connection.connect({ address });
     try {
@@ -115,12 +119,19 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
       await connection.close();
     }
     log(`sample workload ${sample.workloadId}: ${sample.keys} keys on ${sample.site} at ${sample.address}${sample.created ? ' (deployed now)' : ''}`);
+    sampleFront = await waitFrontAddress(home, sample.workloadId);
+    log(
+      sampleFront
+        ? `stable address of ${sample.workloadId}: ${sampleFront} (clients use this; it follows the workload when it moves, e.g. curl http://${sampleFront}/kv/key-000001)`
+        : `no front for ${sample.workloadId} in ${join(home, FRONTS_FILE)} after 15 s: the worker runs fronts unless FEDFLOW_FRONTS=0; see ${join(home, 'worker.log')}`,
+    );
   }
   return {
     home,
     config,
     server,
     sample,
+    sampleFront,
     uiUrl: server.uiUrl,
     address,
     async stop() {
@@ -138,6 +149,17 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
       await server.stopInProcess?.();
     },
   };
+}
+
+/** The worker opens a workload's front on its next read of the log (every second): wait for it. */
+async function waitFrontAddress(home: string, workloadId: string): Promise<string | undefined> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const a = readFrontAddresses(home)[workloadId];
+    if (a) return a;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
 }
 
 async function stopInstances(home: string, config: FederationConfig): Promise<number> {

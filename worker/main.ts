@@ -19,6 +19,8 @@ async function run(): Promise<void> {
     home: fedflowHome(),
     sites,
     control: process.env.FEDFLOW_CONTROL !== '0',
+    // A stable address per workload that follows its placement; FEDFLOW_FRONTS=0 turns it off.
+    fronts: process.env.FEDFLOW_FRONTS !== '0',
     log: (l) => console.log(`[worker] ${l}`),
   });
   console.log(`[worker] connected to ${conn.address} namespace ${conn.namespace}; pid ${process.pid}; ready`);

@@ -73,8 +73,9 @@ export interface FrontStats {
   /** Bytes client → backend and backend → client. */
   bytesIn: number;
   bytesOut: number;
-  /** Times the backend changed. */
+  /** Times the backend changed, and times the front was paused. */
   switches: number;
+  pauses: number;
   lastRefusal: string | null;
 }
 
@@ -111,7 +112,7 @@ export class TcpFront {
   private backend?: Backend;
   private readonly held: Held[] = [];
   private readonly piped = new Set<Piped>();
-  private readonly counters = { connections: 0, heldTotal: 0, released: 0, refused: 0, expired: 0, backendErrors: 0, closedAtSwitch: 0, bytesIn: 0, bytesOut: 0, switches: 0 };
+  private readonly counters = { connections: 0, heldTotal: 0, released: 0, refused: 0, expired: 0, backendErrors: 0, closedAtSwitch: 0, bytesIn: 0, bytesOut: 0, switches: 0, pauses: 0 };
   private lastRefusal: string | null = null;
 
   constructor(opts: FrontOptions) {
@@ -155,6 +156,7 @@ export class TcpFront {
   pause(): void {
     if (this.state === FrontState.Paused) return;
     this.state = FrontState.Paused;
+    this.counters.pauses++;
     this.opts.log(`front ${this.opts.workload}: paused (new connections held, at most ${this.opts.maxHeld} for ${this.opts.holdTimeoutMs} ms each)`);
   }
 
