@@ -14,6 +14,9 @@ import { RouteFollower } from '../../../agent/front/route-follower';
 import { FrontSet, type PlacedAddress } from '../../../agent/front/front-set';
 import { eventually } from '../../helpers/eventually';
 import { echoBackend, lineClient, type TestBackend } from './backends';
+import { SourceImages } from '../../../agent/capture/source-images';
+import { startTransferServer } from '../../../agent/transfer/server';
+import { endpointToken } from '../../../agent/transfer/token';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -219,5 +222,36 @@ describe('FrontSet', () => {
     await assert.rejects(set.sync(), /federation not running/);
     assert.equal(await ask(set.address('pg')!, 'q'), 'A:q');
     assert.ok(lines.some((l) => /cannot read the federation log \(federation not running\)/.test(l)));
+  });
+});
+
+describe("the agent's /stats", () => {
+  it("serves the fronts' counters beside the transfer counters, to a token scoped to stats", async () => {
+    const [a] = await backends('A');
+    const set = new FrontSet({ read: () => Promise.resolve([{ id: 'pg', address: a!.address }]), intervalMs: 60_000 });
+    cleanup.push(() => set.close());
+    await set.start();
+    assert.equal(await ask(set.address('pg')!, 'q'), 'A:q');
+    const dir = mkdtempSync(join(tmpdir(), 'fedflow-front-stats-'));
+    const images = new SourceImages(join(dir, 'images'));
+    const secret = Buffer.alloc(32, 7);
+    const endpoint = await startTransferServer({ site: 'dc:a', images, secret, fronts: () => set.stats() });
+    cleanup.push(async () => {
+      await endpoint.close();
+      await images.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const res = await fetch(`${endpoint.url}/stats`, { headers: { authorization: `Bearer ${endpointToken(secret, 'stats', 'dc:a', 'operator')}` } });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { chunksServed: number; fronts: Record<string, { connections: number; bytesIn: number; bytesOut: number; held: number; refused: number; backend: string }> };
+    assert.equal(body.chunksServed, 0);
+    const pg = body.fronts.pg!;
+    assert.equal(pg.backend, a!.address);
+    assert.equal(pg.connections, 1);
+    assert.equal(pg.bytesIn, 2);
+    assert.equal(pg.bytesOut, 4);
+    assert.equal(pg.held, 0);
+    assert.equal(pg.refused, 0);
+    assert.equal((await fetch(`${endpoint.url}/stats`)).status, 401, 'not without a token');
   });
 });
