@@ -35,6 +35,9 @@ describe('backend addresses', () => {
     assert.deepEqual(parseBackend('tcp://db.internal:6379'), { host: 'db.internal', port: 6379 });
     assert.deepEqual(parseBackend('http://127.0.0.1:41234'), { host: '127.0.0.1', port: 41234 });
     assert.deepEqual(parseBackend('[::1]:5432'), { host: '::1', port: 5432 });
+    // A connection URL, as a database workload's record may hold it: only host and port count.
+    assert.deepEqual(parseBackend('postgres://fedflow@127.0.0.1:5433/postgres'), { host: '127.0.0.1', port: 5433 });
+    assert.deepEqual(parseBackend('redis://127.0.0.1:6380'), { host: '127.0.0.1', port: 6380 });
   });
   it('names what is wrong with a bad address', () => {
     assert.throws(() => parseBackend('127.0.0.1'), (e: Error) => e instanceof BackendAddressError && /names no port/.test(e.message) && /127\.0\.0\.1:5432/.test(e.message));
