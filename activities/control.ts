@@ -179,15 +179,22 @@ export function createControlActivities(deps: ControlDeps) {
     },
 
     /**
-     * The fast path of a migration's commit to the federation log: the proposal goes to
-     * `federation-<name>` as an update, and the answer comes back in the same call; no signal hops
-     * through the server each way. Waits at most `waitMs`. Without an answer by then, or on any
-     * failure, it returns `{ pending }` and the workflow waits for the answer by signal under the
-     * same request id (the federation queues a request id once and answers both ways), which is
-     * also where waiting for quorum is reported. The result leaves out the signatures.
+     * How a migration proposes to the federation log: the proposal goes to `federation-<name>` as
+     * an update, and the answer comes back in the same call. Waits at most `waitMs`; without an
+     * answer by then, or on any failure, it returns `{ pending }` with the federation's status
+     * line, and the workflow sends the same request id again (the federation queues it once and
+     * answers every copy). Runs of v3 fell back to the signal path instead. The result leaves out
+     * the signatures.
      */
     async proposeFast(args: FastProposalRequest): Promise<FastProposal> {
-      return proposeByUpdate(client, args);
+      // Run as a task-queue activity (a long wait for quorum), it heartbeats while it waits.
+      const ctx = Context.current();
+      const beat = ctx.info.isLocal ? undefined : setInterval(() => ctx.heartbeat(), 1_000);
+      try {
+        return await proposeByUpdate(client, args);
+      } finally {
+        if (beat) clearInterval(beat);
+      }
     },
 
     /** Starts the federation workflow again if it is gone (a migration waiting to commit its placement asks). */

@@ -32,6 +32,9 @@ export interface FrontHooks {
   thawed(sourceAddress: string): void;
   /** The route switched (the placement is committed): forward `workload`'s front to `address`. */
   switched(workload: string, address: string): void;
+  /** The same as freezing and thawed, by workload id (a workload run from its spec: activities/workload.ts). */
+  freezingWorkload(workload: string): void;
+  thawedWorkload(workload: string): void;
 }
 
 export interface FrontSetOptions {
@@ -155,6 +158,15 @@ export class FrontSet implements FrontHooks {
     for (const f of this.followers.values()) {
       if (f.pausedBackend !== undefined && f.pausedBackend === keyOf(sourceAddress)) f.resume();
     }
+  }
+
+  freezingWorkload(workload: string): void {
+    this.followers.get(workload)?.pause();
+  }
+
+  thawedWorkload(workload: string): void {
+    const f = this.followers.get(workload);
+    if (f?.pausedBackend !== undefined) f.resume();
   }
 
   switched(workload: string, address: string): void {

@@ -209,6 +209,18 @@ describe('FrontSet', () => {
     assert.equal(await held2.line(), 'B:2', 'switched: the held connection goes to the target');
     held2.socket.destroy();
     assert.equal(set.stats().pg!.backend, b!.address);
+
+    // The placement committed: the log names the target, and the front has read it.
+    log[0] = { id: 'pg', address: b!.address };
+    await set.sync();
+    // By workload id, as a workload run from its spec freezes and thaws (activities/workload.ts).
+    set.freezingWorkload('pg');
+    const held3 = lineClient(address);
+    held3.socket.write('3\n');
+    await eventually('held', () => set.stats().pg!.held === 1, 5000);
+    set.thawedWorkload('pg');
+    assert.equal(await held3.line(), 'B:3', 'thawed: the held connection goes where the log places the workload');
+    held3.socket.destroy();
   });
 
   it('a log that cannot be read leaves the fronts as they are', async () => {
