@@ -22,8 +22,16 @@ function stat(out: string, label: string): number {
   return Number(m[1]!.replace(/,/g, ''));
 }
 
-export async function runRsync(src: string, dest: string, compress: boolean): Promise<RsyncFigures> {
-  const args = ['--no-whole-file', '--stats', ...(compress ? ['-z'] : []), src, dest];
+/**
+ * `directory`: NEW and DEST are trees: `-a --delete --ignore-times` (recursive, links, permissions
+ * and times kept, files gone from NEW removed), with NEW's trailing slash (its contents, not NEW
+ * itself). --ignore-times turns off rsync's quick check, which skips a file whose size and mtime
+ * match DEST's without reading it: every file is then compared by content, as fedflow's capture
+ * reads every byte, and a file rewritten within the same second at the same size is not missed
+ * (the result is checked against NEW, and the quick check would fail that check).
+ */
+export async function runRsync(src: string, dest: string, compress: boolean, directory = false): Promise<RsyncFigures> {
+  const args = [...(directory ? ['-a', '--delete', '--ignore-times'] : []), '--no-whole-file', '--stats', ...(compress ? ['-z'] : []), directory ? `${src.replace(/\/+$/, '')}/` : src, dest];
   const t0 = performance.now();
   const child = spawn('/usr/bin/rsync', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -42,6 +50,6 @@ export async function runRsync(src: string, dest: string, compress: boolean): Pr
     literalBytes: stat(out, 'Literal data'),
     matchedBytes: stat(out, 'Matched data'),
     wallMs: Math.round(wallMs),
-    command: `rsync ${args.slice(0, -2).join(' ')} NEW DEST`,
+    command: `rsync ${args.slice(0, -2).join(' ')} ${directory ? 'NEW/ DEST' : 'NEW DEST'}`,
   };
 }

@@ -1,6 +1,7 @@
 /**
  * Starts (or finds running) the embedded Temporal dev server: SQLite state under the fedflow
- * home, Web UI on 8233, and the search attributes of DESIGN.md registered.
+ * home, frontend on 7233 and Web UI on 8233 (FEDFLOW_DEV_SERVER_PORT, FEDFLOW_DEV_UI_PORT), and the
+ * search attributes of DESIGN.md registered.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -12,6 +13,15 @@ import { writePid } from './pids';
 
 export const DEV_SERVER_PORT = 7233;
 export const DEV_UI_PORT = 8233;
+
+/** A port from the environment (`FEDFLOW_DEV_SERVER_PORT`, `FEDFLOW_DEV_UI_PORT`), or `fallback`. */
+export function portFromEnv(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${name} is '${v.slice(0, 20)}'; expected a port number, 1 to 65535`);
+  return n;
+}
 
 export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
@@ -66,8 +76,8 @@ export interface DevServerOptions {
 }
 
 export async function startDevServer(opts: DevServerOptions): Promise<DevServerHandle> {
-  const port = opts.port ?? DEV_SERVER_PORT;
-  const uiPort = opts.uiPort ?? DEV_UI_PORT;
+  const port = opts.port ?? portFromEnv('FEDFLOW_DEV_SERVER_PORT', DEV_SERVER_PORT);
+  const uiPort = opts.uiPort ?? portFromEnv('FEDFLOW_DEV_UI_PORT', DEV_UI_PORT);
   const log = opts.log ?? ((l: string) => console.log(l));
   const address = `127.0.0.1:${port}`;
   const uiUrl = `http://localhost:${uiPort}`;

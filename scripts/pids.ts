@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { alive } from '../adapters/local/provider';
 
-export type Managed = 'server' | 'worker' | 'up';
+export type Managed = 'server' | 'worker' | 'supervisor' | 'up';
 
 /** What a pid file holds. */
 export interface PidRecord {
@@ -34,6 +34,10 @@ export function processStart(pid: number): string | undefined {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A zombie (state Z, field 3) has exited; only its entry waits for a parent to reap it. The
+    // processes `fedflow up --detach` leaves are reparented when `up` exits, and not every init
+    // reaps: it names no running process.
+    if (fields[0] === 'Z') return undefined;
     return fields[19]; // field 22 overall; fields here start at field 3
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && existsSync('/proc/self/stat')) return undefined;
@@ -82,7 +86,12 @@ export function readPidRecord(home: string, what: Managed): (PidRecord & { legac
  * A bare pid (no start time) cannot be checked, so it is never trusted.
  */
 export function isOurs(record: PidRecord & { legacy?: boolean }): boolean {
-  return !record.legacy && alive(record.pid) && processStart(record.pid) === record.startTime;
+  return !record.legacy && running(record.pid) && processStart(record.pid) === record.startTime;
+}
+
+/** Whether a process `pid` exists and has not exited (a zombie has; see processStart). */
+export function running(pid: number | undefined): boolean {
+  return alive(pid) && (!existsSync('/proc/self/stat') || processStart(pid!) !== undefined);
 }
 
 /** The pid of the process fedflow started as `what`, if that process still runs; else undefined. */
@@ -91,8 +100,8 @@ export function readPid(home: string, what: Managed): number | undefined {
   return r && isOurs(r) ? r.pid : undefined;
 }
 
-/** Whether the process is alive; the local provider's check, shared. */
-export const isAlive = alive;
+/** Whether the process is alive (and not a zombie). */
+export const isAlive = running;
 
 export function clearPid(home: string, what: Managed): void {
   rmSync(file(home, what), { force: true });
@@ -111,7 +120,7 @@ export interface StopOutcome {
 export async function stopPid(home: string, what: Managed, graceMs = 8000): Promise<StopOutcome> {
   const r = readPidRecord(home, what);
   clearPid(home, what);
-  if (!r || !alive(r.pid)) return { outcome: 'not-running' };
+  if (!r || !running(r.pid)) return { outcome: 'not-running' };
   if (!isOurs(r)) return { outcome: 'not-ours', pid: r.pid };
   process.kill(r.pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;

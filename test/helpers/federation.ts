@@ -9,8 +9,9 @@ import { LocalProvider } from '../../adapters/local/provider';
 import { loadFederationConfig } from '../../agent/site/config-file';
 import { FederationLog, placedWorkloads, type PlacedWorkload } from '../../client/federation';
 import type { CommittedState } from '../../core/consensus/entries';
-import { siteDir } from '../../agent/site/home';
-import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
+import { REPO_ROOT, siteDir } from '../../agent/site/home';
+import { WorkloadRunner } from '../../agent/workload/runner';
+import { startFederation, type FederationRuntimeOptions, type RunningFederation } from '../../worker/federation-runtime';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { eventually } from './eventually';
 import { startTestServer, workflowBundle } from './temporal';
@@ -42,14 +43,16 @@ export interface TestFederationOptions {
    * the control worker starts it, as in production.
    */
   federationWorkflow?: boolean;
+  /** Run the workload fronts (worker/fronts.ts) in the federation's process. */
+  fronts?: FederationRuntimeOptions['fronts'];
 }
 
 export async function startTestFederation(env: TestWorkflowEnvironment, opts: TestFederationOptions = {}): Promise<TestFederation> {
   const home = mkdtempSync(join(tmpdir(), 'fedflow-test-'));
   const config = opts.config ? parseFederationConfig(opts.config) : loadFederationConfig();
-  const start = async (more: { control?: boolean; federationWorkflow?: boolean; sites?: string[] }) =>
+  const start = async (more: { control?: boolean; federationWorkflow?: boolean; sites?: string[]; fronts?: FederationRuntimeOptions['fronts'] }) =>
     startFederation({ config, home, connection: env.nativeConnection, client: env.client, namespace: env.namespace ?? 'default', workflowBundle: await workflowBundle(), ...more });
-  const runtime = await start({ control: opts.control, federationWorkflow: opts.federationWorkflow });
+  const runtime = await start({ control: opts.control, federationWorkflow: opts.federationWorkflow, fronts: opts.fronts });
   const log = new FederationLog(env.client, config.federation);
   return {
     home,
@@ -80,6 +83,9 @@ export async function startTestFederation(env: TestWorkflowEnvironment, opts: Te
       for (const site of config.sites) {
         const p = new LocalProvider({ site: site.id, dir: siteDir(site.id, home), capacityInstances: site.capacity.instances });
         for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
+        // And the workloads added from a spec, which the site's workload runner started.
+        const runner = new WorkloadRunner({ site: site.id, siteDir: siteDir(site.id, home), fedflowRoot: REPO_ROOT });
+        for (const id of runner.installedIds()) await runner.stop(id).catch(() => undefined);
       }
       rmSync(home, { recursive: true, force: true });
     },

@@ -63,8 +63,8 @@ describe('a migration waits for quorum and commits once a site returns', () => {
     const committed = await fedHandle.query(committedStateQuery);
     assert.equal(committed.placements['kv-demo'], 'edge:lisbon');
     assert.deepEqual(committed.reservations, {});
-    // The reservation was proposed twice under one request id (by update, then by signal once the
-    // update had no answer): the log holds it once, then the placement. Two entries in all.
+    // The reservation was sent several times under one request id (by update, again each time a
+    // wait ran out): the log holds it once, then the placement. Two entries in all.
     assert.equal(committed.applied - before.applied, 2);
     const all = (await (await fetch(`${r.address}/kv`)).json()) as Record<string, string>;
     assert.equal(Object.keys(all).length, 50);

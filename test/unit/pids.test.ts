@@ -48,12 +48,15 @@ describe('pid files and `fedflow down`', () => {
     const other = sleeper();
     const another = sleeper();
     const third = sleeper();
-    children.push(other, another, third);
+    const fourth = sleeper();
+    children.push(other, another, third, fourth);
     mkdirSync(join(home, 'run'), { recursive: true });
     // As fedflow wrote them for its own processes, which have exited; the kernel reused the pids.
     const real = startTicks(other.pid!);
     writeFileSync(pidFile('worker'), JSON.stringify({ pid: other.pid, startTime: String(Number(real) - 1), cmdline: 'node worker/main.ts' }));
     writeFileSync(pidFile('server'), JSON.stringify({ pid: another.pid, startTime: 'Mon Jan  1 00:00:00 2024', cmdline: 'temporal server start-dev' }));
+    // The supervisor of `up --detach` (scripts/supervisor.ts), checked the same way.
+    writeFileSync(pidFile('supervisor'), JSON.stringify({ pid: fourth.pid, startTime: String(Number(startTicks(fourth.pid!)) + 7), cmdline: 'node scripts/supervisor.ts' }));
     // A bare pid from an older fedflow cannot be checked, so it is not trusted either.
     writeFileSync(pidFile('up'), String(third.pid));
     assert.equal(readPid(home, 'worker'), undefined, 'a pid whose start time differs is not ours');
@@ -61,9 +64,9 @@ describe('pid files and `fedflow down`', () => {
     const lines: string[] = [];
     await down((l) => lines.push(l));
     await new Promise((r) => setTimeout(r, 300));
-    for (const c of [other, another, third]) assert.ok(running(c), `pid ${c.pid} (sleep) must not be signalled; down said:\n${lines.join('\n')}`);
-    for (const what of ['worker', 'server', 'up']) assert.equal(existsSync(pidFile(what)), false, `${what}.pid is removed`);
-    assert.ok(lines.some((l) => l.includes(`named pid ${other.pid}, which is now another process`)), lines.join('\n'));
+    for (const c of [other, another, third, fourth]) assert.ok(running(c), `pid ${c.pid} (sleep) must not be signalled; down said:\n${lines.join('\n')}`);
+    for (const what of ['worker', 'server', 'supervisor', 'up']) assert.equal(existsSync(pidFile(what)), false, `${what}.pid is removed`);
+    for (const c of [other, fourth]) assert.ok(lines.some((l) => l.includes(`named pid ${c.pid}, which is now another process`)), lines.join('\n'));
   });
 
   it('the process fedflow started is stopped, and its pid file removed', async () => {

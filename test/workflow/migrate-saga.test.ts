@@ -136,7 +136,6 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
       run.lines.filter((l) => !together.includes(l)),
       [
         'control validateMigration',
-        `control proposeFast reserve ${TARGET}`,
         `federation reserve ${TARGET}`,
         `${SOURCE} agentEndpoint`,
         `${TARGET} probeLink`,
@@ -147,7 +146,7 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
         `${SOURCE} releaseImage precopy-image`,
         `${SOURCE} agentEndpoint`,
         `${TARGET} cutoverTarget: image received`,
-        `control proposeFast place ${TARGET}`,
+        // Proposed once, by the target holding the image; the commit step takes its answer.
         `federation place ${TARGET}`,
         'control switchRoute',
         undo.finalImage,
@@ -187,6 +186,61 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
       );
     });
   }
+
+  test('a placement without quorum waits in the commit step, saying why, and completes once answered', T, async () => {
+    const { run, handle } = start('kv-wait-quorum', { holdOn: `federation place ${TARGET}` });
+    const h = await handle;
+    await run.seen(`federation place ${TARGET}`);
+    // The target's proposal got no answer: the commit step sends the same request again and
+    // puts the federation's status line in progress while it waits.
+    await eventually('the commit step to report the wait for quorum', async () => {
+      const p = await h.query(progressQuery);
+      return p.steps.find((s) => s.id === 'commit')?.status === 'running' && /waiting for quorum: 1 of 3/.test(p.consensus?.status ?? '');
+    });
+    assert.ok(!run.lines.includes('control switchRoute'), 'the route switched before the placement committed');
+    run.restoreQuorum();
+    const result: MigrationResult = await h.result();
+    assert.equal(result.status, 'completed');
+    // One proposal of the placement, answered once the quorum came back; no other path sent it.
+    assert.deepEqual(
+      run.lines.filter((l) => l.startsWith('federation place')),
+      [`federation place ${TARGET}`],
+    );
+    assert.match((await h.query(progressQuery)).steps.find((s) => s.id === 'commit')?.detail ?? '', /waited for quorum/);
+  });
+
+  test('a proposal the federation\'s validator refuses fails the step at once as rejected (not sent again), and the saga runs', T, async () => {
+    const { run, handle } = start('kv-refused', { refuseOn: `federation reserve ${TARGET}` });
+    const err = await (await handle).result().then(
+      () => assert.fail('the migration completed; it should have failed'),
+      (e: unknown) => e,
+    );
+    const cause = rootCause(err) as ApplicationFailure;
+    assert.equal(cause.type, FailureType.FederationChangeRejected);
+    assert.match(cause.message, /was not taken: the federation refused the proposal: injected/);
+    assert.equal(run.lines.filter((l) => l.startsWith(`✗ federation reserve`)).length, 1, run.lines.join(' | '));
+    assert.deepEqual(run.afterFailure(), [undo.reservation, undo.lock]);
+  });
+
+  test('a mode switch between pre-copy rounds keeps the volume\'s chunking (only codec and streams follow the mode)', T, async () => {
+    // Rounds 1 and 2 send a lot (no convergence); from the second prediction on the link is slow
+    // and far, so after two agreeing evaluations the policy switches to internet for round 3.
+    const { run, handle } = start('kv-mode-switch', { slowLinkFrom: 2, preCopyBytes: [64 << 20, 32 << 20, 4096] });
+    const result: MigrationResult = await (await handle).result();
+    assert.equal(result.status, 'completed');
+    assert.equal(result.modeSwitches.length, 1, JSON.stringify(result.modeSwitches));
+    const [sw] = result.modeSwitches;
+    assert.equal(sw!.to, 'internet');
+    assert.notEqual(sw!.from, 'internet');
+    // The rounds after the switch ran in the new mode...
+    assert.deepEqual(
+      result.rounds.map((r) => r.mode),
+      [sw!.from, sw!.from, 'internet', 'internet'],
+    );
+    // ...on the chunks the target already holds: every capture, the final one too, cut the same way.
+    assert.equal(run.presets.length, 4);
+    assert.deepEqual(new Set(run.presets).size, 1, `presets ${run.presets.join(', ')}`);
+  });
 
   test('a pause holds the migration before its next step until resume', T, async () => {
     const { run, handle } = start('kv-pause', { gateOn: `${TARGET} startInstance` });

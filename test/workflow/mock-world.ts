@@ -8,18 +8,22 @@
  * activities ran, e.g. `dc:frankfurt startInstance` or `federation release dc:frankfurt`. A test
  * scripts a migration before it starts: fail one call (non-retryable, and a `✗` line follows it
  * in the log), hold one until the test lets it go, or leave one proposal unanswered.
+ *
+ * The federation log is faked behind the one way a migration proposes (`proposeFast`, and the
+ * target's cut-over, which sends the placement the same way): a request id is logged when it first
+ * arrives (`federation place dc:frankfurt`), answered the same each time it is sent again (logged
+ * `(resent)`), or, when held, left without an answer however often it is sent (logged once).
  */
 import { EventEmitter, once } from 'node:events';
 import { Context } from '@temporalio/activity';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { CONTROL_TASK_QUEUE, federationWorkflowId } from '../../core/contracts/task-queues';
 import type { ControlActivities, ValidatedMigration } from '../../activities/control';
 import type { SiteActivities } from '../../activities/site';
 import type { CapturedImage, RoundFigures, SyncActivities } from '../../activities/sync';
 import type { LinkActivities } from '../../activities/link';
 import type { FederationEntry } from '../../core/consensus/entries';
-import type { FederationTestActivities, FederationVerdict } from './workflows';
+import type { ProposalResult } from '../../core/contracts/federation';
+import type { FastProposal, FastProposalRequest } from '../../activities/federation-propose';
 
 export const SOURCE = 'dc:paris';
 export const TARGET = 'dc:frankfurt';
@@ -39,11 +43,25 @@ export interface Script {
   holdOn?: string;
   /** The call (its log line) that waits until the test calls `release(line)`. */
   gateOn?: string;
+  /** A federation proposal (its log line) the federation refuses outright, as its validator would. */
+  refuseOn?: string;
+  /** From this prediction on (1 = the measure step's), the link predicts as a slow, far one. */
+  slowLinkFrom?: number;
+  /** Bytes each pre-copy round sends, by round (default 4 KiB: converged at once). */
+  preCopyBytes?: number[];
 }
 
 export class MigrationRun {
   readonly lines: string[] = [];
   finalImage?: CapturedImage;
+  /** The fake log's answers by request id, and the request ids it holds unanswered. */
+  private readonly answered = new Map<string, Omit<ProposalResult, 'certificate'>>();
+  private readonly held = new Set<string>();
+  private quorumBack = false;
+  /** The chunk preset of every capture, in order. */
+  readonly presets: string[] = [];
+  predictions = 0;
+  private round = 0;
   private readonly events = new EventEmitter();
   private readonly gate: { opened: boolean; open: () => void; wait: Promise<void> };
 
@@ -66,6 +84,47 @@ export class MigrationRun {
   release(): void {
     this.gate.opened = true;
     this.gate.open();
+  }
+
+  /** The fake federation log: commits, rejects (a scripted failOn) or holds (holdOn) a proposal. */
+  propose(args: FastProposalRequest): FastProposal {
+    const { requestId, entries } = args.proposal;
+    const line = `federation ${describe(entries)}`;
+    const first = this.answered.get(requestId);
+    if (first) {
+      this.record(`${line} (resent)`);
+      return { result: first };
+    }
+    if (this.script.refuseOn === line) {
+      this.record(`✗ ${line} (refused)`);
+      return { pending: 'the federation refused the proposal: injected', refused: true };
+    }
+    if (this.held.has(requestId) && !this.quorumBack) return { pending: `no answer within ${args.waitMs} ms`, status: HELD_STATUS };
+    // A held proposal that is answered at last was logged when it first came.
+    if (!this.held.delete(requestId)) this.record(line);
+    if (this.script.holdOn === line && !this.quorumBack) {
+      this.held.add(requestId);
+      return { pending: `no answer within ${args.waitMs} ms`, status: HELD_STATUS };
+    }
+    const rejected = this.script.failOn === line;
+    if (rejected) this.record(`✗ ${line}`);
+    const round = ++this.round;
+    const result = {
+      requestId,
+      protocol: 'cft' as const,
+      round,
+      summary: { protocol: 'cft' as const, term: 1, index: round, ackedBy: MEMBERS },
+      quorum: { needed: Math.floor(MEMBERS.length / 2) + 1, total: MEMBERS.length, got: MEMBERS.length },
+      waitedMs: 0,
+      rejected: rejected ? entries.map((_, position) => ({ position, reason: 'injected: the log refuses it' })) : [],
+    };
+    this.answered.set(requestId, result);
+    return { result };
+  }
+
+  /** The quorum is back: held proposals are answered the next time they are sent. */
+  restoreQuorum(): void {
+    this.quorumBack = true;
   }
 
   /** What ran after the injected failure: the saga's compensations. */
@@ -118,31 +177,10 @@ export class MockWorld {
     return this.runOf(Context.current().info.workflowExecution?.workflowId);
   }
 
-  /**
-   * Starts the fake federation if it is not running, as the real validateMigration and
-   * ensureFederation do. It must be started here, not once per file: an entity workflow waiting on
-   * nothing is what time skipping jumps past, to its run's deadline, whenever the server is idle.
-   */
-  private async ensureFederation(): Promise<string> {
-    const client = Context.current().client;
-    const handle = client.workflow.getHandle(federationWorkflowId(FEDERATION));
-    const status = await handle.describe().then(
-      (d) => d.status.name,
-      () => 'NOT_FOUND',
-    );
-    if (status !== 'RUNNING') {
-      await client.workflow.start('fakeFederation', { taskQueue: CONTROL_TASK_QUEUE, workflowId: federationWorkflowId(FEDERATION), args: [{ members: MEMBERS }] }).catch((err: unknown) => {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      });
-    }
-    return FEDERATION;
-  }
-
-  control(): ControlActivities & FederationTestActivities {
+  control(): ControlActivities {
     return {
       validateMigration: async (req): Promise<ValidatedMigration> => {
         await this.current().call('control validateMigration');
-        await this.ensureFederation();
         return {
           workloadId: req.workloadId,
           source: SOURCE,
@@ -156,30 +194,14 @@ export class MockWorld {
         };
       },
       releaseMigration: async () => this.current().call('control releaseMigration'),
-      // No answer by update: the commit goes on by signal, through the fake federation.
-      proposeFast: async (args) => {
-        await this.current().call(`control proposeFast ${describe(args.proposal.entries)}`);
-        return { pending: 'the workflow tier answers by signal only' };
-      },
+      proposeFast: async (args) => this.current().propose(args),
       ensureFederation: async () => {
         await this.current().call('control ensureFederation');
-        return this.ensureFederation();
+        return FEDERATION;
       },
       switchRoute: async () => {
         await this.current().call('control switchRoute');
         return Date.now();
-      },
-      federationProposed: async ({ proposal, resent }): Promise<FederationVerdict> => {
-        const run = this.runOf(proposal.replyTo);
-        const line = `federation ${describe(proposal.entries)}`;
-        run.record(resent ? `${line} (resent)` : line);
-        if (resent) return { commit: true };
-        if (run.script.holdOn === line) return { hold: true };
-        if (run.script.failOn === line) {
-          run.record(`✗ ${line}`);
-          return { reject: 'injected: the log refuses it' };
-        }
-        return { commit: true };
       },
     };
   }
@@ -207,11 +229,15 @@ export class MockWorld {
         return { from: args.source, to: site, samples: [], summary: {} } as unknown as Awaited<ReturnType<LinkActivities['probeLink']>>;
       },
       predictLink: async () => {
+        const run = this.current();
         await at('predictLink');
-        return { meanMbps: 900, lowMbps: 800, rttMs: 1, source: 'onnx', inputs: { sampleCount: 8, lastMbps: 900, features: null, modelPath: 'mock', adaptation: null } };
+        const slow = run.script.slowLinkFrom !== undefined && ++run.predictions >= run.script.slowLinkFrom;
+        const [meanMbps, lowMbps, rttMs] = slow ? [20, 10, 120] : [900, 800, 1];
+        return { meanMbps, lowMbps, rttMs, source: 'onnx', inputs: { sampleCount: 8, lastMbps: meanMbps, features: null, modelPath: 'mock', adaptation: null } };
       },
       captureImage: async (args) => {
         const final = args.freeze !== undefined;
+        this.current().presets.push(args.preset);
         await at(final ? 'captureImage (freeze)' : 'captureImage');
         const root = final ? FINAL_ROOT : PRECOPY_ROOT;
         const image: CapturedImage = {
@@ -226,8 +252,10 @@ export class MockWorld {
       },
       releaseImage: async (args) => at(`releaseImage ${args.root}`),
       pullDelta: async (args) => {
+        const run = this.current();
         await at('pullDelta');
-        return figures(args.round, args.kind);
+        const sent = args.kind === 'precopy' ? run.script.preCopyBytes?.[args.round - 1] : undefined;
+        return { ...figures(args.round, args.kind), mode: args.plan.mode, ...(sent !== undefined ? { bytesSent: sent, wireBytes: sent } : {}) };
       },
       cutoverTarget: async (args) => {
         const run = this.current();
@@ -246,11 +274,15 @@ export class MockWorld {
         // A failure scripted here comes once the target holds the frozen image (the placement may
         // then have been proposed, so the saga must settle it).
         await at('cutoverTarget: image received');
-        return { figures: figures(args.round, 'final'), served: DIGEST, servingAtMs: Date.now(), image: { root, frozenAtMs: Date.now(), digest: DIGEST } };
+        // Holding the image, the target proposes the placement (as the real one does).
+        const placement = args.placement ? run.propose(args.placement) : undefined;
+        return { figures: { ...figures(args.round, 'final'), mode: args.plan.mode }, served: DIGEST, servingAtMs: Date.now(), image: { root, frozenAtMs: Date.now(), digest: DIGEST }, ...(placement ? { placement } : {}) };
       },
     };
   }
 }
+
+const HELD_STATUS = 'waiting for quorum: 1 of 3 sites reachable, need 2';
 
 /** `reserve dc:frankfurt`, `release dc:frankfurt`, `place dc:frankfurt`. */
 function describe(entries: FederationEntry[]): string {

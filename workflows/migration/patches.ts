@@ -6,9 +6,10 @@
  * | v1    | skipped                       | in sequence (capture, then target) | task-queue activity |
  * | v2    | committed by signal           | in sequence                       | local activity      |
  * | v3    | by update first, then signal  | together (target waits beside the freeze) | local activity |
+ * | v4    | by update only (one way)      | together                          | local activity      |
  *
- * Recorded histories of all three replay (test/histories/migrate-kv-demo.v1..v3-*.json), so the
- * points where `patched()` is called must not move: both are asked once, right after validation.
+ * Recorded histories of all four replay (test/histories/migrate-kv-demo.v1..v4-*.json), so the
+ * points where `patched()` is called must not move: all are asked once, right after validation.
  *
  * How old shapes are carried (decided in issue 12): with `patched()` branches, named here, not with
  * Worker Versioning. Pinning each run to the build that started it would let the code hold one
@@ -37,17 +38,29 @@ export const FEDERATION_COMMITS_PATCH = 'federation-commits-v1';
  */
 export const FAST_CUTOVER_PATCH = 'fast-cutover-v1';
 
+/**
+ * Patch: every proposal of the run goes one way, by update through the `proposeFast` activity
+ * under one request id per change (the target's cut-over sends the placement the same way, under
+ * the id the commit step waits on); a wait that gives up sends the same request again. No signal
+ * path, no reply handlers in the migration. Compensations (release, settle, revert) too.
+ */
+export const UPDATE_COMMITS_PATCH = 'update-commits-v1';
+
 export interface Shape {
   /** v2 and v3: the reservation and the placement go through the federation log. */
   readonly federationCommits: boolean;
   /** v3: commits propose by update first, and the cut-over runs source and target together. */
   readonly fastCutover: boolean;
+  /** v4: every proposal by update only (no signal path). */
+  readonly commitsByUpdate: boolean;
 }
 
-/** Asks the patches, in this order, once per run (fast-cutover-v1 only if federation-commits-v1). */
+/** Asks the patches, in this order, once per run (each only if the one before it holds). */
 export function workflowShape(): Shape {
   const federationCommits = patched(FEDERATION_COMMITS_PATCH);
   // Runs recorded before the patch commit by signal only and cut over in sequence.
   const fastCutover = federationCommits && patched(FAST_CUTOVER_PATCH);
-  return { federationCommits, fastCutover };
+  // Runs recorded before it fall back to the signal path when the update gives no answer.
+  const commitsByUpdate = fastCutover && patched(UPDATE_COMMITS_PATCH);
+  return { federationCommits, fastCutover, commitsByUpdate };
 }

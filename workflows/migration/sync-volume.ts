@@ -8,7 +8,7 @@
  * The final round then runs: with `cutover`, the source is frozen first, so the target ends with
  * exactly what the source acknowledged before the pause.
  */
-import { ApplicationFailure, CancellationScope, defineQuery, getExternalWorkflowHandle, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, defineQuery, getExternalWorkflowHandle, patched, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { SyncActivities, RoundFigures, CapturedImage } from '../../activities/sync';
 import type { InstanceRef } from '../../core/contracts/providers';
 import type { Mode } from '../../core/migration';
@@ -16,6 +16,7 @@ import type { ModeSwitch } from '../../core/migration';
 import type { PolicyState } from '../../core/mode-policy';
 import { defaultPlan, planFromDecision, type TransferPlan } from '../../core/transfer-plan';
 import { measureAndDecide, type PolicyContext } from './mode-decision';
+import { TIMEOUTS } from './proxies';
 import { roundSignal } from '../../core/contracts/migration-messages';
 import { siteTaskQueue } from '../../core/contracts/task-queues';
 import { FailureType } from '../../core/contracts/failures';
@@ -64,11 +65,6 @@ export interface SyncVolumeResult {
 
 export const syncProgressQuery = defineQuery<{ rounds: RoundFigures[]; status: string }>('syncProgress');
 
-const TIMEOUTS = {
-  capture: { startToCloseTimeout: '30 minutes', heartbeatTimeout: '2 minutes' },
-  pull: { startToCloseTimeout: '6 hours', heartbeatTimeout: '15 seconds' },
-  quick: { startToCloseTimeout: '1 minute' },
-} as const satisfies Record<string, ActivityOptions>;
 const RETRY = { initialInterval: '500 milliseconds', maximumInterval: '10 seconds', backoffCoefficient: 2 } as const;
 
 /** Transfer tokens live this long; a pull that outlasts it is retried and signs a fresh one. */
@@ -77,6 +73,9 @@ const TOKEN_TTL_SECONDS = 3600;
 function at(site: string, summary: string, t: ActivityOptions) {
   return proxyActivities<SyncActivities>({ taskQueue: siteTaskQueue(site), ...t, retry: RETRY, summary });
 }
+
+/** Patch: a mode switch between pre-copy rounds keeps the volume's chunking (issue 14). */
+export const FIXED_CHUNKING_PATCH = 'fixed-chunking-v1';
 
 /** Transfer tokens live this long; exported for the migration's own cut-over round. */
 export { TOKEN_TTL_SECONDS };
@@ -97,7 +96,7 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
 
   async function round(n: number, kind: 'precopy' | 'final'): Promise<{ figures: RoundFigures; image: CapturedImage }> {
     const what = kind === 'final' ? (input.cutover ? 'Freeze the source and capture' : 'Capture') : `Round ${n}: capture`;
-    const image = await at(input.source, `${what} ${input.volumeId} on ${input.source}`, TIMEOUTS.capture).captureImage({
+    const image = await at(input.source, `${what} ${input.volumeId} on ${input.source}`, kind === 'final' && input.cutover ? TIMEOUTS.freeze : TIMEOUTS.capture).captureImage({
       volumeId: input.volumeId,
       preset: plan.chunkPreset,
       ...(kind === 'final' && input.cutover ? { freeze: input.cutover.instance } : {}),
@@ -146,7 +145,12 @@ export async function syncVolume(input: SyncVolumeInput): Promise<SyncVolumeResu
       policyState = decision.state;
       if (decision.mode !== plan.mode) {
         modeSwitches.push({ round: n + 1, from: plan.mode, to: decision.mode, reason: decision.reason });
-        plan = planFromDecision(decision.mode, decision.plan);
+        const next = planFromDecision(decision.mode, decision.plan);
+        // The chunking stays the volume's for the life of the migration: chunks cut another way
+        // would miss everything the target already holds, and the next round would send the
+        // volume again. Codec, streams and batch size follow the new mode. (Runs recorded before
+        // the patch took the new mode's chunking.)
+        plan = patched(FIXED_CHUNKING_PATCH) ? { ...next, chunkPreset: plan.chunkPreset } : next;
       }
     }
     // Not shrinking: the last two rounds each sent at least 90% of the one before.

@@ -44,7 +44,7 @@ export function pullArgsOf(m: Migration, plan: TransferPlan, round: number, targ
 // come after the freeze, never before it.
 export function freezeAndCapture(c: Cutover, publishAs?: string, cancellationType?: ActivityCancellationType): Promise<CapturedImage> {
   const { req, v } = c.m;
-  return atSync(v.source, `Freeze ${req.workloadId} and capture its volume on ${v.source}`, { ...TIMEOUTS.capture, ...(cancellationType ? { cancellationType } : {}) }).captureImage({
+  return atSync(v.source, `Freeze ${req.workloadId} and capture its volume on ${v.source}`, { ...TIMEOUTS.freeze, ...(cancellationType ? { cancellationType } : {}) }).captureImage({
     volumeId: v.volume.id,
     preset: c.plan.chunkPreset,
     freeze: v.instance,

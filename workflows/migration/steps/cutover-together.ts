@@ -7,10 +7,9 @@ import { ActivityCancellationType, ApplicationFailure, CancellationScope, log } 
 import type { CapturedImage } from '../../../activities/sync';
 import { FailureType } from '../../../core/contracts/failures';
 import type { FederationEntry } from '../../../core/consensus/entries';
-import { commitFederationChange } from '../../federation/client';
 import type { Migration } from '../context';
 import { placementEntry, targetRecord } from '../records';
-import { commitOpts, RELEASE_WAIT } from '../federation-commit';
+import { commitOpts, settleInLog } from '../federation-commit';
 import { atSite, atSync, FAST_COMMIT_WAIT_MS, TIMEOUTS } from '../proxies';
 import { cutDone, freezeAndCapture, targetToldImage, type Cutover, type CutoverResult, type TargetCutover } from './cutover-activities';
 
@@ -90,7 +89,7 @@ async function settleAndRevertPlacement(m: Migration, placement: FederationEntry
   // it) commits it now. Either way a copy sent late by a stray attempt of the target is
   // answered, not applied, and the revert below is the last word.
   try {
-    const placed = await commitFederationChange([placement], { ...commitOpts(m, 'placement', 'commit'), allowRejected: true, timeout: RELEASE_WAIT });
+    const placed = await settleInLog(m, [placement], 'placement', 'commit', true);
     if (placed.rejected.length) return;
   } catch (err) {
     // Still queued (no quorum) or unreachable: the revert is queued behind it all the same.
@@ -98,8 +97,5 @@ async function settleAndRevertPlacement(m: Migration, placement: FederationEntry
   }
   // Not allowRejected: a revert the log refuses (the source's slot taken meanwhile) must
   // show as a failed compensation, not pass for one that worked.
-  await commitFederationChange([placementEntry(m, m.v.source, m.v.record)], {
-    ...commitOpts(m, 'placement-revert', 'commit'),
-    timeout: RELEASE_WAIT,
-  });
+  await settleInLog(m, [placementEntry(m, m.v.source, m.v.record)], 'placement-revert', 'commit', false);
 }

@@ -1,7 +1,6 @@
 /** Step `reserve` (runs with federation commits): the federation log holds the target's capacity for this move. */
 import type { Migration } from '../context';
-import { commitOpts, commitToLog, describeCommit, RELEASE_WAIT } from '../federation-commit';
-import { commitFederationChange } from '../../federation/client';
+import { commitToLog, describeCommit, settleInLog } from '../federation-commit';
 
 /** Runs without federation commits (v1) have neither the reservation nor the placement commit. */
 export function skipFederationSteps(m: Migration): void {
@@ -17,13 +16,9 @@ export async function reserve(m: Migration): Promise<void> {
   // Pushed before the proposal: the federation applies this run's proposals in order, so a
   // release sent after a reserve that commits late still frees it.
   m.saga.push('reserve', async () => {
-    await commitFederationChange([{ kind: 'reservation', op: 'release', workload: req.workloadId, site: v.target }], {
-      ...commitOpts(m, 'release', 'reserve'),
-      allowRejected: true,
-      // Without quorum the release waits in the federation's queue; the rest of the saga
-      // (the lock, the target copy) must not wait for it.
-      timeout: RELEASE_WAIT,
-    });
+    // Without quorum the release waits in the federation's queue; the rest of the saga (the
+    // lock, the target copy) waits for it at most RELEASE_WAIT.
+    await settleInLog(m, [{ kind: 'reservation', op: 'release', workload: req.workloadId, site: v.target }], 'release', 'reserve', true);
   });
   m.consensus.reservation = await m.runner.run(
     'reserve',
