@@ -6,17 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { LocalProvider } from '../../adapters/local/provider';
-import { REPO_ROOT, siteDir } from '../../agent/site/home';
+import { describe, it } from 'node:test';
+import { REPO_ROOT } from '../../agent/site/home';
 import { FedflowClient } from '../../client';
 import { parseFederationConfig } from '../../core/federation-config';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
-import { startKillableServer, type KillableServer } from '../helpers/killable-server';
-import { killHard, spawnWorker, type WorkerProcess } from '../helpers/worker-process';
+import { useKillableFederation } from '../helpers/killable-server';
+import { spawnWorker } from '../helpers/worker-process';
 
 const KEYS = 2000;
 const VALUE_BYTES = 10_000;
@@ -32,28 +29,13 @@ const CONFIG = {
 };
 
 describe('migrate --wait while the Temporal server is killed and restarted', () => {
-  let server: KillableServer;
-  let home: string;
-  let worker: WorkerProcess | undefined;
-
-  before(async () => {
-    home = mkdtempSync(join(tmpdir(), 'fedflow-wait-outage-'));
-    writeFileSync(join(home, 'federation.json'), JSON.stringify(CONFIG));
-    server = await startKillableServer(home);
-  });
-  after(async () => {
-    if (worker) await killHard(worker);
-    for (const s of parseFederationConfig(CONFIG).sites) {
-      const p = new LocalProvider({ site: s.id, dir: siteDir(s.id, home), capacityInstances: 2 });
-      for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
-    }
-    await server?.stop();
-    rmSync(home, { recursive: true, force: true });
-  });
+  const fed = useKillableFederation(CONFIG, 'fedflow-wait-outage-');
 
   it('says once that Temporal cannot be reached, then follows the migration to its end, exit 0', async () => {
-    const env = { FEDFLOW_HOME: home, FEDFLOW_CONFIG: join(home, 'federation.json'), TEMPORAL_ADDRESS: server.address };
-    worker = spawnWorker(env);
+    const { server, home } = fed;
+    const env = fed.workerEnv;
+    const worker = spawnWorker(env);
+    fed.workers.push(worker);
     await worker.ready;
     await deploySampleWorkload({ client: server.client, config: parseFederationConfig(CONFIG), home, keys: KEYS, valueBytes: VALUE_BYTES });
 
@@ -88,6 +70,7 @@ describe('migrate --wait while the Temporal server is killed and restarted', () 
       assert.match(out, /^fedflow: Temporal and the workers answer again; following the migration$/m);
       assert.match(out, /^migrated kv-demo: dc:paris -> dc:frankfurt$/m);
       assert.doesNotMatch(out, /ServiceError|\n\s+at /);
+      console.log(`migrate --wait said:\n${out.split('\n').filter((l) => l.startsWith('fedflow:')).join('\n')}`);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

@@ -1,15 +1,20 @@
 /**
- * Acceptance: kill -9 the Temporal server while a migration's pull is copying, start it again, and
- * the migration completes, with figures that count every attempt of the pull: the bytes on the wire
- * it reports equal what the source agent counted serving, and bytes sent a second time are
- * reported apart (`resentBytes`).
+ * Acceptance (issue 13, figures): kill -9 the Temporal server while a migration's pull is copying,
+ * start it again, and the migration completes with figures that count every attempt of the pull.
+ * The bytes on the wire it reports are what the target received over both attempts, checked
+ * against what the source agent counted serving (its /stats, behind a stats token); bytes sent a
+ * second time are reported apart (`resentBytes`), equal to what the source marked as sent twice;
+ * round 1's time counts both attempts.
+ *
+ * The server is killed at the pull's first heartbeat and kept down past the pull's 15 s heartbeat
+ * timeout: the worker pulls on through the outage, the restarted server gives that attempt up and
+ * schedules a second one, which stops the first (still running in the same process) and resumes
+ * from the store. The figures printed are the ones quoted for this issue's closing note; the same
+ * test on the code before the fix reported a fraction of the bytes (docs/delta-sync.md, "Figures
+ * across attempts").
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { LocalProvider } from '../../adapters/local/provider';
+import { describe, it } from 'node:test';
 import type { TransferStats } from '../../agent/transfer/server';
 import { readAgentUrl } from '../../activities/site';
 import { siteDir } from '../../agent/site/home';
@@ -18,16 +23,15 @@ import { endpointToken } from '../../agent/transfer/token';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
 import { parseFederationConfig } from '../../core/federation-config';
-import { startKillableServer, type KillableServer } from '../helpers/killable-server';
-import { killHard, spawnWorker, type WorkerProcess } from '../helpers/worker-process';
+import { useKillableFederation } from '../helpers/killable-server';
+import { spawnWorker } from '../helpers/worker-process';
 
-// ~38 MB of compressed values at 8 Mbit/s: about 40 s of copying. The server is killed at the
-// pull's first heartbeat and kept down past the pull's 15 s heartbeat timeout, so that the server
-// gives the attempt up and a second one runs, while the first is still pulling.
+// ~38 MB of compressed values at 8 Mbit/s: about 40 s of copying, so that the first attempt still
+// pulls when the server comes back after OUTAGE_MS.
 const KEYS = Number(process.env.CRASH_KEYS ?? 5000);
 const VALUE_BYTES = 10_000;
 const OUTAGE_MS = Number(process.env.CRASH_OUTAGE_MS ?? 20_000);
-const LINK_MBPS = Number(process.env.CRASH_MBPS ?? 8);
+const LINK_MBPS = 8;
 const CONFIG = {
   federation: 'server-crash',
   sites: [
@@ -38,71 +42,50 @@ const CONFIG = {
 };
 
 describe('the Temporal server killed with -9 mid-copy', () => {
-  let server: KillableServer;
-  let home: string;
-  const workers: WorkerProcess[] = [];
-
-  before(async () => {
-    home = mkdtempSync(join(tmpdir(), 'fedflow-server-crash-'));
-    writeFileSync(join(home, 'federation.json'), JSON.stringify(CONFIG));
-    server = await startKillableServer(home);
-  });
-  after(async () => {
-    for (const w of workers) await killHard(w);
-    const config = parseFederationConfig(CONFIG);
-    for (const s of config.sites) {
-      const p = new LocalProvider({ site: s.id, dir: siteDir(s.id, home), capacityInstances: 2 });
-      for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
-    }
-    await server?.stop();
-    rmSync(home, { recursive: true, force: true });
-  });
+  const fed = useKillableFederation(CONFIG, 'fedflow-server-crash-');
 
   it('completes after a restart, and its figures count the crashed attempt', async () => {
-    const base = { FEDFLOW_HOME: home, FEDFLOW_CONFIG: join(home, 'federation.json'), TEMPORAL_ADDRESS: server.address };
-    workers.push(spawnWorker({ ...base, FEDFLOW_SITES: 'dc:paris', FEDFLOW_CONTROL: '0' }));
-    workers.push(spawnWorker({ ...base, FEDFLOW_SITES: 'dc:frankfurt' }));
-    await Promise.all(workers.map((w) => w.ready));
+    const { server, home } = fed;
+    // The source's agent in a process of its own, the target's with the control worker.
+    fed.workers.push(spawnWorker({ ...fed.workerEnv, FEDFLOW_SITES: 'dc:paris', FEDFLOW_CONTROL: '0' }));
+    fed.workers.push(spawnWorker({ ...fed.workerEnv, FEDFLOW_SITES: 'dc:frankfurt' }));
+    await Promise.all(fed.workers.map((w) => w.ready));
     await deploySampleWorkload({ client: server.client, config: parseFederationConfig(CONFIG), home, keys: KEYS, valueBytes: VALUE_BYTES });
 
     const c = FedflowClient.fromClient(server.client);
     await c.startMigration({ workloadId: 'kv-demo', targetSite: 'dc:frankfurt' });
     const deadline = Date.now() + 120_000;
     let seen = false;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !seen) {
       const p = await c.getProgress('kv-demo');
       if (p.phase === 'syncing' && p.live && p.live.bytesSent > 0) {
         assert.ok(p.live.batchesDone < p.live.batches, `the pull must still be running (batch ${p.live.batchesDone} of ${p.live.batches})`);
         seen = true;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 50));
+      } else await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(seen, 'never saw the pull heartbeat');
     await server.kill();
-    const killedAt = Date.now();
     await new Promise((r) => setTimeout(r, OUTAGE_MS));
     await server.restart();
-    console.log(`server down for ${Date.now() - killedAt} ms`);
 
     const r = await c.waitForResult('kv-demo');
     assert.equal(r.status, 'completed');
+    assert.equal(r.keys, KEYS);
     const statsToken = endpointToken(loadTransferSecret(home), 'stats', 'dc:paris', 'test');
     const stats = (await (await fetch(`${readAgentUrl(siteDir('dc:paris', home))}/stats`, { headers: { authorization: `Bearer ${statsToken}` } })).json()) as TransferStats;
     const round1 = r.rounds[0]!;
-    const figures = { reported: r.bytesTransferred, resentBytes: r.resentBytes, served: stats.bytesServed, resentServed: stats.resentBytesServed, round1 };
-    console.log(`server-crash figures: ${JSON.stringify(figures)}`);
+    console.log(`server-crash figures: ${JSON.stringify({ bytesTransferred: r.bytesTransferred, resentBytes: r.resentBytes, sourceBytesServed: stats.bytesServed, sourceResentBytesServed: stats.resentBytesServed, round1 })}`);
 
-    assert.equal(r.keys, KEYS);
     assert.ok((round1.attempts ?? 1) >= 2, `round 1's pull must have been retried after the outage (attempts ${round1.attempts})`);
     // Bytes on the wire: what the target received over every attempt. The source counts a frame
-    // when it writes it, so frames it wrote into the connection of the attempt the server gave up
-    // on, after the target stopped reading it (about one per stream, in socket buffers), crossed
-    // to the target's kernel but never to the agent: the two may differ by that, and not by more
-    // than 2% of the transfer.
+    // when it writes it, so frames it wrote into the connections of the attempt that was stopped,
+    // after the target stopped reading them (socket buffers: a few per stream), never reached the
+    // target's agent. Every one of those was sent again: the gap is at most resentBytes, and at
+    // most 2% of the transfer.
     assert.ok(r.bytesTransferred <= stats.bytesServed, `reported ${r.bytesTransferred} B on the wire, more than the ${stats.bytesServed} B the source served`);
-    assert.ok(stats.bytesServed - r.bytesTransferred <= 0.02 * stats.bytesServed, `reported ${r.bytesTransferred} B on the wire; the source served ${stats.bytesServed} B`);
-    // Sent again: the source marks chunks it serves to the same target a second time.
+    const gap = stats.bytesServed - r.bytesTransferred;
+    assert.ok(gap <= stats.resentBytesServed && gap <= 0.02 * stats.bytesServed, `reported ${r.bytesTransferred} B on the wire; the source served ${stats.bytesServed} B, ${stats.resentBytesServed} B of it twice`);
+    // Sent again: what the source marked as served to this target before.
     if (stats.resentBytesServed > 0) assert.ok((r.resentBytes ?? 0) > 0, `the source re-sent ${stats.resentBytesServed} B; the result says ${r.resentBytes}`);
     assert.ok((r.resentBytes ?? 0) <= stats.resentBytesServed, `resentBytes ${r.resentBytes} is more than the ${stats.resentBytesServed} B the source served twice`);
     // Time counts every attempt too: round 1's bytes over its duration cannot beat the link.
