@@ -39,7 +39,7 @@ async function run(): Promise<void> {
     }
     console.log(`  mode: ${r.decision.reason}`);
     for (const x of r.rounds) console.log(`  round ${x.round} ${x.kind}: sent ${x.bytesSent} of ${x.bytesScanned} bytes (${x.wireBytes} on the wire, ${x.codec}), ${x.chunksReused} chunks reused, ${x.durationMs} ms`);
-    console.log(`  bytes on the wire: ${r.bytesTransferred}  duration: ${r.durationMs} ms  downtime: ${r.downtimeMs} ms`);
+    console.log(`  bytes on the wire: ${r.bytesTransferred}${r.resentBytes ? ` (${r.resentBytes} sent again after a retry)` : ''}  duration: ${r.durationMs} ms  downtime: ${r.downtimeMs} ms`);
     console.log(`\nIn the UI (${stack.uiUrl}/namespaces/default/workflows): open ${workflowId}; the timeline shows each step's summary,`);
     console.log('the "Queries" tab runs `progress`, and the search attributes FedPhase/FedSource/FedTarget are on the run.');
     if (bad.length || Object.keys(all).length !== r.keys) failed = true;

@@ -200,7 +200,11 @@ export class FedflowClient {
     try {
       desc = await this.within(RPC_MS, () => h.describe());
       // The query is answered by a worker: without one, say so now rather than after its timeout.
-      const idle = await this.idleTaskQueue(desc.taskQueue);
+      const idle = await this.idleTaskQueue(desc.taskQueue).catch((err: unknown) => {
+        // A namespace whose credentials may not describe task queues: the query tells instead.
+        if (err instanceof TimedOut || unreachable(err)) throw err;
+        return undefined;
+      });
       if (idle) throw idle;
       p = await this.within(QUERY_MS, () => h.query(progressQuery));
     } catch (err) {

@@ -96,7 +96,7 @@ export function pullKey(workflowId: string, runId: string, activityId: string, r
 
 /** How often a running attempt writes its record. */
 export const LEDGER_WRITE_MS = 500;
-/** Records older than this are removed (a pull is retried within its activity's hours, not weeks). */
+/** Records older than this are removed (a pull is retried within its activity's hours, not weeks); a retry that finds none counts from its heartbeat. */
 const LEDGER_KEEP_MS = 7 * 24 * 3600 * 1000;
 
 export interface PullLedger {
@@ -120,9 +120,14 @@ export function memoryPullLedger(): PullLedger {
 /** On disk, in `dir`. Writes are a temp file renamed into place: a crash leaves the old record or the new one. */
 export function diskPullLedger(dir: string): PullLedger {
   mkdirSync(dir, { recursive: true });
-  prune(dir);
+  let pruned = 0;
   return {
     records(key) {
+      // At the agent's start and then at most hourly: a record is a few hundred bytes per attempt.
+      if (Date.now() - pruned > 3600_000) {
+        prune(dir);
+        pruned = Date.now();
+      }
       const out: AttemptRecord[] = [];
       let names: string[] = [];
       try {
