@@ -272,3 +272,26 @@ export async function recoverVolumes(volumesDir: string): Promise<Recovered[]> {
   }
   return out;
 }
+
+/**
+ * Whether an extraction may replace `volume` outside a cut-over (a pre-copy round laying the image
+ * down early): only when nothing but fedflow has written there. It is absent or empty, or it holds
+ * exactly the image recorded beside it (a live workload's writes would have changed that).
+ */
+export function onlyImagesHere(volume: string): boolean {
+  let names: string[];
+  try {
+    if (!lstatSync(volume).isDirectory()) return false;
+    names = readdirSync(volume);
+  } catch {
+    return !existsSync(volume);
+  }
+  if (names.length === 0) return true;
+  const rec = readImageRecord(volume);
+  return !!rec && recordMismatch(volume, rec) === undefined;
+}
+
+/** Removes what this module keeps beside `volume` (when the volume itself is removed). */
+export function forgetVolumeImage(volume: string): void {
+  for (const p of [recordPath(volume), journalPath(volume), stagingPath(volume)]) rmSync(p, { recursive: true, force: true });
+}

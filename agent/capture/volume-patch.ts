@@ -25,30 +25,15 @@
 import { closeSync, fsyncSync, futimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Manifest } from '../../core/manifest';
+import type { VolumeExtractFigures } from '../../core/migration';
 import type { ChunkStore } from '../store/chunk-store';
 import { MissingChunksError } from '../store/errors';
 import { fsyncPath, writeFileDurable } from '../durable-files';
 import { readEntryAt, UnsupportedImageError, type TarEntry } from './tar-walk';
 import { applyJournal, journalPath, readImageRecord, recordMismatch, stagingPath, writeImageRecord, type ApplyHook, type PatchJournal } from './volume-journal';
 
-/** What the final extraction wrote: proportional to the change (patch) or to the volume (full). */
-export interface ExtractFigures {
-  method: 'patch' | 'full';
-  /** Why a patch was not possible (method 'full'). */
-  fallback?: string;
-  /** Bytes written into the volume (file data: whole staged files and patched ranges). */
-  bytesWritten: number;
-  /** Files and links written whole or in part. */
-  filesWritten: number;
-  /** Files and links left exactly as they were. */
-  filesKept: number;
-  /** Bytes of file data left as they were. */
-  bytesKept: number;
-  filesRemoved: number;
-  /** Directories made or re-moded. */
-  dirsWritten: number;
-  durationMs: number;
-}
+/** What the extraction wrote: proportional to the change (patch) or to the volume (full). */
+export type ExtractFigures = VolumeExtractFigures;
 
 export interface PatchHooks {
   /** Everything staged and fsynced, the journal not yet written. */
