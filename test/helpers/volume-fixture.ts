@@ -13,7 +13,7 @@ import { seededBytes } from '../unit/delta/seeded-bytes';
 
 export const VOLUME_PARAMS = { minSize: 2048, avgSize: 8192, maxSize: 32768 };
 
-/** ~300 files (0 B to 96 KiB, one of 2 MiB), three levels of directories, a symlink. */
+/** ~300 files (0 B to 96 KiB, one of 2 MiB), three levels of directories, a symlink, a long name. */
 export function buildVolume(vol: string): void {
   let seed = 1;
   for (let a = 0; a < 6; a++) {
@@ -29,6 +29,8 @@ export function buildVolume(vol: string): void {
   writeFileSync(join(vol, 'big.bin'), seededBytes(2 << 20, 4242));
   writeFileSync(join(vol, 'log.jsonl'), seededBytes(300_000, 77));
   symlinkSync('dir-0/sub-0/file-0.dat', join(vol, 'link'));
+  // A name longer than a ustar header holds: tar writes a pax extended header before it.
+  writeFileSync(join(vol, 'dir-1', `${'long-name-'.repeat(15)}.txt`), seededBytes(5000, 99));
 }
 
 /** Captures `vol` as the source does and puts its chunks and manifest in the target's store. */
