@@ -5,14 +5,14 @@
  * are written.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, existsSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, openSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ChunkStore } from '../../../agent/store/chunk-store';
 import { SourceImages } from '../../../agent/capture/source-images';
 import { extractVolume } from '../../../agent/capture/volume-extract';
-import { readImageRecord } from '../../../agent/capture/volume-journal';
+import { journalPath, readImageRecord, recoverVolume } from '../../../agent/capture/volume-journal';
 import type { Manifest } from '../../../core/manifest';
 import { buildVolume, captureInto, rootOf } from '../../helpers/volume-fixture';
 
@@ -123,5 +123,47 @@ describe('extractVolume patches a directory volume in place', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('follows names that change type: file to directory, directory to file, link to file, file to link', async () => {
+    const s = join(dir, 'types-src');
+    mkdirSync(join(s, 'was-dir/inner'), { recursive: true });
+    writeFileSync(join(s, 'was-dir/inner/x'), 'inside a directory that becomes a file');
+    writeFileSync(join(s, 'was-file'), 'a file that becomes a directory');
+    symlinkSync('was-file', join(s, 'was-link'));
+    writeFileSync(join(s, 'becomes-link'), 'a file that becomes a link');
+    writeFileSync(join(s, 'stays'), 'unchanged');
+    chmodSync(s, 0o755);
+    const t1 = await captureInto(images, store, s);
+    rmSync(join(s, 'was-dir'), { recursive: true });
+    writeFileSync(join(s, 'was-dir'), 'now a file');
+    rmSync(join(s, 'was-file'));
+    mkdirSync(join(s, 'was-file'), { mode: 0o750 });
+    writeFileSync(join(s, 'was-file/child'), 'in the new directory');
+    rmSync(join(s, 'was-link'));
+    writeFileSync(join(s, 'was-link'), 'now a file');
+    rmSync(join(s, 'becomes-link'));
+    symlinkSync('stays', join(s, 'becomes-link'));
+    const t2 = await captureInto(images, store, s);
+
+    const target = join(dir, 'types-vol');
+    assert.equal((await extractVolume(store, t1, target)).method, 'full');
+    const r = await extractVolume(store, t2, target);
+    assert.equal(r.method, 'patch', `patched (fallback: ${r.fallback})`);
+    assert.equal(await rootOf(target, dir), t2.rootHash);
+    const back = await extractVolume(store, t1, target);
+    assert.equal(back.method, 'patch', `patched back (fallback: ${back.fallback})`);
+    assert.equal(await rootOf(target, dir), t1.rootHash);
+  });
+
+  it('does not guess from a journal it cannot apply: forgets the record, so the next extraction is whole', async () => {
+    const target = join(dir, 'torn-journal-vol');
+    await extractVolume(store, v1, target);
+    writeFileSync(journalPath(target), '{"version":1,"root":"');
+    assert.deepEqual(await recoverVolume(target), { volume: target, outcome: 'forgotten', detail: 'the journal is unreadable' });
+    assert.equal(readImageRecord(target), undefined);
+    const r = await extractVolume(store, v2, target);
+    assert.equal(r.method, 'full');
+    assert.equal(await rootOf(target, dir), v2.rootHash);
   });
 });
