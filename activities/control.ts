@@ -177,7 +177,14 @@ export function createControlActivities(deps: ControlDeps) {
      * the signatures.
      */
     async proposeFast(args: FastProposalRequest): Promise<FastProposal> {
-      return proposeByUpdate(client, args);
+      // Run as a task-queue activity (a long wait for quorum), it heartbeats while it waits.
+      const ctx = Context.current();
+      const beat = ctx.info.isLocal ? undefined : setInterval(() => ctx.heartbeat(), 1_000);
+      try {
+        return await proposeByUpdate(client, args);
+      } finally {
+        if (beat) clearInterval(beat);
+      }
     },
 
     /** Starts the federation workflow again if it is gone (a migration waiting to commit its placement asks). */

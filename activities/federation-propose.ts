@@ -16,15 +16,25 @@ import { federationWorkflowId } from '../core/contracts/task-queues';
  * What a proposal got: the result (without signatures), or why it has none yet. `status` is the
  * federation's own status line when it could be read (`waiting for quorum: 2 of 4 sites
  * reachable, need 3`); `notRunning` says the federation workflow does not exist (start it);
- * `refused` says the federation refused the proposal itself (its validator: a site that is not a
- * member, a request id reused with other entries...): sending it again cannot help.
+ * `refused` says the federation's validator refused the proposal (a site that is not a member...):
+ * it never entered the log, and sending it again cannot help. `failed` names the failure type of
+ * an update whose handler failed (`LeaderSuperseded`, `RequestIdReused`...): the proposal may be
+ * sent again under a new update id.
  */
-export type FastProposal = { result: Omit<ProposalResult, 'certificate'> } | { pending: string; status?: string; notRunning?: boolean; refused?: boolean };
+export type FastProposal =
+  | { result: Omit<ProposalResult, 'certificate'> }
+  | { pending: string; status?: string; notRunning?: boolean; refused?: boolean; failed?: string };
 
 export interface FastProposalRequest {
   federation: string;
   proposal: ProposeInput & { requestId: string };
   waitMs: number;
+  /**
+   * The update's id (default: the request id). A copy sent while an earlier one with this id still
+   * waits attaches to it instead of adding a waiting update (the server admits few per workflow);
+   * a copy sent after it completed gets its outcome. After a handler failure, send a new one.
+   */
+  updateId?: string;
 }
 
 /** How long reading the federation's status may take once the wait for the answer ran out. */
@@ -37,7 +47,8 @@ export async function proposeByUpdate(client: Client | undefined, args: FastProp
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), args.waitMs);
   try {
-    const r = await client.withAbortSignal(abort.signal, () => handle.executeUpdate(proposeUpdate, { args: [args.proposal] }));
+    const updateId = args.updateId ?? args.proposal.requestId;
+    const r = await client.withAbortSignal(abort.signal, () => handle.executeUpdate(proposeUpdate, { args: [args.proposal], updateId }));
     const { certificate: _certificate, ...result } = r;
     return { result };
   } catch (err) {
@@ -45,8 +56,12 @@ export async function proposeByUpdate(client: Client | undefined, args: FastProp
       return { pending: `federation workflow '${federationWorkflowId(args.federation)}' is not running`, notRunning: true };
     }
     if (err instanceof WorkflowUpdateFailedError) {
-      const why = (err.cause as Error | undefined)?.message ?? err.message;
-      return { pending: `the federation refused the proposal: ${why}`, refused: true };
+      const cause = err.cause as (Error & { type?: string }) | undefined;
+      const why = cause?.message ?? err.message;
+      // The validators throw plain Errors; the handlers throw typed failures.
+      const type = cause?.type ?? 'Error';
+      if (type === 'Error') return { pending: `the federation refused the proposal: ${why}`, refused: true };
+      return { pending: `the federation failed the proposal (${type}): ${why}`, failed: type };
     }
     const pending = abort.signal.aborted ? `no answer within ${args.waitMs} ms` : (err as Error).message;
     // Why no answer yet, in the federation's words (the round it is in, or its wait for quorum).

@@ -87,54 +87,57 @@ export function createSyncActivities(deps: SyncDeps) {
       /** Cut-over key: announce the frozen image to the target waiting on GET /finals/<slot>. */
       publishAs?: string;
     }): Promise<CapturedImage> {
-      let frozenAtMs: number | undefined;
-      let digest: WorkloadDigest | undefined;
-      // A cut-over capture heartbeats the time of its freeze: an attempt retried after a crash
-      // freezes again (a no-op on a frozen workload) but keeps the first freeze's time, so the
-      // downtime counts from it.
+      // Alive from start to end (the freeze, the scan, the codec sample, the announcement): a
+      // cut-over capture has a short heartbeat timeout, so that after a crash it is retried within
+      // seconds, not minutes, while the source is frozen.
+      // A cut-over capture keeps the time of its first freeze: an attempt retried after a crash
+      // freezes again (a no-op on a frozen workload) but the downtime counts from the first. The
+      // heartbeats carry it too (every one: one without would erase it).
       const prior = args.freeze ? (Context.current().info.heartbeatDetails as CaptureHeartbeat | undefined) : undefined;
-      if (args.freeze) {
-        const st = await deps.provider.describeInstance(args.freeze);
-        if (st.status !== 'running' || !st.address) {
-          // Retrying cannot help: the instance must be started again by whoever stopped it, and a
-          // cut-over from a source that serves nothing would lose its unflushed writes.
-          throw ApplicationFailure.nonRetryable(
-            `source instance '${args.freeze.id}' on '${deps.site}' is ${st.status}; it must be running to be frozen for the cut-over (start it and migrate again)`,
-            'SourceNotRunning',
-          );
-        }
-        digest = (await kvCall(st.address, 'POST', '/admin/freeze')) as WorkloadDigest;
-        frozenAtMs = prior?.frozenAtMs ?? Date.now();
-      }
-      const volume = deps.provider.volumePath(args.volumeId);
-      // Alive while it scans: a cut-over capture has a short heartbeat timeout, so that after a
-      // crash it is retried within seconds, not minutes, while the source is frozen.
-      const details: CaptureHeartbeat | undefined = frozenAtMs !== undefined ? { frozenAtMs } : undefined;
+      let details: CaptureHeartbeat | undefined = prior?.frozenAtMs !== undefined ? { frozenAtMs: prior.frozenAtMs } : undefined;
       heartbeat(details);
       const beat = setInterval(() => heartbeat(details), CAPTURE_HEARTBEAT_MS);
-      let captured: Awaited<ReturnType<SourceImages['capture']>>;
       try {
-        captured = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
+        let frozenAtMs: number | undefined;
+        let digest: WorkloadDigest | undefined;
+        if (args.freeze) {
+          const st = await deps.provider.describeInstance(args.freeze);
+          if (st.status !== 'running' || !st.address) {
+            // Retrying cannot help: the instance must be started again by whoever stopped it, and a
+            // cut-over from a source that serves nothing would lose its unflushed writes.
+            throw ApplicationFailure.nonRetryable(
+              `source instance '${args.freeze.id}' on '${deps.site}' is ${st.status}; it must be running to be frozen for the cut-over (start it and migrate again)`,
+              'SourceNotRunning',
+            );
+          }
+          // The first freeze's time, kept across attempts: written down at the source before the
+          // freeze (the fast cut-over's slot), else carried in the heartbeat details.
+          const firstMs = prior?.frozenAtMs ?? Date.now();
+          frozenAtMs = args.publishAs ? deps.images.finals.firstFreeze(finalSlot(args.publishAs), firstMs) : firstMs;
+          digest = (await kvCall(st.address, 'POST', '/admin/freeze')) as WorkloadDigest;
+        }
+        if (frozenAtMs !== undefined) heartbeat((details = { frozenAtMs }));
+        const volume = deps.provider.volumePath(args.volumeId);
+        const { manifest, scanMs } = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
+        let hybridCodec: CapturedImage['hybridCodec'];
+        if (args.hybridBandwidthMbps) {
+          // Sample up to 8 chunks spread over the image: the codec is chosen on this volume's data.
+          const step = Math.max(1, Math.floor(manifest.chunks.length / 8));
+          const samples: Uint8Array[] = [];
+          for (let i = 0; i < manifest.chunks.length && samples.length < 8; i += step) samples.push((await deps.images.readChunk(manifest.rootHash, manifest.chunks[i]!.hash))!);
+          if (samples.length) {
+            const best = chooseHybridCodec(samples, args.hybridBandwidthMbps).best;
+            hybridCodec = { codec: best.spec.codec, ...(best.spec.codec === 'zstd' ? { level: best.spec.level } : {}), goodputMBps: best.goodput / 1e6 };
+          }
+        }
+        const summary = summarize(manifest);
+        if (args.publishAs && digest && frozenAtMs !== undefined) {
+          await deps.images.finals.publish(finalSlot(args.publishAs), { manifest: summary, digest, frozenAtMs, ...(hybridCodec ? { hybridCodec } : {}) });
+        }
+        return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec };
       } finally {
         clearInterval(beat);
       }
-      const { manifest, scanMs } = captured;
-      let hybridCodec: CapturedImage['hybridCodec'];
-      if (args.hybridBandwidthMbps) {
-        // Sample up to 8 chunks spread over the image: the codec is chosen on this volume's data.
-        const step = Math.max(1, Math.floor(manifest.chunks.length / 8));
-        const samples: Uint8Array[] = [];
-        for (let i = 0; i < manifest.chunks.length && samples.length < 8; i += step) samples.push((await deps.images.readChunk(manifest.rootHash, manifest.chunks[i]!.hash))!);
-        if (samples.length) {
-          const best = chooseHybridCodec(samples, args.hybridBandwidthMbps).best;
-          hybridCodec = { codec: best.spec.codec, ...(best.spec.codec === 'zstd' ? { level: best.spec.level } : {}), goodputMBps: best.goodput / 1e6 };
-        }
-      }
-      const summary = summarize(manifest);
-      if (args.publishAs && digest && frozenAtMs !== undefined) {
-        await deps.images.finals.publish(finalSlot(args.publishAs), { manifest: summary, digest, frozenAtMs, ...(hybridCodec ? { hybridCodec } : {}) });
-      }
-      return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec };
     },
 
     /** Source: drop an image once its round is over. */

@@ -11,11 +11,13 @@ export interface CliError {
   type: string;
   /** For a person: what was wrong and what would be right. */
   message: string;
+  /** One line per problem, when there were several (an invalid workload spec). */
+  problems?: string[];
 }
 
 /** The failure as the CLI tells it. Stacks are for bugs: only an unexpected error keeps one (text mode). */
 export function describeError(err: unknown): CliError & { expected: boolean } {
-  if (err instanceof FedflowError) return { type: err.type, message: err.message, expected: true };
+  if (err instanceof FedflowError) return { type: err.type, message: err.message, expected: true, ...(err.problems.length > 1 || err.problems[0] !== err.message ? { problems: err.problems } : {}) };
   if (err instanceof ConfigError) return { type: 'ConfigError', message: err.message, expected: true };
   if (err instanceof CommanderError) return { type: 'UsageError', message: err.message.replace(/^error: /, ''), expected: true };
   if (err instanceof Error) return { type: err.name || 'Error', message: err.message, expected: false };
@@ -29,8 +31,8 @@ export function wantsJson(argv: readonly string[] = process.argv.slice(2)): bool
 }
 
 export function errorJson(err: unknown): { error: CliError } {
-  const { type, message } = describeError(err);
-  return { error: { type, message } };
+  const { type, message, problems } = describeError(err);
+  return { error: { type, message, ...(problems ? { problems } : {}) } };
 }
 
 /** Prints the failure in the form asked for. Returns the exit code. */

@@ -1,10 +1,12 @@
 /**
  * The `fedflow` command line, built on the client SDK (client/).
  *   fedflow up [--detach] | down | worker | sites | workloads
+ *   fedflow workloads add -f <spec.yaml> [--site s] | workloads remove <id> [--delete-volumes]
  *   fedflow migrate <workload> --to <site> [--wait] [--json] [--mode m]
  *   fedflow status <workload> [--json] | pause | resume | cancel <workload>
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { loadFederationConfig } from '../agent/site/config-file';
 import { fedflowHome, siteDir } from '../agent/site/home';
 import { readAgentUrl } from '../activities/site';
@@ -18,6 +20,15 @@ import { formatBytes, watchProgress } from './progress';
 const uiBase = () => process.env.FEDFLOW_UI_URL ?? `http://localhost:${process.env.FEDFLOW_DEV_UI_PORT || 8233}`;
 const namespace = () => process.env.TEMPORAL_NAMESPACE ?? 'default';
 export const workflowUiUrl = (workflowId: string) => `${uiBase()}/namespaces/${namespace()}/workflows/${encodeURIComponent(workflowId)}`;
+
+/** The spec file's text; a file that cannot be read is a clear error, not a stack. */
+function readSpecFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new FedflowError(`cannot read the workload spec ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; give the path of a YAML or JSON spec, e.g. workloads/postgres.yaml`, 'InvalidWorkloadSpec');
+  }
+}
 
 function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
@@ -141,18 +152,45 @@ export function buildCli(): Command {
       }
     });
 
-  program
+  const workloads = program
     .command('workloads')
-    .description('list workloads, where each runs and where it is served (from the federation log)')
+    .description('list workloads, where each runs and where it is served (from the federation log); add or remove one')
+    .option('--json', 'print JSON');
+  workloads.action(async (opts: { json?: boolean }) => {
+    const config = loadFederationConfig();
+    const { committed } = await withClient((c) => c.federation(config.federation).view());
+    const migrating = new Map(Object.values(committed.reservations).map((r) => [r.workload, r.site]));
+    const rows = placedWorkloads(committed).map((w) => ({ id: w.id, site: w.site, address: w.address, migrating: migrating.has(w.id) ? `to ${migrating.get(w.id)}` : null }));
+    if (opts.json) return printJson(rows);
+    if (!rows.length) return console.log('no workloads; `fedflow up` deploys the sample workload kv-demo, `fedflow workloads add -f workloads/postgres.yaml` adds PostgreSQL');
+    for (const r of rows) console.log(`  ${r.id.padEnd(14)} on ${r.site.padEnd(16)} ${r.address}${r.migrating ? `  (migrating ${r.migrating})` : ''}`);
+  });
+
+  workloads
+    .command('add')
+    .description('add a workload from its spec (YAML or JSON): validated, started at the site, committed to the federation log')
+    .requiredOption('-f, --file <spec>', 'the workload spec, e.g. workloads/postgres.yaml')
+    .option('--site <site>', 'where to place it (default: the first trusted site with room)')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
+    .action(async (opts: { file: string; site?: string }) => {
       const config = loadFederationConfig();
-      const { committed } = await withClient((c) => c.federation(config.federation).view());
-      const migrating = new Map(Object.values(committed.reservations).map((r) => [r.workload, r.site]));
-      const rows = placedWorkloads(committed).map((w) => ({ id: w.id, site: w.site, address: w.address, migrating: migrating.has(w.id) ? `to ${migrating.get(w.id)}` : null }));
-      if (opts.json) return printJson(rows);
-      if (!rows.length) return console.log('no workloads; `fedflow up` deploys the sample workload kv-demo');
-      for (const r of rows) console.log(`  ${r.id.padEnd(14)} on ${r.site.padEnd(16)} ${r.address}${r.migrating ? `  (migrating ${r.migrating})` : ''}`);
+      const text = readSpecFile(opts.file);
+      const added = await withClient((c) => c.addWorkload(text, { config, site: opts.site, source: opts.file }));
+      if (json) return printJson(added);
+      console.log(`added ${added.id} on ${added.site}: serving at ${added.address} (healthy after ${added.startMs} ms)`);
+      console.log(`  volumes in ${added.volumeRoot}`);
+    });
+
+  workloads
+    .command('remove <id>')
+    .description('take a workload out of the federation log and stop it (its volumes are kept unless --delete-volumes)')
+    .option('--delete-volumes', 'delete its volumes too')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { deleteVolumes?: boolean }) => {
+      const config = loadFederationConfig();
+      const removed = await withClient((c) => c.removeWorkload(id, { config, deleteVolumes: opts.deleteVolumes }));
+      if (json) return printJson(removed);
+      console.log(`removed ${removed.id} from ${removed.site}${removed.volumesDeleted ? ' (volumes deleted)' : ' (volumes kept)'}`);
     });
 
   program

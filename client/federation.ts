@@ -14,6 +14,8 @@ export class FedflowError extends Error {
   constructor(
     message: string,
     readonly type: string,
+    /** One line per problem, when there are several (an invalid workload spec); else the message. */
+    readonly problems: string[] = [message],
   ) {
     super(message);
     this.name = 'FedflowError';

@@ -1,5 +1,6 @@
 /**
- * The typed client SDK: start, watch, pause, resume, cancel and await migrations.
+ * The typed client SDK: start, watch, pause, resume, cancel and await migrations; add and
+ * remove workloads.
  * The `fedflow` CLI is built on it; so can any program that wants to drive fedflow.
  */
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
@@ -10,12 +11,14 @@ import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from '../core/contracts/migration-messages';
 import { resolveConnection } from './connection';
 import { FedflowError, FederationLog } from './federation';
+import { addWorkload, removeWorkload, type AddedWorkload, type AddWorkloadOptions, type RemovedWorkload, type WorkloadSiteOptions } from './workloads';
 import { unreachable } from './unreachable';
 import type { PullHeartbeat } from '../activities/sync';
 
 export type { MigrationProgress, MigrationRequest, MigrationResult } from '../core/migration';
 
 export { FedflowError, FederationLog, type FederationView, type PlacedWorkload } from './federation';
+export type { AddedWorkload, AddWorkloadOptions, RemovedWorkload, WorkloadSiteOptions } from './workloads';
 
 /** The innermost failure message: an activity's ApplicationFailure rather than "Activity task failed". */
 export function rootFailure(err: unknown): { message: string; type: string } {
@@ -80,6 +83,20 @@ export class FedflowClient {
   /** The federation log of federation `name` (the `federation` of the federation config). */
   federation(name: string): FederationLog {
     return new FederationLog(this.client, name);
+  }
+
+  /**
+   * Adds a workload from its spec (YAML/JSON text or a parsed value): every problem of the spec
+   * or its volumes at once and nothing changed, or it is started at the site, healthy, and
+   * committed to the federation log with its placement and spec.
+   */
+  addWorkload(spec: string | unknown, opts: AddWorkloadOptions): Promise<AddedWorkload> {
+    return addWorkload(this.federation(opts.config.federation), spec, opts);
+  }
+
+  /** Takes a workload out of the federation log, then stops it (volumes kept unless deleteVolumes). */
+  removeWorkload(id: string, opts: WorkloadSiteOptions & { deleteVolumes?: boolean }): Promise<RemovedWorkload> {
+    return removeWorkload(this.federation(opts.config.federation), id, opts);
   }
 
   async close(): Promise<void> {

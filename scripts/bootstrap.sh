@@ -11,6 +11,10 @@ if [ ! -L node_modules ] && { [ ! -d node_modules ] || [ package-lock.json -nt n
   npm ci --no-audit --no-fund >&2
 fi
 node --import tsx scripts/temporal-cli.ts >/dev/null
+# System packages the tests use (installed when root with apt-get; otherwise the command is printed).
+if [ "${npm_lifecycle_event:-}" != start ]; then
+  bash scripts/system-deps.sh
+fi
 # The workflow tier's server (Java, from Maven Central), for tests only (`npm start` needs none).
 # Without java and mvn only that tier fails, naming what is missing; the other tiers still run.
 if [ "${npm_lifecycle_event:-}" != start ]; then

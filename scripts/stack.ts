@@ -1,6 +1,7 @@
 /**
  * The embedded stack: the Temporal dev server, the worker process (control worker + one agent per
- * local site) and the sample workload. `fedflow up`, `fedflow down` and `npm start` use it.
+ * local site), the sample workload, and the workloads added from a spec (started again where the
+ * log places them). `fedflow up`, `fedflow down` and `npm start` use it.
  * The foreground `up` restarts a worker that dies itself; `up --detach` leaves a supervisor process
  * (scripts/supervisor.ts) to do it. `down` stops the supervisor, then the worker, the workloads'
  * instances and the dev server, each through its checked pid file (scripts/pids.ts).
@@ -16,6 +17,8 @@ import { FederationLog } from '../client/federation';
 import { importStateFile, stateFilePath } from '../worker/import-state-file';
 import { ensureFederationWorkflow } from '../worker/federation-workflow';
 import { deploySampleWorkload, type DeployedSample } from '../worker/deploy-sample';
+import { restartSpecWorkloads } from '../worker/restart-workloads';
+import { WorkloadRunner } from '../agent/workload/runner';
 import type { FederationConfig } from '../core/federation-config';
 import { startDevServer, DEV_SERVER_PORT, DEV_UI_PORT, type DevServerHandle } from './dev-server';
 import { clearPid, isAlive, isOurs, readPid, readPidRecord, stopPid, writePid, type Managed, type StopOutcome } from './pids';
@@ -134,20 +137,23 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
   }
 
   let sample: DeployedSample | undefined;
-  if (opts.sample !== false) {
-    const connection = await Connection.connect({ address });
-    try {
-      const client = new Client({ connection });
+  const connection = await Connection.connect({ address });
+  try {
+    const client = new Client({ connection });
+    const fedLog = async () => new FederationLog(client, await ensureFederationWorkflow({ client, config, home }));
+    if (opts.sample !== false) {
       // A home from before the log was the one record: its workloads enter the log first.
-      if (existsSync(stateFilePath(home))) {
-        const fedLog = new FederationLog(client, await ensureFederationWorkflow({ client, config, home }));
-        await importStateFile(home, fedLog, log);
-      }
+      if (existsSync(stateFilePath(home))) await importStateFile(home, await fedLog(), log);
       sample = await deploySampleWorkload({ client, config, home, keys: opts.sampleKeys, valueBytes: opts.sampleValueBytes });
-    } finally {
-      await connection.close();
+      log(`sample workload ${sample.workloadId}: ${sample.keys} keys on ${sample.site} at ${sample.address}${sample.created ? ' (deployed now)' : ''}`);
     }
-    log(`sample workload ${sample.workloadId}: ${sample.keys} keys on ${sample.site} at ${sample.address}${sample.created ? ' (deployed now)' : ''}`);
+    // Workloads added from a spec (`fedflow workloads add`) run again where the log places them.
+    // The stack is up either way: a workload that cannot be started is said, not fatal.
+    await fedLog()
+      .then((l) => restartSpecWorkloads(l, config, home, log))
+      .catch((err: Error) => log(`workloads added from a spec were not started again: ${err.message}`));
+  } finally {
+    await connection.close();
   }
   return {
     home,
@@ -186,6 +192,13 @@ async function stopInstances(home: string, config: FederationConfig): Promise<nu
         await p.stopInstance(ref);
         n++;
       }
+    }
+    // Workloads added from a spec: stopped cleanly by their site's runner.
+    const runner = new WorkloadRunner({ site: site.id, siteDir: siteDir(site.id, home), fedflowRoot: REPO_ROOT });
+    for (const id of runner.installedIds()) {
+      if (!runner.info(id).running) continue;
+      await runner.stop(id);
+      n++;
     }
   }
   return n;

@@ -13,7 +13,9 @@ import { LocalProvider } from '../adapters/local/provider';
 import { createCloudProvider } from '../adapters/registry-cloud';
 import { createControlActivities } from '../activities/control';
 import { createSiteActivities } from '../activities/site';
-import { fedflowHome, siteDir } from '../agent/site/home';
+import { createWorkloadActivities } from '../activities/workload';
+import { fedflowHome, REPO_ROOT, siteDir } from '../agent/site/home';
+import { WorkloadRunner } from '../agent/workload/runner';
 import { shapersFromConfig } from '../agent/link/shapes';
 import { ChunkStore } from '../agent/store/chunk-store';
 import { SourceImages } from '../agent/capture/source-images';
@@ -123,11 +125,15 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       connection,
       namespace,
       taskQueue: siteTaskQueue(site.id),
+      // The cut-over's capture has a 10 s heartbeat timeout (so a crash is retried within
+      // seconds); the SDK would otherwise send its heartbeats only every 8 s (0.8 of it).
+      maxHeartbeatThrottleInterval: '2 seconds',
       activities: {
         ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url }),
         ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url }),
         ...createLinkActivities({ site: site.id, telemetry, secret }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
+        ...createWorkloadActivities({ site: site.id, runner: new WorkloadRunner({ site: site.id, siteDir: dir, fedflowRoot: REPO_ROOT }) }),
       },
     });
     agents.set(site.id, { provider, url: endpoint.url, worker });
@@ -140,6 +146,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       connection,
       namespace,
       taskQueue: CONTROL_TASK_QUEUE,
+      maxHeartbeatThrottleInterval: '2 seconds',
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
       activities: createControlActivities({ config: opts.config, client, ensureFederation: () => ensureFederationWorkflow({ client, config: opts.config, home }) }),
     });

@@ -44,6 +44,7 @@ const SLOT = /^[0-9a-f]{64}$/;
 export class FinalImages {
   private readonly published = new Map<string, { image: FinalImage; at: number }>();
   private readonly waiters = new Map<string, Set<(image: FinalImage) => void>>();
+  private readonly freezes = new Map<string, number>();
 
   constructor(private readonly dir?: string) {
     if (!dir || !existsSync(dir)) return;
@@ -77,6 +78,35 @@ export class FinalImages {
       // An agent that crashes right after announcing still has it when it is back.
       writeFileDurable(join(this.dir, `${slot}.json`), JSON.stringify(image));
     }
+  }
+
+  /**
+   * The time a slot's cut-over first froze its workload, written down (fsynced) just before the
+   * freeze is asked for: a capture retried after a crash, even of this whole process, finds it and
+   * counts the downtime from it. Returns the first time recorded for the slot (`atMs` if none).
+   */
+  firstFreeze(slot: string, atMs: number): number {
+    if (!SLOT.test(slot)) throw new Error(`final image slot '${slot}' is not 64 lower-case hex digits`);
+    const held = this.freezes.get(slot);
+    if (held !== undefined) return held;
+    const path = this.dir ? join(this.dir, `${slot}.frozen.json`) : undefined;
+    if (path && existsSync(path)) {
+      try {
+        const { frozenAtMs } = JSON.parse(readFileSync(path, 'utf8')) as { frozenAtMs: unknown };
+        if (typeof frozenAtMs === 'number' && Number.isFinite(frozenAtMs)) {
+          this.freezes.set(slot, frozenAtMs);
+          return frozenAtMs;
+        }
+      } catch {
+        // Torn or foreign: written again below.
+      }
+    }
+    this.freezes.set(slot, atMs);
+    if (path) {
+      mkdirSync(this.dir!, { recursive: true });
+      writeFileDurable(path, JSON.stringify({ frozenAtMs: atMs }));
+    }
+    return atMs;
   }
 
   get(slot: string): FinalImage | undefined {

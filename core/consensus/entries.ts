@@ -7,6 +7,7 @@
  */
 import type { ProviderKind } from '../contracts/providers';
 import type { SiteId } from './types';
+import type { WorkloadSpec } from '../workload-spec';
 
 /** A provider's handle on an instance or a volume (the adapters' InstanceRef and VolumeRef). */
 export interface ProviderRef {
@@ -25,6 +26,13 @@ export interface WorkloadRecord {
   instance: ProviderRef;
   volume: ProviderRef;
   address: string;
+  /**
+   * The workload's spec (core/workload-spec.ts), for a workload added from one: how any site runs,
+   * checks, freezes, thaws and verifies it. Small (at most MAX_SPEC_BYTES), so it travels with the
+   * placement and every site holds it. Absent for the sample deployed by `fedflow up` and for
+   * records committed before specs existed.
+   */
+  spec?: WorkloadSpec;
 }
 
 export type FederationEntry =
@@ -149,7 +157,7 @@ function applyOne(s: CommittedState, e: FederationEntry): string | null {
       const from = s.placements[e.workload];
       if (from === e.site) {
         // Placing where it already runs takes no capacity; it may still say what it runs on now.
-        if (e.record) (s.workloads ??= {})[e.workload] = copyRecord(e.record);
+        if (e.record) (s.workloads ??= {})[e.workload] = withSpecOf(copyRecord(e.record), s.workloads?.[e.workload]);
         return null;
       }
       const key = `${e.workload}@${e.site}`;
@@ -161,7 +169,7 @@ function applyOne(s: CommittedState, e: FederationEntry): string | null {
       s.used[e.site] = used + 1;
       if (from !== undefined && s.used[from] !== undefined) s.used[from] = (s.used[from] as number) - 1;
       s.placements[e.workload] = e.site;
-      if (e.record) (s.workloads ??= {})[e.workload] = copyRecord(e.record);
+      if (e.record) (s.workloads ??= {})[e.workload] = withSpecOf(copyRecord(e.record), s.workloads?.[e.workload]);
       return null;
     }
   }
@@ -173,6 +181,9 @@ export function workloadRecordProblem(r: unknown): string | undefined {
   const o = r as Record<string, unknown>;
   if (typeof o.image !== 'string' || !o.image) return `record.image must be a non-empty string; got ${JSON.stringify(o.image)}`;
   if (typeof o.address !== 'string' || !o.address) return `record.address must be a non-empty string; got ${JSON.stringify(o.address)}`;
+  if (o.spec !== undefined && (!o.spec || typeof o.spec !== 'object' || typeof (o.spec as Record<string, unknown>).id !== 'string')) {
+    return `record.spec must be a workload spec (an object with an id); got ${JSON.stringify(o.spec)?.slice(0, 80)}`;
+  }
   for (const k of ['instance', 'volume'] as const) {
     const ref = o[k] as Record<string, unknown> | undefined;
     if (!ref || typeof ref !== 'object' || typeof ref.provider !== 'string' || typeof ref.site !== 'string' || typeof ref.id !== 'string' || !ref.id) {
@@ -183,7 +194,16 @@ export function workloadRecordProblem(r: unknown): string | undefined {
 }
 
 function copyRecord(r: WorkloadRecord): WorkloadRecord {
-  return { image: r.image, instance: { ...r.instance }, volume: { ...r.volume }, address: r.address };
+  const copy: WorkloadRecord = { image: r.image, instance: { ...r.instance }, volume: { ...r.volume }, address: r.address };
+  // Plain JSON data (it came through a payload): a JSON round trip is a deep copy, and deterministic.
+  if (r.spec !== undefined) copy.spec = JSON.parse(JSON.stringify(r.spec)) as WorkloadSpec;
+  return copy;
+}
+
+/** A placement's record without a spec keeps the spec the workload was added with: the spec is the workload's, wherever it runs. */
+function withSpecOf(r: WorkloadRecord, before: WorkloadRecord | undefined): WorkloadRecord {
+  if (r.spec === undefined && before?.spec !== undefined) r.spec = before.spec;
+  return r;
 }
 
 function memberList(s: CommittedState): string {

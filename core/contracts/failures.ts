@@ -24,6 +24,15 @@ export const FailureType = {
   Cancelled: 'MigrationCancelled',
   TransferRefused: 'TransferRefused',
   ChunkCorrupt: 'ChunkCorrupt',
+  // Workloads: their spec, and the runner that starts them and runs their hooks at a site.
+  InvalidWorkloadSpec: 'InvalidWorkloadSpec',
+  WorkloadExists: 'WorkloadExists',
+  VolumeOutsideSite: 'VolumeOutsideSite',
+  WorkloadNotInstalled: 'WorkloadNotInstalled',
+  WorkloadStartFailed: 'WorkloadStartFailed',
+  WorkloadUnhealthy: 'WorkloadUnhealthy',
+  WorkloadHookFailed: 'WorkloadHookFailed',
+  WorkloadHookTimeout: 'WorkloadHookTimeout',
   // The federation log.
   FederationUnavailable: 'FederationUnavailable',
   FederationNotRunning: 'FederationNotRunning',

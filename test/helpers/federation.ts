@@ -9,7 +9,8 @@ import { LocalProvider } from '../../adapters/local/provider';
 import { loadFederationConfig } from '../../agent/site/config-file';
 import { FederationLog, placedWorkloads, type PlacedWorkload } from '../../client/federation';
 import type { CommittedState } from '../../core/consensus/entries';
-import { siteDir } from '../../agent/site/home';
+import { REPO_ROOT, siteDir } from '../../agent/site/home';
+import { WorkloadRunner } from '../../agent/workload/runner';
 import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { eventually } from './eventually';
@@ -80,6 +81,9 @@ export async function startTestFederation(env: TestWorkflowEnvironment, opts: Te
       for (const site of config.sites) {
         const p = new LocalProvider({ site: site.id, dir: siteDir(site.id, home), capacityInstances: site.capacity.instances });
         for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
+        // And the workloads added from a spec, which the site's workload runner started.
+        const runner = new WorkloadRunner({ site: site.id, siteDir: siteDir(site.id, home), fedflowRoot: REPO_ROOT });
+        for (const id of runner.installedIds()) await runner.stop(id).catch(() => undefined);
       }
       rmSync(home, { recursive: true, force: true });
     },

@@ -8,6 +8,7 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { ConsensusActivities } from '../../activities/consensus';
+import type { WorkloadActivities } from '../../activities/workload';
 import type { FederationEntry } from '../../core/consensus/entries';
 import type { SiteId } from '../../core/consensus/types';
 import { commitFederationChange, type FederationChangeOptions, type FederationChangeResult } from '../../workflows/federation/client';
@@ -31,4 +32,16 @@ export async function federationActivityRtt(input: { site: SiteId; count: number
  */
 export async function federationCommitProbe(entries: FederationEntry[], opts: Omit<FederationChangeOptions, 'onStatus'> = {}): Promise<FederationChangeResult> {
   return commitFederationChange(entries, opts);
+}
+
+/**
+ * `workloadStepsProbe`: calls the workload activities (activities/workload.ts) on a site's task
+ * queue, one step after another, as a cut-over would at the source or the target; each step once
+ * (no retries), so a failing hook surfaces as it is. Returns each step's result.
+ */
+export async function workloadStepsProbe(input: { site: SiteId; workloadId: string; steps: (keyof WorkloadActivities)[] }): Promise<unknown[]> {
+  const acts = proxyActivities<WorkloadActivities>({ taskQueue: siteTaskQueue(input.site), startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 1 } });
+  const out: unknown[] = [];
+  for (const step of input.steps) out.push(await (acts[step] as (a: { workloadId: string }) => Promise<unknown>)({ workloadId: input.workloadId }));
+  return out;
 }

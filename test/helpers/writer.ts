@@ -25,10 +25,26 @@ export interface WriterLog {
   firstFrozenAt?: number;
 }
 
-/** PUTs new keys to `address` until stopped; never throws (the source disappears at the end). */
-export function startWriter(address: string): { log: WriterLog; stop: () => Promise<void> } {
+/**
+ * The longest time between two acknowledged writes (any writer): what a client saw of a cut-over.
+ * `after`: only gaps that end after this time (ms since the epoch) count.
+ */
+export function longestAckGap(log: WriterLog, after = 0): number {
+  const times = [...log.acked.values()].sort((a, b) => a - b);
+  let gap = 0;
+  for (let i = 1; i < times.length; i++) if (times[i]! > after) gap = Math.max(gap, times[i]! - times[i - 1]!);
+  return gap;
+}
+
+/**
+ * PUTs new keys to `address` until stopped; never throws (the source disappears at the end).
+ * `follow`: asked for the address again after a refused write (a client without a stable address
+ * that looks the workload up, say in the federation log).
+ */
+export function startWriter(address: string, follow?: () => Promise<string | undefined>): { log: WriterLog; stop: () => Promise<void> } {
   const log: WriterLog = { acked: new Map(), frozen: 0, failed: 0, attempted: 0, ackedBytes: 0, startedAt: Date.now() };
   let running = true;
+  let at = address;
   const writer = async (w: number) => {
     let n = 0;
     const t0 = Date.now();
@@ -36,7 +52,7 @@ export function startWriter(address: string): { log: WriterLog; stop: () => Prom
       const key = `live-${w}${String(n++).padStart(6, '0')}`;
       log.attempted++;
       try {
-        const res = await fetch(`${address}/kv/${key}`, { method: 'PUT', body: valueFor(key), signal: AbortSignal.timeout(5000) });
+        const res = await fetch(`${at}/kv/${key}`, { method: 'PUT', body: valueFor(key), signal: AbortSignal.timeout(5000) });
         await res.arrayBuffer();
         if (res.status === 200) {
           log.acked.set(key, Date.now());
@@ -46,8 +62,10 @@ export function startWriter(address: string): { log: WriterLog; stop: () => Prom
           log.frozen++;
           log.firstFrozenAt ??= Date.now();
         } else log.failed++;
+        if (res.status !== 200 && follow) at = (await follow().catch(() => undefined)) ?? at;
       } catch {
         log.failed++; // connection refused once the source is decommissioned: not acknowledged
+        if (follow) at = (await follow().catch(() => undefined)) ?? at;
       }
       // Pace to the target rate, whatever each request took.
       const wait = t0 + n * PERIOD_MS - Date.now();

@@ -146,10 +146,12 @@ describe('a worker killed with -9 inside the cut-over', () => {
     assert.equal(r.status, 'completed');
     assert.equal(r.target, 'dc:frankfurt');
 
-    // The crash landed inside the freeze-and-capture: it ran a second attempt.
+    // The crash landed inside the freeze-and-capture: that activity ran a second attempt.
     const events = (await env.client.workflow.getHandle(migrationWorkflowId('kv-demo')).fetchHistory()).events ?? [];
-    const attempts = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
-    assert.ok(Math.max(...attempts) >= 2, 'no activity was retried: the kill missed the cut-over');
+    const captures = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureImage').map((e) => Number(e.eventId));
+    const freezeCapture = captures.at(-1);
+    const started = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === freezeCapture);
+    assert.ok((started?.activityTaskStartedEventAttributes?.attempt ?? 1) >= 2, 'the freeze-and-capture ran once: the kill missed it');
 
     // Writes resumed (on the target) within 15 s of the process being back.
     const firstAfter = writer.acks.find((a) => a.atMs > killedAtMs);

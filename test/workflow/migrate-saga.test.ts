@@ -209,15 +209,15 @@ describe('migrateWorkload saga (time-skipping server, mocked activities)', () =>
     assert.match((await h.query(progressQuery)).steps.find((s) => s.id === 'commit')?.detail ?? '', /waited for quorum/);
   });
 
-  test('a proposal the federation refuses outright fails the step at once (not sent again), and the saga runs', T, async () => {
+  test('a proposal the federation\'s validator refuses fails the step at once as rejected (not sent again), and the saga runs', T, async () => {
     const { run, handle } = start('kv-refused', { refuseOn: `federation reserve ${TARGET}` });
     const err = await (await handle).result().then(
       () => assert.fail('the migration completed; it should have failed'),
       (e: unknown) => e,
     );
     const cause = rootCause(err) as ApplicationFailure;
-    assert.equal(cause.type, FailureType.FederationChangeFailed);
-    assert.match(cause.message, /refused the proposal: injected/);
+    assert.equal(cause.type, FailureType.FederationChangeRejected);
+    assert.match(cause.message, /was not taken: the federation refused the proposal: injected/);
     assert.equal(run.lines.filter((l) => l.startsWith(`✗ federation reserve`)).length, 1, run.lines.join(' | '));
     assert.deepEqual(run.afterFailure(), [undo.reservation, undo.lock]);
   });

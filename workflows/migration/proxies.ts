@@ -13,8 +13,9 @@ export const TIMEOUTS = {
   quick: { startToCloseTimeout: '1 minute' },
   start: { startToCloseTimeout: '2 minutes', heartbeatTimeout: '20 seconds' },
   capture: { startToCloseTimeout: '30 minutes', heartbeatTimeout: '2 minutes' },
-  // The cut-over's capture: the source is frozen, so a crashed attempt is retried within seconds
-  // (the activity heartbeats every second while it scans).
+  // The cut-over's capture: the source is frozen, so a crashed attempt is retried within seconds.
+  // The activity heartbeats throughout; site workers send heartbeats at least every 2 s
+  // (maxHeartbeatThrottleInterval), which leaves 8 s of margin.
   freeze: { startToCloseTimeout: '30 minutes', heartbeatTimeout: '10 seconds' },
   pull: { startToCloseTimeout: '6 hours', heartbeatTimeout: '15 seconds' },
 } as const satisfies Record<string, ActivityOptions>;
@@ -24,8 +25,10 @@ const RETRY = { initialInterval: '200 milliseconds', maximumInterval: '10 second
 /** How long the fast path of a federation commit waits for the log's answer by update. */
 export const FAST_COMMIT_WAIT_MS = 2_000;
 
-/** How long each later wait of a proposal (v4) waits for the answer, when the first gave none. */
+/** How long the second send of a proposal (v4) waits for the answer, when the first gave none. */
 export const COMMIT_REPOLL_WAIT_MS = 10_000;
+/** From the third send on (quorum missing for a while), each waits this long, as a task-queue activity. */
+export const LONG_WAIT_MS = 5 * 60_000;
 
 /**
  * A federation proposal: one local activity that proposes by update and waits `waitMs` at most,
@@ -33,6 +36,11 @@ export const COMMIT_REPOLL_WAIT_MS = 10_000;
  */
 export function controlFast(summary: string, waitMs = FAST_COMMIT_WAIT_MS) {
   return proxyLocalActivities<ControlActivities>({ startToCloseTimeout: waitMs + 5_000, retry: { maximumAttempts: 1 }, summary });
+}
+
+/** A long wait for a proposal's answer (v4): a task-queue activity that heartbeats, so its wait adds a few events however long it is. */
+export function controlWait(summary: string, waitMs: number) {
+  return proxyActivities<ControlActivities>({ taskQueue: CONTROL_TASK_QUEUE, startToCloseTimeout: waitMs + 30_000, heartbeatTimeout: '30 seconds', retry: { maximumAttempts: 1 }, summary });
 }
 
 export function control(summary: string) {

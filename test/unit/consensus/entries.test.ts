@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { applyEntries, emptyCommittedState, type FederationEntry, type WorkloadRecord } from '../../../core/consensus/entries';
+import { applyEntries, emptyCommittedState, workloadRecordProblem, type FederationEntry, type WorkloadRecord } from '../../../core/consensus/entries';
 
 const join = (site: string, capacity: number): FederationEntry => ({ kind: 'membership', op: 'join', site, publicKey: `pk-${site}`, capacity });
 
@@ -112,4 +112,28 @@ test('applyEntries is a fold: any split gives the same state; used never exceeds
     }),
     { seed: 11, numRuns: 500 },
   );
+});
+
+test('a workload added with its spec keeps the spec when a placement moves it with a record that has none', () => {
+  const spec = { id: 'pg', marker: { nested: [1, 2] } } as unknown as NonNullable<WorkloadRecord['spec']>;
+  const s1 = applyEntries(emptyCommittedState(), [
+    join('dc:paris', 1),
+    join('dc:berlin', 1),
+    { kind: 'workload', op: 'add', workload: 'pg', site: 'dc:paris', record: { ...record('pg', 'dc:paris'), spec } },
+  ]);
+  assert.deepEqual(s1.workloads!.pg!.spec, spec);
+  assert.notEqual(s1.workloads!.pg!.spec, spec, 'the state holds its own copy');
+  const s2 = applyEntries(s1, [
+    { kind: 'reservation', op: 'reserve', workload: 'pg', site: 'dc:berlin', instances: 1 },
+    { kind: 'placement', workload: 'pg', site: 'dc:berlin', record: record('pg', 'dc:berlin') },
+  ]);
+  assert.equal(s2.placements.pg, 'dc:berlin');
+  assert.equal(s2.workloads!.pg!.instance.site, 'dc:berlin');
+  assert.deepEqual(s2.workloads!.pg!.spec, spec, 'the spec follows the workload');
+  // A record that carries a spec of its own replaces it.
+  const newer = { ...spec, marker: 'v2' } as unknown as NonNullable<WorkloadRecord['spec']>;
+  const s3 = applyEntries(s2, [{ kind: 'placement', workload: 'pg', site: 'dc:berlin', record: { ...record('pg', 'dc:berlin'), spec: newer } }]);
+  assert.deepEqual(s3.workloads!.pg!.spec, newer);
+  assert.equal(workloadRecordProblem({ ...record('pg', 'dc:paris'), spec: 'postgres' }), 'record.spec must be a workload spec (an object with an id); got "postgres"');
+  assert.equal(workloadRecordProblem({ ...record('pg', 'dc:paris'), spec }), undefined);
 });

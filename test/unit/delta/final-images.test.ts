@@ -130,3 +130,20 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
     assert.match(err.message, /waitMs '60000' is not an integer in 0\.\.20000/);
   });
 });
+
+describe('the first freeze of a cut-over', () => {
+  it('is kept across a restart of the agent: a retried capture counts the downtime from it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedflow-freeze-'));
+    try {
+      const slot = finalSlot('migrate-w/run-1/cutover');
+      assert.equal(new FinalImages(dir).firstFreeze(slot, 1_000), 1_000);
+      // A new process (same directory) asked later keeps the first time, not its own.
+      const again = new FinalImages(dir);
+      assert.equal(again.firstFreeze(slot, 5_000), 1_000);
+      assert.equal(again.firstFreeze(finalSlot('migrate-w/run-2/cutover'), 7_000), 7_000, 'another cut-over has its own');
+      assert.throws(() => again.firstFreeze('not-a-slot', 1), /not 64 lower-case hex digits/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

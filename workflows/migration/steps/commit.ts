@@ -36,7 +36,10 @@ async function proposeUntilAnswered(m: Migration, cut: CutoverResult, target: Ta
         const { rejected: _rejected, ...record } = changeResult(r, {});
         return record;
       }
-      return await commitToLog(m, [placementEntry(m, m.v.target, targetRecord(m, target))], 'placement', 'commit');
+      const record = await commitToLog(m, [placementEntry(m, m.v.target, targetRecord(m, target))], 'placement', 'commit');
+      // A retry's "proposing again" line is no longer true.
+      if (wait > PLACEMENT_RETRY_MS) delete m.consensus.status;
+      return record;
     } catch (err) {
       const type = err instanceof ApplicationFailure ? err.type : undefined;
       if (type === FailureType.FederationChangeRejected) {

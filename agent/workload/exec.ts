@@ -1,0 +1,160 @@
+/**
+ * Running a spec's commands (hooks, probes, verification, volume init) with a deadline, as the
+ * spec's user, with their output kept for the error message. And the process facts the runner
+ * needs: whether a pid is still the process it started, signalling it and waiting for its exit,
+ * and which uid a user name is.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Who a command runs as: the agent's own user, or (agent running as root) the spec's user. */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  name: string;
+}
+
+export interface ExecOptions {
+  timeoutMs: number;
+  env: Record<string, string>;
+  cwd?: string;
+  as?: RunAs;
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  ms: number;
+}
+
+/** The most output kept per stream: a digest or a tail for an error message, never a dump. */
+const MAX_OUTPUT = 64 * 1024;
+
+/** A command string runs through /bin/sh -c; an argv array runs as is. */
+export function argvOf(command: string | string[]): string[] {
+  return typeof command === 'string' ? ['/bin/sh', '-c', command] : command;
+}
+
+/**
+ * Runs argv to its end or its deadline. On the deadline the whole process group is killed (a shell
+ * and what it started), so a hung hook leaves nothing behind.
+ */
+export function execWithTimeout(argv: string[], opts: ExecOptions): Promise<ExecResult> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: opts.cwd,
+      env: opts.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}),
+    });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (b: Buffer) => {
+      if (stdout.length < MAX_OUTPUT) stdout += b.toString('utf8');
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString('utf8')).slice(-MAX_OUTPUT);
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child.pid, 'SIGKILL');
+    }, opts.timeoutMs);
+    const done = (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, timedOut, ms: Date.now() - t0 });
+    };
+    child.once('error', (err) => {
+      stderr += `${err.message}\n`;
+      done(127, null);
+    });
+    child.once('close', done);
+  });
+}
+
+export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined when it is gone or a zombie. */
+export function processStartTime(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: count fields after its end.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
+  return Number(rest[19]);
+}
+
+/** Whether `pid` is still the process that was started at `startTime` (a reused pid is not). */
+export function stillRunning(pid: number | undefined, startTime: number | undefined): boolean {
+  if (!pid) return false;
+  const now = processStartTime(pid);
+  return now !== undefined && (startTime === undefined || now === startTime);
+}
+
+/** A user of this machine by name, from /etc/passwd; undefined when there is none. */
+export function lookupUser(name: string): RunAs | undefined {
+  let passwd: string;
+  try {
+    passwd = readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length >= 4) return { name, uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  return undefined;
+}
+
+/** The last `n` characters of some output, on one line, for an error message. */
+export function tail(text: string, n = 300): string {
+  const t = text.trim().replace(/\s*\n\s*/g, ' | ');
+  return t.length > n ? `…${t.slice(-n)}` : t;
+}
+
+/** Sends a signal; a process that exited a moment ago is not an error (the wait after it sees it gone). */
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/** Waits until the process is gone; false if it still runs at the deadline. */
+export async function waitExit(pid: number, procStart: number | undefined, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (stillRunning(pid, procStart)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+/** `p`, or `onTimeout()`'s error once `timeoutMs` passed (`p` itself goes on). */
+export function withTimeout<T>(p: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(onTimeout()), timeoutMs)))]).finally(() => clearTimeout(t));
+}

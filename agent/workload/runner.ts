@@ -1,0 +1,578 @@
+/**
+ * The workload runner: runs any workload from its spec (core/workload-spec.ts) at one site of the
+ * `local` provider. Per workload id it can `install` (volumes resolved inside the site, created,
+ * initialised once), `start` (templates filled, process started, health checked), tell whether it
+ * is `healthy`, `freeze` and `thaw` it with the spec's hooks, `verify` it (the digest the spec's
+ * verification prints), `stop` it cleanly and `remove` it.
+ *
+ * State lives on disk, not in this object, so any process at the site (the agent's activities,
+ * the CLI adding a workload) drives the same instances, and a restarted agent finds them:
+ *   <site>/workloads/<id>/spec.json       the spec, as installed
+ *   <site>/workloads/<id>/instance.json   pid (with its start time, so a reused pid is not taken for it), port, status
+ *   <site>/workloads/<id>/instance.log    the instance's stdout and stderr
+ *   <site>/workloads/<id>/run/            {dataDir}: sockets, pid files; never migrated
+ *   <site>/volumes/<id>/<volume path>     the volumes: one volume root per workload, the unit a migration syncs
+ *
+ * Every failure is a WorkloadError whose `type` is in core/contracts/failures.ts and whose message
+ * names the workload, the hook or check, and what happened (exit code and stderr tail, or timeout).
+ */
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, ftruncateSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { writeFileDurable } from '../durable-files';
+import { FailureType } from '../../core/contracts/failures';
+import { fillTemplates, type Command, type HttpCall, type TemplateValues, type WorkloadSpec } from '../../core/workload-spec';
+import { argvOf, execWithTimeout, killGroup, lookupUser, processStartTime, signal, stillRunning, tail, waitExit, withTimeout, type RunAs } from './exec';
+import { freePort, portFree, tcpCheck } from './net';
+import { chownTree, realInside } from './volumes';
+
+export class WorkloadError extends Error {
+  constructor(
+    message: string,
+    readonly type: FailureType,
+    /** One line per problem, where there are several (volume paths). */
+    readonly problems: string[] = [message],
+  ) {
+    super(message);
+    this.name = 'WorkloadError';
+  }
+}
+
+export type InstanceStatus = 'running' | 'frozen' | 'stopped';
+
+interface InstanceRecord {
+  pid?: number;
+  procStart?: number;
+  port: number;
+  status: InstanceStatus;
+  /** The freeze stopped the process (a clean stop): the instance is frozen and not running. */
+  stoppedByFreeze?: boolean;
+}
+
+export interface StartedInstance {
+  id: string;
+  pid: number;
+  port: number;
+  address: string;
+  /** Ms from spawn to the first passing health check. */
+  startMs: number;
+}
+
+export interface HookOutcome {
+  hook: 'freeze' | 'thaw';
+  ms: number;
+  /** The instance's process is no longer running (a freeze that stops it). */
+  stopped: boolean;
+}
+
+export interface InstanceInfo {
+  id: string;
+  installed: boolean;
+  status: InstanceStatus;
+  running: boolean;
+  pid?: number;
+  port?: number;
+  address?: string;
+}
+
+export interface RunnerOptions {
+  site: string;
+  /** The site's directory: every volume must resolve inside it. */
+  siteDir: string;
+  /** Where instances listen; loopback by default. */
+  host?: string;
+  /** The fedflow checkout ({fedflowRoot}: the sample's program lives there). */
+  fedflowRoot: string;
+  /** {node}: the Node.js binary (default: this process's). */
+  node?: string;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const ms = (s: number) => Math.round(s * 1000);
+
+function describeCommand(c: Command): string {
+  const s = typeof c === 'string' ? c : c.join(' ');
+  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
+}
+
+export class WorkloadRunner {
+  readonly site: string;
+  readonly siteDir: string;
+  readonly host: string;
+  private readonly fedflowRoot: string;
+  private readonly node: string;
+
+  constructor(opts: RunnerOptions) {
+    this.site = opts.site;
+    this.siteDir = resolve(opts.siteDir);
+    this.host = opts.host ?? '127.0.0.1';
+    this.fedflowRoot = opts.fedflowRoot;
+    this.node = opts.node ?? process.execPath;
+  }
+
+  // ---- paths and records ---------------------------------------------------------------------
+
+  workloadDir(id: string): string {
+    return join(this.siteDir, 'workloads', id);
+  }
+  /** The workload's volume root: the unit a migration syncs (the local provider's volume `<id>`). */
+  volumeRoot(id: string): string {
+    return join(this.siteDir, 'volumes', id);
+  }
+  private runDir(id: string): string {
+    return join(this.workloadDir(id), 'run');
+  }
+  private logPath(id: string): string {
+    return join(this.workloadDir(id), 'instance.log');
+  }
+
+  /** The installed spec of `id`, or a WorkloadNotInstalled error naming what is installed. */
+  spec(id: string): WorkloadSpec {
+    const p = join(this.workloadDir(id), 'spec.json');
+    if (!existsSync(p)) {
+      throw new WorkloadError(`workload '${id}' is not installed at site ${this.site} (installed: ${this.installedIds().join(', ') || 'none'})`, FailureType.WorkloadNotInstalled);
+    }
+    return JSON.parse(readFileSync(p, 'utf8')) as WorkloadSpec;
+  }
+
+  private record(id: string): InstanceRecord | undefined {
+    const p = join(this.workloadDir(id), 'instance.json');
+    return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as InstanceRecord) : undefined;
+  }
+  private saveRecord(id: string, rec: InstanceRecord): void {
+    writeFileDurable(join(this.workloadDir(id), 'instance.json'), JSON.stringify(rec, null, 2));
+  }
+
+  /**
+   * Each volume's absolute path, checked to resolve inside this workload's volume root (and so
+   * inside the site's directory), symlinks included. All problems at once; nothing is created.
+   */
+  resolveVolumes(spec: WorkloadSpec): [string, string][] {
+    const root = this.volumeRoot(spec.id);
+    const problems: string[] = [];
+    const out: [string, string][] = [];
+    const realRoot = realInside(root);
+    spec.volumes.forEach((v, i) => {
+      const wanted = v.path ?? v.name;
+      const abs = resolve(root, wanted);
+      const real = realInside(abs);
+      const inside = (p: string, base: string) => p !== base && !relative(base, p).startsWith('..') && !isAbsolute(relative(base, p));
+      if (abs === root) {
+        problems.push(`volumes.${i}.path: '${wanted}' is the workload's volume root itself; give each volume its own path inside it, e.g. '${v.name}'`);
+      } else if (!inside(abs, root) || !inside(real, realRoot) || !inside(real, realInside(this.siteDir))) {
+        problems.push(
+          `volumes.${i}.path: '${wanted.length > 60 ? `${wanted.slice(0, 60)}…` : wanted}' resolves to ${real}, outside the workload's volume root ${root} in site ${this.site}'s directory; give a relative path that stays inside it, e.g. '${v.name}'`,
+        );
+      }
+      out.push([v.name, abs]);
+    });
+    if (problems.length) throw new WorkloadError(`workload '${spec.id}' cannot be installed at ${this.site}: ${problems.join('; ')}`, FailureType.VolumeOutsideSite, problems);
+    return out;
+  }
+
+  /** Whom the instance and its hooks run as: the spec's user when this agent is root, else the agent's own user. */
+  private runAs(spec: WorkloadSpec): RunAs | undefined {
+    const name = spec.run.local?.user;
+    if (!name || process.getuid?.() !== 0) return undefined;
+    const u = lookupUser(name);
+    if (!u) throw new WorkloadError(`workload '${spec.id}' runs as user '${name}', which does not exist on this machine; create it (useradd --system ${name}) or change run.local.user`, FailureType.WorkloadStartFailed);
+    return u;
+  }
+
+  private env(spec: WorkloadSpec, values: TemplateValues, as: RunAs | undefined): Record<string, string> {
+    const path = [process.env.PATH ?? '', '/usr/local/bin', '/usr/bin', '/bin'].filter(Boolean).join(':');
+    const base: Record<string, string> = { PATH: path, LANG: 'C.UTF-8', HOME: as ? values.dataDir : (process.env.HOME ?? values.dataDir) };
+    for (const [k, v] of Object.entries(spec.run.local?.env ?? {})) base[k] = fillTemplates(v, values);
+    return base;
+  }
+
+  private values(spec: WorkloadSpec, port: number): TemplateValues {
+    return {
+      id: spec.id,
+      host: this.host,
+      port,
+      dataDir: this.runDir(spec.id),
+      node: this.node,
+      fedflowRoot: this.fedflowRoot,
+      volumes: spec.volumes.map((v) => [v.name, resolve(this.volumeRoot(spec.id), v.path ?? v.name)]),
+    };
+  }
+
+  private address(spec: WorkloadSpec, port: number): string {
+    return fillTemplates(spec.run.local!.address, this.values(spec, port));
+  }
+
+  // ---- install and remove --------------------------------------------------------------------
+
+  /**
+   * Installs a workload at this site: checks its volumes resolve inside the site (all problems at
+   * once, nothing created otherwise), writes the spec, creates the volumes, and runs each new
+   * (empty) volume's `init` once. Installing again with the same spec keeps the data.
+   * `initVolumes: false` installs without running `init`: a migration's target, whose volumes the
+   * sync fills, must not get a fresh `initdb` first.
+   */
+  async install(spec: WorkloadSpec, opts: { initVolumes?: boolean } = {}): Promise<void> {
+    if (!spec.run.local) throw new WorkloadError(`workload '${spec.id}' has no run.local section, so the local provider of ${this.site} cannot run it; add run.local.command`, FailureType.InvalidWorkloadSpec);
+    this.resolveVolumes(spec);
+    const as = this.runAs(spec);
+    if (as) this.checkReachable(spec, as);
+    mkdirSync(this.runDir(spec.id), { recursive: true });
+    writeFileDurable(join(this.workloadDir(spec.id), 'spec.json'), JSON.stringify(spec, null, 2));
+    const values = this.values(spec, 0);
+    const fresh: number[] = [];
+    spec.volumes.forEach((v, i) => {
+      const path = values.volumes[i]![1];
+      if (v.kind === 'image') {
+        if (!existsSync(path)) {
+          mkdirSync(dirname(path), { recursive: true });
+          const fd = openSync(path, 'w');
+          ftruncateSync(fd, v.sizeMiB! * 1024 * 1024);
+          closeSync(fd);
+          fresh.push(i);
+        }
+      } else {
+        if (!existsSync(path) || readdirSync(path).length === 0) fresh.push(i);
+        mkdirSync(path, { recursive: true });
+      }
+    });
+    this.giveTo(spec, as);
+    for (const i of opts.initVolumes === false ? [] : fresh) {
+      const init = spec.volumes[i]!.init;
+      if (!init) continue;
+      // initdb wants an empty directory it may create: hand it the empty one, owned by the user.
+      const r = await execWithTimeout(argvOf(fillCommand(init.command, values)), { timeoutMs: ms(init.timeoutSeconds), env: this.env(spec, values, as), cwd: values.dataDir, as });
+      if (r.timedOut || r.code !== 0) {
+        // The volume was new: empty it again, so the next install runs init on a clean slate
+        // instead of taking a half-initialised volume for data.
+        const path = values.volumes[i]![1];
+        rmSync(path, { recursive: true, force: true });
+        if (spec.volumes[i]!.kind === 'directory') mkdirSync(path, { recursive: true });
+        throw new WorkloadError(
+          `init of volume '${spec.volumes[i]!.name}' of workload '${spec.id}' (${describeCommand(init.command)}) ${r.timedOut ? `did not finish within ${init.timeoutSeconds} s and was killed` : `exited with code ${r.code}${r.signal ? ` (${r.signal})` : ''}`}: ${tail(r.stderr || r.stdout) || 'no output'}`,
+          r.timedOut ? FailureType.WorkloadHookTimeout : FailureType.WorkloadHookFailed,
+        );
+      }
+    }
+  }
+
+  /** The workloads installed at this site. */
+  installedIds(): string[] {
+    const dir = join(this.siteDir, 'workloads');
+    return existsSync(dir) ? readdirSync(dir).filter((id) => this.installed(id)).sort() : [];
+  }
+
+  /** Whether `id` is installed here. */
+  installed(id: string): boolean {
+    return existsSync(join(this.workloadDir(id), 'spec.json'));
+  }
+
+  /** Stops the instance and forgets the workload; its volumes are deleted only when asked. */
+  async remove(id: string, opts: { deleteVolumes?: boolean } = {}): Promise<void> {
+    if (this.installed(id)) await this.stop(id);
+    rmSync(this.workloadDir(id), { recursive: true, force: true });
+    if (opts.deleteVolumes) rmSync(this.volumeRoot(id), { recursive: true, force: true });
+  }
+
+  /**
+   * The spec's user must reach its volumes and run directory: every directory above the site's
+   * must let it through. The runner fixes what is inside the site; above it, it says what to change.
+   */
+  private checkReachable(spec: WorkloadSpec, as: RunAs): void {
+    for (let d = this.siteDir; ; d = dirname(d)) {
+      const st = statSync(d);
+      const ok = st.uid === as.uid || (st.mode & 0o001) !== 0 || (st.gid === as.gid && (st.mode & 0o010) !== 0);
+      if (!ok) {
+        throw new WorkloadError(
+          `workload '${spec.id}' runs as user '${as.name}' (run.local.user), who cannot enter ${d} (mode ${(st.mode & 0o777).toString(8)}, owner uid ${st.uid}); let others pass through it (chmod o+x ${d}) or run the agent as a user other than root`,
+          FailureType.WorkloadStartFailed,
+        );
+      }
+      if (d === dirname(d)) break;
+    }
+  }
+
+  /**
+   * Hands the workload's volumes and run directory to its user (a synced volume arrives owned by
+   * the agent), and gives each volume the mode its spec asks for.
+   */
+  private giveTo(spec: WorkloadSpec, as: RunAs | undefined): void {
+    const values = this.values(spec, 0);
+    spec.volumes.forEach((v, i) => {
+      const path = values.volumes[i]![1];
+      if (v.mode && existsSync(path)) chmodSync(path, parseInt(v.mode, 8));
+    });
+    if (!as) return;
+    for (const d of [join(this.siteDir, 'volumes'), join(this.siteDir, 'workloads')]) {
+      const st = statSync(d);
+      if ((st.mode & 0o001) === 0) chmodSync(d, st.mode | 0o011);
+    }
+    for (const top of [this.volumeRoot(spec.id), this.workloadDir(spec.id)]) chownTree(top, as);
+  }
+
+  // ---- start, health, stop -------------------------------------------------------------------
+
+  /** What the runner knows of the instance now. */
+  info(id: string): InstanceInfo {
+    const installed = this.installed(id);
+    const rec = this.record(id);
+    const running = !!rec && stillRunning(rec.pid, rec.procStart);
+    return {
+      id,
+      installed,
+      status: rec?.status ?? 'stopped',
+      running,
+      ...(rec ? { pid: running ? rec.pid : undefined, port: rec.port } : {}),
+      ...(installed && rec ? { address: this.address(this.spec(id), rec.port) } : {}),
+    };
+  }
+
+  /**
+   * Starts the instance (or finds it running) and waits for its first passing health check, at
+   * most health.startTimeoutSeconds. A process that exits or never passes is killed, and the error
+   * carries its log's tail.
+   */
+  async start(id: string): Promise<StartedInstance> {
+    const spec = this.spec(id);
+    const rec = this.record(id);
+    if (rec && stillRunning(rec.pid, rec.procStart)) {
+      return { id, pid: rec.pid!, port: rec.port, address: this.address(spec, rec.port), startMs: 0 };
+    }
+    const port = spec.run.local!.port ?? (rec?.port && (await portFree(this.host, rec.port)) ? rec.port : await freePort(this.host));
+    const started = await this.launch(spec, port);
+    this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port, status: 'running' });
+    return started;
+  }
+
+  private async launch(spec: WorkloadSpec, port: number): Promise<StartedInstance> {
+    const as = this.runAs(spec);
+    this.giveTo(spec, as);
+    const values = this.values(spec, port);
+    mkdirSync(values.dataDir, { recursive: true });
+    const argv = argvOf(fillCommand(spec.run.local!.command, values));
+    const logPath = this.logPath(spec.id);
+    const logFd = openSync(logPath, 'a');
+    const offset = statSync(logPath).size;
+    const t0 = Date.now();
+    // Detached: the instance outlives the process that started it, as a VM outlives its control plane.
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], cwd: values.dataDir, env: this.env(spec, values, as), ...(as ? { uid: as.uid, gid: as.gid } : {}) });
+    closeSync(logFd);
+    child.unref();
+    let spawnError: Error | undefined;
+    child.once('error', (e) => (spawnError = e));
+    const pid = child.pid;
+    const h = spec.health;
+    const deadline = t0 + ms(h.startTimeoutSeconds);
+    if (h.initialDelaySeconds) await sleep(ms(h.initialDelaySeconds));
+    let last = '';
+    for (;;) {
+      const exited = spawnError || !pid || processStartTime(pid) === undefined;
+      if (exited) {
+        throw new WorkloadError(
+          `workload '${spec.id}' at ${this.site} exited while starting (${describeCommand(spec.run.local!.command)}): ${spawnError?.message ?? (tail(readFileSync(logPath, 'utf8').slice(offset), 400) || 'no output')}`,
+          FailureType.WorkloadStartFailed,
+        );
+      }
+      const check = await this.probe(spec, values);
+      if (check.ok) return { id: spec.id, pid, port, address: this.address(spec, port), startMs: Date.now() - t0 };
+      last = check.detail;
+      if (Date.now() >= deadline) break;
+      await sleep(Math.min(ms(h.periodSeconds), Math.max(0, deadline - Date.now())));
+    }
+    killGroup(pid, 'SIGKILL');
+    throw new WorkloadError(
+      `workload '${spec.id}' at ${this.site} did not pass its health check within ${h.startTimeoutSeconds} s (last: ${last}); it was stopped. Its log: ${tail(readFileSync(logPath, 'utf8').slice(offset), 300) || 'no output'}`,
+      FailureType.WorkloadUnhealthy,
+    );
+  }
+
+  /** One health check, bounded by its timeoutSeconds. */
+  private async probe(spec: WorkloadSpec, values: TemplateValues): Promise<{ ok: boolean; detail: string }> {
+    const h = spec.health;
+    const timeoutMs = ms(h.timeoutSeconds);
+    if (h.http) {
+      try {
+        const res = await this.http(h.http, values, timeoutMs);
+        return { ok: res.status >= 200 && res.status < 400, detail: `HTTP ${res.status}` };
+      } catch (err) {
+        return { ok: false, detail: (err as Error).message };
+      }
+    }
+    if (h.tcp) return tcpCheck(this.host, values.port, timeoutMs);
+    const r = await execWithTimeout(argvOf(fillCommand(h.command!, values)), { timeoutMs, env: this.env(spec, values, this.runAs(spec)), cwd: values.dataDir, as: this.runAs(spec) });
+    return { ok: r.code === 0 && !r.timedOut, detail: r.timedOut ? `command timed out after ${h.timeoutSeconds} s` : `command exited with code ${r.code}${r.stderr ? `: ${tail(r.stderr, 120)}` : ''}` };
+  }
+
+  /**
+   * Whether the instance is healthy now, as a Kubernetes liveness probe decides: unhealthy after
+   * failureThreshold checks in a row fail, periodSeconds apart. A stopped instance is not healthy.
+   */
+  async healthy(id: string): Promise<{ healthy: boolean; detail: string }> {
+    const spec = this.spec(id);
+    const rec = this.record(id);
+    if (!rec || !stillRunning(rec.pid, rec.procStart)) return { healthy: false, detail: 'not running' };
+    const values = this.values(spec, rec.port);
+    let detail = '';
+    for (let i = 0; i < spec.health.failureThreshold; i++) {
+      if (i) await sleep(ms(spec.health.periodSeconds));
+      const r = await this.probe(spec, values);
+      if (r.ok) return { healthy: true, detail: r.detail };
+      detail = r.detail;
+    }
+    return { healthy: false, detail: `${spec.health.failureThreshold} checks in a row failed (last: ${detail})` };
+  }
+
+  /**
+   * A clean stop: the freeze hook's signal when it is a clean stop, SIGTERM otherwise; SIGKILL to
+   * the process group if it has not exited within the freeze hook's timeout.
+   */
+  async stop(id: string): Promise<void> {
+    const spec = this.spec(id);
+    const rec = this.record(id);
+    if (!rec) return;
+    if (stillRunning(rec.pid, rec.procStart)) {
+      signal(rec.pid!, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
+      if (!(await waitExit(rec.pid!, rec.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) {
+        killGroup(rec.pid, 'SIGKILL');
+        await waitExit(rec.pid!, rec.procStart, 5_000);
+      }
+    }
+    this.saveRecord(id, { port: rec.port, status: 'stopped' });
+  }
+
+  // ---- cut-over hooks ------------------------------------------------------------------------
+
+  /**
+   * Runs the freeze hook: after it, the instance takes no writes (or has stopped cleanly). A hook
+   * that exits non-zero, answers an HTTP error or outlives its timeout is a WorkloadError naming
+   * the hook and what happened; the instance is then left as the hook left it (thaw compensates).
+   */
+  async freeze(id: string): Promise<HookOutcome> {
+    const spec = this.spec(id);
+    const rec = this.record(id);
+    if (!rec || !stillRunning(rec.pid, rec.procStart)) {
+      throw new WorkloadError(`cannot freeze workload '${id}' at ${this.site}: it is not running (status ${rec?.status ?? 'never started'}); start it first`, FailureType.WorkloadNotInstalled);
+    }
+    const hook = spec.hooks.freeze;
+    const values = this.values(spec, rec.port);
+    const t0 = Date.now();
+    const timeoutMs = ms(hook.timeoutSeconds);
+    if (hook.stop) {
+      signal(rec.pid!, hook.stop.signal);
+    } else {
+      await this.runCall(spec, 'freeze', hook, values, timeoutMs);
+    }
+    let stopped = false;
+    if (hook.stop || hook.stopsInstance) {
+      stopped = await waitExit(rec.pid!, rec.procStart, Math.max(0, timeoutMs - (Date.now() - t0)));
+      if (!stopped) {
+        throw new WorkloadError(
+          `freeze hook of workload '${id}' at ${this.site} (${hook.stop ? `stop with ${hook.stop.signal}` : 'stopsInstance'}) did not stop the instance (pid ${rec.pid}) within ${hook.timeoutSeconds} s`,
+          FailureType.WorkloadHookTimeout,
+        );
+      }
+    }
+    this.saveRecord(id, { ...(stopped ? {} : { pid: rec.pid, procStart: rec.procStart }), port: rec.port, status: 'frozen', stoppedByFreeze: stopped });
+    return { hook: 'freeze', ms: Date.now() - t0, stopped };
+  }
+
+  /** Runs the thaw hook (the compensation of a freeze): the instance takes writes again. */
+  async thaw(id: string): Promise<HookOutcome> {
+    const spec = this.spec(id);
+    const rec = this.record(id);
+    const hook = spec.hooks.thaw;
+    const t0 = Date.now();
+    if (hook.start) {
+      const started = await withTimeout(this.start(id), ms(hook.timeoutSeconds), () => new WorkloadError(`thaw hook of workload '${id}' at ${this.site} (start) did not bring it up within ${hook.timeoutSeconds} s`, FailureType.WorkloadHookTimeout));
+      this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port: started.port, status: 'running' });
+      return { hook: 'thaw', ms: Date.now() - t0, stopped: false };
+    }
+    if (!rec || !stillRunning(rec.pid, rec.procStart)) {
+      throw new WorkloadError(`cannot thaw workload '${id}' at ${this.site}: it is not running, and its thaw hook does not start it`, FailureType.WorkloadNotInstalled);
+    }
+    await this.runCall(spec, 'thaw', hook, this.values(spec, rec.port), ms(hook.timeoutSeconds));
+    this.saveRecord(id, { pid: rec.pid, procStart: rec.procStart, port: rec.port, status: 'running' });
+    return { hook: 'thaw', ms: Date.now() - t0, stopped: false };
+  }
+
+  /**
+   * Runs the verification and returns the digest it printed (trimmed). When a freeze stopped the
+   * instance, it is booted privately for the check (a fresh port no client knows, so no write can
+   * reach it), verified, and stopped cleanly again: the data is the frozen data.
+   */
+  async verify(id: string): Promise<{ digest: string; ms: number; privateBoot: boolean }> {
+    const spec = this.spec(id);
+    const rec = this.record(id);
+    const t0 = Date.now();
+    if (rec && stillRunning(rec.pid, rec.procStart)) {
+      const digest = await this.runVerify(spec, this.values(spec, rec.port));
+      return { digest, ms: Date.now() - t0, privateBoot: false };
+    }
+    const port = await freePort(this.host);
+    const boot = await this.launch(spec, port);
+    const procStart = processStartTime(boot.pid);
+    try {
+      const digest = await this.runVerify(spec, this.values(spec, port));
+      return { digest, ms: Date.now() - t0, privateBoot: true };
+    } finally {
+      // Stopped the way the freeze stops it (pg_ctl stop, a signal), so the data is left clean again.
+      const freeze = spec.hooks.freeze;
+      const viaHook = freeze.stopsInstance ? this.runCall(spec, 'freeze', freeze, this.values(spec, port), ms(freeze.timeoutSeconds)).then(() => true, () => false) : Promise.resolve(false);
+      if (!(await viaHook)) signal(boot.pid, freeze.stop?.signal ?? 'SIGTERM');
+      if (!(await waitExit(boot.pid, procStart, ms(freeze.timeoutSeconds)))) killGroup(boot.pid, 'SIGKILL');
+    }
+  }
+
+  private async runVerify(spec: WorkloadSpec, values: TemplateValues): Promise<string> {
+    const v = spec.verify;
+    const timeoutMs = ms(v.timeoutSeconds);
+    let out: string;
+    if (v.http) {
+      const res = await this.http(v.http, values, timeoutMs).catch((err: Error) => {
+        throw new WorkloadError(`verify of workload '${spec.id}' at ${this.site} (${v.http!.method} ${v.http!.path}) failed: ${err.message}`, FailureType.WorkloadHookFailed);
+      });
+      out = await res.text();
+      if (res.status >= 300) throw new WorkloadError(`verify of workload '${spec.id}' at ${this.site} (${v.http.method} ${v.http.path}) answered HTTP ${res.status}: ${tail(out, 200)}`, FailureType.WorkloadHookFailed);
+    } else {
+      const as = this.runAs(spec);
+      const r = await execWithTimeout(argvOf(fillCommand(v.command!, values)), { timeoutMs, env: this.env(spec, values, as), cwd: values.dataDir, as });
+      if (r.timedOut) throw new WorkloadError(`verify of workload '${spec.id}' at ${this.site} (${describeCommand(v.command!)}) did not finish within ${v.timeoutSeconds} s and was killed`, FailureType.WorkloadHookTimeout);
+      if (r.code !== 0) throw new WorkloadError(`verify of workload '${spec.id}' at ${this.site} (${describeCommand(v.command!)}) exited with code ${r.code}: ${tail(r.stderr || r.stdout) || 'no output'}`, FailureType.WorkloadHookFailed);
+      out = r.stdout;
+    }
+    const digest = out.trim();
+    if (!digest) throw new WorkloadError(`verify of workload '${spec.id}' at ${this.site} printed nothing; it must print a digest`, FailureType.WorkloadHookFailed);
+    return digest;
+  }
+
+  /** Runs a hook's command or HTTP call; a failure names the hook, and the exit code and stderr tail or the timeout. */
+  private async runCall(spec: WorkloadSpec, name: 'freeze' | 'thaw', hook: { command?: Command; http?: HttpCall; timeoutSeconds: number }, values: TemplateValues, timeoutMs: number): Promise<void> {
+    const what = `${name} hook of workload '${spec.id}' at ${this.site}`;
+    if (hook.http) {
+      const res = await this.http(hook.http, values, timeoutMs).catch((err: Error) => {
+        const timedOut = err.name === 'TimeoutError';
+        throw new WorkloadError(
+          `${what} (${hook.http!.method} ${hook.http!.path}) ${timedOut ? `did not answer within ${hook.timeoutSeconds} s` : `failed: ${err.message}`}`,
+          timedOut ? FailureType.WorkloadHookTimeout : FailureType.WorkloadHookFailed,
+        );
+      });
+      const body = await res.text();
+      if (res.status >= 300) throw new WorkloadError(`${what} (${hook.http.method} ${hook.http.path}) answered HTTP ${res.status}: ${tail(body, 200)}`, FailureType.WorkloadHookFailed);
+      return;
+    }
+    const as = this.runAs(spec);
+    const r = await execWithTimeout(argvOf(fillCommand(hook.command!, values)), { timeoutMs, env: this.env(spec, values, as), cwd: values.dataDir, as });
+    if (r.timedOut) throw new WorkloadError(`${what} (${describeCommand(hook.command!)}) did not finish within ${hook.timeoutSeconds} s and was killed`, FailureType.WorkloadHookTimeout);
+    if (r.code !== 0) {
+      throw new WorkloadError(`${what} (${describeCommand(hook.command!)}) exited with code ${r.code}${r.signal ? ` (${r.signal})` : ''}: ${tail(r.stderr || r.stdout) || 'no output'}`, FailureType.WorkloadHookFailed);
+    }
+  }
+
+  private http(call: HttpCall, values: TemplateValues, timeoutMs: number): Promise<Response> {
+    const body = call.body === undefined ? undefined : fillTemplates(call.body, values);
+    return fetch(`http://${this.host}:${values.port}${fillTemplates(call.path, values)}`, { method: call.method, body, signal: AbortSignal.timeout(timeoutMs) });
+  }
+}
+
+function fillCommand(c: Command, values: TemplateValues): Command {
+  return typeof c === 'string' ? fillTemplates(c, values) : c.map((a) => fillTemplates(a, values));
+}
