@@ -212,7 +212,7 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
         journal.files.push({ staged: name, path: e.path });
         figures.filesWritten++;
       } else if (was?.type === 'file') {
-        const patch = await diffFile(reader, e, was, oldAt, join(volume, e.path), staging, `p${staged}`);
+        const patch = await diffFile(reader, e, was, oldAt, join(volume, e.path), staging, `p${staged}`, opts.onBatch);
         if (patch.writes.length === 0 && e.size === was.size && e.mode === was.mode && e.mtimeMs === was.mtimeMs) {
           rmSync(join(staging, `p${staged}`), { force: true });
           figures.filesKept++;
@@ -226,7 +226,7 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
         figures.bytesKept += e.size - patch.bytes;
       } else {
         const name = `f${staged++}`;
-        await stageWhole(reader, e, join(staging, name));
+        await stageWhole(reader, e, join(staging, name), opts.onBatch);
         journal.files.push({ staged: name, path: e.path });
         figures.filesWritten++;
         figures.bytesWritten += e.size;
@@ -287,10 +287,13 @@ function checkTree(entries: readonly TarEntry[]): string | undefined {
 }
 
 /** Writes a new file whole into staging (mode and mtime as tar extraction sets them), fsynced. */
-async function stageWhole(reader: ImageReader, e: TarEntry, to: string): Promise<void> {
+async function stageWhole(reader: ImageReader, e: TarEntry, to: string, onBatch?: () => void): Promise<void> {
   const fd = openSync(to, 'wx', e.mode & 0o7777);
   try {
-    for (let at = 0; at < e.size; at += PIECE) writeAll(fd, await reader.read(e.dataOff + at, Math.min(PIECE, e.size - at)));
+    for (let at = 0; at < e.size; at += PIECE) {
+      writeAll(fd, await reader.read(e.dataOff + at, Math.min(PIECE, e.size - at)));
+      onBatch?.();
+    }
     futimesSync(fd, new Date(), new Date(e.mtimeMs));
     fsyncSync(fd);
   } finally {
@@ -310,6 +313,7 @@ async function diffFile(
   onDisk: string,
   staging: string,
   blob: string,
+  onBatch?: () => void,
 ): Promise<{ blob: string; writes: [number, number, number][]; bytes: number }> {
   const cs = reader.m.chunks;
   // Ranges (relative to the file's data) not proven unchanged by a chunk at the same place in the old file.
@@ -333,6 +337,7 @@ async function diffFile(
     for (const [a, b] of unproven) {
       for (let at = a; at < b; at += PIECE) {
         const n = Math.min(PIECE, b - at);
+        onBatch?.();
         const fresh = await reader.read(e.dataOff + at, n);
         const cur = at < was.size ? readFully(disk, Math.min(n, was.size - at), at) : Buffer.alloc(0);
         for (let i = 0; i < n; ) {
