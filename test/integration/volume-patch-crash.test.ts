@@ -2,7 +2,9 @@
  * Crash safety of the in-place patch (issue 14 item 5): a process patching a target's volume is
  * killed with SIGKILL (a) after staging, before the journal's commit, and (b) in the middle of
  * applying the committed journal. The recovery the agent runs when it starts again then leaves
- * the old image in (a) and the new one in (b), checked by root hash; never a mix.
+ * the old image in (a) and the new one in (b), checked by root hash; never a mix. In (c) the
+ * recovery is the target's agent's own: the worker process started again on the site's home
+ * finishes the patch before it is ready.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,13 +12,16 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { REPO_ROOT } from '../../agent/site/home';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { REPO_ROOT, siteDir } from '../../agent/site/home';
 import { SourceImages } from '../../agent/capture/source-images';
 import { extractVolume } from '../../agent/capture/volume-extract';
 import { journalPath, readImageRecord, recoverVolumes, stagingPath } from '../../agent/capture/volume-journal';
 import { ChunkStore } from '../../agent/store/chunk-store';
 import type { Manifest } from '../../core/manifest';
+import { startTestServer } from '../helpers/temporal';
 import { buildVolume, captureInto, rootOf } from '../helpers/volume-fixture';
+import { killHard, spawnWorker, type WorkerProcess } from '../helpers/worker-process';
 
 describe('a kill -9 in the middle of an in-place patch', () => {
   let dir: string;
@@ -49,8 +54,7 @@ describe('a kill -9 in the middle of an in-place patch', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   /** A site's volume holding v1 (extracted and recorded as a round leaves it). */
-  async function volumeWithV1(name: string): Promise<string> {
-    const volumes = join(dir, name, 'volumes');
+  async function volumeWithV1(name: string, volumes = join(dir, name, 'volumes')): Promise<string> {
     mkdirSync(volumes, { recursive: true });
     const vol = join(volumes, 'vol');
     const store = await ChunkStore.open(storeDir);
@@ -132,5 +136,43 @@ describe('a kill -9 in the middle of an in-place patch', () => {
     } finally {
       await store.close();
     }
+  });
+
+  describe('(c) the agent itself, started again after the kill', () => {
+    let env: TestWorkflowEnvironment;
+    let agent: WorkerProcess | undefined;
+    before(async () => {
+      env = await startTestServer();
+    });
+    after(async () => {
+      if (agent) await killHard(agent);
+      await env?.teardown();
+    });
+
+    it('finishes the committed patch before it serves: the new volume', async () => {
+      const home = join(dir, 'home');
+      mkdirSync(home, { recursive: true });
+      const config = {
+        federation: 'patchcrash',
+        sites: [
+          { id: 'dc:paris', provider: 'local', trust: 'trusted', capacity: { instances: 1 } },
+          { id: 'dc:frankfurt', provider: 'local', trust: 'trusted', capacity: { instances: 1 } },
+        ],
+      };
+      writeFileSync(join(home, 'federation.json'), JSON.stringify(config));
+      // The target agent's own volume directory, as its provider lays it out.
+      const vol = await volumeWithV1('home', join(siteDir('dc:frankfurt', home), 'volumes'));
+      await killedAt(vol, 'mid-apply');
+      assert.ok(existsSync(journalPath(vol)));
+      const torn = await rootOf(vol, dir);
+      assert.ok(torn !== v1.rootHash && torn !== v2.rootHash, 'the kill left the volume half patched');
+
+      agent = spawnWorker({ FEDFLOW_HOME: home, FEDFLOW_CONFIG: join(home, 'federation.json'), TEMPORAL_ADDRESS: env.address, FEDFLOW_SITES: 'dc:frankfurt', FEDFLOW_CONTROL: '0' });
+      await agent.ready;
+      assert.match(agent.output(), /agent dc:frankfurt: .*vol: interrupted in-place patch redone/);
+      assert.equal(existsSync(journalPath(vol)), false);
+      assert.equal(await rootOf(vol, dir), v2.rootHash, 'the agent left the new image');
+      assert.equal(readImageRecord(vol)?.root, v2.rootHash);
+    });
   });
 });
