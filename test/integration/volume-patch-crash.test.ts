@@ -28,6 +28,7 @@ describe('a kill -9 in the middle of an in-place patch', () => {
   let storeDir: string;
   let v1: Manifest;
   let v2: Manifest;
+  let kills = 0;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'fedflow-patch-crash-'));
@@ -69,7 +70,8 @@ describe('a kill -9 in the middle of an in-place patch', () => {
 
   /** Runs the patch to v2 in its own process, stopped at `point`, and kills it with SIGKILL there. */
   async function killedAt(vol: string, point: 'before-commit' | 'mid-apply'): Promise<void> {
-    const marker = join(dir, `marker-${point}`);
+    // One marker per run: a marker an earlier case left must not stand for this one.
+    const marker = join(dir, `marker-${point}-${++kills}`);
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/helpers/patch-child.ts'), storeDir, v2.rootHash, vol, point, marker], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
