@@ -15,6 +15,7 @@ import { committedStateQuery } from '../core/contracts/federation';
 import { federationWorkflowId } from '../core/contracts/task-queues';
 import { badRequest, FailureType } from '../core/contracts/failures';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
+import type { FrontHooks } from '../agent/front/front-set';
 
 export type { FastProposal } from './federation-propose';
 
@@ -28,6 +29,11 @@ export interface ControlDeps {
    * Throws an error named `FederationNotReady` when a founding site's public key is unknown.
    */
   ensureFederation: () => Promise<string>;
+  /**
+   * The workload fronts of this process (agent/front/): the switch points the workload's front at
+   * the target at once; the fronts' next read of the log confirms it (the log wins).
+   */
+  front?: FrontHooks;
 }
 
 /**
@@ -147,12 +153,16 @@ export function createControlActivities(deps: ControlDeps) {
      * run's validation; runs recorded before they were passed fall back to the log and the config.
      */
     async switchRoute(args: { workloadId: string; target: string; instance: InstanceRef; volume: VolumeRef; address: string; image?: string; federation?: string; placedWithRecord?: boolean }): Promise<number> {
-      if (args.placedWithRecord) return Date.now();
+      const switched = () => {
+        deps.front?.switched(args.workloadId, args.address);
+        return Date.now();
+      };
+      if (args.placedWithRecord) return switched();
       const { workflowId, runId } = callingRun();
       const federation = args.federation ?? config.federation;
       const log = await committed(federation);
       const now = log.workloads?.[args.workloadId];
-      if (log.placements[args.workloadId] === args.target && now && now.address === args.address && now.instance.id === args.instance.id && now.volume.id === args.volume.id) return Date.now();
+      if (log.placements[args.workloadId] === args.target && now && now.address === args.address && now.instance.id === args.instance.id && now.volume.id === args.volume.id) return switched();
       const image = args.image ?? now?.image;
       if (!image) throw badRequest(FailureType.UnknownWorkload, `workload '${args.workloadId}' has no record in the federation log and the run names no image, so its route cannot follow it`);
       const record: WorkloadRecord = { image, instance: args.instance, volume: args.volume, address: args.address };
@@ -165,7 +175,7 @@ export function createControlActivities(deps: ControlDeps) {
       if (r.result.rejected.length) {
         throw badRequest(FailureType.FederationChangeRejected, `the federation log rejected the route of ${args.workloadId} to ${args.target}: ${r.result.rejected.map((x) => x.reason).join('; ')}`);
       }
-      return Date.now();
+      return switched();
     },
 
     /**

@@ -12,6 +12,7 @@ import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
 import type { CloudProvider, InstanceRef, VolumeRef } from '../adapters/common/cloud-provider';
 import { agentCloudInit } from '../agent/site/cloud-init';
 import { forgetVolumeImage } from '../agent/capture/volume-journal';
+import type { FrontHooks } from '../agent/front/front-set';
 
 /** Tag on the local stand-in that names the cloud instance it stands for. */
 export const CLOUD_INSTANCE_TAG = 'fedflow-cloud-instance';
@@ -30,6 +31,8 @@ export interface SiteDeps {
   temporalAddress?: string;
   /** This site's agent endpoint, as other sites reach it. */
   endpointUrl: () => string;
+  /** The workload fronts of this process (agent/front/): a thawed source gets its held connections back. */
+  front?: FrontHooks;
 }
 
 export type { WorkloadDigest } from '../agent/workload/sample-admin';
@@ -51,7 +54,10 @@ export function createSiteActivities(deps: SiteDeps) {
     /** Compensation: the source takes writes again. */
     async thawWorkload(args: { instance: InstanceRef }): Promise<void> {
       const st = await provider.describeInstance(args.instance).catch(providerFailure);
-      if (st.status === 'running' && st.address) await kvCall(st.address, 'POST', '/admin/thaw');
+      if (st.status === 'running' && st.address) {
+        await kvCall(st.address, 'POST', '/admin/thaw');
+        deps.front?.thawed(st.address);
+      }
     },
 
     /**

@@ -25,6 +25,7 @@ import { STANDBY_TAG } from '../adapters/local/provider';
 import { claimsFor, issueToken } from '../agent/transfer/token';
 import { activateAndCheck, kvCall, type WorkloadDigest } from '../agent/workload/sample-admin';
 import { FailureType } from '../core/contracts/failures';
+import type { FrontHooks } from '../agent/front/front-set';
 
 export interface SyncDeps {
   site: string;
@@ -35,6 +36,8 @@ export interface SyncDeps {
   /** Where each round's goodput is kept as a link sample, for the next prediction. */
   telemetry?: LinkTelemetry;
   endpointUrl: () => string;
+  /** The workload fronts of this process (agent/front/): held at the freeze, so no poll adds to the downtime. */
+  front?: FrontHooks;
 }
 
 export interface CapturedImage {
@@ -114,6 +117,8 @@ export function createSyncActivities(deps: SyncDeps) {
           // freeze (the fast cut-over's slot), else carried in the heartbeat details.
           const firstMs = prior?.frozenAtMs ?? Date.now();
           frozenAtMs = args.publishAs ? deps.images.finals.firstFreeze(finalSlot(args.publishAs), firstMs) : firstMs;
+          // New connections are held at the front from here: none reaches the source while it freezes.
+          deps.front?.freezing(st.address);
           digest = (await kvCall(st.address, 'POST', '/admin/freeze')) as WorkloadDigest;
         }
         if (frozenAtMs !== undefined) heartbeat((details = { frozenAtMs }));

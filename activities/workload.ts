@@ -14,10 +14,13 @@ import { WorkloadError, type HookOutcome, type InstanceInfo, type StartedInstanc
 import { FailureType } from '../core/contracts/failures';
 import { parseWorkloadSpec } from '../core/workload-spec';
 import { currentActivity } from './activity-context';
+import type { FrontHooks } from '../agent/front/front-set';
 
 export interface WorkloadDeps {
   site: string;
   runner: WorkloadRunner;
+  /** The workload fronts of this process (agent/front/): held at the freeze, released to the source at the thaw. */
+  front?: FrontHooks;
 }
 
 export interface WorkloadArgs {
@@ -55,9 +58,17 @@ export function createWorkloadActivities(deps: WorkloadDeps) {
     /** Whether it is healthy now (failureThreshold checks in a row failing is unhealthy). */
     workloadHealthy: (a: WorkloadArgs): Promise<{ healthy: boolean; detail: string }> => act(() => runner.healthy(a.workloadId)),
     /** The spec's freeze hook; the instance then takes no writes (or has stopped cleanly). */
-    workloadFreeze: (a: WorkloadArgs): Promise<HookOutcome> => act(() => runner.freeze(a.workloadId)),
+    workloadFreeze: (a: WorkloadArgs): Promise<HookOutcome> => {
+      // New connections are held at the front from here: none reaches the source while it freezes.
+      deps.front?.freezingWorkload(a.workloadId);
+      return act(() => runner.freeze(a.workloadId));
+    },
     /** The spec's thaw hook: the compensation of a freeze. */
-    workloadThaw: (a: WorkloadArgs): Promise<HookOutcome> => act(() => runner.thaw(a.workloadId)),
+    workloadThaw: async (a: WorkloadArgs): Promise<HookOutcome> => {
+      const outcome = await act(() => runner.thaw(a.workloadId));
+      deps.front?.thawedWorkload(a.workloadId);
+      return outcome;
+    },
     /** The spec's verification: the digest it prints (compare the source's at the freeze with the target's). */
     workloadVerify: (a: WorkloadArgs): Promise<{ digest: string; ms: number; privateBoot: boolean }> => act(() => runner.verify(a.workloadId)),
     /** A clean stop. */

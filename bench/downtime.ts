@@ -8,8 +8,8 @@
  *
  * Per run, one JSON line:
  * - `downtimeMs`: what a client saw: the longest gap between two acknowledged writes around the
- *   cut-over. The writers follow the route the way a client without a stable address would: on a
- *   refused write they read the workload's address from the federation log.
+ *   cut-over, every write sent to the workload's stable address (its front, agent/front/), which
+ *   holds new connections at the freeze and forwards them to the target at the switch.
  * - `reportedDowntimeMs`: the migration's own figure, from the source's first freeze until the
  *   route pointed at the target serving the frozen state.
  * - `floorMs`: the service's own restart floor on this machine, in the same run: a clean stop
@@ -201,7 +201,8 @@ function percentile(xs: number[], p: number): number {
 export async function run(argv: string[]): Promise<void> {
   const a = parseArgs(argv);
   const env = await startTestServer();
-  const fed = await startTestFederation(env);
+  // The workloads' fronts run in the federation's process: clients use the stable address.
+  const fed = await startTestFederation(env, { fronts: true });
   let conn: Connection | undefined;
   try {
     log(`seeding ${a.keys} keys × ${a.valueBytes} B`);
@@ -210,8 +211,13 @@ export async function run(argv: string[]): Promise<void> {
     const client = new Client({ connection: conn });
     const fedLog = new FederationLog(client, fed.config.federation);
     const where = async () => (await fedLog.workloads()).find((w) => w.id === sample.workloadId);
-    const follow = async () => (await where())?.address;
-    let address = sample.address;
+    const fronts = fed.runtime.fronts!;
+    await fronts.sync();
+    const front = fronts.address(sample.workloadId);
+    if (!front) throw new Error(`no front for ${sample.workloadId}: the fronts did not start`);
+    // Every client request goes through the stable address, which follows the route.
+    const address = `http://${front}`;
+    log(`stable address of ${sample.workloadId}: ${front}`);
     let site = sample.site;
     const downtimes: number[] = [];
     const floors: number[] = [];
@@ -224,7 +230,7 @@ export async function run(argv: string[]): Promise<void> {
       const volumeDir = new LocalProvider({ site, dir: siteDir(site, fed.home), capacityInstances: 1 }).volumePath(record.volume.id);
       const floorMs = await kvFloorMs(volumeDir);
       floors.push(floorMs);
-      const writer = startWriter(address, follow);
+      const writer = startWriter(address);
       // Let the writers get going so pre-copy copies live data and the freeze meets writes.
       await new Promise((r) => setTimeout(r, 2000));
       const startedAt = Date.now();
@@ -272,7 +278,6 @@ export async function run(argv: string[]): Promise<void> {
       });
       log(`run ${i}: ${r.source} -> ${r.target} downtime ${downtimeMs} ms (reported ${r.downtimeMs} ms), floor ${floorMs} ms`);
       if (missing) throw new Error(`run ${i}: ${missing} acknowledged write(s) missing on the target`);
-      address = r.address;
       site = r.target;
     }
     const p50 = percentile(downtimes, 0.5);

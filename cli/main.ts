@@ -11,6 +11,7 @@ import { loadFederationConfig } from '../agent/site/config-file';
 import { fedflowHome, siteDir } from '../agent/site/home';
 import { readAgentUrl } from '../activities/site';
 import { placedWorkloads } from '../client/federation';
+import { readFrontAddresses } from '../worker/fronts';
 import { FedflowClient, FedflowError, type LiveProgress, type MigrationResult } from '../client';
 import { errorJson, reportFailure, wantsJson } from './errors';
 import { MODES, type Mode } from '../core/migration';
@@ -154,16 +155,18 @@ export function buildCli(): Command {
 
   const workloads = program
     .command('workloads')
-    .description('list workloads, where each runs and where it is served (from the federation log); add or remove one')
+    .description('list workloads, where each runs and where it is served (from the federation log), with the stable address of each (its front); add or remove one')
     .option('--json', 'print JSON');
   workloads.action(async (opts: { json?: boolean }) => {
     const config = loadFederationConfig();
     const { committed } = await withClient((c) => c.federation(config.federation).view());
     const migrating = new Map(Object.values(committed.reservations).map((r) => [r.workload, r.site]));
-    const rows = placedWorkloads(committed).map((w) => ({ id: w.id, site: w.site, address: w.address, migrating: migrating.has(w.id) ? `to ${migrating.get(w.id)}` : null }));
+    // The stable address (the front the local worker runs) beside where the log places it now.
+    const fronts = readFrontAddresses(fedflowHome());
+    const rows = placedWorkloads(committed).map((w) => ({ id: w.id, site: w.site, address: w.address, front: fronts[w.id] ?? null, migrating: migrating.has(w.id) ? `to ${migrating.get(w.id)}` : null }));
     if (opts.json) return printJson(rows);
     if (!rows.length) return console.log('no workloads; `fedflow up` deploys the sample workload kv-demo, `fedflow workloads add -f workloads/postgres.yaml` adds PostgreSQL');
-    for (const r of rows) console.log(`  ${r.id.padEnd(14)} on ${r.site.padEnd(16)} ${r.address}${r.migrating ? `  (migrating ${r.migrating})` : ''}`);
+    for (const r of rows) console.log(`  ${r.id.padEnd(14)} on ${r.site.padEnd(16)} ${r.address}${r.front ? `  stable address ${r.front}` : ''}${r.migrating ? `  (migrating ${r.migrating})` : ''}`);
   });
 
   workloads

@@ -30,6 +30,13 @@ async function run(): Promise<void> {
     const bad = Object.entries(all).filter(([k, v]) => /^key-\d{6}$/.test(k) && v !== sampleValue(Number(k.slice(4)), Number(process.env.FEDFLOW_SAMPLE_VALUE_BYTES ?? 1024)));
     console.log(`\nmigrated ${r.workloadId}: ${r.source} -> ${r.target}, served at ${r.address}`);
     console.log(`  keys: ${Object.keys(all).length} read back through the route, ${bad.length} wrong (workflow verified ${r.keys}: ${r.verified})`);
+    if (stack.sampleFront) {
+      // The same read through the stable address, which clients keep using across the move.
+      const viaFront = (await (await fetch(`http://${stack.sampleFront}/kv`)).json()) as Record<string, string>;
+      const same = Object.keys(viaFront).length === Object.keys(all).length && Object.entries(all).every(([k, v]) => viaFront[k] === v);
+      console.log(`  stable address ${stack.sampleFront}: ${Object.keys(viaFront).length} keys, ${same ? 'the same as the target serves' : 'NOT the same as the target serves'}`);
+      if (!same) failed = true;
+    }
     console.log(`  mode: ${r.decision.reason}`);
     for (const x of r.rounds) console.log(`  round ${x.round} ${x.kind}: sent ${x.bytesSent} of ${x.bytesScanned} bytes (${x.wireBytes} on the wire, ${x.codec}), ${x.chunksReused} chunks reused, ${x.durationMs} ms`);
     console.log(`  bytes on the wire: ${r.bytesTransferred}  duration: ${r.durationMs} ms  downtime: ${r.downtimeMs} ms`);

@@ -18,6 +18,7 @@ import { importStateFile, stateFilePath } from '../worker/import-state-file';
 import { ensureFederationWorkflow } from '../worker/federation-workflow';
 import { deploySampleWorkload, type DeployedSample } from '../worker/deploy-sample';
 import { restartSpecWorkloads } from '../worker/restart-workloads';
+import { FRONTS_FILE, readFrontAddresses } from '../worker/fronts';
 import { WorkloadRunner } from '../agent/workload/runner';
 import type { FederationConfig } from '../core/federation-config';
 import { startDevServer, DEV_SERVER_PORT, DEV_UI_PORT, type DevServerHandle } from './dev-server';
@@ -38,6 +39,8 @@ export interface Stack {
   config: FederationConfig;
   server: DevServerHandle;
   sample?: DeployedSample;
+  /** The sample's stable address (its front, host:port): it follows the workload from site to site. */
+  sampleFront?: string;
   uiUrl: string;
   address: string;
   /** Stops what this `up` started (foreground mode). */
@@ -137,6 +140,7 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
   }
 
   let sample: DeployedSample | undefined;
+  let sampleFront: string | undefined;
   const connection = await Connection.connect({ address });
   try {
     const client = new Client({ connection });
@@ -146,6 +150,12 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
       if (existsSync(stateFilePath(home))) await importStateFile(home, await fedLog(), log);
       sample = await deploySampleWorkload({ client, config, home, keys: opts.sampleKeys, valueBytes: opts.sampleValueBytes });
       log(`sample workload ${sample.workloadId}: ${sample.keys} keys on ${sample.site} at ${sample.address}${sample.created ? ' (deployed now)' : ''}`);
+      sampleFront = await waitFrontAddress(home, sample.workloadId);
+      log(
+        sampleFront
+          ? `stable address of ${sample.workloadId}: ${sampleFront} (clients use this; it follows the workload when it moves, e.g. curl http://${sampleFront}/kv/key-000001)`
+          : `no front for ${sample.workloadId} in ${join(home, FRONTS_FILE)} after 15 s: the worker runs fronts unless FEDFLOW_FRONTS=0; see ${join(home, 'worker.log')}`,
+      );
     }
     // Workloads added from a spec (`fedflow workloads add`) run again where the log places them.
     // The stack is up either way: a workload that cannot be started is said, not fatal.
@@ -160,6 +170,7 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
     config,
     server,
     sample,
+    sampleFront,
     uiUrl: server.uiUrl,
     address,
     async stop() {
@@ -179,6 +190,17 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
       await server.stopInProcess?.();
     },
   };
+}
+
+/** The worker opens a workload's front on its next read of the log (every second): wait for it. */
+async function waitFrontAddress(home: string, workloadId: string): Promise<string | undefined> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const a = readFrontAddresses(home)[workloadId];
+    if (a) return a;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
 }
 
 async function stopInstances(home: string, config: FederationConfig): Promise<number> {

@@ -31,6 +31,8 @@ import type { FederationConfig } from '../core/federation-config';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../core/contracts/task-queues';
 import { resolveConnection } from '../client/connection';
 import { ensureFederationWorkflow } from './federation-workflow';
+import { workloadFronts, type WorkloadFrontsOptions } from './fronts';
+import type { FrontSet } from '../agent/front/front-set';
 
 export interface FederationRuntimeOptions {
   config: FederationConfig;
@@ -50,12 +52,20 @@ export interface FederationRuntimeOptions {
   federationWorkflow?: boolean;
   /** A pre-built bundle saves a few seconds per start in tests. */
   workflowBundle?: WorkflowBundleWithSourceMap;
+  /**
+   * Run a front (a stable TCP address, agent/front/) for every workload the federation log
+   * places, following its placement, with the cut-over's fast path wired into this process's
+   * activities (default off; `fedflow up`'s worker turns it on). `true` or the poll settings.
+   */
+  fronts?: boolean | Pick<WorkloadFrontsOptions, 'intervalMs' | 'leaseMs' | 'front' | 'host'>;
   log?: (line: string) => void;
 }
 
 export interface RunningFederation {
   agents: Map<string, { provider: LocalProvider; url: string; worker: Worker }>;
   controlWorker?: Worker;
+  /** The workload fronts, when `fronts` is on. */
+  fronts?: FrontSet;
   /** Resolves when every worker has stopped. */
   done: Promise<void>;
   shutdown(): Promise<void>;
@@ -93,6 +103,11 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
 
   const agents: RunningFederation['agents'] = new Map();
   const closers: (() => Promise<void>)[] = [];
+  // Made before the activities, which call its fast path; it reads the log once the workers run.
+  const fronts = opts.fronts
+    ? workloadFronts({ ...(opts.fronts === true ? {} : opts.fronts), client, home, federation: () => Promise.resolve(opts.config.federation), log })
+    : undefined;
+  const front = fronts;
   const wanted = opts.sites ? new Set(opts.sites) : undefined;
   const shapers = shapersFromConfig(opts.config.links);
   const secret = loadTransferSecret(home);
@@ -115,9 +130,9 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     // Reuse the last port when free, so endpoint URLs handed out before a restart stay valid.
     let endpoint;
     try {
-      endpoint = await startTransferServer({ site: site.id, images, secret, shapers, port: previousPort(dir) });
+      endpoint = await startTransferServer({ site: site.id, images, secret, shapers, port: previousPort(dir), fronts: fronts && (() => fronts.stats()) });
     } catch {
-      endpoint = await startTransferServer({ site: site.id, images, secret, shapers });
+      endpoint = await startTransferServer({ site: site.id, images, secret, shapers, fronts: fronts && (() => fronts.stats()) });
     }
     writeFileSync(join(dir, 'agent.json'), JSON.stringify({ site: site.id, url: endpoint.url, pid: process.pid }));
     closers.push(endpoint.close, () => images.close());
@@ -129,11 +144,11 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       // seconds); the SDK would otherwise send its heartbeats only every 8 s (0.8 of it).
       maxHeartbeatThrottleInterval: '2 seconds',
       activities: {
-        ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url }),
-        ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url }),
+        ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url, front }),
+        ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url, front }),
         ...createLinkActivities({ site: site.id, telemetry, secret }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
-        ...createWorkloadActivities({ site: site.id, runner: new WorkloadRunner({ site: site.id, siteDir: dir, fedflowRoot: REPO_ROOT }) }),
+        ...createWorkloadActivities({ site: site.id, runner: new WorkloadRunner({ site: site.id, siteDir: dir, fedflowRoot: REPO_ROOT }), front }),
       },
     });
     agents.set(site.id, { provider, url: endpoint.url, worker });
@@ -148,7 +163,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       taskQueue: CONTROL_TASK_QUEUE,
       maxHeartbeatThrottleInterval: '2 seconds',
       ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-      activities: createControlActivities({ config: opts.config, client, ensureFederation: () => ensureFederationWorkflow({ client, config: opts.config, home }) }),
+      activities: createControlActivities({ config: opts.config, client, ensureFederation: () => ensureFederationWorkflow({ client, config: opts.config, home }), front }),
     });
     log(`control worker: task queue ${CONTROL_TASK_QUEUE}`);
     // The federation's entity workflow: migrations commit their reservation and placement through it.
@@ -165,13 +180,18 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
 
   const workers = [...[...agents.values()].map((a) => a.worker), ...(controlWorker ? [controlWorker] : [])];
   const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+    await fronts?.close();
     for (const close of closers) await close();
     await clientConnection?.close();
     await ownConnection?.close();
   });
+  // Not awaited: the first read is a query the control worker answers once it polls. Each read
+  // opens a front per newly placed workload (and logs its address); a failed read is tried again.
+  if (fronts) void fronts.start();
   return {
     agents,
     controlWorker,
+    fronts,
     done,
     async shutdown() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();

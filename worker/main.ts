@@ -19,6 +19,10 @@ async function run(): Promise<void> {
     home: fedflowHome(),
     sites,
     control: process.env.FEDFLOW_CONTROL !== '0',
+    // A stable address per workload that follows its placement (docs/stable-address.md). On by
+    // default in the process that runs the control worker, so that two worker processes sharing
+    // a home do not both open the fronts; FEDFLOW_FRONTS=1 or 0 says otherwise.
+    fronts: process.env.FEDFLOW_FRONTS ? process.env.FEDFLOW_FRONTS !== '0' : process.env.FEDFLOW_CONTROL !== '0',
     log: (l) => console.log(`[worker] ${l}`),
   });
   console.log(`[worker] connected to ${conn.address} namespace ${conn.namespace}; pid ${process.pid}; ready`);

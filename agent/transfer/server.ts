@@ -3,7 +3,9 @@
  * images to other sites' agents, over HTTP keep-alive.
  *
  *   GET  /health                                 open: liveness and the site id, nothing else
- *   GET  /stats                                  transfer counters (token scoped to 'stats')
+ *   GET  /stats                                  transfer counters, and the counters of the workload
+ *                                                fronts this process runs under `fronts` (token
+ *                                                scoped to 'stats')
  *   GET  /probe?bytes=N                          N bytes (at most MAX_PROBE_BYTES, 64 MiB) of filler
  *                                                for link telemetry, over the emulated link to the
  *                                                token's target (token scoped to 'probe')
@@ -36,6 +38,7 @@ import type { SourceImages } from '../capture/source-images';
 import { SHA256_HEX } from '../../core/manifest';
 import { encodeManifest } from '../../core/manifest-delta';
 import { ENDPOINT_SCOPES, verifyToken, type VerifyResult } from './token';
+import type { FrontStats } from '../front/tcp-front';
 
 export interface TransferServerOptions {
   site: string;
@@ -50,6 +53,8 @@ export interface TransferServerOptions {
   tamperManifest?: (bytes: Uint8Array, baseRoot: string | undefined) => void;
   /** Counts, for tests and benchmarks (also served, to a token scoped to 'stats', at GET /stats). */
   stats?: TransferStats;
+  /** The counters of the workload fronts this process runs (agent/front/), served beside them at GET /stats. */
+  fronts?: () => Record<string, FrontStats>;
 }
 
 export const MAX_BATCH_HASHES = 4096;
@@ -157,7 +162,7 @@ export function createTransferHandler(opts: TransferServerOptions) {
     const url = new URL(req.url ?? '/', 'http://x');
     if (req.method === 'GET' && url.pathname === '/health') return reply(res, 200, { ok: true, site: opts.site });
     if (req.method === 'GET' && url.pathname === '/stats') {
-      if (authorize(req, res, ENDPOINT_SCOPES.stats)) reply(res, 200, stats);
+      if (authorize(req, res, ENDPOINT_SCOPES.stats)) reply(res, 200, opts.fronts ? { ...stats, fronts: opts.fronts() } : stats);
       return;
     }
     if (req.method === 'GET' && url.pathname === '/probe') {

@@ -11,7 +11,7 @@ import { FederationLog, placedWorkloads, type PlacedWorkload } from '../../clien
 import type { CommittedState } from '../../core/consensus/entries';
 import { REPO_ROOT, siteDir } from '../../agent/site/home';
 import { WorkloadRunner } from '../../agent/workload/runner';
-import { startFederation, type RunningFederation } from '../../worker/federation-runtime';
+import { startFederation, type FederationRuntimeOptions, type RunningFederation } from '../../worker/federation-runtime';
 import { federationWorkflowId } from '../../core/contracts/task-queues';
 import { eventually } from './eventually';
 import { startTestServer, workflowBundle } from './temporal';
@@ -43,14 +43,16 @@ export interface TestFederationOptions {
    * the control worker starts it, as in production.
    */
   federationWorkflow?: boolean;
+  /** Run the workload fronts (worker/fronts.ts) in the federation's process. */
+  fronts?: FederationRuntimeOptions['fronts'];
 }
 
 export async function startTestFederation(env: TestWorkflowEnvironment, opts: TestFederationOptions = {}): Promise<TestFederation> {
   const home = mkdtempSync(join(tmpdir(), 'fedflow-test-'));
   const config = opts.config ? parseFederationConfig(opts.config) : loadFederationConfig();
-  const start = async (more: { control?: boolean; federationWorkflow?: boolean; sites?: string[] }) =>
+  const start = async (more: { control?: boolean; federationWorkflow?: boolean; sites?: string[]; fronts?: FederationRuntimeOptions['fronts'] }) =>
     startFederation({ config, home, connection: env.nativeConnection, client: env.client, namespace: env.namespace ?? 'default', workflowBundle: await workflowBundle(), ...more });
-  const runtime = await start({ control: opts.control, federationWorkflow: opts.federationWorkflow });
+  const runtime = await start({ control: opts.control, federationWorkflow: opts.federationWorkflow, fronts: opts.fronts });
   const log = new FederationLog(env.client, config.federation);
   return {
     home,

@@ -10,20 +10,14 @@
  * from the federation log and writes there.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { LocalProvider } from '../../adapters/local/provider';
-import { siteDir } from '../../agent/site/home';
+import { describe, it } from 'node:test';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
 import { FederationLog } from '../../client/federation';
 import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { parseFederationConfig } from '../../core/federation-config';
-import { startTestServer } from '../helpers/temporal';
-import { killHard, spawnWorker, type WorkerProcess } from '../helpers/worker-process';
+import { eventually } from '../helpers/eventually';
+import { killHard, spawnWorker, useProcessFederation } from '../helpers/worker-process';
 
 // ~100 MB: the final capture (archive, chunk, hash) takes long enough to be killed in.
 const KEYS = 4000;
@@ -91,28 +85,12 @@ class Writer {
 }
 
 describe('a worker killed with -9 inside the cut-over', () => {
-  let env: TestWorkflowEnvironment;
-  let home: string;
-  const workers: WorkerProcess[] = [];
-
-  before(async () => {
-    env = await startTestServer();
-    home = mkdtempSync(join(tmpdir(), 'fedflow-cutcrash-'));
-    writeFileSync(join(home, 'federation.json'), JSON.stringify(CONFIG));
-  });
-  after(async () => {
-    for (const w of workers) await killHard(w);
-    const config = parseFederationConfig(CONFIG);
-    for (const s of config.sites) {
-      const p = new LocalProvider({ site: s.id, dir: siteDir(s.id, home), capacityInstances: 2 });
-      for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
-    }
-    rmSync(home, { recursive: true, force: true });
-    await env?.teardown();
-  });
+  const suite = useProcessFederation(CONFIG, 'fedflow-cutcrash-');
+  const workers = suite.workers;
 
   it('goes on within 15 s of the restart; downtime counts from the first freeze; no acknowledged write lost', async () => {
-    const base = { FEDFLOW_HOME: home, FEDFLOW_CONFIG: join(home, 'federation.json'), TEMPORAL_ADDRESS: env.address };
+    const { env, home } = suite;
+    const base = suite.workerEnv;
     const sourceEnv = { ...base, FEDFLOW_SITES: 'dc:paris' };
     const source = spawnWorker(sourceEnv);
     const target = spawnWorker({ ...base, FEDFLOW_SITES: 'dc:frankfurt', FEDFLOW_CONTROL: '0' });
@@ -142,6 +120,8 @@ describe('a worker killed with -9 inside the cut-over', () => {
     await again.ready;
     const backAtMs = Date.now();
     const r = await c.waitForResult('kv-demo');
+    // The writer finds the target on its own (through the log): wait for its first write there.
+    await eventually('a write acknowledged after the crash', () => writer.acks.some((a) => a.atMs > killedAtMs), 30_000);
     await writer.stop();
     assert.equal(r.status, 'completed');
     assert.equal(r.target, 'dc:frankfurt');

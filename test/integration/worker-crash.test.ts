@@ -7,12 +7,8 @@
  * of the process that runs the control worker and the target's agent.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { LocalProvider } from '../../adapters/local/provider';
+import { describe, it } from 'node:test';
 import { ChunkStore } from '../../agent/store/chunk-store';
 import type { TransferStats } from '../../agent/transfer/server';
 import { readAgentUrl } from '../../activities/site';
@@ -24,8 +20,7 @@ import { sampleValue } from '../../agent/workload/sample';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
 import { parseFederationConfig } from '../../core/federation-config';
-import { startTestServer } from '../helpers/temporal';
-import { killHard, spawnWorker, type WorkerProcess } from '../helpers/worker-process';
+import { killHard, spawnWorker, useProcessFederation } from '../helpers/worker-process';
 
 const KEYS = 3000;
 const VALUE_BYTES = 10_000;
@@ -40,28 +35,12 @@ const CONFIG = {
 };
 
 describe('a worker killed with -9 mid-copy', () => {
-  let env: TestWorkflowEnvironment;
-  let home: string;
-  const workers: WorkerProcess[] = [];
-
-  before(async () => {
-    env = await startTestServer();
-    home = mkdtempSync(join(tmpdir(), 'fedflow-crash-'));
-    writeFileSync(join(home, 'federation.json'), JSON.stringify(CONFIG));
-  });
-  after(async () => {
-    for (const w of workers) await killHard(w);
-    const config = parseFederationConfig(CONFIG);
-    for (const s of config.sites) {
-      const p = new LocalProvider({ site: s.id, dir: siteDir(s.id, home), capacityInstances: 2 });
-      for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
-    }
-    rmSync(home, { recursive: true, force: true });
-    await env?.teardown();
-  });
+  const suite = useProcessFederation(CONFIG, 'fedflow-crash-');
+  const workers = suite.workers;
 
   it('completes after a restart, resuming the copy, with every key intact', async () => {
-    const base = { FEDFLOW_HOME: home, FEDFLOW_CONFIG: join(home, 'federation.json'), TEMPORAL_ADDRESS: env.address };
+    const { env, home } = suite;
+    const base = suite.workerEnv;
     const sourceAgent = spawnWorker({ ...base, FEDFLOW_SITES: 'dc:paris', FEDFLOW_CONTROL: '0' });
     workers.push(sourceAgent);
     const targetEnv = { ...base, FEDFLOW_SITES: 'dc:frankfurt' };
