@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
 import type { CloudProvider, InstanceRef, VolumeRef } from '../adapters/common/cloud-provider';
 import { agentCloudInit } from '../agent/site/cloud-init';
+import { forgetVolumeImage } from '../agent/capture/volume-journal';
 import type { FrontHooks } from '../agent/front/front-set';
 
 /** Tag on the local stand-in that names the cloud instance it stands for. */
@@ -101,6 +102,7 @@ export function createSiteActivities(deps: SiteDeps) {
       // The volume goes; its chunks stay in the store as baseline for a later attempt.
       provider.deleteVolume(args.volumeId);
       rmSync(`${provider.volumePath(args.volumeId)}.staging`, { recursive: true, force: true });
+      forgetVolumeImage(provider.volumePath(args.volumeId));
     },
 
     /** After the switch: stop and remove the source instance and its volume. Returns when it finished (ms). */
@@ -109,6 +111,7 @@ export function createSiteActivities(deps: SiteDeps) {
       if (deps.cloud && cloudId) await deps.cloud.terminateInstance({ provider: deps.cloud.kind, site: deps.site, id: cloudId }).catch(providerFailure);
       await provider.terminateInstance(args.instance).catch(providerFailure);
       provider.deleteVolume(args.volumeId);
+      forgetVolumeImage(provider.volumePath(args.volumeId));
       return Date.now();
     },
   };

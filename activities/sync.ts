@@ -17,7 +17,9 @@ import { TransferSampler, type LinkTelemetry } from '../agent/link/telemetry';
 import { ChunkCorruptError, fetchFinalImage, fetchManifest, newPullCounters, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer/client';
 import { LEDGER_WRITE_MS, memoryPullLedger, parseTotals, pullKey, totalsOf, withAttempt, type PullLedger, type PullTotals } from '../agent/transfer/pull-ledger';
 import { finalSlot, type FinalImage } from '../agent/capture/final-images';
-import { extractVolume } from '../agent/capture/volume-extract';
+import { extractVolume, type ExtractFigures } from '../agent/capture/volume-extract';
+import { onlyImagesHere, recoverVolume } from '../agent/capture/volume-journal';
+import type { Manifest } from '../core/manifest';
 import { currentActivity } from './activity-context';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
 import { STANDBY_TAG } from '../adapters/local/provider';
@@ -274,10 +276,14 @@ export function createSyncActivities(deps: SyncDeps) {
       lastBeat = { ...(lastBeat ?? { cursor: 0, batches: 0, chunksDone: 0, queued: 0 }), rawBytes: totals.rawBytes, wireBytes: totals.wireBytes, totals, root: args.root };
       // Keep this round's chunks as baseline for the next round and later syncs.
       await store.putManifest(manifest, 'baseline');
+      let extract: ExtractFigures | undefined;
       if (args.assembleVolumeId) {
-        // Streamed from the store into the volume directory, made durable, swapped in by rename.
-        // Heartbeats as it goes (the same resume cursor): a big volume takes a while to write.
-        await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat));
+        // Patched in place from the image the volume holds (an earlier round's), or streamed
+        // whole from the store, made durable and swapped in by rename. Heartbeats as it goes
+        // (the same resume cursor): a big volume takes a while to write.
+        extract = await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat));
+      } else if (args.kind === 'precopy') {
+        extract = await layDownEarly(store, manifest, () => heartbeat(lastBeat));
       }
       const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
       const seconds = Math.max(totals.durationMs / 1000, 1e-6);
@@ -300,6 +306,7 @@ export function createSyncActivities(deps: SyncDeps) {
         throughputMBps: totals.rawBytes / 1e6 / seconds,
         durationMs: Math.round(totals.durationMs),
         corruptRefetched: figures.corruptRefetched,
+        ...(extract ? { extract } : {}),
       };
     } catch (err) {
       if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403 || err.status === 404)) {
@@ -307,6 +314,26 @@ export function createSyncActivities(deps: SyncDeps) {
       }
       if (err instanceof ChunkCorruptError) throw ApplicationFailure.retryable(err.message, FailureType.ChunkCorrupt);
       throw err;
+    }
+  }
+
+  /**
+   * A pre-copy round writes its image into the target's volume directory too, outside the
+   * downtime window, so that the final round only patches what changed since (volume-patch.ts).
+   * Only where nothing but fedflow has written (onlyImagesHere): never over a volume something
+   * else uses. Best effort: if it fails, the final round extracts the whole image as before.
+   */
+  async function layDownEarly(store: ChunkStore, manifest: Manifest, onBatch: () => void): Promise<ExtractFigures | undefined> {
+    // The manifest names its volume; only a plain name is taken as one (never a path).
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(manifest.volumeId)) return undefined;
+    const volume = deps.provider.volumePath(manifest.volumeId);
+    try {
+      await recoverVolume(volume);
+      if (!onlyImagesHere(volume)) return undefined;
+      return await extractVolume(store, manifest, volume, onBatch);
+    } catch (err) {
+      log.warn(`pre-copy: could not write the image of ${manifest.volumeId} into ${volume} early; the final round writes it whole`, { error: String(err) });
+      return undefined;
     }
   }
 

@@ -269,7 +269,7 @@ export async function run(argv: string[]): Promise<void> {
         volumeBytes: r.volumeBytes,
         durationMs: r.durationMs,
         precopyRounds: r.precopyRounds,
-        finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs },
+        finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs, extract: final.extract ?? null },
         window: await windowPhases(handle),
         placementCommit: r.consensus ? { protocol: r.consensus.placement.protocol, waitedMs: r.consensus.placement.waitedMs } : null,
         writerMBps: Number((writer.log.ackedBytes / 1e6 / seconds).toFixed(2)),

@@ -16,6 +16,7 @@ const BENCHES: Record<string, string> = {
   predictor: 'predictor',
   consensus: 'consensus',
   downtime: 'downtime',
+  'patch-extract': 'patch-extract',
 };
 
 function usage(): string {

@@ -162,6 +162,26 @@ export interface RoundSummary {
   /** Time spent pulling, over every attempt (without the gaps between them). */
   durationMs: number;
   corruptRefetched: number;
+  /**
+   * How the target wrote the image into its volume directory, when it did (the final round, and
+   * pre-copy rounds that lay the image down early): `patch` writes only what changed since the
+   * image the volume held, `full` the whole image (with `fallback`: why it could not patch).
+   */
+  extract?: VolumeExtractFigures;
+}
+
+/** What writing an image into a volume directory cost at the target. */
+export interface VolumeExtractFigures {
+  method: 'patch' | 'full';
+  fallback?: string;
+  /** File bytes written (whole new files and changed ranges). */
+  bytesWritten: number;
+  filesWritten: number;
+  filesKept: number;
+  bytesKept: number;
+  filesRemoved: number;
+  dirsWritten: number;
+  durationMs: number;
 }
 
 /** Why the migration runs in its mode: the policy's decision and what it was made from. */

@@ -8,7 +8,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { LocalProvider } from '../adapters/local/provider';
 import { createCloudProvider } from '../adapters/registry-cloud';
 import { createControlActivities } from '../activities/control';
@@ -19,6 +19,7 @@ import { WorkloadRunner } from '../agent/workload/runner';
 import { shapersFromConfig } from '../agent/link/shapes';
 import { ChunkStore } from '../agent/store/chunk-store';
 import { SourceImages } from '../agent/capture/source-images';
+import { recoverVolumes } from '../agent/capture/volume-journal';
 import { loadTransferSecret } from '../agent/transfer/secret';
 import { startTransferServer } from '../agent/transfer/server';
 import { createSyncActivities } from '../activities/sync';
@@ -120,6 +121,9 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     const dir = siteDir(site.id, home);
     mkdirSync(dir, { recursive: true });
     const provider = new LocalProvider({ site: site.id, dir, capacityInstances: site.capacity.instances });
+    // Before anything uses a volume: a patch a crash interrupted is finished (it had committed) or
+    // dropped (it had not), so every volume is one whole image (agent/capture/volume-journal.ts).
+    for (const r of await recoverVolumes(dirname(provider.volumePath('any')))) log(`agent ${site.id}: ${r.volume}: interrupted in-place patch ${r.outcome}${r.detail ? ` (${r.detail})` : ''}`);
     const images = new SourceImages(join(dir, 'images'));
     const telemetry = new LinkTelemetry(join(dir, 'telemetry'));
     let store: Promise<ChunkStore> | undefined;

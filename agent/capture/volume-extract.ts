@@ -17,6 +17,11 @@ import type { ChunkStore } from '../store/chunk-store';
 import { MissingChunksError } from '../store/errors';
 import { fsyncPath } from '../durable-files';
 import type { Manifest } from '../../core/manifest';
+import { TarWalker, UnsupportedImageError, type TarEntry } from './tar-walk';
+import { recoverVolume, removeImageRecord, writeImageRecord } from './volume-journal';
+import { patchVolume, type ExtractFigures, type PatchHooks } from './volume-patch';
+
+export type { ExtractFigures } from './volume-patch';
 
 /** Chunks go to the extractor in runs of about this many bytes: it writes each file in fewer, larger writes. */
 const YIELD_BYTES = 4 << 20;
@@ -83,32 +88,91 @@ function fsyncTree(dir: string): void {
 
 /**
  * Replaces the directory `volume` with the image `manifest` describes (a tar of the volume).
- * `onBatch` is called every few MiB (the caller heartbeats).
+ * `onBatch` is called every few MiB (the caller heartbeats). Returns what was written.
+ *
+ * First, whatever a crash left of an earlier patch is finished or dropped (recoverVolume). Then,
+ * when the volume holds a recorded image (an earlier round's), it is patched in place: only what
+ * differs is written (volume-patch.ts). Otherwise, or when anything about the volume or either
+ * image is not as recorded, the whole image is extracted, as follows.
  *
  * Each call unpacks into a staging directory of its own (a retried attempt never writes into one
  * that a stray earlier attempt is still filling; it removes those first, so the stray one fails).
  * The swap renames the old volume aside, the new one into place, fsyncs the parent and then drops
  * the old one; a crash between the two renames leaves `<volume>.old`, which the next call puts
- * back before it starts.
+ * back before it starts. The record of the image is removed before the swap and written after it.
  */
-export async function extractVolume(store: ChunkStore, manifest: Manifest, volume: string, onBatch?: () => void): Promise<void> {
+export async function extractVolume(
+  store: ChunkStore,
+  manifest: Manifest,
+  volume: string,
+  onBatch?: () => void,
+  opts: { hooks?: PatchHooks; wholeOnly?: boolean } = {},
+): Promise<ExtractFigures> {
+  const t0 = performance.now();
   const parent = dirname(volume);
   const name = basename(volume);
   const old = `${volume}.old`;
   if (!existsSync(volume) && existsSync(old)) renameSync(old, volume);
   rmSync(old, { recursive: true, force: true });
+  await recoverVolume(volume);
+  let fallback = 'the volume is not there yet';
+  if (opts.wholeOnly) fallback = 'asked for a whole extraction';
+  else if (existsSync(volume)) {
+    const patched = await patchVolume(store, manifest, volume, { onBatch, hooks: opts.hooks });
+    if ('figures' in patched) return patched.figures;
+    fallback = patched.fallback;
+  }
   for (const sibling of readdirSync(parent)) if (sibling.startsWith(`${name}.staging`)) rmSync(join(parent, sibling), { recursive: true, force: true });
   const staging = `${volume}.staging-${randomBytes(6).toString('hex')}`;
   mkdirSync(staging, { recursive: true });
+  // The entries, where each lies in the image: recorded so that the next round can patch.
+  const entries: TarEntry[] = [];
+  let indexable = true;
+  const walker = new TarWalker(0, (e) => entries.push(e));
+  async function* indexed(): AsyncGenerator<Buffer> {
+    for await (const buf of chunksOf(store, manifest, onBatch)) {
+      if (indexable) {
+        try {
+          walker.feed(buf);
+        } catch (err) {
+          // Not an image this target can patch later (node-tar still extracts it): no record.
+          if (!(err instanceof UnsupportedImageError)) throw err;
+          indexable = false;
+        }
+      }
+      yield buf;
+    }
+  }
   try {
-    await pipeline(Readable.from(chunksOf(store, manifest, onBatch)), tar.x({ cwd: staging, strict: true }));
+    await pipeline(Readable.from(indexed()), tar.x({ cwd: staging, strict: true }));
     fsyncTree(staging);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
     throw err;
   }
+  removeImageRecord(volume);
   if (existsSync(volume)) renameSync(volume, old);
   renameSync(staging, volume);
   fsyncPath(parent);
   rmSync(old, { recursive: true, force: true });
+  if (indexable && walker.ended) {
+    try {
+      writeImageRecord(volume, manifest.rootHash, entries);
+    } catch {
+      // An entry node-tar did not write as the image says: no record, so the next round extracts whole.
+      removeImageRecord(volume);
+    }
+  }
+  const files = entries.filter((e) => e.type !== 'dir');
+  return {
+    method: 'full',
+    fallback,
+    bytesWritten: indexable && walker.ended ? files.reduce((a, e) => a + e.size, 0) : manifest.totalBytes,
+    filesWritten: files.length,
+    filesKept: 0,
+    bytesKept: 0,
+    filesRemoved: 0,
+    dirsWritten: entries.length - files.length,
+    durationMs: performance.now() - t0,
+  };
 }

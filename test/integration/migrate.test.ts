@@ -39,6 +39,12 @@ describe('migrateWorkload on a real dev server', () => {
     assert.equal(result.rounds.at(-1)!.kind, 'final');
     // The workload was idle: the final round finds every chunk already on the target.
     assert.equal(result.rounds.at(-1)!.chunksSent, 0);
+    // The pre-copy rounds laid the image down at the target; the final round patched it in place
+    // and, the workload being idle, wrote nothing (issue 14 item 5).
+    assert.equal(result.rounds[0]!.extract?.method, 'full', JSON.stringify(result.rounds[0]));
+    const finalExtract = result.rounds.at(-1)!.extract;
+    assert.equal(finalExtract?.method, 'patch', JSON.stringify(finalExtract));
+    assert.equal(finalExtract.bytesWritten, 0, JSON.stringify(finalExtract));
     assert.ok(result.downtimeMs >= 0 && result.downtimeMs < result.durationMs);
     // Both sites trusted: the reservation and the placement are crash-tolerant commits, each acked
     // by a majority of the three trusted sites (the untrusted one's ack would not count).

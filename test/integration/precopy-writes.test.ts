@@ -34,7 +34,7 @@ describe('pre-copy while the workload writes', () => {
       await writer.stop();
     }
     const { log } = writer;
-    t.diagnostic(`downtimeMs=${result.downtimeMs} durationMs=${result.durationMs} precopyRounds=${result.precopyRounds} rounds=${JSON.stringify(result.rounds.map((r) => ({ round: r.round, kind: r.kind, chunksSent: r.chunksSent, bytesSent: r.bytesSent, wireBytes: r.wireBytes, durationMs: r.durationMs })))}`);
+    t.diagnostic(`downtimeMs=${result.downtimeMs} durationMs=${result.durationMs} precopyRounds=${result.precopyRounds} rounds=${JSON.stringify(result.rounds.map((r) => ({ round: r.round, kind: r.kind, chunksSent: r.chunksSent, bytesSent: r.bytesSent, wireBytes: r.wireBytes, durationMs: r.durationMs, extract: r.extract })))}`);
     const ackSeconds = ((log.firstFrozenAt ?? Date.now()) - log.startedAt) / 1000;
     t.diagnostic(`writers: attempted=${log.attempted} acked=${log.acked.size} frozen(503)=${log.frozen} failed=${log.failed} ackedMBps=${(log.ackedBytes / 1e6 / ackSeconds).toFixed(2)}`);
 
@@ -55,6 +55,11 @@ describe('pre-copy while the workload writes', () => {
     }
     assert.ok(pre[0]!.chunksSent > 0 && pre[0]!.wireBytes > 0, 'the first round sent the volume');
     assert.equal(result.rounds.at(-1)!.kind, 'final');
+    // The final round patched the volume the pre-copy rounds laid down: it wrote what the writer
+    // added since the last round, not the volume (issue 14 item 5).
+    const fin = result.rounds.at(-1)!.extract;
+    assert.equal(fin?.method, 'patch', JSON.stringify(fin));
+    assert.ok(fin.bytesWritten < result.volumeBytes, JSON.stringify(fin));
     assert.ok(result.downtimeMs >= 0 && result.downtimeMs < result.durationMs, `downtimeMs ${result.downtimeMs}`);
 
     // Every acknowledged key is on the target with its value; and the seed keys too.

@@ -99,7 +99,8 @@ describe('extractVolume', () => {
     writeFileSync(join(`${target}.staging-stray`, 'kv.jsonl'), 'half');
     await extractVolume(store, manifest, target);
     for (const [name, bytes] of Object.entries(files)) assert.ok(readFileSync(join(target, name)).equals(bytes), name);
-    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('target-vol-4')), ['target-vol-4']);
+    // The volume, and the record of the image it holds (for the next round's in-place patch).
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('target-vol-4')), ['target-vol-4', 'target-vol-4.image.json']);
     await store.close();
   });
 });
