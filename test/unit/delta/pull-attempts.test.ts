@@ -50,7 +50,9 @@ describe('pull figures over attempts', () => {
   async function target(ledger: PullLedger) {
     const storeDir = mkdtempSync(join(dir, 'store-'));
     const store = await ChunkStore.open(storeDir);
-    const acts = createSyncActivities({ site: `dst-${++targets}`, provider: {} as never, images: {} as never, store: async () => store, secret: SECRET, endpointUrl: () => 'unused', ledger });
+    // A pre-copy round also lays its image down in the target's volume directory: one per target.
+    const provider = { volumePath: (id: string) => join(storeDir, 'volumes', id) };
+    const acts = createSyncActivities({ site: `dst-${++targets}`, provider: provider as never, images: {} as never, store: async () => store, secret: SECRET, endpointUrl: () => 'unused', ledger });
     const pull = (env: MockActivityEnvironment) => env.run(acts.pullDelta, args()) as Promise<RoundFigures>;
     return { pull, store };
   }
