@@ -1,6 +1,6 @@
 /**
  * How the migration commits a change to the federation log (CFT when every site it touches is
- * trusted, BFT otherwise). Three shapes (see ./patches.ts):
+ * trusted, BFT otherwise). Three ways, by shape (see ./patches.ts):
  * - v4 `commitByUpdate` (update-commits-v1): the one way. The proposal goes by update through the
  *   `proposeFast` local activity; while it has no answer, the federation's status line goes into
  *   progress and the same request id is sent again (the federation queues it once).

@@ -8,7 +8,7 @@
  * without federation commits, before the route switch), any failure or cancel runs the saga's
  * compensations in reverse; after it, the migration rolls forward.
  *
- * Three shapes have shipped (see ./patches.ts); each branch between them is named where it is taken.
+ * Four shapes (see ./patches.ts); each branch between them is named where it is taken.
  */
 import { ApplicationFailure, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { FailureType } from '../../core/contracts/failures';
@@ -29,7 +29,7 @@ import { preCopy } from './steps/sync';
 import { parseRequest, validate } from './steps/validate';
 import type { Migration } from './context';
 
-export { FAST_CUTOVER_PATCH, FEDERATION_COMMITS_PATCH } from './patches';
+export { FAST_CUTOVER_PATCH, FEDERATION_COMMITS_PATCH, UPDATE_COMMITS_PATCH } from './patches';
 
 export async function migrateWorkload(input: unknown): Promise<MigrationResult> {
   const req = parseRequest(input);
