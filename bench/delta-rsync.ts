@@ -1,6 +1,7 @@
 /**
- * The rsync side of the delta benchmark: `rsync --no-whole-file --stats [-z] NEW DEST` with the old
- * version already at DEST. Local-to-local rsync would copy whole files by default, which is not
+ * The rsync side of the delta benchmark: `rsync --ignore-times --no-whole-file --stats [-z] NEW DEST`
+ * with the old version already at DEST (--ignore-times: see runRsync; for a file too, since a small
+ * one generated within the same second as DEST, at the same size, was skipped unread). Local-to-local rsync would copy whole files by default, which is not
  * the delta algorithm we compare against, hence --no-whole-file. Wire bytes are rsync's own
  * "Total bytes sent" + "Total bytes received": everything its sender and receiver exchanged.
  */
@@ -31,7 +32,7 @@ function stat(out: string, label: string): number {
  * (the result is checked against NEW, and the quick check would fail that check).
  */
 export async function runRsync(src: string, dest: string, compress: boolean, directory = false): Promise<RsyncFigures> {
-  const args = [...(directory ? ['-a', '--delete', '--ignore-times'] : []), '--no-whole-file', '--stats', ...(compress ? ['-z'] : []), directory ? `${src.replace(/\/+$/, '')}/` : src, dest];
+  const args = [...(directory ? ['-a', '--delete'] : []), '--ignore-times', '--no-whole-file', '--stats', ...(compress ? ['-z'] : []), directory ? `${src.replace(/\/+$/, '')}/` : src, dest];
   const t0 = performance.now();
   const child = spawn('/usr/bin/rsync', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
