@@ -9,7 +9,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
-import type { CloudProvider, InstanceRef, VolumeRef } from '../adapters/common/cloud-provider';
+import type { CloudProvider, InstanceRef } from '../adapters/common/cloud-provider';
+import type { SiteWorkloads } from './site-workloads';
+import type { WorkloadSpec } from '../core/workload-spec';
+import { asActivityFailure } from './workload';
 import { agentCloudInit } from '../agent/site/cloud-init';
 import { forgetVolumeImage } from '../agent/capture/volume-journal';
 import type { FrontHooks } from '../agent/front/front-set';
@@ -17,7 +20,6 @@ import type { FrontHooks } from '../agent/front/front-set';
 /** Tag on the local stand-in that names the cloud instance it stands for. */
 export const CLOUD_INSTANCE_TAG = 'fedflow-cloud-instance';
 import { ProviderError } from '../adapters/common/provider-error';
-import { kvCall } from '../agent/workload/sample-admin';
 
 export interface SiteDeps {
   site: string;
@@ -26,6 +28,8 @@ export interface SiteDeps {
    * agent stands for the site, and `cloud` creates and removes the real instance.
    */
   provider: LocalProvider;
+  /** The site's workloads as the cut-over drives them: the sample, or any added from a spec. */
+  workloads: SiteWorkloads;
   cloud?: CloudProvider;
   /** Put into cloud instances' user-data, so their agent finds Temporal. */
   temporalAddress?: string;
@@ -53,20 +57,18 @@ export function createSiteActivities(deps: SiteDeps) {
 
     /** Compensation: the source takes writes again. */
     async thawWorkload(args: { instance: InstanceRef }): Promise<void> {
-      const st = await provider.describeInstance(args.instance).catch(providerFailure);
-      if (st.status === 'running' && st.address) {
-        await kvCall(st.address, 'POST', '/admin/thaw');
-        deps.front?.thawed(st.address);
-      }
+      const address = await deps.workloads.thaw(args.instance).catch(providerFailure).catch(asActivityFailure);
+      if (address) deps.front?.thawed(address);
     },
 
     /**
      * Creates (idempotently) and boots the target instance. With `standby` it boots without reading
      * its volume, so it can come up while the volume is still being synced; the cut-over
-     * (cutoverTarget in ./sync.ts) then loads the final volume.
+     * (cutoverTarget in ./sync.ts) then loads the final volume. A workload added from a spec
+     * (`spec` from its record in the log) is installed and given its address, and starts at the
+     * cut-over on its synced volume (activities/site-workloads.ts).
      */
-    async startInstance(args: { name: string; image: string; volumeId: string; idempotencyKey: string; standby?: boolean }): Promise<{ instance: InstanceRef; address: string }> {
-      const volume: VolumeRef = { provider: 'local', site: deps.site, id: args.volumeId };
+    async startInstance(args: { name: string; image: string; volumeId: string; idempotencyKey: string; standby?: boolean; spec?: WorkloadSpec }): Promise<{ instance: InstanceRef; address: string }> {
       const tags: Record<string, string> = { 'fedflow-workload': args.name, ...(args.standby ? { [STANDBY_TAG]: 'true' } : {}) };
       if (deps.cloud) {
         // The real instance first: created idempotently from the workflow's key, booted with the
@@ -82,13 +84,10 @@ export function createSiteActivities(deps: SiteDeps) {
           .catch(providerFailure);
         tags[CLOUD_INSTANCE_TAG] = cloudRef.id;
       }
-      const instance = await provider
-        .createInstance({ name: args.name, image: args.image, volume, tags }, args.idempotencyKey)
-        .catch(providerFailure);
-      const st = await provider
-        .waitFor(instance, 'running', { timeoutMs: 30_000, onPoll: () => heartbeat(), signal: Context.current().cancellationSignal })
-        .catch(providerFailure);
-      return { instance, address: st.address! };
+      return deps.workloads
+        .startStandby({ name: args.name, image: args.image, volumeId: args.volumeId, idempotencyKey: args.idempotencyKey, spec: args.spec, tags }, () => heartbeat(), Context.current().cancellationSignal)
+        .catch(providerFailure)
+        .catch(asActivityFailure);
     },
 
     /** Compensation on the target: remove the instance and the copied volume. */
@@ -97,20 +96,17 @@ export function createSiteActivities(deps: SiteDeps) {
         const cloudRef = await deps.cloud.findInstance(args.name, args.idempotencyKey).catch(providerFailure);
         if (cloudRef) await deps.cloud.terminateInstance(cloudRef).catch(providerFailure);
       }
-      const instance = await provider.findInstance(args.name, args.idempotencyKey);
-      if (instance) await provider.terminateInstance(instance).catch(providerFailure);
-      // The volume goes; its chunks stay in the store as baseline for a later attempt.
-      provider.deleteVolume(args.volumeId);
+      // The instance and the volume go; the volume's chunks stay in the store as baseline for a later attempt.
+      await deps.workloads.removeCopy(args.name, args.idempotencyKey, args.volumeId).catch(providerFailure).catch(asActivityFailure);
       rmSync(`${provider.volumePath(args.volumeId)}.staging`, { recursive: true, force: true });
       forgetVolumeImage(provider.volumePath(args.volumeId));
     },
 
     /** After the switch: stop and remove the source instance and its volume. Returns when it finished (ms). */
     async decommission(args: { instance: InstanceRef; volumeId: string }): Promise<number> {
-      const cloudId = deps.cloud ? (await provider.describeInstance(args.instance).catch(() => undefined))?.tags[CLOUD_INSTANCE_TAG] : undefined;
+      const cloudId = deps.cloud ? (await deps.workloads.tags(args.instance))[CLOUD_INSTANCE_TAG] : undefined;
       if (deps.cloud && cloudId) await deps.cloud.terminateInstance({ provider: deps.cloud.kind, site: deps.site, id: cloudId }).catch(providerFailure);
-      await provider.terminateInstance(args.instance).catch(providerFailure);
-      provider.deleteVolume(args.volumeId);
+      await deps.workloads.decommission(args.instance, args.volumeId).catch(providerFailure).catch(asActivityFailure);
       forgetVolumeImage(provider.volumePath(args.volumeId));
       return Date.now();
     },

@@ -22,15 +22,18 @@ import { onlyImagesHere, recoverVolume } from '../agent/capture/volume-journal';
 import type { Manifest } from '../core/manifest';
 import { currentActivity } from './activity-context';
 import { proposeByUpdate, type FastProposal, type FastProposalRequest } from './federation-propose';
-import { STANDBY_TAG } from '../adapters/local/provider';
 import { claimsFor, issueToken } from '../agent/transfer/token';
-import { activateAndCheck, kvCall, type WorkloadDigest } from '../agent/workload/sample-admin';
+import type { WorkloadDigest } from '../agent/workload/sample-admin';
+import type { SiteWorkloads } from './site-workloads';
+import { asActivityFailure } from './workload';
 import { FailureType } from '../core/contracts/failures';
 import type { FrontHooks } from '../agent/front/front-set';
 
 export interface SyncDeps {
   site: string;
   provider: LocalProvider;
+  /** The site's workloads: the cut-over freezes the source's and activates the target's through them. */
+  workloads: SiteWorkloads;
   images: SourceImages;
   store: () => Promise<ChunkStore>;
   secret: Uint8Array;
@@ -120,8 +123,10 @@ export function createSyncActivities(deps: SyncDeps) {
         let frozenAtMs: number | undefined;
         let digest: WorkloadDigest | undefined;
         if (args.freeze) {
-          const st = await deps.provider.describeInstance(args.freeze);
-          if (st.status !== 'running' || !st.address) {
+          const st = await deps.workloads.view(args.freeze);
+          // Frozen already: an earlier attempt froze it (a freeze that stops the service leaves it
+          // not running); its digest is taken again on the frozen data.
+          if (!(st.running || st.status === 'frozen') || !st.address) {
             // Retrying cannot help: the instance must be started again by whoever stopped it, and a
             // cut-over from a source that serves nothing would lose its unflushed writes.
             throw ApplicationFailure.nonRetryable(
@@ -135,7 +140,7 @@ export function createSyncActivities(deps: SyncDeps) {
           frozenAtMs = args.publishAs ? deps.images.finals.firstFreeze(finalSlot(args.publishAs), firstMs) : firstMs;
           // New connections are held at the front from here: none reaches the source while it freezes.
           deps.front?.freezing(st.address);
-          digest = (await kvCall(st.address, 'POST', '/admin/freeze')) as WorkloadDigest;
+          digest = await deps.workloads.freeze(args.freeze, st.address).catch(asActivityFailure);
         }
         if (frozenAtMs !== undefined) heartbeat((details = { frozenAtMs }));
         const volume = deps.provider.volumePath(args.volumeId);
@@ -379,14 +384,12 @@ export function createSyncActivities(deps: SyncDeps) {
       let served: WorkloadDigest;
       let placement: FastProposal | undefined;
       try {
-        served = await activateAndCheck(args.address, expected);
+        served = await deps.workloads.activate(args.instance, args.address, expected).catch(asActivityFailure);
       } finally {
         // Settled (or given up on, after its bound) before this attempt ends, either way.
         placement = await proposing;
       }
       const servingAtMs = Date.now();
-      // From now on a restart of this instance boots it straight onto its volume.
-      await deps.provider.tag(args.instance, { [STANDBY_TAG]: 'false' });
       return { figures, served, servingAtMs, ...(image ? { image } : {}), ...(placement ? { placement } : {}) };
     },
   };

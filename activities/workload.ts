@@ -27,6 +27,12 @@ export interface WorkloadArgs {
   workloadId: string;
 }
 
+/** A runner's failure as a non-retryable ApplicationFailure of its type (a hook is not retried: the workflow compensates); other errors as they are. */
+export function asActivityFailure(err: unknown): never {
+  if (err instanceof WorkloadError) throw ApplicationFailure.nonRetryable(err.message, err.type, { problems: err.problems });
+  throw err;
+}
+
 /** Runs `fn`, heartbeating while it runs (a start waits up to the spec's startTimeoutSeconds), and maps its failures. */
 async function act<T>(fn: () => Promise<T>): Promise<T> {
   const ctx = currentActivity();
@@ -34,8 +40,7 @@ async function act<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof WorkloadError) throw ApplicationFailure.nonRetryable(err.message, err.type, { problems: err.problems });
-    throw err;
+    return asActivityFailure(err);
   } finally {
     if (beat) clearInterval(beat);
   }

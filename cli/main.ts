@@ -68,7 +68,8 @@ function retried(r: RoundSummary): string {
 function printResult(r: MigrationResult): void {
   console.log(`migrated ${r.workloadId}: ${r.source} -> ${r.target}`);
   console.log(`  served at      ${r.address}`);
-  console.log(`  keys verified  ${r.keys} (volume root ${r.rootHash.slice(0, 16)}…)`);
+  if (r.keys !== undefined) console.log(`  keys verified  ${r.keys} (volume root ${r.rootHash.slice(0, 16)}…)`);
+  else console.log(`  verified       digest ${(r.digest ?? '').slice(0, 16)}… on both ends (volume root ${r.rootHash.slice(0, 16)}…)`);
   console.log(`  mode           ${r.decision.reason}`);
   for (const s of r.modeSwitches) console.log(`                 round ${s.round}: ${s.from} -> ${s.to} (${s.reason})`);
   console.log(`  rounds         ${r.precopyRounds} pre-copy${r.notConverging ? ' (not converging)' : ''} + final`);

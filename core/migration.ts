@@ -260,6 +260,21 @@ export interface MigrationProgress {
   error?: string;
 }
 
+/**
+ * A digest of a workload's data: equal digests mean equal data. The sample gives its keys and a
+ * sha256 over the sorted key=value pairs; a workload added from a spec gives the sha256 of what
+ * its verification printed, and no keys (activities/site-workloads.ts).
+ */
+export interface WorkloadDigest {
+  keys?: number;
+  sha256: string;
+}
+
+/** "12 keys (sha256 0123456789ab)" for the sample, "digest 0123456789ab" for a spec workload. */
+export function digestText(d: WorkloadDigest): string {
+  return d.keys === undefined ? `digest ${d.sha256.slice(0, 12)}` : `${d.keys} keys (sha256 ${d.sha256.slice(0, 12)})`;
+}
+
 export interface MigrationResult {
   workflowId: string;
   workloadId: string;
@@ -287,8 +302,10 @@ export interface MigrationResult {
   precopyRounds: number;
   converged: boolean;
   notConverging: boolean;
-  /** Keys the target served at the health check, equal to the source's at the freeze. */
-  keys: number;
+  /** Keys the target served at the health check, equal to the source's at the freeze (the sample's only). */
+  keys?: number;
+  /** The digest both ends verified to (the sample's sha256; a spec workload's: of what its verification printed). */
+  digest?: string;
   verified: boolean;
   startedAtMs: number;
   finishedAtMs: number;

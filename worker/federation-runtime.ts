@@ -13,6 +13,7 @@ import { LocalProvider } from '../adapters/local/provider';
 import { createCloudProvider } from '../adapters/registry-cloud';
 import { createControlActivities } from '../activities/control';
 import { createSiteActivities } from '../activities/site';
+import { SiteWorkloads } from '../activities/site-workloads';
 import { createWorkloadActivities } from '../activities/workload';
 import { fedflowHome, REPO_ROOT, siteDir } from '../agent/site/home';
 import { WorkloadRunner } from '../agent/workload/runner';
@@ -124,6 +125,8 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     // Before anything uses a volume: a patch a crash interrupted is finished (it had committed) or
     // dropped (it had not), so every volume is one whole image (agent/capture/volume-journal.ts).
     for (const r of await recoverVolumes(dirname(provider.volumePath('any')))) log(`agent ${site.id}: ${r.volume}: interrupted in-place patch ${r.outcome}${r.detail ? ` (${r.detail})` : ''}`);
+    const runner = new WorkloadRunner({ site: site.id, siteDir: dir, fedflowRoot: REPO_ROOT });
+    const workloads = new SiteWorkloads(site.id, provider, runner);
     const images = new SourceImages(join(dir, 'images'));
     const telemetry = new LinkTelemetry(join(dir, 'telemetry'));
     let store: Promise<ChunkStore> | undefined;
@@ -145,11 +148,11 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       // seconds); the SDK would otherwise send its heartbeats only every 8 s (0.8 of it).
       maxHeartbeatThrottleInterval: '2 seconds',
       activities: {
-        ...createSiteActivities({ site: site.id, provider, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url, front }),
-        ...createSyncActivities({ site: site.id, provider, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url, front, ledger: diskPullLedger(join(dir, 'pulls')) }),
+        ...createSiteActivities({ site: site.id, provider, workloads, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url, front }),
+        ...createSyncActivities({ site: site.id, provider, workloads, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url, front, ledger: diskPullLedger(join(dir, 'pulls')) }),
         ...createLinkActivities({ site: site.id, telemetry, secret }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
-        ...createWorkloadActivities({ site: site.id, runner: new WorkloadRunner({ site: site.id, siteDir: dir, fedflowRoot: REPO_ROOT }), front }),
+        ...createWorkloadActivities({ site: site.id, runner, front }),
       },
     });
     agents.set(site.id, { provider, url: endpoint.url, worker });

@@ -12,6 +12,7 @@
  * What is announced is metadata only (root, counts, the frozen workload's digest): the chunks
  * still need a token for the root, and the target checks everything it pulls against the root.
  */
+import type { WorkloadDigest } from '../../core/migration';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ import { writeFileDurable } from '../durable-files';
 export interface FinalImage {
   manifest: ManifestSummary;
   /** The frozen workload's digest (keys and sha256 of its sorted pairs). */
-  digest: { keys: number; sha256: string };
+  digest: WorkloadDigest;
   frozenAtMs: number;
   /** Hybrid mode: the codec the source chose on sample chunks of the image. */
   hybridCodec?: { codec: 'none' | 'lz4' | 'zstd'; level?: number; goodputMBps: number };

@@ -47,6 +47,8 @@ interface InstanceRecord {
   status: InstanceStatus;
   /** The freeze stopped the process (a clean stop): the instance is frozen and not running. */
   stoppedByFreeze?: boolean;
+  /** Tags, as a provider keeps them on an instance (the cloud instance a site's stand-in stands for). */
+  tags?: Record<string, string>;
 }
 
 export interface StartedInstance {
@@ -139,8 +141,21 @@ export class WorkloadRunner {
     const p = join(this.workloadDir(id), 'instance.json');
     return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as InstanceRecord) : undefined;
   }
+  /** Writes the instance record; its tags are kept unless `rec` names its own. */
   private saveRecord(id: string, rec: InstanceRecord): void {
-    writeFileDurable(join(this.workloadDir(id), 'instance.json'), JSON.stringify(rec, null, 2));
+    const tags = rec.tags ?? this.record(id)?.tags;
+    writeFileDurable(join(this.workloadDir(id), 'instance.json'), JSON.stringify({ ...rec, ...(tags ? { tags } : {}) }, null, 2));
+  }
+
+  /** Adds tags to the instance record (created stopped, on a free port, if there is none). */
+  async tag(id: string, tags: Record<string, string>): Promise<void> {
+    const rec = this.record(id) ?? { port: (await this.prepare(id)).port, status: 'stopped' as const };
+    this.saveRecord(id, { ...rec, tags: { ...(rec.tags ?? {}), ...tags } });
+  }
+
+  /** The instance record's tags. */
+  tags(id: string): Record<string, string> {
+    return this.record(id)?.tags ?? {};
   }
 
   /**
@@ -209,15 +224,17 @@ export class WorkloadRunner {
    * once, nothing created otherwise), writes the spec, creates the volumes, and runs each new
    * (empty) volume's `init` once. Installing again with the same spec keeps the data.
    * `initVolumes: false` installs without running `init`: a migration's target, whose volumes the
-   * sync fills, must not get a fresh `initdb` first.
+   * sync fills, must not get a fresh `initdb` first. `createVolumes: false` does not even create
+   * them: the sync lays its image into an empty volume root (agent/capture/volume-journal.ts).
    */
-  async install(spec: WorkloadSpec, opts: { initVolumes?: boolean } = {}): Promise<void> {
+  async install(spec: WorkloadSpec, opts: { initVolumes?: boolean; createVolumes?: boolean } = {}): Promise<void> {
     if (!spec.run.local) throw new WorkloadError(`workload '${spec.id}' has no run.local section, so the local provider of ${this.site} cannot run it; add run.local.command`, FailureType.InvalidWorkloadSpec);
     this.resolveVolumes(spec);
     const as = this.runAs(spec);
     if (as) this.checkReachable(spec, as);
     mkdirSync(this.runDir(spec.id), { recursive: true });
     writeFileDurable(join(this.workloadDir(spec.id), 'spec.json'), JSON.stringify(spec, null, 2));
+    if (opts.createVolumes === false) return;
     const values = this.values(spec, 0);
     const fresh: number[] = [];
     spec.volumes.forEach((v, i) => {
@@ -324,6 +341,20 @@ export class WorkloadRunner {
       ...(rec ? { pid: running ? rec.pid : undefined, port: rec.port } : {}),
       ...(installed && rec ? { address: this.address(this.spec(id), rec.port) } : {}),
     };
+  }
+
+  /**
+   * Chooses the instance's port without starting it (the spec's, the one it had when still free,
+   * or a free one) and records it: the address is known before the instance runs (a migration's
+   * target names it in the placement it proposes before it activates).
+   */
+  async prepare(id: string): Promise<{ port: number; address: string }> {
+    const spec = this.spec(id);
+    const rec = this.record(id);
+    if (rec && stillRunning(rec.pid, rec.procStart)) return { port: rec.port, address: this.address(spec, rec.port) };
+    const port = spec.run.local!.port ?? (rec?.port && (await portFree(this.host, rec.port)) ? rec.port : await freePort(this.host));
+    this.saveRecord(id, { port, status: rec?.status ?? 'stopped', ...(rec?.stoppedByFreeze ? { stoppedByFreeze: true } : {}) });
+    return { port, address: this.address(spec, port) };
   }
 
   /**

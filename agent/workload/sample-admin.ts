@@ -5,12 +5,9 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../core/contracts/failures';
+import type { WorkloadDigest } from '../../core/migration';
 
-/** Keys and a sha256 over the sorted key=value pairs: equal digests mean equal data. */
-export interface WorkloadDigest {
-  keys: number;
-  sha256: string;
-}
+export type { WorkloadDigest } from '../../core/migration';
 
 export async function kvCall(address: string, method: string, path: string): Promise<unknown> {
   const res = await fetch(`${address}${path}`, { method, signal: AbortSignal.timeout(10_000) });

@@ -39,6 +39,7 @@ export function completedResult(m: Migration, { measured, target, sync, cut, swi
     converged: sync.converged,
     notConverging: sync.notConverging,
     keys: cut.served.keys,
+    digest: cut.served.sha256,
     verified: true,
     startedAtMs,
     finishedAtMs,

@@ -52,7 +52,7 @@ describe('pull figures over attempts', () => {
     const store = await ChunkStore.open(storeDir);
     // A pre-copy round also lays its image down in the target's volume directory: one per target.
     const provider = { volumePath: (id: string) => join(storeDir, 'volumes', id) };
-    const acts = createSyncActivities({ site: `dst-${++targets}`, provider: provider as never, images: {} as never, store: async () => store, secret: SECRET, endpointUrl: () => 'unused', ledger });
+    const acts = createSyncActivities({ site: `dst-${++targets}`, provider: provider as never, workloads: {} as never, images: {} as never, store: async () => store, secret: SECRET, endpointUrl: () => 'unused', ledger });
     const pull = (env: MockActivityEnvironment) => env.run(acts.pullDelta, args()) as Promise<RoundFigures>;
     return { pull, store };
   }

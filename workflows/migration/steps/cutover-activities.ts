@@ -55,7 +55,7 @@ export function freezeAndCapture(c: Cutover, publishAs?: string, cancellationTyp
 /** The target told the image: final delta, activate, check (the whole cut-over before the patch). */
 export function targetToldImage(c: Cutover, image: CapturedImage, placement?: FastProposalRequest): Promise<TargetCutover> {
   const { req, v } = c.m;
-  return atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys} keys`, TIMEOUTS.pull).cutoverTarget({
+  return atSync(v.target, `Final delta, activate ${req.workloadId} on ${v.target}, check ${image.digest!.keys === undefined ? 'its digest' : `${image.digest!.keys} keys`}`, TIMEOUTS.pull).cutoverTarget({
     ...c.pullArgs,
     endpoint: image.endpoint,
     root: image.manifest.rootHash,

@@ -12,6 +12,7 @@ import { placementEntry, targetRecord } from '../records';
 import { commitOpts, settleInLog } from '../federation-commit';
 import { atSite, atSync, FAST_COMMIT_WAIT_MS, TIMEOUTS } from '../proxies';
 import { cutDone, freezeAndCapture, targetToldImage, type Cutover, type CutoverResult, type TargetCutover } from './cutover-activities';
+import { digestText } from '../../../core/migration';
 
 export async function cutOverTogether(c: Cutover): Promise<CutoverResult> {
   const { m } = c;
@@ -75,7 +76,7 @@ export async function cutOverTogether(c: Cutover): Promise<CutoverResult> {
   // A target that waited names the image it took; one told the image took that one.
   if ((done.image && done.image.root !== image.manifest.rootHash) || done.served.keys !== want.keys || done.served.sha256 !== want.sha256) {
     throw ApplicationFailure.nonRetryable(
-      `${v.target} cut over to image ${(done.image?.root ?? image.manifest.rootHash).slice(0, 12)} serving ${done.served.keys} keys (sha256 ${done.served.sha256.slice(0, 12)}), but ${v.source} froze image ${image.manifest.rootHash.slice(0, 12)} with ${want.keys} keys (sha256 ${want.sha256.slice(0, 12)})`,
+      `${v.target} cut over to image ${(done.image?.root ?? image.manifest.rootHash).slice(0, 12)} serving ${digestText(done.served)}, but ${v.source} froze image ${image.manifest.rootHash.slice(0, 12)} with ${digestText(want)}`,
       FailureType.DataMismatch,
     );
   }

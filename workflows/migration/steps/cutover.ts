@@ -15,7 +15,7 @@ export function cutOver(m: Migration, plan: TransferPlan, precopyRounds: number,
   return m.runner.run(
     'cutover',
     m.shape.fastCutover ? () => cutOverTogether(c) : () => cutOverInSequence(c),
-    (r) => `final delta ${r.figures.bytesSent} bytes; ${r.served.keys} keys match the source`,
+    (r) => `final delta ${r.figures.bytesSent} bytes; ${r.served.keys === undefined ? 'the digest matches' : `${r.served.keys} keys match`} the source`,
   );
 }
 

@@ -26,6 +26,8 @@ export async function startTarget(m: Migration): Promise<TargetInstance> {
         volumeId: v.volume.id,
         idempotencyKey: startKey,
         standby: true,
+        // A workload added from a spec: the target installs it from the spec the log holds.
+        ...(v.record?.spec ? { spec: v.record.spec } : {}),
       }),
     (t) => `${t.instance.id} at ${t.address}, standby`,
   );

@@ -1,0 +1,182 @@
+/**
+ * The workloads of one site as a migration's cut-over sees them: boot the target in standby,
+ * freeze the source and take its digest, thaw it back, activate the target and check it serves
+ * what the source froze, and remove either end. Two kinds of workload sit behind the same calls:
+ *
+ * - the sample deployed by `fedflow up` (image `fedflow/kv`): an instance of the local provider,
+ *   driven through its admin API (agent/workload/sample-admin.ts), booted in standby without reading its volume;
+ * - a workload added from a spec (image `spec:<id>`, instance `w-<id>`): driven through the site's
+ *   workload runner (agent/workload/runner.ts) with the spec's own hooks. Its standby is "installed, not
+ *   running" (a real service cannot boot without its data), so activation is a start and a health
+ *   check on the synced volume. Its digest is the sha256 of what its verification printed (keys
+ *   are the sample's notion and stay unset); the source's is taken right after the freeze, on the
+ *   frozen data (a freeze that stops the service verifies on a private boot, agent/workload/runner.ts verify).
+ *
+ * Failures of a spec workload's hooks are WorkloadErrors; the activities map them to
+ * non-retryable ApplicationFailures (a hook is not retried by Temporal: the workflow compensates).
+ */
+import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
+import type { InstanceRef } from '../adapters/common/cloud-provider';
+import { FailureType } from '../core/contracts/failures';
+import type { WorkloadSpec } from '../core/workload-spec';
+import { activateAndCheck, kvCall, type WorkloadDigest } from '../agent/workload/sample-admin';
+import { WorkloadError, type WorkloadRunner } from '../agent/workload/runner';
+
+/** The instance id a spec workload has at every site: one instance per workload id and site. */
+export function specInstanceId(workloadId: string): string {
+  return `w-${workloadId}`;
+}
+
+/** The workload id of a spec workload's instance, or undefined for a provider instance (the sample). */
+export function specWorkloadOf(instance: InstanceRef): string | undefined {
+  return instance.id.startsWith('w-') ? instance.id.slice(2) : undefined;
+}
+
+/** What a spec workload's verification printed, as a digest: equal output, equal sha256. */
+export function printedDigest(printed: string): WorkloadDigest {
+  return { sha256: createHash('sha256').update(printed).digest('hex') };
+}
+
+export interface InstanceView {
+  running: boolean;
+  /** What the provider or runner calls its state (running, stopped, frozen, terminated). */
+  status: string;
+  address?: string;
+}
+
+export interface StandbyArgs {
+  name: string;
+  image: string;
+  volumeId: string;
+  idempotencyKey: string;
+  /** The workload's spec (from its record in the log), for a workload added from one. */
+  spec?: WorkloadSpec;
+  tags: Record<string, string>;
+}
+
+export class SiteWorkloads {
+  constructor(
+    readonly site: string,
+    private readonly provider: LocalProvider,
+    private readonly runner: WorkloadRunner,
+  ) {}
+
+  async view(instance: InstanceRef): Promise<InstanceView> {
+    const id = specWorkloadOf(instance);
+    if (id === undefined) {
+      const st = await this.provider.describeInstance(instance);
+      return { running: st.status === 'running', status: st.status, address: st.address };
+    }
+    if (!this.runner.installed(id)) return { running: false, status: 'terminated' };
+    const info = this.runner.info(id);
+    return { running: info.running, status: info.running ? info.status : info.status === 'frozen' ? 'frozen' : 'stopped', address: info.address };
+  }
+
+  /**
+   * Freezes the workload for the cut-over and returns the digest of the frozen data. The sample
+   * answers its freeze with its digest; a spec workload runs its freeze hook, then its verification.
+   */
+  async freeze(instance: InstanceRef, address: string): Promise<WorkloadDigest> {
+    const id = specWorkloadOf(instance);
+    if (id === undefined) return (await kvCall(address, 'POST', '/admin/freeze')) as WorkloadDigest;
+    // An attempt retried after a crash finds it frozen by the first: the hook does not run twice.
+    if (this.runner.info(id).status !== 'frozen') await this.runner.freeze(id);
+    return printedDigest((await this.runner.verify(id)).digest);
+  }
+
+  /**
+   * The compensation of a freeze: the workload takes writes again. Returns the address it serves
+   * on, or undefined when there was nothing to thaw (a sample instance that is not running).
+   * A spec workload's thaw hook runs whatever state it was left in (a freeze that failed halfway
+   * may have frozen it); a thaw that starts the instance finds a running one running.
+   */
+  async thaw(instance: InstanceRef): Promise<string | undefined> {
+    const id = specWorkloadOf(instance);
+    if (id === undefined) {
+      const st = await this.provider.describeInstance(instance);
+      if (st.status !== 'running' || !st.address) return undefined;
+      await kvCall(st.address, 'POST', '/admin/thaw');
+      return st.address;
+    }
+    if (!this.runner.installed(id)) return undefined;
+    await this.runner.thaw(id);
+    return this.runner.info(id).address;
+  }
+
+  /**
+   * Creates (idempotently) the target's instance in standby: the sample boots without reading its
+   * volume; a spec workload is installed (its spec written, no volume created or initialised: the
+   * sync lays the image down) and given its port, so its address is known before it runs.
+   */
+  async startStandby(args: StandbyArgs, onPoll: () => void, signal: AbortSignal): Promise<{ instance: InstanceRef; address: string }> {
+    if (args.image.startsWith('spec:')) {
+      const spec = args.spec;
+      const id = args.image.slice('spec:'.length);
+      if (!spec || spec.id !== id) {
+        throw ApplicationFailure.nonRetryable(
+          `workload '${args.name}' runs image '${args.image}', but its record in the federation log carries ${spec ? `the spec of '${spec.id}'` : 'no spec'}; add it again with \`fedflow workloads add -f <spec>\``,
+          FailureType.InvalidWorkloadSpec,
+        );
+      }
+      await this.runner.install(spec, { initVolumes: false, createVolumes: false });
+      const { address } = await this.runner.prepare(id);
+      if (Object.keys(args.tags).length) await this.runner.tag(id, args.tags);
+      return { instance: { provider: 'local', site: this.site, id: specInstanceId(id) }, address };
+    }
+    const instance = await this.provider.createInstance({ name: args.name, image: args.image, volume: { provider: 'local', site: this.site, id: args.volumeId }, tags: args.tags }, args.idempotencyKey);
+    const st = await this.provider.waitFor(instance, 'running', { timeoutMs: 30_000, onPoll, signal });
+    return { instance, address: st.address! };
+  }
+
+  /**
+   * Activates the standby target on its synced volume and checks it serves `expected`, the
+   * digest the source froze: the sample loads its volume; a spec workload starts, passes its
+   * health check, and its verification must print what the source's printed. From then on a
+   * restart boots it straight onto its volume.
+   */
+  async activate(instance: InstanceRef, address: string, expected: WorkloadDigest): Promise<WorkloadDigest> {
+    const id = specWorkloadOf(instance);
+    if (id === undefined) {
+      const served = await activateAndCheck(address, expected);
+      await this.provider.tag(instance, { [STANDBY_TAG]: 'false' });
+      return served;
+    }
+    await this.runner.start(id);
+    const served = printedDigest((await this.runner.verify(id)).digest);
+    if (served.sha256 !== expected.sha256) {
+      throw new WorkloadError(
+        `workload '${id}' on ${this.site} verifies to digest ${served.sha256.slice(0, 12)} after activation, but the source's verification at the freeze gave ${expected.sha256.slice(0, 12)}: the data differs`,
+        FailureType.DataMismatch,
+      );
+    }
+    return served;
+  }
+
+  /** Tags of the instance (a cloud site's stand-in names its cloud instance in one). */
+  async tags(instance: InstanceRef): Promise<Record<string, string>> {
+    const id = specWorkloadOf(instance);
+    if (id === undefined) return (await this.provider.describeInstance(instance).catch(() => undefined))?.tags ?? {};
+    return this.runner.installed(id) ? this.runner.tags(id) : {};
+  }
+
+  /** The target's copy goes (compensation): its instance if one was created, and its volume. */
+  async removeCopy(name: string, idempotencyKey: string, volumeId: string): Promise<void> {
+    if (this.runner.installed(name)) {
+      await this.runner.remove(name, { deleteVolumes: true });
+    } else {
+      const instance = await this.provider.findInstance(name, idempotencyKey);
+      if (instance) await this.provider.terminateInstance(instance);
+    }
+    this.provider.deleteVolume(volumeId);
+  }
+
+  /** The source goes, after the switch: its instance stopped and forgotten, its volume deleted. */
+  async decommission(instance: InstanceRef, volumeId: string): Promise<void> {
+    const id = specWorkloadOf(instance);
+    if (id === undefined) await this.provider.terminateInstance(instance);
+    else await this.runner.remove(id, { deleteVolumes: true });
+    this.provider.deleteVolume(volumeId);
+  }
+}
