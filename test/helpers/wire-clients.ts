@@ -8,7 +8,7 @@
 import { connect, type Socket } from 'node:net';
 
 class Wire {
-  protected buf = Buffer.alloc(0);
+  protected buf: Buffer = Buffer.alloc(0);
   protected closed?: Error;
   protected waiting: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
 

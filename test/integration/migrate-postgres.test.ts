@@ -42,8 +42,8 @@ describe('PostgreSQL migrates live under pgbench', () => {
     const sdk = FedflowClient.fromClient(env.client);
     const added = await sdk.addWorkload(readFileSync(join(REPO_ROOT, 'workloads', 'postgres.yaml'), 'utf8'), { config: fed.config, home: fed.home, site: 'dc:paris', source: 'workloads/postgres.yaml' });
     const fronts = fed.runtime.fronts!;
-    await fronts.sync();
-    const front = fronts.address('postgres')!;
+    // A read of the log already under way when the workload was added does not show it: read until one does.
+    const front = await eventually('a front for postgres', async () => (await fronts.sync(), fronts.address('postgres')));
     assert.match(front, /^127\.0\.0\.1:\d+$/);
     assert.equal(await psql(front, 'SELECT inet_server_port()'), String(added.port), 'the front reaches the source');
 

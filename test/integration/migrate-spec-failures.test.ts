@@ -19,6 +19,7 @@ import { WorkloadRunner } from '../../agent/workload/runner';
 import { FedflowClient } from '../../client';
 import { CONTROL_TASK_QUEUE, migrationWorkflowId } from '../../core/contracts/task-queues';
 import type { WorkloadSpec } from '../../core/workload-spec';
+import { eventually } from '../helpers/eventually';
 import { useServerAndFederation } from '../helpers/federation';
 
 const KV = parseYaml(readFileSync(join(REPO_ROOT, 'workloads', 'kv.yaml'), 'utf8')) as WorkloadSpec;
@@ -38,8 +39,8 @@ describe('a spec workload whose cut-over fails compensates, and the source serve
     const { env, fed } = suite;
     await sdk.addWorkload(spec, { config: fed.config, home: fed.home, site: 'dc:paris' });
     const fronts = fed.runtime.fronts!;
-    await fronts.sync();
-    const front = `http://${fronts.address(spec.id)!}`;
+    // A read of the log already under way when the workload was added does not show it: read until one does.
+    const front = `http://${await eventually(`a front for ${spec.id}`, async () => (await fronts.sync(), fronts.address(spec.id)))}`;
     for (let i = 0; i < 20; i++) assert.equal((await fetch(`${front}/kv/before-${i}`, { method: 'PUT', body: `v${i}` })).status, 200);
     const before = await (await fetch(`${front}/admin/digest`)).json();
 
