@@ -75,15 +75,18 @@ export class SiteWorkloads {
   }
 
   /**
-   * Freezes the workload for the cut-over and returns the digest of the frozen data. The sample
-   * answers its freeze with its digest; a spec workload runs its freeze hook, then its verification.
+   * Freezes the workload for the cut-over. Returns the digest of the frozen data, or, when the
+   * freeze stopped the service (its verification then needs a private boot), how to take it: the
+   * caller captures the volume first and verifies after, beside the target's work, so the boot is
+   * not added to the downtime. The sample answers its freeze with its digest.
    */
-  async freeze(instance: InstanceRef, address: string): Promise<WorkloadDigest> {
+  async freeze(instance: InstanceRef, address: string): Promise<{ digest: WorkloadDigest } | { verify: () => Promise<WorkloadDigest> }> {
     const id = specWorkloadOf(instance);
-    if (id === undefined) return (await kvCall(address, 'POST', '/admin/freeze')) as WorkloadDigest;
+    if (id === undefined) return { digest: (await kvCall(address, 'POST', '/admin/freeze')) as WorkloadDigest };
     // An attempt retried after a crash finds it frozen by the first: the hook does not run twice.
     if (this.runner.info(id).status !== 'frozen') await this.runner.freeze(id);
-    return printedDigest((await this.runner.verify(id)).digest);
+    const verify = async () => printedDigest((await this.runner.verify(id)).digest);
+    return this.runner.info(id).running ? { digest: await verify() } : { verify };
   }
 
   /**
@@ -136,15 +139,19 @@ export class SiteWorkloads {
    * health check, and its verification must print what the source's printed. From then on a
    * restart boots it straight onto its volume.
    */
-  async activate(instance: InstanceRef, address: string, expected: WorkloadDigest): Promise<WorkloadDigest> {
+  async activate(instance: InstanceRef, address: string, expectedSoon: WorkloadDigest | Promise<WorkloadDigest>): Promise<WorkloadDigest> {
     const id = specWorkloadOf(instance);
     if (id === undefined) {
-      const served = await activateAndCheck(address, expected);
+      const served = await activateAndCheck(address, await expectedSoon);
       await this.provider.tag(instance, { [STANDBY_TAG]: 'false' });
       return served;
     }
+    // The source's digest may still be on its way (its private boot runs beside this start).
+    const expectedAlso = Promise.resolve(expectedSoon);
+    expectedAlso.catch(() => undefined);
     await this.runner.start(id);
     const served = printedDigest((await this.runner.verify(id)).digest);
+    const expected = await expectedAlso;
     if (served.sha256 !== expected.sha256) {
       throw new WorkloadError(
         `workload '${id}' on ${this.site} verifies to digest ${served.sha256.slice(0, 12)} after activation, but the source's verification at the freeze gave ${expected.sha256.slice(0, 12)}: the data differs`,

@@ -122,6 +122,7 @@ export function createSyncActivities(deps: SyncDeps) {
       try {
         let frozenAtMs: number | undefined;
         let digest: WorkloadDigest | undefined;
+        let verifyLater: (() => Promise<WorkloadDigest>) | undefined;
         if (args.freeze) {
           const st = await deps.workloads.view(args.freeze);
           // Frozen already: an earlier attempt froze it (a freeze that stops the service leaves it
@@ -140,7 +141,9 @@ export function createSyncActivities(deps: SyncDeps) {
           frozenAtMs = args.publishAs ? deps.images.finals.firstFreeze(finalSlot(args.publishAs), firstMs) : firstMs;
           // New connections are held at the front from here: none reaches the source while it freezes.
           deps.front?.freezing(st.address);
-          digest = await deps.workloads.freeze(args.freeze, st.address).catch(asActivityFailure);
+          const frozen = await deps.workloads.freeze(args.freeze, st.address).catch(asActivityFailure);
+          if ('digest' in frozen) digest = frozen.digest;
+          else verifyLater = frozen.verify;
         }
         if (frozenAtMs !== undefined) heartbeat((details = { frozenAtMs }));
         const volume = deps.provider.volumePath(args.volumeId);
@@ -157,8 +160,17 @@ export function createSyncActivities(deps: SyncDeps) {
           }
         }
         const summary = summarize(manifest);
-        if (args.publishAs && digest && frozenAtMs !== undefined) {
-          await deps.images.finals.publish(finalSlot(args.publishAs), { manifest: summary, digest, frozenAtMs, ...(hybridCodec ? { hybridCodec } : {}) });
+        if (args.publishAs && frozenAtMs !== undefined && (digest || verifyLater)) {
+          const slot = finalSlot(args.publishAs);
+          const image = { manifest: summary, frozenAtMs, ...(hybridCodec ? { hybridCodec } : {}) };
+          // Announced at once; a digest still to be taken follows in a second announcement.
+          await deps.images.finals.publish(slot, { ...image, ...(digest ? { digest } : {}) });
+          if (verifyLater) {
+            digest = await verifyLater().catch(asActivityFailure);
+            await deps.images.finals.publish(slot, { ...image, digest });
+          }
+        } else if (verifyLater) {
+          digest = await verifyLater().catch(asActivityFailure);
         }
         return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec };
       } finally {
@@ -358,17 +370,18 @@ export function createSyncActivities(deps: SyncDeps) {
       placement?: FastProposal;
     }> {
       let root: string;
-      let expected: WorkloadDigest;
-      let image: { root: string; frozenAtMs: number; digest: WorkloadDigest } | undefined;
+      let expected: Promise<WorkloadDigest>;
+      let found: FinalImage | undefined;
       if ('awaitFinal' in args) {
         // Started beside the source's freeze: wait for the final image it announces.
-        const found = await awaitFinalImage(args.endpoint, args.source, args.awaitFinal, args.ttlSeconds);
+        found = await awaitFinalImage(args.endpoint, args.source, args.awaitFinal, args.ttlSeconds);
         root = found.manifest.rootHash;
-        expected = found.digest;
-        image = { root, frozenAtMs: found.frozenAtMs, digest: found.digest };
+        // The source may announce the image before its digest (it verifies beside this pull).
+        expected = found.digest ? Promise.resolve(found.digest) : awaitFinalDigest(args.endpoint, args.source, args.awaitFinal, args.ttlSeconds, root);
+        expected.catch(() => undefined);
       } else {
         root = args.root;
-        expected = args.expected;
+        expected = Promise.resolve(args.expected);
       }
       const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
       let proposing: Promise<FastProposal> | undefined;
@@ -390,9 +403,26 @@ export function createSyncActivities(deps: SyncDeps) {
         placement = await proposing;
       }
       const servingAtMs = Date.now();
+      const image = found ? { root, frozenAtMs: found.frozenAtMs, digest: await expected } : undefined;
       return { figures, served, servingAtMs, ...(image ? { image } : {}), ...(placement ? { placement } : {}) };
     },
   };
+
+  /**
+   * Asks the source again, every few ms, for the digest of the final image `root` of
+   * `cutoverKey`, announced after the image itself. An image with another root means the source's
+   * capture was retried: this attempt's pull is of an older image, so it fails and is retried.
+   */
+  async function awaitFinalDigest(endpoint: string, source: string, cutoverKey: string, ttlSeconds: number, root: string): Promise<WorkloadDigest> {
+    for (;;) {
+      const again = await awaitFinalImage(endpoint, source, cutoverKey, ttlSeconds);
+      if (again.manifest.rootHash !== root) {
+        throw ApplicationFailure.retryable(`${source} announced another final image (${again.manifest.rootHash.slice(0, 12)}) than the one pulled (${root.slice(0, 12)}): its capture was retried`, FailureType.DataMismatch);
+      }
+      if (again.digest) return again.digest;
+      await new Promise((r) => setTimeout(r, FINAL_DIGEST_POLL_MS));
+    }
+  }
 
   /** Long-polls the source for the final image of `cutoverKey`, heartbeating between polls (a cancel ends the wait). */
   async function awaitFinalImage(endpoint: string, source: string, cutoverKey: string, ttlSeconds: number): Promise<FinalImage> {
@@ -424,6 +454,9 @@ export function createSyncActivities(deps: SyncDeps) {
 
 /** How long a pull's new attempt waits for an earlier one still running in this process to stop. */
 const ORPHAN_WAIT_MS = 10_000;
+
+/** How often the target asks for a final image's digest announced after the image. */
+const FINAL_DIGEST_POLL_MS = 10;
 
 /** One long poll for the final image; the waiting activity heartbeats between them. */
 const FINAL_POLL_MS = 5_000;

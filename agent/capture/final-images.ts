@@ -21,8 +21,12 @@ import { writeFileDurable } from '../durable-files';
 
 export interface FinalImage {
   manifest: ManifestSummary;
-  /** The frozen workload's digest (keys and sha256 of its sorted pairs). */
-  digest: WorkloadDigest;
+  /**
+   * The frozen workload's digest. Absent while the source still verifies the frozen data (a
+   * workload whose freeze stops it is verified on a private boot after the capture, beside the
+   * target's pull): the source announces the image again with it, and the target asks again.
+   */
+  digest?: WorkloadDigest;
   frozenAtMs: number;
   /** Hybrid mode: the codec the source chose on sample chunks of the image. */
   hybridCodec?: { codec: 'none' | 'lz4' | 'zstd'; level?: number; goodputMBps: number };

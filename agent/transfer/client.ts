@@ -257,7 +257,7 @@ export async function fetchFinalImage(endpoint: string, slot: string, token: str
     if (res.status === 204) return undefined;
     if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/finals/${slot.slice(0, 12)}…`);
     const image = JSON.parse(res.body.toString('utf8')) as FinalImage;
-    if (!image?.manifest || !SHA256_HEX.test(image.manifest.rootHash) || typeof image.digest?.sha256 !== 'string' || typeof image.frozenAtMs !== 'number') {
+    if (!image?.manifest || !SHA256_HEX.test(image.manifest.rootHash) || (image.digest !== undefined && typeof image.digest?.sha256 !== 'string') || typeof image.frozenAtMs !== 'number') {
       throw new ChunkCorruptError(`final image announced by ${endpoint} is malformed: ${res.body.toString('utf8').slice(0, 200)}`);
     }
     return image;
