@@ -2,15 +2,21 @@
  * `npm start`: brings up the embedded stack, runs one sample migration with a live progress bar,
  * prints the UI link and where to look, and keeps serving until Ctrl-C.
  * `npm start -- --exit` does the same and exits (stopping the stack) when the migration has finished.
+ * `npm start -- --workload postgres` (or `redis`, or a spec file's path) moves that service the
+ * same way instead: added from its spec if the federation does not hold it yet, given some data,
+ * migrated, and read back through its stable address (./quickstart-workload.ts).
  */
 import { FedflowClient } from '../client';
 import { watchProgress } from './progress';
 import { workflowUiUrl } from './main';
 import { up } from '../scripts/stack';
 import { sampleValue } from '../agent/workload/sample';
+import { runWorkload } from './quickstart-workload';
 
 async function run(): Promise<void> {
   const exitWhenDone = process.argv.includes('--exit');
+  const wi = process.argv.indexOf('--workload');
+  if (wi >= 0) return runWorkload(process.argv[wi + 1], exitWhenDone);
   const t0 = Date.now();
   const stack = await up({ sampleKeys: Number(process.env.FEDFLOW_SAMPLE_KEYS ?? 2000), sampleValueBytes: Number(process.env.FEDFLOW_SAMPLE_VALUE_BYTES ?? 1024) });
   console.log(`stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

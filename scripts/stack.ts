@@ -193,7 +193,7 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
 }
 
 /** The worker opens a workload's front on its next read of the log (every second): wait for it. */
-async function waitFrontAddress(home: string, workloadId: string): Promise<string | undefined> {
+export async function waitFrontAddress(home: string, workloadId: string): Promise<string | undefined> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     const a = readFrontAddresses(home)[workloadId];
