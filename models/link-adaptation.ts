@@ -1,7 +1,8 @@
 /**
- * Per-link adaptation state and its steps: which estimator to trust on this link (fixed-share
- * expert weights, models/expert-weights.ts) and how wide its lower bound must be (adaptive
- * conformal inference, models/conformal-low.ts). Pure: the predictor (models/predictor.ts) runs
+ * Per-link adaptation state and its steps: which estimator to trust on this link (follow the
+ * leader with a default expert and a margin, the shipped setting; or fixed-share expert weights,
+ * models/expert-weights.ts) and how wide its lower bound must be (adaptive conformal inference,
+ * models/conformal-low.ts). Pure: the predictor (models/predictor.ts) runs
  * the estimators and calls these; the agent persists the state beside the link's samples
  * (agent/link/telemetry.ts), as an opaque JSON value that `parseAdaptation` checks on the way back.
  *
