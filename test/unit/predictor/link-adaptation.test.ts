@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { conformalMargin, conformalUpdate, initialConformal } from '../../../models/conformal-low';
 import { fixedShareUpdate } from '../../../models/expert-weights';
-import { ADAPTATION, CANDIDATES, EXPERTS, initialAdaptation, scorePoint, selected, type AdaptationState, type SelectParams, type WeightsParams } from '../../../models/link-adaptation';
+import { ADAPTATION, CANDIDATES, EXPERTS, initialAdaptation, parseAdaptation, scorePoint, selected, type AdaptationState, type SelectParams, type WeightsParams } from '../../../models/link-adaptation';
 import { DEFAULT_MODEL_PATH, createPredictor, type PredictorSample } from '../../../models/predictor';
 
 /** Seeded uniform (mulberry32) and standard normal (Box-Muller): the tests are reproducible. */
@@ -76,6 +76,19 @@ test('the shipped setting keeps its default until another expert is better by th
   // (the cumulative loss is not discounted in the shipped setting, so it takes about as long).
   for (let i = 100; i < 200; i++) step(i, second);
   assert.equal(leader(), second, `losses after the second half: ${state.losses.map((l) => l.toFixed(2))}`);
+});
+
+test('a state of the first version (five experts) or one without losses is refused with the reason; a current one round-trips through JSON', () => {
+  const v1 = { version: 1, experts: ['onnx', 'last-value', 'harmonic-mean-5', 'ewma-0.5', 'ewma-0.2'], weights: [0.8, 0.05, 0.05, 0.05, 0.05], conformal: { alphaT: 0.1, scores: [] }, scoredUpToMs: 5000, scored: 3 };
+  const a = parseAdaptation(v1);
+  assert.equal(a.state, null);
+  assert.match(a.problem!, /made for experts \[onnx, last-value, harmonic-mean-5, ewma-0.5, ewma-0.2\], expected \[onnx, .*onnx\*ewma-0.5\]/);
+  const noLosses = { ...v1, experts: [...EXPERTS], weights: EXPERTS.map(() => 1 / EXPERTS.length) };
+  const b = parseAdaptation(noLosses);
+  assert.equal(b.state, null);
+  assert.match(b.problem!, /version 1 state without one loss per expert/);
+  const state = scorePoint(initialAdaptation(), { timeMs: 1000, predictions: EXPERTS.map((_, i) => 10 + i), modelLowRatio: 0.8, actual: 11 });
+  assert.deepEqual(parseAdaptation(JSON.parse(JSON.stringify(state))), { state });
 });
 
 test('conformal bound: coverage of i.i.d. scores is close to 1 - alpha, whatever their scale', () => {
