@@ -19,13 +19,14 @@ import * as path from 'node:path';
 import { decideMode, type LinkPrediction } from '../core/mode-policy';
 import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimators';
 import { HORIZON_S } from '../models/features';
-import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
-import { createPredictor, DEFAULT_MODEL_PATH, type Predictor } from '../models/predictor';
+import { SHIPPED_CANDIDATE } from '../models/link-adaptation';
+import { createPredictor, DEFAULT_MODEL_PATH } from '../models/predictor';
 import { chooseAdaptation } from './adaptation-choice';
-import { readTraceDir, type Trace } from './predictor-eval-data';
-import { DEFAULT_TRACES_ROOT } from './predictor-eval';
-import { median, quantile, round4, walkTrace, type WalkPoint } from './predictor-eval-walk';
-import { findDatasets, looModel } from './predictor-loo';
+import { walkAndScreen, walkWith, type WalkedDataset } from './adaptation-screen';
+import { type Trace } from './predictor-eval-data';
+import { DEFAULT_TRACES_ROOT, walkDir } from './predictor-eval';
+import { median, quantile, round4, type WalkPoint, type WalkResult } from './predictor-eval-walk';
+import { findDatasets } from './predictor-loo';
 import { planSeconds, secondsToMove } from './plan-time';
 
 const mean = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / v.length;
@@ -35,8 +36,9 @@ const SITES = { source: { id: 'site-a', trust: 'trusted' }, target: { id: 'site-
 
 interface Job {
   dataset: string;
-  dir: string;
-  predictor: Predictor;
+  traces: Trace[];
+  /** One walk per trace, same order. */
+  walks: WalkResult[];
   candidate: string;
 }
 
@@ -66,11 +68,10 @@ function rttAt(trace: Trace, index: number): number | null {
 }
 
 /** The dataset's regret line, and the adaptive prediction's improvement (for the nested choice). */
-async function regretFor(job: Job, every: number): Promise<{ line: Record<string, unknown>; improvement: number }> {
+function regretFor(job: Job, every: number): { line: Record<string, unknown>; improvement: number } {
   const scored: Scored[] = [];
-  for (const trace of readTraceDir(job.dir)) {
-    const { points } = await walkTrace(trace, job.predictor);
-    points.forEach((point, k) => {
+  for (const [t, trace] of job.traces.entries()) {
+    job.walks[t]!.points.forEach((point, k) => {
       if (k % every === 0) scored.push({ trace, point });
     });
   }
@@ -129,26 +130,24 @@ export async function runPlanRegret(argv: string[]): Promise<void> {
   const shipped = createPredictor({ modelPath: args.model ?? DEFAULT_MODEL_PATH });
   if (args.traces.length > 0) {
     for (const dir of args.traces) {
-      const { line } = await regretFor({ dataset: path.relative(REPO, dir), dir, predictor: shipped, candidate: SHIPPED_CANDIDATE }, args.every);
+      const { line } = regretFor({ dataset: path.relative(REPO, dir), ...(await walkDir(dir, shipped)), candidate: SHIPPED_CANDIDATE }, args.every);
       console.log(JSON.stringify(line));
     }
     return;
   }
+  // The setting for each dataset: chosen on the other datasets by the predictor eval's rule, on
+  // the screened (replayed) improvements (bench/adaptation-screen.ts).
   const datasets = findDatasets(args.root);
-  const results = new Map<string, Map<string, { line: Record<string, unknown>; improvement: number }>>();
+  const walked = new Map<string, WalkedDataset>();
+  for (const dataset of datasets) walked.set(dataset, await walkAndScreen(args.root, dataset));
+  const { perDataset } = chooseAdaptation(new Map([...walked].map(([d, w]) => [d, w.screened])), datasets);
   for (const dataset of datasets) {
-    const modelPath = looModel(dataset).modelPath;
-    const byCandidate = new Map<string, { line: Record<string, unknown>; improvement: number }>();
-    for (const [candidate, adaptation] of Object.entries(CANDIDATES)) {
-      const predictor = createPredictor({ modelPath, adaptation });
-      byCandidate.set(candidate, await regretFor({ dataset, dir: path.join(args.root, dataset), predictor, candidate }, args.every));
-    }
-    results.set(dataset, byCandidate);
+    const d = walked.get(dataset)!;
+    const candidate = perDataset.get(dataset)!;
+    const { line } = regretFor({ dataset, traces: d.traces, walks: await walkWith(d, candidate), candidate }, args.every);
+    console.log(JSON.stringify(line));
   }
-  const improvements = new Map([...results].map(([d, m]) => [d, new Map([...m].map(([c, r]) => [c, r.improvement]))]));
-  const { perDataset } = chooseAdaptation(improvements, datasets);
-  for (const dataset of datasets) console.log(JSON.stringify(results.get(dataset)!.get(perDataset.get(dataset)!)!.line));
   const synthetic = path.relative(REPO, SYNTHETIC_TEST);
-  const { line } = await regretFor({ dataset: synthetic, dir: SYNTHETIC_TEST, predictor: shipped, candidate: SHIPPED_CANDIDATE }, args.every);
+  const { line } = regretFor({ dataset: synthetic, ...(await walkDir(SYNTHETIC_TEST, shipped)), candidate: SHIPPED_CANDIDATE }, args.every);
   console.log(JSON.stringify(line));
 }

@@ -5,7 +5,7 @@
  * method predicted. A trace is one link: its state starts fresh.
  */
 import { CLASSICAL, classicalEstimate, type ClassicalEstimator } from '../models/classical-estimators';
-import type { AdaptationState } from '../models/link-adaptation';
+import { EXPERTS, type AdaptationState } from '../models/link-adaptation';
 import type { Predictor, PredictorSample } from '../models/predictor';
 import { predictionPoints, type Trace } from './predictor-eval-data';
 
@@ -15,6 +15,8 @@ export const HISTORY = 64;
 export interface WalkPoint {
   /** Index of the point's last sample in the trace. */
   readonly index: number;
+  /** Trace time of that sample, ms. */
+  readonly timeMs: number;
   /** Mean of the next 5 s. */
   readonly actual: number;
   /** The shipped path: model and classical estimators mixed by this link's weights. */
@@ -26,6 +28,8 @@ export interface WalkPoint {
   readonly onnxLow: number;
   readonly baselines: Readonly<Record<ClassicalEstimator, number>>;
   readonly lowFrom: 'conformal' | 'model' | 'fallback';
+  /** Every expert's prediction (models/link-adaptation.ts EXPERTS order); empty on the fallback path. */
+  readonly experts: readonly number[];
 }
 
 export interface WalkResult {
@@ -50,6 +54,8 @@ export async function walkTrace(trace: Trace, predictor: Predictor): Promise<Wal
     const baselines = Object.fromEntries(CLASSICAL.map((m) => [m, classicalEstimate(m, trace.mbps, index)])) as Record<ClassicalEstimator, number>;
     points.push({
       index,
+      timeMs: trace.times[index]! * 1000,
+      experts: a === null ? [] : EXPERTS.map((n) => a.experts[n].mbps),
       actual,
       adaptive: p.meanMbps,
       adaptiveLow: p.lowMbps,

@@ -12,12 +12,13 @@
  */
 import * as path from 'node:path';
 import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimators';
-import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
+import { SHIPPED_CANDIDATE } from '../models/link-adaptation';
 import { createPredictor, DEFAULT_MODEL_PATH, type Predictor } from '../models/predictor';
-import { readTraceDir } from './predictor-eval-data';
-import { median, round4, walkTrace, type WalkPoint } from './predictor-eval-walk';
+import { readTraceDir, type Trace } from './predictor-eval-data';
+import { median, round4, walkTrace, type WalkPoint, type WalkResult } from './predictor-eval-walk';
 import { chooseAdaptation } from './adaptation-choice';
-import { findDatasets, looModel } from './predictor-loo';
+import { walkAndScreen, walkWith, type WalkedDataset } from './adaptation-screen';
+import { findDatasets } from './predictor-loo';
 import { modeAccuracy } from './predictor-mode-accuracy';
 import { COLORS, writePlot, type Panel } from './predictor-plot';
 
@@ -67,8 +68,9 @@ const predicted = (p: WalkPoint, m: Method) => (m === 'adaptive' ? p.adaptive : 
 
 interface Job {
   dataset: string;
-  dir: string;
-  predictor: Predictor;
+  /** The dataset's traces and their walks (one per trace, same order). */
+  traces: Trace[];
+  walks: WalkResult[];
   /** How the scored model relates to the dataset, for the output. */
   model: string;
   /** Name of the adaptation setting (models/link-adaptation.ts CANDIDATES). */
@@ -82,14 +84,20 @@ interface DatasetScore {
   readonly panel: Panel | null;
 }
 
-/** Scores one dataset: its JSON lines, and its plot panel. */
-async function scoreDataset(job: Job): Promise<DatasetScore> {
-  const traces = readTraceDir(job.dir);
+export async function walkDir(dir: string, predictor: Predictor): Promise<{ traces: Trace[]; walks: WalkResult[] }> {
+  const traces = readTraceDir(dir);
+  const walks: WalkResult[] = [];
+  for (const trace of traces) walks.push(await walkTrace(trace, predictor));
+  return { traces, walks };
+}
+
+/** Scores one walked dataset: its JSON lines, and its plot panel. */
+function scoreDataset(job: Job): DatasetScore {
+  const traces = job.traces;
   const points: WalkPoint[] = [];
   let fallbacks = 0;
   let panel: Panel | null = null;
-  for (const trace of traces) {
-    const r = await walkTrace(trace, job.predictor);
+  for (const r of job.walks) {
     points.push(...r.points);
     fallbacks += r.fallbacks;
     // The first trace with enough points makes the dataset's panel.
@@ -163,30 +171,33 @@ export async function runPredictorEval(argv: string[]): Promise<void> {
     for (const dir of args.traces) {
       const rel = path.relative(args.root, dir);
       const dataset = rel.startsWith('..') ? path.relative(REPO, dir) : rel;
-      print(await scoreDataset({ dataset, dir, predictor: shipped, model: shippedName, candidate: SHIPPED_CANDIDATE }));
+      print(scoreDataset({ dataset, ...(await walkDir(dir, shipped)), model: shippedName, candidate: SHIPPED_CANDIDATE }));
     }
   } else {
     const datasets = findDatasets(args.root);
-    const results = new Map<string, Map<string, DatasetScore>>();
+    const walked = new Map<string, WalkedDataset>();
     for (const dataset of datasets) {
-      const { modelPath, trainDirs } = looModel(dataset);
-      const model = `${path.relative(REPO, modelPath)} (trained on ${trainDirs.join(', ')} + synthetic)`;
-      const byCandidate = new Map<string, DatasetScore>();
-      for (const [candidate, adaptation] of Object.entries(CANDIDATES)) {
-        const predictor = createPredictor({ modelPath, adaptation });
-        const score = await scoreDataset({ dataset, dir: path.join(args.root, dataset), predictor, model, candidate });
-        byCandidate.set(candidate, score);
-        const summary = score.lines[score.lines.length - 1]!;
-        console.log(JSON.stringify({ kind: 'predictor-eval-candidate', dataset, candidate, improvementVsBestBaseline: summary.improvementVsBestBaseline, p10Coverage: summary.p10Coverage }));
+      const d = await walkAndScreen(args.root, dataset);
+      walked.set(dataset, d);
+      for (const [candidate, improvement] of d.screened) {
+        console.log(JSON.stringify({ kind: 'predictor-eval-candidate', dataset, candidate, improvementVsBestBaseline: round4(improvement), replayed: true }));
       }
-      results.set(dataset, byCandidate);
     }
-    const improvements = new Map([...results].map(([d, m]) => [d, new Map([...m].map(([c, s]) => [c, s.improvement]))]));
+    const improvements = new Map([...walked].map(([d, w]) => [d, w.screened]));
     const { perDataset, overall } = chooseAdaptation(improvements, datasets);
-    for (const dataset of datasets) print(results.get(dataset)!.get(perDataset.get(dataset)!)!);
+    for (const dataset of datasets) {
+      const d = walked.get(dataset)!;
+      const candidate = perDataset.get(dataset)!;
+      const model = `${path.relative(REPO, d.modelPath)} (trained on ${d.trainDirs.join(', ')} + synthetic)`;
+      const score = scoreDataset({ dataset, traces: d.traces, walks: await walkWith(d, candidate), model, candidate });
+      const summary = score.lines[score.lines.length - 1]!;
+      summary.replayedImprovementVsBestBaseline = round4(d.screened.get(candidate)!);
+      summary.candidatesScreened = d.screened.size;
+      print(score);
+    }
     console.log(JSON.stringify({ kind: 'adaptation-choice', perDataset: Object.fromEntries(perDataset), onAllDatasets: overall, shipped: SHIPPED_CANDIDATE, shippedIsTheChoice: overall === SHIPPED_CANDIDATE }));
     const synthetic = path.relative(REPO, SYNTHETIC_TEST);
-    print(await scoreDataset({ dataset: synthetic, dir: SYNTHETIC_TEST, predictor: shipped, model: shippedName, candidate: SHIPPED_CANDIDATE }));
+    print(scoreDataset({ dataset: synthetic, ...(await walkDir(SYNTHETIC_TEST, shipped)), model: shippedName, candidate: SHIPPED_CANDIDATE }));
   }
   const acc = await modeAccuracy(args.scenarios, shipped);
   console.log(JSON.stringify({ kind: 'mode-accuracy', scenarios: path.relative(REPO, args.scenarios), ...acc, accuracy: round4(acc.accuracy) }));

@@ -12,6 +12,7 @@ import { FEATURE_NAMES, MIN_SAMPLES, features, reference, targetMean } from './f
 import {
   ADAPTATION,
   EXPERTS,
+  expertPredictions,
   initialAdaptation,
   issue,
   pointsToScore,
@@ -177,7 +178,7 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
       const logLow = out[2 * k + 1]!;
       return {
         ok: Number.isFinite(logMean) && Number.isFinite(logLow),
-        predictions: [ref * Math.exp(logMean), ...CLASSICAL.map((c) => classicalEstimate(c, histories[k]!.v))],
+        predictions: expertPredictions(ref * Math.exp(logMean), CLASSICAL.map((c) => classicalEstimate(c, histories[k]!.v))),
         modelLowRatio: Math.exp(logLow - logMean),
         logMean,
         logLow,
