@@ -4,7 +4,7 @@
  * workloads/redis.yaml, on the default four-site federation with their fronts.
  *
  * Per run: the service's data is about N MiB (PostgreSQL: a table of 1 KiB rows; Redis: 64 KiB
- * strings), a writer sends one write after another through the stable address over one
+ * random strings), a writer sends one write after another through the stable address over one
  * persistent connection (reconnecting at once when it ends: the freeze stops the server), and the
  * workload moves dc:paris -> dc:frankfurt -> dc:paris …
  * - `downtimeMs`: the longest gap between two acknowledged writes from the migration's start to
@@ -16,6 +16,7 @@
  * - `lostWrites`: acknowledged writes missing on the target (must be 0); `volumeBytes`.
  * A summary line ends it, with the target: p50 downtime at most the floor's p50 + 150 ms.
  */
+import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -90,8 +91,8 @@ const SERVICES: Record<ServiceName, Service> = {
     async seed(hostPort, mib) {
       const c = await RedisWire.connect(hostPort);
       try {
-        const value = 'x'.repeat(64 << 10);
-        for (let i = 0; i < mib * 16; i++) await c.command('SET', `filler:${i}`, value);
+        // Random (base64) values: Redis compresses what it writes to its RDB base file.
+        for (let i = 0; i < mib * 16; i++) await c.command('SET', `filler:${i}`, randomBytes(48 << 10).toString('base64'));
       } finally {
         c.close();
       }
