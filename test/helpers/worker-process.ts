@@ -7,6 +7,7 @@ import { after, before } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { LocalProvider } from '../../adapters/local/provider';
 import { REPO_ROOT, siteDir } from '../../agent/site/home';
+import { WorkloadRunner } from '../../agent/workload/runner';
 import { parseFederationConfig } from '../../core/federation-config';
 import { startTestServer } from './temporal';
 
@@ -80,6 +81,9 @@ export function useProcessFederation(config: object, prefix: string): ProcessFed
       for (const s of parseFederationConfig(config).sites) {
         const p = new LocalProvider({ site: s.id, dir: siteDir(s.id, home), capacityInstances: 2 });
         for (const ref of p.liveInstances()) await p.stopInstance(ref).catch(() => undefined);
+        // And the workloads added from a spec, which the site's runner started.
+        const runner = new WorkloadRunner({ site: s.id, siteDir: siteDir(s.id, home), fedflowRoot: REPO_ROOT });
+        for (const id of runner.installedIds()) await runner.stop(id).catch(() => undefined);
       }
       rmSync(home, { recursive: true, force: true });
     }
