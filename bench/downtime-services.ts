@@ -165,7 +165,7 @@ async function floorMs(service: Service, runner: WorkloadRunner, id: string): Pr
   return Math.round(ms);
 }
 
-function percentile(xs: number[], p: number): number {
+export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
 }

@@ -36,7 +36,7 @@ import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
 import { deploySampleWorkload } from '../worker/deploy-sample';
 import { startTestServer } from '../test/helpers/temporal';
 import { startTestFederation } from '../test/helpers/federation';
-import { runServiceDowntime } from './downtime-services';
+import { percentile, runServiceDowntime } from './downtime-services';
 import { longestAckGap, startWriter, valueFor } from '../test/helpers/writer';
 
 const WORKLOADS = ['kv', 'postgres', 'redis'] as const;
@@ -194,10 +194,6 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
   return { ...phases, commitMs: ms(answer) - ms(cutover.completed), switchMs: ms(marker) - ms(answer) };
 }
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-}
 
 export async function run(argv: string[]): Promise<void> {
   const a = parseArgs(argv);

@@ -86,14 +86,19 @@ export async function runWorkload(arg: string | undefined, exitWhenDone: boolean
   } finally {
     await client.close();
   }
+  await serveOrExit(stack, failed, exitWhenDone);
+}
+
+/** The quickstart's end: with `--exit` stop the stack and exit (1 if anything failed); else serve until Ctrl-C. */
+export async function serveOrExit(stack: { stop(): Promise<void> }, failed: boolean, exitWhenDone: boolean): Promise<void> {
   if (exitWhenDone) {
     await stack.stop();
     process.exit(failed ? 1 : 0);
   }
   console.log('\nserving; press Ctrl-C to stop');
-  await new Promise<void>((res) => {
-    process.once('SIGINT', () => res());
-    process.once('SIGTERM', () => res());
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
   });
   console.log('\nstopping ...');
   await stack.stop();

@@ -11,7 +11,7 @@ import { watchProgress } from './progress';
 import { workflowUiUrl } from './main';
 import { up } from '../scripts/stack';
 import { sampleValue } from '../agent/workload/sample';
-import { runWorkload } from './quickstart-workload';
+import { runWorkload, serveOrExit } from './quickstart-workload';
 
 async function run(): Promise<void> {
   const exitWhenDone = process.argv.includes('--exit');
@@ -55,17 +55,7 @@ async function run(): Promise<void> {
   } finally {
     await client.close();
   }
-  if (exitWhenDone) {
-    await stack.stop();
-    process.exit(failed ? 1 : 0);
-  }
-  console.log('\nserving; press Ctrl-C to stop');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  console.log('\nstopping ...');
-  await stack.stop();
+  await serveOrExit(stack, failed, exitWhenDone);
 }
 
 run().catch((err) => {

@@ -1,0 +1,21 @@
+/** What both cut-over crash tests check once the migration is done (issue 14, item 7). */
+import assert from 'node:assert/strict';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { migrationWorkflowId } from '../../core/contracts/task-queues';
+
+/**
+ * The crash landed inside the freeze-and-capture (its last `captureImage` ran a second attempt),
+ * and the first acknowledged write after the kill came within 15 s of the process being back.
+ * Returns that delay (ms).
+ */
+export async function assertCaptureRetriedAndResumed(env: TestWorkflowEnvironment, workloadId: string, acks: { atMs: number }[], killedAtMs: number, backAtMs: number): Promise<number> {
+  const events = (await env.client.workflow.getHandle(migrationWorkflowId(workloadId)).fetchHistory()).events ?? [];
+  const captures = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureImage').map((e) => Number(e.eventId));
+  const started = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === captures.at(-1));
+  assert.ok((started?.activityTaskStartedEventAttributes?.attempt ?? 1) >= 2, 'the freeze-and-capture ran once: the kill missed it');
+  const firstAfter = acks.find((a) => a.atMs > killedAtMs);
+  assert.ok(firstAfter, 'no write succeeded after the crash');
+  const resumeMs = firstAfter.atMs - backAtMs;
+  assert.ok(resumeMs <= 15_000, `writes resumed ${resumeMs} ms after the restart; at most 15 s allowed`);
+  return resumeMs;
+}
