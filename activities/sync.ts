@@ -384,23 +384,19 @@ export function createSyncActivities(deps: SyncDeps) {
         expected = Promise.resolve(args.expected);
       }
       const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
-      let proposing: Promise<FastProposal> | undefined;
+      // The workload serves on the target only once it verified to the source's digest; only then
+      // is the placement proposed. Proposed earlier (beside the activation), a front that follows
+      // the log could route clients to a target whose check then fails: their writes would be lost
+      // when the cut-over rolls back to the source.
+      const served = await deps.workloads.activate(args.instance, args.address, expected).catch(asActivityFailure);
+      let placement: FastProposal | undefined;
       if (args.placement) {
-        // The target now holds the frozen image, every chunk verified and the volume on disk:
-        // propose the placement while the workload activates; the workflow's commit step is then
-        // answered from it. An attempt already told it is cancelled (or timed out) does not propose.
+        // The workflow's commit step is answered from this proposal. An attempt already told it is
+        // cancelled (or timed out) does not propose.
         const ctx = Context.current();
         ctx.heartbeat({ proposing: 'placement' });
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-        proposing = proposeByUpdate(currentActivity()?.client, args.placement);
-      }
-      let served: WorkloadDigest;
-      let placement: FastProposal | undefined;
-      try {
-        served = await deps.workloads.activate(args.instance, args.address, expected).catch(asActivityFailure);
-      } finally {
-        // Settled (or given up on, after its bound) before this attempt ends, either way.
-        placement = await proposing;
+        placement = await proposeByUpdate(currentActivity()?.client, args.placement);
       }
       const servingAtMs = Date.now();
       const image = found ? { root, frozenAtMs: found.frozenAtMs, digest: await expected } : undefined;

@@ -1,7 +1,7 @@
 /**
  * The fast cut-over (fast-cutover-v1): the target's activity starts beside the source's freeze and
  * long-polls the source's endpoint for the final image, instead of being scheduled once the
- * capture has returned. It also proposes the placement as soon as it holds the image.
+ * capture has returned. It also proposes the placement as soon as its workload is active and checked.
  */
 import { ActivityCancellationType, ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
 import type { CapturedImage } from '../../../activities/sync';
@@ -21,7 +21,7 @@ export async function cutOverTogether(c: Cutover): Promise<CutoverResult> {
   const endpoint = await atSite(v.source, `Find the agent endpoint of ${v.source}`).agentEndpoint();
   const cutoverKey = `${m.key}/cutover`;
   // The target proposes the placement (under the request id the commit step uses) as soon as
-  // it holds the frozen image, verified and on disk, while the workload activates. If the
+  // its workload is active and verified to the source's digest. If the
   // cut-over fails once the image exists, the first compensation settles that proposal and
   // puts the placement back on the source. A capture that fails announces no image, so the
   // target cannot have proposed and nothing is sent (unless an earlier attempt of that
