@@ -12,6 +12,10 @@ import { unchanged } from '../../infra/plan';
 import { findTemporalCli } from '../../scripts/temporal-cli';
 import { quietRuntime } from '../helpers/temporal';
 import { eventually } from '../helpers/eventually';
+import { runCli } from '../helpers/cli';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const FOUR = SEARCH_ATTRIBUTES.map((k) => k.name).sort();
 
@@ -87,6 +91,33 @@ describe('infra --target temporal (dev server)', () => {
       assert.deepEqual((await custom(ns)).filter((n) => n.startsWith('Fed')), ['FedMode', 'FedTarget']);
     } finally {
       await env.connection.operatorService.removeSearchAttributes({ namespace: ns, searchAttributes: ['FedTarget'] });
+    }
+  });
+
+  it('the CLI: fedflow infra up --target temporal twice, then a bad config is refused before any call', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedflow-infra-cli-'));
+    try {
+      const good = join(dir, 'federation.yaml');
+      const site = { id: 'dc:a', provider: 'local', trust: 'trusted', capacity: { instances: 1 }, infra: { egressCidrs: ['198.51.100.0/28'] } };
+      writeFileSync(good, JSON.stringify({ federation: 'cli', infra: { temporal: { namespace: 'fedflow-cli', retentionDays: 2 } }, sites: [site] }));
+      const cliEnv = { TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default' };
+      const first = await runCli(cliEnv, 'infra', 'up', '--target', 'temporal', '--config', good, '--json');
+      assert.equal(first.code, 0, first.stderr + first.stdout);
+      assert.equal((JSON.parse(first.stdout) as { changes: { action: string }[] }).changes.filter((c) => c.action === 'create').length, 5);
+      const second = await runCli(cliEnv, 'infra', 'up', '--target', 'temporal', '--config', good);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stdout, /^temporal up: no changes/);
+      assert.deepEqual(await custom('fedflow-cli'), FOUR);
+
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(bad, JSON.stringify({ federation: 'cli', infra: { agentPort: 22, temporal: { namespace: 'fedflow-bad' } }, sites: [{ ...site, infra: {} }] }));
+      const refused = await runCli(cliEnv, 'infra', 'up', '--target', 'temporal', '--config', bad);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /infra\.agentPort: must be 1024-65535/);
+      assert.match(refused.stderr, /sites\.0\.infra\.egressCidrs: is required for a local site/);
+      await assert.rejects(env.connection.workflowService.describeNamespace({ namespace: 'fedflow-bad' }), /not found/i, 'a refused config creates nothing');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,0 +1,45 @@
+/**
+ * `fedflow infra plan|up|down --target <aws|azure|gcp|temporal>`: reads the federation config
+ * (validated in full before any call, so bad input creates nothing) and runs one target.
+ * Endpoints and credentials for tests come in through `overrides`, never through the YAML.
+ */
+import { Connection } from '@temporalio/client';
+import { resolveConnection } from '../client/connection';
+import type { FederationConfig } from '../core/federation-config';
+import { InfraError, type InfraAction, type InfraResult, type InfraTarget } from './plan';
+import { temporalTarget } from './temporal/namespace';
+
+export interface InfraOverrides {
+  env?: NodeJS.ProcessEnv;
+  /** An open Temporal connection to use instead of the environment's. */
+  temporalConnection?: Connection;
+}
+
+export async function runInfra(action: InfraAction, target: InfraTarget, config: FederationConfig, o: InfraOverrides = {}): Promise<InfraResult> {
+  switch (target) {
+    case 'temporal':
+      return runTemporal(action, config, o);
+    default:
+      throw new InfraError(`target '${target}' is not built yet`, 'NotSupported');
+  }
+}
+
+async function runTemporal(action: InfraAction, config: FederationConfig, o: InfraOverrides): Promise<InfraResult> {
+  const resolved = resolveConnection(o.env ?? process.env);
+  const namespace = config.infra?.temporal?.namespace ?? resolved.namespace;
+  const retentionDays = config.infra?.temporal?.retentionDays ?? 7;
+  const cloud = /\.tmprl\.cloud(:\d+)?$/.test(resolved.address);
+  let connection = o.temporalConnection;
+  if (!connection) {
+    try {
+      connection = await Connection.connect({ ...resolved.connectionOptions, connectTimeout: '10s' } as never);
+    } catch (err) {
+      throw new InfraError(`cannot reach Temporal at ${resolved.address}: ${(err as Error).message}; set TEMPORAL_ADDRESS (and TEMPORAL_API_KEY or TEMPORAL_TLS_* for a secured cluster)`, 'ProviderError', undefined, { cause: err });
+    }
+  }
+  try {
+    return await temporalTarget(action, { connection, namespace, retentionDays, cloud });
+  } finally {
+    if (!o.temporalConnection) await connection.close();
+  }
+}
