@@ -29,6 +29,11 @@ export const siteInfraSchema = z
      * egress addresses, or `cidr` when the sites are joined by VPN or peering (the default).
      */
     egressCidrs: z.array(cidr()).min(1, 'when given, must list at least one block').optional(),
+    /**
+     * A cloud site reaches Temporal and its peers through an internet gateway and public
+     * addresses (default), or, with false, only through the VPN or peering that joins the sites.
+     */
+    internetGateway: z.boolean().default(true),
   })
   .strict();
 export type SiteInfra = z.infer<typeof siteInfraSchema>;

@@ -8,17 +8,28 @@ import { resolveConnection } from '../client/connection';
 import type { FederationConfig } from '../core/federation-config';
 import { InfraError, type InfraAction, type InfraResult, type InfraTarget } from './plan';
 import { temporalTarget } from './temporal/namespace';
+import { awsTarget } from './aws/target';
 
 export interface InfraOverrides {
   env?: NodeJS.ProcessEnv;
   /** An open Temporal connection to use instead of the environment's. */
   temporalConnection?: Connection;
+  /** Poll interval of long-running provider operations (tests shorten it). */
+  pollMs?: number;
+}
+
+/** The Temporal address and namespace the sites' agents are given: this environment's. */
+function agentTemporal(config: FederationConfig, o: InfraOverrides): { temporalAddress: string; temporalNamespace: string } {
+  const resolved = resolveConnection(o.env ?? process.env);
+  return { temporalAddress: resolved.address, temporalNamespace: config.infra?.temporal?.namespace ?? resolved.namespace };
 }
 
 export async function runInfra(action: InfraAction, target: InfraTarget, config: FederationConfig, o: InfraOverrides = {}): Promise<InfraResult> {
   switch (target) {
     case 'temporal':
       return runTemporal(action, config, o);
+    case 'aws':
+      return awsTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs });
     default:
       throw new InfraError(`target '${target}' is not built yet`, 'NotSupported');
   }
