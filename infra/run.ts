@@ -9,11 +9,14 @@ import type { FederationConfig } from '../core/federation-config';
 import { InfraError, type InfraAction, type InfraResult, type InfraTarget } from './plan';
 import { temporalTarget } from './temporal/namespace';
 import { awsTarget } from './aws/target';
+import { gcpTarget, type GcpTargetOptions } from './gcp/target';
 
 export interface InfraOverrides {
   env?: NodeJS.ProcessEnv;
   /** An open Temporal connection to use instead of the environment's. */
   temporalConnection?: Connection;
+  /** Google auth client instead of Application Default Credentials (tests: the fake's token). */
+  gcpAuthClient?: GcpTargetOptions['authClient'];
   /** Poll interval of long-running provider operations (tests shorten it). */
   pollMs?: number;
 }
@@ -30,6 +33,8 @@ export async function runInfra(action: InfraAction, target: InfraTarget, config:
       return runTemporal(action, config, o);
     case 'aws':
       return awsTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs });
+    case 'gcp':
+      return gcpTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs, authClient: o.gcpAuthClient });
     default:
       throw new InfraError(`target '${target}' is not built yet`, 'NotSupported');
   }
