@@ -10,6 +10,7 @@ import { InfraError, type InfraAction, type InfraResult, type InfraTarget } from
 import { temporalTarget } from './temporal/namespace';
 import { awsTarget } from './aws/target';
 import { gcpTarget, type GcpTargetOptions } from './gcp/target';
+import { azureTarget, type AzureTargetOptions } from './azure/target';
 
 export interface InfraOverrides {
   env?: NodeJS.ProcessEnv;
@@ -17,6 +18,9 @@ export interface InfraOverrides {
   temporalConnection?: Connection;
   /** Google auth client instead of Application Default Credentials (tests: the fake's token). */
   gcpAuthClient?: GcpTargetOptions['authClient'];
+  /** Azure credential and TLS agent instead of DefaultAzureCredential and the system CAs (tests: the fake's). */
+  azureCredential?: AzureTargetOptions['credential'];
+  azureAgent?: AzureTargetOptions['agent'];
   /** Poll interval of long-running provider operations (tests shorten it). */
   pollMs?: number;
 }
@@ -33,10 +37,10 @@ export async function runInfra(action: InfraAction, target: InfraTarget, config:
       return runTemporal(action, config, o);
     case 'aws':
       return awsTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs });
+    case 'azure':
+      return azureTarget(action, config, { ...agentTemporal(config, o), credential: o.azureCredential, agent: o.azureAgent });
     case 'gcp':
       return gcpTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs, authClient: o.gcpAuthClient });
-    default:
-      throw new InfraError(`target '${target}' is not built yet`, 'NotSupported');
   }
 }
 
