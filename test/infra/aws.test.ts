@@ -30,6 +30,15 @@ const REGION = 'us-east-1';
 // Sites get this Temporal address and namespace in their user-data.
 const ENV = { TEMPORAL_ADDRESS: 'temporal.example.net:7233', TEMPORAL_NAMESPACE: 'fedflow' };
 
+/** A raw call to moto for a service the project has no SDK client of (moto routes by the credential scope's service). */
+async function motoRest(endpoint: string, service: string, method: string, path: string, body?: Uint8Array | string): Promise<Response> {
+  return fetch(`${endpoint}${path}`, {
+    method,
+    headers: { authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${REGION}/${service}/aws4_request, SignedHeaders=host, Signature=0` },
+    ...(body !== undefined ? { body } : {}),
+  });
+}
+
 /** One IAM query call (moto routes by the credential scope's service). */
 async function iam(endpoint: string, params: Record<string, string>): Promise<string> {
   const res = await fetch(endpoint, {
@@ -166,6 +175,27 @@ describe('infra --target aws (moto CloudFormation)', () => {
     const igws = (await ec2.send(new DescribeInternetGatewaysCommand({ Filters: [{ Name: 'attachment.vpc-id', Values: [up.outputs!['aws:us-east-1.Vpc']!] }] }))).InternetGateways ?? [];
     assert.equal(igws.length, 1);
     assert.ok(unchanged(await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 })));
+  });
+
+  it('with a control worker: the stack deploys the Lambda function and its role', async () => {
+    // The function's code is a zip in S3 (moto's S3 here); any zip will do for creating the function.
+    const zip = Buffer.from('UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', 'base64'); // an empty zip archive
+    assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts')).ok);
+    assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts/control-worker.zip', zip)).ok);
+    const base = config('serverless', { cidr: '10.15.0.0/16' });
+    const cfg = parseFederationConfig({ ...structuredClone(base), infra: { ...base.infra, controlWorker: { site: 'aws:us-east-1', codeBucket: 'fedflow-artifacts', codeKey: 'control-worker.zip', memoryMb: 1024, timeoutSeconds: 300 } } });
+    const up = await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.deepEqual(up.changes.filter((c) => /Lambda|ControlWorker/.test(c.kind + c.name)).map((c) => `${c.action} ${c.kind}`), ['create AWS::IAM::Role', 'create AWS::Lambda::Function']);
+    const fn = (await (await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).json()) as { Configuration?: { Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Role?: string; Environment?: { Variables?: Record<string, string> } } };
+    assert.equal(fn.Configuration?.Handler, 'worker/lambda.handler');
+    assert.equal(fn.Configuration?.Timeout, 300);
+    assert.equal(fn.Configuration?.MemorySize, 1024);
+    assert.deepEqual(fn.Configuration?.Environment?.Variables, { TEMPORAL_ADDRESS: ENV.TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE: 'fedflow' });
+    assert.match(String(fn.Configuration?.Role), /fedflow-serverless-us-east-1-ControlWorkerRole/);
+    assert.ok(unchanged(await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 })));
+    await runInfra('down', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.equal((await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).status, 404);
+    assert.deepEqual(await vpcsWith('10.15.0.0/16'), []);
   });
 
   it('missing credentials: the error names the chain that was tried, and nothing is created', async () => {
