@@ -123,6 +123,15 @@ describe('infra --target azure (fake ARM deployments)', () => {
     assert.deepEqual(inventory(), empty);
   });
 
+  it('a down interrupted halfway (a refused delete) can be run again and finishes the job', async () => {
+    await run('up', config());
+    fake.faults.inject({ kind: 'auth', match: `/virtualNetworks/${STACK}-vnet`, times: 1 });
+    await assert.rejects(run('down', config()), /DELETE .*virtualNetworks\/fedflow-z-westeurope-vnet .*(403|AuthorizationFailed)/);
+    assert.deepEqual(inventory().resources, ['Microsoft.Network/networkSecurityGroups', 'Microsoft.Network/virtualNetworks'], 'what was deleted before the refusal stays deleted');
+    await run('down', config());
+    assert.deepEqual(inventory(), empty);
+  });
+
   it('settings infra needs are named before any call', async () => {
     await assert.rejects(run('up', config({ sshPublicKey: null })), /settings\.sshPublicKey: is required for infra/);
     assert.deepEqual(inventory(), empty);

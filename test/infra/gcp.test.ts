@@ -96,6 +96,16 @@ describe('infra --target gcp (fake compute/v1)', () => {
     assert.deepEqual(inventory(), empty);
   });
 
+  it('a down interrupted halfway (a refused network delete) can be run again and finishes the job', async () => {
+    await run('up', config());
+    fake.faults.inject({ kind: 'auth', match: `DELETE /compute/v1/projects/fedflow-test/global/networks/${STACK}-net`, times: 1 });
+    await assert.rejects(run('down', config()), /networks\.delete\(fedflow-g-europe-west1-b-net\).*Required 'compute\.instances\.get' permission/);
+    assert.deepEqual(inventory(), { ...empty, networks: [`${STACK}-net`] }, 'everything but the network is gone');
+    const again = await run('down', config());
+    assert.deepEqual(again.changes.map((c) => `${c.action} ${c.kind}`), ['keep compute#instance', 'keep compute#firewall', 'keep compute#subnetwork', 'delete compute#network']);
+    assert.deepEqual(inventory(), empty);
+  });
+
   it('down leaves a resource of the same name that this stack did not make', async () => {
     fake.networks.set(`${STACK}-net`, { name: `${STACK}-net`, description: 'made by hand', autoCreateSubnetworks: false });
     const down = await run('down', config());
