@@ -62,6 +62,18 @@ export const infraSchema = z
         codeKey: z.string().min(1, 'must name the zip in the bucket'),
         memoryMb: z.number().int().min(128).max(10240).default(1024),
         timeoutSeconds: z.number().int().min(10).max(900).default(300),
+        /**
+         * Temporal's identity that invokes the function when tasks arrive (Serverless Workers:
+         * Temporal Cloud, or a self-hosted server >= 1.31 with its worker controller enabled), and
+         * the external id it presents. With them the stack adds the role Temporal assumes.
+         */
+        invoker: z
+          .object({
+            principalArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user|root)/, 'must be the ARN of the IAM role or user Temporal runs as, e.g. arn:aws:iam::123456789012:role/temporal'),
+            externalId: z.string().regex(/^[a-zA-Z0-9_+=,.@-]{5,45}$/, 'must be 5-45 letters, digits or _+=,.@-'),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),

@@ -49,6 +49,7 @@ export function awsTemplateFor(config: FederationConfig, site: SiteConfig, o: Aw
             memoryMb: cw.memoryMb,
             timeoutSeconds: cw.timeoutSeconds,
             environment: { ...(o.temporalAddress ? { TEMPORAL_ADDRESS: o.temporalAddress } : {}), ...(namespace ? { TEMPORAL_NAMESPACE: namespace } : {}) },
+            invoker: cw.invoker,
           }
         : undefined,
   });

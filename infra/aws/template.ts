@@ -34,6 +34,8 @@ export interface AwsSiteTemplateInput {
     timeoutSeconds: number;
     /** Environment of the function: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ... (no secrets). */
     environment: Record<string, string>;
+    /** Temporal's identity that invokes the function (Serverless Workers), and its external id. */
+    invoker?: { principalArn: string; externalId: string };
   };
 }
 
@@ -181,6 +183,28 @@ export function awsSiteTemplate(i: AwsSiteTemplateInput): Record<string, Json> {
       },
     };
     outputs.ControlWorkerFunctionArn = { Value: getAtt('ControlWorkerFunction', 'Arn') };
+    if (cw.invoker) {
+      // The role Temporal assumes to invoke the function when tasks arrive and no worker polls.
+      resources.ControlWorkerInvokerRole = {
+        Type: 'AWS::IAM::Role',
+        Properties: {
+          Description: 'Temporal (Serverless Workers) invokes the fedflow control worker with this role',
+          MaxSessionDuration: 3600,
+          AssumeRolePolicyDocument: {
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Principal: { AWS: cw.invoker.principalArn }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'sts:ExternalId': cw.invoker.externalId } } }],
+          },
+          Policies: [
+            {
+              PolicyName: 'invoke-fedflow-control-worker',
+              PolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['lambda:InvokeFunction', 'lambda:GetFunction'], Resource: getAtt('ControlWorkerFunction', 'Arn') }] },
+            },
+          ],
+          Tags: tags('control-worker-invoker'),
+        },
+      };
+      outputs.ControlWorkerInvokerRoleArn = { Value: getAtt('ControlWorkerInvokerRole', 'Arn') };
+    }
   }
   return {
     AWSTemplateFormatVersion: '2010-09-09',

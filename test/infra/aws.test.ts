@@ -183,9 +183,13 @@ describe('infra --target aws (moto CloudFormation)', () => {
     assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts')).ok);
     assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts/control-worker.zip', zip)).ok);
     const base = config('serverless', { cidr: '10.15.0.0/16' });
-    const cfg = parseFederationConfig({ ...structuredClone(base), infra: { ...base.infra, controlWorker: { site: 'aws:us-east-1', codeBucket: 'fedflow-artifacts', codeKey: 'control-worker.zip', memoryMb: 1024, timeoutSeconds: 300 } } });
+    const cfg = parseFederationConfig({ ...structuredClone(base), infra: { ...base.infra, controlWorker: { site: 'aws:us-east-1', codeBucket: 'fedflow-artifacts', codeKey: 'control-worker.zip', memoryMb: 1024, timeoutSeconds: 300, invoker: { principalArn: 'arn:aws:iam::123456789012:role/temporal-server', externalId: 'fedflow-ext-1' } } } });
     const up = await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 });
-    assert.deepEqual(up.changes.filter((c) => /Lambda|ControlWorker/.test(c.kind + c.name)).map((c) => `${c.action} ${c.kind}`), ['create AWS::IAM::Role', 'create AWS::Lambda::Function']);
+    assert.deepEqual(up.changes.filter((c) => /Lambda|ControlWorker/.test(c.kind + c.name)).map((c) => `${c.action} ${c.kind} ${c.name.split('/').pop()}`), ['create AWS::IAM::Role ControlWorkerRole', 'create AWS::Lambda::Function ControlWorkerFunction', 'create AWS::IAM::Role ControlWorkerInvokerRole']);
+    const invoker = up.outputs?.['aws:us-east-1.ControlWorkerInvokerRole'] ?? assert.fail('no invoker role');
+    const trust = await iam(moto.endpoint, { Action: 'GetRole', RoleName: invoker });
+    assert.match(decodeURIComponent(trust), /arn:aws:iam::123456789012:role\/temporal-server/);
+    assert.match(decodeURIComponent(trust), /fedflow-ext-1/);
     const fn = (await (await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).json()) as { Configuration?: { Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Role?: string; Environment?: { Variables?: Record<string, string> } } };
     assert.equal(fn.Configuration?.Handler, 'worker/lambda.handler');
     assert.equal(fn.Configuration?.Timeout, 300);
@@ -220,7 +224,7 @@ describe('infra --target aws (moto CloudFormation)', () => {
   it('cfn-lint passes on every template variant (private, public, with the control worker)', () => {
     const lint = join(MOTO_VENV, 'bin', 'cfn-lint');
     const base = config('lint');
-    const withWorker = parseFederationConfig({ ...structuredClone(base), infra: { ...base.infra, controlWorker: { site: 'aws:us-east-1', codeBucket: 'fedflow-artifacts', codeKey: 'control-worker.zip' } } });
+    const withWorker = parseFederationConfig({ ...structuredClone(base), infra: { ...base.infra, controlWorker: { site: 'aws:us-east-1', codeBucket: 'fedflow-artifacts', codeKey: 'control-worker.zip', invoker: { principalArn: 'arn:aws:iam::123456789012:role/temporal-server', externalId: 'fedflow-ext-1' } } } });
     const variants = { private: base, public: config('lint', { internetGateway: true }), worker: withWorker };
     for (const [name, cfg] of Object.entries(variants)) {
       const file = join(scratch, `${name}.json`);
