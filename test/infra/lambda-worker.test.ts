@@ -10,13 +10,14 @@ import { after, before, describe, it } from 'node:test';
 import type { Context } from 'aws-lambda';
 import { WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { loadFederationConfig } from '../../agent/site/config-file';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { REPO_ROOT } from '../../agent/site/home';
 import { CONTROL_TASK_QUEUE } from '../../core/contracts/task-queues';
 import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { findTemporalCli } from '../../scripts/temporal-cli';
-import { controlLambdaHandler } from '../../worker/lambda';
+import { buildControlWorkerBundle } from '../../infra/lambda-bundle';
+import { handler } from '../../worker/lambda';
 import { eventually } from '../helpers/eventually';
 import { freePort } from '../helpers/cli';
 
@@ -35,23 +36,32 @@ function lambdaContext(windowMs: number, requestId: string): { context: Context;
 
 describe('serverless control worker (@temporalio/lambda-worker) against a dev server', () => {
   let env: TestWorkflowEnvironment;
-  let handler: ReturnType<typeof controlLambdaHandler>;
+  let scratch: string;
 
   before(async () => {
     const port = await freePort();
     // The Lambda worker reads its connection from the environment, as in a function.
     process.env.TEMPORAL_ADDRESS = `127.0.0.1:${port}`;
     process.env.TEMPORAL_NAMESPACE = 'default';
-    const quiet = { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as never;
-    const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./lambda-probe-workflows'), logger: quiet });
-    // Made before the server: the Lambda worker installs Temporal's Runtime, once per process.
-    handler = controlLambdaHandler({ config: loadFederationConfig(join(REPO_ROOT, 'config', 'federation.yaml')), version: VERSION, workflowBundle: { code: bundle.code } });
+    // The function's own entry point (worker/lambda.handler), set up through its environment, with
+    // a bundle built as for a deployment (the production workflows plus a probe).
+    scratch = mkdtempSync(join(tmpdir(), 'fedflow-lambda-'));
+    process.env.FEDFLOW_WORKFLOW_BUNDLE = join(scratch, 'workflow-bundle.js');
+    await buildControlWorkerBundle(process.env.FEDFLOW_WORKFLOW_BUNDLE, require.resolve('./lambda-probe-workflows'));
+    process.env.FEDFLOW_CONFIG = join(REPO_ROOT, 'config', 'federation.yaml');
+    process.env.FEDFLOW_BUILD_ID = VERSION.buildId;
+    process.env.FEDFLOW_DEPLOYMENT_NAME = VERSION.deploymentName;
+    // Built before the server: the Lambda worker installs Temporal's Runtime, once per process,
+    // and the test environment would otherwise install its own first.
+    // An invocation with no time left is refused before connecting, as the Lambda worker documents.
+    await assert.rejects(handler({}, lambdaContext(0, 'cold-start').context), /Insufficient time for Lambda worker/);
     env = await TestWorkflowEnvironment.createLocal({
       server: { executable: { type: 'existing-path', path: findTemporalCli().path }, ip: '127.0.0.1', port, searchAttributes: [...SEARCH_ATTRIBUTES], extraArgs: ['--log-level', 'error'] },
     });
   });
   after(async () => {
     await env?.teardown();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
   it('an invocation takes and completes control tasks within its window, then returns before the deadline', async () => {
