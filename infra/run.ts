@@ -25,9 +25,18 @@ export interface InfraOverrides {
   pollMs?: number;
 }
 
-/** The Temporal address and namespace the sites' agents are given: this environment's. */
+/**
+ * The Temporal address and namespace the sites' agents are given: this environment's. A loopback
+ * address would send every cloud agent to itself, so it is refused before any call.
+ */
 function agentTemporal(config: FederationConfig, o: InfraOverrides): { temporalAddress: string; temporalNamespace: string } {
   const resolved = resolveConnection(o.env ?? process.env);
+  if (/^(localhost|127\.|\[::1\]|::1)/.test(resolved.address)) {
+    throw new InfraError(
+      `the sites' agents would connect to Temporal at ${resolved.address}, which is this machine: set TEMPORAL_ADDRESS (or a TEMPORAL_PROFILE) to a frontend the cloud instances can reach, e.g. my-ns.a1b2c.tmprl.cloud:7233`,
+      'InvalidInfraConfig',
+    );
+  }
   return { temporalAddress: resolved.address, temporalNamespace: config.infra?.temporal?.namespace ?? resolved.namespace };
 }
 

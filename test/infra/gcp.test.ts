@@ -124,6 +124,11 @@ describe('infra --target gcp (fake compute/v1)', () => {
     assert.deepEqual(inventory(), empty);
   });
 
+  it('a loopback Temporal address is refused before any call: cloud agents could not reach it', async () => {
+    await assert.rejects(runInfra('up', 'gcp', config(), { env: { TEMPORAL_ADDRESS: '127.0.0.1:7233' }, gcpAuthClient: auth() }), /agents would connect to Temporal at 127\.0\.0\.1:7233, which is this machine: set TEMPORAL_ADDRESS/);
+    assert.deepEqual(inventory(), empty);
+  });
+
   it('missing credentials: the error names the chain that was tried, and nothing is created', async () => {
     const saved = { ...process.env };
     const home = mkdtempSync(join(tmpdir(), 'fedflow-gcp-nocreds-'));
