@@ -7,7 +7,7 @@ const nodeBuiltins = ['assert', 'buffer', 'child_process', 'cluster', 'crypto', 
 // Workflows sit above activities but may import only their types (Temporal runs activities
 // by name; the code must not be in the workflow bundle). bench/ and test/ stand outside: they
 // may import anything.
-const FLOORS = [['core'], ['adapters', 'agent', 'models'], ['activities'], ['workflows'], ['client'], ['worker'], ['scripts'], ['cli']];
+const FLOORS = [['core'], ['adapters', 'agent', 'models'], ['activities'], ['workflows'], ['client'], ['worker'], ['scripts', 'infra'], ['cli']];
 const ALL = FLOORS.flat();
 // Import strings are matched, not resolved: a file `depth` folders below the root reaches another
 // top-level folder only as `../` repeated `depth` times, then the folder's name.

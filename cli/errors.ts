@@ -5,6 +5,7 @@
 import { CommanderError } from 'commander';
 import { FedflowError } from '../client';
 import { ConfigError } from '../core/federation-config';
+import { InfraError } from '../infra/plan';
 
 export interface CliError {
   /** Machine-readable: a FedflowError's type, a failure type, 'UsageError', or the error's class. */
@@ -19,6 +20,7 @@ export interface CliError {
 export function describeError(err: unknown): CliError & { expected: boolean } {
   if (err instanceof FedflowError) return { type: err.type, message: err.message, expected: true, ...(err.problems.length > 1 || err.problems[0] !== err.message ? { problems: err.problems } : {}) };
   if (err instanceof ConfigError) return { type: 'ConfigError', message: err.message, expected: true };
+  if (err instanceof InfraError) return { type: err.type, message: err.message, expected: true, ...(err.problems.length > 1 ? { problems: err.problems } : {}) };
   if (err instanceof CommanderError) return { type: 'UsageError', message: err.message.replace(/^error: /, ''), expected: true };
   if (err instanceof Error) return { type: err.name || 'Error', message: err.message, expected: false };
   return { type: 'Error', message: String(err), expected: false };

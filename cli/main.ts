@@ -4,6 +4,7 @@
  *   fedflow workloads add -f <spec.yaml> [--site s] | workloads remove <id> [--delete-volumes]
  *   fedflow migrate <workload> --to <site> [--wait] [--json] [--mode m]
  *   fedflow status <workload> [--json] | pause | resume | cancel <workload>
+ *   fedflow infra plan|up|down --target <aws|azure|gcp|temporal> [--config f] [--json]
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
@@ -296,6 +297,23 @@ export function buildCli(): Command {
       await withClient((c) => c.cancel(workload, opts.reason));
       if (opts.json) return printJson({ workflowId: migrationWorkflowId(workload), sent: 'cancel' });
       console.log(`cancel sent to ${migrationWorkflowId(workload)}`);
+    });
+
+  program
+    .command('infra <action>')
+    .description('deploy the federation into its clouds: plan (what would change), up (create or update; a second run changes nothing), down (remove what up created)')
+    .requiredOption('--target <target>', 'aws, azure, gcp or temporal')
+    .option('--config <path>', 'the federation config (default: FEDFLOW_CONFIG or config/federation.yaml)')
+    .option('--json', 'print JSON')
+    .action(async (action: string, opts: { target: string; config?: string; json?: boolean }) => {
+      const { INFRA_ACTIONS, INFRA_TARGETS, formatResult } = await import('../infra/plan');
+      if (!(INFRA_ACTIONS as readonly string[]).includes(action)) throw new InvalidArgumentError(`infra action '${action}' is unknown (known: ${INFRA_ACTIONS.join(', ')})`);
+      if (!(INFRA_TARGETS as readonly string[]).includes(opts.target)) throw new InvalidArgumentError(`--target '${opts.target}' is unknown (known: ${INFRA_TARGETS.join(', ')})`);
+      const { runInfra } = await import('../infra/run');
+      const config = loadFederationConfig(opts.config);
+      const result = await runInfra(action as never, opts.target as never, config);
+      if (opts.json) return printJson(result);
+      console.log(formatResult(result));
     });
 
   program.addHelpText('after', `\nState: ${fedflowHome()} (FEDFLOW_HOME). Temporal: TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_PROFILE.`);

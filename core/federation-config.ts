@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { PROVIDER_KINDS } from './contracts/providers';
+import { infraProblems, infraSchema, siteInfraSchema } from './infra-config';
 import { validateProviderSettings } from './provider-settings';
 
 /** `<kind>:<name>`, as DESIGN.md spells sites: `aws:us-east-1`, `dc:paris`. */
@@ -48,6 +49,8 @@ export const siteSchema = z
     publicKey: z.string().optional(),
     /** Provider section: non-secret settings and a credential *reference* (never a secret). */
     settings: z.record(z.string(), z.unknown()).default({}),
+    /** What `fedflow infra` builds for the site (core/infra-config.ts). */
+    infra: siteInfraSchema.optional(),
   })
   .strict();
 export type SiteConfig = z.infer<typeof siteSchema>;
@@ -57,6 +60,8 @@ export const federationConfigSchema = z
     federation: z.string().min(1).regex(/^[a-z0-9][a-z0-9-]*$/, 'federation name must be lowercase letters, digits and dashes'),
     sites: z.array(siteSchema).min(1, 'a federation needs at least one site'),
     links: z.array(linkShapeSchema).default([]),
+    /** What `fedflow infra plan|up|down` deploys (core/infra-config.ts). */
+    infra: infraSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -69,6 +74,7 @@ export const federationConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['sites', i], message: problem });
       }
     });
+    for (const p of infraProblems(cfg.federation, cfg.infra, cfg.sites)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
     cfg.links.forEach((l, i) => {
       for (const end of ['from', 'to'] as const) {
         if (!seen.has(l[end])) {

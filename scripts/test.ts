@@ -2,7 +2,7 @@
  * `npm test`: every test, through Node's test runner with the tsx loader.
  * Unit tests run in parallel; tests that start servers (Temporal, emulators, a browser) run one
  * file at a time on this 2-core machine. Tiers run in this order: unit, workflow, contract,
- * integration, browser. Ends with `N passed, N failed`.
+ * integration, infra, browser. Ends with `N passed, N failed`.
  *
  *   npm test                 everything
  *   npm test -- unit         only test/unit (any tier name or path prefix works)
@@ -37,6 +37,8 @@ const TIERS: Tier[] = [
   { name: 'workflow', dirs: ['test/workflow'], concurrency: 1 },
   { name: 'contract', dirs: ['test/contract'], concurrency: 1 },
   { name: 'integration', dirs: ['test/integration'], concurrency: 1 },
+  // infra/ against a real dev server, moto's CloudFormation, and the fake ARM and compute servers.
+  { name: 'infra', dirs: ['test/infra'], concurrency: 1 },
   { name: 'browser', dirs: ['test/browser'], concurrency: 1 },
 ];
 

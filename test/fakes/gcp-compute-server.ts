@@ -1,7 +1,8 @@
 /**
  * A loopback fake of the Compute Engine v1 REST API, enough for the gcp adapter: instances
  * insert/get/list/delete/start/stop/setLabels, zoneOperations get/wait, disks get/setLabels/
- * createSnapshot, snapshots get and regions get. It follows the public JSON shapes (operations
+ * createSnapshot, snapshots get and regions get; and for infra/: networks, subnetworks and
+ * firewalls (get/insert/patch/delete, global and region operations), instances setMetadata. It follows the public JSON shapes (operations
  * with status PENDING/RUNNING/DONE, GCE's TERMINATED for a stopped instance, error bodies with
  * `code`, `status` and `errors[].reason`), honours `requestId` idempotency, checks a bearer token,
  * and injects faults per request key `METHOD /path`.
@@ -56,6 +57,9 @@ export interface GcpComputeFake {
   faults: FaultPlan;
   instances: Map<string, Inst>;
   disks: Map<string, Disk>;
+  networks: Map<string, Record<string, unknown>>;
+  subnetworks: Map<string, Record<string, unknown>>;
+  firewalls: Map<string, Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -83,6 +87,9 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
   const disks = new Map<string, Disk>();
   const snapshots = new Map<string, Record<string, unknown>>();
   const ops = new Map<string, Op>();
+  const networks = new Map<string, Record<string, unknown>>();
+  const subnetworks = new Map<string, Record<string, unknown>>();
+  const firewalls = new Map<string, Record<string, unknown>>();
   const byRequestId = new Map<string, Op>();
   const zonePath = `projects/${o.project}/zones/${o.zone}`;
   const region = o.zone.replace(/-[a-z]$/, '');
@@ -160,6 +167,8 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
     if (instances.has(name)) throw new HttpError(409, 'ALREADY_EXISTS', `The resource '${zonePath}/instances/${name}' already exists`, 'alreadyExists');
     const live = [...instances.values()].length;
     if (o.instanceQuota !== undefined && live >= o.instanceQuota) throw new HttpError(403, 'PERMISSION_DENIED', `Quota 'INSTANCES' exceeded. Limit: ${o.instanceQuota} in region ${region}.`, 'quotaExceeded');
+    const nic0 = (body.networkInterfaces as { network?: string; subnetwork?: string }[] | undefined)?.[0];
+    if (nic0?.subnetwork) requireLink('subnetwork', nic0.subnetwork, subnetworks, 'resource.networkInterfaces[0].subnetwork');
     const diskName = bootSpec.initializeParams.diskName ?? name;
     disks.set(diskName, { name: diskName, sizeGb: '10', sourceImage: bootSpec.initializeParams.sourceImage, labels: {}, labelFingerprint: fingerprint(), users: [instLink(name)] });
     const inst: Inst = {
@@ -170,13 +179,101 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
       labels,
       labelFingerprint: fingerprint(),
       disks: [{ source: `${BASE}/${zonePath}/disks/${diskName}`, boot: true, deviceName: 'boot', autoDelete: true }],
-      networkInterfaces: [{ network: String((body.networkInterfaces as { network?: string }[] | undefined)?.[0]?.network ?? 'global/networks/default'), networkIP: `10.128.0.${seq % 250}` }],
+      networkInterfaces: [{ network: String(nic0?.network ?? 'global/networks/default'), ...(nic0?.subnetwork ? { subnetwork: nic0.subnetwork } : {}), networkIP: `10.128.0.${seq % 250}` }],
+      ...(body.tags ? { tags: body.tags } : {}),
       ...(body.metadata ? { metadata: body.metadata as Inst['metadata'] } : {}),
     };
     instances.set(name, inst);
     return startOp(requestId, 'insert', instLink(name), () => {
       inst.status = 'RUNNING';
     });
+  };
+
+  const projectBase = `/compute/v1/projects/${o.project}`;
+  const globalOpJson = (op: Op, scope: string) => ({ ...opJson(op), zone: undefined, ...(scope === 'global' ? {} : { region: `${BASE}/projects/${o.project}/regions/${region}` }), selfLink: `${BASE}/projects/${o.project}/${scope === 'global' ? 'global' : `regions/${region}`}/operations/${op.name}` });
+  const scopeOf = new Map<string, string>();
+  const startScoped = (scope: 'global' | 'region', requestId: string | null, type: string, target: string, apply: () => void): Op => {
+    const op = startOp(requestId, type, target, apply);
+    scopeOf.set(op.name, scope);
+    return op;
+  };
+  const requireLink = (what: string, link: unknown, table: Map<string, unknown>, field: string): string => {
+    const name = String(link ?? '').split('/').pop() ?? '';
+    if (!table.has(name)) throw new HttpError(400, 'INVALID_ARGUMENT', `Invalid value for field '${field}': '${String(link ?? '')}'. The referenced ${what} resource cannot be found.`, 'invalid');
+    return name;
+  };
+  /** A collection of global or regional VPC resources: get, insert, patch, delete, each an operation. */
+  const collection = (scope: 'global' | 'region', kind: string, table: Map<string, Record<string, unknown>>, base: string, validate: (b: Record<string, unknown>, existing?: Record<string, unknown>) => void, beforeDelete: (name: string) => void = () => undefined) => {
+    const link = (n: string) => `${BASE}/projects/${o.project}/${base}/${n}`;
+    return (m: string, rest: string, rid: string | null, json: () => Record<string, unknown>): [number, unknown] | undefined => {
+      const mm = rest.match(/^\/?([^/]*)$/);
+      if (!mm) return undefined;
+      const name = mm[1]!;
+      if (m === 'POST' && !name) {
+        if (rid && byRequestId.has(rid)) return [200, globalOpJson(byRequestId.get(rid)!, scope)];
+        const b = json();
+        const n = String(b.name ?? '');
+        if (!NAME_RE.test(n)) throw new HttpError(400, 'INVALID_ARGUMENT', `Invalid value for field 'resource.name': '${n}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'`, 'invalid');
+        if (table.has(n)) throw new HttpError(409, 'ALREADY_EXISTS', `The resource 'projects/${o.project}/${base}/${n}' already exists`, 'alreadyExists');
+        validate(b);
+        const item = { ...b, kind: `compute#${kind}`, id: String(7_000_000 + ++seq), selfLink: link(n), creationTimestamp: new Date().toISOString() };
+        return [200, globalOpJson(startScoped(scope, rid, 'insert', link(n), () => void table.set(n, item)), scope)];
+      }
+      if (!name) return m === 'GET' ? [200, { kind: `compute#${kind}List`, items: [...table.values()] }] : undefined;
+      const item = table.get(name);
+      if (!item) throw new HttpError(404, 'NOT_FOUND', `The resource 'projects/${o.project}/${base}/${name}' was not found`, 'notFound');
+      if (m === 'GET') return [200, item];
+      if (m === 'PATCH') {
+        const b = json();
+        validate({ ...item, ...b }, item);
+        return [200, globalOpJson(startScoped(scope, rid, 'patch', link(name), () => void table.set(name, { ...item, ...b, name })), scope)];
+      }
+      if (m === 'DELETE') {
+        beforeDelete(name);
+        return [200, globalOpJson(startScoped(scope, rid, 'delete', link(name), () => void table.delete(name)), scope)];
+      }
+      return undefined;
+    };
+  };
+  const inUse = (what: string, name: string, users: string[]) => {
+    if (users.length) throw new HttpError(400, 'RESOURCE_IN_USE_BY_ANOTHER_RESOURCE', `The ${what} resource 'projects/${o.project}/${what === 'network' ? 'global/networks' : `regions/${region}/subnetworks`}/${name}' is already being used by '${users[0]}'`, 'resourceInUseByAnotherResource');
+  };
+  const networksRoute = collection('global', 'network', networks, 'global/networks', (b) => {
+    if (b.autoCreateSubnetworks !== false) throw new HttpError(400, 'INVALID_ARGUMENT', "Invalid value for field 'resource.autoCreateSubnetworks': the fake serves custom-mode networks only (false).", 'invalid');
+  }, (name) => {
+    inUse('network', name, [
+      ...[...subnetworks.values()].filter((s) => String(s.network).endsWith(`/networks/${name}`)).map((s) => String(s.selfLink)),
+      ...[...firewalls.values()].filter((f) => String(f.network).endsWith(`/networks/${name}`)).map((f) => String(f.selfLink)),
+    ]);
+  });
+  const subnetworksRoute = collection('region', 'subnetwork', subnetworks, `regions/${region}/subnetworks`, (b, existing) => {
+    requireLink('network', b.network, networks, 'resource.network');
+    if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(String(b.ipCidrRange ?? ''))) throw new HttpError(400, 'INVALID_ARGUMENT', `Invalid value for field 'resource.ipCidrRange': '${String(b.ipCidrRange ?? '')}'. Invalid IPCidrRange.`, 'invalid');
+    if (existing && existing.ipCidrRange !== b.ipCidrRange) throw new HttpError(400, 'INVALID_ARGUMENT', "Invalid value for field 'resource.ipCidrRange': a subnetwork's range can only be expanded with expandIpCidrRange.", 'invalid');
+  }, (name) => {
+    inUse('subnetwork', name, [...instances.values()].filter((i) => i.networkInterfaces.some((n) => String((n as { subnetwork?: string }).subnetwork ?? '').endsWith(`/subnetworks/${name}`))).map((i) => instLink(i.name)));
+  });
+  const firewallsRoute = collection('global', 'firewall', firewalls, 'global/firewalls', (b) => {
+    requireLink('network', b.network, networks, 'resource.network');
+    const ranges = (b.sourceRanges ?? []) as string[];
+    if (!ranges.length) throw new HttpError(400, 'INVALID_ARGUMENT', "Invalid value for field 'resource.sourceRanges': an INGRESS rule needs source ranges or source tags.", 'invalid');
+  });
+  /** Networks, subnetworks, firewalls and their operations; undefined when the path is not one of them. */
+  const vpcRoute = (m: string, p: string, url: URL, rid: string | null, json: () => Record<string, unknown>): [number, unknown] | undefined => {
+    let mm: RegExpMatchArray | null;
+    if ((mm = p.match(new RegExp(`^${projectBase}/global/networks(/[^/]+)?$`)))) return networksRoute(m, mm[1] ?? '', rid, json);
+    if ((mm = p.match(new RegExp(`^${projectBase}/global/firewalls(/[^/]+)?$`)))) return firewallsRoute(m, mm[1] ?? '', rid, json);
+    if ((mm = p.match(new RegExp(`^${projectBase}/regions/([^/]+)/subnetworks(/[^/]+)?$`)))) {
+      if (mm[1] !== region) throw new HttpError(404, 'NOT_FOUND', `The fake serves region '${region}' only, not '${mm[1]}'`, 'notFound');
+      return subnetworksRoute(m, mm[2] ?? '', rid, json);
+    }
+    if (m === 'GET' && (mm = p.match(new RegExp(`^${projectBase}/(global|regions/[^/]+)/operations/([^/]+)$`)))) {
+      const op = ops.get(mm[2]!);
+      if (!op || !scopeOf.has(op.name)) throw new HttpError(404, 'NOT_FOUND', `The resource '${p}' was not found`, 'notFound');
+      return [200, globalOpJson(op, scopeOf.get(op.name)!)];
+    }
+    void url;
+    return undefined;
   };
 
   const route = async (req: IncomingMessage, url: URL, body: string): Promise<[number, unknown]> => {
@@ -196,6 +293,8 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
       if (!s) throw new HttpError(404, 'NOT_FOUND', `The resource 'projects/${o.project}/global/snapshots/${mm[1]}' was not found`, 'notFound');
       return [200, s];
     }
+    const vpc = vpcRoute(m, p, url, rid, json);
+    if (vpc) return vpc;
     if (!p.startsWith(prefix)) throw new HttpError(404, 'NOT_FOUND', `The resource '${p}' was not found (fake serves project '${o.project}', zone '${o.zone}')`, 'notFound');
     const rest = p.slice(prefix.length);
 
@@ -220,6 +319,16 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
           for (const d of inst.disks) if (d.autoDelete) disks.delete(d.source.split('/').pop()!);
         }))];
       }
+    }
+    if (m === 'POST' && (mm = rest.match(/^\/instances\/([^/]+)\/setMetadata$/))) {
+      const inst = mustInstance(mm[1]!);
+      const b = json() as { items?: { key: string; value: string }[]; fingerprint?: string };
+      if (rid && byRequestId.has(rid)) return [200, opJson(byRequestId.get(rid)!)];
+      const current = inst.metadata as { fingerprint?: string } | undefined;
+      if ((current?.fingerprint ?? '') !== (b.fingerprint ?? '')) throw new HttpError(412, 'FAILED_PRECONDITION', `Supplied fingerprint does not match current metadata fingerprint (sent '${b.fingerprint ?? ''}')`, 'conditionNotMet');
+      return [200, opJson(startOp(rid, 'setMetadata', instLink(inst.name), () => {
+        inst.metadata = { items: b.items ?? [], fingerprint: fingerprint() } as Inst['metadata'];
+      }, 0))];
     }
     if (m === 'POST' && (mm = rest.match(/^\/instances\/([^/]+)\/(start|stop|setLabels)$/))) {
       const inst = mustInstance(mm[1]!);
@@ -321,6 +430,9 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
         faults,
         instances,
         disks,
+        networks,
+        subnetworks,
+        firewalls,
         close: () =>
           new Promise<void>((r) => {
             server.closeAllConnections();

@@ -1,0 +1,236 @@
+/**
+ * `--target aws` against moto's CloudFormation (moto_server, the same pinned venv as the AWS
+ * contract tests), over the real CloudFormation, EC2 and IAM wire protocols: plan on an empty
+ * account, up and the resources seen through EC2's and IAM's describe calls, up again with no
+ * change, down with nothing left; a failure injected halfway (an instance type EC2 does not
+ * have, after the VPC, subnet, security group and IAM role exist) leaves nothing; missing
+ * credentials name the chain; cfn-lint passes on every template variant.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeInternetGatewaysCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { CloudFormationClient, DescribeStacksCommand, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
+import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
+import { AGENT_EC2_ACTIONS } from '../../infra/aws/template';
+import { awsTemplateFor } from '../../infra/aws/target';
+import { InfraError, unchanged } from '../../infra/plan';
+import { runInfra } from '../../infra/run';
+import { siteUserData } from '../../infra/userdata';
+import { MOTO_VENV, startMoto, type MotoHandle } from '../../scripts/moto-server';
+
+process.env.AWS_ACCESS_KEY_ID = 'testing';
+process.env.AWS_SECRET_ACCESS_KEY = 'testing';
+delete process.env.AWS_PROFILE;
+
+const REGION = 'us-east-1';
+// Sites get this Temporal address and namespace in their user-data.
+const ENV = { TEMPORAL_ADDRESS: 'temporal.example.net:7233', TEMPORAL_NAMESPACE: 'fedflow' };
+
+/** A raw call to moto for a service the project has no SDK client of (moto routes by the credential scope's service). */
+async function motoRest(endpoint: string, service: string, method: string, path: string, body?: Uint8Array | string): Promise<Response> {
+  return fetch(`${endpoint}${path}`, {
+    method,
+    headers: { authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${REGION}/${service}/aws4_request, SignedHeaders=host, Signature=0` },
+    ...(body !== undefined ? { body } : {}),
+  });
+}
+
+/** One IAM query call (moto routes by the credential scope's service). */
+async function iam(endpoint: string, params: Record<string, string>): Promise<string> {
+  const res = await fetch(endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/${REGION}/iam/aws4_request, SignedHeaders=host, Signature=0` },
+    body: new URLSearchParams({ Version: '2010-05-08', ...params }).toString(),
+  });
+  return res.text();
+}
+
+describe('infra --target aws (moto CloudFormation)', () => {
+  let moto: MotoHandle;
+  let ec2: EC2Client;
+  let cfn: CloudFormationClient;
+  let ami: string;
+  let scratch: string;
+  const config = (federation: string, over: { instanceType?: string; internetGateway?: boolean; cidr?: string } = {}): FederationConfig =>
+    parseFederationConfig({
+      federation,
+      infra: { agentPort: 7443, temporal: { namespace: 'fedflow' } },
+      sites: [
+        { id: 'aws:us-east-1', provider: 'aws', trust: 'trusted', capacity: { instances: 2 }, settings: { region: REGION, endpoint: moto.endpoint, imageId: ami, instanceType: over.instanceType ?? 't3.micro' }, infra: { cidr: over.cidr ?? '10.10.0.0/16', subnetCidr: (over.cidr ?? '10.10.0.0/16').replace(/0\.0\/16$/, '1.0/24'), internetGateway: over.internetGateway ?? false } },
+        { id: 'gcp:europe-west1-b', provider: 'gcp', trust: 'trusted', capacity: { instances: 2 }, settings: { project: 'fedflow-test', zone: 'europe-west1-b', image: 'projects/debian-cloud/global/images/family/debian-12', machineType: 'e2-small' }, infra: { cidr: '10.30.0.0/16' } },
+        { id: 'dc:paris', provider: 'local', trust: 'trusted', capacity: { instances: 2 }, infra: { egressCidrs: ['198.51.100.0/28'] } },
+      ],
+    });
+  const vpcsWith = async (cidr: string) => ((await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'cidr', Values: [cidr] }] }))).Vpcs ?? []);
+  const liveInstances = async (stack: string) =>
+    ((await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:fedflow-stack', Values: [stack] }, { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }))).Reservations ?? []).flatMap((r) => r.Instances ?? []);
+
+  before(async () => {
+    moto = await startMoto({ MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: 'true' });
+    ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint });
+    cfn = new CloudFormationClient({ region: REGION, endpoint: moto.endpoint });
+    ami = (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId ?? assert.fail('moto has no AMI');
+    scratch = mkdtempSync(join(tmpdir(), 'fedflow-infra-aws-'));
+  });
+  after(async () => {
+    ec2?.destroy();
+    cfn?.destroy();
+    await moto?.stop();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('plan on an empty account, up, describe, up again with no change, down with nothing left', async () => {
+    const cfg = config('lifecycle');
+    const stack = 'fedflow-lifecycle-us-east-1';
+    const plan = await runInfra('plan', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.deepEqual(plan.changes.map((c) => `${c.action} ${c.kind}`), ['AWS::EC2::VPC', 'AWS::EC2::Subnet', 'AWS::EC2::SecurityGroup', 'AWS::IAM::Role', 'AWS::IAM::InstanceProfile', 'AWS::EC2::LaunchTemplate', 'AWS::EC2::Instance'].map((k) => `create ${k}`));
+    await assert.rejects(cfn.send(new DescribeStacksCommand({ StackName: stack })), /does not exist/, 'plan leaves no stack behind');
+    assert.deepEqual(await vpcsWith('10.10.0.0/16'), []);
+
+    const up = await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.equal(up.changes.filter((c) => c.action === 'create').length, 7);
+    const out = up.outputs ?? {};
+    // The network.
+    const [vpc] = await vpcsWith('10.10.0.0/16');
+    assert.equal(vpc?.VpcId, out['aws:us-east-1.Vpc']);
+    const subnets = (await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [out['aws:us-east-1.Subnet']!] }))).Subnets ?? [];
+    assert.deepEqual(subnets.map((s) => [s.VpcId, s.CidrBlock]), [[vpc?.VpcId, '10.10.1.0/24']]);
+    // The firewall: the agent port, from the other sites only.
+    const [sg] = (await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [out['aws:us-east-1.AgentSecurityGroup']!] }))).SecurityGroups ?? [];
+    assert.equal(sg?.VpcId, vpc?.VpcId);
+    assert.deepEqual(
+      (sg?.IpPermissions ?? []).flatMap((p) => (p.IpRanges ?? []).map((r) => `${p.IpProtocol} ${p.FromPort}-${p.ToPort} ${r.CidrIp}`)).sort(),
+      ['tcp 7443-7443 10.30.0.0/16', 'tcp 7443-7443 198.51.100.0/28'],
+    );
+    // The instance, booting the site's user-data, in the subnet.
+    const [inst] = await liveInstances(stack);
+    assert.equal(inst?.InstanceId, out['aws:us-east-1.AgentInstance']);
+    assert.equal(inst?.SubnetId, out['aws:us-east-1.Subnet']);
+    assert.equal(inst?.InstanceType, 't3.micro');
+    const ud = await ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: inst!.InstanceId!, Attribute: 'userData' }));
+    assert.equal(Buffer.from(ud.UserData?.Value ?? '', 'base64').toString('utf8'), siteUserData('aws:us-east-1', ENV.TEMPORAL_ADDRESS, 'fedflow'));
+    const lts = (await ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [`${stack}-agent`] }))).LaunchTemplates ?? [];
+    assert.equal(lts.length, 1);
+    // The identity: the adapter's EC2 calls, nothing else.
+    const resources = (await cfn.send(new ListStackResourcesCommand({ StackName: stack }))).StackResourceSummaries ?? [];
+    const roleName = resources.find((r) => r.LogicalResourceId === 'AgentRole')?.PhysicalResourceId ?? assert.fail('no AgentRole');
+    const policyXml = await iam(moto.endpoint, { Action: 'GetRolePolicy', RoleName: roleName, PolicyName: 'fedflow-agent-ec2' });
+    // moto answers the document as a Python literal, so the actions are read off it as strings.
+    const doc = /<PolicyDocument>([^<]*)<\/PolicyDocument>/.exec(policyXml)?.[1] ?? assert.fail(policyXml);
+    assert.deepEqual([...doc.matchAll(/'((?:ec2|iam|s3|sts|\*)[^']*)'/g)].map((m) => m[1]).filter((a) => a !== '*').sort(), [...AGENT_EC2_ACTIONS.anyResource, ...AGENT_EC2_ACTIONS.siteInstances].sort());
+    assert.match(doc, /'aws:ResourceTag\/fedflow-site': 'aws:us-east-1'/, 'start, stop and terminate only on instances of this site');
+    const profileName = resources.find((r) => r.LogicalResourceId === 'AgentInstanceProfile')?.PhysicalResourceId ?? assert.fail('no AgentInstanceProfile');
+    assert.match(await iam(moto.endpoint, { Action: 'GetInstanceProfile', InstanceProfileName: profileName }), new RegExp(`<RoleName>${roleName}</RoleName>`));
+
+    const again = await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.ok(unchanged(again), JSON.stringify(again.changes));
+    assert.equal(again.changes.length, 7);
+    assert.equal((await vpcsWith('10.10.0.0/16')).length, 1, 'a second up creates nothing');
+    assert.equal((await liveInstances(stack)).length, 1);
+
+    const down = await runInfra('down', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.equal(down.changes.filter((c) => c.action === 'delete').length, 8);
+    await assert.rejects(cfn.send(new DescribeStacksCommand({ StackName: stack })), /does not exist/);
+    assert.deepEqual(await vpcsWith('10.10.0.0/16'), []);
+    assert.deepEqual(await liveInstances(stack), []);
+    assert.match(await iam(moto.endpoint, { Action: 'GetRole', RoleName: roleName }), /NoSuchEntity/);
+    // down again (say, after an interrupted one) finishes and changes nothing.
+    assert.ok(unchanged(await runInfra('down', 'aws', cfg, { env: ENV, pollMs: 50 })));
+  });
+
+  it('a change shows in plan as an update of what it touches only', async () => {
+    const cfg = config('change', { cidr: '10.11.0.0/16' });
+    await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 });
+    const plan = await runInfra('plan', 'aws', config('change', { cidr: '10.11.0.0/16', instanceType: 't3.small' }), { env: ENV, pollMs: 50 });
+    assert.deepEqual(plan.changes.filter((c) => c.action !== 'keep').map((c) => `${c.action} ${c.name}`), ['update fedflow-change-us-east-1/AgentLaunchTemplate', 'update fedflow-change-us-east-1/AgentInstance']);
+    assert.equal((await liveInstances('fedflow-change-us-east-1'))[0]?.InstanceType, 't3.micro', 'plan changed nothing');
+    await runInfra('down', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.deepEqual(await vpcsWith('10.11.0.0/16'), []);
+  });
+
+  it('a failure halfway (an instance type EC2 does not have) is rolled back: the reason is named and nothing is left', async () => {
+    const cfg = config('broken', { cidr: '10.12.0.0/16', instanceType: 'zz9.nano' });
+    await assert.rejects(runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 }), (err: unknown) => {
+      assert.ok(err instanceof InfraError, String(err));
+      assert.equal(err.type, 'StackFailed');
+      assert.match(err.message, /fedflow-broken-us-east-1 .*create failed: InvalidInstanceType\.NotFound .*The instance type 'zz9\.nano' does not exist/);
+      assert.match(err.message, /rolled back and deleted, nothing is left/);
+      return true;
+    });
+    await assert.rejects(cfn.send(new DescribeStacksCommand({ StackName: 'fedflow-broken-us-east-1' })), /does not exist/);
+    assert.deepEqual(await vpcsWith('10.12.0.0/16'), [], 'the VPC made before the failure is gone');
+    const sgs = (await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag:fedflow-stack', Values: ['fedflow-broken-us-east-1'] }] }))).SecurityGroups ?? [];
+    assert.deepEqual(sgs, []);
+    assert.doesNotMatch(await iam(moto.endpoint, { Action: 'ListRoles' }), /fedflow-broken/);
+  });
+
+  it('with an internet gateway: a public subnet routed through it (moto cannot delete a stack route table, so no down here)', async () => {
+    const cfg = config('public', { cidr: '10.13.0.0/16', internetGateway: true });
+    const up = await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.deepEqual(up.changes.filter((c) => c.action === 'create').map((c) => c.kind).filter((k) => /Gateway|Route/.test(k)), ['AWS::EC2::InternetGateway', 'AWS::EC2::VPCGatewayAttachment', 'AWS::EC2::RouteTable', 'AWS::EC2::Route', 'AWS::EC2::SubnetRouteTableAssociation']);
+    const igws = (await ec2.send(new DescribeInternetGatewaysCommand({ Filters: [{ Name: 'attachment.vpc-id', Values: [up.outputs!['aws:us-east-1.Vpc']!] }] }))).InternetGateways ?? [];
+    assert.equal(igws.length, 1);
+    assert.ok(unchanged(await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 })));
+  });
+
+  it('with a control worker: the stack deploys the Lambda function and its role', async () => {
+    // The function's code is a zip in S3 (moto's S3 here); any zip will do for creating the function.
+    const zip = Buffer.from('UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', 'base64'); // an empty zip archive
+    assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts')).ok);
+    assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts/control-worker.zip', zip)).ok);
+    const base = config('serverless', { cidr: '10.15.0.0/16' });
+    const cfg = parseFederationConfig({ ...structuredClone(base), infra: { ...base.infra, controlWorker: { site: 'aws:us-east-1', codeBucket: 'fedflow-artifacts', codeKey: 'control-worker.zip', memoryMb: 1024, timeoutSeconds: 300, invoker: { principalArn: 'arn:aws:iam::123456789012:role/temporal-server', externalId: 'fedflow-ext-1' } } } });
+    const up = await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.deepEqual(up.changes.filter((c) => /Lambda|ControlWorker/.test(c.kind + c.name)).map((c) => `${c.action} ${c.kind} ${c.name.split('/').pop()}`), ['create AWS::IAM::Role ControlWorkerRole', 'create AWS::Lambda::Function ControlWorkerFunction', 'create AWS::IAM::Role ControlWorkerInvokerRole']);
+    const invoker = up.outputs?.['aws:us-east-1.ControlWorkerInvokerRole'] ?? assert.fail('no invoker role');
+    const trust = await iam(moto.endpoint, { Action: 'GetRole', RoleName: invoker });
+    assert.match(decodeURIComponent(trust), /arn:aws:iam::123456789012:role\/temporal-server/);
+    assert.match(decodeURIComponent(trust), /fedflow-ext-1/);
+    const fn = (await (await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).json()) as { Configuration?: { Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Role?: string; Environment?: { Variables?: Record<string, string> } } };
+    assert.equal(fn.Configuration?.Handler, 'worker/lambda.handler');
+    assert.equal(fn.Configuration?.Timeout, 300);
+    assert.equal(fn.Configuration?.MemorySize, 1024);
+    assert.deepEqual(fn.Configuration?.Environment?.Variables, { TEMPORAL_ADDRESS: ENV.TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE: 'fedflow' });
+    assert.match(String(fn.Configuration?.Role), /fedflow-serverless-us-east-1-ControlWorkerRole/);
+    assert.ok(unchanged(await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 })));
+    await runInfra('down', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.equal((await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).status, 404);
+    assert.deepEqual(await vpcsWith('10.15.0.0/16'), []);
+  });
+
+  it('missing credentials: the error names the chain that was tried, and nothing is created', async () => {
+    const saved = { ...process.env };
+    try {
+      for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_CREDENTIALS_FULL_URI']) delete process.env[k];
+      process.env.AWS_SHARED_CREDENTIALS_FILE = join(scratch, 'no-credentials');
+      process.env.AWS_CONFIG_FILE = join(scratch, 'no-config');
+      process.env.AWS_EC2_METADATA_DISABLED = 'true';
+      await assert.rejects(runInfra('up', 'aws', config('nocreds', { cidr: '10.14.0.0/16' }), { env: ENV, pollMs: 50 }), (err: unknown) => {
+        assert.ok(err instanceof InfraError, String(err));
+        assert.equal(err.type, 'MissingCredentials');
+        assert.match(err.message, /environment \(AWS_ACCESS_KEY_ID.*shared config and credentials files.*web identity token.*ECS container credentials.*EC2 instance metadata/);
+        return true;
+      });
+    } finally {
+      process.env = saved;
+    }
+    assert.deepEqual(await vpcsWith('10.14.0.0/16'), []);
+  });
+
+  it('cfn-lint passes on every template variant (private, public, with the control worker)', () => {
+    const lint = join(MOTO_VENV, 'bin', 'cfn-lint');
+    const base = config('lint');
+    const withWorker = parseFederationConfig({ ...structuredClone(base), infra: { ...base.infra, controlWorker: { site: 'aws:us-east-1', codeBucket: 'fedflow-artifacts', codeKey: 'control-worker.zip', invoker: { principalArn: 'arn:aws:iam::123456789012:role/temporal-server', externalId: 'fedflow-ext-1' } } } });
+    const variants = { private: base, public: config('lint', { internetGateway: true }), worker: withWorker };
+    for (const [name, cfg] of Object.entries(variants)) {
+      const file = join(scratch, `${name}.json`);
+      writeFileSync(file, JSON.stringify(awsTemplateFor(cfg, cfg.sites[0]!, { temporalAddress: ENV.TEMPORAL_ADDRESS, temporalNamespace: 'fedflow' }), null, 2));
+      const r = spawnSync(lint, [file], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `cfn-lint ${name}: ${r.stdout}${r.stderr}`);
+    }
+  });
+});
