@@ -96,6 +96,12 @@ function previousPort(dir: string): number | undefined {
 export async function startFederation(opts: FederationRuntimeOptions): Promise<RunningFederation> {
   const home = opts.home ?? fedflowHome();
   const log = opts.log ?? (() => undefined);
+  // TLS material first, before Temporal or any socket: a missing file, a key others can read, a
+  // certificate of another site or CA stops this process with what to fix (agent/transfer/tls.ts).
+  const mine = opts.config.sites.filter((s) => !opts.sites || opts.sites.includes(s.id));
+  if (opts.makeCerts !== false) for (const line of ensureLocalCerts(home, opts.config, mine.map((s) => s.id))) log(line);
+  const tlsOf = new Map<string, SiteTls>();
+  if (opts.config.tls.mode === 'mutual-tls') for (const s of mine) tlsOf.set(s.id, loadSiteTls(opts.config, s.id, home));
   let ownConnection: NativeConnection | undefined;
   let connection = opts.connection;
   let namespace = opts.namespace;
@@ -124,13 +130,9 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
   const shapers = shapersFromConfig(opts.config.links);
   const secret = loadTransferSecret(home);
   const storeMaxBytes = Number(process.env.FEDFLOW_CHUNK_STORE_MAX_BYTES ?? 8 * 1024 ** 3);
-  const mine = opts.config.sites.filter((s) => !wanted || wanted.has(s.id));
-  if (opts.makeCerts !== false) for (const line of ensureLocalCerts(home, opts.config, mine.map((s) => s.id))) log(line);
   for (const site of opts.config.sites) {
     if (wanted && !wanted.has(site.id)) continue;
-    // Read and checked before anything listens: a key others can read, a certificate of another
-    // site or CA stops this agent with what to fix (agent/transfer/tls.ts).
-    const tls = opts.config.tls.mode === 'mutual-tls' ? loadSiteTls(opts.config, site.id, home) : undefined;
+    const tls = tlsOf.get(site.id);
     // A cloud site's agent runs here and stands for the site: volumes and the workload process are
     // local, while the real instance is created and removed through the cloud's adapter.
     const cloud = site.provider === 'local' ? undefined : createCloudProvider(site);

@@ -14,13 +14,21 @@
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { FederationConfig } from '../../core/federation-config';
 import { siteDirName } from '../site/home';
 import { siteSubjectAltName } from './site-identity';
 
 const OPENSSL = process.env.OPENSSL ?? 'openssl';
+
+/** Certificates that cannot be made or read: says what is missing and how to make it. */
+export class CertError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CertError';
+  }
+}
 export const CA_DAYS = 3650;
 export const SITE_CERT_DAYS = 825;
 
@@ -39,7 +47,7 @@ export const siteKeyPath = (dir: string, site: string) => join(dir, 'sites', sit
 /** Where a site's TLS material is: the config's paths (relative ones from `home`), else `<home>/tls`. */
 export function siteTlsPaths(config: FederationConfig, siteId: string, home: string): SiteTlsPaths {
   const site = config.sites.find((s) => s.id === siteId);
-  if (!site) throw new Error(`site '${siteId}' is not in federation '${config.federation}' (sites: ${config.sites.map((s) => s.id).join(', ')})`);
+  if (!site) throw new CertError(`site '${siteId}' is not in federation '${config.federation}' (sites: ${config.sites.map((s) => s.id).join(', ')})`);
   const at = (p: string) => (isAbsolute(p) ? p : resolve(home, p));
   const dir = tlsDir(home);
   return {
@@ -54,8 +62,8 @@ function openssl(args: string[], input?: string): string {
     return execFileSync(OPENSSL, args, { input, stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8' });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error(`making certificates needs the openssl command, which was not found (install it: apt-get install openssl, or set OPENSSL to its path)`);
-    throw new Error(`openssl ${args[0]} failed: ${(e.stderr ?? e.message).trim().slice(0, 500)}`);
+    if (e.code === 'ENOENT') throw new CertError(`making certificates needs the openssl command, which was not found (install it: apt-get install openssl, or set OPENSSL to its path)`);
+    throw new CertError(`openssl ${args[0]} failed: ${(e.stderr ?? e.message).trim().slice(0, 500)}`);
   }
 }
 
@@ -76,7 +84,7 @@ function newKey(path: string): void {
 /** Makes the federation's CA in `dir` unless one is there. Returns whether it made one. */
 export function ensureCa(dir: string, federation: string): boolean {
   if (existsSync(caCertPath(dir))) return false;
-  if (existsSync(caKeyPath(dir))) throw new Error(`${caKeyPath(dir)} exists without ${caCertPath(dir)}: remove the key or restore the certificate`);
+  if (existsSync(caKeyPath(dir))) throw new CertError(`${caKeyPath(dir)} exists without ${caCertPath(dir)}: remove the key or restore the certificate`);
   newKey(caKeyPath(dir));
   const pem = openssl(['req', '-x509', '-new', '-key', caKeyPath(dir), '-days', String(CA_DAYS), '-subj', `/O=fedflow/CN=fedflow federation ${federation} CA`,
     '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
@@ -92,7 +100,7 @@ export function ensureSiteCert(dir: string, federation: string, site: string): b
   const certPath = siteCertPath(dir, site);
   const keyPath = siteKeyPath(dir, site);
   if (existsSync(certPath) && existsSync(keyPath)) return false;
-  if (!existsSync(caKeyPath(dir))) throw new Error(`cannot sign a certificate for '${site}': the CA key ${caKeyPath(dir)} is not here (certificates are made where the CA key is: \`fedflow certs --out ${dir}\`)`);
+  if (!existsSync(caKeyPath(dir))) throw new CertError(`cannot sign a certificate for '${site}': the CA key ${caKeyPath(dir)} is not here (certificates are made where the CA key is: \`fedflow certs --out ${dir}\`)`);
   rmSync(certPath, { force: true });
   newKey(keyPath);
   const csr = openssl(['req', '-new', '-key', keyPath, '-subj', `/O=fedflow/OU=${federation}/CN=${site}`]);
@@ -115,7 +123,7 @@ export function makeFederationCerts(dir: string, config: FederationConfig, sites
   const lines: string[] = [];
   lines.push(`${ensureCa(dir, config.federation) ? 'made' : 'kept'} CA ${caCertPath(dir)} (key ${caKeyPath(dir)}, 0600: keep it off the agents)`);
   for (const site of sites) {
-    if (!config.sites.some((s) => s.id === site)) throw new Error(`site '${site}' is not in federation '${config.federation}' (sites: ${config.sites.map((s) => s.id).join(', ')})`);
+    if (!config.sites.some((s) => s.id === site)) throw new CertError(`site '${site}' is not in federation '${config.federation}' (sites: ${config.sites.map((s) => s.id).join(', ')})`);
     lines.push(`${ensureSiteCert(dir, config.federation, site) ? 'made' : 'kept'} ${site}: ${siteCertPath(dir, site)}, key ${siteKeyPath(dir, site)} (0600)`);
   }
   return lines;
@@ -129,6 +137,40 @@ export function makeFederationCerts(dir: string, config: FederationConfig, sites
 export function ensureLocalCerts(home: string, config: FederationConfig, sites = config.sites.map((s) => s.id)): string[] {
   if (config.tls.mode !== 'mutual-tls') return [];
   const dir = tlsDir(home);
+  // Worker processes sharing a home start together: one makes the CA, the others wait for it
+  // (two CAs made at once would leave site certificates signed by a CA that is not ca.pem).
+  return withDirLock(dir, () => ensureLocalCertsLocked(dir, config, sites));
+}
+
+const LOCK_STALE_MS = 60_000;
+
+function withDirLock<T>(dir: string, fn: () => T): T {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const lock = join(dir, '.lock');
+  const deadline = Date.now() + 2 * LOCK_STALE_MS;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx', 0o600));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) rmSync(lock, { force: true });
+      } catch {
+        /* gone meanwhile */
+      }
+      if (Date.now() > deadline) throw new CertError(`${lock} is held by another process for over ${(2 * LOCK_STALE_MS) / 1000} s; remove it if no fedflow process is making certificates`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+function ensureLocalCertsLocked(dir: string, config: FederationConfig, sites: string[]): string[] {
   const lines: string[] = [];
   if (!config.tls.ca && ensureCa(dir, config.federation)) lines.push(`made the federation CA ${caCertPath(dir)}`);
   if (config.tls.ca) return lines;
@@ -149,6 +191,6 @@ export function readPem(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (make it with \`fedflow certs\`, or set its path in the federation config)`);
+    throw new CertError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (make it with \`fedflow certs\`, or set its path in the federation config)`);
   }
 }
