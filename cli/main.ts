@@ -152,8 +152,8 @@ export function buildCli(): Command {
   program
     .command('agent')
     .description("run one site's agent: its worker on fedflow-site-<id> and its chunk endpoint (mutual TLS), as the systemd unit deploy/fedflow-agent.service does")
-    .requiredOption('--site <id>', 'the site this agent is, e.g. dc:paris')
-    .action(async (opts: { site: string }) => {
+    .option('--site <id>', 'the site this agent is, e.g. dc:paris (default: $FEDFLOW_SITE, as in the container image)', process.env.FEDFLOW_SITE)
+    .action(async (opts: { site?: string }) => {
       const { runAgent } = await import('../worker/roles');
       await expected(() => runAgent(opts.site));
     });
