@@ -13,7 +13,7 @@
  * (The container image itself is not built here: no container engine runs in this tier.)
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
@@ -26,9 +26,9 @@ import { FedflowClient } from '../../client';
 import { parseFederationConfig } from '../../core/federation-config';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { agentGetJson } from '../helpers/agent-fetch';
-import { useProcessFederation, type WorkerProcess } from '../helpers/worker-process';
+import { useProcessFederation } from '../helpers/worker-process';
+import { envLines, INSTALL_DIR, readUnit, startCommand as start, unitCommand } from '../helpers/units';
 
-const INSTALL_DIR = '/opt/fedflow';
 const KEYS = 300;
 
 /** A free TCP port on loopback (closed again: the agent binds it). */
@@ -38,47 +38,6 @@ async function freePort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-/** `${VAR}` and `$VAR` expanded as systemd expands them in ExecStart (unset: empty). */
-const expand = (word: string, env: Record<string, string>) => word.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => env[(a ?? b)!] ?? '');
-
-/** KEY=VALUE lines (an EnvironmentFile, or a unit's Environment= values). */
-function envLines(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
-    if (m) env[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
-  }
-  return env;
-}
-
-interface Unit {
-  execStart: string;
-  environment: Record<string, string>;
-  environmentFile: string;
-}
-
-function readUnit(path: string): Unit {
-  const service = /\[Service\]\n([\s\S]*?)(?:\n\[|$)/.exec(readFileSync(path, 'utf8'))?.[1];
-  assert.ok(service, `${path} has a [Service] section`);
-  const values = (key: string) => service.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
-  const [execStart, ...more] = values('ExecStart');
-  assert.ok(execStart && !more.length, `${path} has exactly one ExecStart`);
-  const [environmentFile] = values('EnvironmentFile');
-  assert.ok(environmentFile, `${path} has an EnvironmentFile`);
-  return { execStart, environment: envLines(values('Environment').join('\n')), environmentFile };
-}
-
-/**
- * The unit's ExecStart as its process: its Environment=, then its EnvironmentFile= (which
- * systemd applies over Environment=), with `envFileText` standing for that file.
- */
-function unitCommand(unit: Unit, envFileText: string): { argv: string[]; env: Record<string, string> } {
-  const env = { ...unit.environment, ...envLines(envFileText) };
-  const argv = unit.execStart.split(/\s+/).map((w) => expand(w, env));
-  assert.ok(argv[0]!.startsWith(`${INSTALL_DIR}/`), `ExecStart runs fedflow from ${INSTALL_DIR}: ${unit.execStart}`);
-  return { argv: [argv[0]!.replace(INSTALL_DIR, REPO_ROOT), ...argv.slice(1)], env };
 }
 
 /** The Containerfile's ENTRYPOINT + CMD (exec form) and its ENV, as `podman run -e ...` would run them. */
@@ -95,28 +54,6 @@ function containerCommand(path: string, runEnv: Record<string, string>): { argv:
   const argv = [...entrypoint, ...cmd];
   assert.ok(argv[0]!.startsWith(`${INSTALL_DIR}/`), `ENTRYPOINT runs fedflow from ${INSTALL_DIR}`);
   return { argv: [argv[0]!.replace(INSTALL_DIR, REPO_ROOT), ...argv.slice(1)], env: { ...env, ...runEnv } };
-}
-
-function start(label: string, c: { argv: string[]; env: Record<string, string> }): WorkerProcess {
-  const child = spawn(c.argv[0]!, c.argv.slice(1), { cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...c.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${label} (${c.argv.join(' ')}) not ready within 120 s:\n${out}`)), 120_000);
-    child.stdout!.on('data', () => {
-      if (/; ready/.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`${label} (${c.argv.join(' ')}) exited (${sig ?? code}) before it was ready:\n${out}`));
-    });
-  });
-  ready.catch(() => undefined);
-  return { child, output: () => out, ready };
 }
 
 /** GET /health with no client certificate: the handshake must refuse it. */
