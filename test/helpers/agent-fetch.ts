@@ -9,8 +9,9 @@ import { peerFetch } from '../../agent/transfer/client';
 import { loadSiteTls } from '../../agent/transfer/tls';
 import type { FederationConfig } from '../../core/federation-config';
 
-export async function agentGetJson<T>(opts: { home: string; config: FederationConfig; site: string; path: string; token?: string; as?: string }): Promise<T> {
-  const url = readAgentUrl(siteDir(opts.site, opts.home));
+export async function agentGetJson<T>(opts: { home: string; config: FederationConfig; site: string; path: string; token?: string; as?: string; url?: string }): Promise<T> {
+  // The agent's URL: given, or the one it wrote in its directory under `home` (one machine).
+  const url = opts.url ?? readAgentUrl(siteDir(opts.site, opts.home));
   if (!url) throw new Error(`site ${opts.site} has no agent.json in ${opts.home}`);
   const as = opts.as ?? opts.config.sites.find((s) => s.id !== opts.site)?.id ?? opts.site;
   const tls = opts.config.tls.mode === 'mutual-tls' ? loadSiteTls(opts.config, as, opts.home) : undefined;

@@ -1,0 +1,170 @@
+/**
+ * The hosts tier (issue 15): every site a host of its own. Four sites in four network namespaces
+ * on a bridge, each with its own address, its own FEDFLOW_HOME and only its own key and
+ * certificate (plus the CA's certificate, never the CA's key); the Temporal dev server in a
+ * namespace of its own; each site's agent started by the command line of deploy/fedflow-agent.service,
+ * the control worker by deploy/fedflow-control.service, in the test's namespace (the operator's
+ * host). The sample workload is added on dc:paris by `fedflow workloads add`, run on that host, then
+ * migrated to dc:frankfurt over the bridge, agent to agent on mutual TLS, with its link shaped by
+ * `tc tbf`. Everything (processes, namespaces, bridge, homes) is removed at the end, also after a
+ * failure.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { publishSiteKey } from '../../activities/consensus-keys';
+import { REPO_ROOT, siteDir } from '../../agent/site/home';
+import { caCertPath, siteCertPath, siteKeyPath } from '../../agent/transfer/certs';
+import { FedflowClient } from '../../client';
+import { parseFederationConfig } from '../../core/federation-config';
+import { devServerSearchAttributeArgs } from '../../core/search-attributes';
+import { findTemporalCli } from '../../scripts/temporal-cli';
+import { agentGetJson } from '../helpers/agent-fetch';
+import { createHosts, hostsUnavailable, type Hosts } from '../helpers/netns';
+import { readUnit, startCommand, unitCommand } from '../helpers/units';
+import { killHard, type WorkerProcess } from '../helpers/worker-process';
+
+const SITES = ['dc:paris', 'dc:frankfurt', 'dc:london', 'edge:lisbon'] as const;
+const TRUST: Record<string, 'trusted' | 'untrusted'> = { 'edge:lisbon': 'untrusted' };
+const AGENT_PORT = 7443;
+const TEMPORAL_PORT = 7233;
+const KEYS = 400;
+const SECRET = 'cd'.repeat(32);
+
+async function waitTcp(host: string, port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host, port }, () => (s.end(), resolve(true)));
+      s.on('error', () => resolve(false));
+      s.setTimeout(1000, () => (s.destroy(), resolve(false)));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} (${host}:${port}) did not accept connections within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const unavailable = hostsUnavailable();
+
+describe('four sites on four hosts, Temporal on a fifth: a migration across them', { skip: unavailable }, () => {
+  let net: Hosts | undefined;
+  let root: string;
+  const procs: WorkerProcess[] = [];
+  let connection: Connection | undefined;
+
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'fedflow-hosts-'));
+    net = createHosts(['temporal', ...SITES]);
+  });
+  after(async () => {
+    await connection?.close().catch(() => undefined);
+    for (const p of procs) await killHard(p).catch(() => undefined);
+    net?.teardown();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('migrates the sample workload from dc:paris to dc:frankfurt, agent to agent on mutual TLS, each agent started by its unit', async () => {
+    const hosts = net!;
+    const temporalIp = hosts.hosts.temporal!.ip;
+    const homeOf = (who: string) => join(root, who.replace(':', '_'));
+    const configPath = (who: string) => join(homeOf(who), 'federation.json');
+
+    // Each host's consensus key is made on it; only the public keys go into the shared config.
+    const publicKey: Record<string, string> = {};
+    for (const s of SITES) publicKey[s] = publishSiteKey(siteDir(s, homeOf(s)));
+    const raw = {
+      federation: 'hosts',
+      sites: SITES.map((id) => ({
+        id,
+        provider: 'local',
+        trust: TRUST[id] ?? 'trusted',
+        capacity: { instances: 2 },
+        listen: { host: '0.0.0.0', port: AGENT_PORT },
+        agentUrl: `https://${hosts.hosts[id]!.ip}:${AGENT_PORT}`,
+        publicKey: publicKey[id],
+      })),
+    };
+    const config = parseFederationConfig(raw);
+    for (const who of [...SITES, 'control']) {
+      mkdirSync(homeOf(who), { recursive: true });
+      writeFileSync(configPath(who), JSON.stringify(raw));
+    }
+
+    // Certificates made where the CA lives, then each host gets the CA's certificate and only its own key.
+    const certs = join(root, 'ca-host');
+    execFileSync(join(REPO_ROOT, 'bin', 'fedflow'), ['certs', '--out', certs], { env: { ...process.env, FEDFLOW_CONFIG: configPath('control') }, stdio: 'pipe' });
+    for (const s of SITES) {
+      const tls = join(homeOf(s), 'tls');
+      for (const [from, to, mode] of [
+        [caCertPath(certs), caCertPath(tls), 0o644],
+        [siteCertPath(certs, s), siteCertPath(tls, s), 0o644],
+        [siteKeyPath(certs, s), siteKeyPath(tls, s), 0o600],
+      ] as const) {
+        mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
+        copyFileSync(from, to);
+        chmodSync(to, mode);
+      }
+      assert.ok(!existsSync(join(tls, 'ca.key')), 'no CA key on an agent host');
+    }
+
+    // Temporal on a host of its own.
+    const cli = findTemporalCli({ log: () => undefined }).path;
+    const temporal = startCommand('temporal', { argv: [cli, 'server', 'start-dev', '--headless', '--ip', temporalIp, '--port', String(TEMPORAL_PORT), '--namespace', 'default', '--log-level', 'error', ...devServerSearchAttributeArgs()], env: {} }, hosts.exec('temporal'));
+    procs.push(temporal);
+    await waitTcp(temporalIp, TEMPORAL_PORT, 60_000, 'the Temporal dev server in its namespace');
+    const temporalAddress = `${temporalIp}:${TEMPORAL_PORT}`;
+
+    const envFile = (who: string) => `FEDFLOW_HOME=${homeOf(who)}\nFEDFLOW_CONFIG=${configPath(who)}\nTEMPORAL_ADDRESS=${temporalAddress}\nFEDFLOW_TRANSFER_SECRET=${SECRET}\n`;
+    const agentUnit = readUnit(join(REPO_ROOT, 'deploy', 'fedflow-agent.service'));
+    const agents: Record<string, WorkerProcess> = {};
+    for (const s of SITES) {
+      agents[s] = startCommand(`agent ${s}`, unitCommand(agentUnit, `FEDFLOW_SITE=${s}\n${envFile(s)}`), hosts.exec(s));
+      procs.push(agents[s]);
+    }
+    const control = startCommand('control', unitCommand(readUnit(join(REPO_ROOT, 'deploy', 'fedflow-control.service')), envFile('control')));
+    procs.push(control);
+    await Promise.all([...Object.values(agents), control].map((p) => p.ready));
+    for (const s of SITES) assert.match(agents[s]!.output(), new RegExp(`endpoint https://${hosts.hosts[s]!.ip.replace(/\./g, '\\.')}:${AGENT_PORT} \\(listening on https://0\\.0\\.0\\.0:${AGENT_PORT}\\), mutual TLS 1\\.3`));
+
+    // Each agent answers over the bridge, to a peer presenting another site's certificate (from that site's home).
+    for (const s of SITES) {
+      const as = s === 'dc:paris' ? 'dc:frankfurt' : 'dc:paris';
+      const health = await agentGetJson<{ site: string; peer: string }>({ home: homeOf(as), config, site: s, path: '/health', as, url: config.sites.find((x) => x.id === s)!.agentUrl! });
+      assert.deepEqual(health, { ok: true, site: s, peer: as });
+    }
+
+    // The workload is added on its host (the instance runs in dc:paris's namespace), then filled.
+    const added = JSON.parse(
+      execFileSync(hosts.exec('dc:paris')[0]!, [...hosts.exec('dc:paris').slice(1), join(REPO_ROOT, 'bin', 'fedflow'), 'workloads', 'add', '-f', join(REPO_ROOT, 'workloads', 'kv.yaml'), '--site', 'dc:paris', '--json'], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', FEDFLOW_HOME: homeOf('dc:paris'), FEDFLOW_CONFIG: configPath('dc:paris'), TEMPORAL_ADDRESS: temporalAddress },
+        encoding: 'utf8',
+        timeout: 120_000,
+      }),
+    ) as { id: string; site: string; address: string };
+    assert.equal(added.site, 'dc:paris');
+    const fill = `(async()=>{for(let i=0;i<${KEYS};i++){const r=await fetch('${added.address}/kv/k'+i,{method:'PUT',body:'v'.repeat(2000)+i});if(!r.ok)throw new Error('PUT '+r.status)}})().catch(e=>{console.error(e);process.exit(1)})`;
+    execFileSync(hosts.exec('dc:paris')[0]!, [...hosts.exec('dc:paris').slice(1), process.execPath, '-e', fill], { stdio: 'pipe', timeout: 120_000 });
+
+    // The link out of dc:paris is a 200 Mbit/s one.
+    hosts.shape('dc:paris', 200);
+
+    connection = await Connection.connect({ address: temporalAddress });
+    const c = FedflowClient.fromClient(new Client({ connection, namespace: 'default' }));
+    await c.startMigration({ workloadId: added.id, targetSite: 'dc:frankfurt' });
+    const r = await c.waitForResult(added.id);
+    assert.equal(r.status, 'completed', JSON.stringify(r).slice(0, 800));
+    assert.equal(r.source, 'dc:paris');
+    assert.equal(r.target, 'dc:frankfurt');
+    assert.equal(r.keys, KEYS, 'every key verified on the target host');
+    assert.ok(r.bytesTransferred > KEYS * 1000, `the volume crossed the bridge (${r.bytesTransferred} bytes)`);
+    // The target host holds the volume in its own home; the source's home is another directory.
+    assert.ok(existsSync(join(siteDir('dc:frankfurt', homeOf('dc:frankfurt')), 'chunks')), "the chunks are in dc:frankfurt's home");
+    console.log(`hosts: migrated ${added.id} dc:paris -> dc:frankfurt across namespaces in ${r.durationMs} ms, downtime ${r.downtimeMs} ms, ${r.bytesTransferred} bytes on the wire (${r.decision.reason})`);
+  });
+});
