@@ -99,7 +99,8 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
   // TLS material first, before Temporal or any socket: a missing file, a key others can read, a
   // certificate of another site or CA stops this process with what to fix (agent/transfer/tls.ts).
   const mine = opts.config.sites.filter((s) => !opts.sites || opts.sites.includes(s.id));
-  if (opts.makeCerts !== false) for (const line of ensureLocalCerts(home, opts.config, mine.map((s) => s.id))) log(line);
+  // Only agents hold TLS material: a control worker alone makes and reads none.
+  if (opts.makeCerts !== false && mine.length) for (const line of ensureLocalCerts(home, opts.config, mine.map((s) => s.id))) log(line);
   const tlsOf = new Map<string, SiteTls>();
   if (opts.config.tls.mode === 'mutual-tls') for (const s of mine) tlsOf.set(s.id, loadSiteTls(opts.config, s.id, home));
   let ownConnection: NativeConnection | undefined;
@@ -201,7 +202,8 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
         const name = await ensureFederationWorkflow({ client, config: opts.config, home });
         log(`federation workflow: federation-${name}`);
       } catch (err) {
-        log(`federation workflow not started yet: ${(err as Error).message}`);
+        const cause = (err as Error).cause instanceof Error ? `: ${((err as Error).cause as Error).message}` : '';
+        log(`federation workflow not started yet: ${(err as Error).message}${cause}`);
       }
     }
   }
