@@ -6,12 +6,15 @@
  * the control worker by deploy/fedflow-control.service, in the test's namespace (the operator's
  * host). The sample workload is added on dc:paris by `fedflow workloads add`, run on that host, then
  * migrated to dc:frankfurt over the bridge, agent to agent on mutual TLS, with its link shaped by
- * `tc tbf`. Everything (processes, namespaces, bridge, homes) is removed at the end, also after a
+ * `tc tbf`; the target's agent is killed with -9 during the migration and started again by the
+ * same command line, as systemd restarts it. Over the bridge, an endpoint refuses a client with no certificate, one from another CA,
+ * and another site's certificate presenting a token issued to a third site. Everything (processes, namespaces, bridge, homes) is removed at the end, also after a
  * failure.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +24,7 @@ import { publishSiteKey } from '../../activities/consensus-keys';
 import { REPO_ROOT, siteDir } from '../../agent/site/home';
 import { caCertPath, siteCertPath, siteKeyPath } from '../../agent/transfer/certs';
 import { FedflowClient } from '../../client';
+import { endpointToken } from '../../agent/transfer/token';
 import { parseFederationConfig } from '../../core/federation-config';
 import { devServerSearchAttributeArgs } from '../../core/search-attributes';
 import { findTemporalCli } from '../../scripts/temporal-cli';
@@ -48,6 +52,21 @@ async function waitTcp(host: string, port: number, timeoutMs: number, what: stri
     if (Date.now() > deadline) throw new Error(`${what} (${host}:${port}) did not accept connections within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** One HTTPS GET over the bridge with the given client material (the server checked against the CA only). */
+function httpsGet(url: string, tls: { ca: Buffer; cert?: Buffer; key?: Buffer }, token?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ...tls, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined, agent: false, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${url}: no answer in 10 s`)));
+    req.end();
+  });
 }
 
 const unavailable = hostsUnavailable();
@@ -147,6 +166,18 @@ describe('four sites on four hosts, Temporal on a fifth: a migration across them
       assert.deepEqual(health, { ok: true, site: s, peer: as });
     }
 
+    // Over the bridge, dc:paris's endpoint refuses a client with no certificate and one from another
+    // CA (in the handshake), and another site's certificate with a token issued to a third site.
+    const parisUrl = config.sites.find((x) => x.id === 'dc:paris')!.agentUrl!;
+    const caPem = readFileSync(caCertPath(certs));
+    await assert.rejects(httpsGet(`${parisUrl}/health`, { ca: caPem }), 'no client certificate: refused');
+    const rogue = join(root, 'rogue-ca');
+    execFileSync(join(REPO_ROOT, 'bin', 'fedflow'), ['certs', '--out', rogue, '--site', 'dc:frankfurt'], { env: { ...process.env, FEDFLOW_CONFIG: configPath('control') }, stdio: 'pipe' });
+    await assert.rejects(httpsGet(`${parisUrl}/health`, { ca: caPem, cert: readFileSync(siteCertPath(rogue, 'dc:frankfurt')), key: readFileSync(siteKeyPath(rogue, 'dc:frankfurt')) }), 'a certificate from another CA: refused');
+    const wrongPeer = await httpsGet(`${parisUrl}/probe?bytes=0`, { ca: caPem, cert: readFileSync(siteCertPath(certs, 'dc:frankfurt')), key: readFileSync(siteKeyPath(certs, 'dc:frankfurt')) }, endpointToken(Buffer.from(SECRET, 'hex'), 'probe', 'dc:paris', 'dc:london'));
+    assert.equal(wrongPeer.status, 403, wrongPeer.body);
+    assert.match(wrongPeer.body, /token is for target site 'dc:london', but the peer's certificate is site 'dc:frankfurt'/);
+
     // The sample workload is deployed on its host (its instance runs in dc:paris's namespace) and filled.
     const add = spawnSync(hosts.exec('dc:paris')[0]!, [...hosts.exec('dc:paris').slice(1), process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'hosts', 'deploy-sample-on-host.ts')], {
       cwd: REPO_ROOT,
@@ -166,6 +197,17 @@ describe('four sites on four hosts, Temporal on a fifth: a migration across them
 
     const c = FedflowClient.fromClient(new Client({ connection, namespace: 'default' }));
     await c.startMigration({ workloadId: added.workloadId, targetSite: 'dc:frankfurt' });
+    // The target's agent dies with kill -9 once the migration runs, and comes back as systemd's
+    // Restart=always brings it back: the same command line, a second later. The migration completes.
+    for (const deadline = Date.now() + 60_000; (await c.getProgress(added.workloadId)).steps[0]?.status !== 'done'; ) {
+      if (Date.now() > deadline) throw new Error('the migration was not validated within 60 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await killHard(agents['dc:frankfurt']!);
+    await new Promise((r) => setTimeout(r, 1000));
+    const restarted = startCommand('agent dc:frankfurt (restarted)', unitCommand(agentUnit, `FEDFLOW_SITE=dc:frankfurt\n${envFile('dc:frankfurt')}`), hosts.exec('dc:frankfurt'));
+    procs.push(restarted);
+    await restarted.ready;
     const r = await c.waitForResult(added.workloadId);
     assert.equal(r.status, 'completed', JSON.stringify(r).slice(0, 800));
     assert.equal(r.source, 'dc:paris');
