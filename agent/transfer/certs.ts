@@ -13,7 +13,7 @@
  *   sites/<site dir>/key.pem   the site's key (0600): only on that site's agent
  */
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { FederationConfig } from '../../core/federation-config';
@@ -179,12 +179,6 @@ function ensureLocalCertsLocked(dir: string, config: FederationConfig, sites: st
     if (ensureSiteCert(dir, config.federation, site)) lines.push(`made ${site}'s key and certificate in ${dirname(siteCertPath(dir, site))}`);
   }
   return lines;
-}
-
-/** The certificate's subject, SANs and validity, for `fedflow certs --show`-like output and errors. */
-export function describeCert(pem: string | Buffer): string {
-  const c = new X509Certificate(pem);
-  return `${c.subject.replace(/\n/g, ', ')}; SAN ${c.subjectAltName ?? 'none'}; valid ${c.validFrom} .. ${c.validTo}`;
 }
 
 export function readPem(path: string, what: string): Buffer {
