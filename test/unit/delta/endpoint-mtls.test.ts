@@ -11,12 +11,12 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
+import { connect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { SourceImages } from '../../../agent/capture/source-images';
 import { ChunkStore } from '../../../agent/store/chunk-store';
 import { caKeyPath, makeFederationCerts, siteKeyPath } from '../../../agent/transfer/certs';
-import { fetchManifest, peerFetch, pullMissingChunks } from '../../../agent/transfer/client';
+import { fetchManifest, peerAgent, peerFetch, pullMissingChunks } from '../../../agent/transfer/client';
 import { newTransferStats, startTransferServer, type TransferStats } from '../../../agent/transfer/server';
 import { loadSiteTls, PeerIdentityError, TlsMaterialError, type SiteTls } from '../../../agent/transfer/tls';
 import { claimsFor, endpointToken, issueToken } from '../../../agent/transfer/token';
@@ -164,6 +164,31 @@ describe('the chunk endpoint on mutual TLS', () => {
     });
     // An agent with TLS never talks plain HTTP because a URL said so.
     await assert.rejects(fetchManifest(url.replace('https:', 'http:'), manifest.rootHash, token, undefined, { peer }), (err: Error) => err instanceof TlsMaterialError && /is not https/.test(err.message));
+  });
+
+  it('knows the peer on a resumed TLS session too (a new connection that skips the full handshake)', async () => {
+    const agent = peerAgent(url, { site: 'dc:a', tls: tls['dc:b']! }, { keepAlive: false, maxSockets: 1 });
+    const seen: { reused: boolean; body: string }[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        seen.push(
+          await new Promise((resolve, reject) => {
+            const req = request(`${url}/health`, { agent }, (res) => {
+              const reused = (res.socket as TLSSocket).isSessionReused();
+              let body = '';
+              res.on('data', (c: Buffer) => (body += c.toString()));
+              res.on('end', () => resolve({ reused, body }));
+            });
+            req.on('error', reject);
+            req.end();
+          }),
+        );
+      }
+    } finally {
+      agent.destroy();
+    }
+    assert.ok(seen.some((x) => x.reused), 'a later connection resumed the session');
+    for (const x of seen) assert.deepEqual(JSON.parse(x.body), { ok: true, site: 'dc:a', peer: 'dc:b' });
   });
 
   it('probes over mutual TLS (the link telemetry fetch)', async () => {
