@@ -1,6 +1,6 @@
 /**
  * The `fedflow` command line, built on the client SDK (client/).
- *   fedflow up [--detach] | down | worker [--control] | agent --site <id> | certs | sites | workloads
+ *   fedflow up [--detach] | down | worker [--control] | agent --site <id> | certs | site-key --site <id> | sites | workloads
  *   fedflow workloads add -f <spec.yaml> [--site s] | workloads remove <id> [--delete-volumes]
  *   fedflow migrate <workload> --to <site> [--wait] [--json] [--mode m]
  *   fedflow status <workload> [--json] | pause | resume | cancel <workload>
@@ -169,6 +169,17 @@ export function buildCli(): Command {
       const dir = opts.out ?? tlsDir(fedflowHome());
       for (const line of await expected(() => makeFederationCerts(dir, config, opts.site))) console.log(line);
       console.log(`each site's certificate names it as URI:spiffe://${config.federation}/site/<kind>/<name> (and DNS:<name>.<kind>.${config.federation}.fedflow); copy ca.pem and sites/<site>/ to that site's agent, never ca.key`);
+    });
+
+  program
+    .command('site-key')
+    .description("print a site's Ed25519 public key for `sites[].publicKey` (the federation log's votes), making the key pair (0600, in the site's directory under FEDFLOW_HOME) on first use; run it on the site's host")
+    .requiredOption('--site <id>', 'the site, e.g. dc:paris')
+    .action(async (opts: { site: string }) => {
+      const { publishSiteKey } = await import('../activities/consensus-keys');
+      const config = loadFederationConfig();
+      if (!config.sites.some((s) => s.id === opts.site)) throw new FedflowError(`site '${opts.site}' is not in federation '${config.federation}' (its sites: ${config.sites.map((s) => s.id).join(', ')})`, 'RoleError');
+      console.log(publishSiteKey(siteDir(opts.site)));
     });
 
   program

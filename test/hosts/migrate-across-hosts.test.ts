@@ -20,7 +20,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { publishSiteKey } from '../../activities/consensus-keys';
 import { REPO_ROOT, siteDir } from '../../agent/site/home';
 import { caCertPath, siteCertPath, siteKeyPath } from '../../agent/transfer/certs';
 import { FedflowClient } from '../../client';
@@ -96,7 +95,13 @@ describe('four sites on four hosts, Temporal on a fifth: a migration across them
 
     // Each host's consensus key is made on it; only the public keys go into the shared config.
     const publicKey: Record<string, string> = {};
-    for (const s of SITES) publicKey[s] = publishSiteKey(siteDir(s, homeOf(s)));
+    for (const s of SITES) {
+      // On the site's host, by the command an operator runs there (`fedflow site-key`).
+      mkdirSync(homeOf(s), { recursive: true });
+      writeFileSync(configPath(s), JSON.stringify({ federation: 'hosts', sites: SITES.map((id) => ({ id, provider: 'local', trust: TRUST[id] ?? 'trusted', capacity: { instances: 2 } })) }));
+      publicKey[s] = execFileSync(hosts.exec(s)[0]!, [...hosts.exec(s).slice(1), join(REPO_ROOT, 'bin', 'fedflow'), 'site-key', '--site', s], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', FEDFLOW_HOME: homeOf(s), FEDFLOW_CONFIG: configPath(s) }, encoding: 'utf8' }).trim();
+      assert.match(publicKey[s]!, /^[A-Za-z0-9+/]+=*$/, `${s}'s public key`);
+    }
     const raw = {
       federation: 'hosts',
       sites: SITES.map((id) => ({
