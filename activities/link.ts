@@ -8,6 +8,8 @@ import { currentActivity } from './activity-context';
 import type { LinkProfile, LinkTelemetry } from '../agent/link/telemetry';
 import { probe } from '../agent/link/telemetry';
 import { endpointToken } from '../agent/transfer/token';
+import { peerFetch } from '../agent/transfer/client';
+import type { SiteTls } from '../agent/transfer/tls';
 import { MIN_SAMPLES } from '../models/features';
 import { parseAdaptation } from '../models/link-adaptation';
 import type { Prediction, Predictor } from '../models/predictor';
@@ -18,6 +20,8 @@ export interface LinkDeps {
   telemetry: LinkTelemetry;
   /** The federation's transfer secret: the source's /probe wants a token signed with it. */
   secret: Uint8Array;
+  /** This agent's TLS material: probes then go over mutual TLS to the source (absent: plain HTTP). */
+  tls?: SiteTls;
   /** How a cold link is warmed up; defaults in WARM_UP. */
   warmUp?: Partial<WarmUp>;
   /** Default: the process-wide predictor (model loaded once per worker). */
@@ -59,25 +63,33 @@ export function createLinkActivities(deps: LinkDeps) {
     async probeLink(args: { source: string; endpoint: string }): Promise<LinkProfile> {
       const warm = { ...WARM_UP, ...deps.warmUp };
       const signal = currentActivity()?.cancellationSignal;
-      // A fresh token per probe: a warm-up series may outlast one, and the token names this site
-      // as the target, so the source shapes the filler over the link to here.
-      const once = () =>
-        probe({
-          url: `${args.endpoint}/probe?bytes=${PROBE_BYTES}`,
-          rttUrl: `${args.endpoint}/probe?bytes=0`,
-          headers: { authorization: `Bearer ${endpointToken(deps.secret, 'probe', args.source, deps.site)}` },
-          ...(signal ? { signal } : {}),
-        });
-      const started = Date.now();
-      let profile = deps.telemetry.record(args.source, deps.site, await once());
-      let lastStart = started;
-      while (profile.samples.length < warm.samples && Date.now() - started + warm.spacingMs < warm.budgetMs) {
-        currentActivity()?.heartbeat({ samples: profile.samples.length, of: warm.samples });
-        await sleep(Math.max(0, lastStart + warm.spacingMs - Date.now()), undefined, signal ? { signal } : {});
-        lastStart = Date.now();
-        profile = deps.telemetry.record(args.source, deps.site, await once());
+      // One connection pool for the series (the server checked to be the source's agent); a
+      // probe's handshake is then paid once, not counted in every round trip.
+      const peer = peerFetch(args.endpoint, { site: args.source, ...(deps.tls ? { tls: deps.tls } : {}) });
+      try {
+        // A fresh token per probe: a warm-up series may outlast one, and the token names this site
+        // as the target, so the source shapes the filler over the link to here.
+        const once = () =>
+          probe({
+            url: `${args.endpoint}/probe?bytes=${PROBE_BYTES}`,
+            rttUrl: `${args.endpoint}/probe?bytes=0`,
+            headers: { authorization: `Bearer ${endpointToken(deps.secret, 'probe', args.source, deps.site)}` },
+            fetch: peer.fetch,
+            ...(signal ? { signal } : {}),
+          });
+        const started = Date.now();
+        let profile = deps.telemetry.record(args.source, deps.site, await once());
+        let lastStart = started;
+        while (profile.samples.length < warm.samples && Date.now() - started + warm.spacingMs < warm.budgetMs) {
+          currentActivity()?.heartbeat({ samples: profile.samples.length, of: warm.samples });
+          await sleep(Math.max(0, lastStart + warm.spacingMs - Date.now()), undefined, signal ? { signal } : {});
+          lastStart = Date.now();
+          profile = deps.telemetry.record(args.source, deps.site, await once());
+        }
+        return profileRecord(profile);
+      } finally {
+        peer.close();
       }
-      return profileRecord(profile);
     },
 
     /** Predicts source -> this site from the samples kept here. Never fails for a missing model. */

@@ -28,6 +28,7 @@ import type { SiteWorkloads } from './site-workloads';
 import { asActivityFailure } from './workload';
 import { FailureType } from '../core/contracts/failures';
 import type { FrontHooks } from '../agent/front/front-set';
+import { PeerIdentityError, TlsMaterialError, type PeerCall, type SiteTls } from '../agent/transfer/tls';
 
 export interface SyncDeps {
   site: string;
@@ -37,6 +38,8 @@ export interface SyncDeps {
   images: SourceImages;
   store: () => Promise<ChunkStore>;
   secret: Uint8Array;
+  /** This agent's TLS material: pulls and the final-image poll then use mutual TLS (absent: plain HTTP). */
+  tls?: SiteTls;
   /** Where each round's goodput is kept as a link sample, for the next prediction. */
   telemetry?: LinkTelemetry;
   endpointUrl: () => string;
@@ -97,6 +100,8 @@ export interface PullArgs {
 
 export function createSyncActivities(deps: SyncDeps) {
   const ledger = deps.ledger ?? memoryPullLedger();
+  /** How this agent calls `source`'s agent: with its TLS material, the server checked to be that site. */
+  const peerOf = (source: string): PeerCall => ({ site: source, ...(deps.tls ? { tls: deps.tls } : {}) });
   /** Pulls running in this process, by pull key: the attempt, and how to stop it. */
   const pulling = new Map<string, { attempt: number; stop: AbortController; done: Promise<void> }>();
   const activities = {
@@ -249,7 +254,7 @@ export function createSyncActivities(deps: SyncDeps) {
     recorder.unref();
     try {
       // Name the manifests this store holds: the source answers with a delta against one it knows.
-      const manifest = await fetchManifest(args.endpoint, args.root, token, signal, { bases: store.recentManifestRoots(), loadBase: (r) => store.getManifest(r) });
+      const manifest = await fetchManifest(args.endpoint, args.root, token, signal, { bases: store.recentManifestRoots(), loadBase: (r) => store.getManifest(r), peer: peerOf(args.source) });
       const spec = args.plan.codec === 'zstd' ? { codec: 'zstd' as const, level: args.plan.level ?? 3 } : { codec: args.plan.codec };
       // The transfer is a measurement of the link too: its batches, in half-second slices. Best
       // effort: a telemetry file that cannot be written must not fail the transfer.
@@ -275,6 +280,7 @@ export function createSyncActivities(deps: SyncDeps) {
           store,
           plan: { codec: spec, streams: args.plan.streams, batchBytes: args.plan.batchBytes },
           to: deps.site,
+          peer: peerOf(args.source),
           resumeCursor: prior?.root === args.root ? prior.cursor : 0,
           counters,
           onProgress: (p) => {
@@ -329,6 +335,8 @@ export function createSyncActivities(deps: SyncDeps) {
       if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403 || err.status === 404)) {
         throw ApplicationFailure.nonRetryable(err.message, FailureType.TransferRefused);
       }
+      // A URL of the wrong scheme, or a peer whose certificate is not the source's: no retry helps.
+      if (err instanceof TlsMaterialError || err instanceof PeerIdentityError) throw ApplicationFailure.nonRetryable(err.message, FailureType.TransferRefused);
       if (err instanceof ChunkCorruptError) throw ApplicationFailure.retryable(err.message, FailureType.ChunkCorrupt);
       throw err;
     }
@@ -429,11 +437,12 @@ export function createSyncActivities(deps: SyncDeps) {
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       const token = issueToken(deps.secret, claimsFor(slot, source, deps.site, Date.now(), ttlSeconds));
       try {
-        const found = await fetchFinalImage(endpoint, slot, token, FINAL_POLL_MS, ctx.cancellationSignal);
+        const found = await fetchFinalImage(endpoint, slot, token, FINAL_POLL_MS, ctx.cancellationSignal, peerOf(source));
         if (found) return found;
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403)) throw ApplicationFailure.nonRetryable(err.message, FailureType.TransferRefused);
+        if (err instanceof TlsMaterialError || err instanceof PeerIdentityError) throw ApplicationFailure.nonRetryable(err.message, FailureType.TransferRefused);
         if (err instanceof TransferRefusedError && err.status === 404) {
           // Only an agent without the route answers 404 here (one that has it answers 204 until
           // the image comes): waiting cannot help.

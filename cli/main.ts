@@ -1,6 +1,6 @@
 /**
  * The `fedflow` command line, built on the client SDK (client/).
- *   fedflow up [--detach] | down | worker | sites | workloads
+ *   fedflow up [--detach] | down | worker [--control] | agent --site <id> | certs | site-key --site <id> | sites | workloads
  *   fedflow workloads add -f <spec.yaml> [--site s] | workloads remove <id> [--delete-volumes]
  *   fedflow migrate <workload> --to <site> [--wait] [--json] [--mode m]
  *   fedflow status <workload> [--json] | pause | resume | cancel <workload>
@@ -29,6 +29,19 @@ function readSpecFile(path: string): string {
     return readFileSync(path, 'utf8');
   } catch (err) {
     throw new FedflowError(`cannot read the workload spec ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; give the path of a YAML or JSON spec, e.g. workloads/postgres.yaml`, 'InvalidWorkloadSpec');
+  }
+}
+
+/**
+ * Runs a process role or a certificate step: a wrong site, missing or bad TLS material are the
+ * operator's to fix, told in one line (FedflowError), not a stack.
+ */
+async function expected<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Error && ['RoleError', 'CertError', 'TlsMaterialError'].includes(err.name)) throw new FedflowError(err.message, err.name);
+    throw err;
   }
 }
 
@@ -131,10 +144,44 @@ export function buildCli(): Command {
 
   program
     .command('worker')
-    .description('run the control worker and the local site agents in the foreground')
-    .action(async () => {
-      await import('../worker/main');
-      await new Promise(() => undefined);
+    .description('run the control worker and the local site agents in the foreground (--control: the control worker only)')
+    .option('--control', 'run the control worker only: no site agent, no chunk endpoint (with `fedflow agent --site <id>` per site elsewhere)')
+    .action(async (opts: { control?: boolean }) => {
+      const { runCombined, runControl } = await import('../worker/roles');
+      await expected(() => (opts.control ? runControl() : runCombined()));
+    });
+
+  program
+    .command('agent')
+    .description("run one site's agent: its worker on fedflow-site-<id> and its chunk endpoint (mutual TLS), as the systemd unit deploy/fedflow-agent.service does")
+    .option('--site <id>', 'the site this agent is, e.g. dc:paris (default: $FEDFLOW_SITE, as in the container image)', process.env.FEDFLOW_SITE)
+    .action(async (opts: { site?: string }) => {
+      const { runAgent } = await import('../worker/roles');
+      await expected(() => runAgent(opts.site));
+    });
+
+  program
+    .command('certs')
+    .description("make the federation's CA and a key and certificate per site (kept when present); keys are written 0600")
+    .option('--out <dir>', 'where to write them (default: FEDFLOW_HOME/tls, where agents look by default)')
+    .option('--site <id...>', 'only these sites (default: every site of the federation config)')
+    .action(async (opts: { out?: string; site?: string[] }) => {
+      const { makeFederationCerts, tlsDir } = await import('../agent/transfer/certs');
+      const config = loadFederationConfig();
+      const dir = opts.out ?? tlsDir(fedflowHome());
+      for (const line of await expected(() => makeFederationCerts(dir, config, opts.site))) console.log(line);
+      console.log(`each site's certificate names it as URI:spiffe://${config.federation}/site/<kind>/<name> (and DNS:<name>.<kind>.${config.federation}.fedflow); copy ca.pem and sites/<site>/ to that site's agent, never ca.key`);
+    });
+
+  program
+    .command('site-key')
+    .description("print a site's Ed25519 public key for `sites[].publicKey` (the federation log's votes), making the key pair (0600, in the site's directory under FEDFLOW_HOME) on first use; run it on the site's host")
+    .requiredOption('--site <id>', 'the site, e.g. dc:paris')
+    .action(async (opts: { site: string }) => {
+      const { publishSiteKey } = await import('../activities/consensus-keys');
+      const config = loadFederationConfig();
+      if (!config.sites.some((s) => s.id === opts.site)) throw new FedflowError(`site '${opts.site}' is not in federation '${config.federation}' (its sites: ${config.sites.map((s) => s.id).join(', ')})`, 'RoleError');
+      console.log(publishSiteKey(siteDir(opts.site)));
     });
 
   program

@@ -36,6 +36,39 @@ export const linkShapeSchema = z
   .strict();
 export type LinkShape = z.infer<typeof linkShapeSchema>;
 
+/** A host name or an IPv4/IPv6 address, as `listen.host` takes it. */
+const HOST_PATTERN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)$/;
+
+const listenSchema = z
+  .object({
+    host: z.string().regex(HOST_PATTERN, 'listen.host must be an IP address or a host name, e.g. 0.0.0.0, 10.0.0.2 or ::'),
+    port: z.number().int('listen.port must be an integer in 0..65535 (0: any free port)').min(0, 'listen.port must be in 0..65535').max(65535, 'listen.port must be in 0..65535'),
+  })
+  .strict();
+
+const pemPath = (what: string) => z.string().min(1, `${what} must be the path of a PEM file`);
+
+const siteTlsSchema = z
+  .object({
+    /** Relative paths are taken from FEDFLOW_HOME. */
+    cert: pemPath('tls.cert'),
+    /** Mode 0600 or stricter: the agent refuses a key others can read. */
+    key: pemPath('tls.key'),
+  })
+  .strict();
+
+/** Agent-to-agent transport: TLS 1.3 with mutual authentication, or plain HTTP (one machine, tests, benchmarks). */
+export const TRANSPORT_MODES = ['mutual-tls', 'plain'] as const;
+export type TransportMode = (typeof TRANSPORT_MODES)[number];
+
+const federationTlsSchema = z
+  .object({
+    mode: z.enum(TRANSPORT_MODES).default('mutual-tls'),
+    /** The federation CA's certificate. Absent: `<FEDFLOW_HOME>/tls/ca.pem`. */
+    ca: pemPath('tls.ca').optional(),
+  })
+  .strict();
+
 export const siteSchema = z
   .object({
     id: z.string().regex(SITE_ID_PATTERN, 'site id must look like <kind>:<name>, e.g. dc:paris or aws:us-east-1'),
@@ -43,8 +76,16 @@ export const siteSchema = z
     trust: z.enum(TRUST_LEVELS),
     capacity: capacitySchema,
     labels: z.record(z.string(), z.string()).default({}),
-    /** Base URL of the site's agent chunk endpoint, when the agent runs elsewhere. */
-    agentUrl: z.string().url().optional(),
+    /**
+     * The advertised base URL of the site's agent chunk endpoint: what the other sites' agents
+     * connect to (`https://<host>:<port>` with TLS, the default). Absent: the address it listens
+     * on, which is right on one machine only.
+     */
+    agentUrl: z.string().url('agentUrl must be a URL such as https://10.0.0.2:7443').optional(),
+    /** Where the agent's chunk endpoint listens. Absent: 127.0.0.1 on a free port (one machine). */
+    listen: listenSchema.optional(),
+    /** The site's key and certificate (PEM files). Absent: `<FEDFLOW_HOME>/tls/sites/<site dir>/{key,cert}.pem`. */
+    tls: siteTlsSchema.optional(),
     /** Ed25519 public key (base64 SPKI DER) of the site, once it has one. */
     publicKey: z.string().optional(),
     /** Provider section: non-secret settings and a credential *reference* (never a secret). */
@@ -62,6 +103,8 @@ export const federationConfigSchema = z
     links: z.array(linkShapeSchema).default([]),
     /** What `fedflow infra plan|up|down` deploys (core/infra-config.ts). */
     infra: infraSchema.optional(),
+    /** How agents talk to each other (default: mutual TLS with the federation's CA). */
+    tls: federationTlsSchema.default({ mode: 'mutual-tls' }),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -69,6 +112,11 @@ export const federationConfigSchema = z
     cfg.sites.forEach((s, i) => {
       if (seen.has(s.id)) ctx.addIssue({ code: 'custom', path: ['sites', i, 'id'], message: `duplicate site id '${s.id}'` });
       seen.add(s.id);
+      for (const problem of agentUrlProblems(s.agentUrl, cfg.tls.mode)) ctx.addIssue({ code: 'custom', path: ['sites', i, 'agentUrl'], message: problem });
+      if (s.listen && /^(0\.0\.0\.0|::|\[::\])$/.test(s.listen.host) && !s.agentUrl) {
+        ctx.addIssue({ code: 'custom', path: ['sites', i, 'agentUrl'], message: `required when listen.host is the wildcard '${s.listen.host}': the URL other sites reach this agent at, e.g. ${cfg.tls.mode === 'mutual-tls' ? 'https' : 'http'}://10.0.0.2:${s.listen.port || 7443}` });
+      }
+      if (cfg.tls.mode === 'plain' && s.tls) ctx.addIssue({ code: 'custom', path: ['sites', i, 'tls'], message: "a key and certificate are given but tls.mode is 'plain': set tls.mode to 'mutual-tls' or drop the site's tls" });
       for (const problem of validateProviderSettings(s.provider, s.settings)) {
         // Problems already start with 'settings.<field>:'.
         ctx.addIssue({ code: 'custom', path: ['sites', i], message: problem });
@@ -88,6 +136,29 @@ export const federationConfigSchema = z
     });
   });
 export type FederationConfig = z.infer<typeof federationConfigSchema>;
+
+/** What is wrong with an advertised agent URL for this transport mode (none when right). */
+function agentUrlProblems(agentUrl: string | undefined, mode: TransportMode): string[] {
+  if (agentUrl === undefined) return [];
+  let url: URL;
+  try {
+    url = new URL(agentUrl);
+  } catch {
+    return []; // the schema's own message says it is not a URL
+  }
+  const want = mode === 'mutual-tls' ? 'https:' : 'http:';
+  const problems: string[] = [];
+  if (url.protocol !== want) problems.push(`'${agentUrl}' must start with ${want}// (tls.mode is '${mode}')`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+    problems.push(`'${agentUrl}' must be a base URL with no path, query or credentials, e.g. ${want}//10.0.0.2:7443`);
+  }
+  return problems;
+}
+
+/** The agent URL other sites use: without a trailing slash, so routes append as `${url}/chunks/...`. */
+export function advertisedAgentUrl(site: SiteConfig): string | undefined {
+  return site.agentUrl?.replace(/\/+$/, '');
+}
 
 export class ConfigError extends Error {
   constructor(

@@ -20,6 +20,7 @@ import { deploySampleWorkload, type DeployedSample } from '../worker/deploy-samp
 import { restartSpecWorkloads } from '../worker/restart-workloads';
 import { FRONTS_FILE, readFrontAddresses } from '../worker/fronts';
 import { WorkloadRunner } from '../agent/workload/runner';
+import { ensureLocalCerts } from '../agent/transfer/certs';
 import type { FederationConfig } from '../core/federation-config';
 import { startDevServer, DEV_SERVER_PORT, DEV_UI_PORT, type DevServerHandle } from './dev-server';
 import { clearPid, isAlive, isOurs, readPid, readPidRecord, stopPid, writePid, type Managed, type StopOutcome } from './pids';
@@ -101,6 +102,9 @@ export async function up(opts: UpOptions = {}): Promise<Stack> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const home = fedflowHome();
   const config = loadFederationConfig();
+  // The local federation's CA and site certificates (agents talk mutual TLS): made once, here,
+  // before the worker reads them; kept across runs.
+  for (const line of ensureLocalCerts(home, config)) log(line);
   const server = await startDevServer({ home, detached: opts.detach, log });
   const address = process.env.TEMPORAL_ADDRESS ?? server.address;
 

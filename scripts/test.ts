@@ -2,7 +2,7 @@
  * `npm test`: every test, through Node's test runner with the tsx loader.
  * Unit tests run in parallel; tests that start servers (Temporal, emulators, a browser) run one
  * file at a time on this 2-core machine. Tiers run in this order: unit, workflow, contract,
- * integration, infra, browser. Ends with `N passed, N failed`.
+ * integration, infra, hosts, browser. Ends with `N passed, N failed`.
  *
  *   npm test                 everything
  *   npm test -- unit         only test/unit (any tier name or path prefix works)
@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT } from '../agent/site/home';
+import { hostsUnavailable } from './hosts-check';
 
 function findTests(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -39,6 +40,8 @@ const TIERS: Tier[] = [
   { name: 'integration', dirs: ['test/integration'], concurrency: 1 },
   // infra/ against a real dev server, moto's CloudFormation, and the fake ARM and compute servers.
   { name: 'infra', dirs: ['test/infra'], concurrency: 1 },
+  // Every site a host of its own: network namespaces on a bridge (root and iproute2; test/helpers/netns.ts).
+  { name: 'hosts', dirs: ['test/hosts'], concurrency: 1 },
   { name: 'browser', dirs: ['test/browser'], concurrency: 1 },
 ];
 
@@ -71,6 +74,14 @@ async function run(): Promise<void> {
       .map((f) => relative(REPO_ROOT, f))
       .filter((f) => !filters.length || filters.some((x) => tier.name === x || f.startsWith(x)));
     if (!files.length) continue;
+    if (tier.name === 'hosts' && !process.env.CI) {
+      const why = hostsUnavailable();
+      if (why) {
+        // Not a pass: said at the end. In CI a machine that cannot run it fails the run.
+        skipped.push(`hosts tier skipped (${files.length} file(s)): ${why}`);
+        continue;
+      }
+    }
     if (tier.name === 'browser' && !existsSync(CHROMIUM) && !process.env.CI) {
       // Not a pass: said at the end, with what to install. In CI a missing browser fails the run.
       skipped.push(`browser tier skipped (${files.length} file(s)): ${CHROMIUM} is missing (install it: sudo apt-get install chromium)`);

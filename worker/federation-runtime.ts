@@ -2,7 +2,8 @@
  * Runs the control worker and one agent per local site in this process:
  *   - control worker on task queue `fedflow`: the workflows and the federation-level activities;
  *   - per site: a worker on `fedflow-site-<siteId>` with that site's activities, and the site's
- *     agent endpoint (snapshot/chunk server) on loopback.
+ *     agent endpoint (snapshot/chunk server): on loopback, or where the site's `listen` says, with
+ *     mutual TLS unless the federation's tls.mode is 'plain'.
  * At scale the same pieces run apart: one agent per site inside its cloud, control workers anywhere.
  */
 import { Client, Connection } from '@temporalio/client';
@@ -23,13 +24,15 @@ import { SourceImages } from '../agent/capture/source-images';
 import { recoverVolumes } from '../agent/capture/volume-journal';
 import { loadTransferSecret } from '../agent/transfer/secret';
 import { startTransferServer } from '../agent/transfer/server';
+import { ensureLocalCerts } from '../agent/transfer/certs';
+import { loadSiteTls, type SiteTls } from '../agent/transfer/tls';
 import { createSyncActivities } from '../activities/sync';
 import { diskPullLedger } from '../agent/transfer/pull-ledger';
 import { createLinkActivities } from '../activities/link';
 import { LinkTelemetry } from '../agent/link/telemetry';
 import { createConsensusActivities } from '../activities/consensus';
 import { configPublicKeys } from '../activities/consensus-keys';
-import type { FederationConfig } from '../core/federation-config';
+import { advertisedAgentUrl, type FederationConfig } from '../core/federation-config';
 import { CONTROL_TASK_QUEUE, siteTaskQueue } from '../core/contracts/task-queues';
 import { resolveConnection } from '../client/connection';
 import { ensureFederationWorkflow } from './federation-workflow';
@@ -60,11 +63,18 @@ export interface FederationRuntimeOptions {
    * activities (default off; `fedflow up`'s worker turns it on). `true` or the poll settings.
    */
   fronts?: boolean | Pick<WorkloadFrontsOptions, 'intervalMs' | 'leaseMs' | 'front' | 'host'>;
+  /**
+   * With mutual TLS, make the CA and the sites' keys and certificates in `<home>/tls` when
+   * missing (default true: the local federation of `fedflow up`, `npm start` and the tests). An
+   * agent on a host of its own (`fedflow agent`) is given its material and makes none.
+   */
+  makeCerts?: boolean;
   log?: (line: string) => void;
 }
 
 export interface RunningFederation {
-  agents: Map<string, { provider: LocalProvider; url: string; worker: Worker }>;
+  /** Per site: its provider, its advertised endpoint URL, its worker, and its TLS material (with mutual TLS). */
+  agents: Map<string, { provider: LocalProvider; url: string; worker: Worker; tls?: SiteTls }>;
   controlWorker?: Worker;
   /** The workload fronts, when `fronts` is on. */
   fronts?: FrontSet;
@@ -77,7 +87,8 @@ function previousPort(dir: string): number | undefined {
   const p = join(dir, 'agent.json');
   if (!existsSync(p)) return undefined;
   try {
-    return Number(new URL((JSON.parse(readFileSync(p, 'utf8')) as { url: string }).url).port) || undefined;
+    const was = JSON.parse(readFileSync(p, 'utf8')) as { url: string; listen?: string };
+    return Number(new URL(was.listen ?? was.url).port) || undefined;
   } catch {
     return undefined;
   }
@@ -86,6 +97,13 @@ function previousPort(dir: string): number | undefined {
 export async function startFederation(opts: FederationRuntimeOptions): Promise<RunningFederation> {
   const home = opts.home ?? fedflowHome();
   const log = opts.log ?? (() => undefined);
+  // TLS material first, before Temporal or any socket: a missing file, a key others can read, a
+  // certificate of another site or CA stops this process with what to fix (agent/transfer/tls.ts).
+  const mine = opts.config.sites.filter((s) => !opts.sites || opts.sites.includes(s.id));
+  // Only agents hold TLS material: a control worker alone makes and reads none.
+  if (opts.makeCerts !== false && mine.length) for (const line of ensureLocalCerts(home, opts.config, mine.map((s) => s.id))) log(line);
+  const tlsOf = new Map<string, SiteTls>();
+  if (opts.config.tls.mode === 'mutual-tls') for (const s of mine) tlsOf.set(s.id, loadSiteTls(opts.config, s.id, home));
   let ownConnection: NativeConnection | undefined;
   let connection = opts.connection;
   let namespace = opts.namespace;
@@ -116,6 +134,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
   const storeMaxBytes = Number(process.env.FEDFLOW_CHUNK_STORE_MAX_BYTES ?? 8 * 1024 ** 3);
   for (const site of opts.config.sites) {
     if (wanted && !wanted.has(site.id)) continue;
+    const tls = tlsOf.get(site.id);
     // A cloud site's agent runs here and stands for the site: volumes and the workload process are
     // local, while the real instance is created and removed through the cloud's adapter.
     const cloud = site.provider === 'local' ? undefined : createCloudProvider(site);
@@ -131,14 +150,23 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     const telemetry = new LinkTelemetry(join(dir, 'telemetry'));
     let store: Promise<ChunkStore> | undefined;
     const openStore = () => (store ??= ChunkStore.open(join(dir, 'chunks'), { maxBytes: storeMaxBytes }));
-    // Reuse the last port when free, so endpoint URLs handed out before a restart stay valid.
+    const serverOpts = { site: site.id, images, secret, shapers, ...(tls ? { tls } : {}), fronts: fronts && (() => fronts.stats()) };
     let endpoint;
-    try {
-      endpoint = await startTransferServer({ site: site.id, images, secret, shapers, port: previousPort(dir), fronts: fronts && (() => fronts.stats()) });
-    } catch {
-      endpoint = await startTransferServer({ site: site.id, images, secret, shapers, fronts: fronts && (() => fronts.stats()) });
+    if (site.listen) {
+      // A configured address: other sites reach it at its agentUrl, so it must be this one.
+      endpoint = await startTransferServer({ ...serverOpts, host: site.listen.host, port: site.listen.port });
+    } else {
+      // Reuse the last port when free, so endpoint URLs handed out before a restart stay valid.
+      try {
+        endpoint = await startTransferServer({ ...serverOpts, port: previousPort(dir) });
+      } catch {
+        endpoint = await startTransferServer(serverOpts);
+      }
     }
-    writeFileSync(join(dir, 'agent.json'), JSON.stringify({ site: site.id, url: endpoint.url, pid: process.pid }));
+    // What other sites are told (the capture's result carries it to the target): the configured
+    // agentUrl, else the listening address (one machine).
+    const url = advertisedAgentUrl(site) ?? endpoint.url;
+    writeFileSync(join(dir, 'agent.json'), JSON.stringify({ site: site.id, url, listen: endpoint.url, pid: process.pid }));
     closers.push(endpoint.close, () => images.close());
     const worker = await Worker.create({
       connection,
@@ -148,15 +176,15 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       // seconds); the SDK would otherwise send its heartbeats only every 8 s (0.8 of it).
       maxHeartbeatThrottleInterval: '2 seconds',
       activities: {
-        ...createSiteActivities({ site: site.id, provider, workloads, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => endpoint.url, front }),
-        ...createSyncActivities({ site: site.id, provider, workloads, images, store: openStore, secret, telemetry, endpointUrl: () => endpoint.url, front, ledger: diskPullLedger(join(dir, 'pulls')) }),
-        ...createLinkActivities({ site: site.id, telemetry, secret }),
+        ...createSiteActivities({ site: site.id, provider, workloads, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => url, front }),
+        ...createSyncActivities({ site: site.id, provider, workloads, images, store: openStore, secret, ...(tls ? { tls } : {}), telemetry, endpointUrl: () => url, front, ledger: diskPullLedger(join(dir, 'pulls')) }),
+        ...createLinkActivities({ site: site.id, telemetry, secret, ...(tls ? { tls } : {}) }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),
         ...createWorkloadActivities({ site: site.id, runner, front }),
       },
     });
-    agents.set(site.id, { provider, url: endpoint.url, worker });
-    log(`agent ${site.id}: task queue ${siteTaskQueue(site.id)}, endpoint ${endpoint.url}`);
+    agents.set(site.id, { provider, url, worker, ...(tls ? { tls } : {}) });
+    log(`agent ${site.id}: task queue ${siteTaskQueue(site.id)}, endpoint ${url}${url !== endpoint.url ? ` (listening on ${endpoint.url})` : ''}${tls ? ', mutual TLS 1.3' : ', plain HTTP'}`);
   }
 
   let controlWorker: Worker | undefined;
@@ -177,7 +205,8 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
         const name = await ensureFederationWorkflow({ client, config: opts.config, home });
         log(`federation workflow: federation-${name}`);
       } catch (err) {
-        log(`federation workflow not started yet: ${(err as Error).message}`);
+        const cause = (err as Error).cause instanceof Error ? `: ${((err as Error).cause as Error).message}` : '';
+        log(`federation workflow not started yet: ${(err as Error).message}${cause}`);
       }
     }
   }

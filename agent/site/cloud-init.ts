@@ -17,8 +17,7 @@ export interface CloudInitOptions {
 export function agentCloudInit(o: CloudInitOptions): string {
   const dir = o.installDir ?? '/opt/fedflow';
   const env = [
-    `FEDFLOW_SITES=${o.siteId}`,
-    'FEDFLOW_CONTROL=0',
+    `FEDFLOW_SITE=${o.siteId}`,
     `FEDFLOW_WORKLOAD=${o.workloadId}`,
     ...(o.temporalAddress ? [`TEMPORAL_ADDRESS=${o.temporalAddress}`] : []),
     ...(o.temporalNamespace ? [`TEMPORAL_NAMESPACE=${o.temporalNamespace}`] : []),
@@ -32,7 +31,7 @@ export function agentCloudInit(o: CloudInitOptions): string {
     ...env.map((e) => `      ${e}`),
     'runcmd:',
     `  - [ systemctl, enable, --now, fedflow-agent.service ]`,
-    `  # fedflow-agent.service (installed with fedflow in ${dir}) runs \`${dir}/bin/fedflow worker\` with /etc/fedflow/agent.env`,
+    `  # fedflow-agent.service (deploy/fedflow-agent.service, installed with fedflow in ${dir}) runs \`${dir}/bin/fedflow agent --site \${FEDFLOW_SITE}\` with /etc/fedflow/agent.env`,
     '',
   ].join('\n');
 }

@@ -7,7 +7,9 @@
  * Memory: per stream, one batch being parsed; for the pull, about two store groups of
  * GROUP_BYTES (one committing, one filling), whatever the volume's size.
  */
-import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { checkScheme, tlsClientOptions, type PeerCall } from './tls';
 import type { ChunkRef, Manifest } from '../../core/manifest';
 import { diffManifest, type ManifestDelta } from '../../core/manifest-diff';
 import type { ChunkStore } from '../store/chunk-store';
@@ -170,6 +172,20 @@ class GroupCommitter {
   }
 }
 
+/**
+ * The connection pool for calls to one peer agent: mutual TLS when this agent has TLS material
+ * (the server's certificate must name `peer.site`), plain HTTP otherwise. A URL whose scheme is
+ * not the federation's is refused (agent/transfer/tls.ts checkScheme): no silent downgrade.
+ */
+export function peerAgent(endpoint: string, peer: PeerCall | undefined, pool: { keepAlive: boolean; maxSockets: number }): Agent {
+  checkScheme(endpoint, peer?.tls);
+  return peer?.tls ? new HttpsAgent({ ...pool, ...tlsClientOptions(peer.tls, peer.site) }) : new Agent(pool);
+}
+
+function request(url: string, options: RequestOptions, cb: (res: IncomingMessage) => void) {
+  return (url.startsWith('https:') ? httpsRequest : httpRequest)(url, options, cb);
+}
+
 function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer; encoding?: string; type?: string; base?: string }> {
   return new Promise((resolve, reject) => {
     const headers = { authorization: `Bearer ${token}`, 'accept-encoding': 'zstd', ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) };
@@ -228,6 +244,8 @@ export interface FetchManifestOptions {
   loadBase?: (root: string) => Promise<Manifest | undefined>;
   /** How the manifest came: for figures and tests. */
   onFetched?: (info: ManifestFetchInfo) => void;
+  /** The source site and this agent's TLS material (absent: plain HTTP). */
+  peer?: PeerCall;
 }
 
 export interface ManifestFetchInfo {
@@ -250,8 +268,8 @@ export interface ManifestFetchInfo {
  * Long-polls the source's endpoint for a cut-over's final image (agent/capture/final-images.ts): the
  * image once the source has captured it, or undefined if it has not within `waitMs`.
  */
-export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal): Promise<FinalImage | undefined> {
-  const agent = new Agent({ keepAlive: false, maxSockets: 1 });
+export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall): Promise<FinalImage | undefined> {
+  const agent = peerAgent(endpoint, peer, { keepAlive: false, maxSockets: 1 });
   try {
     const res = await send(agent, `${endpoint}/finals/${slot}?waitMs=${waitMs}`, 'GET', token, undefined, signal);
     if (res.status === 204) return undefined;
@@ -267,7 +285,7 @@ export async function fetchFinalImage(endpoint: string, slot: string, token: str
 }
 
 export async function fetchManifest(endpoint: string, root: string, token: string, signal?: AbortSignal, opts: FetchManifestOptions = {}): Promise<Manifest> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const agent = peerAgent(endpoint, opts.peer, { keepAlive: true, maxSockets: 1 });
   try {
     const get = async (query: string) => {
       const res = await send(agent, `${endpoint}/manifests/${root}${query}`, 'GET', token, undefined, signal);
@@ -361,6 +379,8 @@ export interface PullOptions {
   /** Counted into as the pull goes (also when it fails): give one to read the figures of a pull that did not finish. */
   counters?: PullCounters;
   signal?: AbortSignal;
+  /** The source site and this agent's TLS material (absent: plain HTTP). */
+  peer?: PeerCall;
 }
 
 export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures> {
@@ -368,7 +388,7 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
   const delta = diffManifest(opts.manifest, opts.store);
   const { toSend, ...deltaSummary } = delta;
   const batches = planBatches(toSend, opts.plan.batchBytes);
-  const agent = new Agent({ keepAlive: true, maxSockets: opts.plan.streams });
+  const agent = peerAgent(opts.endpoint, opts.peer, { keepAlive: true, maxSockets: opts.plan.streams });
   const spec = opts.plan.codec;
   const q = `codec=${spec.codec}${spec.codec === 'zstd' ? `&level=${spec.level}` : ''}${opts.to ? `&to=${encodeURIComponent(opts.to)}` : ''}`;
   const url = `${opts.endpoint}/chunks/${opts.root}?${q}`;
@@ -501,4 +521,27 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
     agent.destroy();
   }
   return { delta: deltaSummary, chunksFetched, rawBytes: progress.rawBytes, wireBytes: progress.wireBytes, corruptRefetched, skippedVerified, durationMs: performance.now() - t0 };
+}
+
+/**
+ * A fetch (the shape agent/link/telemetry.ts probes with) over one keep-alive pool to a peer
+ * agent: mutual TLS when this agent has TLS material, the server checked to be `peer.site`.
+ * `close()` drops the pool's connections.
+ */
+export function peerFetch(endpoint: string, peer: PeerCall | undefined): { fetch: (url: string, init?: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }) => Promise<{ ok: boolean; status: number; body: IncomingMessage }>; close: () => void } {
+  const agent = peerAgent(endpoint, peer, { keepAlive: true, maxSockets: 1 });
+  return {
+    fetch: (url, init = {}) =>
+      new Promise((resolve, reject) => {
+        const req = request(url, { method: init.method ?? 'GET', headers: init.headers, signal: init.signal, agent }, (res) => {
+          const status = res.statusCode ?? 0;
+          // A probe stops reading and aborts mid-body: that reset is expected, not an uncaught error.
+          res.on('error', () => undefined);
+          resolve({ ok: status >= 200 && status < 300, status, body: res });
+        });
+        req.on('error', reject);
+        req.end();
+      }),
+    close: () => agent.destroy(),
+  };
 }

@@ -25,6 +25,9 @@
  *                                                counts and frozen digest once the source has
  *                                                captured it, 204 if not within N ms (max 20 s)
  *
+ * With TLS (the default; `tls` below) every route, /health too, is served only to a peer whose
+ * certificate chains to the federation's CA and names a site of the federation; the token is then a
+ * second lock, and its target must be that site (except for /stats, which any site may read).
  * Every route but /health needs `Authorization: Bearer <token>`: HMAC-signed with the federation's
  * transfer secret, expiring, and scoped to one manifest (or, for /stats and /probe, to that route:
  * ENDPOINT_SCOPES) and one source/target pair (agent/transfer/token.ts). /probe is gated because
@@ -33,7 +36,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { peerOf, tlsServerOptions, type SiteTls } from './tls';
 import { compressChunk, packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
 import type { LinkShaperSet } from '../link/shaper';
 import { LinkDropError } from '../link/shaper';
@@ -50,6 +56,12 @@ export interface TransferServerOptions {
   shapers?: LinkShaperSet;
   host?: string;
   port?: number;
+  /**
+   * Mutual TLS 1.3 (agent/transfer/tls.ts): the endpoint then serves only peers whose certificate
+   * chains to the federation CA and names a site of the federation, and a token's target must be
+   * the site the peer's certificate names. Absent: plain HTTP (a federation with tls.mode 'plain').
+   */
+  tls?: SiteTls;
   /** Test hook: corrupt this chunk's bytes on the wire (after packing) when it returns true. */
   corrupt?: (hash: string) => boolean;
   /** Test hook: alter a binary manifest's bytes before they are sent (a tampered delta). */
@@ -187,10 +199,17 @@ export function createTransferHandler(opts: TransferServerOptions) {
   }
 
   /** The request's token checked for `scope` (a manifest root or an ENDPOINT_SCOPES value); a refusal is answered here. */
-  function authorize(req: IncomingMessage, res: ServerResponse, scope: string): Extract<VerifyResult, { ok: true }> | undefined {
+  function authorize(req: IncomingMessage, res: ServerResponse, scope: string, peer: string | undefined): Extract<VerifyResult, { ok: true }> | undefined {
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
     const verdict = verifyToken(opts.secret, token, { manifest: scope, now: Date.now(), source: opts.site });
+    if (verdict.ok && peer !== undefined && scope !== ENDPOINT_SCOPES.stats && verdict.claims.target !== peer) {
+      // A site's certificate used with a token issued to another site: the bytes would go to the
+      // wrong site. Both locks must agree on who is asking.
+      stats.refused++;
+      reply(res, 403, { error: `the token is for target site '${verdict.claims.target}', but the peer's certificate is site '${peer}'`, reason: 'wrong-peer' });
+      return undefined;
+    }
     if (verdict.ok) return verdict;
     stats.refused++;
     const message = token ? verdict.message : `this route needs 'Authorization: Bearer <token>', a transfer token signed with the federation's secret (agent/transfer/token.ts); only /health is open`;
@@ -200,13 +219,24 @@ export function createTransferHandler(opts: TransferServerOptions) {
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (req.method === 'GET' && url.pathname === '/health') return reply(res, 200, { ok: true, site: opts.site });
+    let peer: string | undefined;
+    if (opts.tls) {
+      // The handshake already refused a peer without a certificate chaining to the CA; here, one
+      // whose certificate names no site of the federation.
+      const who = peerOf(req.socket as TLSSocket, opts.tls);
+      if ('refused' in who) {
+        stats.refused++;
+        return reply(res, 403, { error: who.refused, reason: 'peer' });
+      }
+      peer = who.site;
+    }
+    if (req.method === 'GET' && url.pathname === '/health') return reply(res, 200, { ok: true, site: opts.site, ...(peer ? { peer } : {}) });
     if (req.method === 'GET' && url.pathname === '/stats') {
-      if (authorize(req, res, ENDPOINT_SCOPES.stats)) reply(res, 200, opts.fronts ? { ...stats, fronts: opts.fronts() } : stats);
+      if (authorize(req, res, ENDPOINT_SCOPES.stats, peer)) reply(res, 200, opts.fronts ? { ...stats, fronts: opts.fronts() } : stats);
       return;
     }
     if (req.method === 'GET' && url.pathname === '/probe') {
-      const ok = authorize(req, res, ENDPOINT_SCOPES.probe);
+      const ok = authorize(req, res, ENDPOINT_SCOPES.probe, peer);
       if (ok) await probeReply(url, req, res, ok.claims.target);
       return;
     }
@@ -214,7 +244,7 @@ export function createTransferHandler(opts: TransferServerOptions) {
     if (!m) return reply(res, 404, { error: `no route ${req.method} ${url.pathname}` });
     const [, kind, root] = m as unknown as [string, 'manifests' | 'chunks' | 'finals', string];
 
-    const verdict = authorize(req, res, root);
+    const verdict = authorize(req, res, root, peer);
     if (!verdict) return;
     if (kind === 'finals') {
       if (req.method !== 'GET') return reply(res, 405, { error: 'use GET for finals' });
@@ -321,21 +351,27 @@ export function createTransferHandler(opts: TransferServerOptions) {
   };
 }
 
+/** `http(s)://host:port`, with an IPv6 host in brackets. */
+export function endpointUrlOf(host: string, port: number, tls: boolean): string {
+  return `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 export async function startTransferServer(opts: TransferServerOptions): Promise<{ server: Server; url: string; close: () => Promise<void> }> {
   const handler = createTransferHandler(opts);
-  const server = createServer((req, res) => {
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
     handler(req, res).catch((err: unknown) => {
       if (!res.headersSent) reply(res, 500, { error: String(err) });
       else res.destroy();
     });
-  });
+  };
+  const server: Server = opts.tls ? createHttpsServer(tlsServerOptions(opts.tls), serve) : createServer(serve);
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
   });
   const host = opts.host ?? '127.0.0.1';
-  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+  const url = endpointUrlOf(host, (server.address() as AddressInfo).port, !!opts.tls);
   return {
     server,
     url,

@@ -16,13 +16,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TransferStats } from '../../agent/transfer/server';
-import { readAgentUrl } from '../../activities/site';
-import { siteDir } from '../../agent/site/home';
 import { loadTransferSecret } from '../../agent/transfer/secret';
 import { endpointToken } from '../../agent/transfer/token';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
 import { parseFederationConfig } from '../../core/federation-config';
+import { agentGetJson } from '../helpers/agent-fetch';
 import { useKillableFederation } from '../helpers/killable-server';
 import { spawnWorker } from '../helpers/worker-process';
 
@@ -72,7 +71,7 @@ describe('the Temporal server killed with -9 mid-copy', () => {
     assert.equal(r.status, 'completed');
     assert.equal(r.keys, KEYS);
     const statsToken = endpointToken(loadTransferSecret(home), 'stats', 'dc:paris', 'test');
-    const stats = (await (await fetch(`${readAgentUrl(siteDir('dc:paris', home))}/stats`, { headers: { authorization: `Bearer ${statsToken}` } })).json()) as TransferStats;
+    const stats = await agentGetJson<TransferStats>({ home, config: parseFederationConfig(CONFIG), site: 'dc:paris', path: '/stats', token: statsToken });
     const round1 = r.rounds[0]!;
     console.log(`server-crash figures: ${JSON.stringify({ bytesTransferred: r.bytesTransferred, resentBytes: r.resentBytes, sourceBytesServed: stats.bytesServed, sourceResentBytesServed: stats.resentBytesServed, round1 })}`);
 

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ChunkStore } from '../../agent/store/chunk-store';
 import type { TransferStats } from '../../agent/transfer/server';
-import { readAgentUrl } from '../../activities/site';
 import { DEFAULT_PLANS } from '../../core/transfer-plan';
 import { siteDir } from '../../agent/site/home';
 import { loadTransferSecret } from '../../agent/transfer/secret';
@@ -20,6 +19,7 @@ import { sampleValue } from '../../agent/workload/sample';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
 import { parseFederationConfig } from '../../core/federation-config';
+import { agentGetJson } from '../helpers/agent-fetch';
 import { killHard, spawnWorker, useProcessFederation } from '../helpers/worker-process';
 
 const KEYS = 3000;
@@ -78,7 +78,7 @@ describe('a worker killed with -9 mid-copy', () => {
     assert.ok(store.listManifests().some((m) => m.rootHash === r.rootHash), 'target store must hold the final root');
     // Re-sent bytes = raw bytes the source served minus the distinct chunk bytes the target stored.
     const statsToken = endpointToken(loadTransferSecret(home), 'stats', 'dc:paris', 'test');
-    const stats = (await (await fetch(`${readAgentUrl(siteDir('dc:paris', home))}/stats`, { headers: { authorization: `Bearer ${statsToken}` } })).json()) as TransferStats;
+    const stats = await agentGetJson<TransferStats>({ home, config: parseFederationConfig(CONFIG), site: 'dc:paris', path: '/stats', token: statsToken });
     const resent = stats.rawBytesServed - store.stats().bytes;
     assert.ok(resent >= 0, `resent ${resent}`);
     assert.ok(resent <= DEFAULT_PLANS.datacenter.batchBytes, `re-sent ${resent} bytes after the crash; at most one batch (${DEFAULT_PLANS.datacenter.batchBytes}) allowed`);
