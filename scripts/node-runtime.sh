@@ -9,7 +9,7 @@
 # registry gets the same Node with no download site of its own. It has no npm inside, so npm comes
 # from its own package (`npm`), laid out the way the official tarball lays it out:
 #
-#   ~/.cache/fedflow/node/v24.x.y/{bin/node, bin/npm, bin/npx, include/node, lib/node_modules/npm}
+#   ~/.cache/fedflow/node/v24.x.y/{bin/node, bin/npm, bin/npx, include/node, lib/node_modules/npm, etc/npmrc}
 #
 # Both versions are pinned with their sha512 integrity, checked here after the fetch, so a moved tag
 # can never change the runtime under us. Fetching needs some npm (any version: the machine's npm
@@ -24,7 +24,7 @@ NPM_INTEGRITY=sha512-7HPApk+AflMUavSseL1Pm6CnYqMIHk53x+KmuhqmTDqPkjPMgxIpTPcTqsE
 
 cache="${FEDFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fedflow}/node"
 dest="$cache/v$NODE_VERSION"
-stamp="node $NODE_VERSION npm $NPM_VERSION"
+stamp="node $NODE_VERSION npm $NPM_VERSION layout 2"
 
 if [ -f "$dest/.fedflow-installed" ] && [ "$(cat "$dest/.fedflow-installed")" = "$stamp" ] && [ -x "$dest/bin/node" ]; then
   echo "$dest/bin"
@@ -75,6 +75,11 @@ tar xzf "$npm_tgz" -C "$root/lib/node_modules/npm" --strip-components=1
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$root/bin/npx"
 rm -f "$root/package.json"
+# npm's global config ({prefix}/etc/npmrc): node-gyp builds against these headers, never downloads
+# them (the download site is not a registry). A user or project `nodedir` still wins over it, so
+# scripts that install also export npm_config_nodedir (see scripts/bootstrap.sh).
+mkdir -p "$root/etc"
+echo "nodedir=$dest" > "$root/etc/npmrc"
 got="$("$root/bin/node" --version)"
 [ "$got" = "v$NODE_VERSION" ] || { echo "fedflow: the unpacked node says $got; expected v$NODE_VERSION" >&2; exit 1; }
 got="$(PATH="$root/bin:$PATH" "$root/bin/npm" --version)"
