@@ -22,7 +22,8 @@ NODE_INTEGRITY=sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+
 NPM_VERSION=11.21.2
 NPM_INTEGRITY=sha512-7HPApk+AflMUavSseL1Pm6CnYqMIHk53x+KmuhqmTDqPkjPMgxIpTPcTqsE91EKNw4gFBJV9fnXiSdGm1DXq9A==
 
-cache="${FEDFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fedflow}/node"
+# The same cache as the other tools set-up fetches (scripts/tool-cache.ts): kept across clones.
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/fedflow/node"
 dest="$cache/v$NODE_VERSION"
 stamp="node $NODE_VERSION npm $NPM_VERSION layout 2"
 
