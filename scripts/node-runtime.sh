@@ -55,7 +55,7 @@ sha512() { node -e 'process.stdout.write("sha512-" + require("crypto").createHas
 
 fetch() { # <package@version> <pinned integrity> -> path of the checked tarball
   local spec="$1" want="$2" file got
-  file="$(cd "$work" && npm pack --silent --pack-destination "$work" "$spec" 2>/dev/null | tail -n1)"
+  file="$(cd "$work" && npm pack --silent --pack-destination "$work" "$spec" | tail -n1)"
   [ -n "$file" ] && [ -f "$work/$file" ] || { echo "fedflow: 'npm pack $spec' fetched nothing (is the npm registry reachable?)" >&2; exit 1; }
   got="$(sha512 "$work/$file")"
   if [ "$got" != "$want" ]; then
