@@ -23,7 +23,7 @@ const deterministic = {
   paths: [...nodeBuiltins, ...nodeBuiltins.map((m) => `node:${m}`)].map((name) => ({ name, message: 'workflows/ and core/ must stay deterministic and free of I/O' })),
   patterns: [
     { group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/testing'], message: 'workflows and core import only @temporalio/workflow (and @temporalio/common)' },
-    { group: ['tar', 'yaml', 'lz4-napi', 'zstd-napi', 'onnxruntime-node', '@aws-sdk/*', '@azure/*', '@google-cloud/*'], message: 'no I/O libraries in workflows/ or core/' },
+    { group: ['tar', 'yaml', 'lz4', 'lz4-napi', 'onnxruntime-node', '@aws-sdk/*', '@azure/*', '@google-cloud/*'], message: 'no I/O libraries in workflows/ or core/' },
   ],
 };
 

@@ -15,8 +15,7 @@ import { diffManifest, type ManifestDelta } from '../../core/manifest-diff';
 import type { ChunkStore } from '../store/chunk-store';
 import type { CodecSpec } from './codec';
 import { unpackChunk } from './codec';
-import { decompress as zstdDecompress } from 'zstd-napi';
-import { getFrameContentSize as zstdFrameContentSize } from 'zstd-napi/binding';
+import { zstdDecompress, zstdFrameContentSize } from './zstd';
 import type { FinalImage } from '../capture/final-images';
 import { verifyManifest } from '../capture/manifest-builder';
 import { ManifestError, SHA256_HEX } from '../../core/manifest';
@@ -228,10 +227,15 @@ function decodeBody(body: Buffer, encoding: string | undefined, endpoint: string
   if (!encoding || encoding === 'identity') return body;
   if (encoding !== 'zstd') throw new ChunkCorruptError(`manifest from ${endpoint} is ${encoding}-encoded; only zstd was accepted`);
   const claimed = zstdFrameContentSize(body);
-  if (claimed === undefined || claimed === null || claimed > MAX_MANIFEST_EXPANSION * body.length + (1 << 20)) {
+  if (claimed === null || claimed > MAX_MANIFEST_EXPANSION * body.length + (1 << 20)) {
     throw new ChunkCorruptError(`zstd manifest from ${endpoint} claims ${claimed ?? 'an unknown number of'} bytes from ${body.length}; refusing it`);
   }
-  return zstdDecompress(body);
+  try {
+    // Bounded by the claim: a body that decompresses to more than its header said is refused.
+    return zstdDecompress(body, claimed);
+  } catch (err) {
+    throw new ChunkCorruptError(`zstd manifest from ${endpoint} (${body.length} bytes, claiming ${claimed}) does not decompress: ${(err as Error).message}`);
+  }
 }
 
 export interface FetchManifestOptions {

@@ -1,24 +1,49 @@
 /**
- * Chunk compression per transfer mode: LZ4 for datacenter links, Zstd with a level (zstd-napi) for
- * the others.
+ * Chunk compression per transfer mode: LZ4 for datacenter links, Zstd with a level (Node's own
+ * zlib, ./zstd.ts) for the others.
  *
  * LZ4 payloads are a standard LZ4 block with the uncompressed size prepended (u32 little-endian),
  * the format of lz4_flex's `compress_prepend_size`. They are compressed by the reference C library
  * (the `lz4` package's `encodeBlock`, LZ4 1.9.2) into a reused scratch buffer, and decompressed by
  * lz4_flex (`lz4-napi`). Why two libraries: per 64 KiB chunk, `lz4-napi`'s compressSync ran at
  * 0.4-0.9 GB/s on this machine against 1.4 GB/s for the C compressor writing into scratch
- * (docs/delta-sync.md, delta-micro), while decompression reads bytes from another site, where
- * lz4_flex's memory-safe decoder is the one we want (the bundled C 1.9.2 predates the fix for
- * CVE-2021-3520). The format is the same either way, so agents on either side of this change agree.
+ * (docs/delta-sync.md, delta-micro; on Node 24 under load, 250 against 410 MB/s), while
+ * decompression reads bytes from another site, where lz4_flex's memory-safe decoder is the one we
+ * want (the bundled C 1.9.2 predates the fix for CVE-2021-3520). The format is the same either way,
+ * so agents on either side of this change agree.
+ *
+ * `lz4` is the project's only module compiled at install (a NAN addon, built against the headers of
+ * the Node that installs it), so it is an optional dependency: where it did not build or does not
+ * load (no compiler, no headers offline, built for another Node), chunks are compressed by
+ * lz4-napi's prebuilt compressSync instead, slower but the same format. LZ4_COMPRESSOR says which.
  *
  * On the wire a chunk is "packed": one codec byte, then the payload. Packing falls back to 'none'
  * when compression would not save a byte (already-compressed data), so a receiver never pays
  * decompression for nothing and never sees a chunk grow.
  */
-import { encodeBlock as lz4EncodeBlock, encodeBound as lz4EncodeBound } from 'lz4';
-import { uncompressSync as lz4Uncompress } from 'lz4-napi';
-import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
-import { getFrameContentSize as zstdFrameContentSize } from 'zstd-napi/binding';
+import { createRequire } from 'node:module';
+import { compressSync as lz4FlexCompress, uncompressSync as lz4Uncompress } from 'lz4-napi';
+import { zstdCompress, zstdDecompress, zstdFrameContentSize } from './zstd';
+
+type Lz4C = Pick<typeof import('lz4'), 'encodeBlock' | 'encodeBound'>;
+
+function loadLz4C(): Lz4C | undefined {
+  try {
+    return createRequire(__filename)('lz4') as Lz4C;
+  } catch {
+    return undefined; // not installed, or its addon did not build or was built for another Node
+  }
+}
+// FEDFLOW_LZ4_COMPRESSOR=lz4-napi forces the fallback (tests run it; an operator may too).
+const lz4C = process.env.FEDFLOW_LZ4_COMPRESSOR === 'lz4-napi' ? undefined : loadLz4C();
+
+/** Which library compresses LZ4 chunks in this process (decompression is always lz4-napi). */
+export const LZ4_COMPRESSOR: 'lz4 (C)' | 'lz4-napi' = lz4C ? 'lz4 (C)' : 'lz4-napi';
+
+/** LZ4_COMPRESSBOUND of lz4.h: the largest block `n` bytes can compress to. */
+function lz4Bound(n: number): number {
+  return n + Math.floor(n / 255) + 16;
+}
 
 export const CODECS = { none: 0, lz4: 1, zstd: 2 } as const;
 export type CodecName = keyof typeof CODECS;
@@ -53,7 +78,7 @@ function checkSpec(spec: CodecSpec): void {
 /** Bytes before an LZ4 block in the scratch buffer: room for the codec byte, then the u32 size. */
 const LZ4_HEAD = 5;
 /** Scratch for LZ4 output, reused across calls (callers get copies): grown to the largest chunk seen. */
-let lz4Scratch = Buffer.allocUnsafeSlow(LZ4_HEAD + lz4EncodeBound(256 * 1024));
+let lz4Scratch = Buffer.allocUnsafeSlow(LZ4_HEAD + lz4Bound(256 * 1024));
 
 /**
  * Compresses `data` into the scratch buffer as [codec byte][u32 LE size][LZ4 block] and returns the
@@ -61,16 +86,24 @@ let lz4Scratch = Buffer.allocUnsafeSlow(LZ4_HEAD + lz4EncodeBound(256 * 1024));
  * through the thread pool would cost, and the transfer server packs a batch in one go anyway.
  */
 function lz4ToScratch(data: Buffer): number {
-  const need = LZ4_HEAD + lz4EncodeBound(data.length);
+  const need = LZ4_HEAD + lz4Bound(data.length);
   if (lz4Scratch.length < need) lz4Scratch = Buffer.allocUnsafeSlow(need);
   const scratch = lz4Scratch;
   scratch[0] = CODECS.lz4;
+  if (!lz4C) {
+    // lz4_flex writes the u32 size itself: the same format as below, one copy more. Its own
+    // bound is looser than LZ4's, so the scratch grows if ever needed rather than fail a chunk.
+    const payload = lz4FlexCompress(data);
+    if (1 + payload.length > lz4Scratch.length) lz4Scratch = Buffer.allocUnsafeSlow(1 + payload.length);
+    lz4Scratch[0] = CODECS.lz4;
+    return 1 + payload.copy(lz4Scratch, 1);
+  }
   scratch.writeUInt32LE(data.length, 1);
   if (data.length === 0) {
     scratch[LZ4_HEAD] = 0; // the empty block: one token with no literals, as lz4_flex writes it
     return LZ4_HEAD + 1;
   }
-  const n = lz4EncodeBlock(data, scratch, LZ4_HEAD);
+  const n = lz4C.encodeBlock(data, scratch, LZ4_HEAD);
   // 0 means the block did not fit, which encodeBound rules out; checked all the same.
   if (n <= 0) throw new CodecError(`lz4 could not compress a chunk of ${data.length} bytes into ${scratch.length - LZ4_HEAD} (result ${n})`);
   return LZ4_HEAD + n;
@@ -87,7 +120,7 @@ export function compressChunk(data: Uint8Array, spec: CodecSpec): Buffer {
       return Buffer.from(lz4Scratch.subarray(1, end));
     }
     case 'zstd':
-      return zstdCompress(data, { compressionLevel: spec.level });
+      return zstdCompress(data, spec.level);
   }
 }
 
@@ -108,7 +141,7 @@ export function decompressChunk(payload: Uint8Array, codec: CodecName, expectedL
       // Our frames record their content size: refuse a mismatch before allocating.
       const claimed = zstdFrameContentSize(payload);
       if (claimed !== expectedLength) throw new CodecError(`zstd frame claims ${claimed ?? 'an unknown number of'} bytes; the manifest says ${expectedLength}`);
-      out = zstdDecompress(payload);
+      out = zstdDecompress(payload, expectedLength);
     }
     else throw new CodecError(`unknown codec '${String(codec)}'; expected one of ${Object.keys(CODECS).join(', ')}`);
   } catch (err) {

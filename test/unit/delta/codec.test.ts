@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import { compressSync as lz4FlexCompress } from 'lz4-napi';
 import assert from 'node:assert/strict';
-import { CodecError, CodecSpec, compressChunk, decompressChunk, packChunk, unpackChunk, CODECS } from '../../../agent/transfer/codec';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { CodecError, CodecSpec, compressChunk, decompressChunk, packChunk, unpackChunk, CODECS, LZ4_COMPRESSOR } from '../../../agent/transfer/codec';
+import { REPO_ROOT } from '../../../agent/site/home';
+import { lz4Samples } from '../../helpers/lz4-pack-child';
 import { chooseHybridCodec, measureCodec } from '../../../agent/transfer/codec-chooser';
 import { chooseZstdLevel, ZSTD_PLAN_LEVELS, ZSTD_SPEED_MBPS } from '../../../core/zstd-levels';
 import { seededBytes } from './seeded-bytes';
@@ -32,6 +37,32 @@ test('lz4 payloads are standard blocks behind a u32 size: they interoperate with
     const packed = packChunk(data, { codec: 'lz4' });
     if (packed[0] === CODECS.lz4) assert.deepEqual(packed.subarray(1), ours);
     else assert.deepEqual(packed, Buffer.concat([Buffer.from([CODECS.none]), data]));
+  }
+});
+
+test('lz4 compresses with the C library whenever its addon is installed: a failed or stale build is caught here, not just slower', () => {
+  let installed = true;
+  try {
+    createRequire(__filename).resolve('lz4');
+  } catch {
+    installed = false;
+  }
+  assert.equal(LZ4_COMPRESSOR, installed && process.env.FEDFLOW_LZ4_COMPRESSOR !== 'lz4-napi' ? 'lz4 (C)' : 'lz4-napi');
+  if (installed) assert.doesNotThrow(() => createRequire(__filename)('lz4'), 'the lz4 addon is installed but does not load on this Node (rebuild it: npm rebuild lz4)');
+});
+
+test('without the C library (the fallback, lz4-napi), packed chunks unpack the same, and both read each other', () => {
+  const child = (env: Record<string, string>) =>
+    JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/helpers/lz4-pack-child.ts')], { cwd: REPO_ROOT, env: { ...process.env, ...env }, encoding: 'utf8' })) as { compressor: string; packed: string[] };
+  const fallback = child({ FEDFLOW_LZ4_COMPRESSOR: 'lz4-napi' });
+  assert.equal(fallback.compressor, 'lz4-napi');
+  const samples = lz4Samples();
+  for (const [i, data] of samples.entries()) {
+    const theirs = Buffer.from(fallback.packed[i]!, 'hex');
+    assert.deepEqual(unpackChunk(theirs, data.length), data, `fallback chunk ${i} of ${data.length} bytes`);
+    assert.deepEqual(unpackChunk(packChunk(data, { codec: 'lz4' }), data.length), data);
+    // Incompressible chunks go raw either way.
+    assert.equal(theirs[0], packChunk(data, { codec: 'lz4' })[0], `codec byte of chunk ${i}`);
   }
 });
 
