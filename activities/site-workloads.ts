@@ -71,7 +71,9 @@ export class SiteWorkloads {
     }
     if (!this.runner.installed(id)) return { running: false, status: 'terminated' };
     const info = this.runner.info(id);
-    return { running: info.running, status: info.running ? info.status : info.status === 'frozen' ? 'frozen' : 'stopped', address: info.address };
+    // A freeze begun and the service gone (a stop hook, the agent crashed while it waited): frozen.
+    const frozen = info.status === 'frozen' || info.status === 'freezing';
+    return { running: info.running, status: info.running ? info.status : frozen ? 'frozen' : 'stopped', address: info.address };
   }
 
   /**
@@ -123,9 +125,14 @@ export class SiteWorkloads {
           FailureType.InvalidWorkloadSpec,
         );
       }
+      // Installed here already (an earlier migration away from this site whose decommission never
+      // ran): the log does not place it here, so whatever still runs is stopped before the sync
+      // writes its volume.
+      if (this.runner.installed(id)) await this.runner.stop(id);
       await this.runner.install(spec, { initVolumes: false, createVolumes: false });
       const { address } = await this.runner.prepare(id);
-      if (Object.keys(args.tags).length) await this.runner.tag(id, args.tags);
+      const { [STANDBY_TAG]: _standby, ...tags } = args.tags;
+      if (Object.keys(tags).length) await this.runner.tag(id, tags);
       return { instance: { provider: 'local', site: this.site, id: specInstanceId(id) }, address };
     }
     const instance = await this.provider.createInstance({ name: args.name, image: args.image, volume: { provider: 'local', site: this.site, id: args.volumeId }, tags: args.tags }, args.idempotencyKey);
@@ -149,16 +156,34 @@ export class SiteWorkloads {
     // The source's digest may still be on its way (its private boot runs beside this start).
     const expectedAlso = Promise.resolve(expectedSoon);
     expectedAlso.catch(() => undefined);
-    await this.runner.start(id);
-    const served = printedDigest((await this.runner.verify(id)).digest);
-    const expected = await expectedAlso;
-    if (served.sha256 !== expected.sha256) {
-      throw new WorkloadError(
-        `workload '${id}' on ${this.site} verifies to digest ${served.sha256.slice(0, 12)} after activation, but the source's verification at the freeze gave ${expected.sha256.slice(0, 12)}: the data differs`,
-        FailureType.DataMismatch,
-      );
+    // On the port the placement will name (chosen at the standby), or not at all.
+    await this.runner.start(id, { samePort: true });
+    try {
+      const served = printedDigest((await this.runner.verify(id)).digest);
+      const expected = await expectedAlso;
+      if (served.sha256 !== expected.sha256) {
+        throw new WorkloadError(
+          `workload '${id}' on ${this.site} verifies to digest ${served.sha256.slice(0, 12)} after activation, but the source's verification at the freeze gave ${expected.sha256.slice(0, 12)}: the data differs`,
+          FailureType.DataMismatch,
+        );
+      }
+      return served;
+    } catch (err) {
+      // Not checked, not served: stopped, so that nothing writes to it and a retry of the
+      // cut-over writes its volume under no running service.
+      await this.runner.stop(id).catch(() => undefined);
+      throw err;
     }
-    return served;
+  }
+
+  /**
+   * Before the target's volume is written at the cut-over: a spec workload running there (started
+   * by an earlier attempt of the same cut-over, which then failed or was lost) is stopped, so the
+   * volume is never patched under a running service.
+   */
+  async quiesce(instance: InstanceRef): Promise<void> {
+    const id = specWorkloadOf(instance);
+    if (id !== undefined && this.runner.installed(id) && this.runner.info(id).running) await this.runner.stop(id);
   }
 
   /** Tags of the instance (a cloud site's stand-in names its cloud instance in one). */

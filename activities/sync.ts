@@ -151,6 +151,17 @@ export function createSyncActivities(deps: SyncDeps) {
           else verifyLater = frozen.verify;
         }
         if (frozenAtMs !== undefined) heartbeat((details = { frozenAtMs }));
+        // A retry of a cut-over capture whose image was announced already (the process died after
+        // the announcement) takes that image again: the target may be pulling or running it, and
+        // the volume may have changed since (a verification's private boot writes its checkpoint).
+        const slot = args.publishAs && prior?.frozenAtMs !== undefined ? finalSlot(args.publishAs) : undefined;
+        const announced = slot ? deps.images.finals.get(slot) : undefined;
+        if (announced && deps.images.get(announced.manifest.rootHash)) {
+          digest ??= announced.digest;
+          if (!digest && verifyLater) digest = await verifyLater().catch(asActivityFailure);
+          if (!announced.digest && digest) await deps.images.finals.publish(slot!, { ...announced, digest });
+          return { manifest: announced.manifest, scanMs: 0, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec: announced.hybridCodec };
+        }
         const volume = deps.provider.volumePath(args.volumeId);
         const { manifest, scanMs } = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
         let hybridCodec: CapturedImage['hybridCodec'];
@@ -384,19 +395,33 @@ export function createSyncActivities(deps: SyncDeps) {
         // Started beside the source's freeze: wait for the final image it announces.
         found = await awaitFinalImage(args.endpoint, args.source, args.awaitFinal, args.ttlSeconds);
         root = found.manifest.rootHash;
-        // The source may announce the image before its digest (it verifies beside this pull).
-        expected = found.digest ? Promise.resolve(found.digest) : awaitFinalDigest(args.endpoint, args.source, args.awaitFinal, args.ttlSeconds, root);
-        expected.catch(() => undefined);
       } else {
         root = args.root;
-        expected = Promise.resolve(args.expected);
       }
+      // A service an earlier attempt of this cut-over started here is stopped before its volume is written.
+      await deps.workloads.quiesce(args.instance).catch(asActivityFailure);
       const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
+      if (found) {
+        // The source may announce the image before its digest (it verifies beside this pull):
+        // asked for after the pull, while the workload starts.
+        const awaitFinal = (args as { awaitFinal: string }).awaitFinal;
+        expected = found.digest ? Promise.resolve(found.digest) : awaitFinalDigest(args.endpoint, args.source, awaitFinal, args.ttlSeconds, root);
+        expected.catch(() => undefined);
+      } else {
+        expected = Promise.resolve((args as { expected: WorkloadDigest }).expected);
+      }
       // The workload serves on the target only once it verified to the source's digest; only then
       // is the placement proposed. Proposed earlier (beside the activation), a front that follows
       // the log could route clients to a target whose check then fails: their writes would be lost
       // when the cut-over rolls back to the source.
-      const served = await deps.workloads.activate(args.instance, args.address, expected).catch(asActivityFailure);
+      // A start and a verification take a while (a big database): alive meanwhile.
+      const beat = setInterval(() => heartbeat({ activating: root }), 1000);
+      let served: WorkloadDigest;
+      try {
+        served = await deps.workloads.activate(args.instance, args.address, expected).catch(asActivityFailure);
+      } finally {
+        clearInterval(beat);
+      }
       let placement: FastProposal | undefined;
       if (args.placement) {
         // The workflow's commit step is answered from this proposal. An attempt already told it is
@@ -461,7 +486,7 @@ export function createSyncActivities(deps: SyncDeps) {
 const ORPHAN_WAIT_MS = 10_000;
 
 /** How often the target asks for a final image's digest announced after the image. */
-const FINAL_DIGEST_POLL_MS = 10;
+const FINAL_DIGEST_POLL_MS = 25;
 
 /** One long poll for the final image; the waiting activity heartbeats between them. */
 const FINAL_POLL_MS = 5_000;

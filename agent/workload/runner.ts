@@ -38,7 +38,8 @@ export class WorkloadError extends Error {
   }
 }
 
-export type InstanceStatus = 'running' | 'frozen' | 'stopped';
+/** `freezing`: the freeze hook was started (written before it runs), so a crash in it leaves a trace the thaw and a retry act on. */
+export type InstanceStatus = 'running' | 'freezing' | 'frozen' | 'stopped';
 
 interface InstanceRecord {
   pid?: number;
@@ -49,6 +50,9 @@ interface InstanceRecord {
   stoppedByFreeze?: boolean;
   /** Tags, as a provider keeps them on an instance (the cloud instance a site's stand-in stands for). */
   tags?: Record<string, string>;
+  /** A private boot for a verification, while it runs: a crashed agent's is found and stopped. */
+  privatePid?: number;
+  privateProcStart?: number;
 }
 
 export interface StartedInstance {
@@ -285,7 +289,10 @@ export class WorkloadRunner {
 
   /** Stops the instance and forgets the workload; its volumes are deleted only when asked. */
   async remove(id: string, opts: { deleteVolumes?: boolean } = {}): Promise<void> {
-    if (this.installed(id)) await this.stop(id);
+    if (this.installed(id)) {
+      this.stopPrivateBoot(id);
+      await this.stop(id);
+    }
     rmSync(this.workloadDir(id), { recursive: true, force: true });
     if (opts.deleteVolumes) rmSync(this.volumeRoot(id), { recursive: true, force: true });
   }
@@ -362,13 +369,18 @@ export class WorkloadRunner {
    * most health.startTimeoutSeconds. A process that exits or never passes is killed, and the error
    * carries its log's tail.
    */
-  async start(id: string): Promise<StartedInstance> {
+  async start(id: string, opts: { samePort?: boolean } = {}): Promise<StartedInstance> {
     const spec = this.spec(id);
     const rec = this.record(id);
     if (rec && stillRunning(rec.pid, rec.procStart)) {
       return { id, pid: rec.pid!, port: rec.port, address: this.address(spec, rec.port), startMs: 0 };
     }
-    const port = spec.run.local!.port ?? (rec?.port && (await portFree(this.host, rec.port)) ? rec.port : await freePort(this.host));
+    this.stopPrivateBoot(id);
+    const free = rec?.port !== undefined && (await portFree(this.host, rec.port));
+    if (opts.samePort && rec && !free) {
+      throw new WorkloadError(`workload '${id}' at ${this.site} must start on port ${rec.port} (the address the federation is told), but another process holds it; free it and retry`, FailureType.WorkloadStartFailed);
+    }
+    const port = spec.run.local!.port ?? (free ? rec!.port : await freePort(this.host));
     const started = await this.launch(spec, port);
     this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port, status: 'running' });
     return started;
@@ -480,13 +492,21 @@ export class WorkloadRunner {
   async freeze(id: string): Promise<HookOutcome> {
     const spec = this.spec(id);
     const rec = this.record(id);
+    const hook = spec.hooks.freeze;
+    const t0 = Date.now();
+    if (rec?.status === 'freezing' && (hook.stop || hook.stopsInstance) && !stillRunning(rec.pid, rec.procStart)) {
+      // A freeze that stops the service was started, and the service is gone: the agent crashed
+      // while it waited for the exit. The freeze is done.
+      this.saveRecord(id, { port: rec.port, status: 'frozen', stoppedByFreeze: true });
+      return { hook: 'freeze', ms: 0, stopped: true };
+    }
     if (!rec || !stillRunning(rec.pid, rec.procStart)) {
       throw new WorkloadError(`cannot freeze workload '${id}' at ${this.site}: it is not running (status ${rec?.status ?? 'never started'}); start it first`, FailureType.WorkloadNotInstalled);
     }
-    const hook = spec.hooks.freeze;
     const values = this.values(spec, rec.port);
-    const t0 = Date.now();
     const timeoutMs = ms(hook.timeoutSeconds);
+    // Written before the hook runs: whatever happens in it, the thaw knows a freeze began.
+    this.saveRecord(id, { pid: rec.pid, procStart: rec.procStart, port: rec.port, status: 'freezing' });
     if (hook.stop) {
       signal(rec.pid!, hook.stop.signal);
     } else {
@@ -496,6 +516,11 @@ export class WorkloadRunner {
     if (hook.stop || hook.stopsInstance) {
       stopped = await waitExit(rec.pid!, rec.procStart, Math.max(0, timeoutMs - (Date.now() - t0)));
       if (!stopped) {
+        // Half stopped is the worst state to leave it in (the thaw would find it "running" while
+        // it exits): kill it, so the thaw starts it again on its data.
+        killGroup(rec.pid, 'SIGKILL');
+        await waitExit(rec.pid!, rec.procStart, 10_000);
+        this.saveRecord(id, { port: rec.port, status: 'frozen', stoppedByFreeze: true });
         throw new WorkloadError(
           `freeze hook of workload '${id}' at ${this.site} (${hook.stop ? `stop with ${hook.stop.signal}` : 'stopsInstance'}) did not stop the instance (pid ${rec.pid}) within ${hook.timeoutSeconds} s`,
           FailureType.WorkloadHookTimeout,
@@ -512,6 +537,10 @@ export class WorkloadRunner {
     const rec = this.record(id);
     const hook = spec.hooks.thaw;
     const t0 = Date.now();
+    // Only a freeze is undone: a compensation that runs when no freeze began (a migration that
+    // failed in pre-copy) leaves the instance as it is.
+    if (rec?.status !== 'freezing' && rec?.status !== 'frozen') return { hook: 'thaw', ms: 0, stopped: !rec || !stillRunning(rec.pid, rec.procStart) };
+    this.stopPrivateBoot(id);
     if (hook.start) {
       const started = await withTimeout(this.start(id), ms(hook.timeoutSeconds), () => new WorkloadError(`thaw hook of workload '${id}' at ${this.site} (start) did not bring it up within ${hook.timeoutSeconds} s`, FailureType.WorkloadHookTimeout));
       this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port: started.port, status: 'running' });
@@ -538,9 +567,12 @@ export class WorkloadRunner {
       const digest = await this.runVerify(spec, this.values(spec, rec.port));
       return { digest, ms: Date.now() - t0, privateBoot: false };
     }
+    this.stopPrivateBoot(id);
     const port = await freePort(this.host);
     const boot = await this.launch(spec, port);
     const procStart = processStartTime(boot.pid);
+    const at = this.record(id);
+    if (at) this.saveRecord(id, { ...at, privatePid: boot.pid, privateProcStart: procStart });
     try {
       const digest = await this.runVerify(spec, this.values(spec, port));
       return { digest, ms: Date.now() - t0, privateBoot: true };
@@ -550,7 +582,17 @@ export class WorkloadRunner {
       const viaHook = freeze.stopsInstance ? this.runCall(spec, 'freeze', freeze, this.values(spec, port), ms(freeze.timeoutSeconds)).then(() => true, () => false) : Promise.resolve(false);
       if (!(await viaHook)) signal(boot.pid, freeze.stop?.signal ?? 'SIGTERM');
       if (!(await waitExit(boot.pid, procStart, ms(freeze.timeoutSeconds)))) killGroup(boot.pid, 'SIGKILL');
+      const now = this.record(id);
+      if (now?.privatePid === boot.pid) this.saveRecord(id, { ...now, privatePid: undefined, privateProcStart: undefined });
     }
+  }
+
+  /** A private boot an agent left behind when it crashed in a verification: killed (its data is the frozen data, unchanged by a kill). */
+  private stopPrivateBoot(id: string): void {
+    const rec = this.record(id);
+    if (!rec?.privatePid) return;
+    if (stillRunning(rec.privatePid, rec.privateProcStart)) killGroup(rec.privatePid, 'SIGKILL');
+    this.saveRecord(id, { ...rec, privatePid: undefined, privateProcStart: undefined });
   }
 
   private async runVerify(spec: WorkloadSpec, values: TemplateValues): Promise<string> {

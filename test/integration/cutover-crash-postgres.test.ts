@@ -63,11 +63,13 @@ describe('a worker killed with -9 inside the cut-over of PostgreSQL', () => {
     const writer = (async () => {
       let at = hostPort(added.address);
       let conn: PgWire | undefined;
-      for (let n = 1; !stop; ) {
+      for (let n = 1; !stop; n++) {
+        // A number per attempt: an insert that committed without its acknowledgement reaching us
+        // must not make the next one a duplicate key.
         try {
           conn ??= await PgWire.connect(at, { timeoutMs: 2000 });
           await conn.query(`INSERT INTO acked VALUES (${n})`);
-          acks.push({ n: n++, atMs: Date.now() });
+          acks.push({ n, atMs: Date.now() });
         } catch {
           conn?.close();
           conn = undefined;
