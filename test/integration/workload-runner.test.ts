@@ -181,7 +181,10 @@ describe('workload runner', () => {
     started.add(spec.id);
     await runner.start(spec.id);
     await assert.rejects(runner.freeze(spec.id), expectWorkloadError(FailureType.WorkloadHookFailed, /^freeze hook of workload 'hook-fails' at dc:paris \(echo .*\) exited with code 3: cannot flush: disk on fire$/));
-    assert.equal(runner.info(spec.id).status, 'running', 'a failed freeze does not count as frozen');
+    // Not frozen, but begun: the hook may have half-frozen it, so the thaw (the compensation) runs its hook.
+    assert.equal(runner.info(spec.id).status, 'freezing', 'a failed freeze is recorded as begun, not done');
+    await runner.thaw(spec.id);
+    assert.equal(runner.info(spec.id).status, 'running');
   });
 
   it('a freeze hook that hangs past its timeout is killed and reported as a timeout', async () => {
@@ -221,10 +224,17 @@ describe('workload runner', () => {
     started.add(stop.id);
     const st = await runner.start(stop.id);
     await assert.rejects(runner.freeze(stop.id), expectWorkloadError(FailureType.WorkloadHookTimeout, new RegExp(`^freeze hook of workload 'stop-ignored' at dc:paris \\(stop with SIGTERM\\) did not stop the instance \\(pid ${st.pid}\\) within 0\\.5 s$`)));
-    assert.notEqual(processStartTime(st.pid), undefined, 'still running: the failed freeze changed nothing a thaw must undo');
+    // No half-stopped instance is left for the thaw to mistake for a running one: the stop that
+    // timed out is finished with SIGKILL, and the record says frozen (stopped by the freeze).
+    assert.equal(processStartTime(st.pid), undefined, 'killed after the freeze timed out');
+    assert.deepEqual([runner.info(stop.id).status, runner.info(stop.id).running], ['frozen', false]);
+    // The thaw (start: true) brings it back on its data.
+    await runner.thaw(stop.id);
+    const back = runner.info(stop.id);
+    assert.deepEqual([back.status, back.running], ['running', true]);
     // stop() does not give up: SIGKILL after the freeze's timeout.
     await runner.stop(stop.id);
-    assert.equal(processStartTime(st.pid), undefined);
+    assert.equal(processStartTime(back.pid!), undefined);
   });
 
   it('a thaw hook that fails names the thaw hook; an HTTP hook answering an error names the status', async () => {
