@@ -19,3 +19,21 @@ export async function assertCaptureRetriedAndResumed(env: TestWorkflowEnvironmen
   assert.ok(resumeMs <= 15_000, `writes resumed ${resumeMs} ms after the restart; at most 15 s allowed`);
   return resumeMs;
 }
+
+/**
+ * Where the log places `workloadId` now, read again and again in the background (one read at a
+ * time, 50 ms apart), as a client without a stable address would keep its route fresh: a read
+ * slowed by a worker's restart delays the next, not a write.
+ */
+export function followPlacement(log: { workloads(): Promise<{ id: string; address: string }[]> }, workloadId: string, first: string): { address: () => string; stop: () => Promise<void> } {
+  let address = first;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const at = (await log.workloads().catch(() => [])).find((w) => w.id === workloadId)?.address;
+      if (at) address = at;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return { address: () => address, stop: async () => void ((stopped = true), await loop) };
+}

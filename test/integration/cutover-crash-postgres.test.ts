@@ -7,8 +7,8 @@
  * the hook does not run again, the frozen data is captured and verified, and the cut-over goes on.
  * Writes resume on the target within 15 s of the restart, the reported downtime agrees with the
  * client's longest gap between acknowledged inserts within 10%, and no acknowledged insert is lost.
- * The client follows the route as one without a stable address would: after a failed insert it
- * reads the workload's address from the federation log.
+ * The client follows the route as one without a stable address would: it keeps reading the
+ * workload's address from the federation log in the background and reconnects there.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { REPO_ROOT, siteDir } from '../../agent/site/home';
 import { FedflowClient } from '../../client';
 import { FederationLog } from '../../client/federation';
 import { parseFederationConfig } from '../../core/federation-config';
-import { assertCaptureRetriedAndResumed } from '../helpers/cutover-crash';
+import { assertCaptureRetriedAndResumed, followPlacement } from '../helpers/cutover-crash';
 import { eventually } from '../helpers/eventually';
 import { PgWire } from '../helpers/wire-clients';
 import { killHard, spawnWorker, useProcessFederation } from '../helpers/worker-process';
@@ -60,9 +60,10 @@ describe('a worker killed with -9 inside the cut-over of PostgreSQL', () => {
     const log = new FederationLog(env.client, config.federation);
     const acks: { n: number; atMs: number }[] = [];
     let stop = false;
+    const route = followPlacement(log, 'postgres', added.address);
     const writer = (async () => {
-      let at = hostPort(added.address);
       let conn: PgWire | undefined;
+      let at = hostPort(route.address());
       for (let n = 1; !stop; n++) {
         // A number per attempt: an insert that committed without its acknowledgement reaching us
         // must not make the next one a duplicate key.
@@ -73,13 +74,12 @@ describe('a worker killed with -9 inside the cut-over of PostgreSQL', () => {
         } catch {
           conn?.close();
           conn = undefined;
-          const placed = await log.workloads().catch(() => []);
-          const a = placed.find((w) => w.id === 'postgres')?.address;
-          if (a) at = hostPort(a);
+          at = hostPort(route.address());
           await new Promise((r) => setTimeout(r, 20));
         }
       }
       conn?.close();
+      await route.stop();
     })();
 
     await eventually('the writer going', () => acks.length > 50, 30_000);

@@ -6,8 +6,8 @@
  * the longest gap a client saw between acknowledged writes. No acknowledged write is lost.
  *
  * The target's agent runs in a process of its own and survives. The writer follows the route the
- * way a client without a stable address would: on a refused write it reads the workload's address
- * from the federation log and writes there.
+ * way a client without a stable address would: it keeps reading the workload's address from the
+ * federation log in the background, and writes where the log last placed it.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -15,7 +15,7 @@ import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
 import { FederationLog } from '../../client/federation';
 import { parseFederationConfig } from '../../core/federation-config';
-import { assertCaptureRetriedAndResumed } from '../helpers/cutover-crash';
+import { assertCaptureRetriedAndResumed, followPlacement } from '../helpers/cutover-crash';
 import { eventually } from '../helpers/eventually';
 import { killHard, spawnWorker, useProcessFederation } from '../helpers/worker-process';
 
@@ -34,14 +34,11 @@ const CONFIG = {
 class Writer {
   readonly acks: { key: string; value: string; atMs: number }[] = [];
   private stopped = false;
-  private address: string;
+  private readonly route: ReturnType<typeof followPlacement>;
   readonly done: Promise<void>;
 
-  constructor(
-    private readonly log: FederationLog,
-    first: string,
-  ) {
-    this.address = first;
+  constructor(log: FederationLog, first: string) {
+    this.route = followPlacement(log, 'kv-demo', first);
     this.done = this.loop();
   }
 
@@ -51,7 +48,7 @@ class Writer {
       const value = `v${n}`;
       for (;;) {
         if (this.stopped) return;
-        const ok = await fetch(`${this.address}/kv/${key}`, { method: 'PUT', body: value, signal: AbortSignal.timeout(2_000) }).then(
+        const ok = await fetch(`${this.route.address()}/kv/${key}`, { method: 'PUT', body: value, signal: AbortSignal.timeout(2_000) }).then(
           (r) => r.ok,
           () => false,
         );
@@ -59,10 +56,7 @@ class Writer {
           this.acks.push({ key, value, atMs: Date.now() });
           break;
         }
-        // Refused (frozen, or the process is gone): ask the log where the workload runs now.
-        const placed = await this.log.workloads().catch(() => []);
-        const at = placed.find((w) => w.id === 'kv-demo')?.address;
-        if (at) this.address = at;
+        // Refused (frozen, or the process is gone): try again where the log places it by then.
         await new Promise((r) => setTimeout(r, 20));
       }
       await new Promise((r) => setTimeout(r, 5));
@@ -72,6 +66,7 @@ class Writer {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.done;
+    await this.route.stop();
   }
 
   longestGap(): { ms: number; afterMs: number } {
