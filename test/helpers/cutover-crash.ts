@@ -21,19 +21,36 @@ export async function assertCaptureRetriedAndResumed(env: TestWorkflowEnvironmen
 }
 
 /**
- * Where the log places `workloadId` now, read again and again in the background (one read at a
- * time, 50 ms apart), as a client without a stable address would keep its route fresh: a read
- * slowed by a worker's restart delays the next, not a write.
+ * Where the log places `workloadId` now, read again and again in the background, as a client
+ * without a stable address would keep its route fresh: a read starts every 50 ms (at most 8 at
+ * once), and the answer of the latest-started read that has come back wins, so one read slowed by
+ * a worker's restart does not hold the route back.
  */
 export function followPlacement(log: { workloads(): Promise<{ id: string; address: string }[]> }, workloadId: string, first: string): { address: () => string; stop: () => Promise<void> } {
   let address = first;
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      const at = (await log.workloads().catch(() => [])).find((w) => w.id === workloadId)?.address;
-      if (at) address = at;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  return { address: () => address, stop: async () => void ((stopped = true), await loop) };
+  let appliedFrom = 0;
+  let inFlight = 0;
+  const timer = setInterval(() => {
+    if (inFlight >= 8) return;
+    const startedAt = performance.now();
+    inFlight++;
+    log
+      .workloads()
+      .then((ws) => {
+        const at = ws.find((w) => w.id === workloadId)?.address;
+        if (at && startedAt > appliedFrom) {
+          appliedFrom = startedAt;
+          address = at;
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => inFlight--);
+  }, 50);
+  return {
+    address: () => address,
+    stop: async () => {
+      clearInterval(timer);
+      while (inFlight > 0) await new Promise((r) => setTimeout(r, 20));
+    },
+  };
 }
