@@ -154,7 +154,9 @@ export function createSyncActivities(deps: SyncDeps) {
         // A retry of a cut-over capture whose image was announced already (the process died after
         // the announcement) takes that image again: the target may be pulling or running it, and
         // the volume may have changed since (a verification's private boot writes its checkpoint).
-        const slot = args.publishAs && prior?.frozenAtMs !== undefined ? finalSlot(args.publishAs) : undefined;
+        // (A slot belongs to one cut-over of one run: an image in it was announced by an earlier
+        // attempt of this very capture, also one that died before its first heartbeat.)
+        const slot = args.publishAs && args.freeze ? finalSlot(args.publishAs) : undefined;
         const announced = slot ? deps.images.finals.get(slot) : undefined;
         if (announced && deps.images.get(announced.manifest.rootHash)) {
           digest ??= announced.digest;
