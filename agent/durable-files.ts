@@ -9,7 +9,7 @@
  * directory (see tempPathBeside), so that a store can sweep what a crash left by that prefix.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, promises as fs, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, promises as fs, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** Prefix of the temporary files writeFileDurableAsync (and the store's assemble) create. */
@@ -76,4 +76,14 @@ export async function writeFileDurableAsync(path: string, data: Uint8Array | str
   await h.close();
   await fs.rename(tmp, path);
   await fsyncPathAsync(dirname(path));
+}
+
+/**
+ * Makes `dir` (mode 0700: keys and secrets live there) and whatever is missing above it with the
+ * ordinary mode. `mkdirSync(dir, { recursive: true, mode: 0o700 })` would give every missing
+ * parent 0700 too, a new FEDFLOW_HOME included, which locks out the user a workload runs as.
+ */
+export function mkdirPrivate(dir: string): void {
+  mkdirSync(dirname(dir), { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
 }

@@ -5,9 +5,9 @@
  * federation config as base64 SPKI DER.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncPath } from '../durable-files';
+import { fsyncPath, mkdirPrivate } from '../durable-files';
 import { verifyCertificate as verifyWithVerifier, type CertificateCheck } from '../../core/consensus/bft-certificate';
 import type { CommitCertificate } from '../../core/consensus/bft-types';
 import type { Signer, Verifier } from '../../core/consensus/signing';
@@ -18,7 +18,7 @@ export const SITE_KEY_FILE = 'site-key.pem';
 export function ensureSiteKey(siteDir: string): string {
   const path = join(siteDir, SITE_KEY_FILE);
   if (!existsSync(path)) {
-    mkdirSync(siteDir, { recursive: true, mode: 0o700 });
+    mkdirPrivate(siteDir);
     const { privateKey } = generateKeyPairSync('ed25519');
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     // 'wx' fails if another process created it meanwhile, rather than overwrite a live key.

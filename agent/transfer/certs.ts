@@ -14,7 +14,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirPrivate } from '../durable-files';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { FederationConfig } from '../../core/federation-config';
 import { siteDirName } from '../site/home';
@@ -69,7 +70,7 @@ function openssl(args: string[], input?: string): string {
 
 /** Writes `text` to `path` with `mode`, atomically (temp file + rename), making the directory. */
 function writeAtomic(path: string, text: string, mode: number): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  mkdirPrivate(dirname(path));
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(tmp, text, { mode, flag: 'wx' });
   chmodSync(tmp, mode);
@@ -145,7 +146,7 @@ export function ensureLocalCerts(home: string, config: FederationConfig, sites =
 const LOCK_STALE_MS = 60_000;
 
 function withDirLock<T>(dir: string, fn: () => T): T {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirPrivate(dir);
   const lock = join(dir, '.lock');
   const deadline = Date.now() + 2 * LOCK_STALE_MS;
   for (;;) {

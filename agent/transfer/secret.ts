@@ -4,7 +4,8 @@
  * (hex or base64, >= 32 bytes), else a key file under the fedflow home, made on first use (0600).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirPrivate } from '../durable-files';
 import { join } from 'node:path';
 import { MIN_SECRET_BYTES } from './token';
 
@@ -18,7 +19,7 @@ export function loadTransferSecret(home: string, env: NodeJS.ProcessEnv = proces
   const dir = join(home, 'secrets');
   const file = join(dir, 'transfer.key');
   if (!existsSync(file)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirPrivate(dir);
     try {
       writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
     } catch (err) {
