@@ -9,7 +9,7 @@
  * directory (see tempPathBeside), so that a store can sweep what a crash left by that prefix.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, promises as fs, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** Prefix of the temporary files writeFileDurableAsync (and the store's assemble) create. */
@@ -35,10 +35,14 @@ export async function fsyncPathAsync(path: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `path` whole or not at all: a temporary file, fsynced, renamed, directory fsynced. */
-export function writeFileDurable(path: string, data: string | Uint8Array): void {
+/**
+ * Writes `data` to `path` whole or not at all: a temporary file, fsynced, renamed, directory fsynced.
+ * `mode` (0600 for a secret) is the file's from its creation on, so no reader ever sees it wider.
+ */
+export function writeFileDurable(path: string, data: string | Uint8Array, mode?: number): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', mode ?? 0o666);
   try {
     writeFileSync(fd, data);
     fsyncSync(fd);

@@ -2,6 +2,7 @@
  * The `fedflow` command line, built on the client SDK (client/).
  *   fedflow up [--detach] | down | worker [--control] | agent --site <id> | certs | site-key --site <id> | sites | workloads
  *   fedflow workloads add -f <spec.yaml> [--site s] | workloads remove <id> [--delete-volumes]
+ *   fedflow secrets set <name> --site <id>   (value from stdin)
  *   fedflow migrate <workload> --to <site> [--wait] [--json] [--mode m]
  *   fedflow status <workload> [--json] | pause | resume | cancel <workload>
  *   fedflow infra plan|up|down --target <aws|azure|gcp|temporal> [--config f] [--json]
@@ -182,6 +183,30 @@ export function buildCli(): Command {
       const config = loadFederationConfig();
       if (!config.sites.some((s) => s.id === opts.site)) throw new FedflowError(`site '${opts.site}' is not in federation '${config.federation}' (its sites: ${config.sites.map((s) => s.id).join(', ')})`, 'RoleError');
       console.log(publishSiteKey(siteDir(opts.site)));
+    });
+
+  program
+    .command('secrets')
+    .description("store a workload secret at a site (a value a spec's run.local.secretEnv names): read from stdin, written 0600 in the site's directory under FEDFLOW_HOME, never into the federation log or a history; run it on each site's host that may run the workload")
+    .command('set <name>')
+    .description('store the secret <name> at --site, its value read from stdin (one trailing newline dropped)')
+    .requiredOption('--site <id>', 'the site, e.g. dc:paris')
+    .action(async (name: string, opts: { site: string }) => {
+      const { writeWorkloadSecret } = await import('../agent/workload/secrets');
+      const config = loadFederationConfig();
+      if (!config.sites.some((s) => s.id === opts.site)) throw new FedflowError(`site '${opts.site}' is not in federation '${config.federation}' (its sites: ${config.sites.map((s) => s.id).join(', ')})`, 'RoleError');
+      if (process.stdin.isTTY) throw new FedflowError(`fedflow secrets set reads the value from stdin, which is a terminal here; pipe it in, e.g. \`printf %s "$PGPASSWORD" | fedflow secrets set ${name} --site ${opts.site}\` or \`fedflow secrets set ${name} --site ${opts.site} < file\``, 'InvalidArgument');
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      if (!value) throw new FedflowError(`secret '${name}': stdin was empty; pipe the value in (nothing was written)`, 'InvalidArgument');
+      let file: string;
+      try {
+        file = writeWorkloadSecret(siteDir(opts.site), name, value);
+      } catch (err) {
+        throw new FedflowError((err as Error).message, 'InvalidArgument');
+      }
+      console.log(`stored secret '${name}' for site ${opts.site} in ${file} (0600, ${Buffer.byteLength(value)} bytes)`);
     });
 
   program

@@ -140,10 +140,27 @@ const volumeSchema = z
   });
 export type VolumeSpec = z.infer<typeof volumeSchema>;
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A workload secret's name: the file's name under the site's `secrets/workloads/`. */
+export const SECRET_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const SECRET_NAME_RULE = 'a secret name is lowercase letters, digits, dots, dashes and underscores (at most 63), e.g. pg-password';
+/**
+ * Environment names whose value is a secret (PGPASSWORD, REDISCLI_AUTH, AWS_SECRET_ACCESS_KEY, API_TOKEN ...):
+ * given as a literal in `env`, the value would be written into the federation log and every history.
+ */
+const SECRET_ENV = /pass(word|wd)?$|secret|token|credential|private_?key|api_?key|access_?key|_auth$|^auth$/i;
+
 const localRunSchema = z
   .object({
     command: commandSchema,
-    env: z.record(z.string(), z.string()).default({}),
+    env: z.record(z.string().regex(ENV_NAME, 'an environment variable name is letters, digits and underscores, not starting with a digit'), z.string()).default({}),
+    /**
+     * Environment variables whose values are secrets: NAME -> the name of a file the operator put in
+     * the site's `secrets/workloads/` directory (0600; `fedflow secrets set <name> --site <id>`).
+     * The spec travels in the federation log and in Temporal's history, so it holds only the name;
+     * the runner reads the value at the site, for the instance, its hooks and its checks.
+     */
+    secretEnv: z.record(z.string().regex(ENV_NAME, 'an environment variable name is letters, digits and underscores, not starting with a digit'), z.string().regex(SECRET_NAME, SECRET_NAME_RULE)).default({}),
     /** When the agent runs as root: run the instance and its hooks as this user (PostgreSQL refuses root). */
     user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a user is a login name such as nobody or postgres').optional(),
     /** A fixed port; by default the runner picks a free one and keeps it across restarts. */
@@ -215,6 +232,17 @@ function crossFieldProblems(raw: unknown): string[] {
         );
       }
     }
+  }
+  const local = isObj(raw.run) && isObj(raw.run.local) ? raw.run.local : {};
+  const env = isObj(local.env) ? local.env : {};
+  const secretEnv = isObj(local.secretEnv) ? local.secretEnv : {};
+  for (const k of Object.keys(env)) {
+    if (SECRET_ENV.test(k)) {
+      problems.push(
+        `run.local.env.${short(k, 40)}: looks like a secret, and the spec is written into the federation log and Temporal's history; put the value at each site with \`fedflow secrets set <name> --site <id>\` and name it in run.local.secretEnv: { ${short(k, 40)}: <name> }`,
+      );
+    }
+    if (k in secretEnv) problems.push(`run.local.env.${short(k, 40)}: also set by run.local.secretEnv; give each variable once`);
   }
   const hooks = isObj(raw.hooks) ? raw.hooks : {};
   const freeze = isObj(hooks.freeze) ? hooks.freeze : undefined;
@@ -304,6 +332,10 @@ function describeIssue(iss: z.core.$ZodIssue): string {
       return `${where}: got ${short(input)}; expected one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_union':
       return `${where}: got ${typeName(input)}; ${iss.message.startsWith('Invalid') ? 'it matches none of the accepted forms' : iss.message}`;
+    case 'invalid_key': {
+      const inner = (iss as { issues?: { message: string }[] }).issues?.[0]?.message;
+      return `${where}: the name is not valid${inner && !inner.startsWith('Invalid') ? `: ${inner}` : ''}`;
+    }
     case 'too_small':
     case 'too_big':
     case 'invalid_format':

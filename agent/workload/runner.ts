@@ -25,6 +25,7 @@ import { fillTemplates, type Command, type HttpCall, type TemplateValues, type W
 import { argvOf, execWithTimeout, killGroup, lookupUser, processStartTime, signal, stillRunning, tail, waitExit, withTimeout, type RunAs } from './exec';
 import { freePort, portFree, tcpCheck } from './net';
 import { chownTree, realInside } from './volumes';
+import { readWorkloadSecret } from './secrets';
 
 export class WorkloadError extends Error {
   constructor(
@@ -202,7 +203,18 @@ export class WorkloadRunner {
     const path = [process.env.PATH ?? '', '/usr/local/bin', '/usr/bin', '/bin'].filter(Boolean).join(':');
     const base: Record<string, string> = { PATH: path, LANG: 'C.UTF-8', HOME: as ? values.dataDir : (process.env.HOME ?? values.dataDir) };
     for (const [k, v] of Object.entries(spec.run.local?.env ?? {})) base[k] = fillTemplates(v, values);
+    for (const [k, name] of Object.entries(spec.run.local?.secretEnv ?? {})) base[k] = this.readSecret(spec.id, k, name);
     return base;
+  }
+
+  /** A secret's value for `secretEnv.<variable>`: from the site's file, never from the spec (the log). */
+  private readSecret(id: string, variable: string, name: string): string {
+    const r = readWorkloadSecret(this.siteDir, name);
+    if (r.ok) return r.value;
+    throw new WorkloadError(
+      `workload '${id}': run.local.secretEnv.${variable} names secret '${name}', but at site ${this.site} ${r.problem}; set it there with \`fedflow secrets set ${name} --site ${this.site}\` (the value is read from stdin)`,
+      FailureType.WorkloadStartFailed,
+    );
   }
 
   private values(spec: WorkloadSpec, port: number): TemplateValues {

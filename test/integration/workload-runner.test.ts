@@ -11,11 +11,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../../agent/site/home';
 import { processStartTime } from '../../agent/workload/exec';
+import { workloadSecretPath, writeWorkloadSecret } from '../../agent/workload/secrets';
 import { WorkloadError, WorkloadRunner } from '../../agent/workload/runner';
 import { loadWorkloadSpecFile } from '../../agent/workload/spec-file';
 import { FailureType } from '../../core/contracts/failures';
@@ -159,6 +161,29 @@ describe('workload runner', () => {
     await runner.thaw('kv');
     assert.equal((await fetch(`${s.address}/kv/b`, { method: 'PUT', body: 'two' })).status, 200);
     assert.notEqual((await runner.verify('kv')).digest, before.digest);
+  });
+
+  it('secretEnv: the value comes from the site 0600 file, never from the spec; a missing or loose file is refused before anything starts', async () => {
+    const value = 's3cret with spaces';
+    const spec = sampleWith('with-secret', (s) => {
+      (s.run as { local: Record<string, unknown> }).local.secretEnv = { KV_TOKEN: 'kv-token' };
+      s.verify = { command: ['sh', '-c', 'printf %s "$KV_TOKEN" | sha256sum | cut -c1-64'] };
+    });
+    assert.ok(!JSON.stringify(spec).includes(value), 'the spec holds the name only');
+    await runner.install(spec);
+    started.add(spec.id);
+    const file = workloadSecretPath(runner.siteDir, 'kv-token');
+    await assert.rejects(runner.start(spec.id), expectWorkloadError(FailureType.WorkloadStartFailed, /secretEnv\.KV_TOKEN names secret 'kv-token', but at site dc:paris .*kv-token does not exist; set it there with `fedflow secrets set kv-token --site dc:paris`/));
+    assert.equal(runner.info(spec.id).running, false, 'nothing started without its secret');
+    writeWorkloadSecret(runner.siteDir, 'kv-token', `${value}\n`);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(statSync(dirname(file)).mode & 0o777, 0o700);
+    chmodSync(file, 0o644);
+    await assert.rejects(runner.start(spec.id), expectWorkloadError(FailureType.WorkloadStartFailed, /has mode 0644, readable by others than its owner; make it 0600/));
+    chmodSync(file, 0o600);
+    await runner.start(spec.id);
+    const { digest } = await runner.verify(spec.id);
+    assert.equal(digest, createHash('sha256').update(value).digest('hex'), 'the check saw the value, without its trailing newline');
   });
 
   it('an image volume is a sparse disk-image file of its size, and templates name each volume', async () => {

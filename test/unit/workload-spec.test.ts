@@ -163,6 +163,17 @@ describe('workload spec', () => {
     oneProblem(edit((s) => (s.verify = { http: { path: 'digest' } })), 'verify.http.path', /starts with \//);
   });
 
+  it('secrets: a literal value under a secret-looking name is refused (the spec goes into the log); secretEnv names a site file instead', () => {
+    oneProblem(edit((s) => (s.run.local.env = { PGPASSWORD: 'hunter2' })), 'run.local.env.PGPASSWORD', /looks like a secret.*federation log.*fedflow secrets set <name> --site <id>.*secretEnv: \{ PGPASSWORD: <name> \}/);
+    for (const k of ['REDISCLI_AUTH', 'AWS_SECRET_ACCESS_KEY', 'API_TOKEN', 'MYSQL_PWD_PASSWD', 'TLS_PRIVATE_KEY']) assert.equal(problems(edit((s) => (s.run.local.env = { [k]: 'x' }))).length, 1, k);
+    const ok = parseWorkloadSpec(edit((s) => (s.run.local = { ...s.run.local, env: { PGUSER: 'app', PATH: '/usr/bin' }, secretEnv: { PGPASSWORD: 'pg-password' } })));
+    assert.ok(ok.ok);
+    assert.deepEqual(ok.spec.run.local?.secretEnv, { PGPASSWORD: 'pg-password' });
+    oneProblem(edit((s) => (s.run.local.secretEnv = { PGPASSWORD: '../etc/shadow' })), 'run.local.secretEnv.PGPASSWORD', /a secret name is lowercase letters/);
+    oneProblem(edit((s) => (s.run.local.secretEnv = { '1BAD': 'x' })), 'run.local.secretEnv.1BAD', /environment variable name/);
+    oneProblem(edit((s) => ((s.run.local.env = { PGUSER: 'app' }), (s.run.local.secretEnv = { PGUSER: 'pg-user' }))), 'run.local.env.PGUSER', /also set by run\.local\.secretEnv/);
+  });
+
   it('templates: only known names, and only volumes the spec has', () => {
     oneProblem(edit((s) => (s.run.local.command = ['x', '{volume.logs}'])), 'run.local.command.1', /unknown template \{volume\.logs\}.*NAME one of pgdata/);
     oneProblem(edit((s) => (s.run.local.env = { PGPORT: '{prot}' })), 'run.local.env.PGPORT', /unknown template \{prot\}; known: \{id\}, \{host\}, \{port\}/);
