@@ -248,6 +248,9 @@ export class WorkloadRunner {
     this.resolveVolumes(spec);
     const as = this.runAs(spec);
     if (as) this.checkReachable(spec, as);
+    // Every secret the spec names is at this site before anything is created: a migration's target
+    // is refused at its standby install, before the source is frozen, not at its start.
+    for (const [k, name] of Object.entries(spec.run.local.secretEnv)) this.readSecret(spec.id, k, name);
     mkdirSync(this.runDir(spec.id), { recursive: true });
     writeFileDurable(join(this.workloadDir(spec.id), 'spec.json'), JSON.stringify(spec, null, 2));
     if (opts.createVolumes === false) return;

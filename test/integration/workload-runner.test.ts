@@ -170,12 +170,13 @@ describe('workload runner', () => {
       s.verify = { command: ['sh', '-c', 'printf %s "$KV_TOKEN" | sha256sum | cut -c1-64'] };
     });
     assert.ok(!JSON.stringify(spec).includes(value), 'the spec holds the name only');
+    const file = workloadSecretPath(runner.siteDir, 'kv-token');
+    await assert.rejects(runner.install(spec), expectWorkloadError(FailureType.WorkloadStartFailed, /secretEnv\.KV_TOKEN names secret 'kv-token', but at site dc:paris .*kv-token does not exist; set it there with `fedflow secrets set kv-token --site dc:paris`/));
+    assert.equal(runner.installed(spec.id), false, 'nothing installed without its secret');
+    assert.equal(existsSync(runner.volumeRoot(spec.id)), false, 'no volume created');
+    writeWorkloadSecret(runner.siteDir, 'kv-token', `${value}\n`);
     await runner.install(spec);
     started.add(spec.id);
-    const file = workloadSecretPath(runner.siteDir, 'kv-token');
-    await assert.rejects(runner.start(spec.id), expectWorkloadError(FailureType.WorkloadStartFailed, /secretEnv\.KV_TOKEN names secret 'kv-token', but at site dc:paris .*kv-token does not exist; set it there with `fedflow secrets set kv-token --site dc:paris`/));
-    assert.equal(runner.info(spec.id).running, false, 'nothing started without its secret');
-    writeWorkloadSecret(runner.siteDir, 'kv-token', `${value}\n`);
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.equal(statSync(dirname(file)).mode & 0o777, 0o700);
     chmodSync(file, 0o644);
