@@ -440,23 +440,24 @@ export function createSyncActivities(deps: SyncDeps) {
   };
 
   /**
-   * Asks the source again, every few ms, for the digest of the final image `root` of
-   * `cutoverKey`, announced after the image itself. An image with another root means the source's
-   * capture was retried: this attempt's pull is of an older image, so it fails and is retried.
+   * Long-polls the source for the digest of the final image `root` of `cutoverKey`, announced
+   * after the image itself. An image with another root means the source's capture was retried:
+   * this attempt's pull is of an older image, so it fails and is retried.
    */
   async function awaitFinalDigest(endpoint: string, source: string, cutoverKey: string, ttlSeconds: number, root: string): Promise<WorkloadDigest> {
     for (;;) {
-      const again = await awaitFinalImage(endpoint, source, cutoverKey, ttlSeconds);
+      const again = await awaitFinalImage(endpoint, source, cutoverKey, ttlSeconds, root);
       if (again.manifest.rootHash !== root) {
         throw ApplicationFailure.retryable(`${source} announced another final image (${again.manifest.rootHash.slice(0, 12)}) than the one pulled (${root.slice(0, 12)}): its capture was retried`, FailureType.DataMismatch);
       }
       if (again.digest) return again.digest;
+      // An agent from before the digest long poll answers at once: ask again a little later.
       await new Promise((r) => setTimeout(r, FINAL_DIGEST_POLL_MS));
     }
   }
 
   /** Long-polls the source for the final image of `cutoverKey`, heartbeating between polls (a cancel ends the wait). */
-  async function awaitFinalImage(endpoint: string, source: string, cutoverKey: string, ttlSeconds: number): Promise<FinalImage> {
+  async function awaitFinalImage(endpoint: string, source: string, cutoverKey: string, ttlSeconds: number, digestOf?: string): Promise<FinalImage> {
     const ctx = Context.current();
     const slot = finalSlot(cutoverKey);
     for (;;) {
@@ -464,7 +465,7 @@ export function createSyncActivities(deps: SyncDeps) {
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       const token = issueToken(deps.secret, claimsFor(slot, source, deps.site, Date.now(), ttlSeconds));
       try {
-        const found = await fetchFinalImage(endpoint, slot, token, FINAL_POLL_MS, ctx.cancellationSignal, peerOf(source));
+        const found = await fetchFinalImage(endpoint, slot, token, FINAL_POLL_MS, ctx.cancellationSignal, peerOf(source), digestOf);
         if (found) return found;
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
@@ -487,7 +488,7 @@ export function createSyncActivities(deps: SyncDeps) {
 /** How long a pull's new attempt waits for an earlier one still running in this process to stop. */
 const ORPHAN_WAIT_MS = 10_000;
 
-/** How often the target asks for a final image's digest announced after the image. */
+/** How long the target waits before asking again an agent that does not long-poll for the digest. */
 const FINAL_DIGEST_POLL_MS = 25;
 
 /** One long poll for the final image; the waiting activity heartbeats between them. */

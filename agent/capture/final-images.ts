@@ -48,7 +48,7 @@ const SLOT = /^[0-9a-f]{64}$/;
  */
 export class FinalImages {
   private readonly published = new Map<string, { image: FinalImage; at: number }>();
-  private readonly waiters = new Map<string, Set<(image: FinalImage) => void>>();
+  private readonly waiters = new Map<string, Set<(image: FinalImage) => boolean>>();
   private readonly freezes = new Map<string, number>();
 
   constructor(private readonly dir?: string) {
@@ -74,9 +74,8 @@ export class FinalImages {
       if (this.dir) rmSync(join(this.dir, `${s}.json`), { force: true });
     }
     this.published.set(slot, { image, at: now });
-    const ws = this.waiters.get(slot);
-    this.waiters.delete(slot);
-    for (const w of ws ?? []) w(image);
+    // Each waiter takes the image if it is what it waits for (and then leaves the set).
+    for (const w of [...(this.waiters.get(slot) ?? [])]) w(image);
     await new Promise((r) => setImmediate(r));
     if (this.dir) {
       mkdirSync(this.dir, { recursive: true });
@@ -126,10 +125,13 @@ export class FinalImages {
     }
   }
 
-  /** The slot's image as soon as it is published, or undefined after `timeoutMs` or on abort. */
-  wait(slot: string, timeoutMs: number, signal?: AbortSignal): Promise<FinalImage | undefined> {
+  /**
+   * The slot's image as soon as one is published for which `ready` holds (by default, any), or
+   * undefined after `timeoutMs` or on abort.
+   */
+  wait(slot: string, timeoutMs: number, signal?: AbortSignal, ready: (image: FinalImage) => boolean = () => true): Promise<FinalImage | undefined> {
     const now = this.get(slot);
-    if (now) return Promise.resolve(now);
+    if (now && ready(now)) return Promise.resolve(now);
     return new Promise((resolve) => {
       let ws = this.waiters.get(slot);
       if (!ws) this.waiters.set(slot, (ws = new Set()));
@@ -140,7 +142,12 @@ export class FinalImages {
         if (ws!.size === 0 && this.waiters.get(slot) === ws) this.waiters.delete(slot);
         resolve(image);
       };
-      const waiter = (image: FinalImage) => done(image);
+      // Called on every announcement of the slot; one that is not ready yet keeps it waiting.
+      const waiter = (image: FinalImage) => {
+        if (!ready(image)) return false;
+        done(image);
+        return true;
+      };
       const onAbort = () => done(undefined);
       const timer = setTimeout(() => done(undefined), timeoutMs);
       ws.add(waiter);

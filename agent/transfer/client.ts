@@ -270,12 +270,14 @@ export interface ManifestFetchInfo {
  */
 /**
  * Long-polls the source's endpoint for a cut-over's final image (agent/capture/final-images.ts): the
- * image once the source has captured it, or undefined if it has not within `waitMs`.
+ * image once the source has captured it, or undefined if it has not within `waitMs`. With
+ * `digestOf` (a root the caller holds), the image once that root's digest is announced, or once
+ * another image replaced it.
  */
-export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall): Promise<FinalImage | undefined> {
+export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall, digestOf?: string): Promise<FinalImage | undefined> {
   const agent = peerAgent(endpoint, peer, { keepAlive: false, maxSockets: 1 });
   try {
-    const res = await send(agent, `${endpoint}/finals/${slot}?waitMs=${waitMs}`, 'GET', token, undefined, signal);
+    const res = await send(agent, `${endpoint}/finals/${slot}?waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}`, 'GET', token, undefined, signal);
     if (res.status === 204) return undefined;
     if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/finals/${slot.slice(0, 12)}…`);
     const image = JSON.parse(res.body.toString('utf8')) as FinalImage;

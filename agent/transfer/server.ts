@@ -20,10 +20,12 @@
  *        header x-fedflow-resent: which of them this site served to the same target for the same
  *        image before (a bitset over the request's positions, base64url; '-' for none), so the
  *        target can count what crossed the link twice (a retry after a crash) apart
- *   GET  /finals/<slot>?waitMs=N                 long poll for a cut-over's final image
+ *   GET  /finals/<slot>?waitMs=N[&digestOf=R]    long poll for a cut-over's final image
  *                                                (agent/capture/final-images.ts): 200 and its root,
  *                                                counts and frozen digest once the source has
- *                                                captured it, 204 if not within N ms (max 20 s)
+ *                                                captured it, 204 if not within N ms (max 20 s);
+ *                                                with digestOf, once the image of root R has its
+ *                                                digest (or another image replaced it)
  *
  * With TLS (the default; `tls` below) every route, /health too, is served only to a peer whose
  * certificate chains to the federation's CA and names a site of the federation; the token is then a
@@ -44,6 +46,7 @@ import { compressChunk, packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
 import type { LinkShaperSet } from '../link/shaper';
 import { LinkDropError } from '../link/shaper';
 import type { SourceImages } from '../capture/source-images';
+import type { FinalImage } from '../capture/final-images';
 import { SHA256_HEX, type ChunkRef } from '../../core/manifest';
 import { encodeManifest } from '../../core/manifest-delta';
 import { ENDPOINT_SCOPES, verifyToken, type VerifyResult } from './token';
@@ -250,9 +253,14 @@ export function createTransferHandler(opts: TransferServerOptions) {
       if (req.method !== 'GET') return reply(res, 405, { error: 'use GET for finals' });
       const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
       if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > MAX_FINAL_WAIT_MS) return reply(res, 400, { error: `waitMs '${url.searchParams.get('waitMs')}' is not an integer in 0..${MAX_FINAL_WAIT_MS}` });
+      // `digestOf=<root>`: the target holds the image of that root and waits for its digest,
+      // announced after it (or for another image: the source's capture was retried).
+      const digestOf = url.searchParams.get('digestOf');
+      if (digestOf !== null && !/^[0-9a-f]{64}$/.test(digestOf)) return reply(res, 400, { error: `digestOf '${digestOf.slice(0, 80)}' is not a manifest root (64 lower-case hex digits)` });
+      const ready = digestOf === null ? undefined : (img: FinalImage) => img.digest !== undefined || img.manifest.rootHash !== digestOf;
       const gone = new AbortController();
       res.on('close', () => gone.abort());
-      const image = await opts.images.finals.wait(root, waitMs, gone.signal);
+      const image = await opts.images.finals.wait(root, waitMs, gone.signal, ready);
       if (gone.signal.aborted) return;
       if (!image) {
         res.writeHead(204);

@@ -110,6 +110,33 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
     assert.ok(Date.now() - t0 < 2_000, 'the long poll returned when the image was published, not at its timeout');
   });
 
+  it('with digestOf, holds the poll while the image of that root has no digest, and answers when the digest (or another image) is announced', async () => {
+    const s2 = finalSlot('migrate-pg/run/cutover');
+    const t = token({ slot: s2 });
+    const { digest: _d8, ...bare } = image(8);
+    await images.finals.publish(s2, bare);
+    // Without digestOf: the image, at once, digest or not.
+    assert.deepEqual(await fetchFinalImage(server.url, s2, t, 0), bare);
+    // With it: nothing while only the bare image is held.
+    assert.equal(await fetchFinalImage(server.url, s2, t, 60, undefined, undefined, bare.manifest.rootHash), undefined);
+    const polling = fetchFinalImage(server.url, s2, t, 10_000, undefined, undefined, bare.manifest.rootHash);
+    await new Promise((r) => setTimeout(r, 30));
+    const t0 = Date.now();
+    await images.finals.publish(s2, image(8));
+    assert.deepEqual(await polling, image(8));
+    assert.ok(Date.now() - t0 < 2_000, 'answered when the digest was announced, not at the timeout');
+    // A retried capture announced another root: that is an answer too (the waiter must start over).
+    const { digest: _d9, ...other } = image(9);
+    const polling2 = fetchFinalImage(server.url, s2, t, 10_000, undefined, undefined, image(8).manifest.rootHash.replace(/^a/, 'c'));
+    assert.deepEqual(await polling2, image(8), 'already answerable: the held image has a digest');
+    await images.finals.publish(s2, other);
+    assert.deepEqual(await fetchFinalImage(server.url, s2, t, 10_000, undefined, undefined, image(8).manifest.rootHash), other, 'another root ends the wait at once');
+    const bad = await fetchFinalImage(server.url, s2, t, 0, undefined, undefined, 'not-a-root').then(() => undefined, (e: unknown) => e);
+    assert.ok(bad instanceof TransferRefusedError);
+    assert.equal(bad.status, 400);
+    assert.match(bad.message, /digestOf 'not-a-root' is not a manifest root/);
+  });
+
   it('refuses a forged token, an expired one and one for another slot', async () => {
     const refusal = async (t: string) => {
       const err = await fetchFinalImage(server.url, slot, t, 0).then(() => undefined, (e: unknown) => e);
