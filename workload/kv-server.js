@@ -48,22 +48,49 @@ let fd;
 let frozen = false;
 let dirty = false;
 
+/** Applies one log line; false for a torn line (after a crash), where replay stops. */
+function apply(line) {
+  if (!line) return true;
+  let rec;
+  try {
+    rec = JSON.parse(line);
+  } catch {
+    // A torn last line after a crash: everything before it is intact, so stop here.
+    return false;
+  }
+  if (rec.del) store.delete(rec.k);
+  else store.set(rec.k, rec.v);
+  return true;
+}
+
 function load() {
   fs.mkdirSync(dataDir, { recursive: true });
   store.clear();
   if (fs.existsSync(logPath)) {
-    const text = fs.readFileSync(logPath, 'utf8');
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      let rec;
-      try {
-        rec = JSON.parse(line);
-      } catch {
-        // A torn last line after a crash: everything before it is intact, so stop here.
-        break;
+    // Read in pieces, one line at a time: a log of a gigabyte or more is longer than the longest
+    // string V8 can hold, so it is never read whole.
+    const rfd = fs.openSync(logPath, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(8 << 20);
+      /** @type {Buffer} */
+      let rest = Buffer.alloc(0);
+      let n;
+      let torn = false;
+      while (!torn && (n = fs.readSync(rfd, buf, 0, buf.length, null)) > 0) {
+        const piece = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+        let start = 0;
+        for (let nl = piece.indexOf(10, start); nl !== -1; nl = piece.indexOf(10, start)) {
+          if (!apply(piece.toString('utf8', start, nl))) {
+            torn = true;
+            break;
+          }
+          start = nl + 1;
+        }
+        rest = Buffer.from(piece.subarray(start));
       }
-      if (rec.del) store.delete(rec.k);
-      else store.set(rec.k, rec.v);
+      if (!torn && rest.length) apply(rest.toString('utf8'));
+    } finally {
+      fs.closeSync(rfd);
     }
   }
   fd = fs.openSync(logPath, 'a');
