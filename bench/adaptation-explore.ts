@@ -29,7 +29,7 @@
  * Prints one JSON line per family (its nested figures if the rule were restricted to it: for
  * reading only) and one for the whole pool (the figure that counts).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { CLASSICAL } from '../models/classical-estimators';
 import { FLOOR_MBPS, HORIZON_S } from '../models/features';
 import { EXPERTS } from '../models/link-adaptation';
@@ -161,7 +161,12 @@ function ftl(set: string[], def: string, loss: (p: number, a: number) => number,
         if (n < after) return ex[d]!;
         let best = d;
         let bl = L.get(d)! - margin;
-        for (const k of ks) if (L.get(k)! < bl) (best = k), (bl = L.get(k)!);
+        for (const k of ks) {
+          if (L.get(k)! < bl) {
+            best = k;
+            bl = L.get(k)!;
+          }
+        }
         return ex[best]!;
       },
       learn: (ex, a) => {
@@ -207,7 +212,12 @@ function residualRule(expert: string, k: number, lambda: number, withFtl: boolea
         if (!withFtl) return c.value(ex, res);
         let best = -1;
         let bl = L.get(-1)! - 1;
-        for (const j of ks) if (L.get(j)! < bl) (best = j), (bl = L.get(j)!);
+        for (const j of ks) {
+          if (L.get(j)! < bl) {
+            best = j;
+            bl = L.get(j)!;
+          }
+        }
         return value(ex, best);
       },
       learn: (ex, a) => {
@@ -266,7 +276,10 @@ function nested(table: Table, datasets: string[], candidates: string[]) {
     for (const c of candidates) {
       const v = on.map((d) => table.get(d)!.get(c)!);
       const k: [number, number] = [Math.min(...v), v.reduce((a, b) => a + b, 0) / v.length];
-      if (k[0] > key[0] || (k[0] === key[0] && k[1] > key[1])) (best = c), (key = k);
+      if (k[0] > key[0] || (k[0] === key[0] && k[1] > key[1])) {
+        best = c;
+        key = k;
+      }
     }
     return best;
   };
@@ -282,7 +295,12 @@ function nested(table: Table, datasets: string[], candidates: string[]) {
 function main(file: string): void {
   const data = load(file);
   const cacheFile = `${file}.table.json`;
-  const cache: Record<string, Record<string, number>> = existsSync(cacheFile) ? (JSON.parse(readFileSync(cacheFile, 'utf8')) as Record<string, Record<string, number>>) : {};
+  // Figures of candidates already replayed on these very records (same size and mtime): a rerun
+  // after adding a family replays only the new candidates.
+  const st = statSync(file);
+  const stamp = `${st.size}:${st.mtimeMs}`;
+  const cached = existsSync(cacheFile) ? (JSON.parse(readFileSync(cacheFile, 'utf8')) as { stamp?: string; table?: Record<string, Record<string, number>> }) : {};
+  const cache = cached.stamp === stamp ? (cached.table ?? {}) : {};
   const datasets = [...data.keys()];
   const table: Table = new Map(datasets.map((d) => [d, new Map()]));
   const fams = families();
@@ -298,7 +316,7 @@ function main(file: string): void {
     const walkPoints = traces.map((t) => t.map((p) => ({ timeMs: p.timeMs, actual: p.actual, experts: p.ex ? p.ex.slice(0, EXPERTS.length) : [], adaptive: p.fallback, baselines: p.baselines }) as unknown as WalkPoint));
     for (const [c, v] of screenCandidates(walkPoints)) table.get(d)!.set(c, v);
   }
-  writeFileSync(cacheFile, JSON.stringify(Object.fromEntries([...table].map(([d, m]) => [d, Object.fromEntries(m)]))));
+  writeFileSync(cacheFile, JSON.stringify({ stamp, table: Object.fromEntries([...table].map(([d, m]) => [d, Object.fromEntries(m)])) }));
   const screened = [...table.get(datasets[0]!)!.keys()].filter((c) => !Object.values(fams).some((f) => c in f));
   const groups: Record<string, string[]> = { screened621: screened, ...Object.fromEntries(Object.entries(fams).map(([k, f]) => [k, Object.keys(f)])) };
   for (const [g, cands] of Object.entries(groups)) {
