@@ -337,4 +337,9 @@ function main(file: string): void {
   console.log(JSON.stringify({ kind: 'explore-check', candidate: shipped, improvements: Object.fromEntries(datasets.map((d) => [d, round4(table.get(d)!.get(shipped)!)])) }));
 }
 
-main(process.argv[2] ?? 'tmp/adaptation-records.jsonl');
+const recordsFile = process.argv[2] ?? 'tmp/adaptation-records.jsonl';
+if (!existsSync(recordsFile)) {
+  console.error(`no records file '${recordsFile}': write it first with node --import tsx bench/adaptation-records.ts ${recordsFile}`);
+  process.exit(1);
+}
+main(recordsFile);

@@ -7,7 +7,7 @@
  * classical baselines and the actual mean of the next 5 s. bench/adaptation-explore.ts replays
  * rules on these records, so trying a family of settings costs seconds instead of a walk.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
 import { createPredictor } from '../models/predictor';
@@ -21,6 +21,7 @@ async function main(argv: string[]): Promise<void> {
   if (out === undefined || out.startsWith('--')) throw new Error('usage: adaptation-records.ts OUT.jsonl [--traces-root DIR]');
   const rootAt = argv.indexOf('--traces-root');
   const root = rootAt >= 0 ? path.resolve(argv[rootAt + 1] ?? '') : DEFAULT_TRACES_ROOT;
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`traces root '${root}' is not a directory (expected e.g. ../shared/traces)`);
   const file = createWriteStream(out);
   for (const dataset of findDatasets(root)) {
     const { modelPath } = looModel(dataset);
