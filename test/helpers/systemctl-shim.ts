@@ -3,7 +3,7 @@
  * PATH inside a private mount namespace). It implements only what fedflow's install.sh calls, the
  * way systemd does it, and refuses anything else:
  *
- *   systemctl daemon-reload                 reads every unit in /etc/systemd/system (a bad one fails)
+ *   systemctl daemon-reload                 parses every unit in /etc/systemd/system (a malformed one fails)
  *   systemctl enable [--now] <unit>...      links the unit into <WantedBy>.wants/; with --now starts it
  *
  * Starting a `Type=simple` service: StateDirectory= made under /var/lib (StateDirectoryMode=, owned
@@ -38,13 +38,7 @@ function loadUnit(name: string): Record<string, Record<string, string[]>> {
   if (!/^[\w@.-]+\.service$/.test(name)) throw new ShimError(`Unit name ${name} is not a service unit: the shim starts services only`);
   const path = join(UNIT_DIR, name);
   if (!existsSync(path)) throw new ShimError(`Unit file ${name} does not exist.`);
-  const unit = unitSections(readFileSync(path, 'utf8'));
-  const service = unit.Service ?? {};
-  for (const key of Object.keys(service)) if (!EMULATED.has(key) && !STARTED_ONLY.has(key)) throw new ShimError(`${name}: [Service] ${key}= is not emulated by the systemctl shim (test/helpers/systemctl-shim.ts); add it there`);
-  const type = service.Type?.at(-1) ?? 'simple';
-  if (type !== 'simple') throw new ShimError(`${name}: Type=${type} is not emulated (only simple)`);
-  if (service.ExecStart?.length !== 1) throw new ShimError(`${name}: needs exactly one ExecStart=`);
-  return unit;
+  return unitSections(readFileSync(path, 'utf8'));
 }
 
 /** A user's passwd entry as the host (this mount namespace) has it. */
@@ -68,6 +62,10 @@ function chownTree(path: string, uid: number, gid: number): void {
 
 function start(name: string): void {
   const service = loadUnit(name).Service ?? {};
+  for (const key of Object.keys(service)) if (!EMULATED.has(key) && !STARTED_ONLY.has(key)) throw new ShimError(`${name}: [Service] ${key}= is not emulated by the systemctl shim (test/helpers/systemctl-shim.ts); add it there`);
+  const type = service.Type?.at(-1) ?? 'simple';
+  if (type !== 'simple') throw new ShimError(`${name}: Type=${type} is not emulated (only simple)`);
+  if (service.ExecStart?.length !== 1) throw new ShimError(`${name}: needs exactly one ExecStart=`);
   const last = (key: string) => service[key]?.at(-1);
   const user = last('User') ?? 'root';
   const pw = passwd(user);
