@@ -89,16 +89,18 @@ function installScript(r: ReleaseRef): string {
     'set -eu',
     `url=${shQuote(r.url)}`,
     `sha256=${r.sha256}`,
+    // Messages name the URL without its query: a presigned URL's signature stays out of the boot log.
+    'where="${url%%\\?*}"',
     // On the disk the release goes to, so install.sh moves it into place rather than copying.
     'mkdir -p /opt',
     'work="$(mktemp -d /opt/.fedflow-release.XXXXXX)"',
     'trap \'rm -rf "$work"\' EXIT',
     // The network may come up after cloud-init's final stage starts: retry, also a refused connection.
     'curl --fail --silent --show-error --location --retry 10 --retry-delay 3 --retry-connrefused --output "$work/release.tar.gz" "$url"',
-    'echo "$sha256  $work/release.tar.gz" | sha256sum --check --quiet - || { echo "fedflow: the artifact at $url does not have sha256 $sha256; not installed" >&2; exit 1; }',
+    'echo "$sha256  $work/release.tar.gz" | sha256sum --check --quiet - || { echo "fedflow: the artifact at $where does not have sha256 $sha256; not installed" >&2; exit 1; }',
     'tar -xzf "$work/release.tar.gz" -C "$work"',
     'set -- "$work"/fedflow-*/install.sh',
-    '[ -f "$1" ] || { echo "fedflow: the artifact at $url has no fedflow-<version>/install.sh" >&2; exit 1; }',
+    '[ -f "$1" ] || { echo "fedflow: the artifact at $where has no fedflow-<version>/install.sh" >&2; exit 1; }',
     'sh "$1" fedflow-agent.service',
     '',
   ].join('\n');

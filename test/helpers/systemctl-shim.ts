@@ -95,10 +95,13 @@ function start(name: string): void {
   if (!argv[0]!.startsWith('/')) throw new ShimError(`${name}: ExecStart= ${argv[0]} is not an absolute path`);
   const umask = last('UMask') ?? '0022';
   const dir = stateDir();
+  // `start` of an active unit does nothing, as in systemd.
+  const pidFile = join(dir, `${name}.pid`);
+  if (existsSync(pidFile) && existsSync(`/proc/${readFileSync(pidFile, 'utf8').trim()}`)) return;
   const log = openSync(join(dir, `${name}.log`), 'a');
   const child = spawn('setpriv', [`--reuid=${pw.uid}`, `--regid=${gid}`, '--init-groups', '--', '/bin/sh', '-c', 'umask "$0" && exec "$@"', umask, ...argv], { cwd: '/', env, stdio: ['ignore', log, log], detached: true });
   if (child.pid === undefined) throw new ShimError(`${name}: could not start ${argv.join(' ')}`);
-  writeFileSync(join(dir, `${name}.pid`), `${child.pid}\n`);
+  writeFileSync(pidFile, `${child.pid}\n`);
   child.unref();
 }
 

@@ -50,6 +50,9 @@ describe('the agent cloud-init', () => {
     assert.ok(script.content.includes(`url='https://bucket.s3.amazonaws.com/fedflow-0.1.0-linux-x64.tar.gz?X-Amz-Signature=ab'\\''c'`), script.content);
     assert.match(script.content, new RegExp(`^sha256=${SHA}$`, 'm'));
     assert.match(script.content, /sha256sum --check/);
+    // Its messages name the URL without the query (a presigned URL's signature stays out of the boot log).
+    assert.doesNotMatch(script.content, /echo [^\n]*\$url/);
+    assert.match(script.content, /^where="\$\{url%%\\\?\*\}"$/m);
     assert.match(script.content, /^sh "\$1" fedflow-agent\.service$/m);
     assert.deepEqual(doc.runcmd, [['sh', '/etc/fedflow/install-release.sh']]);
   });
