@@ -19,6 +19,7 @@
 set -eu
 
 here="$(cd "$(dirname "$0")" && pwd)"
+replaced=0
 prefix=/opt/fedflow
 units=/etc/systemd/system
 unit="${1:-fedflow-agent.service}"
@@ -43,7 +44,7 @@ if [ "$here" != "$prefix" ]; then
   mv "$here" "$prefix.new"
   chown -R root:root "$prefix.new"
   chmod -R go-w "$prefix.new"
-  if [ -e "$prefix" ]; then mv "$prefix" "$prefix.old"; fi
+  if [ -e "$prefix" ]; then mv "$prefix" "$prefix.old" && replaced=1; fi
   mv "$prefix.new" "$prefix"
   rm -rf "$prefix.old"
 fi
@@ -63,4 +64,11 @@ for u in fedflow-agent.service fedflow-control.service; do
 done
 systemctl daemon-reload
 echo "install.sh: fedflow $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$prefix/RELEASE.json") installed in $prefix"
-if [ "$unit" != none ]; then systemctl enable --now "$unit" && echo "install.sh: $unit enabled and started"; fi
+if [ "$unit" != none ]; then
+  if [ "$replaced" = 1 ]; then
+    # A running agent still runs the old release's files: restart it on the new one.
+    systemctl enable "$unit" && systemctl restart "$unit" && echo "install.sh: $unit enabled and restarted"
+  else
+    systemctl enable --now "$unit" && echo "install.sh: $unit enabled and started"
+  fi
+fi
