@@ -7,6 +7,9 @@
  *     stack: fedflow-multicloud      # prefix of every resource name, and the stack label
  *     agentPort: 7443                 # the chunk endpoint's port, admitted from the other sites only
  *     temporal: { namespace: fedflow, retentionDays: 7 }
+ *     release:                        # what each site's instance installs at boot (npm run release)
+ *       url: https://my-bucket.s3.amazonaws.com/fedflow-0.1.0-linux-x64.tar.gz
+ *       sha256: 3f1c...                # from dist/fedflow-0.1.0-linux-x64.tar.gz.sha256
  *   sites:
  *     - id: aws:us-east-1
  *       infra: { cidr: 10.10.0.0/16, subnetCidr: 10.10.1.0/24 }
@@ -49,6 +52,19 @@ export const infraSchema = z
       .object({
         namespace: z.string().regex(/^[a-zA-Z][a-zA-Z0-9._-]{1,254}$/, 'must be 2-255 letters, digits, . _ - starting with a letter'),
         retentionDays: z.number().int().min(1, 'must be 1-90').max(90, 'must be 1-90').default(7),
+      })
+      .strict()
+      .optional(),
+    /**
+     * The release artifact (scripts/release.ts) each site's instance fetches, checks and installs
+     * at boot (agent/site/cloud-init.ts). Absent: the instance image already carries fedflow.
+     */
+    release: z
+      .object({
+        url: z
+          .string()
+          .regex(/^https?:\/\/[^\s/]+\/\S*$/, 'must be the http(s) URL the instances fetch the artifact from, e.g. https://my-bucket.s3.amazonaws.com/fedflow-0.1.0-linux-x64.tar.gz (a presigned S3 URL, a Blob SAS URL or a GCS signed URL for a private object)'),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the artifact\'s sha256 as 64 lowercase hex digits (dist/<artifact>.sha256)'),
       })
       .strict()
       .optional(),

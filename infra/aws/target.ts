@@ -40,7 +40,7 @@ export function awsTemplateFor(config: FederationConfig, site: SiteConfig, o: Aw
     imageId: s.imageId,
     instanceType: s.instanceType,
     internetGateway: site.infra?.internetGateway ?? true,
-    userData: siteUserData(site.id, o.temporalAddress, namespace),
+    userData: siteUserData(site.id, o.temporalAddress, namespace, config.infra?.release),
     controlWorker:
       cw && cw.site === site.id
         ? {

@@ -56,7 +56,7 @@ export function azureTemplateFor(config: FederationConfig, site: SiteConfig, o: 
     vmSize: s.vmSize,
     adminUsername: s.adminUsername!,
     sshPublicKey: s.sshPublicKey!,
-    userData: siteUserData(site.id, o.temporalAddress, o.temporalNamespace),
+    userData: siteUserData(site.id, o.temporalAddress, o.temporalNamespace, config.infra?.release),
     publicIp: site.infra?.internetGateway ?? true,
   });
   return { settings: s, stack, template };

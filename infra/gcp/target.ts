@@ -79,7 +79,7 @@ export function gcpDesired(config: FederationConfig, site: SiteConfig, o: GcpTar
       tags: { items: [tag] },
       disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: s.image, diskName: `${stack}-agent-boot` } }],
       networkInterfaces: [{ network: net, subnetwork: subnet, ...(site.infra?.internetGateway === false ? {} : { accessConfigs: [{ name: 'external-nat', type: 'ONE_TO_ONE_NAT' }] }) }],
-      metadata: { items: [{ key: 'user-data', value: siteUserData(site.id, o.temporalAddress, o.temporalNamespace) }] },
+      metadata: { items: [{ key: 'user-data', value: siteUserData(site.id, o.temporalAddress, o.temporalNamespace, config.infra?.release) }] },
     },
   };
 }

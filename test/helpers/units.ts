@@ -78,3 +78,27 @@ export function startCommand(label: string, c: { argv: string[]; env: Record<str
   return { child, output: () => out, ready };
 }
 
+
+/** A unit file's sections as systemd reads them: `[Section]` → key → its values, in order (comments and blank lines skipped). */
+export function unitSections(text: string): Record<string, Record<string, string[]>> {
+  const sections: Record<string, Record<string, string[]>> = {};
+  let current: Record<string, string[]> | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    const head = /^\[(.+)\]$/.exec(line);
+    if (head) {
+      current = sections[head[1]!] ??= {};
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (!current || eq < 0) throw new Error(`not a unit file line: '${line}'`);
+    (current[line.slice(0, eq).trim()] ??= []).push(line.slice(eq + 1).trim());
+  }
+  return sections;
+}
+
+/** An ExecStart line as the argv systemd runs: split on whitespace, `${VAR}` and `$VAR` expanded from `env`, no path rewritten. */
+export function execStartArgv(execStart: string, env: Record<string, string>): string[] {
+  return execStart.split(/\s+/).filter(Boolean).map((w) => expand(w, env));
+}
