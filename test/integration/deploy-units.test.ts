@@ -51,6 +51,13 @@ function containerCommand(path: string, runEnv: Record<string, string>): { argv:
   for (const m of text.matchAll(/^ENV (.*)$/gm)) for (const kv of m[1]!.split(/\s+/)) env[kv.split('=')[0]!] = kv.slice(kv.indexOf('=') + 1);
   // COPY sources exist: a file the image needs is not left out by a rename.
   for (const m of text.matchAll(/^COPY (.*) \S+$/gm)) for (const src of m[1]!.split(/\s+/)) assert.ok(existsSync(join(REPO_ROOT, src)), `${path}: COPY ${src}: no such file in the repository`);
+  // The image is the release artifact of this version (npm run release names it so).
+  const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const arg = /^ARG FEDFLOW_VERSION=(\S+)$/m.exec(text)?.[1];
+  if (/^ADD /m.test(text)) {
+    assert.equal(arg, version, `${path}: ARG FEDFLOW_VERSION is package.json's version`);
+    assert.match(text, /^ADD dist\/fedflow-\$\{FEDFLOW_VERSION\}-linux-x64\.tar\.gz \/opt\/$/m, `${path} adds the release artifact`);
+  }
   const argv = [...entrypoint, ...cmd];
   assert.ok(argv[0]!.startsWith(`${INSTALL_DIR}/`), `ENTRYPOINT runs fedflow from ${INSTALL_DIR}`);
   return { argv: [argv[0]!.replace(INSTALL_DIR, REPO_ROOT), ...argv.slice(1)], env: { ...env, ...runEnv } };
