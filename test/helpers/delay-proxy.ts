@@ -15,9 +15,11 @@
  * How: each direction is a FIFO of (due time, chunk). A chunk read at t is written at t + delayMs;
  * one timer waits for the head. End of stream (a FIN) is queued like a chunk, so a half-close is
  * delayed too; a reset (an error) is passed on at once, as a cut link would. Both sockets run with
- * TCP_NODELAY, so Nagle adds nothing to the delay. Bytes in flight are bounded by `maxInFlight`
- * (default 16 MiB, well above rate × delay for any link the tests shape): past it the proxy stops
- * reading, and TCP's own flow control pushes back on the sender, as a full link queue would.
+ * TCP_NODELAY, so Nagle adds nothing to the delay. Bytes waiting for their time are bounded by
+ * `maxInFlight` (default 16 MiB, above rate × delay for any link the tests shape), and the proxy
+ * also stops reading while the far side does not drain: TCP's own flow control then pushes back on
+ * the sender, as a full link queue would. (Without the second bound, a cut far side would let the
+ * proxy swallow 16 MiB that the sender counts as sent.)
  * Timers are late under load, never early: the emulated delay is at least `delayMs`.
  *
  * Use it in a test or a benchmark: `startDelayProxy(...)` in this process, or, on a namespace's
@@ -55,19 +57,30 @@ export interface DelayProxy {
 
 const DEFAULT_MAX_IN_FLIGHT = 16 * 1024 * 1024;
 
-/** Copies `from` into `to`, every chunk (and the end of stream) `delayMs` late, in order. */
+/**
+ * Copies `from` into `to`, every chunk (and the end of stream) `delayMs` late, in order. Two
+ * bounds keep what the proxy holds near what a real link holds (rate × delay): it stops reading
+ * when `maxInFlight` bytes wait for their time, and when `to` does not drain (a slow or cut far
+ * side), so that the sender feels the far side's pace through TCP as it would without the proxy.
+ */
 function delayedPipe(from: Socket, to: Socket, delayMs: number, maxInFlight: number): void {
   // null stands for the end of stream, delayed like data.
   const queue: { due: number; chunk: Buffer | null }[] = [];
   let held = 0;
   let timer: NodeJS.Timeout | undefined;
   const relieve = () => {
-    if (from.isPaused() && held + to.writableLength < maxInFlight / 2) from.resume();
+    if (from.isPaused() && held < maxInFlight / 2 && !to.writableNeedDrain) from.resume();
+  };
+  const schedule = () => {
+    // With `to` full, its 'drain' flushes next.
+    if (timer || !queue.length || to.writableNeedDrain) return;
+    timer = setTimeout(flush, Math.max(0, queue[0]!.due - performance.now()));
   };
   const flush = () => {
+    if (timer) clearTimeout(timer);
     timer = undefined;
     const now = performance.now();
-    while (queue.length && queue[0]!.due <= now) {
+    while (queue.length && queue[0]!.due <= now && !to.writableNeedDrain) {
       const { chunk } = queue.shift()!;
       if (to.destroyed) return;
       if (chunk === null) {
@@ -80,21 +93,17 @@ function delayedPipe(from: Socket, to: Socket, delayMs: number, maxInFlight: num
     relieve();
     schedule();
   };
-  const schedule = () => {
-    if (timer || !queue.length) return;
-    timer = setTimeout(flush, Math.max(0, queue[0]!.due - performance.now()));
-  };
   from.on('data', (chunk: Buffer) => {
     queue.push({ due: performance.now() + delayMs, chunk });
     held += chunk.length;
-    if (held + to.writableLength >= maxInFlight) from.pause();
+    if (held >= maxInFlight || to.writableNeedDrain) from.pause();
     schedule();
   });
   from.on('end', () => {
     queue.push({ due: performance.now() + delayMs, chunk: null });
     schedule();
   });
-  to.on('drain', relieve);
+  to.on('drain', flush);
   from.on('close', () => {
     // Closed without an end of stream: a reset, passed on now (as a cut link would).
     if (!from.readableEnded) {
