@@ -3,9 +3,10 @@
  * reads for `delayMs` before it writes it on, in both directions, in order.
  *
  * Why: the hosts tier shapes links with `tc`, and `tbf` gives a rate, but delay is `netem`'s job,
- * and `sch_netem` is not in every kernel (not on the machines this project runs CI on: `tc qdisc add
- * ... netem delay 20ms` answers "Specified qdisc kind is unknown"). Without a delay, a bridge between
- * namespaces has a round trip of some 50 µs, which no two sites ever have. So the proxy stands in
+ * and `sch_netem` is not in every kernel (not in this project's test machine's, which has no modules
+ * to load: `tc qdisc add dev lo root netem delay 10ms` answers "Error: Specified qdisc kind is
+ * unknown."). Without a delay, a bridge between
+ * namespaces has a round trip far under a millisecond, which no two sites ever have. So the proxy stands in
  * front of an agent, on the agent's host (its network namespace): the agent listens on its port,
  * the proxy on another one, and the federation config advertises the proxy's port as the site's
  * `agentUrl`. Every connection another site opens to that agent (chunk pulls, federation votes,
