@@ -24,6 +24,7 @@ import { SourceImages } from '../agent/capture/source-images';
 import { recoverVolumes } from '../agent/capture/volume-journal';
 import { loadTransferSecret } from '../agent/transfer/secret';
 import { startTransferServer } from '../agent/transfer/server';
+import { openServedLog } from '../agent/transfer/served-log';
 import { ensureLocalCerts } from '../agent/transfer/certs';
 import { loadSiteTls, type SiteTls } from '../agent/transfer/tls';
 import { createSyncActivities } from '../activities/sync';
@@ -132,6 +133,8 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
   const shapers = shapersFromConfig(opts.config.links);
   const secret = loadTransferSecret(home);
   const storeMaxBytes = Number(process.env.FEDFLOW_CHUNK_STORE_MAX_BYTES ?? 8 * 1024 ** 3);
+  // Every chunk the endpoints serve, as JSON lines, when asked for (agent/transfer/served-log.ts).
+  const servedLog = process.env.FEDFLOW_SERVED_LOG ? openServedLog(process.env.FEDFLOW_SERVED_LOG) : undefined;
   for (const site of opts.config.sites) {
     if (wanted && !wanted.has(site.id)) continue;
     const tls = tlsOf.get(site.id);
@@ -150,7 +153,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     const telemetry = new LinkTelemetry(join(dir, 'telemetry'));
     let store: Promise<ChunkStore> | undefined;
     const openStore = () => (store ??= ChunkStore.open(join(dir, 'chunks'), { maxBytes: storeMaxBytes }));
-    const serverOpts = { site: site.id, images, secret, shapers, ...(tls ? { tls } : {}), fronts: fronts && (() => fronts.stats()) };
+    const serverOpts = { site: site.id, images, secret, shapers, ...(tls ? { tls } : {}), fronts: fronts && (() => fronts.stats()), ...(servedLog ? { onServed: servedLog.onServed } : {}) };
     let endpoint;
     if (site.listen) {
       // A configured address: other sites reach it at its agentUrl, so it must be this one.
@@ -186,6 +189,8 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     agents.set(site.id, { provider, url, worker, ...(tls ? { tls } : {}) });
     log(`agent ${site.id}: task queue ${siteTaskQueue(site.id)}, endpoint ${url}${url !== endpoint.url ? ` (listening on ${endpoint.url})` : ''}${tls ? ', mutual TLS 1.3' : ', plain HTTP'}`);
   }
+  // After the endpoints that write it.
+  if (servedLog) closers.push(() => servedLog.close());
 
   let controlWorker: Worker | undefined;
   if (opts.control !== false) {

@@ -73,6 +73,22 @@ export interface TransferServerOptions {
   stats?: TransferStats;
   /** The counters of the workload fronts this process runs (agent/front/), served beside them at GET /stats. */
   fronts?: () => Record<string, FrontStats>;
+  /**
+   * Told of every chunk this endpoint serves, once its bytes are handed to the socket: an audit
+   * trail of what crossed to whom (FEDFLOW_SERVED_LOG writes it as JSON lines). The hosts tier
+   * reads it to check that a transfer resumed after a partition asks for no verified chunk twice.
+   */
+  onServed?: (e: ServedChunk) => void;
+}
+
+/** One chunk served: when, to which site, from which image, and how many times (this one included) it went to that site from that image. */
+export interface ServedChunk {
+  at: number;
+  from: string;
+  to: string;
+  root: string;
+  hash: string;
+  n: number;
 }
 
 export const MAX_BATCH_HASHES = 4096;
@@ -199,6 +215,17 @@ export function createTransferHandler(opts: TransferServerOptions) {
     let set = byTarget.get(target);
     if (!set) byTarget.set(target, (set = new Set()));
     return set;
+  }
+  /** With onServed only: how many times each chunk went to each target, per image (as `served`). */
+  const timesTo = new WeakMap<object, Map<string, Map<ChunkRef, number>>>();
+  function countServed(index: object, target: string, ref: ChunkRef): number {
+    let byTarget = timesTo.get(index);
+    if (!byTarget) timesTo.set(index, (byTarget = new Map()));
+    let m = byTarget.get(target);
+    if (!m) byTarget.set(target, (m = new Map()));
+    const n = (m.get(ref) ?? 0) + 1;
+    m.set(ref, n);
+    return n;
   }
 
   /** The request's token checked for `scope` (a manifest root or an ENDPOINT_SCOPES value); a refusal is answered here. */
@@ -352,6 +379,10 @@ export function createTransferHandler(opts: TransferServerOptions) {
       stats.bytesServed += head.length + packed.length;
       if (again[k]) stats.resentBytesServed += head.length + packed.length;
       sent.add(entry.byHash.get(h)!);
+      if (opts.onServed) {
+        const target = verdict.claims.target;
+        opts.onServed({ at: Date.now(), from: opts.site, to: target, root, hash: h, n: countServed(entry.byHash, target, entry.byHash.get(h)!) });
+      }
       if (!more) await new Promise((r) => res.once('drain', r));
       if (res.destroyed) return;
     }

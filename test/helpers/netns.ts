@@ -14,6 +14,8 @@ export interface Host {
   ns: string;
   /** Its address on the bridge. */
   ip: string;
+  /** The bridge's end of its link (in the test's namespace): down is a pulled cable. */
+  veth: string;
 }
 
 export interface Hosts {
@@ -25,6 +27,14 @@ export interface Hosts {
   exec(host: string): string[];
   /** Shapes the host's egress with `tc tbf` (rate in Mbit/s), or removes the shaping (undefined). */
   shape(host: string, rateMbps: number | undefined): void;
+  /**
+   * Cuts the host off: its link's bridge end goes down, as a pulled cable, so nothing goes in or
+   * out (packets are dropped, not refused: peers see silence, and TCP retransmits). Its processes
+   * run on. Undone by heal(); teardown() needs neither.
+   */
+  partition(host: string): void;
+  /** Brings the host's link back up: its TCP connections resume if they outlived the cut. */
+  heal(host: string): void;
   teardown(): void;
 }
 
@@ -78,7 +88,7 @@ export function createHosts(names: string[]): Hosts {
       const ns = `ffh${tag}-${i}`;
       const host = `ffv${tag}h${i}`;
       const peer = `ffv${tag}p${i}`;
-      hosts[name] = { ns, ip: `${subnet}.${10 + i}` };
+      hosts[name] = { ns, ip: `${subnet}.${10 + i}`, veth: host };
       ip(['netns', 'add', ns]);
       ip(['link', 'add', host, 'type', 'veth', 'peer', 'name', peer]);
       ip(['link', 'set', peer, 'netns', ns]);
@@ -107,6 +117,8 @@ export function createHosts(names: string[]): Hosts {
       }
       if (rateMbps !== undefined) execFileSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', `${rateMbps}mbit`, 'burst', '64kb', 'latency', '100ms'], { stdio: 'pipe' });
     },
+    partition: (name) => void ip(['link', 'set', hosts[name]!.veth, 'down']),
+    heal: (name) => void ip(['link', 'set', hosts[name]!.veth, 'up']),
     teardown,
   };
 }
