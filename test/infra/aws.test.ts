@@ -10,14 +10,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeInternetGatewaysCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { CloudFormationClient, CreateChangeSetCommand, DescribeChangeSetCommand, DescribeStacksCommand, ExecuteChangeSetCommand, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
+import { REPO_ROOT } from '../../agent/site/home';
 import { AGENT_EC2_ACTIONS } from '../../infra/aws/template';
+import { packageControlWorker } from '../../infra/lambda-package';
 import { awsTemplateFor } from '../../infra/aws/target';
 import { InfraError, unchanged } from '../../infra/plan';
 import { runInfra } from '../../infra/run';
@@ -240,9 +243,10 @@ describe('infra --target aws (moto CloudFormation)', () => {
     assert.ok(unchanged(await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 })));
   });
 
-  it('with a control worker: the stack deploys the Lambda function and its role', async () => {
-    // The function's code is a zip in S3 (moto's S3 here); any zip will do for creating the function.
-    const zip = Buffer.from('UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', 'base64'); // an empty zip archive
+  it('with a control worker: the stack deploys the Lambda function, from the packaged zip in S3, and its role', async () => {
+    // The function's code is the zip `fedflow infra package-lambda` builds, uploaded to S3 (moto's here) under infra.controlWorker's key.
+    const pkg = await packageControlWorker({ outFile: join(scratch, 'control-worker.zip'), configFile: join(REPO_ROOT, 'config', 'federation.yaml') });
+    const zip = readFileSync(pkg.outFile);
     assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts')).ok);
     assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts/control-worker.zip', zip)).ok);
     const base = config('serverless', { cidr: '10.15.0.0/16' });
@@ -253,7 +257,9 @@ describe('infra --target aws (moto CloudFormation)', () => {
     const trust = await iam(moto.endpoint, { Action: 'GetRole', RoleName: invoker });
     assert.match(decodeURIComponent(trust), /arn:aws:iam::123456789012:role\/temporal-server/);
     assert.match(decodeURIComponent(trust), /fedflow-ext-1/);
-    const fn = (await (await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).json()) as { Configuration?: { Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Role?: string; Environment?: { Variables?: Record<string, string> } } };
+    const fn = (await (await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).json()) as { Configuration?: { Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Role?: string; CodeSize?: number; CodeSha256?: string; Environment?: { Variables?: Record<string, string> } } };
+    assert.equal(fn.Configuration?.CodeSize, zip.length, 'the function holds the packaged zip');
+    assert.equal(fn.Configuration?.CodeSha256, createHash('sha256').update(zip).digest('base64'));
     assert.equal(fn.Configuration?.Handler, 'worker/lambda.handler');
     assert.equal(fn.Configuration?.Timeout, 300);
     assert.equal(fn.Configuration?.MemorySize, 1024);
