@@ -6,11 +6,12 @@
  *   fedflow migrate <workload> --to <site> [--wait] [--json] [--mode m]
  *   fedflow status <workload> [--json] | pause | resume | cancel <workload>
  *   fedflow infra plan|up|down --target <aws|azure|gcp|temporal> [--config f] [--json]
+ *   fedflow infra package-lambda [--config f] [--out dist/lambda/control-worker.zip]
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { loadFederationConfig } from '../agent/site/config-file';
-import { fedflowHome, siteDir } from '../agent/site/home';
+import { defaultConfigPath, fedflowHome, siteDir } from '../agent/site/home';
 import { readAgentUrl } from '../activities/site';
 import { placedWorkloads } from '../client/federation';
 import { readFrontAddresses } from '../worker/fronts';
@@ -373,13 +374,25 @@ export function buildCli(): Command {
 
   program
     .command('infra <action>')
-    .description('deploy the federation into its clouds: plan (what would change), up (create or update; a second run changes nothing), down (remove what up created)')
-    .requiredOption('--target <target>', 'aws, azure, gcp or temporal')
+    .description('deploy the federation into its clouds: plan (what would change), up (create or update; a second run changes nothing), down (remove what up created); package-lambda builds the serverless control worker\'s zip')
+    .option('--target <target>', 'aws, azure, gcp or temporal (plan, up, down)')
     .option('--config <path>', 'the federation config (default: FEDFLOW_CONFIG or config/federation.yaml)')
+    .option('--out <zip>', 'package-lambda: the zip to write', 'dist/lambda/control-worker.zip')
     .option('--json', 'print JSON')
-    .action(async (action: string, opts: { target: string; config?: string; json?: boolean }) => {
+    .action(async (action: string, opts: { target?: string; config?: string; out: string; json?: boolean }) => {
       const { INFRA_ACTIONS, INFRA_TARGETS, formatResult } = await import('../infra/plan');
-      if (!(INFRA_ACTIONS as readonly string[]).includes(action)) throw new InvalidArgumentError(`infra action '${action}' is unknown (known: ${INFRA_ACTIONS.join(', ')})`);
+      if (action === 'package-lambda') {
+        const { packageControlWorker } = await import('../infra/lambda-package');
+        const configFile = opts.config ?? defaultConfigPath();
+        loadFederationConfig(configFile); // a config the function could not load is refused before building
+        const r = await packageControlWorker({ outFile: opts.out, configFile });
+        if (opts.json) return printJson(r);
+        console.log(`wrote ${r.outFile}: ${r.zipBytes} bytes zipped, ${r.unzippedBytes} unzipped, ${r.files} files, ${r.packages.length} packages; build id ${r.buildId}`);
+        console.log(`upload it to the S3 bucket and key of infra.controlWorker (codeBucket, codeKey), e.g. aws s3 cp ${r.outFile} s3://<codeBucket>/<codeKey>, then fedflow infra up --target aws`);
+        return;
+      }
+      if (!(INFRA_ACTIONS as readonly string[]).includes(action)) throw new InvalidArgumentError(`infra action '${action}' is unknown (known: ${INFRA_ACTIONS.join(', ')}, package-lambda)`);
+      if (!opts.target) throw new InvalidArgumentError(`infra ${action} needs --target (known: ${INFRA_TARGETS.join(', ')})`);
       if (!(INFRA_TARGETS as readonly string[]).includes(opts.target)) throw new InvalidArgumentError(`--target '${opts.target}' is unknown (known: ${INFRA_TARGETS.join(', ')})`);
       const { runInfra } = await import('../infra/run');
       const config = loadFederationConfig(opts.config);

@@ -2,8 +2,7 @@
  * Builds the workflow bundle the serverless control worker loads (FEDFLOW_WORKFLOW_BUNDLE), so
  * that no invocation spends its window bundling:
  *   node --import tsx infra/lambda-bundle.ts dist/lambda/workflow-bundle.js
- * The rest of the function's zip (compiled handler, federation config, node_modules with the
- * Linux x64 core bridge) is not built here yet (docs/serverless-worker.md).
+ * infra/lambda-package.ts puts it into the function's zip with the rest (`fedflow infra package-lambda`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';

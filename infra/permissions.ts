@@ -1,8 +1,8 @@
 /**
  * What each cloud's agent identity may do: exactly the calls of adapters/ (docs/providers.md,
  * "API calls per method"), as each cloud names the permission. AWS and Azure templates grant
- * these (infra/aws/template.ts, infra/azure/template.ts); for GCP infra does not create the
- * identity (that is the IAM API, not compute), and docs/infra-permissions.md gives the role to make.
+ * these (infra/aws/template.ts, infra/azure/template.ts), and GCP's custom role holds them
+ * (infra/gcp/identity.ts, through the IAM REST API).
  * test/unit/infra-permissions.test.ts checks these lists against docs/providers.md.
  */
 import { AGENT_EC2_ACTIONS } from './aws/template';

@@ -18,6 +18,8 @@ export interface InfraOverrides {
   temporalConnection?: Connection;
   /** Google auth client instead of Application Default Credentials (tests: the fake's token). */
   gcpAuthClient?: GcpTargetOptions['authClient'];
+  /** IAM and Resource Manager endpoints instead of Google's (tests: the IAM fake). */
+  gcpIamEndpoints?: GcpTargetOptions['iamEndpoints'];
   /** Azure credential and TLS agent instead of DefaultAzureCredential and the system CAs (tests: the fake's). */
   azureCredential?: AzureTargetOptions['credential'];
   azureAgent?: AzureTargetOptions['agent'];
@@ -49,7 +51,7 @@ export async function runInfra(action: InfraAction, target: InfraTarget, config:
     case 'azure':
       return azureTarget(action, config, { ...agentTemporal(config, o), credential: o.azureCredential, agent: o.azureAgent });
     case 'gcp':
-      return gcpTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs, authClient: o.gcpAuthClient });
+      return gcpTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs, authClient: o.gcpAuthClient, iamEndpoints: o.gcpIamEndpoints });
   }
 }
 

@@ -54,10 +54,21 @@ async function waitUntilUp(endpoint: string, child: ChildProcess, timeoutMs: num
   throw new Error(`moto_server did not answer on ${endpoint} within ${timeoutMs} ms`);
 }
 
-export async function startMoto(env: Record<string, string> = {}): Promise<MotoHandle> {
+export interface MotoOptions {
+  /**
+   * Run moto through scripts/moto-cfn-events.py, which makes its CloudFormation report a failed
+   * resource the way CloudFormation does (CREATE_FAILED events with the reason, the stack
+   * CREATE_FAILED) instead of failing ExecuteChangeSet itself. It still does not roll back.
+   */
+  cfnEvents?: boolean;
+}
+
+export async function startMoto(env: Record<string, string> = {}, o: MotoOptions = {}): Promise<MotoHandle> {
   const bin = ensureMoto();
   const port = await freePort();
-  const child = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], {
+  const args = ['-H', '127.0.0.1', '-p', String(port)];
+  const [cmd, argv] = o.cfnEvents ? [join(MOTO_VENV, 'bin', 'python'), [join(ROOT, 'scripts', 'moto-cfn-events.py'), ...args]] : [bin, args];
+  const child = spawn(cmd, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

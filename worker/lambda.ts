@@ -19,9 +19,10 @@
  * Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY / TLS (envconfig, as every
  * fedflow process), FEDFLOW_CONFIG (the federation config shipped with the function),
  * FEDFLOW_WORKFLOW_BUNDLE (the pre-built workflow bundle; bundling at cold start would eat the
- * invocation), FEDFLOW_BUILD_ID and FEDFLOW_DEPLOYMENT_NAME (default fedflow-control).
+ * invocation), FEDFLOW_BUILD_ID (default: the zip's worker/build-id, written by
+ * `fedflow infra package-lambda`) and FEDFLOW_DEPLOYMENT_NAME (default fedflow-control).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from 'aws-lambda';
@@ -65,13 +66,19 @@ export function controlLambdaHandler(o: ControlLambdaOptions): LambdaHandler {
 
 let built: LambdaHandler | undefined;
 
+/** The build id the packaged zip carries beside the handler (infra/lambda-package.ts). */
+function packagedBuildId(): string | undefined {
+  const file = join(__dirname, 'build-id');
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+}
+
 /** The function's entry point (Handler: worker/lambda.handler). */
 export async function handler(event: unknown, context: Context): Promise<void> {
   if (!built) {
     const bundlePath = process.env.FEDFLOW_WORKFLOW_BUNDLE ?? join(__dirname, 'workflow-bundle.js');
     built = controlLambdaHandler({
       config: loadFederationConfig(process.env.FEDFLOW_CONFIG),
-      version: { buildId: process.env.FEDFLOW_BUILD_ID ?? 'dev', deploymentName: process.env.FEDFLOW_DEPLOYMENT_NAME ?? 'fedflow-control' },
+      version: { buildId: process.env.FEDFLOW_BUILD_ID ?? packagedBuildId() ?? 'dev', deploymentName: process.env.FEDFLOW_DEPLOYMENT_NAME ?? 'fedflow-control' },
       workflowBundle: { code: readFileSync(bundlePath, 'utf8') },
     });
   }

@@ -4,8 +4,9 @@
  * deleted when it holds no change, so a second `up` changes nothing), and `down` deletes the stack.
  *
  * A failed create is rolled back by CloudFormation (ROLLBACK_COMPLETE); the stack that is left
- * holds no resources but blocks the name, so it is deleted too and nothing remains. The error
- * names the first resource that failed and CloudFormation's reason for it.
+ * holds no resources but blocks the name, so it is deleted too and nothing remains. A provider
+ * that does not roll back (CREATE_FAILED) has its stack deleted the same way, with what it made.
+ * The error names the first resource that failed and the provider's reason (DescribeStackEvents).
  */
 import {
   CloudFormationClient,
@@ -33,8 +34,11 @@ export interface AwsStackOptions {
   timeoutMs?: number;
 }
 
-/** Status of a stack that is gone or never held resources: `up` starts it afresh. */
-const DEAD = new Set(['DELETE_COMPLETE', 'ROLLBACK_COMPLETE', 'REVIEW_IN_PROGRESS', 'ROLLBACK_FAILED']);
+/**
+ * Status of a stack that is gone, never held resources, or is a failed create (which cannot be
+ * updated): `up` deletes it, with what it holds, and starts afresh.
+ */
+const DEAD = new Set(['DELETE_COMPLETE', 'ROLLBACK_COMPLETE', 'REVIEW_IN_PROGRESS', 'ROLLBACK_FAILED', 'CREATE_FAILED']);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -221,9 +225,14 @@ export class AwsStack {
     const what = cause ? `resource ${cause.LogicalResourceId} (${cause.ResourceType}) failed: ${cause.ResourceStatusReason ?? 'no reason given'}` : `no resource event says why (status ${status})`;
     let after = '';
     if (op === 'CREATE') {
-      // CloudFormation rolled the resources back; the empty ROLLBACK_COMPLETE stack is removed too.
+      // CloudFormation rolls the resources back and leaves an empty ROLLBACK_COMPLETE stack; a
+      // provider that does not (rollback disabled, or moto: CREATE_FAILED) leaves what it made.
+      // Either way the stack is deleted, with whatever it still holds, so nothing remains.
       await this.deleteAndWait(stackId);
-      after = '; the stack was rolled back and deleted, nothing is left';
+      after =
+        status === 'CREATE_FAILED'
+          ? '; the provider did not roll back (CREATE_FAILED), so the stack was deleted with what it had made, nothing is left'
+          : '; the stack was rolled back and deleted, nothing is left';
     } else {
       after = `; CloudFormation rolled the stack back to its previous template (${status})`;
     }

@@ -5,7 +5,8 @@
  * resource is read first and inserted, patched or kept (idempotent); `plan` is the same diff
  * without the writes. Every resource carries the stack: labels where Compute Engine has them
  * (the instance), `fedflow-stack=<stack>` in the description where it has none (network,
- * subnetwork, firewall), and `down` deletes only what carries it.
+ * subnetwork, firewall), and `down` deletes only what carries it. The instance runs as the
+ * site's own service account, bound to a custom role of the adapter's calls (./identity.ts).
  *
  * A failure during `up` undoes what that run created, in reverse, so nothing is left half-made.
  */
@@ -16,6 +17,7 @@ import { defaultSubnet, peerIngressCidrs, stackName } from '../../core/infra-con
 import { parseProviderSettings, type GcpSettings } from '../../core/provider-settings';
 import { InfraError, type Change, type InfraAction, type InfraResult } from '../plan';
 import { siteUserData } from '../userdata';
+import { CLOUD_PLATFORM_SCOPE, GcpIdentity, gcpIdentityDesired, type GcpIdentityEndpoints, type GoogleRequester } from './identity';
 
 type ClientOpts = ConstructorParameters<typeof InstancesClient>[0];
 
@@ -26,6 +28,8 @@ export interface GcpTargetOptions {
   authClient?: NonNullable<ClientOpts>['authClient'];
   pollMs?: number;
   timeoutMs?: number;
+  /** The IAM and Resource Manager endpoints, instead of Google's (tests: the IAM fake). */
+  iamEndpoints?: GcpIdentityEndpoints;
 }
 
 export const GCP_CREDENTIAL_CHAIN =
@@ -55,10 +59,12 @@ export function gcpDesired(config: FederationConfig, site: SiteConfig, o: GcpTar
   const net = `projects/${s.project}/global/networks/${stack}-net`;
   const subnet = `projects/${s.project}/regions/${region}/subnetworks/${stack}-subnet`;
   const tag = `${stack}-agent`;
+  const identity = gcpIdentityDesired(s.project, stack, site.id);
   return {
     settings: s,
     region,
     stack,
+    identity,
     network: { name: `${stack}-net`, description: `${marker(stack)} fedflow network of ${site.id}`, autoCreateSubnetworks: false, routingConfig: { routingMode: 'REGIONAL' } },
     subnetwork: { name: `${stack}-subnet`, description: `${marker(stack)} fedflow subnetwork of ${site.id}`, network: net, ipCidrRange: site.infra?.subnetCidr ?? defaultSubnet(parseCidr(cidr)!), region },
     firewall: {
@@ -80,6 +86,7 @@ export function gcpDesired(config: FederationConfig, site: SiteConfig, o: GcpTar
       disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: s.image, diskName: `${stack}-agent-boot` } }],
       networkInterfaces: [{ network: net, subnetwork: subnet, ...(site.infra?.internetGateway === false ? {} : { accessConfigs: [{ name: 'external-nat', type: 'ONE_TO_ONE_NAT' }] }) }],
       metadata: { items: [{ key: 'user-data', value: siteUserData(site.id, o.temporalAddress, o.temporalNamespace, config.infra?.release) }] },
+      serviceAccounts: [{ email: identity.email, scopes: [CLOUD_PLATFORM_SCOPE] }],
     },
   };
 }
@@ -137,6 +144,7 @@ class GcpSite {
     private readonly d: ReturnType<typeof gcpDesired>,
     private readonly site: string,
     private readonly o: GcpTargetOptions,
+    private readonly identity: GcpIdentity,
   ) {}
 
   private get project() {
@@ -221,13 +229,19 @@ class GcpSite {
         await this.wait(`firewalls.patch(${firewall.name})`, op, this.gop);
       }
 
+      await this.identity.up(action, changes, undo);
+
       const inst = net ? await this.get(`instances.get(${instance.name})`, () => this.c.instances.get({ project: p, zone, instance: instance.name })) : undefined;
       const wantMt = instance.machineType.split('/').pop();
-      const replace = inst && String(inst.machineType ?? '').split('/').pop() !== wantMt;
+      const mtChange = inst && String(inst.machineType ?? '').split('/').pop() !== wantMt;
+      // An instance's service account changes only while it is stopped: a new one replaces it.
+      const haveSa = inst?.serviceAccounts?.[0]?.email ?? 'none';
+      const saChange = inst && haveSa !== instance.serviceAccounts[0]!.email;
+      const replace = mtChange || saChange;
       const userData = instance.metadata.items[0]!.value;
       const currentUd = inst?.metadata?.items?.find((i) => i.key === 'user-data')?.value;
       const metaChange = inst && !replace && currentUd !== userData;
-      changes.push({ action: !inst ? 'create' : replace || metaChange ? 'update' : 'keep', kind: 'compute#instance', name: instance.name, detail: replace ? `machine type ${String(inst?.machineType).split('/').pop()} -> ${wantMt}: replaced` : metaChange ? 'user-data' : undefined });
+      changes.push({ action: !inst ? 'create' : replace || metaChange ? 'update' : 'keep', kind: 'compute#instance', name: instance.name, detail: mtChange ? `machine type ${String(inst?.machineType).split('/').pop()} -> ${wantMt}: replaced` : saChange ? `service account ${haveSa} -> ${instance.serviceAccounts[0]!.email}: replaced` : metaChange ? 'user-data' : undefined });
       if (action === 'up') {
         if (replace) await this.deleteInstance();
         if (!inst || replace) {
@@ -293,6 +307,7 @@ class GcpSite {
       if (ours) await del();
       changes.push({ action: ours ? 'delete' : 'keep', kind, name, detail: r && !ours ? `not made by stack ${this.d.stack}` : r ? undefined : 'not there' });
     }
+    await this.identity.down(changes);
     return changes;
   }
 }
@@ -316,7 +331,12 @@ export async function gcpTarget(action: InfraAction, config: FederationConfig, o
   for (const { site, desired } of planned) {
     const clients = await clientsFor(desired.settings, o, site.id);
     try {
-      result.changes.push(...(await new GcpSite(clients, desired, site.id, o).run(action)));
+      // The compute clients' auth client (resolved once in clientsFor) also signs the IAM calls.
+      // (the SDK keeps a given auth client as `auth` itself, or a GoogleAuth that hands it out).
+      const a = clients.networks.auth as unknown as GoogleRequester | { getClient(): Promise<GoogleRequester> };
+      const auth = 'getClient' in a ? await a.getClient() : a;
+      const identity = new GcpIdentity(auth, desired.identity, site.id, o.iamEndpoints);
+      result.changes.push(...(await new GcpSite(clients, desired, site.id, o, identity).run(action)));
     } finally {
       // A client whose auth failed rejects close() with the same error: already reported.
       await Promise.all(Object.values(clients).map((c: { close(): Promise<void> }) => c.close().catch(() => undefined)));

@@ -2,7 +2,8 @@
  * A loopback fake of the Compute Engine v1 REST API, enough for the gcp adapter: instances
  * insert/get/list/delete/start/stop/setLabels, zoneOperations get/wait, disks get/setLabels/
  * createSnapshot, snapshots get and regions get; and for infra/: networks, subnetworks and
- * firewalls (get/insert/patch/delete, global and region operations), instances setMetadata. It follows the public JSON shapes (operations
+ * firewalls (get/insert/patch/delete, global and region operations), instances setMetadata, an
+ * instance's service account (checked against the IAM fake, test/fakes/gcp-iam-server.ts). It follows the public JSON shapes (operations
  * with status PENDING/RUNNING/DONE, GCE's TERMINATED for a stopped instance, error bodies with
  * `code`, `status` and `errors[].reason`), honours `requestId` idempotency, checks a bearer token,
  * and injects faults per request key `METHOD /path`.
@@ -41,6 +42,7 @@ interface Inst {
   disks: { source: string; boot: boolean; deviceName: string; autoDelete: boolean }[];
   networkInterfaces: { network: string; networkIP: string }[];
   metadata?: { items?: { key: string; value: string }[] };
+  serviceAccounts?: { email: string; scopes: string[] }[];
 }
 
 interface Disk {
@@ -69,6 +71,8 @@ export interface GcpComputeFakeOptions {
   /** How long an operation stays RUNNING before it is DONE. */
   opDelayMs?: number;
   instanceQuota?: number;
+  /** Whether a service account exists (the IAM fake's), for an instance that names one; absent: any. */
+  serviceAccountExists?: (email: string) => boolean;
 }
 
 const fingerprint = () => Buffer.from(randomUUID()).toString('base64').slice(0, 12);
@@ -169,6 +173,13 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
     if (o.instanceQuota !== undefined && live >= o.instanceQuota) throw new HttpError(403, 'PERMISSION_DENIED', `Quota 'INSTANCES' exceeded. Limit: ${o.instanceQuota} in region ${region}.`, 'quotaExceeded');
     const nic0 = (body.networkInterfaces as { network?: string; subnetwork?: string }[] | undefined)?.[0];
     if (nic0?.subnetwork) requireLink('subnetwork', nic0.subnetwork, subnetworks, 'resource.networkInterfaces[0].subnetwork');
+    const sas = (body.serviceAccounts ?? []) as { email?: string; scopes?: string[] }[];
+    if (sas.length > 1) throw new HttpError(400, 'INVALID_ARGUMENT', "Invalid value for field 'resource.serviceAccounts': an instance can have at most one service account.", 'invalid');
+    for (const sa of sas) {
+      if (o.serviceAccountExists && !o.serviceAccountExists(String(sa.email ?? ''))) {
+        throw new HttpError(400, 'INVALID_ARGUMENT', `Invalid value for field 'resource.serviceAccounts[0].email': '${String(sa.email ?? '')}'. The user does not have access to service account '${String(sa.email ?? '')}'. Ask a project owner to grant you the iam.serviceAccountUser role on the service account.`, 'invalid');
+      }
+    }
     const diskName = bootSpec.initializeParams.diskName ?? name;
     disks.set(diskName, { name: diskName, sizeGb: '10', sourceImage: bootSpec.initializeParams.sourceImage, labels: {}, labelFingerprint: fingerprint(), users: [instLink(name)] });
     const inst: Inst = {
@@ -182,6 +193,7 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
       networkInterfaces: [{ network: String(nic0?.network ?? 'global/networks/default'), ...(nic0?.subnetwork ? { subnetwork: nic0.subnetwork } : {}), networkIP: `10.128.0.${seq % 250}` }],
       ...(body.tags ? { tags: body.tags } : {}),
       ...(body.metadata ? { metadata: body.metadata as Inst['metadata'] } : {}),
+      ...(sas.length ? { serviceAccounts: sas.map((sa) => ({ email: String(sa.email), scopes: sa.scopes ?? [] })) } : {}),
     };
     instances.set(name, inst);
     return startOp(requestId, 'insert', instLink(name), () => {

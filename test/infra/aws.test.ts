@@ -3,19 +3,24 @@
  * contract tests), over the real CloudFormation, EC2 and IAM wire protocols: plan on an empty
  * account, up and the resources seen through EC2's and IAM's describe calls, up again with no
  * change, down with nothing left; a failure injected halfway (an instance type EC2 does not
- * have, after the VPC, subnet, security group and IAM role exist) leaves nothing; missing
+ * have, after the VPC, subnet, security group and IAM role exist) is named by its logical
+ * resource and the provider's reason, and leaves nothing (moto runs through
+ * scripts/moto-cfn-events.py, which reports the failure as CloudFormation does); missing
  * credentials name the chain; cfn-lint passes on every template variant.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeInternetGatewaysCommand, DescribeLaunchTemplatesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { CloudFormationClient, DescribeStacksCommand, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
+import { CloudFormationClient, CreateChangeSetCommand, DescribeChangeSetCommand, DescribeStacksCommand, ExecuteChangeSetCommand, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
+import { REPO_ROOT } from '../../agent/site/home';
 import { AGENT_EC2_ACTIONS } from '../../infra/aws/template';
+import { packageControlWorker } from '../../infra/lambda-package';
 import { awsTemplateFor } from '../../infra/aws/target';
 import { InfraError, unchanged } from '../../infra/plan';
 import { runInfra } from '../../infra/run';
@@ -70,7 +75,7 @@ describe('infra --target aws (moto CloudFormation)', () => {
     ((await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:fedflow-stack', Values: [stack] }, { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }))).Reservations ?? []).flatMap((r) => r.Instances ?? []);
 
   before(async () => {
-    moto = await startMoto({ MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: 'true' });
+    moto = await startMoto({ MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: 'true' }, { cfnEvents: true });
     ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint });
     cfn = new CloudFormationClient({ region: REGION, endpoint: moto.endpoint });
     ami = (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId ?? assert.fail('moto has no AMI');
@@ -152,20 +157,81 @@ describe('infra --target aws (moto CloudFormation)', () => {
     assert.deepEqual(await vpcsWith('10.11.0.0/16'), []);
   });
 
-  it('a failure halfway (an instance type EC2 does not have) is rolled back: the reason is named and nothing is left', async () => {
-    const cfg = config('broken', { cidr: '10.12.0.0/16', instanceType: 'zz9.nano' });
-    await assert.rejects(runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 }), (err: unknown) => {
+  /** What a stack could have left, seen through EC2's and IAM's describe calls. */
+  const leftovers = async (c: EC2Client, endpoint: string, stack: string, cidr: string) => {
+    const tagged = [{ Name: 'tag:fedflow-stack', Values: [stack] }];
+    const vpcs = (await c.send(new DescribeVpcsCommand({ Filters: [{ Name: 'cidr', Values: [cidr] }] }))).Vpcs ?? [];
+    const subnets = (await c.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'cidr-block', Values: [cidr.replace(/0\.0\/16$/, '1.0/24')] }] }))).Subnets ?? [];
+    const sgs = (await c.send(new DescribeSecurityGroupsCommand({ Filters: tagged }))).SecurityGroups ?? [];
+    const lts = (await c.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates?.filter((t) => t.LaunchTemplateName?.startsWith(stack)) ?? [];
+    const instances = ((await c.send(new DescribeInstancesCommand({ Filters: [...tagged, { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }] }))).Reservations ?? []).flatMap((r) => r.Instances ?? []);
+    const roles = [...(await iam(endpoint, { Action: 'ListRoles' })).matchAll(/<RoleName>([^<]*)<\/RoleName>/g)].map((m) => m[1]!).filter((n) => n.startsWith(stack));
+    const profiles = [...(await iam(endpoint, { Action: 'ListInstanceProfiles' })).matchAll(/<InstanceProfileName>([^<]*)<\/InstanceProfileName>/g)].map((m) => m[1]!).filter((n) => n.startsWith(stack));
+    return { vpcs: vpcs.map((v) => v.VpcId), subnets: subnets.map((s) => s.SubnetId), sgs: sgs.map((g) => g.GroupId), lts: lts.map((t) => t.LaunchTemplateName), instances: instances.map((i) => i.InstanceId), roles, profiles };
+  };
+  const nothing = { vpcs: [], subnets: [], sgs: [], lts: [], instances: [], roles: [], profiles: [] };
+
+  it('a failure halfway (an instance type EC2 does not have): the resource and the provider\'s reason are named, the stack is deleted and nothing is left', async () => {
+    // moto (through scripts/moto-cfn-events.py) reports the failure as CloudFormation does, a
+    // CREATE_FAILED event on AgentInstance after the VPC, subnet, security group, role, profile
+    // and launch template were made, but does not roll back: fedflow's DeleteStack must.
+    const stack = 'fedflow-broken-us-east-1';
+    await assert.rejects(runInfra('up', 'aws', config('broken', { cidr: '10.12.0.0/16', instanceType: 'zz9.nano' }), { env: ENV, pollMs: 50 }), (err: unknown) => {
       assert.ok(err instanceof InfraError, String(err));
       assert.equal(err.type, 'StackFailed');
-      assert.match(err.message, /fedflow-broken-us-east-1 .*create failed: InvalidInstanceType\.NotFound .*The instance type 'zz9\.nano' does not exist/);
-      assert.match(err.message, /rolled back and deleted, nothing is left/);
+      assert.match(err.message, /fedflow-broken-us-east-1 \(site 'aws:us-east-1'\) create failed: resource AgentInstance \(AWS::EC2::Instance\) failed: .*The instance type 'zz9\.nano' does not exist.*InvalidInstanceType\.NotFound/);
+      assert.match(err.message, /did not roll back \(CREATE_FAILED\), so the stack was deleted with what it had made, nothing is left/);
       return true;
     });
-    await assert.rejects(cfn.send(new DescribeStacksCommand({ StackName: 'fedflow-broken-us-east-1' })), /does not exist/);
-    assert.deepEqual(await vpcsWith('10.12.0.0/16'), [], 'the VPC made before the failure is gone');
-    const sgs = (await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag:fedflow-stack', Values: ['fedflow-broken-us-east-1'] }] }))).SecurityGroups ?? [];
-    assert.deepEqual(sgs, []);
-    assert.doesNotMatch(await iam(moto.endpoint, { Action: 'ListRoles' }), /fedflow-broken/);
+    await assert.rejects(cfn.send(new DescribeStacksCommand({ StackName: stack })), /does not exist/);
+    assert.deepEqual(await leftovers(ec2, moto.endpoint, stack, '10.12.0.0/16'), nothing, 'what was made before the failure is gone');
+    // The same config fixed goes up in the name the failed run had.
+    const up = await runInfra('up', 'aws', config('broken', { cidr: '10.12.0.0/16' }), { env: ENV, pollMs: 50 });
+    assert.equal(up.changes.filter((c) => c.action === 'create').length, 7);
+    await runInfra('down', 'aws', config('broken', { cidr: '10.12.0.0/16' }), { env: ENV, pollMs: 50 });
+    assert.deepEqual(await leftovers(ec2, moto.endpoint, stack, '10.12.0.0/16'), nothing);
+  });
+
+  it('a stack a failed create left behind (CREATE_FAILED, say after an interrupted up) is deleted by the next up, which starts afresh', async () => {
+    const stack = 'fedflow-leftover-us-east-1';
+    const brokenCfg = config('leftover', { cidr: '10.16.0.0/16', instanceType: 'zz9.nano' });
+    const broken = awsTemplateFor(brokenCfg, brokenCfg.sites[0]!, { temporalAddress: ENV.TEMPORAL_ADDRESS, temporalNamespace: 'fedflow' });
+    // Made here with CloudFormation's own calls, as a run killed before its clean-up would leave it.
+    const cs = await cfn.send(new CreateChangeSetCommand({ StackName: stack, ChangeSetName: 'interrupted', ChangeSetType: 'CREATE', TemplateBody: JSON.stringify(broken), Capabilities: ['CAPABILITY_NAMED_IAM'] }));
+    for (let i = 0; (await cfn.send(new DescribeChangeSetCommand({ ChangeSetName: cs.Id! }))).Status !== 'CREATE_COMPLETE'; i++) {
+      assert.ok(i < 200, 'change set never ready');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await cfn.send(new ExecuteChangeSetCommand({ ChangeSetName: cs.Id! }));
+    assert.equal((await cfn.send(new DescribeStacksCommand({ StackName: stack }))).Stacks?.[0]?.StackStatus, 'CREATE_FAILED');
+    assert.equal((await leftovers(ec2, moto.endpoint, stack, '10.16.0.0/16')).vpcs.length, 1, 'the failed create left its VPC');
+    const cfg = config('leftover', { cidr: '10.16.0.0/16' });
+    const up = await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.equal(up.changes.filter((c) => c.action === 'create').length, 7);
+    assert.equal((await leftovers(ec2, moto.endpoint, stack, '10.16.0.0/16')).vpcs.length, 1, 'one VPC: the old one went with the failed stack');
+    await runInfra('down', 'aws', cfg, { env: ENV, pollMs: 50 });
+    assert.deepEqual(await leftovers(ec2, moto.endpoint, stack, '10.16.0.0/16'), nothing);
+  });
+
+  it('on stock moto, which fails ExecuteChangeSet itself and names no resource: the stack is still deleted and nothing is left', async () => {
+    const stock = await startMoto({ MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: 'true' });
+    const stockEc2 = new EC2Client({ region: REGION, endpoint: stock.endpoint });
+    try {
+      const image = (await stockEc2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId ?? assert.fail('moto has no AMI');
+      const base = config('stock', { cidr: '10.17.0.0/16', instanceType: 'zz9.nano' });
+      const cfg = parseFederationConfig({ ...structuredClone(base), sites: base.sites.map((s) => (s.provider === 'aws' ? { ...s, settings: { ...s.settings, endpoint: stock.endpoint, imageId: image } } : s)) });
+      await assert.rejects(runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 }), (err: unknown) => {
+        assert.ok(err instanceof InfraError, String(err));
+        assert.equal(err.type, 'StackFailed');
+        assert.match(err.message, /fedflow-stock-us-east-1 .*create failed: InvalidInstanceType\.NotFound .*The instance type 'zz9\.nano' does not exist/);
+        assert.match(err.message, /named no resource\); the stack was rolled back and deleted, nothing is left/);
+        return true;
+      });
+      assert.deepEqual(await leftovers(stockEc2, stock.endpoint, 'fedflow-stock-us-east-1', '10.17.0.0/16'), nothing);
+    } finally {
+      stockEc2.destroy();
+      await stock.stop();
+    }
   });
 
   it('with an internet gateway: a public subnet routed through it (moto cannot delete a stack route table, so no down here)', async () => {
@@ -177,9 +243,10 @@ describe('infra --target aws (moto CloudFormation)', () => {
     assert.ok(unchanged(await runInfra('up', 'aws', cfg, { env: ENV, pollMs: 50 })));
   });
 
-  it('with a control worker: the stack deploys the Lambda function and its role', async () => {
-    // The function's code is a zip in S3 (moto's S3 here); any zip will do for creating the function.
-    const zip = Buffer.from('UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', 'base64'); // an empty zip archive
+  it('with a control worker: the stack deploys the Lambda function, from the packaged zip in S3, and its role', async () => {
+    // The function's code is the zip `fedflow infra package-lambda` builds, uploaded to S3 (moto's here) under infra.controlWorker's key.
+    const pkg = await packageControlWorker({ outFile: join(scratch, 'control-worker.zip'), configFile: join(REPO_ROOT, 'config', 'federation.yaml') });
+    const zip = readFileSync(pkg.outFile);
     assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts')).ok);
     assert.ok((await motoRest(moto.endpoint, 's3', 'PUT', '/fedflow-artifacts/control-worker.zip', zip)).ok);
     const base = config('serverless', { cidr: '10.15.0.0/16' });
@@ -190,7 +257,9 @@ describe('infra --target aws (moto CloudFormation)', () => {
     const trust = await iam(moto.endpoint, { Action: 'GetRole', RoleName: invoker });
     assert.match(decodeURIComponent(trust), /arn:aws:iam::123456789012:role\/temporal-server/);
     assert.match(decodeURIComponent(trust), /fedflow-ext-1/);
-    const fn = (await (await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).json()) as { Configuration?: { Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Role?: string; Environment?: { Variables?: Record<string, string> } } };
+    const fn = (await (await motoRest(moto.endpoint, 'lambda', 'GET', '/2015-03-31/functions/fedflow-serverless-us-east-1-control-worker')).json()) as { Configuration?: { Handler?: string; Runtime?: string; Timeout?: number; MemorySize?: number; Role?: string; CodeSize?: number; CodeSha256?: string; Environment?: { Variables?: Record<string, string> } } };
+    assert.equal(fn.Configuration?.CodeSize, zip.length, 'the function holds the packaged zip');
+    assert.equal(fn.Configuration?.CodeSha256, createHash('sha256').update(zip).digest('base64'));
     assert.equal(fn.Configuration?.Handler, 'worker/lambda.handler');
     assert.equal(fn.Configuration?.Timeout, 300);
     assert.equal(fn.Configuration?.MemorySize, 1024);

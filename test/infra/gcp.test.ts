@@ -2,7 +2,9 @@
  * `--target gcp` against the fake compute/v1 server over REST (the SDK's fallback transport):
  * plan on an empty project, up and the resources read back, up again with no change, a changed
  * config patched in place, down with nothing left (and resources not of this stack left alone),
- * a failure halfway undone, missing credentials naming the chain.
+ * a failure halfway undone, missing credentials naming the chain. The agent's identity (a
+ * service account bound to a custom role of the adapter's calls) goes to the IAM fake over the
+ * IAM v1 and Resource Manager v1 REST shapes.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,17 +12,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
+import { gcpIdentityDesired } from '../../infra/gcp/identity';
+import { GCP_AGENT_PERMISSIONS } from '../../infra/permissions';
 import { InfraError, unchanged } from '../../infra/plan';
 import { runInfra } from '../../infra/run';
 import { siteUserData } from '../../infra/userdata';
 import { GCP_FAKE_TOKEN, startGcpComputeFake, type GcpComputeFake } from '../fakes/gcp-compute-server';
+import { startGcpIamFake, type GcpIamFake } from '../fakes/gcp-iam-server';
 import { staticGoogleAuth } from '../fakes/static-auth';
 
 const ENV = { TEMPORAL_ADDRESS: 'temporal.example.net:7233', TEMPORAL_NAMESPACE: 'fedflow' };
 const STACK = 'fedflow-g-europe-west1-b';
+const ID = gcpIdentityDesired('fedflow-test', STACK, 'gcp:europe-west1-b');
 
 describe('infra --target gcp (fake compute/v1)', () => {
   let fake: GcpComputeFake;
+  let iam: GcpIamFake;
   const auth = () => staticGoogleAuth(GCP_FAKE_TOKEN);
   const config = (over: { machineType?: string; peer?: string } = {}): FederationConfig =>
     parseFederationConfig({
@@ -32,18 +39,31 @@ describe('infra --target gcp (fake compute/v1)', () => {
         { id: 'dc:paris', provider: 'local', trust: 'trusted', capacity: { instances: 2 }, infra: { egressCidrs: [over.peer ?? '198.51.100.0/28'] } },
       ],
     });
-  const run = (action: 'plan' | 'up' | 'down', cfg: FederationConfig) => runInfra(action, 'gcp', cfg, { env: ENV, pollMs: 20, gcpAuthClient: auth() });
-  const inventory = () => ({ networks: [...fake.networks.keys()], subnetworks: [...fake.subnetworks.keys()], firewalls: [...fake.firewalls.keys()], instances: [...fake.instances.keys()], disks: [...fake.disks.keys()] });
-  const empty = { networks: [], subnetworks: [], firewalls: [], instances: [], disks: [] };
+  const endpoints = () => ({ iam: iam.endpoint, resourceManager: iam.endpoint });
+  const run = (action: 'plan' | 'up' | 'down', cfg: FederationConfig) => runInfra(action, 'gcp', cfg, { env: ENV, pollMs: 20, gcpAuthClient: auth(), gcpIamEndpoints: endpoints() });
+  const inventory = () => ({
+    networks: [...fake.networks.keys()],
+    subnetworks: [...fake.subnetworks.keys()],
+    firewalls: [...fake.firewalls.keys()],
+    instances: [...fake.instances.keys()],
+    disks: [...fake.disks.keys()],
+    serviceAccounts: [...iam.serviceAccounts.keys()],
+    roles: [...iam.roles.values()].filter((r) => !r.deleted).map((r) => r.name),
+    bindings: iam.policy.bindings.map((b) => `${b.role} ${b.members.join(',')}`),
+  });
+  const empty = { networks: [], subnetworks: [], firewalls: [], instances: [], disks: [], serviceAccounts: [], roles: [], bindings: ['roles/owner user:owner@example.com'] };
 
   before(async () => {
-    fake = await startGcpComputeFake({ project: 'fedflow-test', zone: 'europe-west1-b', opDelayMs: 30 });
+    iam = await startGcpIamFake({ project: 'fedflow-test', token: GCP_FAKE_TOKEN });
+    fake = await startGcpComputeFake({ project: 'fedflow-test', zone: 'europe-west1-b', opDelayMs: 30, serviceAccountExists: (email) => iam.serviceAccounts.has(email) });
   });
   beforeEach(() => {
-    for (const m of [fake.networks, fake.subnetworks, fake.firewalls, fake.instances, fake.disks]) m.clear();
+    for (const m of [fake.networks, fake.subnetworks, fake.firewalls, fake.instances, fake.disks, iam.serviceAccounts, iam.roles]) m.clear();
+    iam.policy.bindings = [{ role: 'roles/owner', members: ['user:owner@example.com'] }];
   });
   after(async () => {
     await fake?.close();
+    await iam?.close();
   });
 
   it('plan on an empty project, up, read back, up again with no change, down with nothing left', async () => {
@@ -52,12 +72,23 @@ describe('infra --target gcp (fake compute/v1)', () => {
       `create compute#network ${STACK}-net`,
       `create compute#subnetwork ${STACK}-subnet`,
       `create compute#firewall ${STACK}-agent-port`,
+      `create iam#role ${ID.roleName}`,
+      `create iam#serviceAccount ${ID.email}`,
+      `create cloudresourcemanager#binding ${ID.roleName} → ${ID.member}`,
       `create compute#instance ${STACK}-agent`,
     ]);
     assert.deepEqual(inventory(), empty, 'plan creates nothing');
 
     const up = await run('up', config());
-    assert.equal(up.changes.filter((c) => c.action === 'create').length, 4);
+    assert.equal(up.changes.filter((c) => c.action === 'create').length, 7);
+    // The identity: an account of this stack, bound to a role of exactly the adapter's calls, and the instance runs as it.
+    const sa = iam.serviceAccounts.get(ID.email);
+    assert.match(String(sa?.description), /fedflow-stack=fedflow-g-europe-west1-b/);
+    const role = iam.roles.get(ID.roleName);
+    assert.deepEqual([...(role?.includedPermissions ?? [])].sort(), [...GCP_AGENT_PERMISSIONS].sort());
+    assert.equal(role?.stage, 'GA');
+    assert.deepEqual(iam.policy.bindings.filter((b) => b.role === ID.roleName), [{ role: ID.roleName, members: [`serviceAccount:${ID.email}`] }]);
+    assert.deepEqual(fake.instances.get(`${STACK}-agent`)?.serviceAccounts, [{ email: ID.email, scopes: ['https://www.googleapis.com/auth/cloud-platform'] }]);
     const net = fake.networks.get(`${STACK}-net`)!;
     assert.equal(net.autoCreateSubnetworks, false);
     assert.match(String(net.description), /fedflow-stack=fedflow-g-europe-west1-b/);
@@ -77,9 +108,38 @@ describe('infra --target gcp (fake compute/v1)', () => {
     assert.equal(fake.instances.get(`${STACK}-agent`)?.id, inst.id, 'the same instance');
 
     const down = await run('down', config());
-    assert.deepEqual(down.changes.map((c) => c.action), ['delete', 'delete', 'delete', 'delete']);
+    assert.deepEqual(down.changes.map((c) => `${c.action} ${c.kind}`), ['compute#instance', 'compute#firewall', 'compute#subnetwork', 'compute#network', 'cloudresourcemanager#binding', 'iam#serviceAccount', 'iam#role'].map((k) => `delete ${k}`));
     assert.deepEqual(inventory(), empty);
     assert.ok(unchanged(await run('down', config())), 'down again finds nothing to do');
+
+    // IAM keeps a deleted custom role (and its id) for a while: up after down undeletes it.
+    assert.equal(iam.roles.get(ID.roleName)?.deleted, true);
+    const back = await run('up', config());
+    assert.equal(back.changes.find((c) => c.kind === 'iam#role')?.detail?.startsWith('undelete'), true);
+    assert.ok(iam.roles.get(ID.roleName) && !iam.roles.get(ID.roleName)!.deleted);
+    assert.equal(fake.instances.get(`${STACK}-agent`)?.status, 'RUNNING');
+    assert.ok(unchanged(await run('up', config())));
+    await run('down', config());
+    assert.deepEqual(inventory(), empty);
+  });
+
+  it('a failure halfway in IAM (the policy binding refused) is undone: account, role and network are removed', async () => {
+    iam.faults.inject({ kind: 'auth', match: 'POST /v1/projects/fedflow-test:setIamPolicy', times: 1 });
+    await assert.rejects(run('up', config()), (err: unknown) => {
+      assert.ok(err instanceof InfraError, String(err));
+      assert.match(err.message, /projects\.setIamPolicy for site 'gcp:europe-west1-b' failed: 403 PERMISSION_DENIED: Permission denied/);
+      assert.match(err.message, /rolled back what this run created, nothing is left/);
+      return true;
+    });
+    assert.deepEqual(inventory(), empty);
+  });
+
+  it('an account of the same id that this stack did not make is named, and nothing is created', async () => {
+    iam.serviceAccounts.set(ID.email, { name: `projects/fedflow-test/serviceAccounts/${ID.email}`, projectId: 'fedflow-test', uniqueId: '1', email: ID.email, description: 'made by hand', etag: 'x', oauth2ClientId: '1' });
+    await assert.rejects(run('plan', config()), /service account fedflow-agent-[0-9a-f]{12}@fedflow-test\.iam\.gserviceaccount\.com exists but was not made by stack/);
+    const down = await run('down', config());
+    assert.deepEqual(down.changes.find((c) => c.kind === 'iam#serviceAccount')?.detail, `not made by stack ${STACK}`);
+    assert.ok(iam.serviceAccounts.has(ID.email), 'down leaves it');
   });
 
   it('a changed peer range is patched on the firewall in place; a new machine type replaces the instance', async () => {
@@ -100,9 +160,9 @@ describe('infra --target gcp (fake compute/v1)', () => {
     await run('up', config());
     fake.faults.inject({ kind: 'auth', match: `DELETE /compute/v1/projects/fedflow-test/global/networks/${STACK}-net`, times: 1 });
     await assert.rejects(run('down', config()), /networks\.delete\(fedflow-g-europe-west1-b-net\).*Required 'compute\.instances\.get' permission/);
-    assert.deepEqual(inventory(), { ...empty, networks: [`${STACK}-net`] }, 'everything but the network is gone');
+    assert.deepEqual(inventory(), { ...empty, networks: [`${STACK}-net`], serviceAccounts: [ID.email], roles: [ID.roleName], bindings: [...empty.bindings, `${ID.roleName} serviceAccount:${ID.email}`] }, 'the network stays, and the identity (removed after it)');
     const again = await run('down', config());
-    assert.deepEqual(again.changes.map((c) => `${c.action} ${c.kind}`), ['keep compute#instance', 'keep compute#firewall', 'keep compute#subnetwork', 'delete compute#network']);
+    assert.deepEqual(again.changes.map((c) => `${c.action} ${c.kind}`), ['keep compute#instance', 'keep compute#firewall', 'keep compute#subnetwork', 'delete compute#network', 'delete cloudresourcemanager#binding', 'delete iam#serviceAccount', 'delete iam#role']);
     assert.deepEqual(inventory(), empty);
   });
 

@@ -1,9 +1,10 @@
 /**
  * How infra/aws/stack.ts reads a failure the way CloudFormation reports it: ExecuteChangeSet is
  * accepted, the stack ends in ROLLBACK_COMPLETE, and its events (newest first) hold the resource
- * that failed with the provider's reason, then cancellations of the others. moto 5.2.5 does not
- * do this (it fails ExecuteChangeSet itself; test/infra/aws.test.ts covers that shape over the
- * wire), so this shape is played by a stand-in client that answers each command in process with
+ * that failed with the provider's reason, then cancellations of the others. moto does not roll
+ * back (test/infra/aws.test.ts covers, over the wire, its CREATE_FAILED stack through
+ * scripts/moto-cfn-events.py, and stock moto failing ExecuteChangeSet itself), so the rollback
+ * shape is played by a stand-in client that answers each command in process with
  * CloudFormation's documented responses.
  */
 import assert from 'node:assert/strict';
