@@ -70,7 +70,13 @@ function load() {
     // Read in pieces, one line at a time: a log of a gigabyte or more is longer than the longest
     // string V8 can hold, so it is never read whole.
     const rfd = fs.openSync(logPath, 'r');
+    // The offset just past the last whole line applied: a torn tail (a crash in mid-append) is cut
+    // off there before appending, or the next record would be glued to the fragment and every
+    // record after it lost at the next load.
+    let good = 0;
+    let size = 0;
     try {
+      size = fs.fstatSync(rfd).size;
       const buf = Buffer.allocUnsafe(8 << 20);
       /** @type {Buffer} */
       let rest = Buffer.alloc(0);
@@ -84,13 +90,18 @@ function load() {
             torn = true;
             break;
           }
+          good += nl + 1 - start;
           start = nl + 1;
         }
         rest = Buffer.from(piece.subarray(start));
       }
-      if (!torn && rest.length) apply(rest.toString('utf8'));
+      // A last line without its newline is torn too, even if it parses: its write was cut short.
     } finally {
       fs.closeSync(rfd);
+    }
+    if (good < size) {
+      console.error(`kv-server: ${size - good} bytes of a torn last record cut off the log (a crash in mid-write)`);
+      fs.truncateSync(logPath, good);
     }
   }
   fd = fs.openSync(logPath, 'a');
