@@ -4,6 +4,7 @@
  * checks the lines' shapes and the ratio on made-up results.
  */
 import type { MigrationResult } from '../core/migration';
+import { MODES, type Mode } from '../core/mode-policy';
 
 export const LINKS = ['loopback', '1gbit', '50mbit'] as const;
 export type Link = (typeof LINKS)[number];
@@ -15,18 +16,32 @@ export interface HostsBenchArgs {
   runs: number;
   volumeMiB: number;
   valueKiB: number;
+  /** The link lines' migrations: the mode policy's choice (absent), or this mode forced. */
+  mode?: Mode;
 }
 
-export const HOSTS_BENCH_USAGE = 'npm run bench -- hosts [--runs N (default 1)] [--volume-mib N (default 64)] [--value-kib N (default 64)]';
+/**
+ * The TLS pair's mode, forced: the ratio compares the transport only if both sides pull with the
+ * same codec and streams, and the policy's choice follows probes that a loaded machine skews.
+ * Datacenter is what the policy picks on an unshaped link between trusted sites.
+ */
+export const TLS_PAIR_MODE: Mode = 'datacenter';
+
+export const HOSTS_BENCH_USAGE = `npm run bench -- hosts [--runs N (default 1)] [--volume-mib N (default 64)] [--value-kib N (default 64)] [--mode ${MODES.join('|')} (default: the policy's)]`;
 
 export function parseHostsArgs(argv: readonly string[]): HostsBenchArgs {
   const a: HostsBenchArgs = { runs: 1, volumeMiB: 64, valueKiB: 64 };
-  const fields: Record<string, keyof HostsBenchArgs> = { '--runs': 'runs', '--volume-mib': 'volumeMiB', '--value-kib': 'valueKiB' };
+  const fields: Record<string, 'runs' | 'volumeMiB' | 'valueKiB'> = { '--runs': 'runs', '--volume-mib': 'volumeMiB', '--value-kib': 'valueKiB' };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
+    const value = inline ?? argv[++i];
+    if (flag === '--mode') {
+      if (!MODES.includes(value as Mode)) throw new Error(`--mode is '${String(value).slice(0, 40)}'; expected one of ${MODES.join(', ')}`);
+      a.mode = value as Mode;
+      continue;
+    }
     const field = fields[flag];
     if (!field) throw new Error(`unknown argument '${flag.slice(0, 40)}'; usage: ${HOSTS_BENCH_USAGE}`);
-    const value = inline ?? argv[++i];
     const n = Number(value);
     if (!(Number.isInteger(n) && n >= 1)) throw new Error(`${flag} is '${String(value).slice(0, 40)}'; expected an integer >= 1`);
     a[field] = n;
@@ -80,6 +95,9 @@ export function runFigures(r: Pick<MigrationResult, 'durationMs' | 'downtimeMs' 
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
+/** The modes and codecs a set of runs used, as one comparable string. */
+const key = (runs: readonly RunFigures[]) => JSON.stringify([...new Set(runs.map((r) => `${r.mode}/${[...r.codecs].sort().join('+')}`))].sort());
+
 /** One line per link: the medians over its runs, and every run's figures beside them. */
 export function linkLine(link: Link, runs: readonly RunFigures[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   if (!runs.length) throw new Error(`link ${link}: no runs`);
@@ -120,6 +138,8 @@ export function tlsLine(tls: readonly RunFigures[], plain: readonly RunFigures[]
     plainDurationMs: median(plain.map((r) => r.durationMs)),
     tlsModes: [...new Set(tls.map((r) => r.mode))],
     plainModes: [...new Set(plain.map((r) => r.mode))],
+    // The ratio compares TLS alone only when both sides pulled with the same mode and codecs.
+    sameModes: key(tls) === key(plain),
     ...extra,
   };
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- hosts [--runs N] [--volume-mib N] [--value-kib N]` (root; iproute2 and tc)
+ * `npm run bench -- hosts [--runs N] [--volume-mib N] [--value-kib N] [--mode M]` (root; iproute2 and tc)
  *
  * The sample migration dc:paris -> dc:frankfurt over real sockets, with the hosts tier's set-up
  * (test/helpers/hosts-federation.ts): four sites, Temporal in a namespace of its own, each agent
@@ -13,6 +13,8 @@
  * 2. `hosts`, mutual TLS: each agent in its own namespace on the bridge; per run, migrations on an
  *    unshaped link, on a link shaped by `tc tbf` to 1 Gbit/s and to 50 Mbit/s (on the source's egress);
  * 3. `hosts`, `tls.mode: plain`: per run, a migration on the unshaped link.
+ * The link lines' migrations run in the mode the policy picks (`--mode` forces one); the unshaped
+ * pair, with and without TLS, always in datacenter mode (TLS_PAIR_MODE says why).
  *
  * JSON lines on stdout, progress on stderr:
  * - one per `link` (`loopback`, `1gbit`, `50mbit`): medians over the runs of `durationMs`,
@@ -21,7 +23,8 @@
  */
 import { hostsUnavailable } from '../scripts/hosts-check';
 import { startHostsFederation, type HostsFederation, type HostsFederationOptions } from '../test/helpers/hosts-federation';
-import { LINK_RATE_MBPS, linkLine, parseHostsArgs, runFigures, sampleKeys, tlsLine, type Link, type RunFigures } from './hosts-figures';
+import type { Mode } from '../core/mode-policy';
+import { LINK_RATE_MBPS, TLS_PAIR_MODE, linkLine, parseHostsArgs, runFigures, sampleKeys, tlsLine, type Link, type RunFigures } from './hosts-figures';
 
 const SITES = ['dc:paris', 'dc:frankfurt', 'dc:london', 'edge:lisbon'] as const;
 const TRUST = { 'edge:lisbon': 'untrusted' } as const;
@@ -45,12 +48,12 @@ export async function run(argv: string[]): Promise<void> {
   let seq = 0;
 
   /** One fresh sample on the source, migrated to the target; its figures. */
-  const migrate = async (fed: HostsFederation, label: string, n: number): Promise<RunFigures> => {
+  const migrate = async (fed: HostsFederation, label: string, n: number, mode: Mode | undefined = a.mode): Promise<RunFigures> => {
     const workloadId = `kv-${label}-${++seq}`;
     // A value range of its own per workload: no chunk in common with any earlier one.
     const sampleAt = await fed.deploySample({ site: SOURCE, keys: n, valueBytes, workloadId, firstValue: seq * 10_000_000 });
     if (sampleAt.keys !== n) throw new Error(`${workloadId}: seeded ${sampleAt.keys} keys, expected ${n}`);
-    await fed.client.startMigration({ workloadId, targetSite: TARGET });
+    await fed.client.startMigration({ workloadId, targetSite: TARGET, ...(mode ? { mode } : {}) });
     const r = await fed.client.waitForResult(workloadId);
     if (r.target !== TARGET || r.keys !== n) throw new Error(`${workloadId}: the migration ended on ${r.target} with ${r.keys} keys; expected ${TARGET} with ${n}`);
     const f = runFigures(r);
@@ -72,7 +75,7 @@ export async function run(argv: string[]): Promise<void> {
     }
   };
 
-  const lineExtra = (layout: string, tls: string) => ({ layout, tls, source: SOURCE, target: TARGET, sample, startedAt });
+  const lineExtra = (layout: string, tls: string) => ({ layout, tls, forcedMode: a.mode ?? null, source: SOURCE, target: TARGET, sample, startedAt });
 
   const loopback = await withFederation('loopback', { layout: 'loopback' }, async (fed) => {
     const runs: RunFigures[] = [];
@@ -86,7 +89,7 @@ export async function run(argv: string[]): Promise<void> {
   await withFederation('hosts, mutual TLS', { layout: 'hosts' }, async (fed) => {
     for (let i = 1; i <= a.runs; i++) {
       fed.shape(SOURCE, undefined);
-      unshapedTls.push(await migrate(fed, 'unshaped', keys));
+      unshapedTls.push(await migrate(fed, 'unshaped', keys, TLS_PAIR_MODE));
       for (const link of ['1gbit', '50mbit'] as const) {
         fed.shape(SOURCE, LINK_RATE_MBPS[link]);
         shaped[link].push(await migrate(fed, link, keys));
@@ -98,8 +101,8 @@ export async function run(argv: string[]): Promise<void> {
 
   const unshapedPlain = await withFederation('hosts, plain', { layout: 'hosts', tlsMode: 'plain' }, async (fed) => {
     const runs: RunFigures[] = [];
-    for (let i = 1; i <= a.runs; i++) runs.push(await migrate(fed, 'plain', keys));
+    for (let i = 1; i <= a.runs; i++) runs.push(await migrate(fed, 'plain', keys, TLS_PAIR_MODE));
     return runs;
   });
-  print(tlsLine(unshapedTls, unshapedPlain, { layout: 'hosts', source: SOURCE, target: TARGET, sample, startedAt }));
+  print(tlsLine(unshapedTls, unshapedPlain, { layout: 'hosts', forcedMode: TLS_PAIR_MODE, source: SOURCE, target: TARGET, sample, startedAt, finishedAt: new Date().toISOString() }));
 }
