@@ -27,10 +27,10 @@ export interface HostsBenchArgs {
  */
 export const TLS_PAIR_MODE: Mode = 'datacenter';
 
-export const HOSTS_BENCH_USAGE = `npm run bench -- hosts [--runs N (default 1)] [--volume-mib N (default 64)] [--value-kib N (default 64)] [--mode ${MODES.join('|')} (default: the policy's)]`;
+export const HOSTS_BENCH_USAGE = `npm run bench -- hosts [--runs N (default 3)] [--volume-mib N (default 128)] [--value-kib N (default 64)] [--mode ${MODES.join('|')} (default: the policy's)]`;
 
 export function parseHostsArgs(argv: readonly string[]): HostsBenchArgs {
-  const a: HostsBenchArgs = { runs: 1, volumeMiB: 64, valueKiB: 64 };
+  const a: HostsBenchArgs = { runs: 3, volumeMiB: 128, valueKiB: 64 };
   const fields: Record<string, 'runs' | 'volumeMiB' | 'valueKiB'> = { '--runs': 'runs', '--volume-mib': 'volumeMiB', '--value-kib': 'valueKiB' };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
@@ -140,6 +140,8 @@ export function tlsLine(tls: readonly RunFigures[], plain: readonly RunFigures[]
     plainModes: [...new Set(plain.map((r) => r.mode))],
     // The ratio compares TLS alone only when both sides pulled with the same mode and codecs.
     sameModes: key(tls) === key(plain),
+    tlsPerRunMBps: tls.map((r) => r.transferMBps),
+    plainPerRunMBps: plain.map((r) => r.transferMBps),
     ...extra,
   };
 }

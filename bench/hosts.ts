@@ -21,6 +21,7 @@
  *   `downtimeMs`, `wireBytes` (the migrations' own figures), with each run beside them;
  * - one with `tlsThroughputRatio`: the pull's wire throughput with TLS over without, unshaped.
  */
+import { loadavg } from 'node:os';
 import { hostsUnavailable } from '../scripts/hosts-check';
 import { startHostsFederation, type HostsFederation, type HostsFederationOptions } from '../test/helpers/hosts-federation';
 import type { Mode } from '../core/mode-policy';
@@ -34,7 +35,8 @@ const TARGET = 'dc:frankfurt';
 const WARMUP_KEYS = 16;
 
 const log = (msg: string) => process.stderr.write(`[bench hosts ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
+// Each line carries the 1-minute load average when it was printed: the machine is shared.
+const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...line, load1m: Math.round(loadavg()[0]! * 100) / 100 })}\n`);
 
 export async function run(argv: string[]): Promise<void> {
   const a = parseHostsArgs(argv);

@@ -13,10 +13,10 @@ function figures(transferMBps: number, durationMs = 1000, mode = 'datacenter'): 
 }
 
 describe('bench hosts: arguments', () => {
-  it('defaults to one run of a 64 MiB sample in 64 KiB values, and takes --flag N and --flag=N', () => {
-    assert.deepEqual(parseHostsArgs([]), { runs: 1, volumeMiB: 64, valueKiB: 64 });
+  it('defaults to three runs of a 128 MiB sample in 64 KiB values, and takes --flag N and --flag=N', () => {
+    assert.deepEqual(parseHostsArgs([]), { runs: 3, volumeMiB: 128, valueKiB: 64 });
     assert.deepEqual(parseHostsArgs(['--runs', '3', '--volume-mib=128']), { runs: 3, volumeMiB: 128, valueKiB: 64 });
-    assert.deepEqual(parseHostsArgs(['--mode', 'internet']), { runs: 1, volumeMiB: 64, valueKiB: 64, mode: 'internet' });
+    assert.deepEqual(parseHostsArgs(['--mode', 'internet']), { runs: 3, volumeMiB: 128, valueKiB: 64, mode: 'internet' });
     assert.equal(sampleKeys({ volumeMiB: 64, valueKiB: 64 }), 1024);
     assert.equal(sampleKeys({ volumeMiB: 1, valueKiB: 1024 }), 1);
   });
@@ -74,6 +74,7 @@ describe('bench hosts: figures', () => {
     assert.equal(line.tlsTransferMBps, 90);
     assert.equal(line.plainTransferMBps, 110);
     assert.equal(line.sameModes, true);
+    assert.deepEqual(line.tlsPerRunMBps, [80, 100, 90]);
     assert.equal(tlsLine([figures(50, 1000, 'hybrid')], [figures(100)]).sameModes, false);
     assert.throws(() => tlsLine([figures(1)], []), /needs runs with and without TLS \(1 with, 0 without\)/);
     assert.throws(() => tlsLine([figures(1)], [figures(0)]), /moved nothing/);
