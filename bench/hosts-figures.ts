@@ -27,10 +27,10 @@ export interface HostsBenchArgs {
  */
 export const TLS_PAIR_MODE: Mode = 'datacenter';
 
-export const HOSTS_BENCH_USAGE = `npm run bench -- hosts [--runs N (default 3)] [--volume-mib N (default 128)] [--value-kib N (default 64)] [--mode ${MODES.join('|')} (default: the policy's)]`;
+export const HOSTS_BENCH_USAGE = `npm run bench -- hosts [--runs N (default 3)] [--volume-mib N (default 64)] [--value-kib N (default 64)] [--mode ${MODES.join('|')} (default: the policy's)]`;
 
 export function parseHostsArgs(argv: readonly string[]): HostsBenchArgs {
-  const a: HostsBenchArgs = { runs: 3, volumeMiB: 128, valueKiB: 64 };
+  const a: HostsBenchArgs = { runs: 3, volumeMiB: 64, valueKiB: 64 };
   const fields: Record<string, 'runs' | 'volumeMiB' | 'valueKiB'> = { '--runs': 'runs', '--volume-mib': 'volumeMiB', '--value-kib': 'valueKiB' };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
