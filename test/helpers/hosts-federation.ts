@@ -213,7 +213,7 @@ export async function startHostsFederation(opts: HostsFederationOptions): Promis
       mkdirSync(homeOf(s), { recursive: true });
       writeFileSync(configPath(s), JSON.stringify({ federation, sites: sites.map(siteEntry), ...tlsSection }));
       const [cmd, ...args] = exec(s);
-      publicKey[s] = execFileSync(cmd!, [...args, join(REPO_ROOT, 'bin', 'fedflow'), 'site-key', '--site', s], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', FEDFLOW_HOME: homeOf(s), FEDFLOW_CONFIG: configPath(s) }, encoding: 'utf8' }).trim();
+      publicKey[s] = execFileSync(cmd!, [...args, join(REPO_ROOT, 'bin', 'fedflow'), 'site-key', '--site', s], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', FEDFLOW_HOME: homeOf(s), FEDFLOW_CONFIG: configPath(s) }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
       if (!/^[A-Za-z0-9+/]+=*$/.test(publicKey[s]!)) throw new Error(`\`fedflow site-key --site ${s}\` printed '${publicKey[s]!.slice(0, 200)}', not a base64 public key`);
     }
     const raw: Record<string, unknown> = { federation, sites: sites.map((id) => ({ ...siteEntry(id), ...endpointOf(id), publicKey: publicKey[id] })), ...tlsSection };

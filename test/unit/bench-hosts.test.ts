@@ -15,7 +15,7 @@ function figures(transferMBps: number, durationMs = 1000, mode = 'datacenter'): 
 describe('bench hosts: arguments', () => {
   it('defaults to three runs of a 64 MiB sample in 64 KiB values, and takes --flag N and --flag=N', () => {
     assert.deepEqual(parseHostsArgs([]), { runs: 3, volumeMiB: 64, valueKiB: 64 });
-    assert.deepEqual(parseHostsArgs(['--runs', '3', '--volume-mib=128']), { runs: 3, volumeMiB: 64, valueKiB: 64 });
+    assert.deepEqual(parseHostsArgs(['--runs', '3', '--volume-mib=128']), { runs: 3, volumeMiB: 128, valueKiB: 64 });
     assert.deepEqual(parseHostsArgs(['--mode', 'internet']), { runs: 3, volumeMiB: 64, valueKiB: 64, mode: 'internet' });
     assert.equal(sampleKeys({ volumeMiB: 64, valueKiB: 64 }), 1024);
     assert.equal(sampleKeys({ volumeMiB: 1, valueKiB: 1024 }), 1);
