@@ -18,6 +18,10 @@
  *
  * Everything made (processes, namespaces, bridge, temporary homes) goes at `stop()`, and also on
  * the process's exit, SIGINT or SIGTERM, so a failure or a Ctrl-C leaves nothing behind.
+ *
+ * test/hosts/migrate-across-hosts.test.ts still carries its own copy of this set-up (written before
+ * this module); it moves onto `startHostsFederation` in its `before`, and then
+ * test/hosts/deploy-sample-on-host.ts gives way to `deploySample` (./sample-on-host.ts).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
