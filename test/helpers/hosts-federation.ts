@@ -346,6 +346,11 @@ export async function startHostsFederation(opts: HostsFederationOptions): Promis
         await conn.close().catch(() => undefined);
         for (const p of procs) await killHard(p).catch(() => undefined);
         teardownSync();
+        // The kernel frees a deleted namespace's veth a little later; the next set-up in this
+        // process reuses the names (they carry the pid), so wait until they are gone.
+        const prefix = `ffv${hosts.bridge.replace(/^ffbr/, '')}`;
+        const leftover = () => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').filter((l) => l.split(': ')[1]?.startsWith(prefix));
+        for (const deadline = Date.now() + 30_000; leftover().length && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 200));
       },
     };
   } catch (err) {
