@@ -9,7 +9,7 @@
  *   fedflow infra package-lambda [--config f] [--out dist/lambda/control-worker.zip]
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { loadFederationConfig } from '../agent/site/config-file';
 import { defaultConfigPath, fedflowHome, siteDir } from '../agent/site/home';
 import { readAgentUrl } from '../activities/site';
@@ -203,7 +203,9 @@ export function buildCli(): Command {
       if (!value) throw new FedflowError(`secret '${name}': stdin was empty; pipe the value in (nothing was written)`, 'InvalidArgument');
       let file: string;
       try {
-        file = writeWorkloadSecret(siteDir(opts.site), name, value);
+        // Run as root on an installed host: the file goes to the home's owner, the agent's user.
+        const home = statSync(fedflowHome(), { throwIfNoEntry: false });
+        file = writeWorkloadSecret(siteDir(opts.site), name, value, home ? { uid: home.uid, gid: home.gid } : undefined);
       } catch (err) {
         throw new FedflowError((err as Error).message, 'InvalidArgument');
       }

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -34,6 +34,23 @@ describe('fedflow secrets set', () => {
     assert.deepEqual(readWorkloadSecret(siteDir, 'pg-password'), { ok: true, value: 'hunter2' });
     assert.equal(secrets('correct horse', 'pg-password', '--site', 'dc:paris').code, 0);
     assert.equal(readFileSync(file, 'utf8'), 'correct horse');
+  });
+
+  it('run as root, hands the secret to the owner of the home (the user the agent runs as)', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, () => {
+    const owned = mkdtempSync(join(tmpdir(), 'fedflow-secrets-owned-'));
+    try {
+      const nobody = { uid: 65534, gid: 65534 };
+      chownSync(owned, nobody.uid, nobody.gid);
+      const r = spawnSync(join(REPO_ROOT, 'bin', 'fedflow'), ['secrets', 'set', 'redis-auth', '--site', 'dc:paris'], { input: 'x', encoding: 'utf8', env: { ...process.env, FEDFLOW_HOME: owned }, timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const file = workloadSecretPath(join(owned, 'sites', 'dc_paris'), 'redis-auth');
+      for (const p of [file, dirname(file), dirname(dirname(file))]) {
+        const st = statSync(p);
+        assert.deepEqual([st.uid, st.gid], [nobody.uid, nobody.gid], `${p} belongs to the home's owner`);
+      }
+    } finally {
+      rmSync(owned, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unknown site, a bad name and an empty stdin, and writes nothing', () => {
