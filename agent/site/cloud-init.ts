@@ -69,6 +69,9 @@ export class CloudInitError extends Error {
 export function releaseRefProblems(r: ReleaseRef): string[] {
   const problems: string[] = [];
   let url: URL | undefined;
+  // WHATWG URL parsing drops tabs and newlines quietly: a URL carrying them must be refused here,
+  // or it could start a new line (a key) in the cloud-config or in the install script.
+  if (/[\s\x00-\x1f\x7f]/.test(r.url)) problems.push(`release url ${JSON.stringify(r.url.slice(0, 120))} has whitespace or a control character: give the URL as one line with no spaces (percent-encode them)`);
   try {
     url = new URL(r.url);
   } catch {
@@ -121,6 +124,10 @@ export function agentCloudInit(o: CloudInitOptions): string {
     if (!/-----BEGIN CERTIFICATE-----/.test(o.tls.cert)) problems.push(`tls.cert is not a PEM certificate: give the text of sites/${siteDirName(o.siteId)}/cert.pem`);
     if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(o.tls.key)) problems.push(`tls.key is not a PEM private key: give the text of sites/${siteDirName(o.siteId)}/key.pem`);
   }
+  // These become lines of agent.env and of the header comment: one line each, no control characters.
+  for (const [field, v] of [['siteId', o.siteId], ['workloadId', o.workloadId], ['temporalAddress', o.temporalAddress], ['temporalNamespace', o.temporalNamespace], ['installDir', o.installDir]] as const) {
+    if (v !== undefined && /[\s\x00-\x1f\x7f]/.test(v)) problems.push(`${field} ${JSON.stringify(v.slice(0, 120))} has whitespace or a control character: give it as one word`);
+  }
   if (o.transferSecret !== undefined && !/^[0-9a-f]{64,}$/i.test(o.transferSecret)) problems.push('transferSecret must be at least 64 hex digits (32 bytes), e.g. from `openssl rand -hex 32`');
   if (problems.length) throw new CloudInitError(`cannot write the cloud-init of site '${o.siteId}':\n  ${problems.join('\n  ')}`);
 
@@ -143,7 +150,7 @@ export function agentCloudInit(o: CloudInitOptions): string {
   const runcmd = o.release ? [['sh', '/etc/fedflow/install-release.sh']] : [['systemctl', 'enable', '--now', 'fedflow-agent.service']];
   const header = [
     '#cloud-config',
-    `# fedflow site agent for ${o.siteId}: ${o.release ? `installs the release ${o.release.url} (sha256 ${o.release.sha256}) into ${dir}` : `fedflow is already installed in ${dir}`},`,
+    `# fedflow site agent for ${o.siteId}: ${o.release ? `installs the release ${o.release.url.replace(/[?#].*$/, '')} (sha256 ${o.release.sha256}) into ${dir}` : `fedflow is already installed in ${dir}`},`,
     `# then fedflow-agent.service runs \`${dir}/bin/fedflow agent --site \${FEDFLOW_SITE}\` with /etc/fedflow/agent.env`,
   ];
   return `${header.join('\n')}\n${stringify({ write_files: files, runcmd }, { lineWidth: 0 })}`;

@@ -80,6 +80,25 @@ describe('the agent cloud-init', () => {
     );
   });
 
+  it('refuses a URL or field that would start a new line in the cloud-config or agent.env; the header names the URL without its query', () => {
+    const sha256 = 'a'.repeat(64);
+    const injected = 'https://x.example/a.tgz?sig\nbootcmd:\n  - [sh, -c, "touch /tmp/pwned"]\n#';
+    assert.throws(
+      () => agentCloudInit({ siteId: 'aws:us-east-1', workloadId: '', temporalAddress: 't:7233\nFEDFLOW_SITE=other', release: { url: injected, sha256 } }),
+      (err: unknown) => {
+        assert.ok(err instanceof CloudInitError);
+        assert.match(err.message, /release url .* has whitespace or a control character/);
+        assert.match(err.message, /temporalAddress .* has whitespace or a control character/);
+        return true;
+      },
+    );
+    const text = agentCloudInit({ siteId: 'aws:us-east-1', workloadId: '', release: { url: 'https://b.s3.amazonaws.com/f.tgz?X-Amz-Signature=deadbeef', sha256 } });
+    const header = text.split('\n').filter((l) => l.startsWith('#')).join('\n');
+    assert.match(header, /installs the release https:\/\/b\.s3\.amazonaws\.com\/f\.tgz \(sha256/);
+    assert.doesNotMatch(header, /Signature|deadbeef/, 'the signature is not in the header comment');
+    assert.deepEqual(Object.keys(read(text)).sort(), ['runcmd', 'write_files']);
+  });
+
   it("infra passes the config's infra.release into every site's user-data; a bad one is refused by the config", () => {
     const ud = read(siteUserData('aws:us-east-1', 't:7233', 'fedflow', { url: 'https://example.com/fedflow-0.1.0-linux-x64.tar.gz', sha256: SHA }));
     assert.match(ud.write_files.find((f) => f.path === '/etc/fedflow/install-release.sh')!.content, /example\.com\/fedflow-0\.1\.0-linux-x64\.tar\.gz/);
