@@ -46,7 +46,6 @@ if [ "$here" != "$prefix" ]; then
   chmod -R go-w "$prefix.new"
   if [ -e "$prefix" ]; then mv "$prefix" "$prefix.old" && replaced=1; fi
   mv "$prefix.new" "$prefix"
-  rm -rf "$prefix.old"
 fi
 
 # 3. State: the agent's home (FEDFLOW_HOME), private to the fedflow user.
@@ -72,3 +71,5 @@ if [ "$unit" != none ]; then
     systemctl enable --now "$unit" && echo "install.sh: $unit enabled and started"
   fi
 fi
+# The old release goes only now: a running agent kept reading its files until the restart.
+rm -rf "$prefix.old"
