@@ -94,6 +94,33 @@ describe('delay proxy', () => {
     assert.equal((await answer).toString(), createHash('sha256').update(data).digest('hex'));
   });
 
+  it('stops reading while the far side does not drain, far below its in-flight bound', async () => {
+    // The far side accepts and never reads: only the proxy's drain check keeps it from buffering up
+    // to its (here huge) in-flight bound; the sender must then be held back by TCP, near the sockets' buffers.
+    const held: Socket[] = [];
+    const port = await serve((s) => {
+      s.pause();
+      held.push(s);
+    });
+    const p = await proxy(port, 1, 1024 * 1024 * 1024);
+    const c = await dial(p.port);
+    const piece = Buffer.alloc(1 << 20);
+    let written = 0;
+    const deadline = performance.now() + 3_000;
+    while (performance.now() < deadline && written < 512 * 1024 * 1024) {
+      if (c.write(piece)) written += piece.length;
+      else {
+        written += piece.length;
+        const drained = await Promise.race([new Promise<boolean>((r) => c.once('drain', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 1_000))]);
+        if (!drained) break;
+      }
+    }
+    c.destroy();
+    for (const s of held) s.destroy();
+    assert.ok(written < 128 * 1024 * 1024, `the sender wrote ${(written / 1048576).toFixed(0)} MiB into a far side that never reads: the proxy kept reading`);
+    assert.ok(written > 0);
+  });
+
   it('passes a close on: when the far side goes away, the near side is told', async () => {
     const goes = await serve((s) => s.once('data', () => s.destroy()));
     const p = await proxy(goes, 5);
