@@ -20,9 +20,23 @@ interface Entry {
   byHash: Map<string, ChunkRef>;
 }
 
+/** What a capture read and what it took from the previous round's record (./reuse-cache.ts). */
+export interface CaptureReuse {
+  /** Regular files whose data was read (and chunked and hashed). */
+  filesRead: number;
+  /** Regular files whose stat tuple was unchanged: their chunks were taken from the previous round. */
+  filesReused: number;
+  /** Bytes of the image read from the volume (file data) and chunked. */
+  bytesRead: number;
+  /** Chunks hashed here / taken from the previous round's manifest. */
+  chunksHashed: number;
+  chunksReused: number;
+}
+
 export interface ImageResult {
   manifest: Manifest;
   scanMs: number;
+  reuse?: CaptureReuse;
 }
 
 /** Deterministic archive of a directory: sorted entries, no owners, fixed mtimes. */
