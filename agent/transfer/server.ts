@@ -44,7 +44,7 @@ import { compressChunk, packChunk, type CodecSpec, ZSTD_LEVELS } from './codec';
 import type { LinkShaperSet } from '../link/shaper';
 import { LinkDropError } from '../link/shaper';
 import type { SourceImages } from '../capture/source-images';
-import { SHA256_HEX, type ChunkRef } from '../../core/manifest';
+import { SHA256_HEX } from '../../core/manifest';
 import { encodeManifest } from '../../core/manifest-delta';
 import { ENDPOINT_SCOPES, verifyToken, type VerifyResult } from './token';
 import type { FrontStats } from '../front/tcp-front';
@@ -189,8 +189,8 @@ export function createTransferHandler(opts: TransferServerOptions) {
    * Per image (its chunk index: dropped with the image) and target, the chunks served so far.
    * About a quarter of what the image's index itself costs per chunk.
    */
-  const servedTo = new WeakMap<object, Map<string, Set<ChunkRef>>>();
-  function served(index: object, target: string): Set<ChunkRef> {
+  const servedTo = new WeakMap<object, Map<string, Set<number>>>();
+  function served(index: object, target: string): Set<number> {
     let byTarget = servedTo.get(index);
     if (!byTarget) servedTo.set(index, (byTarget = new Map()));
     let set = byTarget.get(target);
