@@ -16,7 +16,7 @@
  * Fresh chunks' bytes go to one new file; a reused chunk's bytes stay where the previous capture
  * keeps them (its location is taken over), so the cut-over writes what changed, not the volume.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { createHash, hash as oneShotHash } from 'node:crypto';
 import { compileParams, nextCut, paramsId as toParamsId, type ChunkerParams } from '../../core/chunking';
 import { MANIFEST_V1, type ChunkRef, type Manifest } from '../../core/manifest';
@@ -132,14 +132,19 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
   const files: string[] = prior ? [...prior.locations.files] : [];
   const fileIndex = new Map(files.map((f, i) => [f, i]));
   const root = createHash('sha256');
-  let fd: number | undefined;
+  let fd: FileHandle | undefined;
   let freshIdx = -1;
   let freshBytes = 0;
-  const out = Buffer.allocUnsafe(WRITE_BYTES);
+  // Fresh bytes are gathered into blocks and written on the thread pool, one block in flight while
+  // the next is chunked: a write held up by the kernel's writeback never holds up the event loop.
+  let out = Buffer.allocUnsafe(WRITE_BYTES);
   let outLen = 0;
-  const flush = () => {
-    let done = 0;
-    while (done < outLen) done += writeSync(fd!, out, done, outLen - done);
+  let writing: Promise<unknown> | undefined;
+  const flush = async () => {
+    await writing;
+    const block = out.subarray(0, outLen);
+    writing = fd!.write(block, 0, block.length);
+    out = Buffer.allocUnsafe(WRITE_BYTES);
     outLen = 0;
   };
   let chunksReused = 0;
@@ -174,7 +179,7 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
         // is read, chunk by chunk, until the chain lands on a reusable cut.
         const ahead = Math.max(need, Math.min(nextSpanStart(pos), pos + READ_BYTES, total));
         const want = Math.min(buf.length, ahead - bufAt) - bufLen;
-        reader.read(buf, bufLen, want, bufAt + bufLen);
+        await reader.read(buf, bufLen, want, bufAt + bufLen);
         bufLen += want;
       }
       const cut = nextCut(buf, pos - bufAt, bufLen, p) + bufAt;
@@ -183,20 +188,16 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
       root.update(digest);
       chunks.push({ offset: pos, length: cut - pos, hash: digest.toString('hex') });
       if (fd === undefined) {
-        fd = openSync(opts.freshPath, 'w');
+        fd = await open(opts.freshPath, 'w');
         freshIdx = files.length;
         files.push(opts.freshPath);
       }
       fileOf.push(freshIdx);
       offsetOf.push(freshBytes);
-      if (outLen + bytes.length > out.length) flush();
-      if (bytes.length > out.length) {
-        let done = 0;
-        while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-      } else {
-        out.set(bytes, outLen);
-        outLen += bytes.length;
-      }
+      // A chunk is at most maxSize, far below a block.
+      if (outLen + bytes.length > out.length) await flush();
+      out.set(bytes, outLen);
+      outLen += bytes.length;
       freshBytes += bytes.length;
       pos = cut;
       sinceYield += bytes.length;
@@ -205,10 +206,12 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
         await new Promise((r) => setImmediate(r));
       }
     }
-    if (fd !== undefined) flush();
+    if (fd !== undefined && outLen) await flush();
+    await writing;
   } finally {
-    reader.close();
-    if (fd !== undefined) closeSync(fd);
+    await writing?.catch(() => undefined);
+    await reader.close();
+    await fd?.close();
   }
   // Keep only the files this capture's chunks lie in.
   const used = [...new Set(fileOf)].sort((a, b) => a - b);

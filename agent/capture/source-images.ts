@@ -58,12 +58,12 @@ export async function* tarStream(dir: string, layout: VolumeLayout = layoutVolum
     for (let pos = 0; pos < layout.totalBytes; ) {
       const n = Math.min(1 << 20, layout.totalBytes - pos);
       const buf = Buffer.allocUnsafe(n);
-      reader.read(buf, 0, n, pos);
+      await reader.read(buf, 0, n, pos);
       pos += n;
       yield buf;
     }
   } finally {
-    reader.close();
+    await reader.close();
   }
 }
 

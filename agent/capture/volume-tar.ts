@@ -11,7 +11,8 @@
  * links only; a hard-linked file is written as a file each time it is met (tar-walk.ts reads no
  * hard-link entries); sockets, FIFOs and devices are left out, as node-tar leaves them out.
  */
-import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tar from 'tar';
 
@@ -135,9 +136,13 @@ export function layoutVolume(dir: string, now: () => number = Date.now): VolumeL
   return { items, totalBytes: off + TRAILER_BYTES };
 }
 
-/** Reads any byte range of a laid-out image: headers from memory, data from the files, zeros for padding. */
+/**
+ * Reads any byte range of a laid-out image: headers from memory, data from the files, zeros for
+ * padding. File reads are asynchronous (the thread pool): a read from disk never holds up the
+ * agent's event loop (its chunk endpoint, heartbeats, the workload fronts in the same process).
+ */
 export class VolumeTarReader {
-  private readonly fds = new Map<number, number>();
+  private readonly fds = new Map<number, FileHandle>();
   /** Bytes of file data read from the volume so far. */
   fileBytesRead = 0;
   /** Indexes of the files whose data was read (even in part). */
@@ -167,7 +172,7 @@ export class VolumeTarReader {
   }
 
   /** Fills buf[at, at + len) with image bytes from `pos`. */
-  read(buf: Buffer, at: number, len: number, pos: number): void {
+  async read(buf: Buffer, at: number, len: number, pos: number): Promise<void> {
     const end = pos + len;
     if (end > this.layout.totalBytes) throw new RangeError(`read past the image's end (${end} > ${this.layout.totalBytes})`);
     while (pos < end) {
@@ -190,7 +195,7 @@ export class VolumeTarReader {
       const dataRel = rel - hl;
       if (dataRel < item.size) {
         const n = Math.min(item.size - dataRel, itemEnd - pos);
-        this.readFile(i, item, buf, at, n, dataRel);
+        await this.readFile(i, item, buf, at, n, dataRel);
         at += n;
         pos += n;
         continue;
@@ -202,17 +207,17 @@ export class VolumeTarReader {
     }
   }
 
-  private readFile(i: number, item: TarItem, buf: Buffer, at: number, n: number, fileOff: number): void {
+  private async readFile(i: number, item: TarItem, buf: Buffer, at: number, n: number, fileOff: number): Promise<void> {
     let fd = this.fds.get(i);
     if (fd === undefined) {
       // At most a few open at once: the reads move forward through the files.
       for (const [j, other] of this.fds) {
         if (j >= i) continue;
-        closeSync(other);
+        await other.close();
         this.fds.delete(j);
       }
       try {
-        fd = openSync(item.abs, 'r');
+        fd = await open(item.abs, 'r');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VolumeChangedError(`${item.abs} went away while it was read`);
         throw err;
@@ -222,15 +227,15 @@ export class VolumeTarReader {
     this.filesTouched.add(i);
     let got = 0;
     while (got < n) {
-      const r = readSync(fd, buf, at + got, n - got, fileOff + got);
+      const { bytesRead: r } = await fd.read(buf, at + got, n - got, fileOff + got);
       if (r === 0) throw new VolumeChangedError(`${item.abs} ended at ${fileOff + got} while it was read; it was ${item.size} bytes when laid out`);
       got += r;
     }
     this.fileBytesRead += n;
   }
 
-  close(): void {
-    for (const fd of this.fds.values()) closeSync(fd);
+  async close(): Promise<void> {
+    for (const fd of this.fds.values()) await fd.close().catch(() => undefined);
     this.fds.clear();
   }
 }
