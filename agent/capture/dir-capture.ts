@@ -17,9 +17,10 @@
  * keeps them (its location is taken over), so the cut-over writes what changed, not the volume.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { createHash, hash as oneShotHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { compileParams, nextCut, paramsId as toParamsId, type ChunkerParams } from '../../core/chunking';
 import { MANIFEST_V1, type ChunkRef, type Manifest } from '../../core/manifest';
+import { computeRootHash } from './manifest-builder';
 import { reuseSpans, trustworthy, type ReuseItem, type ReuseSpan } from './reuse-rule';
 import { layoutVolume, VolumeTarReader, type VolumeLayout } from './volume-tar';
 
@@ -130,8 +131,7 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
   const fileOf: number[] = [];
   const offsetOf: number[] = [];
   const files: string[] = prior ? [...prior.locations.files] : [];
-  const fileIndex = new Map(files.map((f, i) => [f, i]));
-  const root = createHash('sha256');
+  // The prior's file indexes are this capture's (its files come first, in order).
   let fd: FileHandle | undefined;
   let freshIdx = -1;
   let freshBytes = 0;
@@ -156,9 +156,7 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
       if (k >= 0) {
         const c = prior!.chunks[k]!;
         chunks.push({ offset: pos, length: c.length, hash: c.hash });
-        root.update(Buffer.from(c.hash, 'hex'));
-        const f = prior!.locations.files[prior!.locations.fileOf[k]!]!;
-        fileOf.push(fileIndex.get(f)!);
+        fileOf.push(prior!.locations.fileOf[k]!);
         offsetOf.push(prior!.locations.offsetOf[k]!);
         chunksReused++;
         pos += c.length;
@@ -185,7 +183,6 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
       const cut = nextCut(buf, pos - bufAt, bufLen, p) + bufAt;
       const bytes = buf.subarray(pos - bufAt, cut - bufAt);
       const digest = oneShotHash('sha256', bytes, 'buffer');
-      root.update(digest);
       chunks.push({ offset: pos, length: cut - pos, hash: digest.toString('hex') });
       if (fd === undefined) {
         fd = await open(opts.freshPath, 'w');
@@ -218,7 +215,7 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
   const remap = new Map(used.map((f, i) => [f, i]));
   const locations: ChunkLocations = { files: used.map((f) => files[f]!), fileOf: Uint16Array.from(fileOf, (f) => remap.get(f)!), offsetOf: Float64Array.from(offsetOf) };
   if (locations.files.length > 0xffff) throw new Error(`a capture of ${dir} would span ${locations.files.length} files`);
-  const manifest: Manifest = { version: MANIFEST_V1, volumeId: opts.volumeId, paramsId, chunks, totalBytes: total, rootHash: root.digest('hex') };
+  const manifest: Manifest = { version: MANIFEST_V1, volumeId: opts.volumeId, paramsId, chunks, totalBytes: total, rootHash: computeRootHash(chunks) };
   const items: ReuseItem[] = layout.items.map((it, i) => ({
     path: it.path,
     type: it.type,
