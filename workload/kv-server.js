@@ -9,7 +9,10 @@
 // POST /admin/activate, which loads the volume and starts serving. A migration boots the target
 // this way while pre-copy runs, so the cut-over pays for loading the data, not for a process start.
 //
-// Data: <volume>/kv.jsonl, an append-only log of {"k","v"} / {"k","del":true} lines, replayed at start.
+// Data: an append-only log of {"k","v"} / {"k","del":true} lines, replayed at start: <volume>/kv.jsonl,
+// then segments kv.1.jsonl, kv.2.jsonl … once a segment reaches SEGMENT_BYTES, writes go to a new one.
+// Like a database's WAL segments: a file once full is never written again, so a migration's final
+// capture, which reads only files changed since the previous round, reads the last segment only.
 // API:
 //   GET  /health                 {ok, keys, frozen}
 //   GET  /kv                     every key and value, as one JSON object
@@ -38,21 +41,33 @@ if (!dataDir) {
   console.error('kv-server: --data <volume dir> is required');
   process.exit(2);
 }
-const logPath = path.join(dataDir, 'kv.jsonl');
+const SEGMENT_BYTES = 16 << 20;
+/** Segment n's path: kv.jsonl for 0 (the only file of earlier versions), kv.<n>.jsonl after. */
+const segmentPath = (n) => path.join(dataDir, n === 0 ? 'kv.jsonl' : `kv.${n}.jsonl`);
+/** The segments on disk, in order: 0, 1, 2 … as long as they follow one another. */
+function segments() {
+  const out = [];
+  for (let n = 0; fs.existsSync(segmentPath(n)); n++) out.push(n);
+  return out;
+}
 
 /** @type {Map<string,string>} */
 const store = new Map();
 let standby = process.argv.includes('--standby');
 /** @type {number | undefined} */
 let fd;
+/** The segment written to, and its size. */
+let active = 0;
+let activeBytes = 0;
 let frozen = false;
 let dirty = false;
 
 function load() {
   fs.mkdirSync(dataDir, { recursive: true });
   store.clear();
-  if (fs.existsSync(logPath)) {
-    const text = fs.readFileSync(logPath, 'utf8');
+  const segs = segments();
+  replay: for (const n of segs) {
+    const text = fs.readFileSync(segmentPath(n), 'utf8');
     for (const line of text.split('\n')) {
       if (!line) continue;
       let rec;
@@ -60,13 +75,35 @@ function load() {
         rec = JSON.parse(line);
       } catch {
         // A torn last line after a crash: everything before it is intact, so stop here.
-        break;
+        break replay;
       }
       if (rec.del) store.delete(rec.k);
       else store.set(rec.k, rec.v);
     }
   }
-  fd = fs.openSync(logPath, 'a');
+  active = segs.length ? segs[segs.length - 1] : 0;
+  activeBytes = fs.existsSync(segmentPath(active)) ? fs.statSync(segmentPath(active)).size : 0;
+  if (activeBytes >= SEGMENT_BYTES) {
+    active++;
+    activeBytes = 0;
+  }
+  fd = fs.openSync(segmentPath(active), 'a');
+}
+
+/** Appends one record; a full segment is fsynced, closed and followed by the next. */
+function append(line) {
+  activeBytes += fs.writeSync(fd, line);
+  dirty = true;
+  if (activeBytes < SEGMENT_BYTES) return;
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  active++;
+  activeBytes = 0;
+  fd = fs.openSync(segmentPath(active), 'a');
+  // The new segment's name is durable before a write in it is acknowledged as flushed.
+  const dirFd = fs.openSync(dataDir, 'r');
+  fs.fsyncSync(dirFd);
+  fs.closeSync(dirFd);
 }
 if (!standby) load();
 
@@ -128,8 +165,7 @@ const server = http.createServer((req, res) => {
       req.on('end', () => {
         if (frozen) return send(res, 503, { error: 'frozen for migration; retry against the new site' });
         const rec = req.method === 'PUT' ? { k: key, v: Buffer.concat(chunks).toString('utf8') } : { k: key, del: true };
-        fs.writeSync(fd, JSON.stringify(rec) + '\n');
-        dirty = true;
+        append(JSON.stringify(rec) + '\n');
         if (rec.del) store.delete(key);
         else store.set(key, rec.v);
         send(res, 200, { ok: true });
