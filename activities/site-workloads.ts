@@ -146,7 +146,7 @@ export class SiteWorkloads {
    * health check, and its verification must print what the source's printed. From then on a
    * restart boots it straight onto its volume.
    */
-  async activate(instance: InstanceRef, address: string, expectedSoon: WorkloadDigest | Promise<WorkloadDigest>): Promise<WorkloadDigest> {
+  async activate(instance: InstanceRef, address: string, expectedSoon: WorkloadDigest | Promise<WorkloadDigest>, mark?: (step: string) => void): Promise<WorkloadDigest> {
     const id = specWorkloadOf(instance);
     if (id === undefined) {
       const served = await activateAndCheck(address, await expectedSoon);
@@ -158,9 +158,12 @@ export class SiteWorkloads {
     expectedAlso.catch(() => undefined);
     // On the port the placement will name (chosen at the standby), or not at all.
     await this.runner.start(id, { samePort: true });
+    mark?.('started');
     try {
       const served = printedDigest((await this.runner.verify(id)).digest);
+      mark?.('verified');
       const expected = await expectedAlso;
+      mark?.('sourceDigest');
       if (served.sha256 !== expected.sha256) {
         throw new WorkloadError(
           `workload '${id}' on ${this.site} verifies to digest ${served.sha256.slice(0, 12)} after activation, but the source's verification at the freeze gave ${expected.sha256.slice(0, 12)}: the data differs`,

@@ -12,7 +12,7 @@ import { TRANSFER_CHUNK_PRESETS, type TransferChunkPreset, type TransferPlan } f
 import type { RoundSummary } from '../core/migration';
 import type { ChunkStore } from '../agent/store/chunk-store';
 import { chooseHybridCodec } from '../agent/transfer/codec-chooser';
-import type { SourceImages } from '../agent/capture/source-images';
+import type { CaptureReuse, SourceImages } from '../agent/capture/source-images';
 import { TransferSampler, type LinkTelemetry } from '../agent/link/telemetry';
 import { ChunkCorruptError, fetchFinalImage, fetchManifest, newPullCounters, pullMissingChunks, TransferRefusedError, type PullProgress } from '../agent/transfer/client';
 import { LEDGER_WRITE_MS, memoryPullLedger, parseTotals, pullKey, totalsOf, withAttempt, type PullLedger, type PullTotals } from '../agent/transfer/pull-ledger';
@@ -61,6 +61,13 @@ export interface CapturedImage {
   digest?: WorkloadDigest;
   /** Hybrid mode: the codec that maximised goodput on sample chunks of this image. */
   hybridCodec?: { codec: 'none' | 'lz4' | 'zstd'; level?: number; goodputMBps: number };
+  /**
+   * Where this activity's time went, ms from its start to the end of each step (freeze, capture,
+   * announce, verify): read from the history by the downtime benchmark. Small, never used to decide.
+   */
+  phases?: Record<string, number>;
+  /** What a directory capture reused from the previous round's (agent/capture/reuse-cache.ts). */
+  reuse?: CaptureReuse;
 }
 
 /** Heartbeat details of a cut-over capture: when the first attempt froze the workload. */
@@ -124,6 +131,9 @@ export function createSyncActivities(deps: SyncDeps) {
       let details: CaptureHeartbeat | undefined = prior?.frozenAtMs !== undefined ? { frozenAtMs: prior.frozenAtMs } : undefined;
       heartbeat(details);
       const beat = setInterval(() => heartbeat(details), CAPTURE_HEARTBEAT_MS);
+      const t0 = performance.now();
+      const phases: Record<string, number> = {};
+      const mark = (step: string) => void (phases[step] = Math.round(performance.now() - t0));
       try {
         let frozenAtMs: number | undefined;
         let digest: WorkloadDigest | undefined;
@@ -149,6 +159,7 @@ export function createSyncActivities(deps: SyncDeps) {
           const frozen = await deps.workloads.freeze(args.freeze, st.address).catch(asActivityFailure);
           if ('digest' in frozen) digest = frozen.digest;
           else verifyLater = frozen.verify;
+          mark('freeze');
         }
         if (frozenAtMs !== undefined) heartbeat((details = { frozenAtMs }));
         // A retry of a cut-over capture whose image was announced already (the process died after
@@ -165,7 +176,8 @@ export function createSyncActivities(deps: SyncDeps) {
           return { manifest: announced.manifest, scanMs: 0, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec: announced.hybridCodec };
         }
         const volume = deps.provider.volumePath(args.volumeId);
-        const { manifest, scanMs } = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
+        const { manifest, scanMs, reuse } = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
+        mark('capture');
         let hybridCodec: CapturedImage['hybridCodec'];
         if (args.hybridBandwidthMbps) {
           // Sample up to 8 chunks spread over the image: the codec is chosen on this volume's data.
@@ -183,14 +195,17 @@ export function createSyncActivities(deps: SyncDeps) {
           const image = { manifest: summary, frozenAtMs, ...(hybridCodec ? { hybridCodec } : {}) };
           // Announced at once; a digest still to be taken follows in a second announcement.
           await deps.images.finals.publish(slot, { ...image, ...(digest ? { digest } : {}) });
+          mark('announce');
           if (verifyLater) {
             digest = await verifyLater().catch(asActivityFailure);
             await deps.images.finals.publish(slot, { ...image, digest });
+            mark('verify');
           }
         } else if (verifyLater) {
           digest = await verifyLater().catch(asActivityFailure);
+          mark('verify');
         }
-        return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec };
+        return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec, phases, ...(reuse ? { reuse } : {}) };
       } finally {
         clearInterval(beat);
       }
@@ -389,7 +404,12 @@ export function createSyncActivities(deps: SyncDeps) {
       image?: { root: string; frozenAtMs: number; digest: WorkloadDigest };
       /** The federation's answer to the placement this attempt proposed (`args.placement`). */
       placement?: FastProposal;
+      /** ms from this activity's start to the end of each step (read by the downtime benchmark). */
+      phases?: Record<string, number>;
     }> {
+      const t0 = performance.now();
+      const phases: Record<string, number> = {};
+      const mark = (step: string) => void (phases[step] = Math.round(performance.now() - t0));
       let root: string;
       let expected: Promise<WorkloadDigest>;
       let found: FinalImage | undefined;
@@ -397,12 +417,14 @@ export function createSyncActivities(deps: SyncDeps) {
         // Started beside the source's freeze: wait for the final image it announces.
         found = await awaitFinalImage(args.endpoint, args.source, args.awaitFinal, args.ttlSeconds);
         root = found.manifest.rootHash;
+        mark('image');
       } else {
         root = args.root;
       }
       // A service an earlier attempt of this cut-over started here is stopped before its volume is written.
       await deps.workloads.quiesce(args.instance).catch(asActivityFailure);
       const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
+      mark('pullAndPatch');
       if (found) {
         // The source may announce the image before its digest (it verifies beside this pull):
         // asked for after the pull, while the workload starts.
@@ -420,10 +442,11 @@ export function createSyncActivities(deps: SyncDeps) {
       const beat = setInterval(() => heartbeat({ activating: root }), 1000);
       let served: WorkloadDigest;
       try {
-        served = await deps.workloads.activate(args.instance, args.address, expected).catch(asActivityFailure);
+        served = await deps.workloads.activate(args.instance, args.address, expected, (step) => mark(step)).catch(asActivityFailure);
       } finally {
         clearInterval(beat);
       }
+      mark('activated');
       let placement: FastProposal | undefined;
       if (args.placement) {
         // The workflow's commit step is answered from this proposal. An attempt already told it is
@@ -432,10 +455,11 @@ export function createSyncActivities(deps: SyncDeps) {
         ctx.heartbeat({ proposing: 'placement' });
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         placement = await proposeByUpdate(currentActivity()?.client, args.placement);
+        mark('placement');
       }
       const servingAtMs = Date.now();
       const image = found ? { root, frozenAtMs: found.frozenAtMs, digest: await expected } : undefined;
-      return { figures, served, servingAtMs, ...(image ? { image } : {}), ...(placement ? { placement } : {}) };
+      return { figures, served, servingAtMs, ...(image ? { image } : {}), ...(placement ? { placement } : {}), phases };
     },
   };
 

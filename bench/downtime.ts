@@ -155,6 +155,20 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
   };
   const capture = activity('captureImage');
   const cutover = activity('cutoverTarget');
+  // The steps inside each activity, from its own result (`phases`, ms from its start), and what the capture reused.
+  const result = (e: HistoryEvent | undefined) => {
+    const data = e?.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+    try {
+      return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { phases?: Record<string, number>; reuse?: Record<string, number> }) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const inside = {
+    ...(result(capture.completed)?.phases ? { sourceSteps: result(capture.completed)!.phases } : {}),
+    ...(result(capture.completed)?.reuse ? { sourceReuse: result(capture.completed)!.reuse } : {}),
+    ...(result(cutover.completed)?.phases ? { targetSteps: result(cutover.completed)!.phases } : {}),
+  } as unknown as Record<string, number>;
   const phases = {
     captureMs: ms(capture.completed) - ms(capture.started),
     toCutoverMs: ms(cutover.started) - ms(capture.completed),
@@ -181,7 +195,10 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
     const next = events.find((e) => !!e.workflowTaskStartedEventAttributes && Number(e.eventId) > Number(cutover.completed?.eventId ?? 0));
     const asked = localDone('proposeFast');
     return {
+      ...inside,
       captureMs: phases.captureMs,
+      // The target's activity, from its start (before the freeze) to its end; its steps are from its start too.
+      targetStartedBeforeCaptureEndMs: ms(capture.completed) - ms(cutover.started),
       cutoverMs: ms(cutover.completed) - ms(capture.completed),
       toCommitMs: ms(next) - ms(cutover.completed),
       commitMs: asked === undefined ? 0 : asked - ms(next),
@@ -191,7 +208,7 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
   // Runs before the patch: the commit by signal until its answer arrived.
   const answer = last((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'federationCommitResult');
   const marker = last((e) => !!e.markerRecordedEventAttributes && Number(e.eventId) > Number(answer?.eventId ?? 0));
-  return { ...phases, commitMs: ms(answer) - ms(cutover.completed), switchMs: ms(marker) - ms(answer) };
+  return { ...inside, ...phases, commitMs: ms(answer) - ms(cutover.completed), switchMs: ms(marker) - ms(answer) };
 }
 
 

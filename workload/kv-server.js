@@ -9,7 +9,10 @@
 // POST /admin/activate, which loads the volume and starts serving. A migration boots the target
 // this way while pre-copy runs, so the cut-over pays for loading the data, not for a process start.
 //
-// Data: <volume>/kv.jsonl, an append-only log of {"k","v"} / {"k","del":true} lines, replayed at start.
+// Data: an append-only log of {"k","v"} / {"k","del":true} lines, replayed at start: <volume>/kv.jsonl,
+// then segments kv.1.jsonl, kv.2.jsonl … once a segment reaches SEGMENT_BYTES, writes go to a new one.
+// Like a database's WAL segments: a file once full is never written again, so a migration's final
+// capture, which reads only files changed since the previous round, reads the last segment only.
 // API:
 //   GET  /health                 {ok, keys, frozen}
 //   GET  /kv                     every key and value, as one JSON object
@@ -38,13 +41,24 @@ if (!dataDir) {
   console.error('kv-server: --data <volume dir> is required');
   process.exit(2);
 }
-const logPath = path.join(dataDir, 'kv.jsonl');
+const SEGMENT_BYTES = 16 << 20;
+/** Segment n's path: kv.jsonl for 0 (the only file of earlier versions), kv.<n>.jsonl after. */
+const segmentPath = (n) => path.join(dataDir, n === 0 ? 'kv.jsonl' : `kv.${n}.jsonl`);
+/** The segments on disk, in order: 0, 1, 2 … as long as they follow one another. */
+function segments() {
+  const out = [];
+  for (let n = 0; fs.existsSync(segmentPath(n)); n++) out.push(n);
+  return out;
+}
 
 /** @type {Map<string,string>} */
 const store = new Map();
 let standby = process.argv.includes('--standby');
 /** @type {number | undefined} */
 let fd;
+/** The segment written to, and its size. */
+let active = 0;
+let activeBytes = 0;
 let frozen = false;
 let dirty = false;
 
@@ -63,48 +77,80 @@ function apply(line) {
   return true;
 }
 
+/**
+ * Replays one segment in pieces, one line at a time (a segment of an earlier version may be longer
+ * than the longest string V8 holds). Returns the offset just past the last whole line applied,
+ * and the file's size: less means a torn tail (a crash in mid-append), or a last line cut short
+ * before its newline, even one that parses.
+ */
+function replaySegment(file) {
+  const rfd = fs.openSync(file, 'r');
+  let good = 0;
+  try {
+    const size = fs.fstatSync(rfd).size;
+    const buf = Buffer.allocUnsafe(8 << 20);
+    /** @type {Buffer} */
+    let rest = Buffer.alloc(0);
+    let n;
+    while ((n = fs.readSync(rfd, buf, 0, buf.length, null)) > 0) {
+      const piece = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+      let start = 0;
+      for (let nl = piece.indexOf(10, start); nl !== -1; nl = piece.indexOf(10, start)) {
+        if (!apply(piece.toString('utf8', start, nl))) return { good, size };
+        good += nl + 1 - start;
+        start = nl + 1;
+      }
+      rest = Buffer.from(piece.subarray(start));
+    }
+    return { good, size };
+  } finally {
+    fs.closeSync(rfd);
+  }
+}
+
 function load() {
   fs.mkdirSync(dataDir, { recursive: true });
   store.clear();
-  if (fs.existsSync(logPath)) {
-    // Read in pieces, one line at a time: a log of a gigabyte or more is longer than the longest
-    // string V8 can hold, so it is never read whole.
-    const rfd = fs.openSync(logPath, 'r');
-    // The offset just past the last whole line applied: a torn tail (a crash in mid-append) is cut
-    // off there before appending, or the next record would be glued to the fragment and every
-    // record after it lost at the next load.
-    let good = 0;
-    let size = 0;
-    try {
-      size = fs.fstatSync(rfd).size;
-      const buf = Buffer.allocUnsafe(8 << 20);
-      /** @type {Buffer} */
-      let rest = Buffer.alloc(0);
-      let n;
-      let torn = false;
-      while (!torn && (n = fs.readSync(rfd, buf, 0, buf.length, null)) > 0) {
-        const piece = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
-        let start = 0;
-        for (let nl = piece.indexOf(10, start); nl !== -1; nl = piece.indexOf(10, start)) {
-          if (!apply(piece.toString('utf8', start, nl))) {
-            torn = true;
-            break;
-          }
-          good += nl + 1 - start;
-          start = nl + 1;
-        }
-        rest = Buffer.from(piece.subarray(start));
-      }
-      // A last line without its newline is torn too, even if it parses: its write was cut short.
-    } finally {
-      fs.closeSync(rfd);
+  const segs = segments();
+  for (let i = 0; i < segs.length; i++) {
+    const file = segmentPath(segs[i]);
+    const { good, size } = replaySegment(file);
+    if (good === size) continue;
+    // A torn tail is cut off before appending, or the next record would be glued to the fragment
+    // and every record after it lost at the next load. Only the last segment can be torn (a full
+    // one is fsynced before the next is opened); any after it could not be replayed in order.
+    console.error(`kv-server: ${size - good} bytes of a torn last record cut off ${path.basename(file)} (a crash in mid-write)`);
+    fs.truncateSync(file, good);
+    for (const later of segs.slice(i + 1)) {
+      console.error(`kv-server: ${path.basename(segmentPath(later))} follows a torn segment; moved aside to ${path.basename(segmentPath(later))}.orphan`);
+      fs.renameSync(segmentPath(later), `${segmentPath(later)}.orphan`);
     }
-    if (good < size) {
-      console.error(`kv-server: ${size - good} bytes of a torn last record cut off the log (a crash in mid-write)`);
-      fs.truncateSync(logPath, good);
-    }
+    segs.length = i + 1;
+    break;
   }
-  fd = fs.openSync(logPath, 'a');
+  active = segs.length ? segs[segs.length - 1] : 0;
+  activeBytes = fs.existsSync(segmentPath(active)) ? fs.statSync(segmentPath(active)).size : 0;
+  if (activeBytes >= SEGMENT_BYTES) {
+    active++;
+    activeBytes = 0;
+  }
+  fd = fs.openSync(segmentPath(active), 'a');
+}
+
+/** Appends one record; a full segment is fsynced, closed and followed by the next. */
+function append(line) {
+  activeBytes += fs.writeSync(fd, line);
+  dirty = true;
+  if (activeBytes < SEGMENT_BYTES) return;
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  active++;
+  activeBytes = 0;
+  fd = fs.openSync(segmentPath(active), 'a');
+  // The new segment's name is durable before a write in it is acknowledged as flushed.
+  const dirFd = fs.openSync(dataDir, 'r');
+  fs.fsyncSync(dirFd);
+  fs.closeSync(dirFd);
 }
 if (!standby) load();
 
@@ -166,8 +212,7 @@ const server = http.createServer((req, res) => {
       req.on('end', () => {
         if (frozen) return send(res, 503, { error: 'frozen for migration; retry against the new site' });
         const rec = req.method === 'PUT' ? { k: key, v: Buffer.concat(chunks).toString('utf8') } : { k: key, del: true };
-        fs.writeSync(fd, JSON.stringify(rec) + '\n');
-        dirty = true;
+        append(JSON.stringify(rec) + '\n');
         if (rec.del) store.delete(key);
         else store.set(key, rec.v);
         send(res, 200, { ok: true });

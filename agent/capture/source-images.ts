@@ -5,30 +5,68 @@
  * Chunks are read from the image by offset, so the source never copies them into a chunk store.
  */
 import { closeSync, constants as fsConstants, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cp, lstat, open, rm, type FileHandle } from 'node:fs/promises';
+import { cp, lstat, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { hash as oneShotHash } from 'node:crypto';
 import { join } from 'node:path';
-import * as tar from 'tar';
 import type { ChunkerParams } from '../../core/chunking';
-import type { ChunkRef, Manifest } from '../../core/manifest';
+import type { Manifest } from '../../core/manifest';
 import { FinalImages } from './final-images';
 import { buildManifestFromStream, verifyManifest } from './manifest-builder';
 import { buildManifestFromFileParallel } from './parallel-capture';
+import { captureDirectory, type ChunkLocations, type PriorCapture } from './dir-capture';
+import { loadPrior, priorFiles, savePrior } from './prior-captures';
+import { layoutVolume, VolumeTarReader, type VolumeLayout } from './volume-tar';
 
+/**
+ * One captured image. Its chunks lie in one or more files: a full capture's in its own image file
+ * at their manifest offsets; a capture that reused the previous round's chunks keeps them where
+ * that capture left them, and writes only its fresh chunks to a file of its own (`own`).
+ */
 interface Entry {
   manifest: Manifest;
-  imagePath: string;
-  byHash: Map<string, ChunkRef>;
+  files: string[];
+  fileOf: Uint16Array;
+  offsetOf: Float64Array;
+  /** Index in `files` of the file this capture wrote (-1: none); chunks read from another are checked against their hash. */
+  own: number;
+  byHash: Map<string, number>;
+}
+
+/** What a capture read and what it took from the previous round's record (./reuse-cache.ts). */
+export interface CaptureReuse {
+  /** Regular files whose data was read (and chunked and hashed). */
+  filesRead: number;
+  /** Regular files whose stat tuple was unchanged: their chunks were taken from the previous round. */
+  filesReused: number;
+  /** Bytes of the image read from the volume (file data) and chunked. */
+  bytesRead: number;
+  /** Chunks hashed here / taken from the previous round's manifest. */
+  chunksHashed: number;
+  chunksReused: number;
 }
 
 export interface ImageResult {
   manifest: Manifest;
   scanMs: number;
+  reuse?: CaptureReuse;
 }
 
-/** Deterministic archive of a directory: sorted entries, no owners, fixed mtimes. */
-export function tarStream(dir: string): AsyncIterable<Uint8Array> {
-  return tar.c({ cwd: dir, portable: true, mtime: new Date(0), noDirRecurse: false }, readdirSync(dir).sort()) as unknown as AsyncIterable<Uint8Array>;
+/** The deterministic image of a directory (./volume-tar.ts), as a stream: what a capture of it chunks. */
+export async function* tarStream(dir: string, layout: VolumeLayout = layoutVolume(dir)): AsyncIterable<Uint8Array> {
+  const reader = new VolumeTarReader(layout);
+  try {
+    for (let pos = 0; pos < layout.totalBytes; ) {
+      const n = Math.min(1 << 20, layout.totalBytes - pos);
+      const buf = Buffer.allocUnsafe(n);
+      await reader.read(buf, 0, n, pos);
+      pos += n;
+      yield buf;
+    }
+  } finally {
+    await reader.close();
+  }
 }
+
 
 /**
  * tar refuses a file whose size changed while it was read ("did not encounter expected EOF" /
@@ -41,10 +79,24 @@ function changedWhileRead(err: unknown): boolean {
 /** Manifests of released images kept as delta bases. */
 const PAST_MANIFESTS = 8;
 
+/** A capture's fresh-chunk file: `<root>.<unique>.img`. */
+const OWN_FILE = /^[0-9a-f]{64}\.[0-9a-z]+\.img$/;
+
+/**
+ * The previous capture is not reused once its chunks lie in more than this many files, or those
+ * files hold more than twice the image: a full capture then writes one new image file and lets
+ * the old ones go (what bounds the disk that rounds of small changes leave behind).
+ */
+const MAX_REUSE_FILES = 8;
+
 export class SourceImages {
   private readonly cache = new Map<string, Entry>();
   private readonly handles = new Map<string, Promise<FileHandle>>();
   private readonly fds = new Map<string, number>();
+  /** The latest capture of each directory volume, for the next capture's reuse (./prior-captures.ts). */
+  private readonly priors = new Map<string, PriorCapture>();
+  /** Writes of metadata done after a capture returned (the cut-over window does not wait for them). */
+  private writes: Promise<unknown> = Promise.resolve();
   private captures = 0;
   /** Cut-over images announced to waiting targets (GET /finals/<slot>). */
   readonly finals: FinalImages;
@@ -54,14 +106,24 @@ export class SourceImages {
     this.finals = new FinalImages(join(dir, 'finals'));
     // What a crash in the middle of a capture leaves behind: never an image, only scratch.
     for (const name of readdirSync(dir)) if (name.startsWith('.capture-') || name.startsWith('.snapshot-')) rmSync(join(dir, name), { recursive: true, force: true });
+    this.collect();
   }
 
   private metaPath(root: string): string {
     return join(this.dir, `${root}.manifest.json`);
   }
 
+  /** The files a live image's chunks lie in (small: what the collection of unused files reads). */
+  private filesPath(root: string): string {
+    return join(this.dir, `${root}.files.json`);
+  }
+
   private pastPath(root: string): string {
     return join(this.dir, 'past', `${root}.manifest.json`);
+  }
+
+  private reuseDir(): string {
+    return join(this.dir, 'reuse');
   }
 
   /**
@@ -83,24 +145,53 @@ export class SourceImages {
     }
   }
 
+  /** The previous capture of a volume, if it may be reused for `volumePath` (in memory, else from its record). */
+  private priorOf(volumeId: string, volumePath: string): PriorCapture | undefined {
+    const prior = this.priors.get(volumeId) ?? loadPrior(this.reuseDir(), volumeId);
+    if (!prior || prior.volumePath !== volumePath) return undefined;
+    this.priors.set(volumeId, prior);
+    let held = 0;
+    for (const f of prior.locations.files) {
+      try {
+        held += statSync(f).size;
+      } catch {
+        // A file it needs is gone: nothing of it can be served.
+        this.forgetPrior(volumeId);
+        return undefined;
+      }
+    }
+    if (prior.locations.files.length > MAX_REUSE_FILES || held > 2 * prior.totalBytes + (64 << 20)) return undefined;
+    return prior;
+  }
+
+  private forgetPrior(volumeId: string): void {
+    this.priors.delete(volumeId);
+    const base = join(this.reuseDir(), encodeURIComponent(volumeId));
+    rmSync(`${base}.json`, { force: true });
+    rmSync(`${base}.pin.json`, { force: true });
+  }
+
   /** Archives + chunks a directory volume (or chunks a file in place) and records the image. */
   async capture(volumeId: string, volumePath: string, params: ChunkerParams, opts: { inPlace?: boolean } = {}): Promise<ImageResult> {
     const t0 = performance.now();
     const isDir = statSync(volumePath).isDirectory();
     let manifest: Manifest;
-    let imagePath: string;
+    let entry: Entry;
+    let reuse: CaptureReuse | undefined;
     if (!isDir && opts.inPlace) {
       // The whole file is there: chunked and hashed on every core (same chunks as the serial chunker).
       manifest = await buildManifestFromFileParallel(volumePath, { volumeId, params });
-      imagePath = volumePath;
+      entry = singleFile(manifest, volumePath);
     } else if (isDir) {
+      let result: Awaited<ReturnType<SourceImages['captureDir']>>;
       try {
-        ({ manifest, imagePath } = await this.archive(volumeId, volumePath, params));
+        result = await this.captureDir(volumeId, volumePath, volumePath, params);
       } catch (err) {
         if (!changedWhileRead(err)) throw err;
         // A pre-copy round of a volume that is being written: archive a point-in-time copy of
         // it instead (a reflink where the filesystem has them). Rounds are fuzzy by design; the
         // final round runs frozen, where nothing changes.
+        this.forgetPrior(volumeId);
         const snap = join(this.dir, `.snapshot-${process.pid}-${Date.now()}`);
         try {
           // Asynchronous, so the agent keeps serving chunks and heartbeats while a big volume is
@@ -114,22 +205,81 @@ export class SourceImages {
               return st.isFile() || st.isDirectory() || st.isSymbolicLink();
             },
           });
-          ({ manifest, imagePath } = await this.archive(volumeId, snap, params));
+          result = await this.captureDir(volumeId, snap, undefined, params);
         } finally {
           await rm(snap, { recursive: true, force: true });
         }
       }
+      ({ manifest, entry, reuse } = result);
     } else {
-      ({ manifest, imagePath } = await this.archive(volumeId, volumePath, params));
+      const { manifest: m, imagePath } = await this.archive(volumeId, volumePath, params);
+      manifest = m;
+      entry = singleFile(manifest, imagePath);
     }
-    writeFileSync(this.metaPath(manifest.rootHash), JSON.stringify({ imagePath, manifest }));
-    this.cache.set(manifest.rootHash, { manifest, imagePath, byHash: index(manifest) });
-    return { manifest, scanMs: performance.now() - t0 };
+    this.cache.set(manifest.rootHash, entry);
+    // Which files it needs, written now (small): a release collects unused files by these.
+    if (entry.files.some((f) => f.startsWith(this.dir))) writeFileSync(this.filesPath(manifest.rootHash), JSON.stringify({ files: entry.files }));
+    // The manifest and locations are written after the caller has the image (a 2 GB volume's
+    // manifest is ~15 MB of JSON): until then it is served from memory; an agent that dies first
+    // has lost the image, and its round captures again.
+    const meta = entry.files.length === 1 && sameOffsets(entry) ? { imagePath: entry.files[0]!, manifest } : { manifest, files: entry.files, fileOf: b64(entry.fileOf), offsetOf: b64(entry.offsetOf), own: entry.own };
+    this.later(() => writeFile(this.metaPath(manifest.rootHash), JSON.stringify(meta)));
+    return { manifest, scanMs: performance.now() - t0, ...(reuse ? { reuse } : {}) };
   }
 
-  /** One pass over `path` (a directory is tarred): written to an image file and chunked; a failed pass leaves no file. */
+  /** Runs `write` after the writes before it; a failure is logged, not thrown (these files are caches). */
+  private later(write: () => Promise<unknown>): void {
+    this.writes = this.writes.then(() => new Promise((r) => setImmediate(r))).then(write).catch((err: unknown) => console.warn(`source images: a metadata write in ${this.dir} failed: ${String(err)}`));
+  }
+
+  /** Waits for the metadata writes queued so far. */
+  async flush(): Promise<void> {
+    await this.writes;
+  }
+
+  /**
+   * A directory capture: reuses the previous capture of the volume where the stat tuples prove the
+   * bytes unchanged (`recordAs`: the volume's path, for the next capture; absent for a copy).
+   */
+  private async captureDir(volumeId: string, path: string, recordAs: string | undefined, params: ChunkerParams): Promise<{ manifest: Manifest; entry: Entry; reuse: CaptureReuse }> {
+    const prior = recordAs ? this.priorOf(volumeId, recordAs) : undefined;
+    const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}-${++this.captures}.img`);
+    let r: Awaited<ReturnType<typeof captureDirectory>>;
+    try {
+      r = await captureDirectory(path, { volumeId, params, freshPath: tmp, ...(prior ? { prior } : {}) });
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
+    const own = r.locations.files.indexOf(tmp);
+    const files = [...r.locations.files];
+    if (own >= 0) {
+      // No fsync: the image is a cache of the volume, not the data of record, and every chunk
+      // served from it is checked against its hash by the target before it is stored (and a chunk
+      // taken from an earlier capture's file, by this agent as it serves it). A torn file fails the
+      // pull (the round is captured again); it cannot corrupt the target. Syncing it cost the
+      // cut-over window time in proportion to what was written.
+      files[own] = join(this.dir, `${r.manifest.rootHash}.${Date.now().toString(36)}${this.captures.toString(36)}.img`);
+      renameSync(tmp, files[own]!);
+    }
+    const locations: ChunkLocations = { ...r.locations, files };
+    const entry: Entry = { manifest: r.manifest, files, fileOf: locations.fileOf, offsetOf: locations.offsetOf, own, byHash: index(r.manifest) };
+    if (recordAs) {
+      const next: PriorCapture = { ...r.next, locations };
+      this.priors.set(volumeId, next);
+      // The pin (which files the record needs) now, the record itself after the caller has the image.
+      mkdirSync(this.reuseDir(), { recursive: true });
+      writeFileSync(join(this.reuseDir(), `${encodeURIComponent(volumeId)}.pin.json`), JSON.stringify({ files: priorFiles(next) }));
+      this.later(() => savePrior(this.reuseDir(), volumeId, next));
+    } else {
+      this.forgetPrior(volumeId);
+    }
+    return { manifest: r.manifest, entry, reuse: { ...r.figures } };
+  }
+
+  /** One pass over a plain file: written to an image file and chunked; a failed pass leaves no file. */
   private async archive(volumeId: string, path: string, params: ChunkerParams): Promise<{ manifest: Manifest; imagePath: string }> {
-    const src = statSync(path).isDirectory() ? tarStream(path) : (createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>);
+    const src = createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>;
     const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}-${++this.captures}.img`);
     const fh = await open(tmp, 'w');
     let manifest: Manifest;
@@ -152,10 +302,7 @@ export class SourceImages {
         }
       }
       manifest = await buildManifestFromStream(tee(), { volumeId, params });
-      // No fsync: the image is a cache of the volume, not the data of record, and every chunk
-      // served from it is checked against its hash by the target before it is stored. An image
-      // torn by a crash therefore fails the pull (the round is captured again); it cannot corrupt
-      // the target. Syncing it cost the cut-over window time in proportion to the volume.
+      // No fsync: see captureDir.
     } catch (err) {
       await fh.close();
       rmSync(tmp, { force: true });
@@ -173,9 +320,17 @@ export class SourceImages {
     if (hit) return hit;
     const meta = this.metaPath(root);
     if (!existsSync(meta)) return undefined;
-    const { imagePath, manifest } = JSON.parse(readFileSync(meta, 'utf8')) as { imagePath: string; manifest: unknown };
-    const m = verifyManifest(manifest);
-    const e = { manifest: m, imagePath, byHash: index(m) };
+    const raw = JSON.parse(readFileSync(meta, 'utf8')) as { imagePath?: string; manifest: unknown; files?: string[]; fileOf?: string; offsetOf?: string; own?: number };
+    const m = verifyManifest(raw.manifest);
+    let e: Entry;
+    if (raw.files && raw.fileOf && raw.offsetOf) {
+      const fileOf = new Uint16Array(fromB64(raw.fileOf, 2));
+      const offsetOf = new Float64Array(fromB64(raw.offsetOf, 8));
+      if (fileOf.length !== m.chunks.length || offsetOf.length !== m.chunks.length) throw new Error(`image metadata ${meta} does not match its manifest (${fileOf.length} locations for ${m.chunks.length} chunks)`);
+      e = { manifest: m, files: raw.files, fileOf, offsetOf, own: raw.own ?? -1, byHash: index(m) };
+    } else {
+      e = singleFile(m, raw.imagePath!);
+    }
     this.cache.set(root, e);
     return e;
   }
@@ -183,17 +338,19 @@ export class SourceImages {
   /** Reads one chunk of an image by its hash (undefined if the manifest has no such chunk). */
   async readChunk(root: string, hash: string): Promise<Buffer | undefined> {
     const e = this.get(root);
-    const ref = e?.byHash.get(hash);
-    if (!e || !ref) return undefined;
-    let fh = this.handles.get(e.imagePath);
+    const i = e?.byHash.get(hash);
+    if (!e || i === undefined) return undefined;
+    const path = e.files[e.fileOf[i]!]!;
+    const length = e.manifest.chunks[i]!.length;
+    let fh = this.handles.get(path);
     if (!fh) {
-      fh = open(e.imagePath, 'r');
-      this.handles.set(e.imagePath, fh);
+      fh = open(path, 'r');
+      this.handles.set(path, fh);
     }
-    const buf = Buffer.allocUnsafe(ref.length);
-    const { bytesRead } = await (await fh).read(buf, 0, ref.length, ref.offset);
-    if (bytesRead !== ref.length) throw new Error(`image ${e.imagePath} is shorter than its manifest (chunk at ${ref.offset})`);
-    return buf;
+    const buf = Buffer.allocUnsafe(length);
+    const { bytesRead } = await (await fh).read(buf, 0, length, e.offsetOf[i]!);
+    if (bytesRead !== length) throw new Error(`image file ${path} is shorter than its manifest says (chunk at ${e.offsetOf[i]})`);
+    return this.checked(e, i, hash, buf);
   }
 
   /**
@@ -204,35 +361,45 @@ export class SourceImages {
    */
   readChunkSync(root: string, hash: string): Buffer | undefined {
     const e = this.get(root);
-    const ref = e?.byHash.get(hash);
-    if (!e || !ref) return undefined;
-    let fd = this.fds.get(e.imagePath);
+    const i = e?.byHash.get(hash);
+    if (!e || i === undefined) return undefined;
+    const path = e.files[e.fileOf[i]!]!;
+    const length = e.manifest.chunks[i]!.length;
+    let fd = this.fds.get(path);
     if (fd === undefined) {
-      fd = openSync(e.imagePath, 'r');
-      this.fds.set(e.imagePath, fd);
+      fd = openSync(path, 'r');
+      this.fds.set(path, fd);
     }
-    const buf = Buffer.allocUnsafe(ref.length);
+    const buf = Buffer.allocUnsafe(length);
     let got = 0;
-    while (got < ref.length) {
-      const n = readSync(fd, buf, got, ref.length - got, ref.offset + got);
-      if (n === 0) throw new Error(`image ${e.imagePath} is shorter than its manifest (chunk at ${ref.offset})`);
+    while (got < length) {
+      const n = readSync(fd, buf, got, length - got, e.offsetOf[i]! + got);
+      if (n === 0) throw new Error(`image file ${path} is shorter than its manifest says (chunk at ${e.offsetOf[i]})`);
       got += n;
     }
-    return buf;
+    return this.checked(e, i, hash, buf);
   }
 
-  /** Forgets an image; removes its file unless it was served in place. */
+  /**
+   * A chunk taken from an earlier capture's file is hashed as it is served: that file was written
+   * rounds ago, unsynced, and a crash of the machine may have torn it. A mismatch drops the
+   * volume's reuse record (the next capture reads everything) and fails this read.
+   */
+  private checked(e: Entry, i: number, hash: string, buf: Buffer): Buffer {
+    if (e.fileOf[i] === e.own) return buf;
+    if (oneShotHash('sha256', buf, 'hex') === hash) return buf;
+    this.forgetPrior(e.manifest.volumeId);
+    throw new Error(`chunk ${hash.slice(0, 12)} of image ${e.manifest.rootHash.slice(0, 12)}, kept in ${e.files[e.fileOf[i]!]} from an earlier round, does not match its hash; the next capture of ${e.manifest.volumeId} reads the whole volume`);
+  }
+
+  /** Forgets an image; removes the files no other image or reuse record needs (never a volume served in place). */
   async release(root: string): Promise<void> {
     const e = this.get(root);
     if (!e) return;
-    const fh = this.handles.get(e.imagePath);
-    this.handles.delete(e.imagePath);
-    if (fh) await (await fh).close().catch(() => undefined);
-    const fd = this.fds.get(e.imagePath);
-    this.fds.delete(e.imagePath);
-    if (fd !== undefined) closeSync(fd);
-    if (e.imagePath.startsWith(this.dir)) rmSync(e.imagePath, { force: true });
+    this.cache.delete(root);
+    rmSync(this.filesPath(root), { force: true });
     // Keep the manifest (not the image) as a possible delta base for the next round's manifest.
+    await this.writes;
     mkdirSync(join(this.dir, 'past'), { recursive: true });
     try {
       renameSync(this.metaPath(root), this.pastPath(root));
@@ -243,10 +410,50 @@ export class SourceImages {
     } catch {
       rmSync(this.metaPath(root), { force: true });
     }
-    this.cache.delete(root);
+    const needed = this.neededFiles();
+    for (const path of new Set(e.files)) {
+      if (!path.startsWith(this.dir) || needed.has(path)) continue;
+      await this.closeFile(path);
+      rmSync(path, { force: true });
+    }
+  }
+
+  private async closeFile(path: string): Promise<void> {
+    const fh = this.handles.get(path);
+    this.handles.delete(path);
+    if (fh) await (await fh).close().catch(() => undefined);
+    const fd = this.fds.get(path);
+    this.fds.delete(path);
+    if (fd !== undefined) closeSync(fd);
+  }
+
+  /** Files some live image or reuse record still needs: from memory and from the small lists on disk. */
+  private neededFiles(): Set<string> {
+    const needed = new Set<string>();
+    for (const e of this.cache.values()) for (const f of e.files) needed.add(f);
+    for (const p of this.priors.values()) for (const f of priorFiles(p)) needed.add(f);
+    const lists = [
+      ...readdirSync(this.dir).filter((n) => n.endsWith('.files.json')).map((n) => join(this.dir, n)),
+      ...(existsSync(this.reuseDir()) ? readdirSync(this.reuseDir()).filter((n) => n.endsWith('.pin.json')).map((n) => join(this.reuseDir(), n)) : []),
+    ];
+    for (const list of lists) {
+      try {
+        for (const f of (JSON.parse(readFileSync(list, 'utf8')) as { files: string[] }).files) needed.add(f);
+      } catch {
+        // A torn list: its image is lost anyway (it is captured again).
+      }
+    }
+    return needed;
+  }
+
+  /** At start-up: capture files no image or record names (a crash between writing one and naming it). */
+  private collect(): void {
+    const needed = this.neededFiles();
+    for (const name of readdirSync(this.dir)) if (OWN_FILE.test(name) && !needed.has(join(this.dir, name))) rmSync(join(this.dir, name), { force: true });
   }
 
   async close(): Promise<void> {
+    await this.writes;
     for (const fh of this.handles.values()) await (await fh).close().catch(() => undefined);
     this.handles.clear();
     for (const fd of this.fds.values()) closeSync(fd);
@@ -254,8 +461,32 @@ export class SourceImages {
   }
 }
 
-function index(m: Manifest): Map<string, ChunkRef> {
-  const map = new Map<string, ChunkRef>();
-  for (const c of m.chunks) if (!map.has(c.hash)) map.set(c.hash, c);
+/** An image whose chunks all lie in one file at their manifest offsets (a full capture, or a file served in place). */
+function singleFile(manifest: Manifest, path: string): Entry {
+  return { manifest, files: [path], fileOf: new Uint16Array(manifest.chunks.length), offsetOf: Float64Array.from(manifest.chunks, (c) => c.offset), own: 0, byHash: index(manifest) };
+}
+
+function sameOffsets(e: Entry): boolean {
+  return e.manifest.chunks.every((c, i) => e.offsetOf[i] === c.offset && e.fileOf[i] === 0);
+}
+
+function b64(a: Uint16Array | Float64Array): string {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+}
+
+/** Decoded into a fresh, aligned buffer of whole elements of `size` bytes. */
+function fromB64(s: string, size: number): ArrayBuffer {
+  const b = Buffer.from(s, 'base64');
+  if (b.length % size) throw new Error(`location table of ${b.length} bytes is not whole ${size}-byte elements`);
+  const out = new ArrayBuffer(b.length);
+  new Uint8Array(out).set(b);
+  return out;
+}
+
+function index(m: Manifest): Map<string, number> {
+  const map = new Map<string, number>();
+  m.chunks.forEach((c, i) => {
+    if (!map.has(c.hash)) map.set(c.hash, i);
+  });
   return map;
 }

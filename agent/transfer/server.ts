@@ -208,8 +208,8 @@ export function createTransferHandler(opts: TransferServerOptions) {
    * Per image (its chunk index: dropped with the image) and target, the chunks served so far.
    * About a quarter of what the image's index itself costs per chunk.
    */
-  const servedTo = new WeakMap<object, Map<string, Set<ChunkRef>>>();
-  function served(index: object, target: string): Set<ChunkRef> {
+  const servedTo = new WeakMap<object, Map<string, Set<number>>>();
+  function served(index: object, target: string): Set<number> {
     let byTarget = servedTo.get(index);
     if (!byTarget) servedTo.set(index, (byTarget = new Map()));
     let set = byTarget.get(target);

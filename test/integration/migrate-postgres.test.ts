@@ -98,6 +98,26 @@ describe('PostgreSQL migrates live under pgbench', () => {
       assert.ok(result.precopyRounds >= 1, 'pre-copy ran');
       assert.ok(result.rounds[0]!.bytesScanned > 20e6, `the first round copied the database (${result.rounds[0]!.bytesScanned} bytes)`);
 
+      // The final capture (frozen) took the previous round's chunks for what it could prove
+      // unchanged by stat, and read only the rest (agent/capture/dir-capture.ts).
+      const events = (await handle.fetchHistory()).events ?? [];
+      const captures = events
+        .map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data)
+        .filter((d): d is Uint8Array => !!d && d.length > 0)
+        .map((d) => {
+          try {
+            return JSON.parse(Buffer.from(d).toString('utf8')) as { frozenAtMs?: number; reuse?: { filesRead: number; filesReused: number; bytesRead: number; chunksHashed: number; chunksReused: number } } | null;
+          } catch {
+            return null; // a result that is not JSON (not a capture's)
+          }
+        })
+        .filter((r) => r?.frozenAtMs !== undefined && r.reuse);
+      const reuse = captures.at(-1)?.reuse;
+      assert.ok(reuse, 'the final capture reports what it reused');
+      t.diagnostic(`final capture: read ${reuse.bytesRead} bytes of a ${result.volumeBytes}-byte volume; ${reuse.filesRead} files read, ${reuse.filesReused} reused; ${reuse.chunksHashed} chunks hashed, ${reuse.chunksReused} reused`);
+      assert.ok(reuse.filesReused > reuse.filesRead, 'most files were not read again');
+      assert.ok(reuse.chunksReused > 0 && reuse.bytesRead < result.volumeBytes, 'the final capture did not read the whole volume');
+
       // The stable address now reaches the target, which holds everything acknowledged.
       const targetPort = new URL(result.address).port;
       assert.notEqual(targetPort, String(added.port));

@@ -123,7 +123,7 @@ describe('transfer endpoint over loopback', () => {
     writeFileSync(join(vol, 'meta.json'), '{"v":1}');
     const first = new SourceImages(join(dir, 'images'));
     const { manifest } = await first.capture('vol', vol, PARAMS);
-    const imagePath = first.get(manifest.rootHash)!.imagePath;
+    const imagePath = first.get(manifest.rootHash)!.files[0]!;
     await first.close();
     // What a crash before write-back can leave: a page of the image that never reached the disk.
     const image = readFileSync(imagePath);

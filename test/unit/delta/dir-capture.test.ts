@@ -1,0 +1,197 @@
+/**
+ * Directory captures that reuse the previous round's chunks (agent/capture/dir-capture.ts,
+ * source-images.ts): the manifest is the one a full capture gives, chunk for chunk; only changed
+ * files are read; what is served from an earlier round's file is the right bytes; the image is a
+ * tar that node-tar and the target's walker read back as the volume.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import * as tar from 'tar';
+import { captureDirectory, type PriorCapture } from '../../../agent/capture/dir-capture';
+import { SourceImages, tarStream } from '../../../agent/capture/source-images';
+import { TarWalker, type TarEntry } from '../../../agent/capture/tar-walk';
+import { layoutVolume } from '../../../agent/capture/volume-tar';
+import { seededBytes } from './seeded-bytes';
+
+const SMALL = { minSize: 256, avgSize: 1024, maxSize: 4096 };
+const PARAMS = { minSize: 4096, avgSize: 16384, maxSize: 65536 };
+
+const dirs: string[] = [];
+const tmp = (tag: string) => {
+  const d = mkdtempSync(join(tmpdir(), `fedflow-dircap-${tag}-`));
+  dirs.push(d);
+  return d;
+};
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function put(vol: string, rel: string, bytes: Uint8Array | string): void {
+  mkdirSync(join(vol, rel, '..'), { recursive: true });
+  writeFileSync(join(vol, rel), bytes);
+}
+
+/** A mixed volume: big and small files, an empty file and directory, a symlink, a name over 100 bytes. */
+function makeVolume(vol: string, seed: number): void {
+  put(vol, 'base/big1', seededBytes(700_000, seed));
+  put(vol, 'base/big2', seededBytes(500_000, seed + 1));
+  for (let i = 0; i < 12; i++) put(vol, `base/small/${i}`, seededBytes(300 + i * 977, seed + 10 + i));
+  put(vol, 'empty', '');
+  mkdirSync(join(vol, 'emptydir'), { recursive: true });
+  symlinkSync('base/big1', join(vol, 'link'));
+  put(vol, `deep/${'n'.repeat(120)}/file`, 'long name\n');
+}
+
+/** Layout with every stat taken "later" than now: files just written count as settled (not racy). */
+const settled = (vol: string) => layoutVolume(vol, () => Date.now() + 10_000);
+
+async function full(vol: string, tag: string) {
+  return captureDirectory(vol, { volumeId: 'v', params: SMALL, freshPath: join(tmp(tag), 'fresh.img'), layout: settled(vol) });
+}
+
+describe('directory capture with reuse', () => {
+  it('gives the full capture\'s manifest, chunk for chunk, after random changes (many seeds)', async () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      const vol = join(tmp(`eq${seed}`), 'vol');
+      makeVolume(vol, seed * 100);
+      const first = await full(vol, `a${seed}`);
+      let prior: PriorCapture = first.next;
+      for (let round = 0; round < 3; round++) {
+        const rnd = seededBytes(16, seed * 31 + round);
+        const pick = rnd[0]! % 5;
+        if (pick === 0) appendFileSync(join(vol, `base/small/${rnd[1]! % 12}`), 'more bytes');
+        if (pick === 1) {
+          // An overwrite in the middle, mtime put back: only ctime tells.
+          const p = join(vol, 'base/big2');
+          const st = statSync(p);
+          const b = readFileSync(p);
+          b.fill(rnd[2]!, 1000 + rnd[3]! * 100, 5000 + rnd[3]! * 100);
+          writeFileSync(p, b);
+          utimesSync(p, st.atime, st.mtime);
+        }
+        if (pick === 2) put(vol, `base/new-${seed}-${round}`, seededBytes(2000 + rnd[4]! * 10, seed + round + 1));
+        if (pick === 3) unlinkSync(join(vol, `base/small/${rnd[5]! % 12}`));
+        if (pick === 4) put(vol, 'base/big1', seededBytes(700_000, seed * 100 + round + 7));
+        // ctime moves on the next clock tick at the latest: make sure the tick passed.
+        await new Promise((r) => setTimeout(r, 20));
+        const inc = await captureDirectory(vol, { volumeId: 'v', params: SMALL, freshPath: join(tmp(`i${seed}${round}`), 'fresh.img'), prior, layout: settled(vol) });
+        const ref = await full(vol, `f${seed}${round}`);
+        assert.equal(inc.manifest.rootHash, ref.manifest.rootHash, `seed ${seed} round ${round} (change ${pick}): root`);
+        assert.deepEqual(inc.manifest.chunks, ref.manifest.chunks);
+        assert.ok(inc.figures.chunksReused > 0, `seed ${seed} round ${round}: some chunks reused`);
+        prior = inc.next;
+      }
+    }
+  });
+
+  it('reads nothing of an unchanged volume', async () => {
+    const vol = join(tmp('same'), 'vol');
+    makeVolume(vol, 7);
+    const first = await full(vol, 'same-a');
+    assert.ok(first.figures.bytesRead >= 700_000 + 500_000, 'the first capture reads everything');
+    const again = await captureDirectory(vol, { volumeId: 'v', params: SMALL, freshPath: join(tmp('same-b'), 'fresh.img'), prior: first.next, layout: settled(vol) });
+    assert.equal(again.manifest.rootHash, first.manifest.rootHash);
+    assert.equal(again.figures.bytesRead, 0);
+    assert.equal(again.figures.filesRead, 0);
+    assert.equal(again.figures.chunksHashed, 0);
+    assert.equal(again.freshBytes, 0);
+  });
+
+  it('a record taken right after the files were written (racy) is not reused: the next capture reads them again', async () => {
+    const vol = join(tmp('racy'), 'vol');
+    makeVolume(vol, 8);
+    // Stat'ed now, just after the writes: not trusted.
+    const first = await captureDirectory(vol, { volumeId: 'v', params: SMALL, freshPath: join(tmp('racy-a'), 'fresh.img') });
+    const again = await captureDirectory(vol, { volumeId: 'v', params: SMALL, freshPath: join(tmp('racy-b'), 'fresh.img'), prior: first.next, layout: settled(vol) });
+    assert.equal(again.manifest.rootHash, first.manifest.rootHash);
+    assert.ok(again.figures.bytesRead >= 1_200_000, `every file read again (read ${again.figures.bytesRead})`);
+  });
+
+  it('the image is a tar that node-tar extracts back to the volume, and that the target\'s walker reads', async () => {
+    const root = tmp('tar');
+    const vol = join(root, 'vol');
+    makeVolume(vol, 9);
+    const parts: Buffer[] = [];
+    for await (const b of tarStream(vol)) parts.push(Buffer.from(b));
+    const image = Buffer.concat(parts);
+    assert.equal(image.length % 512, 0);
+    const out = join(root, 'out');
+    mkdirSync(out);
+    await new Promise<void>((resolve, reject) => {
+      const x = tar.x({ cwd: out });
+      x.on('finish', resolve).on('error', reject);
+      x.end(image);
+    });
+    for (const rel of ['base/big1', 'base/big2', 'base/small/3', 'empty', `deep/${'n'.repeat(120)}/file`]) assert.deepEqual(readFileSync(join(out, rel)), readFileSync(join(vol, rel)), rel);
+    assert.ok(statSync(join(out, 'emptydir')).isDirectory());
+    const entries: TarEntry[] = [];
+    const w = new TarWalker(0, (e) => entries.push(e));
+    w.feed(image);
+    assert.ok(w.ended);
+    assert.ok(entries.some((e) => e.type === 'symlink' && e.path === 'link' && e.linkpath === 'base/big1'));
+    assert.ok(entries.some((e) => e.path === `deep/${'n'.repeat(120)}/file`));
+  });
+});
+
+describe('SourceImages: the final capture after a small change', () => {
+  it('reads only the changed files, serves every chunk right from the earlier round\'s file after that round is released, and keeps its record across a restart', async () => {
+    const root = tmp('images');
+    const vol = join(root, 'vol');
+    makeVolume(vol, 11);
+    put(vol, 'base/big3', seededBytes(4_000_000, 99));
+    // Settled before the first capture reads them (the reuse rule trusts no file written within RACY_MS).
+    await new Promise((r) => setTimeout(r, 1_200));
+    let images = new SourceImages(join(root, 'images'));
+    const first = await images.capture('vol', vol, PARAMS);
+    assert.ok(first.reuse!.bytesRead >= 5_200_000, 'the first round reads the whole volume');
+    // The small change: a write to one small file, and an overwrite of big2 with its mtime put back.
+    appendFileSync(join(vol, 'base/small/4'), 'acknowledged write\n');
+    const big2 = join(vol, 'base/big2');
+    const st = statSync(big2);
+    const b = readFileSync(big2);
+    b.fill(7, 100_000, 100_100);
+    writeFileSync(big2, b);
+    utimesSync(big2, st.atime, st.mtime);
+    await new Promise((r) => setTimeout(r, 1_200));
+    const final = await images.capture('vol', vol, PARAMS);
+    const r = final.reuse!;
+    // big2 (500 kB) and the chunk holding small/4 are read (a chunk spans several small files,
+    // which count as read), plus at most a chunk or two where the chains of cuts meet again;
+    // big1 (700 kB) and big3 (4 MB) are not.
+    assert.ok(r.bytesRead >= 500_000, `big2 read again (read ${r.bytesRead})`);
+    assert.ok(r.bytesRead < 500_000 + 3 * 65536, `only the changed files and a few chunks around them read (read ${r.bytesRead} of ${final.manifest.totalBytes})`);
+    assert.ok(r.filesReused >= 2, `files read ${r.filesRead}, reused ${r.filesReused}`);
+    assert.ok(r.chunksReused > r.chunksHashed, `chunks reused ${r.chunksReused}, hashed ${r.chunksHashed}`);
+    // The same manifest as a capture from scratch.
+    const fresh = new SourceImages(join(root, 'images-fresh'));
+    const ref = await fresh.capture('vol', vol, PARAMS);
+    assert.equal(final.manifest.rootHash, ref.manifest.rootHash);
+    await fresh.close();
+    // The first round is released (as the workflow does after its pull): its file stays while the final image needs it.
+    await images.release(first.manifest.rootHash);
+    const image = Buffer.concat(await collect(tarStream(vol)));
+    for (const c of final.manifest.chunks) {
+      const got = images.readChunkSync(final.manifest.rootHash, c.hash)!;
+      assert.equal(createHash('sha256').update(got).digest('hex'), c.hash);
+      assert.deepEqual(got, image.subarray(c.offset, c.offset + c.length));
+    }
+    // A restart: the record is read back, and an unchanged volume is not read at all.
+    await images.close();
+    images = new SourceImages(join(root, 'images'));
+    const third = await images.capture('vol', vol, PARAMS);
+    assert.equal(third.manifest.rootHash, final.manifest.rootHash);
+    assert.equal(third.reuse!.bytesRead, 0);
+    for (const c of third.manifest.chunks.slice(0, 50)) assert.ok(images.readChunkSync(third.manifest.rootHash, c.hash));
+    await images.close();
+  });
+});
+
+async function collect(src: AsyncIterable<Uint8Array>): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const b of src) out.push(Buffer.from(b));
+  return out;
+}
