@@ -16,12 +16,13 @@
  *
  * `tlsMode: 'plain'` turns mutual TLS off for the whole federation (no certificates are made).
  *
+ * `delayMs` gives a site's link a one-way delay (`hosts` layout): `tc tbf` gives a rate, but this
+ * kernel has no `netem`, so a delay proxy (./delay-proxy.ts) runs on the site's host in front of its
+ * agent. The agent keeps listening on AGENT_PORT, the proxy listens on DELAY_PROXY_PORT, and the
+ * site's agentUrl names the proxy's port, so every connection another site opens to it is delayed.
+ *
  * Everything made (processes, namespaces, bridge, temporary homes) goes at `stop()`, and also on
  * the process's exit, SIGINT or SIGTERM, so a failure or a Ctrl-C leaves nothing behind.
- *
- * test/hosts/migrate-across-hosts.test.ts still carries its own copy of this set-up (written before
- * this module); it moves onto `startHostsFederation` in its `before`, and then
- * test/hosts/deploy-sample-on-host.ts gives way to `deploySample` (./sample-on-host.ts).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,12 +36,15 @@ import { FedflowClient } from '../../client';
 import { parseFederationConfig, type FederationConfig, type TransportMode, type Trust } from '../../core/federation-config';
 import { devServerSearchAttributeArgs } from '../../core/search-attributes';
 import { findTemporalCli } from '../../scripts/temporal-cli';
+import { delayProxyCommand } from './delay-proxy';
 import { createHosts, type Hosts } from './netns';
 import { readUnit, startCommand, unitCommand, type Unit } from './units';
 import { killHard, type WorkerProcess } from './worker-process';
 
 export const AGENT_PORT = 7443;
 export const TEMPORAL_PORT = 7233;
+/** Where a site's delay proxy listens on its host (`delayMs`); its agentUrl names this port. */
+export const DELAY_PROXY_PORT = 7444;
 
 export const HOSTS_LAYOUTS = ['hosts', 'loopback'] as const;
 export type HostsLayout = (typeof HOSTS_LAYOUTS)[number];
@@ -64,6 +68,16 @@ export interface HostsFederationOptions {
   secret?: string;
   /** Progress (default: none). */
   log?: (msg: string) => void;
+  /**
+   * Per site: a one-way delay in ms on its link, each way (a round trip gets 2 × this), by a delay
+   * proxy on its host in front of its agent. `hosts` layout only.
+   */
+  delayMs?: Readonly<Record<string, number>>;
+  /**
+   * Per site: more lines for its agent's EnvironmentFile (e.g. FEDFLOW_SERVED_LOG), given the
+   * site's FEDFLOW_HOME (which is made by the set-up, so a path in it is not known before).
+   */
+  agentEnv?: Readonly<Record<string, (home: string) => Readonly<Record<string, string>>>>;
 }
 
 export interface DeploySampleOptions {
@@ -104,6 +118,8 @@ export interface HostsFederation {
   readonly client: FedflowClient;
   /** Each site's current agent (replaced by `startAgent`). */
   readonly agents: Record<string, WorkerProcess>;
+  /** The delay proxy of each site with a `delayMs`. */
+  readonly delayProxies: Readonly<Record<string, WorkerProcess>>;
   readonly control: WorkerProcess;
   readonly agentUnit: Unit;
   /** A site's (or `control`'s) FEDFLOW_HOME, and its federation config file. */
@@ -111,7 +127,7 @@ export interface HostsFederation {
   configPath(who: string): string;
   /** The name in `net.hosts` of the host a site runs on. */
   hostOf(site: string): string;
-  /** The EnvironmentFile text of a site's agent or of the control worker. */
+  /** The EnvironmentFile text of a site's agent (with its `agentEnv`) or of the control worker. */
   envFile(who: string): string;
   /** Starts a site's agent again by its unit's command line (as systemd restarts it); resolves once ready. */
   startAgent(site: string, label?: string): Promise<WorkerProcess>;
@@ -168,6 +184,13 @@ export async function startHostsFederation(opts: HostsFederationOptions): Promis
     if (!sites.includes(site)) throw new Error(`site '${site}' is not in this hosts federation (known: ${sites.join(', ')})`);
     return layout === 'hosts' ? site : SHARED_HOST;
   };
+  const delayMs = opts.delayMs ?? {};
+  for (const [site, ms] of Object.entries(delayMs)) {
+    hostOf(site);
+    if (layout !== 'hosts') throw new Error(`delayMs for ${site}: the '${layout}' layout has no link per site; delay in the 'hosts' layout`);
+    if (!Number.isFinite(ms) || ms < 0) throw new Error(`delayMs for ${site} is ${ms}; expected a number of ms >= 0`);
+  }
+  for (const site of Object.keys(opts.agentEnv ?? {})) hostOf(site);
 
   const root = mkdtempSync(join(tmpdir(), 'fedflow-hosts-'));
   const procs: WorkerProcess[] = [];
@@ -203,7 +226,7 @@ export async function startHostsFederation(opts: HostsFederationOptions): Promis
     const endpointOf = (site: string) => {
       const i = sites.indexOf(site);
       return layout === 'hosts'
-        ? { listen: { host: '0.0.0.0', port: AGENT_PORT }, agentUrl: `${scheme}://${hosts.hosts[site]!.ip}:${AGENT_PORT}` }
+        ? { listen: { host: '0.0.0.0', port: AGENT_PORT }, agentUrl: `${scheme}://${hosts.hosts[site]!.ip}:${site in delayMs ? DELAY_PROXY_PORT : AGENT_PORT}` }
         : { listen: { host: '127.0.0.1', port: AGENT_PORT + i }, agentUrl: `${scheme}://127.0.0.1:${AGENT_PORT + i}` };
     };
     const siteEntry = (id: string) => ({ id, provider: 'local', trust: opts.trust?.[id] ?? 'trusted', capacity: { instances: opts.capacity ?? 2 } });
@@ -266,7 +289,11 @@ export async function startHostsFederation(opts: HostsFederationOptions): Promis
       await new Promise((r) => setTimeout(r, 250));
     }
 
-    const envFile = (who: string) => `FEDFLOW_HOME=${homeOf(who)}\nFEDFLOW_CONFIG=${configPath(who)}\nTEMPORAL_ADDRESS=${temporalAddress}\nFEDFLOW_TRANSFER_SECRET=${secret}\n`;
+    const extraEnv = (who: string) =>
+      Object.entries(opts.agentEnv?.[who]?.(homeOf(who)) ?? {})
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join('');
+    const envFile = (who: string) => `FEDFLOW_HOME=${homeOf(who)}\nFEDFLOW_CONFIG=${configPath(who)}\nTEMPORAL_ADDRESS=${temporalAddress}\nFEDFLOW_TRANSFER_SECRET=${secret}\n${extraEnv(who)}`;
     const agentUnit = readUnit(join(REPO_ROOT, 'deploy', 'fedflow-agent.service'));
     const agents: Record<string, WorkerProcess> = {};
     const launchAgent = (site: string, label = `agent ${site}`) => {
@@ -275,11 +302,18 @@ export async function startHostsFederation(opts: HostsFederationOptions): Promis
       agents[site] = p;
       return p;
     };
+    // A delayed site's proxy, on its host in front of its agent.
+    const delayProxies: Record<string, WorkerProcess> = {};
+    for (const [site, ms] of Object.entries(delayMs)) {
+      const proxy = startCommand(`delay proxy on ${site}`, delayProxyCommand({ listen: { host: '0.0.0.0', port: DELAY_PROXY_PORT }, to: { host: '127.0.0.1', port: AGENT_PORT }, delayMs: ms }), exec(site));
+      procs.push(proxy);
+      delayProxies[site] = proxy;
+    }
     log(`starting ${sites.length} agents (${layout}, ${tlsMode}) and the control worker`);
     for (const s of sites) launchAgent(s);
     const control = startCommand('control', unitCommand(readUnit(join(REPO_ROOT, 'deploy', 'fedflow-control.service')), envFile('control')));
     procs.push(control);
-    await Promise.all([...Object.values(agents), control].map((p) => p.ready));
+    await Promise.all([...Object.values(agents), control, ...Object.values(delayProxies)].map((p) => p.ready));
 
     const client = FedflowClient.fromClient(new Client({ connection, namespace: 'default' }));
     const conn = connection;
@@ -297,6 +331,7 @@ export async function startHostsFederation(opts: HostsFederationOptions): Promis
       connection: conn,
       client,
       agents,
+      delayProxies,
       control,
       agentUnit,
       homeOf,

@@ -4,11 +4,13 @@
  * certificate (plus the CA's certificate, never the CA's key); the Temporal dev server in a
  * namespace of its own; each site's agent started by the command line of deploy/fedflow-agent.service,
  * the control worker by deploy/fedflow-control.service, in the test's namespace (the operator's
- * host). One federation is set up (before) for every test of the file:
+ * host). One federation is set up (before) for every test of the file, by the hosts tier's shared
+ * set-up (test/helpers/hosts-federation.ts, which also checks each public key and that no agent
+ * host holds the CA's key):
  * - dc:paris's link has a one-way delay of LINK_DELAY_MS each way, emulated in process
  *   (test/helpers/delay-proxy.ts: this kernel has no `netem`), by a proxy on paris's host in front
  *   of its agent; paris advertises the proxy's port as its agentUrl.
- * - The sample workload is added on dc:paris by `fedflow workloads add`, run on that host, then
+ * - The sample workload is deployed on dc:paris, run on that host (test/helpers/sample-on-host.ts), then
  *   migrated to dc:frankfurt over the bridge, agent to agent on mutual TLS, with its link shaped by
  *   `tc tbf`; the target's agent is killed with -9 during the migration and started again by the
  *   same command line, as systemd restarts it. Over the bridge, an endpoint refuses a client with
@@ -24,38 +26,25 @@
  * failure.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
 import { REPO_ROOT, siteDir } from '../../agent/site/home';
 import { caCertPath, siteCertPath, siteKeyPath } from '../../agent/transfer/certs';
 import { parseServedLog } from '../../agent/transfer/served-log';
-import { FedflowClient } from '../../client';
-import { FederationLog } from '../../client/federation';
 import { endpointToken } from '../../agent/transfer/token';
-import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
-import { devServerSearchAttributeArgs } from '../../core/search-attributes';
-import { findTemporalCli } from '../../scripts/temporal-cli';
 import { agentGetJson } from '../helpers/agent-fetch';
-import { delayProxyCommand } from '../helpers/delay-proxy';
-import { createHosts, hostsUnavailable, type Hosts } from '../helpers/netns';
+import { AGENT_PORT, DELAY_PROXY_PORT, startHostsFederation, type DeployedSampleOnHost, type HostsFederation } from '../helpers/hosts-federation';
+import { hostsUnavailable } from '../helpers/netns';
 import { readFederationLog, storedChunks } from '../helpers/site-files';
-import { readUnit, startCommand, unitCommand, type Unit } from '../helpers/units';
-import { killHard, type WorkerProcess } from '../helpers/worker-process';
+import { killHard } from '../helpers/worker-process';
 
 const SITES = ['dc:paris', 'dc:frankfurt', 'dc:london', 'edge:lisbon'] as const;
 const TRUST: Record<string, 'trusted' | 'untrusted'> = { 'edge:lisbon': 'untrusted' };
-const AGENT_PORT = 7443;
-const TEMPORAL_PORT = 7233;
 const KEYS = 400;
 const SECRET = 'cd'.repeat(32);
-/** dc:paris's agent is reached through a delay proxy on its host, on this port. */
-const PROXY_PORT = 7444;
 /** One-way delay on dc:paris's link: a round trip to its agent gets 2 × this (30 ms, two sites some 1,500 km apart). */
 const LINK_DELAY_MS = 15;
 /** How long dc:london stays cut off, at least. */
@@ -65,20 +54,6 @@ const BULK_KEYS = 1536;
 const BULK_VALUE_BYTES = 16_384;
 /** Longer than the pull's heartbeat timeout (15 s, workflows/migration/proxies.ts): the server gives the attempt up, and the pull is retried. */
 const TARGET_CUT_MS = 25_000;
-
-async function waitTcp(host: string, port: number, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host, port }, () => (s.end(), resolve(true)));
-      s.on('error', () => resolve(false));
-      s.setTimeout(1000, () => (s.destroy(), resolve(false)));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${what} (${host}:${port}) did not accept connections within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** One HTTPS GET over the bridge with the given client material (the server checked against the CA only). */
 function httpsGet(url: string, tls: { ca: Buffer; cert?: Buffer; key?: Buffer }, token?: string): Promise<{ status: number; body: string }> {
@@ -109,139 +84,42 @@ async function until<T>(what: string, timeoutMs: number, check: () => T | undefi
 }
 
 describe('four sites on four hosts, Temporal on a fifth: a migration across them', { skip: unavailable }, () => {
-  let net: Hosts | undefined;
-  let root: string;
-  const procs: WorkerProcess[] = [];
-  let connection: Connection | undefined;
   // The federation every test of this file runs on (made in before()).
-  let hosts: Hosts;
-  let config: FederationConfig;
-  let certs: string;
-  let temporalAddress: string;
-  let agentUnit: Unit;
-  const agents: Record<string, WorkerProcess> = {};
-  let c: FedflowClient;
-  let temporalClient: Client;
-  const homeOf = (who: string) => join(root, who.replace(':', '_'));
-  const configPath = (who: string) => join(homeOf(who), 'federation.json');
-  const servedLogOf = (who: string) => join(homeOf(who), 'served.log');
-  const envFile = (who: string) =>
-    `FEDFLOW_HOME=${homeOf(who)}\nFEDFLOW_CONFIG=${configPath(who)}\nTEMPORAL_ADDRESS=${temporalAddress}\nFEDFLOW_TRANSFER_SECRET=${SECRET}\nFEDFLOW_SERVED_LOG=${servedLogOf(who)}\n`;
-  const startAgent = (s: string, label = `agent ${s}`) => {
-    const p = startCommand(label, unitCommand(agentUnit, `FEDFLOW_SITE=${s}\n${envFile(s)}`), hosts.exec(s));
-    procs.push(p);
-    return p;
-  };
+  let fed: HostsFederation | undefined;
+  const servedLogOf = (home: string) => join(home, 'served.log');
 
-  /** Deploys the sample (as `id`) on `site`'s host and fills it; its instance runs in that namespace. */
-  function deploySample(site: string, keys: number, opts: { id?: string; valueBytes?: number } = {}): { workloadId: string; site: string; address: string; keys: number } {
-    const tag = opts.id ?? 'sample';
-    const add = spawnSync(hosts.exec(site)[0]!, [...hosts.exec(site).slice(1), process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'hosts', 'deploy-sample-on-host.ts')], {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin', FEDFLOW_HOME: homeOf(site), FEDFLOW_CONFIG: configPath(site), TEMPORAL_ADDRESS: temporalAddress, SAMPLE_SITE: site, SAMPLE_KEYS: String(keys),
-        ...(opts.id ? { SAMPLE_ID: opts.id } : {}), ...(opts.valueBytes ? { SAMPLE_VALUE_BYTES: String(opts.valueBytes) } : {}),
-      },
-      // Files, not pipes: the workload instance it starts outlives it and would hold a pipe open.
-      stdio: ['ignore', openSync(join(root, `add-${tag}.out`), 'w'), openSync(join(root, `add-${tag}.err`), 'w')],
-      timeout: 180_000,
-    });
-    const out = readFileSync(join(root, `add-${tag}.out`), 'utf8');
-    assert.equal(add.status, 0, `deploying ${tag} on ${site}'s host (${add.signal ?? add.status}): ${out}\n${readFileSync(join(root, `add-${tag}.err`), 'utf8')}`);
-    const added = JSON.parse(out) as { workloadId: string; site: string; address: string; keys: number };
+  /** Deploys the sample (as `workloadId`) on `site`'s host and fills it; its instance runs in that namespace. */
+  async function deploySample(site: string, keys: number, opts: { workloadId?: string; valueBytes?: number } = {}): Promise<DeployedSampleOnHost> {
+    const added = await fed!.deploySample({ site, keys, ...opts });
     assert.equal(added.site, site);
     assert.equal(added.keys, keys);
     return added;
   }
 
   before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'fedflow-hosts-'));
-    net = createHosts(['temporal', ...SITES]);
-    hosts = net;
-    const temporalIp = hosts.hosts.temporal!.ip;
-
-    // Each host's consensus key is made on it; only the public keys go into the shared config.
-    const publicKey: Record<string, string> = {};
-    for (const s of SITES) {
-      // On the site's host, by the command an operator runs there (`fedflow site-key`).
-      mkdirSync(homeOf(s), { recursive: true });
-      writeFileSync(configPath(s), JSON.stringify({ federation: 'hosts', sites: SITES.map((id) => ({ id, provider: 'local', trust: TRUST[id] ?? 'trusted', capacity: { instances: 2 } })) }));
-      publicKey[s] = execFileSync(hosts.exec(s)[0]!, [...hosts.exec(s).slice(1), join(REPO_ROOT, 'bin', 'fedflow'), 'site-key', '--site', s], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', FEDFLOW_HOME: homeOf(s), FEDFLOW_CONFIG: configPath(s) }, encoding: 'utf8' }).trim();
-      assert.match(publicKey[s]!, /^[A-Za-z0-9+/]+=*$/, `${s}'s public key`);
-    }
-    const raw = {
-      federation: 'hosts',
-      sites: SITES.map((id) => ({
-        id,
-        provider: 'local',
-        trust: TRUST[id] ?? 'trusted',
-        capacity: { instances: 2 },
-        listen: { host: '0.0.0.0', port: AGENT_PORT },
-        // dc:paris is reached through the delay proxy on its host.
-        agentUrl: `https://${hosts.hosts[id]!.ip}:${id === 'dc:paris' ? PROXY_PORT : AGENT_PORT}`,
-        publicKey: publicKey[id],
-      })),
-    };
-    config = parseFederationConfig(raw);
-    for (const who of [...SITES, 'control']) {
-      mkdirSync(homeOf(who), { recursive: true });
-      writeFileSync(configPath(who), JSON.stringify(raw));
-    }
-
-    // Certificates made where the CA lives, then each host gets the CA's certificate and only its own key.
-    certs = join(root, 'ca-host');
-    execFileSync(join(REPO_ROOT, 'bin', 'fedflow'), ['certs', '--out', certs], { env: { ...process.env, FEDFLOW_CONFIG: configPath('control') }, stdio: 'pipe' });
-    for (const s of SITES) {
-      const tls = join(homeOf(s), 'tls');
-      for (const [from, to, mode] of [
-        [caCertPath(certs), caCertPath(tls), 0o644],
-        [siteCertPath(certs, s), siteCertPath(tls, s), 0o644],
-        [siteKeyPath(certs, s), siteKeyPath(tls, s), 0o600],
-      ] as const) {
-        mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
-        copyFileSync(from, to);
-        chmodSync(to, mode);
-      }
-      assert.ok(!existsSync(join(tls, 'ca.key')), 'no CA key on an agent host');
-    }
-
-    // Temporal on a host of its own.
-    const cli = findTemporalCli({ log: () => undefined }).path;
-    const temporal = startCommand('temporal', { argv: [cli, 'server', 'start-dev', '--headless', '--ip', '0.0.0.0', '--port', String(TEMPORAL_PORT), '--namespace', 'default', '--log-level', 'error', ...devServerSearchAttributeArgs()], env: {} }, hosts.exec('temporal'));
-    procs.push(temporal);
-    await waitTcp(temporalIp, TEMPORAL_PORT, 60_000, 'the Temporal dev server in its namespace');
-    temporalAddress = `${temporalIp}:${TEMPORAL_PORT}`;
-    // Accepting connections comes before the namespace is served: wait for that too.
-    connection = await Connection.connect({ address: temporalAddress });
-    const conn = connection;
-    await until('the dev server serving namespace default', 60_000, () => conn.workflowService.describeNamespace({ namespace: 'default' }).then(() => true, () => undefined));
-    temporalClient = new Client({ connection, namespace: 'default' });
-    c = FedflowClient.fromClient(temporalClient);
-
-    // The delay on paris's link: a proxy on paris's host, in front of its agent.
-    const proxy = startCommand('delay proxy on dc:paris', delayProxyCommand({ listen: { host: '0.0.0.0', port: PROXY_PORT }, to: { host: '127.0.0.1', port: AGENT_PORT }, delayMs: LINK_DELAY_MS }), hosts.exec('dc:paris'));
-    procs.push(proxy);
-
-    agentUnit = readUnit(join(REPO_ROOT, 'deploy', 'fedflow-agent.service'));
-    for (const s of SITES) agents[s] = startAgent(s);
-    const control = startCommand('control', unitCommand(readUnit(join(REPO_ROOT, 'deploy', 'fedflow-control.service')), envFile('control')));
-    procs.push(control);
-    await Promise.all([...Object.values(agents), control, proxy].map((p) => p.ready));
+    fed = await startHostsFederation({
+      sites: SITES,
+      trust: TRUST,
+      secret: SECRET,
+      // The delay on paris's link: a proxy on paris's host, in front of its agent.
+      delayMs: { 'dc:paris': LINK_DELAY_MS },
+      // What paris's endpoint serves, to whom and when: the mid-transfer partition reads it.
+      agentEnv: { 'dc:paris': (home) => ({ FEDFLOW_SERVED_LOG: servedLogOf(home) }) },
+    });
     for (const s of SITES) {
       // Advertised: the host's address, on the proxy's port for paris; listening: the agent's own.
-      const port = s === 'dc:paris' ? PROXY_PORT : AGENT_PORT;
-      assert.match(agents[s]!.output(), new RegExp(`endpoint https://${hosts.hosts[s]!.ip.replace(/\./g, '\\.')}:${port} \\(listening on https://0\\.0\\.0\\.0:${AGENT_PORT}\\), mutual TLS 1\\.3`));
+      const port = s === 'dc:paris' ? DELAY_PROXY_PORT : AGENT_PORT;
+      assert.match(fed.agents[s]!.output(), new RegExp(`endpoint https://${fed.net.hosts[s]!.ip.replace(/\./g, '\\.')}:${port} \\(listening on https://0\\.0\\.0\\.0:${AGENT_PORT}\\), mutual TLS 1\\.3`));
     }
   });
   after(async () => {
-    await connection?.close().catch(() => undefined);
-    for (const p of procs) await killHard(p).catch(() => undefined);
-    // Removes the namespaces (their qdiscs, links and any cut go with them) and kills what still runs in them.
-    net?.teardown();
-    rmSync(root, { recursive: true, force: true });
+    // Removes the processes, the namespaces (their qdiscs, links and any cut go with them) and the homes.
+    await fed?.stop();
   });
 
   it('migrates the sample workload from dc:paris to dc:frankfurt, agent to agent on mutual TLS, each agent started by its unit', async () => {
+    const { config, homeOf, client: c } = fed!;
+    const certs = fed!.certs!;
     // Each agent answers over the bridge, to a peer presenting another site's certificate (from that site's home).
     for (const s of SITES) {
       const as = s === 'dc:paris' ? 'dc:frankfurt' : 'dc:paris';
@@ -254,8 +132,8 @@ describe('four sites on four hosts, Temporal on a fifth: a migration across them
     const parisUrl = config.sites.find((x) => x.id === 'dc:paris')!.agentUrl!;
     const caPem = readFileSync(caCertPath(certs));
     await assert.rejects(httpsGet(`${parisUrl}/health`, { ca: caPem }), 'no client certificate: refused');
-    const rogue = join(root, 'rogue-ca');
-    execFileSync(join(REPO_ROOT, 'bin', 'fedflow'), ['certs', '--out', rogue, '--site', 'dc:frankfurt'], { env: { ...process.env, FEDFLOW_CONFIG: configPath('control') }, stdio: 'pipe' });
+    const rogue = join(fed!.root, 'rogue-ca');
+    execFileSync(join(REPO_ROOT, 'bin', 'fedflow'), ['certs', '--out', rogue, '--site', 'dc:frankfurt'], { env: { ...process.env, FEDFLOW_CONFIG: fed!.configPath('control') }, stdio: 'pipe' });
     await assert.rejects(httpsGet(`${parisUrl}/health`, { ca: caPem, cert: readFileSync(siteCertPath(rogue, 'dc:frankfurt')), key: readFileSync(siteKeyPath(rogue, 'dc:frankfurt')) }), 'a certificate from another CA: refused');
     const frankfurtTls = { ca: caPem, cert: readFileSync(siteCertPath(certs, 'dc:frankfurt')), key: readFileSync(siteKeyPath(certs, 'dc:frankfurt')) };
     const wrongPeer = await httpsGet(`${parisUrl}/probe?bytes=0`, frankfurtTls, endpointToken(Buffer.from(SECRET, 'hex'), 'probe', 'dc:paris', 'dc:london'));
@@ -271,19 +149,18 @@ describe('four sites on four hosts, Temporal on a fifth: a migration across them
     assert.ok(rttMs >= 2 * LINK_DELAY_MS - 1, `a request to dc:paris's agent took ${rttMs.toFixed(1)} ms; its link's delay alone is 2 × ${LINK_DELAY_MS} ms`);
 
     // The sample workload is deployed on its host (its instance runs in dc:paris's namespace) and filled.
-    const added = deploySample('dc:paris', KEYS);
+    const added = await deploySample('dc:paris', KEYS);
 
     // The link out of dc:paris is a 200 Mbit/s one.
-    hosts.shape('dc:paris', 200);
+    fed!.shape('dc:paris', 200);
 
     await c.startMigration({ workloadId: added.workloadId, targetSite: 'dc:frankfurt' });
     // The target's agent dies with kill -9 once the migration runs, and comes back as systemd's
     // Restart=always brings it back: the same command line, a second later. The migration completes.
     await until('the migration validated', 60_000, async () => ((await c.getProgress(added.workloadId)).steps[0]?.status === 'done' ? true : undefined), 100);
-    await killHard(agents['dc:frankfurt']!);
+    await killHard(fed!.agents['dc:frankfurt']!);
     await new Promise((r) => setTimeout(r, 1000));
-    agents['dc:frankfurt'] = startAgent('dc:frankfurt', 'agent dc:frankfurt (restarted)');
-    await agents['dc:frankfurt'].ready;
+    await fed!.startAgent('dc:frankfurt', 'agent dc:frankfurt (restarted)');
     const r = await c.waitForResult(added.workloadId);
     assert.equal(r.status, 'completed', JSON.stringify(r).slice(0, 800));
     assert.equal(r.source, 'dc:paris');
@@ -297,8 +174,9 @@ describe('four sites on four hosts, Temporal on a fifth: a migration across them
   });
 
   it('a partition of one trusted site: the quorum goes on, and the site catches up when the link comes back', async () => {
+    const { config, homeOf, client: c, net: hosts } = fed!;
     const logOf = (s: string) => readFederationLog(siteDir(s, homeOf(s)));
-    const log = new FederationLog(temporalClient, config.federation);
+    const log = c.federation(config.federation);
     // Nothing in flight before the cut: london holds every committed entry.
     const commitBefore = await until('dc:london holding the commit index of dc:paris', 60_000, () => {
       const [p, l] = [logOf('dc:paris'), logOf('dc:london')];
@@ -357,12 +235,13 @@ describe('four sites on four hosts, Temporal on a fifth: a migration across them
   });
 
   it('a partition of the target in the middle of a transfer: the transfer resumes when healed, with no verified chunk sent twice', async () => {
+    const { homeOf, client: c, net: hosts } = fed!;
     const target = 'dc:frankfurt';
-    const bulk = deploySample('dc:paris', BULK_KEYS, { id: 'bulk', valueBytes: BULK_VALUE_BYTES });
+    const bulk = await deploySample('dc:paris', BULK_KEYS, { workloadId: 'bulk', valueBytes: BULK_VALUE_BYTES });
     // A slow link out of paris, so the transfer of some 25 MB takes a while: 16 Mbit/s.
-    hosts.shape('dc:paris', 16);
+    fed!.shape('dc:paris', 16);
     const storeDir = join(siteDir(target, homeOf(target)), 'chunks');
-    const servedLog = servedLogOf('dc:paris');
+    const servedLog = servedLogOf(homeOf('dc:paris'));
     const readServed = () => (existsSync(servedLog) ? parseServedLog(readFileSync(servedLog, 'utf8')) : []).filter((e) => e.to === target && e.at >= t0);
     // When each chunk was first seen in the target's store (verified: its hash checked, then its
     // index record written), read every 100 ms as the transfer goes. A time seen is never earlier
@@ -422,7 +301,7 @@ describe('four sites on four hosts, Temporal on a fifth: a migration across them
     } finally {
       watching = false;
       await watcher;
-      hosts.shape('dc:paris', undefined);
+      fed!.shape('dc:paris', undefined);
     }
   });
 });
