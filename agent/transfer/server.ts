@@ -47,7 +47,7 @@ import type { LinkShaperSet } from '../link/shaper';
 import { LinkDropError } from '../link/shaper';
 import type { SourceImages } from '../capture/source-images';
 import type { FinalImage } from '../capture/final-images';
-import { SHA256_HEX, type ChunkRef } from '../../core/manifest';
+import { SHA256_HEX } from '../../core/manifest';
 import { encodeManifest } from '../../core/manifest-delta';
 import { ENDPOINT_SCOPES, verifyToken, type VerifyResult } from './token';
 import type { FrontStats } from '../front/tcp-front';
@@ -217,8 +217,8 @@ export function createTransferHandler(opts: TransferServerOptions) {
     return set;
   }
   /** With onServed only: how many times each chunk went to each target, per image (as `served`). */
-  const timesTo = new WeakMap<object, Map<string, Map<ChunkRef, number>>>();
-  function countServed(index: object, target: string, ref: ChunkRef): number {
+  const timesTo = new WeakMap<object, Map<string, Map<number, number>>>();
+  function countServed(index: object, target: string, ref: number): number {
     let byTarget = timesTo.get(index);
     if (!byTarget) timesTo.set(index, (byTarget = new Map()));
     let m = byTarget.get(target);
