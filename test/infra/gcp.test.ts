@@ -4,7 +4,9 @@
  * config patched in place, down with nothing left (and resources not of this stack left alone),
  * a failure halfway undone, missing credentials naming the chain. The agent's identity (a
  * service account bound to a custom role of the adapter's calls) goes to the IAM fake over the
- * IAM v1 and Resource Manager v1 REST shapes.
+ * IAM v1 and Resource Manager v1 REST shapes. The fakes lag a new account's propagation as IAM
+ * does: up waits it out, or, when it does not come in time, keeps the identity for the next up.
+ * An instance from before running as another account is changed in place and keeps its disk.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
