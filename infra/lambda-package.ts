@@ -18,7 +18,8 @@
  * function's platform; CI is), where the optional native packages (@swc/core's) are the right ones.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { buildControlWorkerBundle } from './lambda-bundle';
@@ -135,9 +136,16 @@ export async function packageControlWorker(o: PackageOptions): Promise<PackageRe
     const out = await esbuild.transform(readFileSync(abs, 'utf8'), { loader: 'ts', format: 'cjs', platform: 'node', target: 'node22', sourcefile: src });
     entries.push({ name: src.replace(/\.ts$/, '.js'), data: Buffer.from(out.code) });
   }
-  const bundleFile = join(dirname(o.outFile), 'workflow-bundle.js');
-  await buildControlWorkerBundle(bundleFile, o.workflowsPath);
-  entries.push({ name: 'worker/workflow-bundle.js', data: readFileSync(bundleFile) });
+  // The bundle goes into the zip only: built in a directory of its own, removed after, so nothing
+  // is left beside the output zip.
+  const bundleDir = mkdtempSync(join(tmpdir(), 'fedflow-lambda-bundle-'));
+  try {
+    const bundleFile = join(bundleDir, 'workflow-bundle.js');
+    await buildControlWorkerBundle(bundleFile, o.workflowsPath);
+    entries.push({ name: 'worker/workflow-bundle.js', data: readFileSync(bundleFile) });
+  } finally {
+    rmSync(bundleDir, { recursive: true, force: true });
+  }
   entries.push({ name: 'config/federation.yaml', data: readFileSync(o.configFile) });
   const closure = dependencyClosure(packages);
   for (const dir of closure) {

@@ -20,6 +20,8 @@ export interface InfraOverrides {
   gcpAuthClient?: GcpTargetOptions['authClient'];
   /** IAM and Resource Manager endpoints instead of Google's (tests: the IAM fake). */
   gcpIamEndpoints?: GcpTargetOptions['iamEndpoints'];
+  /** How long gcp calls naming a just-created service account wait for IAM to propagate it (default about 90 s). */
+  gcpPropagation?: GcpTargetOptions['propagation'];
   /** Azure credential and TLS agent instead of DefaultAzureCredential and the system CAs (tests: the fake's). */
   azureCredential?: AzureTargetOptions['credential'];
   azureAgent?: AzureTargetOptions['agent'];
@@ -51,7 +53,7 @@ export async function runInfra(action: InfraAction, target: InfraTarget, config:
     case 'azure':
       return azureTarget(action, config, { ...agentTemporal(config, o), credential: o.azureCredential, agent: o.azureAgent });
     case 'gcp':
-      return gcpTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs, authClient: o.gcpAuthClient, iamEndpoints: o.gcpIamEndpoints });
+      return gcpTarget(action, config, { ...agentTemporal(config, o), pollMs: o.pollMs, authClient: o.gcpAuthClient, iamEndpoints: o.gcpIamEndpoints, propagation: o.gcpPropagation });
   }
 }
 

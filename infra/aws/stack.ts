@@ -126,7 +126,7 @@ export class AwsStack {
       const e = awsError(err, 'ExecuteChangeSet', this.o.site);
       if (type !== 'CREATE' || e.type === 'MissingCredentials') throw e;
       await this.deleteAndWait(created.StackId ?? this.o.stackName);
-      throw new InfraError(`aws stack ${this.o.stackName} (site '${this.o.site}') create failed: ${e.message.replace(/^aws ExecuteChangeSet for site '[^']*' failed: /, '')} (the provider failed ExecuteChangeSet itself and named no resource); the stack was rolled back and deleted, nothing is left`, 'StackFailed', undefined, { cause: err });
+      throw new InfraError(`aws stack ${this.o.stackName} (site '${this.o.site}') create failed: ${e.message.replace(/^aws ExecuteChangeSet for site '[^']*' failed: /, '')} (the provider failed ExecuteChangeSet itself and named no resource); nothing was rolled back, so the stack was deleted with what it had made, nothing is left`, 'StackFailed', undefined, { cause: err });
     }
     const done = await this.waitForStack(created.StackId ?? this.o.stackName, type === 'CREATE' ? 'CREATE' : 'UPDATE');
     return { target: 'aws', action, changes, outputs: { ...(await this.physicalIds()), ...outputsOf(done) } };

@@ -9,6 +9,14 @@
  * google-auth client the compute clients use (its `request`, which adds the token). Like the
  * compute resources they are read first and created, patched or kept; the account and the role
  * carry `fedflow-stack=<stack>` in their description, and `down` removes only what carries it.
+ *
+ * IAM is eventually consistent: a service account answers its own GET at once, but Resource Manager
+ * and Compute Engine may not know it for seconds to a minute or more, and refuse it as not existing
+ * ("Service account ... does not exist." / "The resource '...' of type 'serviceAccount' was not
+ * found."). Calls that name the account this run just created are retried on that refusal with
+ * bounded backoff (`untilPropagated`, about 90 s in all); if it still does not go through, the
+ * run keeps the identity (marked with its stack) out of the undo, so the next `up` finds it and
+ * goes on from it, instead of deleting and re-creating it and racing again.
  */
 import { createHash } from 'node:crypto';
 import { InfraError, type Change, type InfraAction } from '../plan';
@@ -24,6 +32,64 @@ export interface GcpIdentityEndpoints {
   iam?: string;
   /** Default https://cloudresourcemanager.googleapis.com (tests: the IAM fake). */
   resourceManager?: string;
+}
+
+/** One undo step of a failing `up`: what it removes, and whether it is part of the agent's identity. */
+export interface UndoStep {
+  what: string;
+  run: () => Promise<void>;
+  identity?: boolean;
+}
+
+/** How long calls naming a just-created account are retried while IAM propagates it. */
+export interface PropagationWait {
+  /** The whole budget; default 90 s. */
+  timeoutMs: number;
+  /** The first pause; each next one doubles, up to `maxDelayMs`. */
+  firstDelayMs: number;
+  maxDelayMs?: number;
+}
+export const DEFAULT_PROPAGATION_WAIT: PropagationWait = { timeoutMs: 90_000, firstDelayMs: 2_000, maxDelayMs: 15_000 };
+
+/** An error that is still the not-yet-propagated refusal after the whole budget. */
+export class NotPropagatedError extends InfraError {
+  constructor(message: string, readonly email: string, options?: { cause?: unknown }) {
+    super(message, 'StackFailed', undefined, options);
+  }
+}
+
+/**
+ * Whether `err` is a service's refusal of `email` as unknown: Resource Manager's 400 "Service account
+ * <email> does not exist.", Compute Engine's 400/404 or operation error EXTERNAL_RESOURCE_NOT_FOUND
+ * "The resource '<email>' of type 'serviceAccount' was not found.". Other errors are not retried.
+ */
+export function isNotPropagated(err: unknown, email: string): boolean {
+  const e = err as { message?: string; httpStatus?: number };
+  const m = String(e?.message ?? '');
+  if (e?.httpStatus !== undefined && e.httpStatus !== 400 && e.httpStatus !== 404) return false;
+  return m.includes(email) && /does not exist|was not found|EXTERNAL_RESOURCE_NOT_FOUND/.test(m);
+}
+
+/**
+ * Runs `fn` until it is not refused for `email` being unknown, pausing with doubling backoff, for at
+ * most `wait.timeoutMs`; then throws a NotPropagatedError naming the account and the time waited.
+ */
+export async function untilPropagated<T>(email: string, wait: PropagationWait, fn: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  let pause = wait.firstDelayMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isNotPropagated(err, email)) throw err;
+      const waited = Date.now() - started;
+      if (waited + pause > wait.timeoutMs) {
+        throw new NotPropagatedError(`${(err as Error).message} (the service account ${email}, created by this run, was still unknown to it after ${Math.round(waited / 1000)} s of retries: IAM had not propagated it yet)`, email, { cause: err });
+      }
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, wait.maxDelayMs ?? pause * 2);
+    }
+  }
 }
 
 /** The scope the instance's token gets; what it may do is the role's, not the scope's. */
@@ -72,12 +138,15 @@ interface Policy {
 export class GcpIdentity {
   private readonly iam: string;
   private readonly crm: string;
+  /** Set by `up` when it created the account: only then are its refusals as unknown waited out. */
+  createdAccount = false;
 
   constructor(
     private readonly auth: GoogleRequester,
     private readonly d: GcpIdentityDesired,
     private readonly site: string,
     endpoints: GcpIdentityEndpoints = {},
+    readonly propagation: PropagationWait = DEFAULT_PROPAGATION_WAIT,
   ) {
     this.iam = (endpoints.iam ?? 'https://iam.googleapis.com').replace(/\/$/, '');
     this.crm = (endpoints.resourceManager ?? 'https://cloudresourcemanager.googleapis.com').replace(/\/$/, '');
@@ -130,10 +199,15 @@ export class GcpIdentity {
         await this.call('projects.setIamPolicy', 'POST', `${this.crm}/v1/projects/${this.d.project}:setIamPolicy`, { policy });
         return;
       } catch (err) {
-        if ((err as { httpStatus?: number }).httpStatus !== 409 || attempt >= 5) throw new InfraError(`${(err as Error).message} (${what})`, 'ProviderError', undefined, { cause: err });
+        if ((err as { httpStatus?: number }).httpStatus !== 409 || attempt >= 5) throw Object.assign(new InfraError(`${(err as Error).message} (${what})`, 'ProviderError', undefined, { cause: err }), { httpStatus: (err as { httpStatus?: number }).httpStatus });
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }
     }
+  }
+
+  /** Runs a call that names the account: waited out while IAM propagates it, if this run created it. */
+  usingAccount<T>(fn: () => Promise<T>): Promise<T> {
+    return this.createdAccount ? untilPropagated(this.d.email, this.propagation, fn) : fn();
   }
 
   private bound = (p: Policy) => !!p.bindings?.some((b) => b.role === this.d.roleName && !b.condition && b.members.includes(this.d.member));
@@ -142,7 +216,7 @@ export class GcpIdentity {
    * Plans or makes the role, the account and the binding, in that order; each create pushes its
    * undo onto `undo`, so a failure later in the run removes what this run made.
    */
-  async up(action: Exclude<InfraAction, 'down'>, changes: Change[], undo: (() => Promise<void>)[]): Promise<void> {
+  async up(action: Exclude<InfraAction, 'down'>, changes: Change[], undo: UndoStep[]): Promise<void> {
     const d = this.d;
     const mine = (desc: string | undefined) => String(desc ?? '').includes(marker(d.stack));
     const role = await this.get<Role>(`roles.get(${d.roleId})`, this.roleUrl);
@@ -155,10 +229,10 @@ export class GcpIdentity {
     if (action === 'up') {
       if (!role) {
         await this.call(`roles.create(${d.roleId})`, 'POST', `${this.iam}/v1/projects/${d.project}/roles`, { roleId: d.roleId, role: { title: `fedflow agent (${d.stack})`, description: d.roleDescription, includedPermissions: d.permissions, stage: 'GA' } });
-        undo.push(() => this.deleteRole());
+        undo.push({ what: `role ${d.roleName}`, run: () => this.deleteRole(), identity: true });
       } else if (role.deleted) {
         const back = await this.call<Role>(`roles.undelete(${d.roleId})`, 'POST', `${this.roleUrl}:undelete`, { etag: role.etag });
-        undo.push(() => this.deleteRole());
+        undo.push({ what: `role ${d.roleName}`, run: () => this.deleteRole(), identity: true });
         if (have !== [...d.permissions].sort().join(',')) await this.patchRole(back.etag);
       } else if (permsDiffer) await this.patchRole(role.etag);
     }
@@ -168,20 +242,23 @@ export class GcpIdentity {
     changes.push({ action: account ? 'keep' : 'create', kind: 'iam#serviceAccount', name: d.email });
     if (action === 'up' && !account) {
       await this.call(`serviceAccounts.create(${d.accountId})`, 'POST', `${this.iam}/v1/projects/${d.project}/serviceAccounts`, { accountId: d.accountId, serviceAccount: { displayName: `fedflow agent (${d.stack})`, description: d.accountDescription } });
-      undo.push(() => this.deleteAccount().then(() => undefined));
+      this.createdAccount = true;
+      undo.push({ what: `service account ${d.email}`, run: () => this.deleteAccount().then(() => undefined), identity: true });
     }
 
     const isBound = account && role && !role.deleted ? this.bound(await this.readPolicy()) : false;
     changes.push({ action: isBound ? 'keep' : 'create', kind: 'cloudresourcemanager#binding', name: `${d.roleName} → ${d.member}` });
     if (action === 'up' && !isBound) {
-      await this.editPolicy('binding the agent role', (p) => {
-        if (this.bound(p)) return false;
-        const b = p.bindings?.find((x) => x.role === d.roleName && !x.condition);
-        if (b) b.members.push(d.member);
-        else p.bindings = [...(p.bindings ?? []), { role: d.roleName, members: [d.member] }];
-        return true;
-      });
-      undo.push(() => this.unbind().then(() => undefined));
+      await this.usingAccount(() =>
+        this.editPolicy('binding the agent role', (p) => {
+          if (this.bound(p)) return false;
+          const b = p.bindings?.find((x) => x.role === d.roleName && !x.condition);
+          if (b) b.members.push(d.member);
+          else p.bindings = [...(p.bindings ?? []), { role: d.roleName, members: [d.member] }];
+          return true;
+        }),
+      );
+      undo.push({ what: `binding ${d.roleName} → ${d.member}`, run: () => this.unbind().then(() => undefined), identity: true });
     }
   }
 

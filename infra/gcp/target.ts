@@ -8,7 +8,13 @@
  * subnetwork, firewall), and `down` deletes only what carries it. The instance runs as the
  * site's own service account, bound to a custom role of the adapter's calls (./identity.ts).
  *
- * A failure during `up` undoes what that run created, in reverse, so nothing is left half-made.
+ * A failure during `up` undoes what that run created, in reverse, so nothing is left half-made;
+ * except when the failure is IAM not having propagated the account this run created (after the
+ * retries of ./identity.ts): then the identity stays, so the next `up` goes on from it.
+ *
+ * An existing instance whose service account differs is changed in place (stop, setServiceAccount,
+ * start), never replaced: its boot disk holds /var/lib/fedflow (chunks, workloads, the federation
+ * log replica), and a replaced instance's autoDelete boot disk would go with it.
  */
 import { FirewallsClient, GlobalOperationsClient, InstancesClient, NetworksClient, RegionOperationsClient, SubnetworksClient, ZoneOperationsClient } from '@google-cloud/compute';
 import type { FederationConfig, SiteConfig } from '../../core/federation-config';
@@ -17,7 +23,7 @@ import { defaultSubnet, peerIngressCidrs, stackName } from '../../core/infra-con
 import { parseProviderSettings, type GcpSettings } from '../../core/provider-settings';
 import { InfraError, type Change, type InfraAction, type InfraResult } from '../plan';
 import { siteUserData } from '../userdata';
-import { CLOUD_PLATFORM_SCOPE, GcpIdentity, gcpIdentityDesired, type GcpIdentityEndpoints, type GoogleRequester } from './identity';
+import { CLOUD_PLATFORM_SCOPE, GcpIdentity, gcpIdentityDesired, NotPropagatedError, type GcpIdentityEndpoints, type GoogleRequester, type PropagationWait, type UndoStep } from './identity';
 
 type ClientOpts = ConstructorParameters<typeof InstancesClient>[0];
 
@@ -30,6 +36,8 @@ export interface GcpTargetOptions {
   timeoutMs?: number;
   /** The IAM and Resource Manager endpoints, instead of Google's (tests: the IAM fake). */
   iamEndpoints?: GcpIdentityEndpoints;
+  /** How long calls naming a just-created service account wait for IAM to propagate it (tests shorten it). */
+  propagation?: PropagationWait;
 }
 
 export const GCP_CREDENTIAL_CHAIN =
@@ -195,7 +203,7 @@ class GcpSite {
     const zone = this.d.settings.zone;
     const changes: Change[] = [];
     /** Undo steps for what this run created, pushed after each create succeeds. */
-    const undo: (() => Promise<void>)[] = [];
+    const undo: UndoStep[] = [];
     try {
       const net = await this.get(`networks.get(${network.name})`, () => this.c.networks.get({ project: p, network: network.name }));
       if (net && !String(net.description ?? '').includes(marker(this.d.stack))) throw new InfraError(`gcp network ${network.name} exists but was not made by stack ${this.d.stack} (its description lacks ${marker(this.d.stack)}); choose another infra.stack`, 'InvalidInfraConfig');
@@ -203,7 +211,7 @@ class GcpSite {
       if (!net && action === 'up') {
         const [op] = await this.call(`networks.insert(${network.name})`, () => this.c.networks.insert({ project: p, networkResource: network }));
         await this.wait(`networks.insert(${network.name})`, op, this.gop);
-        undo.push(() => this.deleteNetwork());
+        undo.push({ what: `network ${network.name}`, run: () => this.deleteNetwork() });
       }
 
       const sub = net ? await this.get(`subnetworks.get(${subnetwork.name})`, () => this.c.subnetworks.get({ project: p, region: this.d.region, subnetwork: subnetwork.name })) : undefined;
@@ -214,7 +222,7 @@ class GcpSite {
       if (!sub && action === 'up') {
         const [op] = await this.call(`subnetworks.insert(${subnetwork.name})`, () => this.c.subnetworks.insert({ project: p, region: this.d.region, subnetworkResource: subnetwork }));
         await this.wait(`subnetworks.insert(${subnetwork.name})`, op, this.rop);
-        undo.push(() => this.deleteSubnetwork());
+        undo.push({ what: `subnetwork ${subnetwork.name}`, run: () => this.deleteSubnetwork() });
       }
 
       const fw = net ? await this.get(`firewalls.get(${firewall.name})`, () => this.c.firewalls.get({ project: p, firewall: firewall.name })) : undefined;
@@ -223,7 +231,7 @@ class GcpSite {
       if (action === 'up' && !fw) {
         const [op] = await this.call(`firewalls.insert(${firewall.name})`, () => this.c.firewalls.insert({ project: p, firewallResource: firewall }));
         await this.wait(`firewalls.insert(${firewall.name})`, op, this.gop);
-        undo.push(() => this.deleteFirewall());
+        undo.push({ what: `firewall ${firewall.name}`, run: () => this.deleteFirewall() });
       } else if (action === 'up' && fwDiff.length) {
         const [op] = await this.call(`firewalls.patch(${firewall.name})`, () => this.c.firewalls.patch({ project: p, firewall: firewall.name, firewallResource: { allowed: firewall.allowed, sourceRanges: firewall.sourceRanges, targetTags: firewall.targetTags } }));
         await this.wait(`firewalls.patch(${firewall.name})`, op, this.gop);
@@ -233,21 +241,30 @@ class GcpSite {
 
       const inst = net ? await this.get(`instances.get(${instance.name})`, () => this.c.instances.get({ project: p, zone, instance: instance.name })) : undefined;
       const wantMt = instance.machineType.split('/').pop();
-      const mtChange = inst && String(inst.machineType ?? '').split('/').pop() !== wantMt;
-      // An instance's service account changes only while it is stopped: a new one replaces it.
+      const replace = inst && String(inst.machineType ?? '').split('/').pop() !== wantMt;
       const haveSa = inst?.serviceAccounts?.[0]?.email ?? 'none';
-      const saChange = inst && haveSa !== instance.serviceAccounts[0]!.email;
-      const replace = mtChange || saChange;
+      const wantSa = instance.serviceAccounts[0]!;
+      const saChange = inst && !replace && haveSa !== wantSa.email;
       const userData = instance.metadata.items[0]!.value;
       const currentUd = inst?.metadata?.items?.find((i) => i.key === 'user-data')?.value;
       const metaChange = inst && !replace && currentUd !== userData;
-      changes.push({ action: !inst ? 'create' : replace || metaChange ? 'update' : 'keep', kind: 'compute#instance', name: instance.name, detail: mtChange ? `machine type ${String(inst?.machineType).split('/').pop()} -> ${wantMt}: replaced` : saChange ? `service account ${haveSa} -> ${instance.serviceAccounts[0]!.email}: replaced` : metaChange ? 'user-data' : undefined });
+      const wasStopped = inst?.status === 'TERMINATED';
+      const detail = [
+        replace ? `machine type ${String(inst?.machineType).split('/').pop()} -> ${wantMt}: replaced` : '',
+        saChange ? `service account ${haveSa} -> ${wantSa.email}: in place (instances.stop, setServiceAccount${wasStopped ? '' : ', start'}; the boot disk is kept)` : '',
+        metaChange ? 'user-data' : '',
+      ].filter(Boolean).join('; ');
+      changes.push({ action: !inst ? 'create' : replace || saChange || metaChange ? 'update' : 'keep', kind: 'compute#instance', name: instance.name, detail: detail || undefined });
       if (action === 'up') {
         if (replace) await this.deleteInstance();
         if (!inst || replace) {
-          const [op] = await this.call(`instances.insert(${instance.name})`, () => this.c.instances.insert({ project: p, zone, instanceResource: instance }));
-          await this.wait(`instances.insert(${instance.name})`, op, this.zop);
-        } else if (metaChange) {
+          await this.identity.usingAccount(async () => {
+            const [op] = await this.call(`instances.insert(${instance.name})`, () => this.c.instances.insert({ project: p, zone, instanceResource: instance }));
+            await this.wait(`instances.insert(${instance.name})`, op, this.zop);
+          });
+        }
+        if (saChange) await this.setServiceAccount(wantSa, wasStopped);
+        if (metaChange) {
           const [op] = await this.call(`instances.setMetadata(${instance.name})`, () => this.c.instances.setMetadata({ project: p, zone, instance: instance.name, metadataResource: { fingerprint: inst.metadata?.fingerprint, items: instance.metadata.items } }));
           await this.wait(`instances.setMetadata(${instance.name})`, op, this.zop);
         }
@@ -255,17 +272,48 @@ class GcpSite {
       return changes;
     } catch (err) {
       if (!undo.length) throw err;
-      // Undo this run's creates, newest first; a failing undo is reported beside the cause.
+      // A new account IAM had not propagated in time: deleting it would make the next up create it
+      // again and race again, so the identity (marked with the stack; down removes it) is kept.
+      const keep = err instanceof NotPropagatedError ? undo.filter((u) => u.identity) : [];
+      // Undo this run's other creates, newest first; a failing undo is reported beside the cause.
       const leftovers: string[] = [];
-      for (const step of undo.reverse()) await step().catch((e: unknown) => leftovers.push((e as Error).message));
+      for (const step of undo.filter((u) => !keep.includes(u)).reverse()) await step.run().catch((e: unknown) => leftovers.push((e as Error).message));
       const cause = err as Error;
+      const kept = keep.length ? `, kept ${keep.map((u) => u.what).join(', ')} for the next up to go on from (down removes them)` : '';
       throw new InfraError(
-        `${cause.message}; rolled back what this run created${leftovers.length ? `, except: ${leftovers.join('; ')} (run down to finish)` : ', nothing is left'}`,
+        `${cause.message}; rolled back what this run created${kept}${leftovers.length ? `, except: ${leftovers.join('; ')} (run down to finish)` : keep.length ? '' : ', nothing is left'}`,
         cause instanceof InfraError ? cause.type : 'StackFailed',
         undefined,
         { cause: err },
       );
     }
+  }
+
+  /**
+   * Changes the instance's service account in place, as Compute Engine allows it only while the
+   * instance is stopped: stop, setServiceAccount, then start again (unless it was stopped before).
+   * The instance keeps its id and its boot disk. If setServiceAccount fails, the instance is started
+   * again with its old account before the error is reported.
+   */
+  private async setServiceAccount(sa: { email: string; scopes: string[] }, wasStopped: boolean): Promise<void> {
+    const { name } = this.d.instance;
+    const req = { project: this.project, zone: this.d.settings.zone, instance: name };
+    const start = async () => {
+      const [op] = await this.call(`instances.start(${name})`, () => this.c.instances.start(req));
+      await this.wait(`instances.start(${name})`, op, this.zop);
+    };
+    const [stopOp] = await this.call(`instances.stop(${name})`, () => this.c.instances.stop(req));
+    await this.wait(`instances.stop(${name})`, stopOp, this.zop);
+    try {
+      await this.identity.usingAccount(async () => {
+        const [op] = await this.call(`instances.setServiceAccount(${name})`, () => this.c.instances.setServiceAccount({ ...req, instancesSetServiceAccountRequestResource: { email: sa.email, scopes: sa.scopes } }));
+        await this.wait(`instances.setServiceAccount(${name})`, op, this.zop);
+      });
+    } catch (err) {
+      if (!wasStopped) await start().catch(() => undefined);
+      throw err;
+    }
+    if (!wasStopped) await start();
   }
 
   /** Deletes a resource; 404 (gone already, e.g. an interrupted down) is success. Returns whether it existed. */
@@ -335,7 +383,7 @@ export async function gcpTarget(action: InfraAction, config: FederationConfig, o
       // (the SDK keeps a given auth client as `auth` itself, or a GoogleAuth that hands it out).
       const a = clients.networks.auth as unknown as GoogleRequester | { getClient(): Promise<GoogleRequester> };
       const auth = 'getClient' in a ? await a.getClient() : a;
-      const identity = new GcpIdentity(auth, desired.identity, site.id, o.iamEndpoints);
+      const identity = new GcpIdentity(auth, desired.identity, site.id, o.iamEndpoints, o.propagation);
       result.changes.push(...(await new GcpSite(clients, desired, site.id, o, identity).run(action)));
     } finally {
       // A client whose auth failed rejects close() with the same error: already reported.

@@ -2,8 +2,12 @@
  * A loopback fake of the Compute Engine v1 REST API, enough for the gcp adapter: instances
  * insert/get/list/delete/start/stop/setLabels, zoneOperations get/wait, disks get/setLabels/
  * createSnapshot, snapshots get and regions get; and for infra/: networks, subnetworks and
- * firewalls (get/insert/patch/delete, global and region operations), instances setMetadata, an
- * instance's service account (checked against the IAM fake, test/fakes/gcp-iam-server.ts). It follows the public JSON shapes (operations
+ * firewalls (get/insert/patch/delete, global and region operations), instances setMetadata and
+ * setServiceAccount (only on a stopped, TERMINATED instance, as Compute Engine asks), an instance's
+ * service account checked against the IAM fake (test/fakes/gcp-iam-server.ts). An account IAM has
+ * made but not yet propagated to Compute Engine is accepted by the call and fails its operation with
+ * EXTERNAL_RESOURCE_NOT_FOUND "The resource '<email>' of type 'serviceAccount' was not found.", as
+ * GCE reports it. It follows the public JSON shapes (operations
  * with status PENDING/RUNNING/DONE, GCE's TERMINATED for a stopped instance, error bodies with
  * `code`, `status` and `errors[].reason`), honours `requestId` idempotency, checks a bearer token,
  * and injects faults per request key `METHOD /path`.
@@ -73,6 +77,8 @@ export interface GcpComputeFakeOptions {
   instanceQuota?: number;
   /** Whether a service account exists (the IAM fake's), for an instance that names one; absent: any. */
   serviceAccountExists?: (email: string) => boolean;
+  /** Whether an existing account has propagated to Compute Engine yet (the IAM fake's `propagated`); absent: at once. */
+  serviceAccountPropagated?: (email: string) => boolean;
 }
 
 const fingerprint = () => Buffer.from(randomUUID()).toString('base64').slice(0, 12);
@@ -155,6 +161,14 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
   };
   const instLink = (n: string) => `${BASE}/${zonePath}/instances/${n}`;
 
+  const checkServiceAccount = (email: string, field: string) => {
+    if (o.serviceAccountExists && !o.serviceAccountExists(email)) {
+      throw new HttpError(400, 'INVALID_ARGUMENT', `Invalid value for field '${field}': '${email}'. The user does not have access to service account '${email}'. Ask a project owner to grant you the iam.serviceAccountUser role on the service account.`, 'invalid');
+    }
+  };
+  const saPropagated = (email: string) => !o.serviceAccountPropagated || o.serviceAccountPropagated(email);
+  const saNotFound = (email: string): Op['error'] => ({ errors: [{ code: 'EXTERNAL_RESOURCE_NOT_FOUND', message: `The resource '${email}' of type 'serviceAccount' was not found.` }] });
+
   const insert = (body: Record<string, unknown>, requestId: string | null): Op => {
     if (requestId && byRequestId.has(requestId)) return byRequestId.get(requestId)!;
     const name = String(body.name ?? '');
@@ -175,10 +189,14 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
     if (nic0?.subnetwork) requireLink('subnetwork', nic0.subnetwork, subnetworks, 'resource.networkInterfaces[0].subnetwork');
     const sas = (body.serviceAccounts ?? []) as { email?: string; scopes?: string[] }[];
     if (sas.length > 1) throw new HttpError(400, 'INVALID_ARGUMENT', "Invalid value for field 'resource.serviceAccounts': an instance can have at most one service account.", 'invalid');
-    for (const sa of sas) {
-      if (o.serviceAccountExists && !o.serviceAccountExists(String(sa.email ?? ''))) {
-        throw new HttpError(400, 'INVALID_ARGUMENT', `Invalid value for field 'resource.serviceAccounts[0].email': '${String(sa.email ?? '')}'. The user does not have access to service account '${String(sa.email ?? '')}'. Ask a project owner to grant you the iam.serviceAccountUser role on the service account.`, 'invalid');
-      }
+    for (const sa of sas) checkServiceAccount(String(sa.email ?? ''), 'resource.serviceAccounts[0].email');
+    const unknownSa = sas.map((sa) => String(sa.email)).find((e) => !saPropagated(e));
+    if (unknownSa) {
+      // Compute Engine takes the call, then the operation fails; no instance or disk is made.
+      const op: Op = startOp(requestId, 'insert', instLink(name), () => {
+        op.error = saNotFound(unknownSa);
+      });
+      return op;
     }
     const diskName = bootSpec.initializeParams.diskName ?? name;
     disks.set(diskName, { name: diskName, sizeGb: '10', sourceImage: bootSpec.initializeParams.sourceImage, labels: {}, labelFingerprint: fingerprint(), users: [instLink(name)] });
@@ -341,6 +359,22 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
       return [200, opJson(startOp(rid, 'setMetadata', instLink(inst.name), () => {
         inst.metadata = { items: b.items ?? [], fingerprint: fingerprint() } as Inst['metadata'];
       }, 0))];
+    }
+    if (m === 'POST' && (mm = rest.match(/^\/instances\/([^/]+)\/setServiceAccount$/))) {
+      const inst = mustInstance(mm[1]!);
+      if (rid && byRequestId.has(rid)) return [200, opJson(byRequestId.get(rid)!)];
+      const b = json() as { email?: string; scopes?: string[] };
+      // The account of a running instance is in its metadata server's tokens: GCE changes it only while stopped.
+      // (The condition is GCE's; the wording of this message is the fake's own.)
+      if (inst.status !== 'TERMINATED') throw new HttpError(400, 'FAILED_PRECONDITION', `The instance '${zonePath}/instances/${inst.name}' is ${inst.status}: its service account can only be changed while it is stopped (TERMINATED).`, 'resourceNotReady');
+      const email = String(b.email ?? '');
+      if (!email) throw new HttpError(400, 'INVALID_ARGUMENT', "Invalid value for field 'resource.email': ''. A service account email is required.", 'invalid');
+      checkServiceAccount(email, 'resource.email');
+      const op: Op = startOp(rid, 'setServiceAccount', instLink(inst.name), () => {
+        if (!saPropagated(email)) op.error = saNotFound(email);
+        else inst.serviceAccounts = [{ email, scopes: b.scopes ?? [] }];
+      });
+      return [200, opJson(op)];
     }
     if (m === 'POST' && (mm = rest.match(/^\/instances\/([^/]+)\/(start|stop|setLabels)$/))) {
       const inst = mustInstance(mm[1]!);

@@ -8,6 +8,12 @@
  * makes on a binding (the role must exist and not be deleted; a service-account member must
  * exist). Both are served on one port, as their paths do not overlap. It checks a bearer token,
  * answers errors as `{ error: { code, message, status } }` and injects faults per `METHOD /path`.
+ *
+ * IAM is eventually consistent: a new service account answers its own GET at once, but other
+ * services may not know it for seconds to minutes. `propagation` models that lag per consumer: for
+ * `resourceManagerMs` after its creation, setIamPolicy refuses a binding of the account with the
+ * same 400 INVALID_ARGUMENT "Service account ... does not exist." it gives for an account that is
+ * not there; `propagated(email, 'compute')` tells the compute fake whether Compute Engine knows it.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -44,10 +50,22 @@ export interface Binding {
   members: string[];
 }
 
+/** How long after its creation a new account stays unknown to each consumer (0: at once). */
+export interface IamPropagation {
+  resourceManagerMs: number;
+  computeMs: number;
+}
+
 export interface GcpIamFake {
   endpoint: string;
   faults: FaultPlan;
   serviceAccounts: Map<string, ServiceAccount>;
+  /** Mutable: tests set the lag before a run. */
+  propagation: IamPropagation;
+  /** Whether the account exists and `consumer` knows it yet; counts each refusal in `unpropagatedRefusals`. */
+  propagated(email: string, consumer: 'resourceManager' | 'compute'): boolean;
+  /** How many calls each consumer refused because an existing account had not propagated to it yet. */
+  unpropagatedRefusals: { resourceManager: number; compute: number };
   roles: Map<string, Role>;
   policy: { version: number; etag: string; bindings: Binding[] };
   close(): Promise<void>;
@@ -59,6 +77,16 @@ export function startGcpIamFake(o: { project: string; token: string }): Promise<
   const faults = new FaultPlan();
   const serviceAccounts = new Map<string, ServiceAccount>();
   const roles = new Map<string, Role>();
+  const createdAt = new Map<string, number>();
+  const propagation: IamPropagation = { resourceManagerMs: 0, computeMs: 0 };
+  const unpropagatedRefusals = { resourceManager: 0, compute: 0 };
+  const propagated = (email: string, consumer: 'resourceManager' | 'compute'): boolean => {
+    if (!serviceAccounts.has(email)) return false;
+    // An account put in the map by a test (no creation time) is an old one: known everywhere.
+    if (Date.now() >= (createdAt.get(email) ?? 0) + propagation[`${consumer}Ms`]) return true;
+    unpropagatedRefusals[consumer]++;
+    return false;
+  };
   // A project's policy is never empty: its owner is bound from the start.
   const policy = { version: 1, etag: etag(), bindings: [{ role: 'roles/owner', members: ['user:owner@example.com'] }] as Binding[] };
   const p = o.project;
@@ -78,7 +106,7 @@ export function startGcpIamFake(o: { project: string; token: string }): Promise<
         }
         for (const mem of b.members) {
           const sa = /^serviceAccount:(.+@.+\.iam\.gserviceaccount\.com)$/.exec(mem)?.[1];
-          if (sa && sa.endsWith(`@${p}.iam.gserviceaccount.com`) && !serviceAccounts.has(sa)) throw new HttpError(400, 'INVALID_ARGUMENT', `Service account ${sa} does not exist.`);
+          if (sa && sa.endsWith(`@${p}.iam.gserviceaccount.com`) && !propagated(sa, 'resourceManager')) throw new HttpError(400, 'INVALID_ARGUMENT', `Service account ${sa} does not exist.`);
         }
       }
       policy.bindings = structuredClone(next.bindings ?? []);
@@ -96,6 +124,7 @@ export function startGcpIamFake(o: { project: string; token: string }): Promise<
       const uniqueId = BigInt(`0x${createHash('sha256').update(email).digest('hex').slice(0, 15)}`).toString();
       const sa: ServiceAccount = { name: `projects/${p}/serviceAccounts/${email}`, projectId: p, uniqueId, email, displayName: b.serviceAccount?.displayName, description: b.serviceAccount?.description, etag: 'MDEwMjE5MjA=', oauth2ClientId: uniqueId };
       serviceAccounts.set(email, sa);
+      createdAt.set(email, Date.now());
       return [200, sa];
     }
     if ((mm = path.match(new RegExp(`^/v1/projects/(?:${p}|-)/serviceAccounts/([^/:]+)$`)))) {
@@ -105,6 +134,7 @@ export function startGcpIamFake(o: { project: string; token: string }): Promise<
       if (m === 'GET') return [200, sa];
       if (m === 'DELETE') {
         serviceAccounts.delete(sa.email);
+        createdAt.delete(sa.email);
         // A deleted account's bindings stay, renamed, until removed (as IAM shows them).
         for (const b of policy.bindings) b.members = b.members.map((x) => (x === `serviceAccount:${sa.email}` ? `deleted:serviceAccount:${sa.email}?uid=${sa.uniqueId}` : x));
         return [200, {}];
@@ -183,6 +213,9 @@ export function startGcpIamFake(o: { project: string; token: string }): Promise<
         endpoint: `http://127.0.0.1:${port}`,
         faults,
         serviceAccounts,
+        propagation,
+        propagated,
+        unpropagatedRefusals,
         roles,
         policy,
         close: () =>

@@ -4,15 +4,18 @@
  * config patched in place, down with nothing left (and resources not of this stack left alone),
  * a failure halfway undone, missing credentials naming the chain. The agent's identity (a
  * service account bound to a custom role of the adapter's calls) goes to the IAM fake over the
- * IAM v1 and Resource Manager v1 REST shapes.
+ * IAM v1 and Resource Manager v1 REST shapes. The fakes lag a new account's propagation as IAM
+ * does: up waits it out, or, when it does not come in time, keeps the identity for the next up.
+ * An instance from before running as another account is changed in place and keeps its disk.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { InstancesClient } from '@google-cloud/compute';
 import { parseFederationConfig, type FederationConfig } from '../../core/federation-config';
-import { gcpIdentityDesired } from '../../infra/gcp/identity';
+import { gcpIdentityDesired, type PropagationWait } from '../../infra/gcp/identity';
 import { GCP_AGENT_PERMISSIONS } from '../../infra/permissions';
 import { InfraError, unchanged } from '../../infra/plan';
 import { runInfra } from '../../infra/run';
@@ -40,7 +43,10 @@ describe('infra --target gcp (fake compute/v1)', () => {
       ],
     });
   const endpoints = () => ({ iam: iam.endpoint, resourceManager: iam.endpoint });
-  const run = (action: 'plan' | 'up' | 'down', cfg: FederationConfig) => runInfra(action, 'gcp', cfg, { env: ENV, pollMs: 20, gcpAuthClient: auth(), gcpIamEndpoints: endpoints() });
+  /** Propagation retries scaled down from about 90 s: a test that lets IAM lag sets its own. */
+  const FAST_PROPAGATION = { timeoutMs: 30_000, firstDelayMs: 100, maxDelayMs: 1_000 };
+  const run = (action: 'plan' | 'up' | 'down', cfg: FederationConfig, propagation: PropagationWait = FAST_PROPAGATION) =>
+    runInfra(action, 'gcp', cfg, { env: ENV, pollMs: 20, gcpAuthClient: auth(), gcpIamEndpoints: endpoints(), gcpPropagation: propagation });
   const inventory = () => ({
     networks: [...fake.networks.keys()],
     subnetworks: [...fake.subnetworks.keys()],
@@ -55,11 +61,13 @@ describe('infra --target gcp (fake compute/v1)', () => {
 
   before(async () => {
     iam = await startGcpIamFake({ project: 'fedflow-test', token: GCP_FAKE_TOKEN });
-    fake = await startGcpComputeFake({ project: 'fedflow-test', zone: 'europe-west1-b', opDelayMs: 30, serviceAccountExists: (email) => iam.serviceAccounts.has(email) });
+    fake = await startGcpComputeFake({ project: 'fedflow-test', zone: 'europe-west1-b', opDelayMs: 30, serviceAccountExists: (email) => iam.serviceAccounts.has(email), serviceAccountPropagated: (email) => iam.propagated(email, 'compute') });
   });
   beforeEach(() => {
     for (const m of [fake.networks, fake.subnetworks, fake.firewalls, fake.instances, fake.disks, iam.serviceAccounts, iam.roles]) m.clear();
     iam.policy.bindings = [{ role: 'roles/owner', members: ['user:owner@example.com'] }];
+    Object.assign(iam.propagation, { resourceManagerMs: 0, computeMs: 0 });
+    Object.assign(iam.unpropagatedRefusals, { resourceManager: 0, compute: 0 });
   });
   after(async () => {
     await fake?.close();
@@ -131,6 +139,85 @@ describe('infra --target gcp (fake compute/v1)', () => {
       assert.match(err.message, /rolled back what this run created, nothing is left/);
       return true;
     });
+    assert.deepEqual(inventory(), empty);
+  });
+
+  it('a new account IAM propagates late (to Resource Manager, later to Compute Engine): up waits it out and succeeds', async () => {
+    // For 1 s after its creation setIamPolicy refuses the account as not existing; for 6 s the
+    // instance's insert operation fails with EXTERNAL_RESOURCE_NOT_FOUND.
+    Object.assign(iam.propagation, { resourceManagerMs: 1_000, computeMs: 6_000 });
+    const up = await run('up', config());
+    assert.deepEqual(up.changes.map((c) => c.action), Array(7).fill('create'));
+    assert.ok(iam.unpropagatedRefusals.resourceManager >= 1, 'setIamPolicy was refused at least once, and retried');
+    assert.ok(iam.unpropagatedRefusals.compute >= 1, 'instances.insert failed at least once, and was retried');
+    assert.deepEqual(iam.policy.bindings.filter((b) => b.role === ID.roleName), [{ role: ID.roleName, members: [`serviceAccount:${ID.email}`] }]);
+    const inst = fake.instances.get(`${STACK}-agent`)!;
+    assert.equal(inst.status, 'RUNNING');
+    assert.equal(inst.serviceAccounts?.[0]?.email, ID.email);
+    assert.deepEqual(fake.disks.size, 1, 'one boot disk: the failed inserts made none');
+    assert.ok(unchanged(await run('up', config())));
+    await run('down', config());
+    assert.deepEqual(inventory(), empty);
+  });
+
+  it('an account still unknown after the retries: the rest is rolled back, the identity kept, and the next up goes on from it', async () => {
+    iam.propagation.resourceManagerMs = 600_000;
+    await assert.rejects(run('up', config(), { timeoutMs: 500, firstDelayMs: 100 }), (err: unknown) => {
+      assert.ok(err instanceof InfraError, String(err));
+      assert.match(err.message, /projects\.setIamPolicy for site 'gcp:europe-west1-b' failed: 400 INVALID_ARGUMENT: Service account fedflow-agent-[0-9a-f]{12}@fedflow-test\.iam\.gserviceaccount\.com does not exist\./);
+      assert.match(err.message, /created by this run, was still unknown to it after \d+ s of retries/);
+      assert.match(err.message, /rolled back what this run created, kept role projects\/fedflow-test\/roles\/\S+, service account \S+ for the next up to go on from \(down removes them\)/);
+      return true;
+    });
+    assert.deepEqual(inventory(), { ...empty, serviceAccounts: [ID.email], roles: [ID.roleName] }, 'the network is rolled back; the account and role stay');
+    assert.ok(iam.unpropagatedRefusals.resourceManager >= 2, 'retried before giving up');
+
+    // IAM has propagated it since: the next up keeps the account and role, and makes the rest.
+    iam.propagation.resourceManagerMs = 0;
+    const again = await run('up', config());
+    assert.deepEqual(again.changes.map((c) => `${c.action} ${c.kind}`), [
+      'create compute#network', 'create compute#subnetwork', 'create compute#firewall',
+      'keep iam#role', 'keep iam#serviceAccount', 'create cloudresourcemanager#binding', 'create compute#instance',
+    ]);
+    assert.equal(fake.instances.get(`${STACK}-agent`)?.serviceAccounts?.[0]?.email, ID.email);
+    await run('down', config());
+    assert.deepEqual(inventory(), empty);
+  });
+
+  it('an instance from before with another service account is changed in place (stop, setServiceAccount, start): same id, same boot disk', async () => {
+    await run('up', config());
+    const inst = fake.instances.get(`${STACK}-agent`)!;
+    const { id } = inst;
+    const disk = `${STACK}-agent-boot`;
+    assert.ok(fake.disks.has(disk));
+    // As an earlier fedflow left it: running as another account (Compute Engine's default one).
+    const old = '123456789-compute@developer.gserviceaccount.com';
+    inst.serviceAccounts = [{ email: old, scopes: ['https://www.googleapis.com/auth/cloud-platform'] }];
+
+    // Compute Engine changes the account of a stopped instance only: the fake refuses a running one.
+    const client = new InstancesClient({ fallback: true, apiEndpoint: '127.0.0.1', port: Number(new URL(fake.endpoint).port), protocol: 'http', authClient: auth() } as ConstructorParameters<typeof InstancesClient>[0]);
+    try {
+      await assert.rejects(client.setServiceAccount({ project: 'fedflow-test', zone: 'europe-west1-b', instance: `${STACK}-agent`, instancesSetServiceAccountRequestResource: { email: ID.email, scopes: [] } }), /can only be changed while it is stopped \(TERMINATED\)/);
+    } finally {
+      await client.close();
+    }
+
+    const plan = await run('plan', config());
+    assert.deepEqual(plan.changes.filter((c) => c.action !== 'keep').map((c) => `${c.action} ${c.name}: ${c.detail}`), [
+      `update ${STACK}-agent: service account ${old} -> ${ID.email}: in place (instances.stop, setServiceAccount, start; the boot disk is kept)`,
+    ]);
+    assert.equal(fake.instances.get(`${STACK}-agent`)?.serviceAccounts?.[0]?.email, old, 'plan changes nothing');
+
+    const up = await run('up', config());
+    assert.deepEqual(up.changes.filter((c) => c.action !== 'keep').map((c) => c.name), [`${STACK}-agent`]);
+    const changed = fake.instances.get(`${STACK}-agent`)!;
+    assert.equal(changed.id, id, 'the same instance');
+    assert.ok(fake.disks.has(disk), 'its boot disk (and /var/lib/fedflow on it) is still there');
+    assert.deepEqual(changed.disks.map((d) => d.source.split('/').pop()), [disk]);
+    assert.deepEqual(changed.serviceAccounts, [{ email: ID.email, scopes: ['https://www.googleapis.com/auth/cloud-platform'] }]);
+    assert.equal(changed.status, 'RUNNING', 'started again');
+    assert.ok(unchanged(await run('up', config())));
+    await run('down', config());
     assert.deepEqual(inventory(), empty);
   });
 

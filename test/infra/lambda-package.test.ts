@@ -7,8 +7,8 @@
  * version, and the next takes and completes a workflow task and an activity task in its window.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -36,10 +36,19 @@ describe('the serverless control worker zip (infra package-lambda)', () => {
   let scratch: string;
   let taskRoot: string;
   let pkg: PackageResult;
+  /** What the output directory held right after packaging. */
+  let besideZip: string[];
   let port: number;
 
-  /** One invocation in its own process, as a cold Lambda container; resolves with its stdout. */
-  const invoke = (windowMs: number, requestId: string): Promise<{ code: number | null; out: string; err: string }> =>
+  /** Invocations still running: `after` kills them, so a failed test leaves no process behind. */
+  const children = new Set<ChildProcess>();
+
+  /**
+   * One invocation in its own process, as a cold Lambda container; resolves with its stdout. Like
+   * Lambda, which ends an invocation at its timeout, it is killed (SIGKILL) if still running well
+   * past its window: then `code` is null and `killed` says so.
+   */
+  const invoke = (windowMs: number, requestId: string): Promise<{ code: number | null; out: string; err: string; killed: boolean }> =>
     new Promise((resolve) => {
       const child = spawn(process.execPath, ['-e', INVOKE, String(windowMs), requestId], {
         cwd: taskRoot,
@@ -47,16 +56,28 @@ describe('the serverless control worker zip (infra package-lambda)', () => {
         env: { PATH: process.env.PATH ?? '', HOME: taskRoot, LAMBDA_TASK_ROOT: taskRoot, TEMPORAL_ADDRESS: `127.0.0.1:${port}`, TEMPORAL_NAMESPACE: 'default', FEDFLOW_HOME: join(scratch, 'home') },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
+      children.add(child);
+      let killed = false;
+      // Generous past the window: a loaded machine is slow to start Node, but a hung handler must not hang the test.
+      const timer = setTimeout(() => {
+        killed = true;
+        child.kill('SIGKILL');
+      }, windowMs + 60_000);
       let out = '';
       let err = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-      child.on('exit', (code) => resolve({ code, out, err }));
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        children.delete(child);
+        resolve({ code, out, err: killed ? `killed (SIGKILL) ${windowMs + 60_000} ms after it started, still running; stderr: ${err}` : err, killed });
+      });
     });
 
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'fedflow-lambda-zip-'));
     pkg = await packageControlWorker({ outFile: join(scratch, 'control-worker.zip'), configFile: join(REPO_ROOT, 'config', 'federation.yaml'), workflowsPath: require.resolve('./lambda-probe-workflows') });
+    besideZip = readdirSync(scratch);
     taskRoot = join(scratch, 'task');
     const unzip = spawnSync('python3', ['-m', 'zipfile', '-e', pkg.outFile, taskRoot], { encoding: 'utf8' });
     assert.equal(unzip.status, 0, `python3 -m zipfile -e: ${unzip.stderr}`);
@@ -66,6 +87,7 @@ describe('the serverless control worker zip (infra package-lambda)', () => {
     });
   });
   after(async () => {
+    for (const child of children) child.kill('SIGKILL');
     await env?.teardown();
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
@@ -76,6 +98,7 @@ describe('the serverless control worker zip (infra package-lambda)', () => {
     for (const f of ['worker/lambda.js', 'worker/workflow-bundle.js', 'worker/build-id', 'config/federation.yaml', 'activities/control.js', `node_modules/@temporalio/core-bridge/releases/${LAMBDA_PLATFORM}/index.node`, 'node_modules/@temporalio/lambda-worker/package.json']) {
       assert.ok(existsSync(join(taskRoot, f)), `the zip has ${f}`);
     }
+    assert.deepEqual(besideZip, ['control-worker.zip'], 'the workflow bundle is built elsewhere and removed: nothing is left beside the zip');
     assert.equal(readFileSync(join(taskRoot, 'worker', 'build-id'), 'utf8'), pkg.buildId);
     assert.deepEqual(spawnSync('ls', [join(taskRoot, 'node_modules/@temporalio/core-bridge/releases')], { encoding: 'utf8' }).stdout.trim().split('\n'), [LAMBDA_PLATFORM], 'one platform\'s core bridge');
     assert.ok(!existsSync(join(taskRoot, 'worker', 'lambda.ts')), 'no TypeScript sources');
