@@ -12,6 +12,7 @@
  * whatIf compares the template with what exists, GET/DELETE, deploymentOperations list; and
  * GET/DELETE of the network, identity and authorization resources a deployment made.
  */
+import { listenOnLoopback } from './listen';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -102,7 +103,7 @@ export interface AzureArmFakeOptions {
   reportVmUsage?: boolean;
 }
 
-export function startAzureArmFake(o: AzureArmFakeOptions): Promise<AzureArmFake> {
+export async function startAzureArmFake(o: AzureArmFakeOptions): Promise<AzureArmFake> {
   const faults = new FaultPlan();
   const lroDelayMs = o.lroDelayMs ?? 100;
   const vms = new Map<string, Vm>();
@@ -558,23 +559,7 @@ export function startAzureArmFake(o: AzureArmFakeOptions): Promise<AzureArmFake>
   };
 
   const server: Server = createServer({ cert: o.tls.cert, key: o.tls.key }, handler);
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const addr = server.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      origin = `https://127.0.0.1:${port}`;
-      resolve({
-        endpoint: origin,
-        faults,
-        vms,
-        resources,
-        deployments,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  const { endpoint, close } = await listenOnLoopback(server, 'https');
+  origin = endpoint;
+  return { endpoint, faults, vms, resources, deployments, close };
 }

@@ -4,6 +4,7 @@
  * API's XML error shape (`<Response><Errors><Error><Code>`), and everything else is forwarded.
  * Request keys are `EC2 <Action>`.
  */
+import { listenOnLoopback } from './listen';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { FaultPlan } from './faults';
 
@@ -23,7 +24,7 @@ function ec2ErrorXml(code: string, message: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>fault-${Date.now()}</RequestID></Response>`;
 }
 
-export function startEc2FaultProxy(target: string): Promise<Ec2FaultProxy> {
+export async function startEc2FaultProxy(target: string): Promise<Ec2FaultProxy> {
   const faults = new FaultPlan();
   const upstream = new URL(target);
   const server: Server = createServer((req, res) => {
@@ -57,19 +58,6 @@ export function startEc2FaultProxy(target: string): Promise<Ec2FaultProxy> {
       res.end(ec2ErrorXml(r.code, r.message));
     });
   });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const addr = server.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      resolve({
-        endpoint: `http://127.0.0.1:${port}`,
-        faults,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  const { endpoint, close } = await listenOnLoopback(server);
+  return { endpoint, faults, close };
 }

@@ -12,6 +12,7 @@
  * `code`, `status` and `errors[].reason`), honours `requestId` idempotency, checks a bearer token,
  * and injects faults per request key `METHOD /path`.
  */
+import { listenOnLoopback } from './listen';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { FaultPlan } from './faults';
@@ -90,7 +91,7 @@ function validateLabels(labels: Record<string, string>): void {
   }
 }
 
-export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComputeFake> {
+export async function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComputeFake> {
   const faults = new FaultPlan();
   const opDelayMs = o.opDelayMs ?? 100;
   const instances = new Map<string, Inst>();
@@ -467,24 +468,6 @@ export function startGcpComputeFake(o: GcpComputeFakeOptions): Promise<GcpComput
       }
     })();
   });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const addr = server.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      resolve({
-        endpoint: `http://127.0.0.1:${port}`,
-        faults,
-        instances,
-        disks,
-        networks,
-        subnetworks,
-        firewalls,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  const { endpoint, close } = await listenOnLoopback(server);
+  return { endpoint, faults, instances, disks, networks, subnetworks, firewalls, close };
 }

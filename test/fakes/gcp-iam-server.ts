@@ -15,6 +15,7 @@
  * same 400 INVALID_ARGUMENT "Service account ... does not exist." it gives for an account that is
  * not there; `propagated(email, 'compute')` tells the compute fake whether Compute Engine knows it.
  */
+import { listenOnLoopback } from './listen';
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { FaultPlan } from './faults';
@@ -73,7 +74,7 @@ export interface GcpIamFake {
 
 const etag = () => Buffer.from(randomUUID()).toString('base64').slice(0, 12);
 
-export function startGcpIamFake(o: { project: string; token: string }): Promise<GcpIamFake> {
+export async function startGcpIamFake(o: { project: string; token: string }): Promise<GcpIamFake> {
   const faults = new FaultPlan();
   const serviceAccounts = new Map<string, ServiceAccount>();
   const roles = new Map<string, Role>();
@@ -205,25 +206,6 @@ export function startGcpIamFake(o: { project: string; token: string }): Promise<
       }
     })();
   });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const addr = server.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      resolve({
-        endpoint: `http://127.0.0.1:${port}`,
-        faults,
-        serviceAccounts,
-        propagation,
-        propagated,
-        unpropagatedRefusals,
-        roles,
-        policy,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+  const { endpoint, close } = await listenOnLoopback(server);
+  return { endpoint, faults, serviceAccounts, propagation, propagated, unpropagatedRefusals, roles, policy, close };
 }
