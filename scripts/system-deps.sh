@@ -14,6 +14,11 @@ command -v lz4 >/dev/null || need+=(lz4)
 command -v zstd >/dev/null || need+=(zstd)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
+# The hosts tier: namespaces, veths, a bridge and tc (iproute2); a site's user-data fetches the
+# release artifact with curl and starts its unit as the unit's User= (setpriv, util-linux).
+command -v ip >/dev/null && command -v tc >/dev/null || need+=(iproute2)
+command -v curl >/dev/null || need+=(curl)
+command -v setpriv >/dev/null && command -v unshare >/dev/null || need+=(util-linux)
 # The workload specs' real services (workloads/postgres.yaml, workloads/redis.yaml): PostgreSQL 15
 # (the image's own in /usr/local/bin, or Debian's in /usr/lib/postgresql/15/bin, which the spec's
 # PATH names) and Redis.
