@@ -44,6 +44,8 @@ describe('capture of a volume that is being written', () => {
       await writer;
     }
     assert.ok(writes > 0, 'the volume was written during the capture');
+    // The image's metadata is written after the capture returns: wait for it before looking.
+    await images.close();
     assert.deepEqual(readdirSync(join(root, 'images')).filter((n) => n.startsWith('.')), [], 'no scratch left');
   });
 
