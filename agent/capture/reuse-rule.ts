@@ -29,27 +29,21 @@ import type { StatTuple } from './volume-tar';
 /** A stat older than this (ms) before the stat was taken cannot change without its ctime changing. */
 export const RACY_MS = 1_000;
 
-/** One entry of a previous image, as recorded. */
-export interface ReuseItem {
-  path: string;
-  type: 'file' | 'dir' | 'symlink';
-  off: number;
-  len: number;
-  /** sha256 (hex) of the entry's header blocks. */
-  hdr: string;
-  /** Files: the tuple at the stat before the read, and whether it was old enough to be trusted. */
-  stat?: StatTuple;
-  reusable?: boolean;
-}
-
 /** An entry of the new image, as laid out (no data read). */
 export interface NowItem {
   path: string;
   type: 'file' | 'dir' | 'symlink';
   off: number;
   len: number;
+  /** sha256 (hex) of the entry's header blocks. */
   hdr: string;
+  /** Files: the tuple at the stat before the read. */
   stat?: StatTuple;
+}
+
+/** One entry of a previous image, as recorded: whether its tuple was old enough to be trusted. */
+export interface ReuseItem extends NowItem {
+  reusable?: boolean;
 }
 
 /** New image bytes [newStart, newEnd) are the previous image's bytes from oldStart on. */

@@ -109,18 +109,19 @@ function runUserData(ns: string, root: ReturnType<typeof hostRoot>, userData: st
   const shimBin = join(shimDir, 'bin');
   mkdirSync(shimBin, { recursive: true });
   writeFileSync(join(shimBin, 'systemctl'), `#!/bin/sh\nexec ${process.execPath} --import ${join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')} ${join(REPO_ROOT, 'test', 'helpers', 'systemctl-shim.ts')} "$@"\n`, { mode: 0o755 });
-  // The checkout (the runner and the shim run from it) may itself live under one of the directories
+  // The checkout and the Node that runs the runner and the shim may themselves live under one of the directories
   // replaced (a CI clone in /tmp): it is bound into the replacement at the same path first, and the
   // replacements are bound with what is mounted inside them (--rbind), so it stays where it was.
   const mounts = [
-    'repo="$5"',
-    'for pair in "/etc:$1" "/opt:$2" "/var/lib:$3" "/tmp:$4"; do',
-    '  m="${pair%%:*}"; h="${pair#*:}"',
-    '  case "$repo/" in "$m"/*) rel="${repo#"$m"}"; mkdir -p "$h$rel" && mount --bind "$repo" "$h$rel" || exit 1;; esac',
+    'for keep in "$5" "$6"; do',
+    '  for pair in "/etc:$1" "/opt:$2" "/var/lib:$3" "/tmp:$4"; do',
+    '    m="${pair%%:*}"; h="${pair#*:}"',
+    '    case "$keep/" in "$m"/*) rel="${keep#"$m"}"; mkdir -p "$h$rel" && mount --bind "$keep" "$h$rel" || exit 1;; esac',
+    '  done',
     'done',
-    'mount --rbind "$1" /etc && mount --rbind "$2" /opt && mount --rbind "$3" /var/lib && mount --rbind "$4" /tmp && shift 5 && exec "$@"',
+    'mount --rbind "$1" /etc && mount --rbind "$2" /opt && mount --rbind "$3" /var/lib && mount --rbind "$4" /tmp && shift 6 && exec "$@"',
   ].join('\n');
-  const argv = ['ip', 'netns', 'exec', ns, 'unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', mounts, 'mounts', root.etc, root.opt, root.varlib, root.tmp, REPO_ROOT, process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'helpers', 'cloud-init-run.ts'), userData];
+  const argv = ['ip', 'netns', 'exec', ns, 'unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', mounts, 'mounts', root.etc, root.opt, root.varlib, root.tmp, REPO_ROOT, dirname(dirname(process.execPath)), process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'helpers', 'cloud-init-run.ts'), userData];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: REPO_ROOT,
