@@ -8,6 +8,18 @@
 // --standby boots the process without reading its volume: it answers /health and waits for
 // POST /admin/activate, which loads the volume and starts serving. A migration boots the target
 // this way while pre-copy runs, so the cut-over pays for loading the data, not for a process start.
+// While it stands by, it reads ahead: every full segment the pre-copy rounds have laid into its
+// volume is replayed as it appears (a full segment is never written again), and the activation
+// replays only what came after, provided each segment read ahead is still the same file, unchanged
+// (its size, mtime, ctime, inode and device, the rule a final capture uses at the source); if one is
+// not, the activation replays the whole log as before.
+//
+// The digest is a set hash, kept up to date with every write, so a freeze or an activation answers
+// it without reading the data: the 16 32-bit lanes of sha512(pair) summed over the key/value pairs,
+// mod 2^32 each (a lattice hash, Bellare & Micciancio 1997, "A new paradigm for collision-free
+// hashing: incrementality at reduced cost"; LtHash as Facebook uses it for its databases), so a
+// write subtracts its old pair's hash and adds its new one. After a load the sum is built over the
+// data in slices between requests; a digest asked for before that pass ends finishes it first.
 //
 // Data: an append-only log of {"k","v"} / {"k","del":true} lines, replayed at start: <volume>/kv.jsonl,
 // then segments kv.1.jsonl, kv.2.jsonl … once a segment reaches SEGMENT_BYTES, writes go to a new one.
@@ -19,7 +31,7 @@
 //   GET  /kv/<key>               the value (404 if absent)
 //   PUT  /kv/<key>               body is the value; 503 while frozen
 //   DELETE /kv/<key>
-//   GET  /admin/digest           {keys, sha256} over the sorted key=value pairs
+//   GET  /admin/digest           {keys, sha256}: the sha256 of the key count and the set hash of the pairs
 //   POST /admin/freeze           stop taking writes, flush to disk, return the digest (migration cut-over)
 //   POST /admin/thaw             take writes again (a migration that rolled back)
 //   POST /admin/activate         (standby only) load the volume and serve; returns the digest
@@ -72,8 +84,8 @@ function apply(line) {
     // A torn last line after a crash: everything before it is intact, so stop here.
     return false;
   }
-  if (rec.del) store.delete(rec.k);
-  else store.set(rec.k, rec.v);
+  if (rec.del) deleteKey(rec.k);
+  else setKey(rec.k, rec.v);
   return true;
 }
 
@@ -108,11 +120,22 @@ function replaySegment(file) {
   }
 }
 
-function load() {
+/**
+ * Replays the log into the store and opens its last segment for appends. `ahead`: the segments a
+ * standby has replayed already (see readAhead), whose records the store holds; the replay starts
+ * after them. Without it, the store starts empty. The set hash is built afterwards (startSum).
+ */
+function load(ahead = 0) {
   fs.mkdirSync(dataDir, { recursive: true });
-  store.clear();
+  if (ahead === 0) {
+    store.clear();
+    // Nothing counted: the replay sets keys without hashing, and startSum counts them after.
+    lanes.fill(0);
+    counted = new Set();
+    pass = undefined;
+  }
   const segs = segments();
-  for (let i = 0; i < segs.length; i++) {
+  for (let i = ahead; i < segs.length; i++) {
     const file = segmentPath(segs[i]);
     const { good, size } = replaySegment(file);
     if (good === size) continue;
@@ -135,7 +158,84 @@ function load() {
     activeBytes = 0;
   }
   fd = fs.openSync(segmentPath(active), 'a');
+  if (pass === undefined && counted !== undefined) startSum();
 }
+
+/**
+ * Reading ahead while standing by: the segments replayed so far, in order from segment 0, each
+ * with the identity its file had when it was read. Only full segments (one with a successor) are
+ * read ahead: they are never written again, so the same file, unchanged, holds the same records.
+ * @type {{ n: number, id: string }[]}
+ */
+const readAhead = [];
+let readingAhead = false;
+/** A file's identity: size, mtime, ctime (ns), inode, device; undefined if it is missing. */
+function identity(file) {
+  try {
+    const st = fs.statSync(file, { bigint: true });
+    return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}`;
+  } catch {
+    return undefined;
+  }
+}
+/** Whether every segment read ahead is still the same file, unchanged. */
+const readAheadHolds = () => readAhead.every((r) => identity(segmentPath(r.n)) === r.id);
+function forgetReadAhead() {
+  readAhead.length = 0;
+  store.clear();
+  lanes.fill(0);
+  counted = undefined;
+  pass = undefined;
+}
+/** One step of reading ahead: replays the next full segment, if there is one. */
+function readAheadStep() {
+  if (!standby || readingAhead) return;
+  readingAhead = true;
+  try {
+    if (!readAheadHolds()) {
+      console.error('kv-server: a segment read ahead has changed on disk; reading ahead again from the start');
+      forgetReadAhead();
+    }
+    const n = readAhead.length;
+    const file = segmentPath(n);
+    // Full: its successor exists (the source opened the next one after fsyncing this one).
+    if (!fs.existsSync(segmentPath(n + 1))) return;
+    const before = identity(file);
+    if (before === undefined) return;
+    // Written less than a second ago: a write in the same clock tick as this stat could leave its
+    // identity unchanged (git's racily-clean rule); read it on a later step.
+    if (Date.now() - Number(fs.statSync(file, { bigint: true }).ctimeNs / 1_000_000n) < 1000) return;
+    if (n === 0) {
+      lanes.fill(0);
+      counted = new Set();
+      pass = undefined;
+    }
+    const { good, size } = replaySegment(file);
+    // Torn, or written to while it was read: leave it to the activation's full replay.
+    if (good !== size || identity(file) !== before) {
+      forgetReadAhead();
+      return;
+    }
+    readAhead.push({ n, id: before });
+    // The set hash over what was read ahead is built between steps; writes at activation keep it.
+    if (pass === undefined) startSum();
+    setImmediate(readAheadStep);
+  } finally {
+    readingAhead = false;
+  }
+}
+
+/** Standby → serving: replays what was not read ahead (or everything, if a segment read ahead changed). */
+function activate() {
+  const ahead = readAhead.length > 0 && readAheadHolds() ? readAhead.length : 0;
+  if (ahead === 0 && readAhead.length > 0) console.error('kv-server: a segment read ahead has changed on disk; replaying the whole log');
+  if (ahead === 0) forgetReadAhead();
+  readAhead.length = 0;
+  load(ahead);
+  standby = false;
+  return ahead;
+}
+if (standby) setInterval(readAheadStep, 250).unref();
 
 /** Appends one record; a full segment is fsynced, closed and followed by the next. */
 function append(line) {
@@ -152,13 +252,84 @@ function append(line) {
   fs.fsyncSync(dirFd);
   fs.closeSync(dirFd);
 }
-if (!standby) load();
+
+/** Lanes of the set hash (see the header): the sum, lane by lane mod 2^32, of every pair's hash. */
+const lanes = new Uint32Array(16);
+/**
+ * While the sum is first built after a load: the keys the pass has counted, and the pass itself, a
+ * live iterator over the store (it sees keys added after it began and skips keys deleted before it
+ * reaches them). Both undefined once the sum covers the whole store.
+ * @type {Set<string> | undefined}
+ */
+let counted;
+/** @type {IterableIterator<[string, string]> | undefined} */
+let pass;
+
+function pairHash(k, v) {
+  const h = crypto.createHash('sha512');
+  h.update(`${Buffer.byteLength(k)}:`).update(k).update(v);
+  const b = h.digest();
+  return new Uint32Array(b.buffer, b.byteOffset, 16);
+}
+function addPair(k, v, sign) {
+  const p = pairHash(k, v);
+  for (let i = 0; i < 16; i++) lanes[i] = lanes[i] + sign * p[i];
+}
+/** Whether the sum covers key k now: always, but during the first pass only the keys it counted. */
+const covers = (k) => counted === undefined || counted.has(k);
+
+/** Sets a key, keeping the sum (a key the first pass has not reached yet is counted when it is). */
+function setKey(k, v) {
+  if (covers(k)) {
+    const old = store.get(k);
+    if (old !== undefined) addPair(k, old, -1);
+    addPair(k, v, 1);
+    counted?.add(k);
+  }
+  store.set(k, v);
+}
+function deleteKey(k) {
+  const old = store.get(k);
+  if (old === undefined) return;
+  if (covers(k)) addPair(k, old, -1);
+  // Counted and deleted: if set again it is a new entry at the end, which the pass will reach.
+  counted?.delete(k);
+  store.delete(k);
+}
+
+/** Starts building the sum over a freshly loaded store, in slices between requests. */
+function startSum() {
+  lanes.fill(0);
+  counted = new Set();
+  pass = store.entries();
+  setImmediate(sumSlice);
+}
+/** Counts up to `n` more pairs; true once the pass has covered the whole store. */
+function sumSome(n) {
+  if (pass === undefined) return true;
+  for (let i = 0; i < n; i++) {
+    const e = pass.next();
+    if (e.done) {
+      pass = undefined;
+      counted = undefined;
+      return true;
+    }
+    addPair(e.value[0], e.value[1], 1);
+    counted.add(e.value[0]);
+  }
+  return false;
+}
+function sumSlice() {
+  if (!sumSome(2000)) setImmediate(sumSlice);
+}
 
 function digest() {
-  const h = crypto.createHash('sha256');
-  for (const k of [...store.keys()].sort()) h.update(k).update('\0').update(store.get(k)).update('\n');
+  sumSome(Infinity);
+  const h = crypto.createHash('sha256').update(`${store.size}\n`).update(new Uint8Array(lanes.buffer));
   return { keys: store.size, sha256: h.digest('hex') };
 }
+
+if (!standby) load();
 
 function flush() {
   if (dirty && fd !== undefined) {
@@ -181,11 +352,8 @@ const server = http.createServer((req, res) => {
   const p = url.pathname;
   if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen, standby });
   if (req.method === 'POST' && p === '/admin/activate') {
-    if (standby) {
-      load();
-      standby = false;
-    }
-    return send(res, 200, digest());
+    const readAheadSegments = standby ? activate() : undefined;
+    return send(res, 200, { ...digest(), ...(readAheadSegments !== undefined ? { readAheadSegments } : {}) });
   }
   if (standby) return send(res, 503, { error: 'standby: not activated yet' });
   if (req.method === 'GET' && p === '/admin/digest') return send(res, 200, digest());
@@ -213,8 +381,8 @@ const server = http.createServer((req, res) => {
         if (frozen) return send(res, 503, { error: 'frozen for migration; retry against the new site' });
         const rec = req.method === 'PUT' ? { k: key, v: Buffer.concat(chunks).toString('utf8') } : { k: key, del: true };
         append(JSON.stringify(rec) + '\n');
-        if (rec.del) store.delete(key);
-        else store.set(key, rec.v);
+        if (rec.del) deleteKey(key);
+        else setKey(key, rec.v);
         send(res, 200, { ok: true });
       });
       return;
