@@ -7,7 +7,7 @@
 #   unit: fedflow-agent.service (default), fedflow-control.service, or none (install only)
 #
 # What it does, each step written to be safe to run again (a second run replaces the installed
-# release; the tests run it once, test/hosts/userdata-install.test.ts):
+# release and restarts the unit; test/hosts/userdata-install.test.ts runs it twice):
 #   1. the system user and group `fedflow` the units run as (User=fedflow), when missing;
 #   2. the release into /opt/fedflow (moved into place whole: versions are never mixed), owned by root;
 #   3. /var/lib/fedflow (the unit's StateDirectory, 0700) owned by fedflow, and anything already put

@@ -5,14 +5,16 @@
  *
  *   systemctl daemon-reload                 parses every unit in /etc/systemd/system (a malformed one fails)
  *   systemctl enable [--now] <unit>...      links the unit into <WantedBy>.wants/; with --now starts it
+ *   systemctl restart <unit>...             stops the unit's process group (KillSignal=, then SIGKILL
+ *                                           after TimeoutStopSec=) if it runs, then starts it
  *
  * Starting a `Type=simple` service: StateDirectory= made under /var/lib (StateDirectoryMode=, owned
  * by User=/Group=, STATE_DIRECTORY set), the environment systemd gives (its default PATH, HOME, USER,
  * LOGNAME, SHELL of User=), then Environment=, then EnvironmentFile= over it, UMask=, working
  * directory /, and ExecStart= with `${VAR}` expanded, run as User=/Group= (setpriv) with its output
  * appended to `<FEDFLOW_SYSTEMCTL_SHIM_DIR>/<unit>.log` (the journal) and its pid in `<unit>.pid`.
- * Not emulated, since they act only after the start: Restart=, RestartSec=, KillSignal=,
- * TimeoutStopSec= (the test restarts nothing). Any other [Service] setting is an error, so a unit
+ * Not emulated, since they act only after the start: Restart=, RestartSec= (the shim never
+ * restarts a service that exits by itself). Any other [Service] setting is an error, so a unit
  * that grows one fails here instead of being half-started.
  */
 import { spawn } from 'node:child_process';
@@ -22,8 +24,8 @@ import { envLines, execStartArgv, unitSections } from './units';
 
 const UNIT_DIR = '/etc/systemd/system';
 const SYSTEMD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const STARTED_ONLY = new Set(['Restart', 'RestartSec', 'KillSignal', 'TimeoutStopSec']);
-const EMULATED = new Set(['Type', 'User', 'Group', 'StateDirectory', 'StateDirectoryMode', 'Environment', 'EnvironmentFile', 'ExecStart', 'UMask']);
+const STARTED_ONLY = new Set(['Restart', 'RestartSec']);
+const EMULATED = new Set(['Type', 'User', 'Group', 'StateDirectory', 'StateDirectoryMode', 'Environment', 'EnvironmentFile', 'ExecStart', 'UMask', 'KillSignal', 'TimeoutStopSec']);
 
 class ShimError extends Error {}
 
@@ -133,6 +135,35 @@ function enable(args: string[]): void {
   }
 }
 
+const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+
+/** Stops a running unit as systemd does with KillMode=control-group: its whole process group. */
+function stop(name: string): void {
+  const service = loadUnit(name).Service ?? {};
+  const pidFile = join(stateDir(), `${name}.pid`);
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  if (!alive(pid)) return;
+  const signal = (service.KillSignal?.at(-1) ?? 'SIGTERM') as NodeJS.Signals;
+  const timeoutSec = Number(service.TimeoutStopSec?.at(-1) ?? '90');
+  if (!Number.isFinite(timeoutSec)) throw new ShimError(`${name}: TimeoutStopSec=${service.TimeoutStopSec?.at(-1)} is not emulated (only a number of seconds)`);
+  const group = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      // Gone already.
+    }
+  };
+  group(signal);
+  const deadline = Date.now() + timeoutSec * 1000;
+  while (alive(pid) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+  if (alive(pid)) {
+    console.error(`${name}: State 'stop-sigterm' timed out. Killing.`);
+    group('SIGKILL');
+    while (alive(pid)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+  }
+}
+
 function main(args: string[]): void {
   const [verb, ...rest] = args;
   if (verb === 'daemon-reload' && !rest.length) {
@@ -142,7 +173,14 @@ function main(args: string[]): void {
     return;
   }
   if (verb === 'enable') return enable(rest);
-  throw new ShimError(`the systemctl shim implements only \`daemon-reload\` and \`enable [--now] <unit>\`; got \`systemctl ${args.join(' ')}\``);
+  if (verb === 'restart' && rest.length && rest.every((a) => !a.startsWith('-'))) {
+    for (const name of rest) {
+      stop(name);
+      start(name);
+    }
+    return;
+  }
+  throw new ShimError(`the systemctl shim implements only \`daemon-reload\`, \`enable [--now] <unit>\` and \`restart <unit>\`; got \`systemctl ${args.join(' ')}\``);
 }
 
 try {

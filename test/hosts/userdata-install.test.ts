@@ -18,6 +18,7 @@
  * answers dc:paris over the bridge on mutual TLS with its site certificate and refuses a client with
  * none; and it takes part in the federation: a proposal on dc:lyon commits with dc:lyon's vote
  * (a two-site CFT quorum needs both). A user-data whose sha256 does not match installs nothing.
+ * The installer run a second time replaces the release and restarts the agent on it, which votes again.
  * Everything (processes, namespaces, mounts, directories) is removed at the end, also after a failure.
  */
 import assert from 'node:assert/strict';
@@ -106,6 +107,11 @@ function hostRoot(dir: string): Record<'etc' | 'opt' | 'varlib' | 'tmp', string>
 
 /** Runs the user-data on host `ns` in a private mount namespace over `root`'s directories, as cloud-init's first boot would. */
 function runUserData(ns: string, root: ReturnType<typeof hostRoot>, userData: string, shimDir: string): Promise<{ code: number; output: string }> {
+  return runOnHost(ns, root, shimDir, [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'helpers', 'cloud-init-run.ts'), userData]);
+}
+
+/** Runs `command` on host `ns` in a private mount namespace over `root`'s directories, in cloud-final.service's environment. */
+function runOnHost(ns: string, root: ReturnType<typeof hostRoot>, shimDir: string, command: string[]): Promise<{ code: number; output: string }> {
   const shimBin = join(shimDir, 'bin');
   mkdirSync(shimBin, { recursive: true });
   writeFileSync(join(shimBin, 'systemctl'), `#!/bin/sh\nexec ${process.execPath} --import ${join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')} ${join(REPO_ROOT, 'test', 'helpers', 'systemctl-shim.ts')} "$@"\n`, { mode: 0o755 });
@@ -121,7 +127,7 @@ function runUserData(ns: string, root: ReturnType<typeof hostRoot>, userData: st
     'done',
     'mount --rbind "$1" /etc && mount --rbind "$2" /opt && mount --rbind "$3" /var/lib && mount --rbind "$4" /tmp && shift 6 && exec "$@"',
   ].join('\n');
-  const argv = ['ip', 'netns', 'exec', ns, 'unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', mounts, 'mounts', root.etc, root.opt, root.varlib, root.tmp, REPO_ROOT, dirname(dirname(process.execPath)), process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'helpers', 'cloud-init-run.ts'), userData];
+  const argv = ['ip', 'netns', 'exec', ns, 'unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', mounts, 'mounts', root.etc, root.opt, root.varlib, root.tmp, REPO_ROOT, dirname(dirname(process.execPath)), ...command];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: REPO_ROOT,
@@ -311,6 +317,28 @@ describe("a site instance's user-data, run on a host: it installs the release ar
     assert.equal((await log.view()).committed.reservations['userdata-probe@dc:lyon']?.instances, 1);
     const released = await log.propose([{ kind: 'reservation', op: 'release', workload: 'userdata-probe', site: 'dc:lyon' }]);
     assert.ok(released.summary.protocol === 'cft' && released.summary.ackedBy.includes('dc:lyon'));
-    console.log(`userdata: ${basename(artifact.path)} (${(statSync(artifact.path).size / 1024 ** 2).toFixed(1)} MiB) installed on dc:lyon by its user-data; its agent joined federation 'userdata' (round ${released.round})`);
+
+    // The installer run again (an upgrade, or a second run by hand): the release is replaced whole,
+    // the running agent restarted on it (not left on the old files), and the old release removed after.
+    const again = await runOnHost(hosts.hosts['dc:lyon']!.ns, lyon, shimDir, ['/bin/sh', '/etc/fedflow/install-release.sh']);
+    assert.equal(again.code, 0, `install-release.sh run a second time:\n${again.output}`);
+    assert.equal(served.gets(), 3, 'the artifact was fetched again');
+    assert.match(again.output, /fedflow-agent\.service enabled and restarted/);
+    assert.ok(!existsSync(join(lyon.opt, 'fedflow.old')) && !existsSync(join(lyon.opt, 'fedflow.new')), 'no old or staged release left in /opt');
+    const pid2 = Number(readFileSync(join(shimDir, 'fedflow-agent.service.pid'), 'utf8'));
+    assert.notEqual(pid2, pid, 'a new agent process');
+    const gone = (p: number) => !existsSync(`/proc/${p}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'));
+    assert.ok(gone(pid), 'the old agent was stopped');
+    await waitFor("dc:lyon's restarted agent logs `; ready`", 180_000, () => {
+      const log = readFileSync(journal, 'utf8');
+      if ((log.match(/; ready/g) ?? []).length >= 2) return true;
+      if (!existsSync(`/proc/${pid2}`)) throw new Error(`dc:lyon's restarted agent (pid ${pid2}) exited:\n${log}`);
+      return undefined;
+    });
+    assert.equal(readlinkSync(`/proc/${pid2}/exe`), '/opt/fedflow/runtime/bin/node');
+    await waitFor("dc:lyon's endpoint after the restart", 30_000, () => tcpOpen(hosts.hosts['dc:lyon']!.ip, AGENT_PORT));
+    const reserved2 = await log.propose([{ kind: 'reservation', op: 'reserve', workload: 'userdata-probe-2', site: 'dc:lyon', instances: 1 }]);
+    assert.ok(reserved2.summary.protocol === 'cft' && reserved2.summary.ackedBy.includes('dc:lyon'), 'the restarted agent votes');
+    console.log(`userdata: ${basename(artifact.path)} (${(statSync(artifact.path).size / 1024 ** 2).toFixed(1)} MiB) installed on dc:lyon by its user-data, then again over itself; its agent joined federation 'userdata' (round ${released.round}) and voted again after the restart (round ${reserved2.round})`);
   });
 });
