@@ -26,7 +26,7 @@
 // Like a database's WAL segments: a file once full is never written again, so a migration's final
 // capture, which reads only files changed since the previous round, reads the last segment only.
 // API:
-//   GET  /health                 {ok, keys, frozen}
+//   GET  /health                 {ok, keys, frozen, standby, readAheadSegments (standing by)}
 //   GET  /kv                     every key and value, as one JSON object
 //   GET  /kv/<key>               the value (404 if absent)
 //   PUT  /kv/<key>               body is the value; 503 while frozen
@@ -53,7 +53,8 @@ if (!dataDir) {
   console.error('kv-server: --data <volume dir> is required');
   process.exit(2);
 }
-const SEGMENT_BYTES = 16 << 20;
+// Small enough that the activation's replay of the last one, and a final capture's read of it, stay short.
+const SEGMENT_BYTES = 4 << 20;
 /** Segment n's path: kv.jsonl for 0 (the only file of earlier versions), kv.<n>.jsonl after. */
 const segmentPath = (n) => path.join(dataDir, n === 0 ? 'kv.jsonl' : `kv.${n}.jsonl`);
 /** The segments on disk, in order: 0, 1, 2 … as long as they follow one another. */
@@ -350,7 +351,7 @@ function send(res, status, body) {
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   const p = url.pathname;
-  if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen, standby });
+  if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen, standby, ...(standby ? { readAheadSegments: readAhead.length } : {}) });
   if (req.method === 'POST' && p === '/admin/activate') {
     const readAheadSegments = standby ? activate() : undefined;
     return send(res, 200, { ...digest(), ...(readAheadSegments !== undefined ? { readAheadSegments } : {}) });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -60,7 +60,7 @@ describe('kv-server: read ahead in standby, set-hash digest', () => {
     await eventually('kv-server answering /health', async () => (await fetch(`${base}/health`).catch(() => undefined))?.ok || undefined, 30_000);
     return base;
   }
-  const health = async (base: string) => (await (await fetch(`${base}/health`)).json()) as { keys: number; standby: boolean };
+  const health = async (base: string) => (await (await fetch(`${base}/health`)).json()) as { keys: number; standby: boolean; readAheadSegments?: number };
   const post = async (base: string, path: string) => (await (await fetch(`${base}${path}`, { method: 'POST' })).json()) as Digest;
   const get = async (base: string, path: string) => (await (await fetch(`${base}${path}`)).json()) as Digest;
 
@@ -121,6 +121,28 @@ describe('kv-server: read ahead in standby, set-hash digest', () => {
     cpSync(dir, copy, { recursive: true });
     const full = await start(copy, false);
     assert.deepEqual(await get(full, '/admin/digest'), expectedDigest(model));
+  });
+
+  it('a source that rolled its log over several segments, copied to a standby: the standby reads them ahead and activates to the source\'s frozen digest', async () => {
+    const src = join(root, 'rolled');
+    const base = await start(src, false);
+    const model = new Map<string, string>();
+    // 64 KiB values: ~10 MiB of log, more than two 4 MiB segments.
+    for (let i = 0; i < 160; i++) {
+      const v = `${i}:${'v'.repeat(64 << 10)}`;
+      assert.equal((await fetch(`${base}/kv/key${i % 120}`, { method: 'PUT', body: v })).status, 200);
+      model.set(`key${i % 120}`, v);
+    }
+    const frozen = await post(base, '/admin/freeze');
+    assert.deepEqual({ keys: frozen.keys, sha256: frozen.sha256 }, expectedDigest(model));
+    assert.ok(existsSync(join(src, 'kv.2.jsonl')), 'the log rolled over into a third segment');
+    const copy = join(root, 'rolled-target');
+    cpSync(src, copy, { recursive: true });
+    const target = await start(copy, true);
+    await eventually('the full segments read ahead', async () => (((await health(target)).readAheadSegments ?? 0) >= 2 ? true : undefined), 30_000);
+    const got = await post(target, '/admin/activate');
+    assert.ok((got.readAheadSegments ?? 0) >= 2, `read ahead: ${got.readAheadSegments}`);
+    assert.deepEqual({ keys: got.keys, sha256: got.sha256 }, { keys: frozen.keys, sha256: frozen.sha256 });
   });
 
   it('a segment read ahead that changed on disk (another file at its name) makes the activation replay the whole log', async () => {
