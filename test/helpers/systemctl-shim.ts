@@ -62,6 +62,15 @@ function chownTree(path: string, uid: number, gid: number): void {
   if (statSync(path).isDirectory()) for (const e of readdirSync(path)) chownTree(join(path, e), uid, gid);
 }
 
+/** Whether a process runs: a zombie (exited, not yet reaped by whoever inherited it) does not. */
+const alive = (pid: number) => {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
 function start(name: string): void {
   const service = loadUnit(name).Service ?? {};
   for (const key of Object.keys(service)) if (!EMULATED.has(key) && !STARTED_ONLY.has(key)) throw new ShimError(`${name}: [Service] ${key}= is not emulated by the systemctl shim (test/helpers/systemctl-shim.ts); add it there`);
@@ -99,7 +108,7 @@ function start(name: string): void {
   const dir = stateDir();
   // `start` of an active unit does nothing, as in systemd.
   const pidFile = join(dir, `${name}.pid`);
-  if (existsSync(pidFile) && existsSync(`/proc/${readFileSync(pidFile, 'utf8').trim()}`)) return;
+  if (existsSync(pidFile) && alive(Number(readFileSync(pidFile, 'utf8').trim()))) return;
   const log = openSync(join(dir, `${name}.log`), 'a');
   const child = spawn('setpriv', [`--reuid=${pw.uid}`, `--regid=${gid}`, '--init-groups', '--', '/bin/sh', '-c', 'umask "$0" && exec "$@"', umask, ...argv], { cwd: '/', env, stdio: ['ignore', log, log], detached: true });
   if (child.pid === undefined) throw new ShimError(`${name}: could not start ${argv.join(' ')}`);
@@ -134,8 +143,6 @@ function enable(args: string[]): void {
     if (now) start(name);
   }
 }
-
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
 
 /** Stops a running unit as systemd does with KillMode=control-group: its whole process group. */
 function stop(name: string): void {
