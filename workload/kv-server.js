@@ -218,8 +218,9 @@ function readAheadStep() {
       return;
     }
     readAhead.push({ n, id: before });
-    // The set hash over what was read ahead is built between steps; writes at activation keep it.
-    if (pass === undefined) startSum();
+    // After the first segment, the set hash over what was read is built between steps; once it
+    // covers the store, later segments (and the activation's) keep it record by record.
+    if (pass === undefined && counted !== undefined) startSum();
     setImmediate(readAheadStep);
   } finally {
     readingAhead = false;
@@ -305,10 +306,10 @@ function startSum() {
   pass = store.entries();
   setImmediate(sumSlice);
 }
-/** Counts up to `n` more pairs; true once the pass has covered the whole store. */
-function sumSome(n) {
+/** Counts more pairs, until about `bytes` of them are hashed; true once the pass has covered the whole store. */
+function sumSome(bytes) {
   if (pass === undefined) return true;
-  for (let i = 0; i < n; i++) {
+  for (let hashed = 0; hashed < bytes; ) {
     const e = pass.next();
     if (e.done) {
       pass = undefined;
@@ -317,11 +318,13 @@ function sumSome(n) {
     }
     addPair(e.value[0], e.value[1], 1);
     counted.add(e.value[0]);
+    hashed += e.value[0].length + e.value[1].length + 64;
   }
   return false;
 }
+// A slice hashes ~4 MiB (a few ms), so requests are answered between slices.
 function sumSlice() {
-  if (!sumSome(2000)) setImmediate(sumSlice);
+  if (!sumSome(4 << 20)) setImmediate(sumSlice);
 }
 
 function digest() {
