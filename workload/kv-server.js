@@ -11,8 +11,10 @@
 // While it stands by, it reads ahead: every full segment the pre-copy rounds have laid into its
 // volume is replayed as it appears (a full segment is never written again), and the activation
 // replays only what came after, provided each segment read ahead is still the same file, unchanged
-// (its size, mtime, ctime, inode and device, the rule a final capture uses at the source); if one is
-// not, the activation replays the whole log as before.
+// (its size, mtime, ctime, inode and device, the rule a final capture uses at the source; one read
+// within a second of its last change is checked by the sha256 of its bytes as well, since a write in
+// the same clock tick could leave that identity as it was); if one is not, the activation replays
+// the whole log as before.
 //
 // The digest is a set hash, kept up to date with every write, so a freeze or an activation answers
 // it without reading the data: the 16 32-bit lanes of sha512(pair) summed over the key/value pairs,
@@ -96,7 +98,7 @@ function apply(line) {
  * and the file's size: less means a torn tail (a crash in mid-append), or a last line cut short
  * before its newline, even one that parses.
  */
-function replaySegment(file) {
+function replaySegment(file, hasher) {
   const rfd = fs.openSync(file, 'r');
   let good = 0;
   try {
@@ -106,6 +108,7 @@ function replaySegment(file) {
     let rest = Buffer.alloc(0);
     let n;
     while ((n = fs.readSync(rfd, buf, 0, buf.length, null)) > 0) {
+      hasher?.update(buf.subarray(0, n));
       const piece = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
       let start = 0;
       for (let nl = piece.indexOf(10, start); nl !== -1; nl = piece.indexOf(10, start)) {
@@ -166,21 +169,47 @@ function load(ahead = 0) {
  * Reading ahead while standing by: the segments replayed so far, in order from segment 0, each
  * with the identity its file had when it was read. Only full segments (one with a successor) are
  * read ahead: they are never written again, so the same file, unchanged, holds the same records.
- * @type {{ n: number, id: string }[]}
+ * `racy`: read less than a second after the file last changed, so a write in the same clock tick
+ * as the stat could leave the identity as it was (git's racily-clean rule); such a segment is
+ * trusted only once its bytes hash again to what was replayed (`sha256`), a second on or at the
+ * activation.
+ * @type {{ n: number, id: string, racy: boolean, sha256: string }[]}
  */
 const readAhead = [];
 let readingAhead = false;
-/** A file's identity: size, mtime, ctime (ns), inode, device; undefined if it is missing. */
+/** A file's identity (size, mtime, ctime in ns, inode, device) and its ctime in ms; undefined if it is missing. */
 function identity(file) {
   try {
     const st = fs.statSync(file, { bigint: true });
-    return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}`;
+    return { id: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}`, ctimeMs: Number(st.ctimeNs / 1_000_000n) };
   } catch {
     return undefined;
   }
 }
-/** Whether every segment read ahead is still the same file, unchanged. */
-const readAheadHolds = () => readAhead.every((r) => identity(segmentPath(r.n)) === r.id);
+function fileSha256(file) {
+  try {
+    return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  } catch {
+    return undefined;
+  }
+}
+/**
+ * Whether every segment read ahead is still the same file with the bytes that were replayed: its
+ * identity unchanged and, for a racy one, its bytes hashed again (`settle`: only those whose
+ * change is a second old, which are then trusted for good; `all`: every racy one, at activation).
+ */
+function readAheadHolds(check) {
+  for (const r of readAhead) {
+    const now = identity(segmentPath(r.n));
+    if (now?.id !== r.id) return false;
+    if (!r.racy || (check === 'settle' && Date.now() - now.ctimeMs < 1000)) continue;
+    const hashedAt = Date.now();
+    if (fileSha256(segmentPath(r.n)) !== r.sha256) return false;
+    // Hashed a second after its last change: a later write would change its ctime, so its identity suffices from now on.
+    if (hashedAt - now.ctimeMs >= 1000) r.racy = false;
+  }
+  return true;
+}
 function forgetReadAhead() {
   readAhead.length = 0;
   store.clear();
@@ -193,7 +222,7 @@ function readAheadStep() {
   if (!standby || readingAhead) return;
   readingAhead = true;
   try {
-    if (!readAheadHolds()) {
+    if (!readAheadHolds('settle')) {
       console.error('kv-server: a segment read ahead has changed on disk; reading ahead again from the start');
       forgetReadAhead();
     }
@@ -203,21 +232,19 @@ function readAheadStep() {
     if (!fs.existsSync(segmentPath(n + 1))) return;
     const before = identity(file);
     if (before === undefined) return;
-    // Written less than a second ago: a write in the same clock tick as this stat could leave its
-    // identity unchanged (git's racily-clean rule); read it on a later step.
-    if (Date.now() - Number(fs.statSync(file, { bigint: true }).ctimeNs / 1_000_000n) < 1000) return;
     if (n === 0) {
       lanes.fill(0);
       counted = new Set();
       pass = undefined;
     }
-    const { good, size } = replaySegment(file);
+    const hasher = crypto.createHash('sha256');
+    const { good, size } = replaySegment(file, hasher);
     // Torn, or written to while it was read: leave it to the activation's full replay.
-    if (good !== size || identity(file) !== before) {
+    if (good !== size || identity(file)?.id !== before.id) {
       forgetReadAhead();
       return;
     }
-    readAhead.push({ n, id: before });
+    readAhead.push({ n, id: before.id, racy: Date.now() - before.ctimeMs < 1000, sha256: hasher.digest('hex') });
     // After the first segment, the set hash over what was read is built between steps; once it
     // covers the store, later segments (and the activation's) keep it record by record.
     if (pass === undefined && counted !== undefined) startSum();
@@ -229,7 +256,7 @@ function readAheadStep() {
 
 /** Standby → serving: replays what was not read ahead (or everything, if a segment read ahead changed). */
 function activate() {
-  const ahead = readAhead.length > 0 && readAheadHolds() ? readAhead.length : 0;
+  const ahead = readAhead.length > 0 && readAheadHolds('all') ? readAhead.length : 0;
   if (ahead === 0 && readAhead.length > 0) console.error('kv-server: a segment read ahead has changed on disk; replaying the whole log');
   if (ahead === 0) forgetReadAhead();
   readAhead.length = 0;

