@@ -12,6 +12,9 @@
  *   holds new connections at the freeze and forwards them to the target at the switch.
  * - `reportedDowntimeMs`: the migration's own figure, from the source's first freeze until the
  *   route pointed at the target serving the frozen state.
+ * - `gapAtFreezeMs`: the client's gap around the freeze (last write acknowledged before the
+ *   writers' first refusal to the first after it), and `longestGapEndedAfterFreezeMs`: where the
+ *   longest gap ended, from that refusal (negative: a stall before the freeze, during pre-copy).
  * - `floorMs`: the service's own restart floor on this machine, in the same run: a clean stop
  *   (SIGTERM) plus a start of the same service on a copy of the same data, until its health check
  *   answers; no fedflow involved.
@@ -37,7 +40,7 @@ import { deploySampleWorkload } from '../worker/deploy-sample';
 import { startTestServer } from '../test/helpers/temporal';
 import { startTestFederation } from '../test/helpers/federation';
 import { percentile, runServiceDowntime } from './downtime-services';
-import { longestAckGap, startWriter, valueFor } from '../test/helpers/writer';
+import { ackGapAround, longestAckGapAt, startWriter, valueFor } from '../test/helpers/writer';
 
 const WORKLOADS = ['kv', 'postgres', 'redis'] as const;
 type Workload = (typeof WORKLOADS)[number];
@@ -273,7 +276,12 @@ export async function run(argv: string[]): Promise<void> {
         missing += got.filter((v, j) => v !== valueFor(ackedKeys[k + j]!)).length;
       }
       lostWrites += missing;
-      const downtimeMs = longestAckGap(writer.log, startedAt);
+      const longest = longestAckGapAt(writer.log, startedAt);
+      const downtimeMs = longest.ms;
+      // Where the longest gap was: the one around the freeze (the writers' first refusal), or a
+      // stall elsewhere in the migration (every agent and front share this process here).
+      const frozenAt = writer.log.firstFrozenAt;
+      const gapAtFreeze = frozenAt === undefined ? undefined : ackGapAround(writer.log, frozenAt);
       const final = r.rounds.at(-1)!;
       downtimes.push(downtimeMs);
       print({
@@ -285,6 +293,8 @@ export async function run(argv: string[]): Promise<void> {
         mode: r.mode,
         downtimeMs,
         reportedDowntimeMs: r.downtimeMs,
+        ...(gapAtFreeze !== undefined ? { gapAtFreezeMs: gapAtFreeze } : {}),
+        ...(frozenAt !== undefined ? { longestGapEndedAfterFreezeMs: longest.endedAt - frozenAt } : {}),
         floorMs,
         lostWrites: missing,
         volumeBytes: r.volumeBytes,

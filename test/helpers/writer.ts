@@ -26,14 +26,26 @@ export interface WriterLog {
 }
 
 /**
- * The longest time between two acknowledged writes (any writer): what a client saw of a cut-over.
- * `after`: only gaps that end after this time (ms since the epoch) count.
+ * The longest time between two acknowledged writes (any writer): what a client saw of a cut-over,
+ * and when it ended (ms since the epoch; 0 for none). `after`: only gaps that end after this time
+ * (ms since the epoch) count.
  */
-export function longestAckGap(log: WriterLog, after = 0): number {
+export function longestAckGapAt(log: WriterLog, after = 0): { ms: number; endedAt: number } {
   const times = [...log.acked.values()].sort((a, b) => a - b);
-  let gap = 0;
-  for (let i = 1; i < times.length; i++) if (times[i]! > after) gap = Math.max(gap, times[i]! - times[i - 1]!);
+  let gap = { ms: 0, endedAt: 0 };
+  for (let i = 1; i < times.length; i++) if (times[i]! > after && times[i]! - times[i - 1]! > gap.ms) gap = { ms: times[i]! - times[i - 1]!, endedAt: times[i]! };
   return gap;
+}
+
+/** The gap between the last acknowledged write at or before `t` and the first one after it: what a client saw of the moment t. */
+export function ackGapAround(log: WriterLog, t: number): number | undefined {
+  let before = -Infinity;
+  let after = Infinity;
+  for (const at of log.acked.values()) {
+    if (at <= t) before = Math.max(before, at);
+    else after = Math.min(after, at);
+  }
+  return Number.isFinite(before) && Number.isFinite(after) ? after - before : undefined;
 }
 
 /**
