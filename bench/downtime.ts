@@ -25,7 +25,7 @@
  * `--workload postgres|redis` moves the real services instead (./downtime-services.ts).
  */
 import { spawn } from 'node:child_process';
-import { constants as fsConstants, mkdtempSync } from 'node:fs';
+import { constants as fsConstants, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +131,21 @@ async function kvFloorMs(volumeDir: string): Promise<number> {
   } finally {
     await rm(copy, { recursive: true, force: true });
   }
+}
+
+/** What the sample's activation at `site` reported last (its instance log's `kv-server: activated` line). */
+function lastActivation(home: string, site: string): Record<string, number> | undefined {
+  const dir = join(siteDir(site, home), 'instances');
+  if (!existsSync(dir)) return undefined;
+  const logs = readdirSync(dir)
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => join(dir, f))
+    .sort((x, y) => statSync(y).mtimeMs - statSync(x).mtimeMs);
+  for (const f of logs) {
+    const line = readFileSync(f, 'utf8').split('\n').filter((l) => l.startsWith('kv-server: activated ')).at(-1);
+    if (line) return JSON.parse(line.slice('kv-server: activated '.length)) as Record<string, number>;
+  }
+  return undefined;
 }
 
 type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
@@ -302,6 +317,7 @@ export async function run(argv: string[]): Promise<void> {
         precopyRounds: r.precopyRounds,
         finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs, extract: final.extract ?? null },
         window: await windowPhases(handle),
+        targetActivation: lastActivation(fed.home, r.target) ?? null,
         placementCommit: r.consensus ? { protocol: r.consensus.placement.protocol, waitedMs: r.consensus.placement.waitedMs } : null,
         writerMBps: Number((writer.log.ackedBytes / 1e6 / seconds).toFixed(2)),
         ackedKeys: writer.log.acked.size,

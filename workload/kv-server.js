@@ -36,7 +36,8 @@
 //   GET  /admin/digest           {keys, sha256}: the sha256 of the key count and the set hash of the pairs
 //   POST /admin/freeze           stop taking writes, flush to disk, return the digest (migration cut-over)
 //   POST /admin/thaw             take writes again (a migration that rolled back)
-//   POST /admin/activate         (standby only) load the volume and serve; returns the digest
+//   POST /admin/activate         (standby only) load the volume and serve; returns the digest, and
+//                                what the activation did (segments read ahead, replayed, ms)
 'use strict';
 const http = require('node:http');
 const fs = require('node:fs');
@@ -254,15 +255,25 @@ function readAheadStep() {
   }
 }
 
-/** Standby → serving: replays what was not read ahead (or everything, if a segment read ahead changed). */
+/**
+ * Standby → serving: replays what was not read ahead (or everything, if a segment read ahead
+ * changed). Returns what it did, which the activation's answer and the instance's log carry.
+ */
 function activate() {
+  const t0 = performance.now();
+  const racy = readAhead.filter((r) => r.racy).length;
   const ahead = readAhead.length > 0 && readAheadHolds('all') ? readAhead.length : 0;
   if (ahead === 0 && readAhead.length > 0) console.error('kv-server: a segment read ahead has changed on disk; replaying the whole log');
   if (ahead === 0) forgetReadAhead();
   readAhead.length = 0;
+  const tLoad = performance.now();
   load(ahead);
   standby = false;
-  return ahead;
+  const tDigest = performance.now();
+  digest();
+  const done = { readAheadSegments: ahead, rehashedSegments: ahead ? racy : 0, replayedSegments: segments().length - ahead, checkMs: Math.round(tLoad - t0), replayMs: Math.round(tDigest - tLoad), digestMs: Math.round(performance.now() - tDigest) };
+  console.error(`kv-server: activated ${JSON.stringify(done)}`);
+  return done;
 }
 if (standby) setInterval(readAheadStep, 250).unref();
 
@@ -383,8 +394,8 @@ const server = http.createServer((req, res) => {
   const p = url.pathname;
   if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen, standby, ...(standby ? { readAheadSegments: readAhead.length } : {}) });
   if (req.method === 'POST' && p === '/admin/activate') {
-    const readAheadSegments = standby ? activate() : undefined;
-    return send(res, 200, { ...digest(), ...(readAheadSegments !== undefined ? { readAheadSegments } : {}) });
+    const activation = standby ? activate() : undefined;
+    return send(res, 200, { ...digest(), ...(activation ?? {}) });
   }
   if (standby) return send(res, 503, { error: 'standby: not activated yet' });
   if (req.method === 'GET' && p === '/admin/digest') return send(res, 200, digest());
