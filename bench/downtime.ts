@@ -29,6 +29,7 @@ import { constants as fsConstants, existsSync, mkdtempSync, readdirSync, readFil
 import { cp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { LocalProvider } from '../adapters/local/provider';
 import { REPO_ROOT, siteDir } from '../agent/site/home';
@@ -264,6 +265,10 @@ export async function run(argv: string[]): Promise<void> {
       const floorMs = await kvFloorMs(volumeDir);
       floors.push(floorMs);
       const writer = startWriter(address);
+      // This process runs every agent, front and worker: a long synchronous step of any of them
+      // stalls the front's forwarding and the writers alike, and shows here.
+      const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      loopDelay.enable();
       // Let the writers get going so pre-copy copies live data and the freeze meets writes.
       await new Promise((r) => setTimeout(r, 2000));
       const startedAt = Date.now();
@@ -318,11 +323,13 @@ export async function run(argv: string[]): Promise<void> {
         finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs, extract: final.extract ?? null },
         window: await windowPhases(handle),
         targetActivation: lastActivation(fed.home, r.target) ?? null,
+        eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
         placementCommit: r.consensus ? { protocol: r.consensus.placement.protocol, waitedMs: r.consensus.placement.waitedMs } : null,
         writerMBps: Number((writer.log.ackedBytes / 1e6 / seconds).toFixed(2)),
         ackedKeys: writer.log.acked.size,
         keysAtCutover: r.keys,
       });
+      loopDelay.disable();
       log(`run ${i}: ${r.source} -> ${r.target} downtime ${downtimeMs} ms (reported ${r.downtimeMs} ms), floor ${floorMs} ms`);
       if (missing) throw new Error(`run ${i}: ${missing} acknowledged write(s) missing on the target`);
       site = r.target;
