@@ -11,10 +11,8 @@
 // While it stands by, it reads ahead: every full segment the pre-copy rounds have laid into its
 // volume is replayed as it appears (a full segment is never written again), and the activation
 // replays only what came after, provided each segment read ahead is still the same file, unchanged
-// (its size, mtime, ctime, inode and device, the rule a final capture uses at the source; one read
-// within a second of its last change is checked by the sha256 of its bytes as well, since a write in
-// the same clock tick could leave that identity as it was); if one is not, the activation replays
-// the whole log as before.
+// (its size, mtime, ctime, inode and device, the rule a final capture uses at the source, and read
+// only once it is a second old); if one is not, the activation replays the whole log as before.
 //
 // The digest is a set hash, kept up to date with every write, so a freeze or an activation answers
 // it without reading the data: the 16 32-bit lanes of sha512(pair) summed over the key/value pairs,
@@ -99,7 +97,7 @@ function apply(line) {
  * and the file's size: less means a torn tail (a crash in mid-append), or a last line cut short
  * before its newline, even one that parses.
  */
-function replaySegment(file, hasher) {
+function replaySegment(file) {
   const rfd = fs.openSync(file, 'r');
   let good = 0;
   try {
@@ -109,7 +107,6 @@ function replaySegment(file, hasher) {
     let rest = Buffer.alloc(0);
     let n;
     while ((n = fs.readSync(rfd, buf, 0, buf.length, null)) > 0) {
-      hasher?.update(buf.subarray(0, n));
       const piece = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
       let start = 0;
       for (let nl = piece.indexOf(10, start); nl !== -1; nl = piece.indexOf(10, start)) {
@@ -170,11 +167,10 @@ function load(ahead = 0) {
  * Reading ahead while standing by: the segments replayed so far, in order from segment 0, each
  * with the identity its file had when it was read. Only full segments (one with a successor) are
  * read ahead: they are never written again, so the same file, unchanged, holds the same records.
- * `racy`: read less than a second after the file last changed, so a write in the same clock tick
- * as the stat could leave the identity as it was (git's racily-clean rule); such a segment is
- * trusted only once its bytes hash again to what was replayed (`sha256`), a second on or at the
- * activation.
- * @type {{ n: number, id: string, racy: boolean, sha256: string }[]}
+ * And only once the segment and its successor are a second old: a write in the same clock tick as
+ * the stat could leave the identity as it was (git's racily-clean rule), and the round that laid
+ * down the successor may still be finishing the segment (a patch applies file by file).
+ * @type {{ n: number, id: string }[]}
  */
 const readAhead = [];
 let readingAhead = false;
@@ -187,30 +183,8 @@ function identity(file) {
     return undefined;
   }
 }
-function fileSha256(file) {
-  try {
-    return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-  } catch {
-    return undefined;
-  }
-}
-/**
- * Whether every segment read ahead is still the same file with the bytes that were replayed: its
- * identity unchanged and, for a racy one, its bytes hashed again (`settle`: only those whose
- * change is a second old, which are then trusted for good; `all`: every racy one, at activation).
- */
-function readAheadHolds(check) {
-  for (const r of readAhead) {
-    const now = identity(segmentPath(r.n));
-    if (now?.id !== r.id) return false;
-    if (!r.racy || (check === 'settle' && Date.now() - now.ctimeMs < 1000)) continue;
-    const hashedAt = Date.now();
-    if (fileSha256(segmentPath(r.n)) !== r.sha256) return false;
-    // Hashed a second after its last change: a later write would change its ctime, so its identity suffices from now on.
-    if (hashedAt - now.ctimeMs >= 1000) r.racy = false;
-  }
-  return true;
-}
+/** Whether every segment read ahead is still the same file, unchanged. */
+const readAheadHolds = () => readAhead.every((r) => identity(segmentPath(r.n))?.id === r.id);
 function forgetReadAhead() {
   readAhead.length = 0;
   store.clear();
@@ -223,29 +197,28 @@ function readAheadStep() {
   if (!standby || readingAhead) return;
   readingAhead = true;
   try {
-    if (!readAheadHolds('settle')) {
+    if (!readAheadHolds()) {
       console.error('kv-server: a segment read ahead has changed on disk; reading ahead again from the start');
       forgetReadAhead();
     }
     const n = readAhead.length;
     const file = segmentPath(n);
-    // Full: its successor exists (the source opened the next one after fsyncing this one).
-    if (!fs.existsSync(segmentPath(n + 1))) return;
     const before = identity(file);
-    if (before === undefined) return;
+    const next = identity(segmentPath(n + 1));
+    if (before === undefined || next === undefined) return;
+    if (Date.now() - Math.max(before.ctimeMs, next.ctimeMs) < 1000) return;
     if (n === 0) {
       lanes.fill(0);
       counted = new Set();
       pass = undefined;
     }
-    const hasher = crypto.createHash('sha256');
-    const { good, size } = replaySegment(file, hasher);
+    const { good, size } = replaySegment(file);
     // Torn, or written to while it was read: leave it to the activation's full replay.
     if (good !== size || identity(file)?.id !== before.id) {
       forgetReadAhead();
       return;
     }
-    readAhead.push({ n, id: before.id, racy: Date.now() - before.ctimeMs < 1000, sha256: hasher.digest('hex') });
+    readAhead.push({ n, id: before.id });
     // After the first segment, the set hash over what was read is built between steps; once it
     // covers the store, later segments (and the activation's) keep it record by record.
     if (pass === undefined && counted !== undefined) startSum();
@@ -261,8 +234,7 @@ function readAheadStep() {
  */
 function activate() {
   const t0 = performance.now();
-  const racy = readAhead.filter((r) => r.racy).length;
-  const ahead = readAhead.length > 0 && readAheadHolds('all') ? readAhead.length : 0;
+  const ahead = readAhead.length > 0 && readAheadHolds() ? readAhead.length : 0;
   if (ahead === 0 && readAhead.length > 0) console.error('kv-server: a segment read ahead has changed on disk; replaying the whole log');
   if (ahead === 0) forgetReadAhead();
   readAhead.length = 0;
@@ -271,7 +243,7 @@ function activate() {
   standby = false;
   const tDigest = performance.now();
   digest();
-  const done = { readAheadSegments: ahead, rehashedSegments: ahead ? racy : 0, replayedSegments: segments().length - ahead, checkMs: Math.round(tLoad - t0), replayMs: Math.round(tDigest - tLoad), digestMs: Math.round(performance.now() - tDigest) };
+  const done = { readAheadSegments: ahead, replayedSegments: segments().length - ahead, checkMs: Math.round(tLoad - t0), replayMs: Math.round(tDigest - tLoad), digestMs: Math.round(performance.now() - tDigest) };
   console.error(`kv-server: activated ${JSON.stringify(done)}`);
   return done;
 }
