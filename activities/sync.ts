@@ -325,17 +325,19 @@ export function createSyncActivities(deps: SyncDeps) {
       // An earlier attempt may have gone on beside this one for a moment: count it as it ended.
       const totals = withAttempt(useBeat ? earlier : ledgerEarlier(), counters, figures.durationMs);
       lastBeat = { ...(lastBeat ?? { cursor: 0, batches: 0, chunksDone: 0, queued: 0 }), rawBytes: totals.rawBytes, wireBytes: totals.wireBytes, totals, root: args.root };
-      // Keep this round's chunks as baseline for the next round and later syncs.
-      await store.putManifest(manifest, 'baseline');
-      let extract: ExtractFigures | undefined;
-      if (args.assembleVolumeId) {
-        // Patched in place from the image the volume holds (an earlier round's), or streamed
-        // whole from the store, made durable and swapped in by rename. Heartbeats as it goes
-        // (the same resume cursor): a big volume takes a while to write.
-        extract = await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat));
-      } else if (args.kind === 'precopy') {
-        extract = await layDownEarly(store, manifest, () => heartbeat(lastBeat));
-      }
+      // Keep this round's chunks as baseline for the next round and later syncs: written beside
+      // the volume's write (its file write and fsync overlap the patch), durable before this
+      // activity returns, so before any later round can rely on it.
+      const extract = await keepingBaseline(store, manifest, async (): Promise<ExtractFigures | undefined> => {
+        if (args.assembleVolumeId) {
+          // Patched in place from the image the volume holds (an earlier round's), or streamed
+          // whole from the store, made durable and swapped in by rename. Heartbeats as it goes
+          // (the same resume cursor): a big volume takes a while to write.
+          return extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat));
+        }
+        if (args.kind === 'precopy') return layDownEarly(store, manifest, () => heartbeat(lastBeat));
+        return undefined;
+      });
       const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
       const seconds = Math.max(totals.durationMs / 1000, 1e-6);
       // Chunks the earlier attempts stored are in this attempt's baseline: they were sent, not reused.
@@ -507,6 +509,22 @@ export function createSyncActivities(deps: SyncDeps) {
       }
     }
   }
+}
+
+/**
+ * Stores `manifest` as a baseline in `store` while `work` runs (the volume's write, which reads
+ * the manifest's chunks, never the stored manifest): the manifest is checked and serialised at
+ * once, its file written and fsynced on the thread pool beside the work. Returns once both are
+ * done, the manifest durable; throws the work's error first, else the store's. (Nothing in
+ * fedflow collects unreferenced chunks while a pull runs: gc() is never called by an agent, and
+ * the size bound's eviction ignores baselines anyway.)
+ */
+export async function keepingBaseline<T>(store: ChunkStore, manifest: Manifest, work: () => Promise<T>): Promise<T> {
+  const baseline = store.putManifest(manifest, 'baseline');
+  const [stored, done] = await Promise.allSettled([baseline, work()]);
+  if (done.status === 'rejected') throw done.reason;
+  if (stored.status === 'rejected') throw stored.reason;
+  return done.value;
 }
 
 /** How long a pull's new attempt waits for an earlier one still running in this process to stop. */
