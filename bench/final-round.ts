@@ -162,6 +162,9 @@ export async function run(argv: string[]): Promise<void> {
     console.error(`pre-copy: ${pre.manifest.chunks.length} chunks, ${(pre.manifest.totalBytes / 1e6).toFixed(1)} MB, extract ${pre.extract.method}`);
     let prevRoot = first.manifest.rootHash;
     for (let r = 1; r <= a.rounds; r++) {
+      // The source's metadata writes of the round before (its capture record, the image's
+      // manifest) end first: they run after a capture returns, and would be timed in this one.
+      await images.flush();
       change(src, paths, r, a.changeKiB);
       const t = performance.now();
       const cap = await images.capture('vol', src, PARAMS);
