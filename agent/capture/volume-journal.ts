@@ -198,11 +198,10 @@ export async function applyJournal(volume: string, j: PatchJournal, hook?: Apply
     }
     await step();
   }
-  // The patched files, fsynced together on the thread pool (the filesystem commits them at once),
-  // then every touched directory; all before the record and before the journal goes: until then,
-  // a crash applies the journal again.
-  await fsyncAllAsync(j.patches.map((p) => join(volume, p.path)));
-  for (const d of [...touched].sort((a, b) => b.length - a.length)) if (existsSync(d)) fsyncPath(d);
+  // The patched files and every touched directory, fsynced together on the thread pool (the
+  // filesystem commits them at once); all before the record and before the journal goes: until
+  // then, a crash applies the journal again.
+  await fsyncAllAsync([...j.patches.map((p) => join(volume, p.path)), ...[...touched].filter((d) => existsSync(d))]);
   writeImageRecord(volume, j.root, j.entries, kept);
   rmSync(journalPath(volume), { force: true });
   fsyncPath(dirname(volume));

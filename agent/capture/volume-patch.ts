@@ -23,13 +23,13 @@
  * volume-journal.ts): a crash leaves the old image or, once committed, the new one.
  */
 import { hash as oneShotHash } from 'node:crypto';
-import { closeSync, fsyncSync, futimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, futimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ChunkRef, Manifest } from '../../core/manifest';
 import type { VolumeExtractFigures } from '../../core/migration';
 import type { ChunkStore } from '../store/chunk-store';
 import { MissingChunksError } from '../store/errors';
-import { fsyncAllAsync, fsyncPath, writeFileDurable } from '../durable-files';
+import { fsyncAllAsync, writeFileDurable } from '../durable-files';
 import { readEntryAt, UnsupportedImageError, type TarEntry } from './tar-walk';
 import { applyJournal, journalPath, readImageRecord, recordMismatch, stagingPath, writeImageRecord, type ApplyHook, type Identity, type PatchJournal, type VolumeImageRecord } from './volume-journal';
 
@@ -320,9 +320,11 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
       rmSync(staging, { recursive: true, force: true });
       return { fallback: problem };
     }
-    // Durable before the commit: the blob, the new files (together), then staging's names.
-    blob.sync();
-    await fsyncAllAsync(wholes);
+    // Durable before the commit, together: the blob, the new files, and staging's names (new
+    // files and links), when there are any.
+    blob.close();
+    const toSync = [...(blob.size ? [blob.path] : []), ...wholes];
+    if (toSync.length + journal.files.length > 0) await fsyncAllAsync([...toSync, staging]);
   } catch (err) {
     blob.close();
     reader.close();
@@ -349,7 +351,6 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
     figures.durationMs = performance.now() - t0;
     return { figures };
   }
-  fsyncPath(staging);
   await opts.hooks?.beforeCommit?.();
   // The commit point: from here on, recovery finishes the patch.
   writeFileDurable(journalPath(volume), JSON.stringify(journal));
@@ -451,20 +452,16 @@ async function diffFile(
 /** Name of the blob, in staging, that holds the changed ranges of every patched file. */
 const BLOB = 'ranges.blob';
 
-/** The patch's blob: appended to as files are compared, fsynced once. Created at the first append. */
+/** The patch's blob: appended to as files are compared, fsynced once (by the caller). Created at the first append. */
 class Blob {
   size = 0;
   private fd: number | undefined;
-  constructor(private readonly path: string) {}
+  constructor(readonly path: string) {}
 
   append(buf: Buffer): void {
     this.fd ??= openSync(this.path, 'wx');
     writeAll(this.fd, buf, this.size);
     this.size += buf.length;
-  }
-
-  sync(): void {
-    if (this.fd !== undefined) fsyncSync(this.fd);
   }
 
   close(): void {
