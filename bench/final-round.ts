@@ -26,7 +26,9 @@
  *   patch         extractVolume: the in-place patch of the volume directory, its records and fsyncs
  *   totalMs       manifest + pull + baselineAndPatch (the bench's own diffMs is not part of it)
  *
- * One JSON line per round, then a summary line (medians). Printed, not asserted.
+ * One JSON line per round, then one with the per-manifest CPU steps alone on the last round's
+ * manifest (verifyManifest, the binary encoding and decoding, JSON.stringify, the diff), then a
+ * summary line (medians). Printed, not asserted.
  */
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,6 +40,8 @@ import { fetchManifest, pullMissingChunks } from '../agent/transfer/client';
 import { startTransferServer } from '../agent/transfer/server';
 import { claimsFor, issueToken } from '../agent/transfer/token';
 import { diffManifest } from '../core/manifest-diff';
+import { decodeManifest, encodeManifest } from '../core/manifest-delta';
+import { verifyManifest } from '../agent/capture/manifest-builder';
 import { keepingBaseline } from '../activities/sync';
 import { seededBytes } from '../test/unit/delta/seeded-bytes';
 
@@ -189,6 +193,26 @@ export async function run(argv: string[]): Promise<void> {
           extract: { method: res.extract.method, ...(res.extract.fallback ? { fallback: res.extract.fallback } : {}), bytesWritten: res.extract.bytesWritten, filesWritten: res.extract.filesWritten, filesKept: res.extract.filesKept, filesRemoved: res.extract.filesRemoved },
           sourceReuse: cap.reuse,
           stepsMs: row,
+        }),
+      );
+    }
+    // The per-manifest CPU steps alone, on the last round's manifest (median of 5 each).
+    const last = await store.getManifest(prevRoot);
+    if (last) {
+      const time = (f: () => unknown) => median(Array.from({ length: 5 }, () => ((t0) => (f(), ms(t0)))(performance.now())));
+      const bin = encodeManifest(last).bytes;
+      console.log(
+        JSON.stringify({
+          bench: 'final-round',
+          perManifest: true,
+          chunks: last.chunks.length,
+          cpuMs: {
+            verifyManifest: time(() => verifyManifest(last)),
+            encodeBinary: time(() => encodeManifest(last)),
+            decodeBinary: time(() => decodeManifest(bin)),
+            jsonStringify: time(() => JSON.stringify(last)),
+            diff: time(() => diffManifest(last, { has: (h) => store.locateChunk(h) !== undefined })),
+          },
         }),
       );
     }
