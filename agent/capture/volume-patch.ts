@@ -326,8 +326,6 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
     const toSync = [...(blob.size ? [blob.path] : []), ...wholes];
     if (toSync.length + journal.files.length > 0) await fsyncAllAsync([...toSync, staging]);
   } catch (err) {
-    blob.close();
-    reader.close();
     rmSync(staging, { recursive: true, force: true });
     if (err instanceof UnsupportedImageError) return { fallback: err.message };
     throw err;
