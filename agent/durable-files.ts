@@ -76,6 +76,24 @@ export function writeFileDurable(path: string, data: string | Uint8Array, mode?:
 }
 
 /**
+ * writeFileDurable in two halves, for a caller that makes several files durable at once: this
+ * writes the temporary file (the same name writeFileDurable uses) and returns its path, NOT
+ * fsynced; the caller fsyncs it (e.g. with fsyncAllAsync, beside other files), then renames it
+ * over `path` and fsyncs the directory. Until the rename, `path` is untouched.
+ */
+export function writeFileUnsynced(path: string, data: string | Uint8Array): string {
+  const tmp = `${path}.tmp-${process.pid}`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', 0o666);
+  try {
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+  return tmp;
+}
+
+/**
  * A fresh temporary name beside `path`: `.tmp-<name>-<12 hex digits>`. Random, so concurrent
  * writers of one path never share a temporary file; hidden and prefixed, so an open() can sweep
  * the ones a crash left.

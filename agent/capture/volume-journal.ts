@@ -20,7 +20,7 @@
  */
 import { closeSync, existsSync, ftruncateSync, futimesSync, fchmodSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, chmodSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fsyncAllAsync, fsyncPath, writeFileDurable } from '../durable-files';
+import { fsyncAllAsync, fsyncPath, writeFileDurable, writeFileUnsynced } from '../durable-files';
 import type { TarEntry } from './tar-walk';
 
 /** A file's identity right after fedflow wrote it: any later write, rename or chmod changes it. */
@@ -97,6 +97,11 @@ export function recordMismatch(volume: string, rec: VolumeImageRecord): string |
  * left alone: one lstat fewer per unchanged file).
  */
 export function writeImageRecord(volume: string, root: string, entries: readonly TarEntry[], kept?: ReadonlyMap<string, Identity>): void {
+  writeFileDurable(recordPath(volume), imageRecordJson(volume, root, entries, kept));
+}
+
+/** The record of `volume` holding `root` (writeImageRecord's content), identities taken now. */
+function imageRecordJson(volume: string, root: string, entries: readonly TarEntry[], kept?: ReadonlyMap<string, Identity>): string {
   const vol = identity(volume);
   if (!vol) throw new Error(`cannot record the image of ${volume}: it is gone`);
   const rec: VolumeImageRecord = {
@@ -109,7 +114,7 @@ export function writeImageRecord(volume: string, root: string, entries: readonly
       return { ...e, id };
     }),
   };
-  writeFileDurable(recordPath(volume), JSON.stringify(rec));
+  return JSON.stringify(rec);
 }
 
 /** Forgets what `volume` holds (before it is replaced some other way): the next round extracts it whole. */
@@ -198,11 +203,16 @@ export async function applyJournal(volume: string, j: PatchJournal, hook?: Apply
     }
     await step();
   }
-  // The patched files and every touched directory, fsynced together on the thread pool (the
-  // filesystem commits them at once); all before the record and before the journal goes: until
-  // then, a crash applies the journal again.
-  await fsyncAllAsync([...j.patches.map((p) => join(volume, p.path)), ...[...touched].filter((d) => existsSync(d))]);
-  writeImageRecord(volume, j.root, j.entries, kept);
+  // The new record (identities as written; an fsync does not move them) to its temporary file,
+  // then the patched files, every touched directory and that file fsynced together on the thread
+  // pool (the filesystem commits them at once): all durable before the record is renamed into
+  // place. Then the journal goes, and one fsync of the directory makes both names durable. A
+  // crash before that fsync leaves the journal (applied again) or, the journal's removal durable
+  // and the rename not, the old record, which no longer matches the volume: the next round
+  // extracts it whole, never trusting a record that is not the volume's.
+  const recTmp = writeFileUnsynced(recordPath(volume), imageRecordJson(volume, j.root, j.entries, kept));
+  await fsyncAllAsync([...j.patches.map((p) => join(volume, p.path)), ...[...touched].filter((d) => existsSync(d)), recTmp]);
+  renameSync(recTmp, recordPath(volume));
   rmSync(journalPath(volume), { force: true });
   fsyncPath(dirname(volume));
   rmSync(staging, { recursive: true, force: true });

@@ -23,13 +23,13 @@
  * volume-journal.ts): a crash leaves the old image or, once committed, the new one.
  */
 import { hash as oneShotHash } from 'node:crypto';
-import { closeSync, futimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, futimesSync, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ChunkRef, Manifest } from '../../core/manifest';
 import type { VolumeExtractFigures } from '../../core/migration';
 import type { ChunkStore } from '../store/chunk-store';
 import { MissingChunksError } from '../store/errors';
-import { fsyncAllAsync, writeFileDurable } from '../durable-files';
+import { fsyncAllAsync, fsyncPath, writeFileUnsynced } from '../durable-files';
 import { readEntryAt, UnsupportedImageError, type TarEntry } from './tar-walk';
 import { applyJournal, journalPath, readImageRecord, recordMismatch, stagingPath, writeImageRecord, type ApplyHook, type Identity, type PatchJournal, type VolumeImageRecord } from './volume-journal';
 
@@ -37,7 +37,7 @@ import { applyJournal, journalPath, readImageRecord, recordMismatch, stagingPath
 export type ExtractFigures = VolumeExtractFigures;
 
 export interface PatchHooks {
-  /** Everything staged and fsynced, the journal not yet written. */
+  /** Everything staged and fsynced, the journal not yet committed (its temporary file may be there). */
   beforeCommit?: () => Promise<void> | void;
   /** After each applied operation. */
   afterOp?: ApplyHook;
@@ -320,11 +320,6 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
       rmSync(staging, { recursive: true, force: true });
       return { fallback: problem };
     }
-    // Durable before the commit, together: the blob, the new files, and staging's names (new
-    // files and links), when there are any.
-    blob.close();
-    const toSync = [...(blob.size ? [blob.path] : []), ...wholes];
-    if (toSync.length + journal.files.length > 0) await fsyncAllAsync([...toSync, staging]);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
     if (err instanceof UnsupportedImageError) return { fallback: err.message };
@@ -349,9 +344,17 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
     figures.durationMs = performance.now() - t0;
     return { figures };
   }
+  // Durable before the commit, together (one round of fsyncs on the thread pool): the blob, the
+  // new files, staging's names (new files and links) when there are any, and the journal's
+  // temporary file.
+  const journalTmp = writeFileUnsynced(journalPath(volume), JSON.stringify(journal));
+  const stagedFiles = [...(blob.size ? [blob.path] : []), ...wholes];
+  await fsyncAllAsync([...stagedFiles, ...(stagedFiles.length + journal.files.length > 0 ? [staging] : []), journalTmp]);
   await opts.hooks?.beforeCommit?.();
-  // The commit point: from here on, recovery finishes the patch.
-  writeFileDurable(journalPath(volume), JSON.stringify(journal));
+  // The commit point: the journal renamed into place, durable once its directory is fsynced.
+  // From here on, recovery finishes the patch.
+  renameSync(journalTmp, journalPath(volume));
+  fsyncPath(dirname(volume));
   await applyJournal(volume, journal, opts.hooks?.afterOp, keptIdentities(rec, journal));
   figures.durationMs = performance.now() - t0;
   return { figures };
