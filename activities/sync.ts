@@ -219,9 +219,10 @@ export function createSyncActivities(deps: SyncDeps) {
     /**
      * Target: pulls the chunks of a manifest that the local store lacks, verified, and (for the
      * final round) writes them out as the volume. Heartbeats its cursor; a retry resumes from it
-     * and never fetches a verified chunk again (those are in the store).
+     * and never fetches a verified chunk again (those are in the store). `mark` (the cut-over's;
+     * Temporal never passes it) is told when the manifest is fetched and when the chunks are pulled.
      */
-    async pullDelta(args: PullArgs): Promise<RoundFigures> {
+    async pullDelta(args: PullArgs, mark?: (step: string) => void): Promise<RoundFigures> {
       const ctx = Context.current();
       const { info } = ctx;
       const key = pullKey(info.workflowExecution?.workflowId ?? info.activityType, info.workflowExecution?.runId ?? '', info.activityId, args.root);
@@ -245,7 +246,7 @@ export function createSyncActivities(deps: SyncDeps) {
       const me = { attempt: info.attempt, stop, done: new Promise<void>((resolve) => (settled = resolve)) };
       pulling.set(key, me);
       try {
-        return await pullAttempt(args, key, signal);
+        return await pullAttempt(args, key, signal, mark);
       } finally {
         if (pulling.get(key) === me) pulling.delete(key);
         settled();
@@ -254,7 +255,7 @@ export function createSyncActivities(deps: SyncDeps) {
   };
 
   /** One attempt of pullDelta: its figures count the attempts before it, from the ledger or the last heartbeat. */
-  async function pullAttempt(args: PullArgs, key: string, signal: AbortSignal): Promise<RoundFigures> {
+  async function pullAttempt(args: PullArgs, key: string, signal: AbortSignal, mark?: (step: string) => void): Promise<RoundFigures> {
     const ctx = Context.current();
     const { info } = ctx;
     const prior = info.heartbeatDetails as PullHeartbeat | undefined;
@@ -283,6 +284,7 @@ export function createSyncActivities(deps: SyncDeps) {
     try {
       // Name the manifests this store holds: the source answers with a delta against one it knows.
       const manifest = await fetchManifest(args.endpoint, args.root, token, signal, { bases: store.recentManifestRoots(), loadBase: (r) => store.getManifest(r), peer: peerOf(args.source) });
+      mark?.('manifest');
       const spec = args.plan.codec === 'zstd' ? { codec: 'zstd' as const, level: args.plan.level ?? 3 } : { codec: args.plan.codec };
       // The transfer is a measurement of the link too: its batches, in half-second slices. Best
       // effort: a telemetry file that cannot be written must not fail the transfer.
@@ -322,20 +324,23 @@ export function createSyncActivities(deps: SyncDeps) {
         clearInterval(recorder);
         record(true);
       }
+      mark?.('pulled');
       // An earlier attempt may have gone on beside this one for a moment: count it as it ended.
       const totals = withAttempt(useBeat ? earlier : ledgerEarlier(), counters, figures.durationMs);
       lastBeat = { ...(lastBeat ?? { cursor: 0, batches: 0, chunksDone: 0, queued: 0 }), rawBytes: totals.rawBytes, wireBytes: totals.wireBytes, totals, root: args.root };
-      // Keep this round's chunks as baseline for the next round and later syncs.
-      await store.putManifest(manifest, 'baseline');
-      let extract: ExtractFigures | undefined;
-      if (args.assembleVolumeId) {
-        // Patched in place from the image the volume holds (an earlier round's), or streamed
-        // whole from the store, made durable and swapped in by rename. Heartbeats as it goes
-        // (the same resume cursor): a big volume takes a while to write.
-        extract = await extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat));
-      } else if (args.kind === 'precopy') {
-        extract = await layDownEarly(store, manifest, () => heartbeat(lastBeat));
-      }
+      // Keep this round's chunks as baseline for the next round and later syncs: written beside
+      // the volume's write (its file write and fsync overlap the patch), durable before this
+      // activity returns, so before any later round can rely on it.
+      const extract = await keepingBaseline(store, manifest, async (): Promise<ExtractFigures | undefined> => {
+        if (args.assembleVolumeId) {
+          // Patched in place from the image the volume holds (an earlier round's), or streamed
+          // whole from the store, made durable and swapped in by rename. Heartbeats as it goes
+          // (the same resume cursor): a big volume takes a while to write.
+          return extractVolume(store, manifest, deps.provider.volumePath(args.assembleVolumeId), () => heartbeat(lastBeat));
+        }
+        if (args.kind === 'precopy') return layDownEarly(store, manifest, () => heartbeat(lastBeat));
+        return undefined;
+      });
       const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
       const seconds = Math.max(totals.durationMs / 1000, 1e-6);
       // Chunks the earlier attempts stored are in this attempt's baseline: they were sent, not reused.
@@ -423,7 +428,9 @@ export function createSyncActivities(deps: SyncDeps) {
       }
       // A service an earlier attempt of this cut-over started here is stopped before its volume is written.
       await deps.workloads.quiesce(args.instance).catch(asActivityFailure);
-      const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId });
+      mark('quiesced');
+      // The pull marks its own steps (manifest fetched and checked, chunks pulled) in `phases`.
+      const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId }, mark);
       mark('pullAndPatch');
       if (found) {
         // The source may announce the image before its digest (it verifies beside this pull):
@@ -507,6 +514,22 @@ export function createSyncActivities(deps: SyncDeps) {
       }
     }
   }
+}
+
+/**
+ * Stores `manifest` as a baseline in `store` while `work` runs (the volume's write, which reads
+ * the manifest's chunks, never the stored manifest): the manifest is checked and serialised at
+ * once, its file written and fsynced on the thread pool beside the work. Returns once both are
+ * done, the manifest durable; throws the work's error first, else the store's. (Nothing in
+ * fedflow collects unreferenced chunks while a pull runs: gc() is never called by an agent, and
+ * the size bound's eviction ignores baselines anyway.)
+ */
+export async function keepingBaseline<T>(store: ChunkStore, manifest: Manifest, work: () => Promise<T>): Promise<T> {
+  const baseline = store.putManifest(manifest, 'baseline');
+  const [stored, done] = await Promise.allSettled([baseline, work()]);
+  if (done.status === 'rejected') throw done.reason;
+  if (stored.status === 'rejected') throw stored.reason;
+  return done.value;
 }
 
 /** How long a pull's new attempt waits for an earlier one still running in this process to stop. */

@@ -36,6 +36,28 @@ export async function fsyncPathAsync(path: string): Promise<void> {
 }
 
 /**
+ * fsync many files (or directories) on the thread pool, up to `concurrency` at a time: the
+ * filesystem commits concurrent syncs together, where one after another each waits for its own
+ * journal commit. Every sync has ended when this returns or throws (the first error).
+ */
+export async function fsyncAllAsync(paths: readonly string[], concurrency = 16): Promise<void> {
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  const lane = async () => {
+    while (next < paths.length) {
+      const p = paths[next++]!;
+      try {
+        await fsyncPathAsync(p);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, lane));
+  if (failed) throw failed.err;
+}
+
+/**
  * Writes `data` to `path` whole or not at all: a temporary file, fsynced, renamed, directory fsynced.
  * `mode` (0600 for a secret) is the file's from its creation on, so no reader ever sees it wider.
  */
@@ -51,6 +73,24 @@ export function writeFileDurable(path: string, data: string | Uint8Array, mode?:
   }
   renameSync(tmp, path);
   fsyncPath(dirname(path));
+}
+
+/**
+ * writeFileDurable in two halves, for a caller that makes several files durable at once: this
+ * writes the temporary file (the same name writeFileDurable uses) and returns its path, NOT
+ * fsynced; the caller fsyncs it (e.g. with fsyncAllAsync, beside other files), then renames it
+ * over `path` and fsyncs the directory. Until the rename, `path` is untouched.
+ */
+export function writeFileUnsynced(path: string, data: string | Uint8Array): string {
+  const tmp = `${path}.tmp-${process.pid}`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', 0o666);
+  try {
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+  return tmp;
 }
 
 /**

@@ -17,6 +17,7 @@ const BENCHES: Record<string, string> = {
   consensus: 'consensus',
   downtime: 'downtime',
   'patch-extract': 'patch-extract',
+  'final-round': 'final-round',
   hosts: 'hosts',
 };
 

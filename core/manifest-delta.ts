@@ -37,6 +37,11 @@ export class ManifestDeltaError extends Error {
   }
 }
 
+/** Char code -> hex digit value; 0xff for anything else. */
+const NIBBLE = new Uint8Array(128).fill(0xff);
+for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
+for (let i = 0; i < 6; i++) NIBBLE[97 + i] = NIBBLE[65 + i] = 10 + i;
+
 class Writer {
   private buf = new Uint8Array(1 << 16);
   len = 0;
@@ -66,7 +71,13 @@ class Writer {
   }
   hex32(h: string): void {
     this.ensure(32);
-    for (let i = 0; i < 32; i++) this.buf[this.len++] = parseInt(h.substr(2 * i, 2), 16);
+    // A nibble table over char codes: parseInt per byte was most of a full encoding's time.
+    for (let i = 0; i < 64; i += 2) {
+      const hi = NIBBLE[h.charCodeAt(i)] ?? 0xff;
+      const lo = NIBBLE[h.charCodeAt(i + 1)] ?? 0xff;
+      if ((hi | lo) > 0xf) throw new ManifestDeltaError(`'${h}' is not 64 hex digits`);
+      this.buf[this.len++] = (hi << 4) | lo;
+    }
   }
   string(s: string): void {
     const b = new TextEncoder().encode(s);
@@ -78,7 +89,9 @@ class Writer {
   }
 }
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** ASCII codes of the hex digits 0-9a-f. */
+const HEX_DIGIT = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+const ASCII = new TextDecoder('utf-8');
 
 class Reader {
   pos = 0;
@@ -104,10 +117,18 @@ class Reader {
     return v;
   }
   hex32(what: string): string {
+    const out = new Uint8Array(64);
+    this.hex32Into(out, 0, what);
+    return ASCII.decode(out);
+  }
+  /** 32 bytes spelled as 64 lower-case hex digits (ASCII) into `out` at `at`. */
+  hex32Into(out: Uint8Array, at: number, what: string): void {
     this.need(32, what);
-    let s = '';
-    for (let i = 0; i < 32; i++) s += HEX[this.buf[this.pos++]!];
-    return s;
+    for (let i = 0; i < 32; i++) {
+      const b = this.buf[this.pos++]!;
+      out[at + 2 * i] = HEX_DIGIT[b >> 4]!;
+      out[at + 2 * i + 1] = HEX_DIGIT[b & 0xf]!;
+    }
   }
   string(what: string): string {
     const n = this.varint(`${what} length`);
@@ -224,11 +245,21 @@ export function decodeManifest(bytes: Uint8Array, base?: Pick<Manifest, 'rootHas
     } else if (op === OP_NEW) {
       const n = r.varint('NEW count');
       if (n === 0 || chunks.length + n > count) throw new ManifestDeltaError(`NEW of ${n} entries with ${count - chunks.length} entries left`);
+      // The run's digests are spelled in hex into one buffer and decoded to one string, each hash
+      // a slice of it: a string built two digits at a time is a rope of 32 pieces, and tens of
+      // thousands of them cost more in garbage collection than the decoding itself.
+      const hex = new Uint8Array(64 * n);
+      const lengths = new Array<number>(n);
       for (let j = 0; j < n; j++) {
         const length = r.varint('chunk length');
-        if (length === 0) throw new ManifestDeltaError(`chunk ${chunks.length} has length 0`);
-        chunks.push({ offset, length, hash: r.hex32('chunk hash') });
-        offset += length;
+        if (length === 0) throw new ManifestDeltaError(`chunk ${chunks.length + j} has length 0`);
+        lengths[j] = length;
+        r.hex32Into(hex, 64 * j, 'chunk hash');
+      }
+      const all = ASCII.decode(hex);
+      for (let j = 0; j < n; j++) {
+        chunks.push({ offset, length: lengths[j]!, hash: all.slice(64 * j, 64 * j + 64) });
+        offset += lengths[j]!;
       }
     } else throw new ManifestDeltaError(`unknown op 0x${op.toString(16)} at byte ${r.pos - 1}`);
   }

@@ -22,21 +22,22 @@
  * All writes go to staging first and become visible only through the journal (see
  * volume-journal.ts): a crash leaves the old image or, once committed, the new one.
  */
-import { closeSync, fsyncSync, futimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { hash as oneShotHash } from 'node:crypto';
+import { closeSync, futimesSync, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Manifest } from '../../core/manifest';
+import type { ChunkRef, Manifest } from '../../core/manifest';
 import type { VolumeExtractFigures } from '../../core/migration';
 import type { ChunkStore } from '../store/chunk-store';
 import { MissingChunksError } from '../store/errors';
-import { fsyncPath, writeFileDurable } from '../durable-files';
+import { fsyncAllAsync, fsyncPath, writeFileUnsynced } from '../durable-files';
 import { readEntryAt, UnsupportedImageError, type TarEntry } from './tar-walk';
-import { applyJournal, journalPath, readImageRecord, recordMismatch, stagingPath, writeImageRecord, type ApplyHook, type PatchJournal } from './volume-journal';
+import { applyJournal, journalPath, readImageRecord, recordMismatch, stagingPath, writeImageRecord, type ApplyHook, type Identity, type PatchJournal, type VolumeImageRecord } from './volume-journal';
 
 /** What the extraction wrote: proportional to the change (patch) or to the volume (full). */
 export type ExtractFigures = VolumeExtractFigures;
 
 export interface PatchHooks {
-  /** Everything staged and fsynced, the journal not yet written. */
+  /** Everything staged and fsynced, the journal not yet committed (its temporary file may be there). */
   beforeCommit?: () => Promise<void> | void;
   /** After each applied operation. */
   afterOp?: ApplyHook;
@@ -47,9 +48,17 @@ const COMPARE_BLOCK = 4096;
 /** Ranges are read from the store and compared in pieces of at most this. */
 const PIECE = 4 << 20;
 
-/** Reads byte ranges of an image from the store, chunk by chunk (each checked by the store), with a small cache. */
+/**
+ * Reads byte ranges of an image from the store, chunk by chunk, with a small cache. Each chunk is
+ * read synchronously through one cached descriptor per pack file and checked against its sha256
+ * (one-shot), as volume-extract.ts's chunksOf does; a chunk that fails the check, or moved
+ * meanwhile, is read again through the store, which checks it again, evicts it and throws if it
+ * is bad. (The store's own get() opens the pack and hashes on the thread pool for every chunk:
+ * a few hundred µs a chunk, most of a small patch's time.) close() releases the descriptors.
+ */
 class ImageReader {
   private readonly cache = new Map<number, Buffer>();
+  private readonly fds = new Map<string, number>();
   constructor(
     private readonly store: ChunkStore,
     readonly m: Manifest,
@@ -67,11 +76,26 @@ class ImageReader {
     return lo;
   }
 
+  /** The chunk's bytes from its pack, if they are there and hash to its name. */
+  private readDirect(hash: string, length: number): Buffer | undefined {
+    const at = this.store.locateChunk(hash);
+    if (!at || at.length !== length) return undefined;
+    try {
+      let fd = this.fds.get(at.path);
+      if (fd === undefined) this.fds.set(at.path, (fd = openSync(at.path, 'r')));
+      const buf = readFully(fd, length, at.offset);
+      if (buf.length !== length) return undefined;
+      return !this.store.verifyOnRead || oneShotHash('sha256', buf, 'hex') === hash ? buf : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   private async chunk(k: number): Promise<Buffer> {
     const hit = this.cache.get(k);
     if (hit) return hit;
     const c = this.m.chunks[k]!;
-    const data = await this.store.get(c.hash);
+    const data = this.readDirect(c.hash, c.length) ?? (await this.store.get(c.hash));
     if (!data) throw new MissingChunksError(this.m.rootHash, [c.hash]);
     if (this.cache.size >= 64) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(k, data);
@@ -91,6 +115,60 @@ class ImageReader {
       got += n;
     }
     return out;
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+}
+
+/**
+ * The old image's chunks by offset, without a Map of every chunk: the manifest lists them in
+ * offset order, so a lookup is a binary search, or one step from the previous lookup (the patch
+ * looks chunks up in order, so almost every lookup is that step).
+ */
+class OldChunks {
+  private readonly offsets: Float64Array;
+  private last = 0;
+  constructor(readonly chunks: readonly ChunkRef[]) {
+    this.offsets = new Float64Array(chunks.length);
+    for (let i = 0; i < chunks.length; i++) this.offsets[i] = chunks[i]!.offset;
+  }
+
+  /** The old chunk starting exactly at `off`, if one does. */
+  at(off: number): ChunkRef | undefined {
+    const o = this.offsets;
+    let i = this.last;
+    if (!(o[i] === off)) {
+      i++;
+      if (!(o[i] === off)) {
+        let lo = 0;
+        let hi = o.length - 1;
+        while (lo <= hi) {
+          const mid = (lo + hi) >> 1;
+          if (o[mid]! < off) lo = mid + 1;
+          else hi = mid - 1;
+        }
+        if (o[lo] !== off) return undefined;
+        i = lo;
+      }
+    }
+    this.last = i;
+    return this.chunks[i];
+  }
+
+  /** Index of the old chunk that holds byte `off`. */
+  holding(off: number): number {
+    const o = this.offsets;
+    let lo = 0;
+    let hi = o.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (o[mid]! <= off) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   }
 }
 
@@ -135,19 +213,20 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
   const mismatch = recordMismatch(volume, rec);
   if (mismatch) return { fallback: mismatch };
 
-  const oldAt = new Map<number, { hash: string; length: number }>();
+  // The old image's chunks by offset, and where an old entry may start for a given new chunk: the
+  // chunks holding an old entry's first byte, by hash (one per entry, not one per chunk).
+  const oldAt = new OldChunks(old.chunks);
   const oldOffsets = new Map<string, number[]>();
-  for (const c of old.chunks) {
-    oldAt.set(c.offset, c);
-    const list = oldOffsets.get(c.hash);
-    if (!list) oldOffsets.set(c.hash, [c.offset]);
-    else if (list.length < 4) list.push(c.offset);
-  }
   const oldEntryAt = new Map<number, TarEntry>();
   const oldByPath = new Map<string, TarEntry>();
   for (const e of rec.entries) {
     oldEntryAt.set(e.off, e);
     oldByPath.set(e.path, e);
+    const c = old.chunks[oldAt.holding(e.off)];
+    if (!c) continue;
+    const list = oldOffsets.get(c.hash);
+    if (!list) oldOffsets.set(c.hash, [c.offset]);
+    else if (!list.includes(c.offset)) list.push(c.offset);
   }
   const reader = new ImageReader(store, manifest);
   const cs = manifest.chunks;
@@ -155,7 +234,7 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
   const sameChunks = (p: number, len: number, d: number): boolean => {
     if (p + len > manifest.totalBytes) return false;
     for (let k = reader.chunkAt(p); k < cs.length && cs[k]!.offset < p + len; k++) {
-      const o = oldAt.get(cs[k]!.offset + d);
+      const o = oldAt.at(cs[k]!.offset + d);
       if (!o || o.hash !== cs[k]!.hash || o.length !== cs[k]!.length) return false;
     }
     return true;
@@ -166,6 +245,11 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging);
   const journal: PatchJournal = { version: 1, root: manifest.rootHash, remove: [], dirs: [], files: [], patches: [], entries: [] };
+  // The changed ranges of every patched file go to one blob (one fsync, not one per file); new
+  // files are written to staging as they come and fsynced together, on the thread pool, before
+  // the commit.
+  const blob = new Blob(join(staging, BLOB));
+  const wholes: string[] = [];
   let staged = 0;
   let shift = 0;
   let beat = 0;
@@ -212,21 +296,20 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
         journal.files.push({ staged: name, path: e.path });
         figures.filesWritten++;
       } else if (was?.type === 'file') {
-        const patch = await diffFile(reader, e, was, oldAt, join(volume, e.path), staging, `p${staged}`, opts.onBatch);
+        const patch = await diffFile(reader, e, was, oldAt, join(volume, e.path), blob, opts.onBatch);
         if (patch.writes.length === 0 && e.size === was.size && e.mode === was.mode && e.mtimeMs === was.mtimeMs) {
-          rmSync(join(staging, `p${staged}`), { force: true });
           figures.filesKept++;
           figures.bytesKept += e.size;
           continue;
         }
-        staged++;
-        journal.patches.push({ path: e.path, blob: patch.blob, writes: patch.writes, size: e.size, mode: extractedFileMode(e.mode), mtimeMs: e.mtimeMs });
+        journal.patches.push({ path: e.path, blob: BLOB, writes: patch.writes, size: e.size, mode: extractedFileMode(e.mode), mtimeMs: e.mtimeMs });
         figures.filesWritten++;
         figures.bytesWritten += patch.bytes;
         figures.bytesKept += e.size - patch.bytes;
       } else {
         const name = `f${staged++}`;
         await stageWhole(reader, e, join(staging, name), opts.onBatch);
+        wholes.push(join(staging, name));
         journal.files.push({ staged: name, path: e.path });
         figures.filesWritten++;
         figures.bytesWritten += e.size;
@@ -241,6 +324,9 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
     rmSync(staging, { recursive: true, force: true });
     if (err instanceof UnsupportedImageError) return { fallback: err.message };
     throw err;
+  } finally {
+    blob.close();
+    reader.close();
   }
   const now = new Set(journal.entries.map((e) => e.path));
   for (const e of rec.entries) {
@@ -254,15 +340,22 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
   if (journal.remove.length + journal.dirs.length + journal.files.length + journal.patches.length === 0) {
     // Nothing on disk changes: only which image (and which offsets) the record names.
     rmSync(staging, { recursive: true, force: true });
-    writeImageRecord(volume, manifest.rootHash, journal.entries);
+    writeImageRecord(volume, manifest.rootHash, journal.entries, keptIdentities(rec, journal));
     figures.durationMs = performance.now() - t0;
     return { figures };
   }
-  fsyncPath(staging);
+  // Durable before the commit, together (one round of fsyncs on the thread pool): the blob, the
+  // new files, staging's names (new files and links) when there are any, and the journal's
+  // temporary file.
+  const journalTmp = writeFileUnsynced(journalPath(volume), JSON.stringify(journal));
+  const stagedFiles = [...(blob.size ? [blob.path] : []), ...wholes];
+  await fsyncAllAsync([...stagedFiles, ...(stagedFiles.length + journal.files.length > 0 ? [staging] : []), journalTmp]);
   await opts.hooks?.beforeCommit?.();
-  // The commit point: from here on, recovery finishes the patch.
-  writeFileDurable(journalPath(volume), JSON.stringify(journal));
-  await applyJournal(volume, journal, opts.hooks?.afterOp);
+  // The commit point: the journal renamed into place, durable once its directory is fsynced.
+  // From here on, recovery finishes the patch.
+  renameSync(journalTmp, journalPath(volume));
+  fsyncPath(dirname(volume));
+  await applyJournal(volume, journal, opts.hooks?.afterOp, keptIdentities(rec, journal));
   figures.durationMs = performance.now() - t0;
   return { figures };
 }
@@ -286,7 +379,7 @@ function checkTree(entries: readonly TarEntry[]): string | undefined {
   return undefined;
 }
 
-/** Writes a new file whole into staging (mode and mtime as tar extraction sets them), fsynced. */
+/** Writes a new file whole into staging (mode and mtime as tar extraction sets them); the caller fsyncs it before the commit. */
 async function stageWhole(reader: ImageReader, e: TarEntry, to: string, onBatch?: () => void): Promise<void> {
   const fd = openSync(to, 'wx', e.mode & 0o7777);
   try {
@@ -295,7 +388,6 @@ async function stageWhole(reader: ImageReader, e: TarEntry, to: string, onBatch?
       onBatch?.();
     }
     futimesSync(fd, new Date(), new Date(e.mtimeMs));
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -303,18 +395,17 @@ async function stageWhole(reader: ImageReader, e: TarEntry, to: string, onBatch?
 
 /**
  * The byte ranges of file `e` (new image) that differ from the file on disk (the old image's `was`),
- * staged in order into `<staging>/<blob>` (fsynced).
+ * appended in order to the patch's blob (fsynced by the caller, with the others).
  */
 async function diffFile(
   reader: ImageReader,
   e: TarEntry,
   was: TarEntry,
-  oldAt: Map<number, { hash: string; length: number }>,
+  oldAt: OldChunks,
   onDisk: string,
-  staging: string,
-  blob: string,
+  blob: Blob,
   onBatch?: () => void,
-): Promise<{ blob: string; writes: [number, number, number][]; bytes: number }> {
+): Promise<{ writes: [number, number, number][]; bytes: number }> {
   const cs = reader.m.chunks;
   // Ranges (relative to the file's data) not proven unchanged by a chunk at the same place in the old file.
   const unproven: [number, number][] = [];
@@ -323,7 +414,7 @@ async function diffFile(
     const c = cs[k]!;
     const a = Math.max(c.offset, e.dataOff) - e.dataOff;
     const b = Math.min(c.offset + c.length, end) - e.dataOff;
-    const o = oldAt.get(c.offset - e.dataOff + was.dataOff);
+    const o = oldAt.at(c.offset - e.dataOff + was.dataOff);
     if (b <= was.size && o && o.hash === c.hash && o.length === c.length) continue;
     const last = unproven.at(-1);
     if (last && last[1] === a) last[1] = b;
@@ -331,7 +422,7 @@ async function diffFile(
   }
   const writes: [number, number, number][] = [];
   let bytes = 0;
-  const out = openSync(join(staging, blob), 'wx');
+  if (unproven.length === 0) return { writes, bytes };
   const disk = openSync(onDisk, 'r');
   try {
     for (const [a, b] of unproven) {
@@ -345,18 +436,51 @@ async function diffFile(
           if (j > cur.length || !fresh.subarray(i, j).equals(cur.subarray(i, j))) {
             const last = writes.at(-1);
             if (last && last[0] + last[1] === at + i) last[1] += j - i;
-            else writes.push([at + i, j - i, bytes]);
-            writeAll(out, fresh.subarray(i, j));
+            else writes.push([at + i, j - i, blob.size]);
+            blob.append(fresh.subarray(i, j));
             bytes += j - i;
           }
           i = j;
         }
       }
     }
-    fsyncSync(out);
   } finally {
     closeSync(disk);
-    closeSync(out);
   }
-  return { blob, writes, bytes };
+  return { writes, bytes };
+}
+
+/** Name of the blob, in staging, that holds the changed ranges of every patched file. */
+const BLOB = 'ranges.blob';
+
+/** The patch's blob: appended to as files are compared, fsynced once (by the caller). Created at the first append. */
+class Blob {
+  size = 0;
+  private fd: number | undefined;
+  constructor(readonly path: string) {}
+
+  append(buf: Buffer): void {
+    this.fd ??= openSync(this.path, 'wx');
+    writeAll(this.fd, buf, this.size);
+    this.size += buf.length;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/**
+ * The identities the record may keep from the old one: files the patch leaves alone (not removed,
+ * renamed into place or patched) were checked against the old record at the patch's start, and
+ * nothing of the patch changes them. Directories are looked at again (a name added or removed
+ * moves their times). A file something else wrote meanwhile then no longer matches the record,
+ * and the next patch refuses it, as it would have.
+ */
+function keptIdentities(rec: VolumeImageRecord, j: PatchJournal): Map<string, Identity> {
+  const touched = new Set<string>([...j.remove, ...j.files.map((f) => f.path), ...j.patches.map((p) => p.path)]);
+  const kept = new Map<string, Identity>();
+  for (const e of rec.entries) if (e.type !== 'dir' && !touched.has(e.path)) kept.set(e.path, e.id);
+  return kept;
 }

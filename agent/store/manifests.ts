@@ -5,19 +5,27 @@
  * chunks are never evicted).
  */
 import { promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Manifest } from '../../core/manifest';
 import { verifyManifest } from '../capture/manifest-builder';
 import { fsyncPathAsync, writeFileDurableAsync } from '../durable-files';
 import type { ChunkIndex } from './chunk-index';
 import { ManifestNotFoundError } from './errors';
-import { manifestPath, manifestsDir, RETENTIONS, TMP_PREFIX, type Retention } from './format';
+import { decodeManifest, encodeManifest } from '../../core/manifest-delta';
+import { MANIFEST_ENCODINGS, manifestPath, manifestsDir, RETENTIONS, TMP_PREFIX, type ManifestEncoding, type Retention } from './format';
+
+/** A manifest file's bytes, as its encoding says (format.ts). Not verified: the caller does. */
+function parseManifestFile(bytes: Buffer, encoding: ManifestEncoding): unknown {
+  return encoding === 'ffm' ? decodeManifest(bytes) : JSON.parse(bytes.toString('utf8'));
+}
 
 /** Parsed manifests kept in memory (a 512 MiB volume in 8 KiB chunks: ~50 000 entries, a few MB). */
 const MANIFEST_CACHE = 2;
 
 export class ManifestStore {
   private readonly manifests = new Map<string, Retention>();
+  /** How each held manifest's file is encoded (binary, or JSON from before). */
+  private readonly encodings = new Map<string, ManifestEncoding>();
   /** When each manifest was last put (its file's mtime after a restart): recency for delta bases. */
   private readonly manifestAt = new Map<string, number>();
   /** Parsed manifests, least recently used first (at most MANIFEST_CACHE). */
@@ -48,16 +56,26 @@ export class ManifestStore {
           this.state.counters.cleanedTempFiles++;
           continue;
         }
-        const root = name.replace(/\.json$/, '');
+        const dot = name.lastIndexOf('.');
+        const root = name.slice(0, dot);
+        const encoding = MANIFEST_ENCODINGS.find((e) => e === name.slice(dot + 1));
         try {
-          const m = verifyManifest(JSON.parse(await fs.readFile(join(mdir, name), 'utf8')));
+          if (!encoding) throw new Error(`not a manifest file (expected <root hash>.${MANIFEST_ENCODINGS.join(' or .')})`);
+          const m = verifyManifest(parseManifestFile(await fs.readFile(join(mdir, name)), encoding));
           if (m.rootHash !== root) throw new Error(`file is named ${root} but holds manifest ${m.rootHash}`);
           if (this.manifests.has(root)) {
-            this.state.warnings.push(`manifest ${root} was both pinned and baseline (a crash during setRetention); kept pinned`);
-            if (r === 'baseline') await fs.rm(join(mdir, name), { force: true });
+            // Both pinned and baseline (a crash during setRetention): kept pinned. (Or in both
+            // encodings, which no store writes but a copy could: the first one read kept.)
+            this.state.warnings.push(
+              this.manifests.get(root) === r
+                ? `manifest ${root} was held in two files in ${r}; kept one`
+                : `manifest ${root} was both pinned and baseline (a crash during setRetention); kept pinned`,
+            );
+            if (r === 'baseline' || this.manifests.get(root) === r) await fs.rm(join(mdir, name), { force: true });
             continue;
           }
           this.manifests.set(root, r);
+          this.encodings.set(root, encoding);
           this.manifestAt.set(root, (await fs.stat(join(mdir, name))).mtimeMs);
           this.state.addRefs(m, r, +1);
           loaded.set(root, m);
@@ -79,8 +97,9 @@ export class ManifestStore {
       if (current !== retention) await this.setRetention(m.rootHash, retention);
       return;
     }
-    await writeFileDurableAsync(manifestPath(this.dir, m.rootHash, retention), JSON.stringify(m));
+    await writeFileDurableAsync(manifestPath(this.dir, m.rootHash, retention, 'ffm'), encodeManifest(m).bytes);
     this.manifests.set(m.rootHash, retention);
+    this.encodings.set(m.rootHash, 'ffm');
     this.state.addRefs(m, retention, +1);
     this.cache(m);
   }
@@ -97,9 +116,14 @@ export class ManifestStore {
       this.cache(hit);
       return hit;
     }
-    const m = JSON.parse(await fs.readFile(manifestPath(this.dir, rootHash, r), 'utf8')) as Manifest;
+    const encoding = this.encodingOf(rootHash);
+    const m = parseManifestFile(await fs.readFile(manifestPath(this.dir, rootHash, r, encoding)), encoding) as Manifest;
     if (this.manifests.has(rootHash)) this.cache(m);
     return m;
+  }
+
+  private encodingOf(rootHash: string): ManifestEncoding {
+    return this.encodings.get(rootHash) ?? 'ffm';
   }
 
   private cache(m: Manifest): void {
@@ -126,9 +150,10 @@ export class ManifestStore {
     if (from === undefined) throw new ManifestNotFoundError(rootHash);
     if (from === retention) return;
     const m = (await this.get(rootHash))!;
-    await fs.rename(manifestPath(this.dir, rootHash, from), manifestPath(this.dir, rootHash, retention));
-    await fsyncPathAsync(dirname(manifestPath(this.dir, rootHash, retention)));
-    await fsyncPathAsync(dirname(manifestPath(this.dir, rootHash, from)));
+    const encoding = this.encodingOf(rootHash);
+    await fs.rename(manifestPath(this.dir, rootHash, from, encoding), manifestPath(this.dir, rootHash, retention, encoding));
+    await fsyncPathAsync(manifestsDir(this.dir, retention));
+    await fsyncPathAsync(manifestsDir(this.dir, from));
     this.state.addRefs(m, from, -1);
     this.state.addRefs(m, retention, +1);
     this.manifests.set(rootHash, retention);
@@ -139,9 +164,10 @@ export class ManifestStore {
     const r = this.manifests.get(rootHash);
     if (r === undefined) return false;
     const m = (await this.get(rootHash))!;
-    await fs.rm(manifestPath(this.dir, rootHash, r), { force: true });
-    await fsyncPathAsync(dirname(manifestPath(this.dir, rootHash, r)));
+    await fs.rm(manifestPath(this.dir, rootHash, r, this.encodingOf(rootHash)), { force: true });
+    await fsyncPathAsync(manifestsDir(this.dir, r));
     this.manifests.delete(rootHash);
+    this.encodings.delete(rootHash);
     this.manifestAt.delete(rootHash);
     this.parsed.delete(rootHash);
     this.state.addRefs(m, r, -1);

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -103,6 +103,8 @@ describe('a kill -9 in the middle of an in-place patch', () => {
     const recovered = await recoverVolumes(join(dir, 'site-a', 'volumes'));
     assert.deepEqual(recovered, [{ volume: vol, outcome: 'discarded' }]);
     assert.equal(existsSync(stagingPath(vol)), false);
+    // The journal's temporary file (written and fsynced beside staging, never renamed) is gone too.
+    assert.deepEqual(readdirSync(join(dir, 'site-a', 'volumes')).filter((n) => n.includes('.tmp-')), []);
     assert.equal(await rootOf(vol, dir), v1.rootHash, 'the volume is the old image');
     assert.equal(readImageRecord(vol)?.root, v1.rootHash);
     // And the next round patches from it.

@@ -42,6 +42,16 @@ test('a full binary manifest decodes to the same manifest, at ~35 bytes per chun
   assert.ok(bytes.length < 36 * m.chunks.length + 100, `${bytes.length} bytes for ${m.chunks.length} chunks`);
 });
 
+test('the encoder refuses a hash that is not 64 hex digits (it used to write a zero byte for one)', async () => {
+  const m = await manifestOf(seededBytes(100_000, 2));
+  const h = m.chunks[1]!.hash;
+  for (const bad of [`${h.slice(0, 63)}g`, h.slice(0, 62), `${h.slice(0, 31)} ${h.slice(32)}`]) {
+    const broken = { ...m, chunks: m.chunks.map((c, i) => (i === 1 ? { ...c, hash: bad } : c)) };
+    assert.throws(() => encodeManifest(broken), (err: unknown) => err instanceof ManifestDeltaError && err.message.includes(`'${bad}' is not 64 hex digits`));
+  }
+  assert.throws(() => encodeManifest({ ...m, rootHash: 'x'.repeat(64) }), ManifestDeltaError);
+});
+
 test('a delta against the old manifest decodes to the new one and costs a few bytes per unchanged run', async () => {
   const old = seededBytes(600_000, 2);
   const base = await manifestOf(old);

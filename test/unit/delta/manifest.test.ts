@@ -52,6 +52,30 @@ test('verifyManifest and checkManifest name what is wrong', async () => {
   assert.deepEqual(checkManifest(null), ['manifest must be an object']);
 });
 
+test('verifyManifest refuses, naming the problem, every hash that is not 64 lower-case hex digits (its fast path checks them in bulk)', async () => {
+  const m = await buildManifestFromStream(blocks(seededBytes(300_000, 5), 4096), { volumeId: 'v', params });
+  assert.ok(m.chunks.length > 5);
+  const withHash = (k: number, hash: unknown) => ({ ...m, chunks: m.chunks.map((c, i) => (i === k ? { ...c, hash } : c)) });
+  const k = 3;
+  const h = m.chunks[k]!.hash;
+  // The same digest in upper case decodes to the same bytes (and root): refused all the same.
+  assert.throws(() => verifyManifest(withHash(k, h.toUpperCase())), new RegExp(`chunks\\[${k}\\]\\.hash is "${h.toUpperCase()}"; expected 64 lower-case hex digits`));
+  assert.throws(() => verifyManifest(withHash(k, `${h.slice(0, 63)}g`)), /chunks\[3\]\.hash is "[0-9a-f]{63}g"; expected 64 lower-case hex digits/);
+  assert.throws(() => verifyManifest(withHash(k, h.slice(0, 62))), /chunks\[3\]\.hash is "[0-9a-f]{62}"; expected 64 lower-case hex digits/);
+  assert.throws(() => verifyManifest(withHash(k, `${h} `.slice(1))), /chunks\[3\]\.hash is/);
+  assert.throws(() => verifyManifest(withHash(k, 42)), /chunks\[3\]\.hash is 42/);
+  // A hole between chunks, a zero length, a wrong version, an empty volume id: each named.
+  assert.throws(() => verifyManifest({ ...m, chunks: m.chunks.map((c, i) => (i === 2 ? { ...c, offset: c.offset + 1 } : c)) }), /chunks\[2\]\.offset is \d+; expected \d+/);
+  assert.throws(() => verifyManifest({ ...m, chunks: m.chunks.map((c, i) => (i === 2 ? { ...c, length: 0 } : c)) }), /chunks\[2\]\.length is 0; expected a positive integer/);
+  assert.throws(() => verifyManifest({ ...m, version: 2 }), /version is 2; expected 1/);
+  assert.throws(() => verifyManifest({ ...m, volumeId: '' }), /volumeId is ""; expected a non-empty string/);
+  assert.throws(() => verifyManifest({ ...m, rootHash: m.rootHash.toUpperCase() }), /rootHash is "[0-9A-F]{64}"; expected 64 lower-case hex digits/);
+  // Well formed, the root must still match the hashes.
+  const other = sha(Buffer.from('another chunk'));
+  assert.throws(() => verifyManifest(withHash(k, other)), /claims root hash [0-9a-f]{64}, but its chunk hashes give [0-9a-f]{64}/);
+  assert.equal(verifyManifest(m), m);
+});
+
 test('diff sends each missing hash once, skips the baseline, and counts bytes', () => {
   const h = (s: string) => sha(Buffer.from(s));
   const chunks = [

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkStore, decodeIndexLog } from '../../../agent/store/chunk-store';
@@ -82,12 +82,68 @@ test('a manifest left both pinned and baseline (a crash mid setRetention) is kep
     await store.close();
   }
   // The rename of setRetention done as a copy: the file is in both directories.
-  copyFileSync(join(dir, 'manifests', 'pinned', `${m.rootHash}.json`), join(dir, 'manifests', 'baseline', `${m.rootHash}.json`));
+  copyFileSync(join(dir, 'manifests', 'pinned', `${m.rootHash}.ffm`), join(dir, 'manifests', 'baseline', `${m.rootHash}.ffm`));
   const store = await ChunkStore.open(dir);
   assert.deepEqual(store.listManifests(), [{ rootHash: m.rootHash, retention: 'pinned' }]);
   assert.ok(store.warnings.some((w) => w.includes('both pinned and baseline')), store.warnings.join('; '));
-  assert.ok(!existsSync(join(dir, 'manifests', 'baseline', `${m.rootHash}.json`)), 'the baseline copy is removed');
+  assert.ok(!existsSync(join(dir, 'manifests', 'baseline', `${m.rootHash}.ffm`)), 'the baseline copy is removed');
   assert.equal(store.stats().pinnedBytes, 2000);
+  await store.close();
+});
+
+test('manifests are stored binary (~35 bytes a chunk); a JSON manifest an older store wrote is still read, moved and removed', async () => {
+  const dir = tmp();
+  const xs = Array.from({ length: 300 }, (_, k) => chunk(k, 100));
+  const big = manifestOf('big', xs);
+  const legacy = manifestOf('legacy', xs.slice(0, 2));
+  const others = [3, 4, 5].map((n) => manifestOf(`other-${n}`, xs.slice(n, n + 2)));
+  {
+    const store = await ChunkStore.open(dir);
+    await store.putMany(xs.map((x) => ({ hash: sha(x), data: x })));
+    await store.putManifest(big, 'baseline');
+    await store.close();
+  }
+  const file = join(dir, 'manifests', 'baseline', `${big.rootHash}.ffm`);
+  assert.ok(existsSync(file), readdirSync(join(dir, 'manifests', 'baseline')).join(', '));
+  assert.ok(statSync(file).size < 40 * xs.length, `binary: ${statSync(file).size} bytes for ${xs.length} chunks`);
+  assert.ok(statSync(file).size * 2.5 < JSON.stringify(big).length, 'less than half of the JSON');
+  // An older store's manifest file, in JSON.
+  writeFileSync(join(dir, 'manifests', 'pinned', `${legacy.rootHash}.json`), JSON.stringify(legacy));
+  const store = await ChunkStore.open(dir);
+  assert.deepEqual(store.warnings, []);
+  assert.deepEqual(new Set(store.listManifests().map((x) => `${x.rootHash}:${x.retention}`)), new Set([`${big.rootHash}:baseline`, `${legacy.rootHash}:pinned`]));
+  assert.equal(store.stats().pinnedBytes, 200);
+  // Read from disk (other manifests put since push both out of the few kept parsed).
+  for (const o of others) await store.putManifest(o, 'baseline');
+  assert.deepEqual(await store.getManifest(big.rootHash), big);
+  assert.deepEqual(await store.getManifest(legacy.rootHash), legacy);
+  for (const o of others) await store.putManifest(o, 'baseline');
+  await store.setRetention(legacy.rootHash, 'baseline');
+  assert.ok(existsSync(join(dir, 'manifests', 'baseline', `${legacy.rootHash}.json`)), 'moved in its own encoding');
+  assert.deepEqual(await store.getManifest(legacy.rootHash), legacy);
+  assert.equal(await store.deleteManifest(legacy.rootHash), true);
+  assert.ok(!existsSync(join(dir, 'manifests', 'baseline', `${legacy.rootHash}.json`)), 'removed');
+  await store.close();
+  const again = await ChunkStore.open(dir);
+  assert.deepEqual(new Set(again.listManifests().map((x) => x.rootHash)), new Set([big.rootHash, ...others.map((o) => o.rootHash)]));
+  assert.deepEqual(await again.getManifest(big.rootHash), big);
+  await again.close();
+});
+
+test('a manifest file that is not one is ignored with a warning naming it', async () => {
+  const dir = tmp();
+  const m = manifestOf('v', [chunk(1)]);
+  {
+    const store = await ChunkStore.open(dir);
+    await store.close();
+  }
+  writeFileSync(join(dir, 'manifests', 'baseline', `${m.rootHash}.ffm`), 'not a binary manifest');
+  writeFileSync(join(dir, 'manifests', 'baseline', `${m.rootHash}.txt`), JSON.stringify(m));
+  const store = await ChunkStore.open(dir);
+  assert.deepEqual(store.listManifests(), []);
+  assert.equal(store.warnings.length, 2, store.warnings.join('; '));
+  assert.ok(store.warnings.some((w) => w.includes(`${m.rootHash}.ffm`) && /magic/.test(w)), store.warnings.join('; '));
+  assert.ok(store.warnings.some((w) => w.includes(`${m.rootHash}.txt`) && /not a manifest file/.test(w)), store.warnings.join('; '));
   await store.close();
 });
 

@@ -5,7 +5,7 @@
  * are written.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, openSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, symlinkSync, openSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -99,6 +99,38 @@ describe('extractVolume patches a directory volume in place', () => {
     assert.equal(r.method, 'full');
     assert.match(r.fallback ?? '', /changed since it was written/);
     assert.equal(await rootOf(target, dir), v2.rootHash);
+  });
+
+  it('stages every patched range in one blob, and still refuses, after a patch, a file written behind the record it kept', async () => {
+    const target = join(dir, 'kept-vol');
+    await extractVolume(store, v1, target);
+    let staged: string[] = [];
+    const patched = await extractVolume(store, v2, target, undefined, { hooks: { beforeCommit: () => void (staged = readdirSync(`${target}.patch-staging`).sort()) } });
+    assert.equal(patched.method, 'patch', `patched (fallback: ${patched.fallback})`);
+    // Ranges of the files patched in place (big.bin, log.jsonl, and the rewritten ones) share one
+    // blob; new files (the new one, and the rewritten one behind a pax header) are staged whole.
+    assert.equal(staged.filter((n) => n === 'ranges.blob').length, 1, `staging: ${staged.join(', ')}`);
+    assert.equal(staged.filter((n) => n.startsWith('p')).length, 0, `no blob per file: ${staged.join(', ')}`);
+    assert.equal(await rootOf(target, dir), v2.rootHash);
+    // The record names every file with its identity as it is on disk: kept files keep the
+    // identity the patch checked at its start, written ones are looked at again.
+    const rec = readImageRecord(target)!;
+    assert.equal(rec.root, v2.rootHash);
+    for (const e of rec.entries) {
+      const st = lstatSync(join(target, e.path), { bigint: true });
+      assert.equal(e.id.ino, String(st.ino), e.path);
+      assert.equal(e.id.mtimeNs, String(st.mtimeNs), e.path);
+      assert.equal(e.id.ctimeNs, String(st.ctimeNs), e.path);
+    }
+    // A file the patch left alone, written behind the record: the next patch refuses the volume.
+    const kept = 'dir-0/sub-1/file-2.dat';
+    const fd = openSync(join(target, kept), 'r+');
+    writeSync(fd, Buffer.from('x'), 0, undefined, 0);
+    closeSync(fd);
+    const r = await extractVolume(store, v1, target);
+    assert.equal(r.method, 'full');
+    assert.match(r.fallback ?? '', new RegExp(`${kept} changed since it was written`));
+    assert.equal(await rootOf(target, dir), v1.rootHash);
   });
 
   it('extracts whole when a file was added behind its record', async () => {
