@@ -204,7 +204,7 @@ export class SiteWorkloads {
       const instance = await this.provider.findInstance(name, idempotencyKey);
       if (instance) await this.provider.terminateInstance(instance);
     }
-    this.provider.deleteVolume(volumeId);
+    await this.provider.deleteVolume(volumeId);
   }
 
   /** The source goes, after the switch: its instance stopped and forgotten, its volume deleted. */
@@ -212,6 +212,6 @@ export class SiteWorkloads {
     const id = specWorkloadOf(instance);
     if (id === undefined) await this.provider.terminateInstance(instance);
     else await this.runner.remove(id, { deleteVolumes: true });
-    this.provider.deleteVolume(volumeId);
+    await this.provider.deleteVolume(volumeId);
   }
 }

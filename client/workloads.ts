@@ -163,7 +163,7 @@ export async function removeWorkload(log: FederationLog, id: string, opts: Workl
     const cfg = opts.config.sites.find((s) => s.id === site);
     const provider = new LocalProvider({ site, dir: siteDir(site, opts.home ?? fedflowHome()), capacityInstances: cfg?.capacity.instances ?? 0 });
     await provider.terminateInstance(record.instance);
-    if (opts.deleteVolumes) provider.deleteVolume(record.volume.id);
+    if (opts.deleteVolumes) await provider.deleteVolume(record.volume.id);
   }
   return { id, site, volumesDeleted: !!opts.deleteVolumes };
 }

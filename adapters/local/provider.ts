@@ -11,7 +11,8 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, fsyncSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, writeFileSync, fsyncSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -347,9 +348,10 @@ export class LocalProvider implements CloudProvider {
     return { provider: 'local', site: this.site, id: volumeId };
   }
 
-  deleteVolume(volumeId: string): void {
-    rmSync(this.volumePath(volumeId), { recursive: true, force: true });
-    rmSync(join(this.dir, 'volumes', `${volumeId}.tags.json`), { force: true });
+  /** Removes a volume and its tags; on the thread pool, so a big one does not stall the agent (its fronts, its other transfers). */
+  async deleteVolume(volumeId: string): Promise<void> {
+    await rm(this.volumePath(volumeId), { recursive: true, force: true });
+    await rm(join(this.dir, 'volumes', `${volumeId}.tags.json`), { force: true });
   }
 
   async findInstance(_name: string, idempotencyKey: string): Promise<InstanceRef | undefined> {

@@ -17,6 +17,7 @@
  * names the workload, the hook or check, and what happened (exit code and stderr tail, or timeout).
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, ftruncateSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { writeFileDurable } from '../durable-files';
@@ -309,7 +310,7 @@ export class WorkloadRunner {
       await this.stop(id);
     }
     rmSync(this.workloadDir(id), { recursive: true, force: true });
-    if (opts.deleteVolumes) rmSync(this.volumeRoot(id), { recursive: true, force: true });
+    if (opts.deleteVolumes) await rm(this.volumeRoot(id), { recursive: true, force: true });
   }
 
   /**
