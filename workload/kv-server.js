@@ -174,6 +174,8 @@ function load(ahead = 0) {
  */
 const readAhead = [];
 let readingAhead = false;
+/** How many times reading ahead started again from segment 0 (a segment read ahead changed). */
+let readAheadRestarts = 0;
 /** A file's identity (size, mtime, ctime in ns, inode, device) and its ctime in ms; undefined if it is missing. */
 function identity(file) {
   try {
@@ -200,7 +202,11 @@ function readAheadStep() {
     if (!readAheadHolds()) {
       console.error('kv-server: a segment read ahead has changed on disk; reading ahead again from the start');
       forgetReadAhead();
+      readAheadRestarts++;
     }
+    // While the set hash's first pass runs, it goes first: the pass then trails the read-ahead by
+    // a segment at most, and an activation never waits for it (the pass's end resumes this).
+    if (pass !== undefined) return;
     const n = readAhead.length;
     const file = segmentPath(n);
     const before = identity(file);
@@ -215,7 +221,9 @@ function readAheadStep() {
     const { good, size } = replaySegment(file);
     // Torn, or written to while it was read: leave it to the activation's full replay.
     if (good !== size || identity(file)?.id !== before.id) {
+      console.error(`kv-server: ${path.basename(file)} was torn or changed while it was read ahead; reading ahead again from the start`);
       forgetReadAhead();
+      readAheadRestarts++;
       return;
     }
     readAhead.push({ n, id: before.id });
@@ -243,7 +251,7 @@ function activate() {
   standby = false;
   const tDigest = performance.now();
   digest();
-  const done = { readAheadSegments: ahead, replayedSegments: segments().length - ahead, checkMs: Math.round(tLoad - t0), replayMs: Math.round(tDigest - tLoad), digestMs: Math.round(performance.now() - tDigest) };
+  const done = { readAheadSegments: ahead, readAheadRestarts, replayedSegments: segments().length - ahead, checkMs: Math.round(tLoad - t0), replayMs: Math.round(tDigest - tLoad), digestMs: Math.round(performance.now() - tDigest) };
   console.error(`kv-server: activated ${JSON.stringify(done)}`);
   return done;
 }
@@ -335,6 +343,7 @@ function sumSome(bytes) {
 // A slice hashes ~4 MiB (a few ms), so requests are answered between slices.
 function sumSlice() {
   if (!sumSome(4 << 20)) setImmediate(sumSlice);
+  else if (standby) setImmediate(readAheadStep);
 }
 
 function digest() {
