@@ -1,6 +1,6 @@
 """A quick leave-one-dataset-out signal for a training change, before the full retrain.
 
-    .venv/models/bin/python models/loo_quick.py --leave-out oboe [--augment k2,k3,thin,s2-6p ...] [--residual-features]
+    .venv/models/bin/python models/loo_quick.py --leave-out oboe [--augment k2,k3,thin,s2-6p ...] [--base-features]
 
 Diagnostics only: nothing here is used by models/train.py or shipped. For each
 left-out dataset and each --augment recipe (models/train.py's modes, one recipe
@@ -15,12 +15,8 @@ line instead of the half hour of `bash models/train-loo.sh` plus
 figures differ in their third decimal: other augmentation and synthetic seeds,
 and the model alone here, not the adaptive prediction).
 
---residual-features appends six candidate features (not in models/features.py,
-so never served): the recent errors on this link of the last value, the EWMA
-0.5 and the harmonic mean of 5 (median |log(outcome / estimate)| over the last
-8 points of the 32-sample window whose 5 s outcome is complete), the log ratio
-of the EWMA's error to the last value's, the last value's median signed error,
-and how many of the 8 points there were.
+--base-features drops the six residual features (models/features.py
+RESIDUAL_NAMES) and trains on the 23 features of the models before session 9.
 
 Feature rows are cached under tmp/loo-quick-cache/ (the repository's ignored tmp/).
 """
@@ -29,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import pickle
 import sys
 import time
@@ -43,53 +38,17 @@ sys.path.insert(0, str(HERE))
 import dataset  # noqa: E402
 import synthetic  # noqa: E402
 import train  # noqa: E402
-from features import FEATURE_NAMES, FLOOR_MBPS, HORIZON_S, MIN_SAMPLES, WINDOW, features  # noqa: E402
+from features import FEATURE_NAMES, FLOOR_MBPS, MIN_SAMPLES, RESIDUAL_NAMES, features  # noqa: E402
 
 CACHE = HERE.parent / "tmp" / "loo-quick-cache"
-RESIDUAL_POINTS = 8
-RESIDUAL_NAMES = ("res_abs_last", "res_abs_ewma50", "res_abs_hm5", "log_res_ewma50_over_last",
-                  "res_signed_last", "res_points")
 # Seeds of this script's thinned copies and synthetic traces (not train.py's: the rows are cached
 # per dataset and mode, so one mode's copies do not depend on which other modes are asked for).
 AUGMENT_SEED = 7
 SYNTH_SEED = 1
 
 
-def _median(v):
-    s = sorted(v)
-    n = len(s)
-    return s[n // 2] if n % 2 == 1 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-
-
-def residual_features(times, values):
-    t = list(times[-WINDOW:])
-    x = [max(a, FLOOR_MBPS) for a in values[-WINDOW:]]
-    n, now = len(x), t[-1]
-    e, ew = x[0], [x[0]]
-    for a in x[1:]:
-        e = 0.5 * a + 0.5 * e
-        ew.append(e)
-    done = [j for j in range(MIN_SAMPLES - 1, n) if t[j] + HORIZON_S <= now][-RESIDUAL_POINTS:]
-    rl, re_, rh, sl = [], [], [], []
-    for j in done:
-        inside = [x[i] for i in range(j + 1, n) if t[i] <= t[j] + HORIZON_S]
-        if not inside:
-            continue
-        out = sum(inside) / len(inside)
-        hm = MIN_SAMPLES / sum(1.0 / a for a in x[j + 1 - MIN_SAMPLES : j + 1])
-        d = math.log(out / x[j])
-        sl.append(d)
-        rl.append(abs(d))
-        re_.append(abs(math.log(out / ew[j])))
-        rh.append(abs(math.log(out / hm)))
-    if not rl:
-        return [0.0] * len(RESIDUAL_NAMES)
-    ml, me = _median(rl), _median(re_)
-    return [ml, me, _median(rh), math.log((me + 1e-3) / (ml + 1e-3)), _median(sl), len(rl) / RESIDUAL_POINTS]
-
-
-def _features_with_residuals(times, values):
-    return features(times, values) + residual_features(times, values)
+def _base_features(times, values):
+    return features(times, values)[: len(FEATURE_NAMES) - len(RESIDUAL_NAMES)]
 
 
 def classical(tput, idx):
@@ -143,15 +102,15 @@ def main():
     ap.add_argument("--leave-out", nargs="+", choices=train.ALL_DIRS, default=["oboe"])
     ap.add_argument("--augment", nargs="+", type=train.augment_modes, default=[train.DEFAULT_AUGMENT],
                     help="one or more recipes, each comma-separated modes as models/train.py --augment")
-    ap.add_argument("--residual-features", action="store_true")
+    ap.add_argument("--base-features", action="store_true")
     ap.add_argument("--sigma", type=float, default=0.06)
     args = ap.parse_args()
     width = len(FEATURE_NAMES)
-    cache = CACHE / "base"
-    if args.residual_features:
-        dataset.features = _features_with_residuals  # rows_for_trace looks the name up at call time
-        width += len(RESIDUAL_NAMES)
-        cache = CACHE / "residual"
+    cache = CACHE / "all"
+    if args.base_features:
+        dataset.features = _base_features  # rows_for_trace looks the name up at call time
+        width -= len(RESIDUAL_NAMES)
+        cache = CACHE / "base"
     cache.mkdir(parents=True, exist_ok=True)
 
     def synth():
@@ -188,7 +147,7 @@ def main():
             alone, shrunk = ape(pred), ape(np.sqrt(pred * scored["base"]["last-value"]))
             print(json.dumps({
                 "kind": "loo-quick", "leftOut": left_out, "augment": ",".join(recipe) or "none",
-                "residualFeatures": args.residual_features, "trainRows": int(len(y)), "n": int(len(scored["y"])),
+                "baseFeatures": args.base_features, "trainRows": int(len(y)), "n": int(len(scored["y"])),
                 "bestBaseline": best, "bestBaselineMedianApe": round(base[best], 4),
                 "onnxMedianApe": round(alone, 4), "onnxImprovementVsBestBaseline": round(1 - alone / base[best], 4),
                 "onnxLastValueImprovementVsBestBaseline": round(1 - shrunk / base[best], 4),

@@ -296,6 +296,9 @@ def main():
         times, tput, _ = synthetic.generate(kind, 20.0, rng)
         hist.append((f"synthetic-{kind.name}", list(times), list(tput)))
     hist.append(("zeros", [0.0, 1.0, 2.0, 3.0, 4.0, 5.5], [0.0, 2.0, 0.0, 3.5, 4.0, 0.0]))
+    # A 6 s gap: some completed points have no sample in their 5 s outcome window (residual features).
+    hist.append(("gap", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.5, 25.0],
+                 [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 1.0, 2.0, 3.0, 4.0, 0.0, 5.0]))
     write_fixture(args.out / "feature-fixture.json", hist)
 
     synth_dir = args.out / "synthetic" / "test"
