@@ -93,6 +93,12 @@ test('a corrupt model file falls back the same way', async () => {
   }
 });
 
+test('a model made for another number of features falls back the same way, saying so', async () => {
+  // A two-tree ensemble over 23 inputs (the feature count before session 9), made with models/export_onnx.py.
+  const file = path.join(__dirname, 'fixtures', 'width-23.onnx');
+  await checkFallback(file, new RegExp(`'features' is \\[N, 23\\], but models/features\\.ts computes ${FEATURE_NAMES.length} features`));
+});
+
 test('fewer than 5 samples use the fallback with the reason; no samples is a caller error', async () => {
   const p = createPredictor({ modelPath: DEFAULT_MODEL_PATH });
   const r = await p.predict({ samples: FLAT.slice(0, 3) });
