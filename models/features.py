@@ -34,6 +34,15 @@ MIN_SAMPLES = 5
 EWMA_ALPHAS = (0.5, 0.2, 0.05)
 TIME_WINDOWS_S = (5.0, 15.0, 60.0)
 
+# The six last features since session 9: the classical estimators' recent errors on the link.
+RESIDUAL_NAMES = (
+    "res_abs_last",
+    "res_abs_ewma50",
+    "res_abs_hm5",
+    "log_res_ewma50_over_last",
+    "res_signed_last",
+    "res_points",
+)
 FEATURE_NAMES = (
     "log_hm5_ref",
     "log_prev1_ref",
@@ -58,7 +67,10 @@ FEATURE_NAMES = (
     "log_median_dt10",
     "fill_fraction",
     "dip_fraction10",
-)
+) + RESIDUAL_NAMES
+# Points of the window whose outcome (mean of the next HORIZON_S) is already known: the last
+# RESIDUAL_POINTS of them give the classical estimators' recent errors on this link.
+RESIDUAL_POINTS = 8
 
 
 def _mean(v: Sequence[float]) -> float:
@@ -143,7 +155,36 @@ def features(times: Sequence[float], values: Sequence[float]) -> list[float]:
         math.log(max(mdt, 1e-3)),
         n / WINDOW,
         sum(1 for a in x10 if a < 0.5 * ref) / len(x10),
-    ]
+    ] + _residuals(t, x)
+
+
+def _residuals(t: Sequence[float], x: Sequence[float]) -> list[float]:
+    """The last value's, the EWMA 0.5's and the harmonic mean of 5's recent errors on this link:
+    median |log(outcome / estimate)| over the last RESIDUAL_POINTS points of the window whose
+    HORIZON_S outcome is complete, the log ratio of the EWMA's to the last value's, the last
+    value's median signed error, and the share of RESIDUAL_POINTS there were."""
+    n, now = len(x), t[-1]
+    e, ew = x[0], [x[0]]
+    for a in x[1:]:
+        e = 0.5 * a + 0.5 * e
+        ew.append(e)
+    done = [j for j in range(MIN_SAMPLES - 1, n) if t[j] + HORIZON_S <= now][-RESIDUAL_POINTS:]
+    rl, re_, rh, sl = [], [], [], []
+    for j in done:
+        inside = [x[i] for i in range(j + 1, n) if t[i] <= t[j] + HORIZON_S]
+        if not inside:
+            continue
+        out = sum(inside) / len(inside)
+        hm = MIN_SAMPLES / sum(1.0 / a for a in x[j + 1 - MIN_SAMPLES : j + 1])
+        d = math.log(out / x[j])
+        sl.append(d)
+        rl.append(abs(d))
+        re_.append(abs(math.log(out / ew[j])))
+        rh.append(abs(math.log(out / hm)))
+    if not rl:
+        return [0.0] * len(RESIDUAL_NAMES)
+    ml, me = _median(rl), _median(re_)
+    return [ml, me, _median(rh), math.log((me + 1e-3) / (ml + 1e-3)), _median(sl), len(rl) / RESIDUAL_POINTS]
 
 
 def target_mean(times: Sequence[float], values: Sequence[float], i: int) -> float | None:

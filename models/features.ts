@@ -44,7 +44,18 @@ export const FEATURE_NAMES = [
   'log_median_dt10',
   'fill_fraction',
   'dip_fraction10',
+  'res_abs_last',
+  'res_abs_ewma50',
+  'res_abs_hm5',
+  'log_res_ewma50_over_last',
+  'res_signed_last',
+  'res_points',
 ] as const;
+/**
+ * Points of the window whose outcome (mean of the next HORIZON_S) is already known: the last
+ * RESIDUAL_POINTS of them give the classical estimators' recent errors on this link.
+ */
+const RESIDUAL_POINTS = 8;
 
 // Sums run left to right like Python's sum(), so results match to the last bit
 // or close to it; the parity test allows 1e-9.
@@ -144,7 +155,51 @@ export function features(times: readonly number[], values: readonly number[]): n
     Math.log(Math.max(mdt, 1e-3)),
     n / WINDOW,
     dips / x10.length,
+    ...residuals(t, x),
   ];
+}
+
+/**
+ * The last value's, the EWMA 0.5's and the harmonic mean of 5's recent errors on this link:
+ * median |log(outcome / estimate)| over the last RESIDUAL_POINTS points of the window whose
+ * HORIZON_S outcome is complete, the log ratio of the EWMA's to the last value's, the last value's
+ * median signed error, and the share of RESIDUAL_POINTS there were. `x` is already clamped.
+ */
+function residuals(t: readonly number[], x: readonly number[]): number[] {
+  const n = x.length;
+  const now = t[n - 1]!;
+  const ew: number[] = [x[0]!];
+  for (let i = 1; i < n; i++) ew.push(0.5 * x[i]! + 0.5 * ew[i - 1]!);
+  const done: number[] = [];
+  for (let j = MIN_SAMPLES - 1; j < n; j++) if (t[j]! + HORIZON_S <= now) done.push(j);
+  const rl: number[] = [];
+  const re: number[] = [];
+  const rh: number[] = [];
+  const sl: number[] = [];
+  for (const j of done.slice(-RESIDUAL_POINTS)) {
+    let s = 0;
+    let k = 0;
+    for (let i = j + 1; i < n; i++) {
+      if (t[i]! <= t[j]! + HORIZON_S) {
+        s += x[i]!;
+        k++;
+      }
+    }
+    if (k === 0) continue;
+    const out = s / k;
+    let inv = 0;
+    for (let i = j + 1 - MIN_SAMPLES; i <= j; i++) inv += 1 / x[i]!;
+    const hm = MIN_SAMPLES / inv;
+    const d = Math.log(out / x[j]!);
+    sl.push(d);
+    rl.push(Math.abs(d));
+    re.push(Math.abs(Math.log(out / ew[j]!)));
+    rh.push(Math.abs(Math.log(out / hm)));
+  }
+  if (rl.length === 0) return [0, 0, 0, 0, 0, 0];
+  const ml = median(rl);
+  const me = median(re);
+  return [ml, me, median(rh), Math.log((me + 1e-3) / (ml + 1e-3)), median(sl), rl.length / RESIDUAL_POINTS];
 }
 
 /**

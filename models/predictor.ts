@@ -122,14 +122,16 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       logSeverityLevel: 3,
-    }).then(
-      (session): Loaded => ({ ok: true, session }),
-      (err: unknown): Loaded => {
-        const reason = `model ${modelPath} failed to load: ${errorText(err)}`;
-        log(`fedflow predictor: ${reason}; using the harmonic mean of the last ${FALLBACK_WINDOW} samples`);
-        return { ok: false, reason };
-      },
-    );
+    })
+      .then(checkWidth)
+      .then(
+        (session): Loaded => ({ ok: true, session }),
+        (err: unknown): Loaded => {
+          const reason = `model ${modelPath} failed to load: ${errorText(err)}`;
+          log(`fedflow predictor: ${reason}; using the harmonic mean of the last ${FALLBACK_WINDOW} samples`);
+          return { ok: false, reason };
+        },
+      );
     return loading;
   };
 
@@ -253,6 +255,22 @@ function fallback(
     source: 'fallback-harmonic-mean',
     fallbackReason: reason,
   };
+}
+
+/**
+ * A model trained on another feature set (23 features before session 9) would run on these rows
+ * and give numbers that mean nothing: onnxruntime does not refuse a row wider than the model's
+ * input. Such a model is refused as if it had failed to load.
+ */
+function checkWidth(session: ort.InferenceSession): ort.InferenceSession {
+  const input = session.inputMetadata.find((m) => m.name === 'features');
+  const width = input?.isTensor ? input.shape[1] : undefined;
+  if (width !== FEATURE_NAMES.length) {
+    throw new Error(
+      `its input 'features' is [N, ${String(width)}], but models/features.ts computes ${FEATURE_NAMES.length} features; retrain it (bash models/train.sh)`,
+    );
+  }
+  return session;
 }
 
 /** Median of the last 5 measured RTTs: one queueing spike should not move the mode. */

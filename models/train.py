@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -67,17 +68,53 @@ SCENARIOS_PER_KIND = 25
 SCENARIO_SECONDS = 30.0  # a probe session's worth of samples
 
 
+# Thinned copies of every real training trace (never of a left-out dataset): the default, and the
+# form --augment takes. "k<N>": every Nth sample; "thin": a random 25-60 % of the samples; "s<LO>-<HI>":
+# irregular gaps drawn uniformly from [LO, HI] seconds of trace time. A kept sample reports the mean
+# since the previous kept one, or with a trailing "p" (e.g. "s2-6p") its own value, as a short probe
+# that is not averaged would.
+DEFAULT_AUGMENT = ("k2", "k3", "thin")
+_SPACING = re.compile(r"^s(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)(p?)$")
+
+
+def augment_modes(text: str) -> tuple[str, ...]:
+    """Parse --augment: comma-separated modes (see DEFAULT_AUGMENT), or "none"."""
+    if text == "none":
+        return ()
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    for m in modes:
+        spaced = _SPACING.match(m)
+        ok = m == "thin" or re.fullmatch(r"k[2-9]\d*", m) or (spaced and 0 < float(spaced[1]) <= float(spaced[2]))
+        if not ok:
+            raise argparse.ArgumentTypeError(
+                f"unknown augmentation mode '{m}' (known: k<N> with N >= 2, thin, s<LO>-<HI> or s<LO>-<HI>p "
+                f"with 0 < LO <= HI seconds, or none)")
+    if not modes:
+        raise argparse.ArgumentTypeError("--augment needs at least one mode, or none")
+    return modes
+
+
 def thinned(times, tput, rng, mode):
-    """A copy of a trace as a slower probe would have seen it: each kept sample
-    reports the mean since the previous kept one."""
+    """A copy of a trace as a slower probe would have seen it (modes: DEFAULT_AUGMENT's comment)."""
     t, v = np.asarray(times), np.asarray(tput)
+    spaced = _SPACING.match(mode)
     if mode == "thin":
         keep = np.flatnonzero(rng.random(len(t)) < rng.uniform(0.25, 0.6))
+    elif spaced:
+        lo, hi = float(spaced[1]), float(spaced[2])
+        kept, nxt = [], t[0] + rng.uniform(0, hi)
+        for i, ts in enumerate(t):
+            if ts >= nxt:
+                kept.append(i)
+                nxt = ts + rng.uniform(lo, hi)
+        keep = np.asarray(kept, dtype=int)
     else:
         k = int(mode[1:])
         keep = np.arange(int(rng.integers(k)), len(t), k)
     if len(keep) < 2 * MIN_SAMPLES:
         return None
+    if spaced and spaced[3] == "p":
+        return list(t[keep]), [float(v[i]) for i in keep]
     starts = np.r_[-1, keep[:-1]]
     return list(t[keep]), [float(v[a + 1 : b + 1].mean()) for a, b in zip(starts, keep)]
 
@@ -170,6 +207,10 @@ def main():
     ap.add_argument("--sigma", type=float, default=None,
                     help="use this Welsch width instead of choosing it on the validation split "
                          "(train-loo.sh passes the shipped model's choice, to keep four trainings short)")
+    ap.add_argument("--augment", type=augment_modes, default=DEFAULT_AUGMENT,
+                    help="thinned copies made of each real training trace, comma-separated "
+                         f"(default {','.join(DEFAULT_AUGMENT)}; also s<LO>-<HI>[p] for irregular "
+                         "gaps of LO-HI seconds, or none)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     train_dirs, held_out = TRAIN_DIRS, HELD_OUT_DIRS
@@ -189,7 +230,7 @@ def main():
     for name, times, tput in real:
         traces.append((times, tput))
         origin.append("real")
-        for mode in ("k2", "k3", "thin"):
+        for mode in args.augment:
             t = thinned(times, tput, rng, mode)
             if t:
                 traces.append(t)
@@ -233,6 +274,7 @@ def main():
         "rows": int(len(y)), "traceCounts": {o: origin.count(o) for o in ("real", "thinned", "synthetic")},
         "validationMedianApe": {str(k): v for k, v in scores.items()},
         "validationMedianApeLastValue": median_ape(last[val & is_real], tgt[val & is_real]),
+        "augment": list(args.augment),
         "welschSigma": sigma, "lowQuantile": LOW_QUANTILE, "lowCoverageTrain": cover,
         "features": list(FEATURE_NAMES),
         "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "scikit-learn": sklearn.__version__,
@@ -254,6 +296,9 @@ def main():
         times, tput, _ = synthetic.generate(kind, 20.0, rng)
         hist.append((f"synthetic-{kind.name}", list(times), list(tput)))
     hist.append(("zeros", [0.0, 1.0, 2.0, 3.0, 4.0, 5.5], [0.0, 2.0, 0.0, 3.5, 4.0, 0.0]))
+    # A 6 s gap: some completed points have no sample in their 5 s outcome window (residual features).
+    hist.append(("gap", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.5, 25.0],
+                 [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 1.0, 2.0, 3.0, 4.0, 0.0, 5.0]))
     write_fixture(args.out / "feature-fixture.json", hist)
 
     synth_dir = args.out / "synthetic" / "test"

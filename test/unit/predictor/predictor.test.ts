@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { FEATURE_NAMES } from '../../../models/features';
 import { DEFAULT_MODEL_PATH, createPredictor, type PredictorSample } from '../../../models/predictor';
 import { readTrace } from '../../../bench/predictor-eval-data';
 
@@ -36,7 +37,7 @@ test('the committed model loads and gives finite positive outputs on real held-o
       const last = samples[samples.length - 1]!.throughputMbps;
       assert.ok(r.meanMbps < 20 * Math.max(last, 0.05) && r.meanMbps > Math.max(last, 0.05) / 20, `${r.meanMbps} vs last ${last}`);
       assert.equal(r.rttMs, null);
-      assert.ok(r.inputs.features && Object.keys(r.inputs.features).length === 23);
+      assert.ok(r.inputs.features && Object.keys(r.inputs.features).length === FEATURE_NAMES.length);
     }
   }
   assert.deepEqual(lines, []);
@@ -69,7 +70,7 @@ async function checkFallback(modelPath: string, expect: RegExp) {
   assert.equal(lines.length, 1, `logged ${lines.length} times: ${lines.join(' | ')}`);
   assert.ok(lines[0]!.includes(modelPath), lines[0]);
   assert.ok(!lines[0]!.includes('\n'));
-  await assert.rejects(p.runModel(new Array(23).fill(0)));
+  await assert.rejects(p.runModel(new Array(FEATURE_NAMES.length).fill(0)));
 }
 
 test('a missing model falls back to the harmonic mean, logs one line, never throws', async () => {
@@ -90,6 +91,12 @@ test('a corrupt model file falls back the same way', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a model made for another number of features falls back the same way, saying so', async () => {
+  // A two-tree ensemble over 23 inputs (the feature count before session 9), made with models/export_onnx.py.
+  const file = path.join(__dirname, 'fixtures', 'width-23.onnx');
+  await checkFallback(file, new RegExp(`'features' is \\[N, 23\\], but models/features\\.ts computes ${FEATURE_NAMES.length} features`));
 });
 
 test('fewer than 5 samples use the fallback with the reason; no samples is a caller error', async () => {
