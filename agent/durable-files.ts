@@ -9,15 +9,25 @@
  * directory (see tempPathBeside), so that a store can sweep what a crash left by that prefix.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** Prefix of the temporary files writeFileDurableAsync (and the store's assemble) create. */
 export const TMP_PREFIX = '.tmp-';
 
-/** fsync a file or a directory (for a directory: the names it holds, e.g. after a rename). */
+/**
+ * fsync a file or a directory (for a directory: the names it holds, e.g. after a rename). A file
+ * whose mode lets its owner write but not read (an image's 0200 file, the agent not root) is
+ * opened for writing instead: any descriptor of the file syncs it.
+ */
 export function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    fd = openSync(path, constants.O_WRONLY);
+  }
   try {
     fsyncSync(fd);
   } finally {
@@ -27,7 +37,10 @@ export function fsyncPath(path: string): void {
 
 /** fsyncPath without blocking the event loop. */
 export async function fsyncPathAsync(path: string): Promise<void> {
-  const h = await fs.open(path, 'r');
+  const h = await fs.open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EACCES') throw err;
+    return fs.open(path, constants.O_WRONLY);
+  });
   try {
     await h.sync();
   } finally {
@@ -82,7 +95,7 @@ export function writeFileDurable(path: string, data: string | Uint8Array, mode?:
  * over `path` and fsyncs the directory. Until the rename, `path` is untouched.
  */
 export function writeFileUnsynced(path: string, data: string | Uint8Array): string {
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   rmSync(tmp, { force: true });
   const fd = openSync(tmp, 'wx', 0o666);
   try {

@@ -70,6 +70,7 @@ class Writer {
     this.buf[this.len++] = v;
   }
   hex32(h: string): void {
+    if (h.length !== 64) throw new ManifestDeltaError(`'${h}' is not 64 hex digits`);
     this.ensure(32);
     // A nibble table over char codes: parseInt per byte was most of a full encoding's time.
     for (let i = 0; i < 64; i += 2) {

@@ -20,6 +20,10 @@
 // hashing: incrementality at reduced cost"; LtHash as Facebook uses it for its databases), so a
 // write subtracts its old pair's hash and adds its new one. After a load the sum is built over the
 // data in slices between requests; a digest asked for before that pass ends finishes it first.
+// 16 lanes of 32 bits catch any divergence between source and target; they are not meant to stand
+// against an adversary who chooses the data. The digest changed form on 2026-12-03 (it was the
+// sha256 of the sorted pairs): a sample cut-over between sites running releases from either side
+// of that change ends in DataMismatch and rolls back, so upgrade every site's agent together.
 //
 // Data: an append-only log of {"k","v"} / {"k","del":true} lines, replayed at start: <volume>/kv.jsonl,
 // then segments kv.1.jsonl, kv.2.jsonl … once a segment reaches SEGMENT_BYTES, writes go to a new one.
@@ -199,41 +203,50 @@ function readAheadStep() {
   if (!standby || readingAhead) return;
   readingAhead = true;
   try {
-    if (!readAheadHolds()) {
-      console.error('kv-server: a segment read ahead has changed on disk; reading ahead again from the start');
-      forgetReadAhead();
-      readAheadRestarts++;
-    }
-    // While the set hash's first pass runs, it goes first: the pass then trails the read-ahead by
-    // a segment at most, and an activation never waits for it (the pass's end resumes this).
-    if (pass !== undefined) return;
-    const n = readAhead.length;
-    const file = segmentPath(n);
-    const before = identity(file);
-    const next = identity(segmentPath(n + 1));
-    if (before === undefined || next === undefined) return;
-    if (Date.now() - Math.max(before.ctimeMs, next.ctimeMs) < 1000) return;
-    if (n === 0) {
-      lanes.fill(0);
-      counted = new Set();
-      pass = undefined;
-    }
-    const { good, size } = replaySegment(file);
-    // Torn, or written to while it was read: leave it to the activation's full replay.
-    if (good !== size || identity(file)?.id !== before.id) {
-      console.error(`kv-server: ${path.basename(file)} was torn or changed while it was read ahead; reading ahead again from the start`);
-      forgetReadAhead();
-      readAheadRestarts++;
-      return;
-    }
-    readAhead.push({ n, id: before.id });
-    // After the first segment, the set hash over what was read is built between steps; once it
-    // covers the store, later segments (and the activation's) keep it record by record.
-    if (pass === undefined && counted !== undefined) startSum();
-    setImmediate(readAheadStep);
+    readAheadOnce();
+  } catch (err) {
+    // A file gone or unreadable in mid-step (the volume being written): the activation replays whatever is not read ahead.
+    console.error(`kv-server: reading ahead failed (${err && err.message}); reading ahead again from the start`);
+    forgetReadAhead();
+    readAheadRestarts++;
   } finally {
     readingAhead = false;
   }
+}
+/** readAheadStep's body: may throw, on a file that goes or cannot be read in mid-step. */
+function readAheadOnce() {
+  if (!readAheadHolds()) {
+    console.error('kv-server: a segment read ahead has changed on disk; reading ahead again from the start');
+    forgetReadAhead();
+    readAheadRestarts++;
+  }
+  // While the set hash's first pass runs, it goes first: the pass then trails the read-ahead by
+  // a segment at most, and an activation never waits for it (the pass's end resumes this).
+  if (pass !== undefined) return;
+  const n = readAhead.length;
+  const file = segmentPath(n);
+  const before = identity(file);
+  const next = identity(segmentPath(n + 1));
+  if (before === undefined || next === undefined) return;
+  if (Date.now() - Math.max(before.ctimeMs, next.ctimeMs) < 1000) return;
+  if (n === 0) {
+    lanes.fill(0);
+    counted = new Set();
+    pass = undefined;
+  }
+  const { good, size } = replaySegment(file);
+  // Torn, or written to while it was read: leave it to the activation's full replay.
+  if (good !== size || identity(file)?.id !== before.id) {
+    console.error(`kv-server: ${path.basename(file)} was torn or changed while it was read ahead; reading ahead again from the start`);
+    forgetReadAhead();
+    readAheadRestarts++;
+    return;
+  }
+  readAhead.push({ n, id: before.id });
+  // After the first segment, the set hash over what was read is built between steps; once it
+  // covers the store, later segments (and the activation's) keep it record by record.
+  if (pass === undefined && counted !== undefined) startSum();
+  setImmediate(readAheadStep);
 }
 
 /**
@@ -288,12 +301,12 @@ let pass;
 function pairHash(k, v) {
   const h = crypto.createHash('sha512');
   h.update(`${Buffer.byteLength(k)}:`).update(k).update(v);
-  const b = h.digest();
-  return new Uint32Array(b.buffer, b.byteOffset, 16);
+  // Lanes read little-endian, whatever the host's byte order.
+  return h.digest();
 }
 function addPair(k, v, sign) {
   const p = pairHash(k, v);
-  for (let i = 0; i < 16; i++) lanes[i] = lanes[i] + sign * p[i];
+  for (let i = 0; i < 16; i++) lanes[i] = lanes[i] + sign * p.readUInt32LE(4 * i);
 }
 /** Whether the sum covers key k now: always, but during the first pass only the keys it counted. */
 const covers = (k) => counted === undefined || counted.has(k);

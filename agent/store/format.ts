@@ -14,7 +14,10 @@
  *                                                  (`.ffm`: the binary manifest of
  *                                                  core/manifest-delta.ts, without a base, ~35
  *                                                  bytes a chunk; `.json`, ~110 bytes a chunk,
- *                                                  as written before, still read)
+ *                                                  as written before, still read; a
+ *                                                  release from before .ffm skips .ffm files with
+ *                                                  a warning, so such a store is not for a
+ *                                                  downgrade: its baselines and pins would be lost)
  *   volumes/<sha256 of the path>.json               what assemble() last wrote at a path, and that
  *                                                  file's identity (see volume-records.ts)
  *
