@@ -12,6 +12,7 @@ import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { backendKey, parseBackend } from '../../agent/front/backend-address';
 import { type MigrationResult } from '../../core/migration';
 import { CONTROL_TASK_QUEUE, migrationWorkflowId } from '../../core/contracts/task-queues';
+import { eventually } from '../helpers/eventually';
 import { useServerAndFederation } from '../helpers/federation';
 
 /** One HTTP request on a connection of its own (no keep-alive: each one meets the front anew). */
@@ -38,8 +39,9 @@ describe('a workload front across a real migration', () => {
     const { env, fed } = suite;
     const fronts = fed.runtime.fronts!;
     const sample = await deploySampleWorkload({ client: env.client, config: fed.config, home: fed.home, keys: 200, valueBytes: 128 });
-    await fronts.sync();
-    const front = fronts.address('kv-demo')!;
+    // The fronts read the log; the deploy's placement may reach their read a moment after it
+    // commits (a CI run once found no front on the first read), so read until it is there.
+    const front = await eventually('a front for kv-demo', async () => (await fronts.sync(), fronts.address('kv-demo')), 30_000);
     assert.match(front, /^127\.0\.0\.1:\d+$/);
     assert.equal(fronts.stats()['kv-demo']!.backend, backendKey(parseBackend(sample.address)));
     assert.equal((await call(front, 'GET', '/kv/key-000001')).status, 200);
