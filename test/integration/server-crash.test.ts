@@ -9,20 +9,25 @@
  * The server is killed at the pull's first heartbeat and kept down past the pull's 15 s heartbeat
  * timeout: the worker pulls on through the outage, the restarted server gives that attempt up and
  * schedules a second one, which stops the first (still running in the same process) and resumes
- * from the store. The figures printed are the ones quoted for this issue's closing note; the same
+ * from the store. The target's worker reaches the server through a gate (test/helpers/tcp-gate.ts)
+ * that stays shut after the restart until the server has given the first attempt up: otherwise the
+ * worker's first heartbeat after the restart races the server's overdue heartbeat timer, and when
+ * the heartbeat wins the first attempt simply goes on (a CI run saw `attempts 1`). The figures printed are the ones quoted for this issue's closing note; the same
  * test on the code before the fix reported a fraction of the bytes (docs/delta-sync.md, "Figures
  * across attempts").
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import type { TransferStats } from '../../agent/transfer/server';
 import { loadTransferSecret } from '../../agent/transfer/secret';
 import { endpointToken } from '../../agent/transfer/token';
 import { deploySampleWorkload } from '../../worker/deploy-sample';
 import { FedflowClient } from '../../client';
+import { migrationWorkflowId } from '../../core/contracts/task-queues';
 import { parseFederationConfig } from '../../core/federation-config';
 import { agentGetJson } from '../helpers/agent-fetch';
 import { useKillableFederation } from '../helpers/killable-server';
+import { startTcpGate, type TcpGate } from '../helpers/tcp-gate';
 import { spawnWorker } from '../helpers/worker-process';
 
 // ~38 MB of compressed values at 8 Mbit/s: about 40 s of copying, so that the first attempt still
@@ -42,12 +47,16 @@ const CONFIG = {
 
 describe('the Temporal server killed with -9 mid-copy', () => {
   const fed = useKillableFederation(CONFIG, 'fedflow-server-crash-');
+  let gate: TcpGate | undefined;
+  after(() => gate?.close());
 
   it('completes after a restart, and its figures count the crashed attempt', async () => {
     const { server, home } = fed;
     // The source's agent in a process of its own, the target's with the control worker.
     fed.workers.push(spawnWorker({ ...fed.workerEnv, FEDFLOW_SITES: 'dc:paris', FEDFLOW_CONTROL: '0' }));
-    fed.workers.push(spawnWorker({ ...fed.workerEnv, FEDFLOW_SITES: 'dc:frankfurt' }));
+    const [host, port] = fed.server.address.split(':');
+    gate = await startTcpGate({ host: host!, port: Number(port) });
+    fed.workers.push(spawnWorker({ ...fed.workerEnv, TEMPORAL_ADDRESS: gate.address, FEDFLOW_SITES: 'dc:frankfurt' }));
     await Promise.all(fed.workers.map((w) => w.ready));
     await deploySampleWorkload({ client: server.client, config: parseFederationConfig(CONFIG), home, keys: KEYS, valueBytes: VALUE_BYTES });
 
@@ -63,9 +72,23 @@ describe('the Temporal server killed with -9 mid-copy', () => {
       } else await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(seen, 'never saw the pull heartbeat');
+    gate!.shut();
     await server.kill();
     await new Promise((r) => setTimeout(r, OUTAGE_MS));
     await server.restart();
+    // The target's worker stays cut off until the server has given the first attempt up.
+    const sync = server.client.workflow.getHandle(`${migrationWorkflowId('kv-demo')}-sync`);
+    const givenUpBy = Date.now() + 60_000;
+    let pullAttempt = 0;
+    while (Date.now() < givenUpBy && pullAttempt < 2) {
+      const d = await sync.describe().catch(() => undefined);
+      const pull = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'pullDelta');
+      pullAttempt = pull?.attempt ?? 0;
+      if (pullAttempt < 2) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(pullAttempt >= 2, `the restarted server never gave the first pull attempt up (attempt ${pullAttempt} after 60 s)`);
+    console.log(`server-crash: pull attempt ${pullAttempt} scheduled; the target's worker was refused ${gate!.refused()} connection(s) meanwhile`);
+    gate!.open();
 
     const r = await c.waitForResult('kv-demo');
     assert.equal(r.status, 'completed');
