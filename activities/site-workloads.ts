@@ -20,6 +20,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
 import type { InstanceRef } from '../adapters/common/cloud-provider';
 import { FailureType } from '../core/contracts/failures';
+import type { RoundSummary } from '../core/migration';
 import type { WorkloadSpec } from '../core/workload-spec';
 import { activateAndCheck, kvCall, type WorkloadDigest } from '../agent/workload/sample-admin';
 import { WorkloadError, type WorkloadRunner } from '../agent/workload/runner';
@@ -55,6 +56,12 @@ export interface StandbyArgs {
   spec?: WorkloadSpec;
   tags: Record<string, string>;
 }
+
+/** How long a pre-copy round waits at most for a standby to catch up (settleStandby). */
+const STANDBY_SETTLE_MAX_MS = 60_000;
+/** ... and for its next step of progress. */
+const STANDBY_STALL_MS = 10_000;
+const STANDBY_POLL_MS = 100;
 
 export class SiteWorkloads {
   constructor(
@@ -108,6 +115,50 @@ export class SiteWorkloads {
     if (!this.runner.installed(id)) return undefined;
     await this.runner.thaw(id);
     return this.runner.info(id).address;
+  }
+
+  /**
+   * After a pre-copy round laid its image into volume `volumeId`: if a standby that prepares
+   * itself from its volume runs on it (the sample, reading its log ahead; it says how far behind
+   * it is as `readAheadPending` in its health), waits until it has caught up, so that the
+   * cut-over's activation replays only what the final round brings. Like a switchover that waits
+   * for its replica's lag to drop first. Bounded: gives up after STANDBY_SETTLE_MAX_MS, or
+   * STANDBY_STALL_MS without progress, or when the standby cannot be asked; the activation then
+   * replays the rest (slower, never wrong). Undefined when there is no such standby.
+   */
+  async settleStandby(volumeId: string, onPoll: () => void, signal: AbortSignal): Promise<RoundSummary['standby']> {
+    const standby = this.provider.standbyOn(volumeId);
+    if (!standby) return undefined;
+    const pendingNow = async (): Promise<number | undefined> => {
+      try {
+        const h = (await kvCall(standby.address, 'GET', '/health')) as { readAheadPending?: unknown };
+        return typeof h.readAheadPending === 'number' ? h.readAheadPending : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const t0 = Date.now();
+    const pendingBefore = await pendingNow();
+    if (pendingBefore === undefined) return undefined;
+    let pending = pendingBefore;
+    let progressAt = t0;
+    let gaveUp: string | undefined;
+    while (pending > 0) {
+      if (signal.aborted) throw signal.reason;
+      if (Date.now() - t0 > STANDBY_SETTLE_MAX_MS) gaveUp = `still ${pending} behind after ${STANDBY_SETTLE_MAX_MS} ms`;
+      else if (Date.now() - progressAt > STANDBY_STALL_MS) gaveUp = `no progress for ${STANDBY_STALL_MS} ms (${pending} behind)`;
+      if (gaveUp) break;
+      await new Promise((r) => setTimeout(r, STANDBY_POLL_MS));
+      onPoll();
+      const now = await pendingNow();
+      if (now === undefined) {
+        gaveUp = 'the standby did not answer its health check';
+        break;
+      }
+      if (now < pending) progressAt = Date.now();
+      pending = now;
+    }
+    return { waitedMs: Date.now() - t0, pendingBefore, pendingAfter: pending, ...(gaveUp ? { gaveUp } : {}) };
   }
 
   /**

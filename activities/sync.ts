@@ -341,6 +341,9 @@ export function createSyncActivities(deps: SyncDeps) {
         if (args.kind === 'precopy') return layDownEarly(store, manifest, () => heartbeat(lastBeat));
         return undefined;
       });
+      // A pre-copy round that laid its image down gives the standby on that volume (if it
+      // prepares itself from it) time to catch up, so the cut-over's activation does not have to.
+      const standby = args.kind === 'precopy' && extract ? await deps.workloads.settleStandby(manifest.volumeId, () => heartbeat(lastBeat), signal) : undefined;
       const codec = spec.codec === 'zstd' ? `zstd-${spec.level}` : spec.codec;
       const seconds = Math.max(totals.durationMs / 1000, 1e-6);
       // Chunks the earlier attempts stored are in this attempt's baseline: they were sent, not reused.
@@ -363,6 +366,7 @@ export function createSyncActivities(deps: SyncDeps) {
         durationMs: Math.round(totals.durationMs),
         corruptRefetched: figures.corruptRefetched,
         ...(extract ? { extract } : {}),
+        ...(standby ? { standby } : {}),
       };
     } catch (err) {
       if (err instanceof TransferRefusedError && (err.status === 401 || err.status === 403 || err.status === 404)) {

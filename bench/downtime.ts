@@ -320,6 +320,8 @@ export async function run(argv: string[]): Promise<void> {
         volumeBytes: r.volumeBytes,
         durationMs: r.durationMs,
         precopyRounds: r.precopyRounds,
+        // Per pre-copy round: how long it waited for the target's standby to read its volume ahead.
+        precopyStandby: r.rounds.filter((x) => x.kind === 'precopy').map((x) => x.standby ?? null),
         finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs, extract: final.extract ?? null },
         window: await windowPhases(handle),
         targetActivation: lastActivation(fed.home, r.target) ?? null,

@@ -168,6 +168,13 @@ export interface RoundSummary {
    * image the volume held, `full` the whole image (with `fallback`: why it could not patch).
    */
   extract?: VolumeExtractFigures;
+  /**
+   * A pre-copy round at a target whose standby prepares itself from its volume (the sample reads
+   * its log ahead): how long the round waited for it to catch up with what the round laid down,
+   * and how far behind it was then (`pending`: its own count, e.g. full log segments not yet read).
+   * Not part of `durationMs`.
+   */
+  standby?: { waitedMs: number; pendingBefore: number; pendingAfter: number; gaveUp?: string };
 }
 
 /** What writing an image into a volume directory cost at the target. */
@@ -182,6 +189,13 @@ export interface VolumeExtractFigures {
   filesRemoved: number;
   dirsWritten: number;
   durationMs: number;
+  /**
+   * A patch's steps, ms from its start (each only when reached): `compared` (the changed ranges
+   * found and staged), `staged` (staging and the journal durable), `committed` (the journal in
+   * place and its directory durable), `applied` (the writes done), `durable` (the volume, its
+   * record and the journal's removal durable: the end).
+   */
+  stepsMs?: { compared?: number; staged?: number; committed?: number; applied?: number; durable?: number };
 }
 
 /** Why the migration runs in its mode: the policy's decision and what it was made from. */

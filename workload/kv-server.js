@@ -12,7 +12,7 @@
 // volume is replayed as it appears (a full segment is never written again), and the activation
 // replays only what came after, provided each segment read ahead is still the same file, unchanged
 // (its size, mtime, ctime, inode and device, the rule a final capture uses at the source, and read
-// only once it is a second old); if one is not, the activation replays the whole log as before.
+// only once it is READ_AHEAD_AGE_MS old); if one is not, the activation replays the whole log as before.
 //
 // The digest is a set hash, kept up to date with every write, so a freeze or an activation answers
 // it without reading the data: the 16 32-bit lanes of sha512(pair) summed over the key/value pairs,
@@ -30,7 +30,7 @@
 // Like a database's WAL segments: a file once full is never written again, so a migration's final
 // capture, which reads only files changed since the previous round, reads the last segment only.
 // API:
-//   GET  /health                 {ok, keys, frozen, standby, readAheadSegments (standing by)}
+//   GET  /health                 {ok, keys, frozen, standby, readAheadSegments and readAheadPending (standing by)}
 //   GET  /kv                     every key and value, as one JSON object
 //   GET  /kv/<key>               the value (404 if absent)
 //   PUT  /kv/<key>               body is the value; 503 while frozen
@@ -171,12 +171,23 @@ function load(ahead = 0) {
  * Reading ahead while standing by: the segments replayed so far, in order from segment 0, each
  * with the identity its file had when it was read. Only full segments (one with a successor) are
  * read ahead: they are never written again, so the same file, unchanged, holds the same records.
- * And only once the segment and its successor are a second old: a write in the same clock tick as
- * the stat could leave the identity as it was (git's racily-clean rule), and the round that laid
- * down the successor may still be finishing the segment (a patch applies file by file).
+ * And only once the segment and its successor are READ_AHEAD_AGE_MS old: a write in the same clock
+ * tick as the stat could leave the identity as it was (git's racily-clean rule), and the round that
+ * laid down the successor may still be finishing the segment (a patch applies file by file).
  * @type {{ n: number, id: string }[]}
  */
 const readAhead = [];
+/**
+ * How old (by ctime) a segment and its successor must be before the segment is read ahead. Linux
+ * stamps ctime from its coarse clock, at most one tick (1-10 ms) behind the wall clock; a file
+ * whose ctime is 100 ms behind the stat's time cannot be written again with the same ctime, so
+ * its identity changes with any later write. It also waits out a patch still applying: a round's
+ * journal applies its in-place writes and renames within milliseconds, and a segment that
+ * changes after it was read ahead is caught by the activation's identity check anyway (the whole
+ * log is then replayed). It was 1 s: a 64 MiB migration (about 3 s, its final round less than a
+ * second after the first laid the segments down) then read nothing ahead.
+ */
+const READ_AHEAD_AGE_MS = 100;
 let readingAhead = false;
 /** How many times reading ahead started again from segment 0 (a segment read ahead changed). */
 let readAheadRestarts = 0;
@@ -228,7 +239,7 @@ function readAheadOnce() {
   const before = identity(file);
   const next = identity(segmentPath(n + 1));
   if (before === undefined || next === undefined) return;
-  if (Date.now() - Math.max(before.ctimeMs, next.ctimeMs) < 1000) return;
+  if (Date.now() - Math.max(before.ctimeMs, next.ctimeMs) < READ_AHEAD_AGE_MS) return;
   if (n === 0) {
     lanes.fill(0);
     counted = new Set();
@@ -269,6 +280,17 @@ function activate() {
   return done;
 }
 if (standby) setInterval(readAheadStep, 250).unref();
+
+/**
+ * Standing by: the full segments on the volume not yet read ahead, plus one while the set hash's
+ * first pass runs. 0 means an activation now replays the last segment only. A migration's
+ * pre-copy round waits (bounded) for 0 before it returns, so that the cut-over finds the standby
+ * caught up with everything but the final round.
+ */
+function readAheadPending() {
+  const full = Math.max(0, segments().length - 1);
+  return Math.max(0, full - readAhead.length) + (pass !== undefined ? 1 : 0);
+}
 
 /** Appends one record; a full segment is fsynced, closed and followed by the next. */
 function append(line) {
@@ -386,7 +408,7 @@ function send(res, status, body) {
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   const p = url.pathname;
-  if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen, standby, ...(standby ? { readAheadSegments: readAhead.length } : {}) });
+  if (req.method === 'GET' && p === '/health') return send(res, 200, { ok: true, keys: store.size, frozen, standby, ...(standby ? { readAheadSegments: readAhead.length, readAheadPending: readAheadPending() } : {}) });
   if (req.method === 'POST' && p === '/admin/activate') {
     const activation = standby ? activate() : undefined;
     return send(res, 200, { ...digest(), ...(activation ?? {}) });

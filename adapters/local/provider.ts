@@ -360,6 +360,12 @@ export class LocalProvider implements CloudProvider {
     return rec && rec.status !== 'terminated' ? this.ref(id) : undefined;
   }
 
+  /** The running standby instance (booted with --standby, not yet activated) on volume `volumeId`, if there is one. */
+  standbyOn(volumeId: string): { ref: InstanceRef; address: string } | undefined {
+    const rec = this.records().find((r) => r.volumeId === volumeId && r.status === 'running' && r.tags[STANDBY_TAG] === 'true' && r.address && alive(r.pid));
+    return rec ? { ref: this.ref(rec.id), address: rec.address! } : undefined;
+  }
+
   /** Ids of this site's instances that are not terminated. */
   liveInstances(): InstanceRef[] {
     return this.records()

@@ -19,8 +19,9 @@
  * is the old image, untouched. Never a mix.
  */
 import { closeSync, existsSync, ftruncateSync, futimesSync, fchmodSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, chmodSync, unlinkSync, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncAllAsync, fsyncPath, writeFileDurable, writeFileUnsynced } from '../durable-files';
+import { fsyncAllAsync, fsyncPath, fsyncPathAsync, writeFileDurable, writeFileUnsynced } from '../durable-files';
 import type { TarEntry } from './tar-walk';
 
 /** A file's identity right after fedflow wrote it: any later write, rename or chmod changes it. */
@@ -143,7 +144,7 @@ export type ApplyHook = (done: number) => Promise<void> | void;
  * ranges written again from staging. Then everything touched is fsynced, the new record written,
  * and only then the journal removed (with its directory fsynced) and staging dropped.
  */
-export async function applyJournal(volume: string, j: PatchJournal, hook?: ApplyHook, kept?: ReadonlyMap<string, Identity>): Promise<void> {
+export async function applyJournal(volume: string, j: PatchJournal, hook?: ApplyHook, kept?: ReadonlyMap<string, Identity>, onApplied?: () => void): Promise<void> {
   const staging = stagingPath(volume);
   const touched = new Set<string>([volume]);
   let done = 0;
@@ -210,12 +211,13 @@ export async function applyJournal(volume: string, j: PatchJournal, hook?: Apply
   // crash before that fsync leaves the journal (applied again) or, the journal's removal durable
   // and the rename not, the old record, which no longer matches the volume: the next round
   // extracts it whole, never trusting a record that is not the volume's.
+  onApplied?.();
   const recTmp = writeFileUnsynced(recordPath(volume), imageRecordJson(volume, j.root, j.entries, kept));
   await fsyncAllAsync([...j.patches.map((p) => join(volume, p.path)), ...[...touched].filter((d) => existsSync(d)), recTmp]);
   renameSync(recTmp, recordPath(volume));
   rmSync(journalPath(volume), { force: true });
-  fsyncPath(dirname(volume));
-  rmSync(staging, { recursive: true, force: true });
+  await fsyncPathAsync(dirname(volume));
+  await rm(staging, { recursive: true, force: true });
 }
 
 function isSymlink(p: string): boolean {

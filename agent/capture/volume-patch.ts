@@ -29,7 +29,7 @@ import type { ChunkRef, Manifest } from '../../core/manifest';
 import type { VolumeExtractFigures } from '../../core/migration';
 import type { ChunkStore } from '../store/chunk-store';
 import { MissingChunksError } from '../store/errors';
-import { fsyncAllAsync, fsyncPath, writeFileUnsynced } from '../durable-files';
+import { fsyncAllAsync, fsyncPathAsync, writeFileUnsynced } from '../durable-files';
 import { readEntryAt, UnsupportedImageError, type TarEntry } from './tar-walk';
 import { applyJournal, journalPath, readImageRecord, recordMismatch, stagingPath, writeImageRecord, type ApplyHook, type Identity, type PatchJournal, type VolumeImageRecord } from './volume-journal';
 
@@ -347,15 +347,22 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
   // Durable before the commit, together (one round of fsyncs on the thread pool): the blob, the
   // new files, staging's names (new files and links) when there are any, and the journal's
   // temporary file.
+  const steps: NonNullable<ExtractFigures['stepsMs']> = (figures.stepsMs = {});
+  const at = () => Math.round(performance.now() - t0);
+  steps.compared = at();
   const journalTmp = writeFileUnsynced(journalPath(volume), JSON.stringify(journal));
   const stagedFiles = [...(blob.size ? [blob.path] : []), ...wholes];
   await fsyncAllAsync([...stagedFiles, ...(stagedFiles.length + journal.files.length > 0 ? [staging] : []), journalTmp]);
+  steps.staged = at();
   await opts.hooks?.beforeCommit?.();
-  // The commit point: the journal renamed into place, durable once its directory is fsynced.
+  // The commit point: the journal renamed into place, durable once its directory is fsynced (on
+  // the thread pool: the agent's event loop serves other transfers and fronts meanwhile).
   // From here on, recovery finishes the patch.
   renameSync(journalTmp, journalPath(volume));
-  fsyncPath(dirname(volume));
-  await applyJournal(volume, journal, opts.hooks?.afterOp, keptIdentities(rec, journal));
+  await fsyncPathAsync(dirname(volume));
+  steps.committed = at();
+  await applyJournal(volume, journal, opts.hooks?.afterOp, keptIdentities(rec, journal), () => (steps.applied = at()));
+  steps.durable = at();
   figures.durationMs = performance.now() - t0;
   return { figures };
 }

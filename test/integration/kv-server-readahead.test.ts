@@ -60,7 +60,7 @@ describe('kv-server: read ahead in standby, set-hash digest', () => {
     await eventually('kv-server answering /health', async () => (await fetch(`${base}/health`).catch(() => undefined))?.ok || undefined, 30_000);
     return base;
   }
-  const health = async (base: string) => (await (await fetch(`${base}/health`)).json()) as { keys: number; standby: boolean; readAheadSegments?: number };
+  const health = async (base: string) => (await (await fetch(`${base}/health`)).json()) as { keys: number; standby: boolean; readAheadSegments?: number; readAheadPending?: number };
   const post = async (base: string, path: string) => (await (await fetch(`${base}${path}`, { method: 'POST' })).json()) as Digest;
   const get = async (base: string, path: string) => (await (await fetch(`${base}${path}`)).json()) as Digest;
 
@@ -101,14 +101,23 @@ describe('kv-server: read ahead in standby, set-hash digest', () => {
     segment(join(root, 'scratch'), 0, 4000, modelAfterTwo, 'a');
     segment(join(root, 'scratch'), 4000, 4000, modelAfterTwo, 'b');
     await eventually('both full segments read ahead', async () => ((await health(base)).keys === modelAfterTwo.size ? true : undefined), 30_000);
+    // Caught up: nothing full left to read (what a pre-copy round waits for).
+    await eventually('nothing pending once the set hash is built', async () => ((await health(base)).readAheadPending === 0 ? true : undefined), 30_000);
     // The source went on writing: the active segment grows, and a new one follows.
     appendFileSync(join(dir, 'kv.2.jsonl'), line('k1', 'late') + line('k8001'));
     model.set('k1', 'late');
     model.delete('k8001');
     writeFileSync(join(dir, 'kv.3.jsonl'), line('k9999', 'newest'));
     model.set('k9999', 'newest');
+    // Segment 2 is full now: pending until it is read ahead, then caught up again.
+    const after = await health(base);
+    assert.ok(after.readAheadSegments === 3 || (after.readAheadPending ?? 0) >= 1, `segment 2 is full and not read ahead, yet nothing is pending: ${JSON.stringify(after)}`);
+    await eventually('segment 2 read ahead', async () => {
+      const h = await health(base);
+      return h.readAheadSegments === 3 && h.readAheadPending === 0 ? true : undefined;
+    }, 30_000);
     const got = await post(base, '/admin/activate');
-    assert.ok((got.readAheadSegments ?? 0) >= 2, `the two full segments were not replayed again (read ahead: ${got.readAheadSegments})`);
+    assert.ok((got.readAheadSegments ?? 0) >= 3, `the three full segments were not replayed again (read ahead: ${got.readAheadSegments})`);
     assert.deepEqual({ keys: got.keys, sha256: got.sha256 }, expectedDigest(model));
     assert.equal(await (await fetch(`${base}/kv/k1`)).text(), 'late');
     assert.equal((await fetch(`${base}/kv/k8001`)).status, 404);

@@ -34,7 +34,7 @@ describe('pre-copy while the workload writes', () => {
       await writer.stop();
     }
     const { log } = writer;
-    t.diagnostic(`downtimeMs=${result.downtimeMs} durationMs=${result.durationMs} precopyRounds=${result.precopyRounds} rounds=${JSON.stringify(result.rounds.map((r) => ({ round: r.round, kind: r.kind, chunksSent: r.chunksSent, bytesSent: r.bytesSent, wireBytes: r.wireBytes, durationMs: r.durationMs, extract: r.extract })))}`);
+    t.diagnostic(`downtimeMs=${result.downtimeMs} durationMs=${result.durationMs} precopyRounds=${result.precopyRounds} rounds=${JSON.stringify(result.rounds.map((r) => ({ round: r.round, kind: r.kind, chunksSent: r.chunksSent, bytesSent: r.bytesSent, wireBytes: r.wireBytes, durationMs: r.durationMs, extract: r.extract, standby: r.standby })))}`);
     const ackSeconds = ((log.firstFrozenAt ?? Date.now()) - log.startedAt) / 1000;
     t.diagnostic(`writers: attempted=${log.attempted} acked=${log.acked.size} frozen(503)=${log.frozen} failed=${log.failed} ackedMBps=${(log.ackedBytes / 1e6 / ackSeconds).toFixed(2)}`);
 
@@ -54,6 +54,9 @@ describe('pre-copy while the workload writes', () => {
       assert.ok(r.durationMs >= 0 && r.wireBytes >= 0 && r.chunksSent + r.chunksReused >= 1, JSON.stringify(r));
     }
     assert.ok(pre[0]!.chunksSent > 0 && pre[0]!.wireBytes > 0, 'the first round sent the volume');
+    // Each round that laid its image down asked the standby on it how far behind its read-ahead
+    // was, and waited until it had caught up (docs/workloads.md, "Reading ahead").
+    for (const r of pre.filter((x) => x.extract)) assert.ok(r.standby && r.standby.pendingAfter === 0 && !r.standby.gaveUp, `round ${r.round}: standby ${JSON.stringify(r.standby)}`);
     assert.equal(result.rounds.at(-1)!.kind, 'final');
     // The final round patched the volume the pre-copy rounds laid down: it wrote what the writer
     // added since the last round, not the volume (issue 14 item 5).
