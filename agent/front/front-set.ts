@@ -60,6 +60,8 @@ export class FrontSet implements FrontHooks {
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
   private syncing?: Promise<void>;
+  /** The read after the one in flight, shared by the callers who came while it ran. */
+  private syncAgain?: Promise<void>;
   private closed = false;
   private lastReadError?: string;
 
@@ -83,9 +85,20 @@ export class FrontSet implements FrontHooks {
     tick();
   }
 
-  /** One read of the log, applied. Concurrent calls share one read. */
+  /**
+   * One read of the log, begun after this call, applied. Calls made while a read is in flight share
+   * one more read after it: the read in flight may have begun before what the caller waits for (a
+   * placement it just committed), so its answer would not do. (It once did: right after a deploy,
+   * a caller was given the poll's read begun before the commit, and found no front.)
+   */
   sync(): Promise<void> {
-    return (this.syncing ??= this.readAndApply().finally(() => (this.syncing = undefined)));
+    if (!this.syncing) return (this.syncing = this.readAndApply().finally(() => (this.syncing = undefined)));
+    return (this.syncAgain ??= this.syncing
+      .catch(() => undefined)
+      .then(() => {
+        this.syncAgain = undefined;
+        return this.sync();
+      }));
   }
 
   private async readAndApply(): Promise<void> {
