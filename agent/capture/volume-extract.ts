@@ -16,10 +16,10 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import type { ChunkStore } from '../store/chunk-store';
 import { MissingChunksError } from '../store/errors';
-import { fsyncAllAsync, fsyncPath } from '../durable-files';
+import { fsyncAllAsync, fsyncPathAsync } from '../durable-files';
 import type { Manifest } from '../../core/manifest';
 import { TarWalker, UnsupportedImageError, type TarEntry } from './tar-walk';
-import { recoverVolume, removeImageRecord, writeImageRecord } from './volume-journal';
+import { recoverVolume, removeImageRecordAsync, writeImageRecordAsync } from './volume-journal';
 import { patchVolume, type ExtractFigures, type PatchHooks } from './volume-patch';
 
 export type { ExtractFigures } from './volume-patch';
@@ -166,17 +166,20 @@ export async function extractVolume(
     rmSync(staging, { recursive: true, force: true });
     throw err;
   }
-  removeImageRecord(volume);
+  // The directory fsyncs and the record's write on the thread pool: right after a big volume's
+  // data was flushed, a synchronous fsync can wait for the disk a long while, and this event loop
+  // serves the agent's transfers and the fronts meanwhile.
+  await removeImageRecordAsync(volume);
   if (existsSync(volume)) renameSync(volume, old);
   renameSync(staging, volume);
-  fsyncPath(parent);
+  await fsyncPathAsync(parent);
   await rm(old, { recursive: true, force: true });
   if (indexable && walker.ended) {
     try {
-      writeImageRecord(volume, manifest.rootHash, entries);
+      await writeImageRecordAsync(volume, manifest.rootHash, entries);
     } catch {
       // An entry node-tar did not write as the image says: no record, so the next round extracts whole.
-      removeImageRecord(volume);
+      await removeImageRecordAsync(volume);
     }
   }
   const files = entries.filter((e) => e.type !== 'dir');

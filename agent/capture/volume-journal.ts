@@ -21,7 +21,7 @@
 import { closeSync, existsSync, ftruncateSync, futimesSync, fchmodSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, chmodSync, unlinkSync, writeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncAllAsync, fsyncPath, fsyncPathAsync, writeFileDurable, writeFileUnsynced } from '../durable-files';
+import { fsyncAllAsync, fsyncPath, fsyncPathAsync, writeFileDurable, writeFileDurableAsync, writeFileUnsynced } from '../durable-files';
 import type { TarEntry } from './tar-walk';
 
 /** A file's identity right after fedflow wrote it: any later write, rename or chmod changes it. */
@@ -101,6 +101,11 @@ export function writeImageRecord(volume: string, root: string, entries: readonly
   writeFileDurable(recordPath(volume), imageRecordJson(volume, root, entries, kept));
 }
 
+/** writeImageRecord with its writes and fsyncs on the thread pool (a full extraction's, after a big write). */
+export async function writeImageRecordAsync(volume: string, root: string, entries: readonly TarEntry[]): Promise<void> {
+  await writeFileDurableAsync(recordPath(volume), imageRecordJson(volume, root, entries));
+}
+
 /** The record of `volume` holding `root` (writeImageRecord's content), identities taken now. */
 function imageRecordJson(volume: string, root: string, entries: readonly TarEntry[], kept?: ReadonlyMap<string, Identity>): string {
   const vol = identity(volume);
@@ -123,6 +128,13 @@ export function removeImageRecord(volume: string): void {
   if (!existsSync(recordPath(volume))) return;
   rmSync(recordPath(volume), { force: true });
   fsyncPath(dirname(volume));
+}
+
+/** removeImageRecord with its directory fsync on the thread pool. */
+export async function removeImageRecordAsync(volume: string): Promise<void> {
+  if (!existsSync(recordPath(volume))) return;
+  await rm(recordPath(volume), { force: true });
+  await fsyncPathAsync(dirname(volume));
 }
 
 function rmQuiet(path: string): void {
