@@ -78,8 +78,6 @@ function changedWhileRead(err: unknown): boolean {
 
 /** Manifests of released images kept as delta bases. */
 const PAST_MANIFESTS = 8;
-/** How long after a capture its metadata files are written (see later()). */
-const LATER_MS = 2_000;
 
 /** A capture's fresh-chunk file: `<root>.<unique>.img`. */
 const OWN_FILE = /^[0-9a-f]{64}\.[0-9a-z]+\.img$/;
@@ -99,9 +97,6 @@ export class SourceImages {
   private readonly priors = new Map<string, PriorCapture>();
   /** Writes of metadata done after a capture returned (the cut-over window does not wait for them). */
   private writes: Promise<unknown> = Promise.resolve();
-  /** Delayed metadata writes waiting for their time (see later()); flush() starts them at once. */
-  private readonly waiting = new Set<() => void>();
-  private hurrying = 0;
   private captures = 0;
   /** Cut-over images announced to waiting targets (GET /finals/<slot>). */
   readonly finals: FinalImages;
@@ -232,45 +227,14 @@ export class SourceImages {
     return { manifest, scanMs: performance.now() - t0, ...(reuse ? { reuse } : {}) };
   }
 
-  /**
-   * Runs `write` after the writes before it, LATER_MS from now; a failure is logged, not thrown
-   * (these files are caches). Not at once: a cut-over's capture queues them inside the downtime
-   * window, where serializing a 60 000-chunk manifest and reuse record (~50 ms of this event
-   * loop) would delay the capture's own last steps and the serving of the image to the target.
-   * Until written, both are held in memory; an agent that dies before has only the previous
-   * record, which the next capture checks file by file all the same (reuse-rule.ts).
-   */
+  /** Runs `write` after the writes before it; a failure is logged, not thrown (these files are caches). */
   private later(write: () => Promise<unknown>): void {
-    const due = Date.now() + LATER_MS;
-    this.writes = this.writes
-      .then(() => this.until(due))
-      .then(write)
-      .catch((err: unknown) => console.warn(`source images: a metadata write in ${this.dir} failed: ${String(err)}`));
+    this.writes = this.writes.then(() => new Promise((r) => setImmediate(r))).then(write).catch((err: unknown) => console.warn(`source images: a metadata write in ${this.dir} failed: ${String(err)}`));
   }
 
-  /** Resolves at `due`, or at once while a flush() hurries the queue. */
-  private until(due: number): Promise<void> {
-    if (this.hurrying > 0 || due <= Date.now()) return Promise.resolve();
-    return new Promise((resolve) => {
-      const go = () => {
-        clearTimeout(timer);
-        this.waiting.delete(go);
-        resolve();
-      };
-      const timer = setTimeout(go, due - Date.now());
-      this.waiting.add(go);
-    });
-  }
-
-  /** Writes the metadata queued so far now (no LATER_MS wait), and waits for it. */
+  /** Waits for the metadata writes queued so far. */
   async flush(): Promise<void> {
-    this.hurrying++;
-    try {
-      for (const go of [...this.waiting]) go();
-      await this.writes;
-    } finally {
-      this.hurrying--;
-    }
+    await this.writes;
   }
 
   /**
@@ -489,7 +453,7 @@ export class SourceImages {
   }
 
   async close(): Promise<void> {
-    await this.flush();
+    await this.writes;
     for (const fh of this.handles.values()) await (await fh).close().catch(() => undefined);
     this.handles.clear();
     for (const fd of this.fds.values()) closeSync(fd);
