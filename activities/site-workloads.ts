@@ -16,6 +16,7 @@
  * non-retryable ApplicationFailures (a hook is not retried by Temporal: the workflow compensates).
  */
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
 import type { InstanceRef } from '../adapters/common/cloud-provider';
@@ -62,6 +63,8 @@ const STANDBY_SETTLE_MAX_MS = 60_000;
 /** ... and for its next step of progress. */
 const STANDBY_STALL_MS = 10_000;
 const STANDBY_POLL_MS = 100;
+/** One health call at most (the pull's heartbeat timeout is 15 s; a heartbeat goes before each call). */
+const STANDBY_CALL_MS = 5_000;
 
 export class SiteWorkloads {
   constructor(
@@ -123,17 +126,21 @@ export class SiteWorkloads {
    * it is as `readAheadPending` in its health), waits until it has caught up, so that the
    * cut-over's activation replays only what the final round brings. Like a switchover that waits
    * for its replica's lag to drop first. Bounded: gives up after STANDBY_SETTLE_MAX_MS, or
-   * STANDBY_STALL_MS without progress, or when the standby cannot be asked; the activation then
+   * STANDBY_STALL_MS without progress, or when the standby does not answer within STANDBY_CALL_MS; the activation then
    * replays the rest (slower, never wrong). Undefined when there is no such standby.
    */
   async settleStandby(volumeId: string, onPoll: () => void, signal: AbortSignal): Promise<RoundSummary['standby']> {
     const standby = this.provider.standbyOn(volumeId);
     if (!standby) return undefined;
     const pendingNow = async (): Promise<number | undefined> => {
+      // Heartbeat before each call; each call bounded (and stopped with the activity).
+      onPoll();
       try {
-        const h = (await kvCall(standby.address, 'GET', '/health')) as { readAheadPending?: unknown };
+        const res = await fetch(`${standby.address}/health`, { signal: AbortSignal.any([signal, AbortSignal.timeout(STANDBY_CALL_MS)]) });
+        const h = res.ok ? ((await res.json()) as { readAheadPending?: unknown }) : {};
         return typeof h.readAheadPending === 'number' ? h.readAheadPending : undefined;
       } catch {
+        if (signal.aborted) throw signal.reason;
         return undefined;
       }
     };
@@ -148,8 +155,7 @@ export class SiteWorkloads {
       if (Date.now() - t0 > STANDBY_SETTLE_MAX_MS) gaveUp = `still ${pending} behind after ${STANDBY_SETTLE_MAX_MS} ms`;
       else if (Date.now() - progressAt > STANDBY_STALL_MS) gaveUp = `no progress for ${STANDBY_STALL_MS} ms (${pending} behind)`;
       if (gaveUp) break;
-      await new Promise((r) => setTimeout(r, STANDBY_POLL_MS));
-      onPoll();
+      await sleep(STANDBY_POLL_MS, undefined, { signal });
       const now = await pendingNow();
       if (now === undefined) {
         gaveUp = 'the standby did not answer its health check';

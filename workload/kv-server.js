@@ -181,7 +181,8 @@ const readAhead = [];
  * How old (by ctime) a segment and its successor must be before the segment is read ahead. Linux
  * stamps ctime from its coarse clock, at most one tick (1-10 ms) behind the wall clock; a file
  * whose ctime is 100 ms behind the stat's time cannot be written again with the same ctime, so
- * its identity changes with any later write. It also waits out a patch still applying: a round's
+ * its identity changes with any later write. (A filesystem that keeps whole seconds only, whose
+ * ctimes have no sub-second part, gets a full second instead.) It also waits out a patch still applying: a round's
  * journal applies its in-place writes and renames within milliseconds, and a segment that
  * changes after it was read ahead is caught by the activation's identity check anyway (the whole
  * log is then replayed). It was 1 s: a 64 MiB migration (about 3 s, its final round less than a
@@ -195,7 +196,7 @@ let readAheadRestarts = 0;
 function identity(file) {
   try {
     const st = fs.statSync(file, { bigint: true });
-    return { id: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}`, ctimeMs: Number(st.ctimeNs / 1_000_000n) };
+    return { id: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}`, ctimeMs: Number(st.ctimeNs / 1_000_000n), ctimeNs: st.ctimeNs };
   } catch {
     return undefined;
   }
@@ -239,7 +240,9 @@ function readAheadOnce() {
   const before = identity(file);
   const next = identity(segmentPath(n + 1));
   if (before === undefined || next === undefined) return;
-  if (Date.now() - Math.max(before.ctimeMs, next.ctimeMs) < READ_AHEAD_AGE_MS) return;
+  // On a filesystem with whole-second timestamps (no sub-second part), a second.
+  const age = before.ctimeNs % 1_000_000_000n === 0n && next.ctimeNs % 1_000_000_000n === 0n ? 1000 : READ_AHEAD_AGE_MS;
+  if (Date.now() - Math.max(before.ctimeMs, next.ctimeMs) < age) return;
   if (n === 0) {
     lanes.fill(0);
     counted = new Set();
@@ -289,7 +292,9 @@ if (standby) setInterval(readAheadStep, 250).unref();
  */
 function readAheadPending() {
   const full = Math.max(0, segments().length - 1);
-  return Math.max(0, full - readAhead.length) + (pass !== undefined ? 1 : 0);
+  // A segment read ahead that changed on disk (a round replaced it): the next step starts over.
+  const kept = readAheadHolds() ? readAhead.length : 0;
+  return Math.max(0, full - kept) + (pass !== undefined ? 1 : 0);
 }
 
 /** Appends one record; a full segment is fsynced, closed and followed by the next. */
@@ -401,7 +406,7 @@ function flush() {
  * The periodic flush, on the thread pool: a synchronous fsync held this process's requests for as
  * long as the disk took, up to a second and more while another process flushed a gigabyte to the
  * same disk (the 1 GiB downtime benchmark, where both sites share one machine). A write that lands
- * while it runs is flushed by the next one; an fsync that fails leaves the log dirty.
+ * while it runs is flushed by the next one; an fsync that fails ends the process.
  */
 function flushSoon() {
   if (!dirty || fd === undefined || flushing) return;
@@ -409,7 +414,12 @@ function flushSoon() {
   flushing = true;
   fs.fsync(fd, (err) => {
     flushing = false;
-    if (err) dirty = true;
+    if (!err) return;
+    // Fail-stop, as the synchronous fsync was (its throw ended the process): after a failed fsync
+    // Linux may have dropped the dirty pages, so a later fsync could succeed with acknowledged
+    // writes lost. A restart replays the log from disk.
+    console.error(`kv-server: fsync of the log failed (${err.message}); exiting`);
+    process.exit(1);
   });
 }
 // Writes are acknowledged once written to the page cache and flushed every 50 ms, like most

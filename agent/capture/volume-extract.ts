@@ -19,7 +19,7 @@ import { MissingChunksError } from '../store/errors';
 import { fsyncAllAsync, fsyncPathAsync } from '../durable-files';
 import type { Manifest } from '../../core/manifest';
 import { TarWalker, UnsupportedImageError, type TarEntry } from './tar-walk';
-import { recoverVolume, removeImageRecordAsync, writeImageRecordAsync } from './volume-journal';
+import { recoverVolumeLocked, removeImageRecordAsync, withVolumeLock, writeImageRecordAsync } from './volume-journal';
 import { patchVolume, type ExtractFigures, type PatchHooks } from './volume-patch';
 
 export type { ExtractFigures } from './volume-patch';
@@ -124,13 +124,17 @@ export async function extractVolume(
   onBatch?: () => void,
   opts: { hooks?: PatchHooks; wholeOnly?: boolean } = {},
 ): Promise<ExtractFigures> {
+  return withVolumeLock(volume, () => extractLocked(store, manifest, volume, onBatch, opts), onBatch);
+}
+
+async function extractLocked(store: ChunkStore, manifest: Manifest, volume: string, onBatch: (() => void) | undefined, opts: { hooks?: PatchHooks; wholeOnly?: boolean }): Promise<ExtractFigures> {
   const t0 = performance.now();
   const parent = dirname(volume);
   const name = basename(volume);
   const old = `${volume}.old`;
   if (!existsSync(volume) && existsSync(old)) renameSync(old, volume);
   rmSync(old, { recursive: true, force: true });
-  await recoverVolume(volume);
+  await recoverVolumeLocked(volume);
   let fallback = 'the volume is not there yet';
   if (opts.wholeOnly) fallback = 'asked for a whole extraction';
   else if (existsSync(volume)) {

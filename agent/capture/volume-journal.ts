@@ -21,7 +21,7 @@
 import { closeSync, existsSync, ftruncateSync, futimesSync, fchmodSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, chmodSync, unlinkSync, writeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncAllAsync, fsyncPath, fsyncPathAsync, writeFileDurable, writeFileDurableAsync, writeFileUnsynced } from '../durable-files';
+import { fsyncAllAsync, fsyncPath, fsyncPathAsync, TMP_PREFIX, writeFileDurable, writeFileDurableAsync, writeFileUnsynced } from '../durable-files';
 import type { TarEntry } from './tar-walk';
 
 /** A file's identity right after fedflow wrote it: any later write, rename or chmod changes it. */
@@ -256,13 +256,47 @@ export type Recovered = { volume: string; outcome: 'redone' | 'discarded' | 'for
  * or its staging gone) is not guessed at: the record is removed too, so the next extraction of
  * this volume is a whole one. Returns what it did, or undefined when there was nothing to do.
  */
-export async function recoverVolume(volume: string): Promise<Recovered | undefined> {
+/**
+ * One writer per volume in this process: `fn` runs after every earlier holder of `volume`'s lock has
+ * finished. An attempt of a pull that the server gave up on may still be writing the volume when
+ * its retry starts (activities/sync.ts stops it, but waits only so long); its extraction, patch or
+ * recovery and the retry's must not interleave (one could remove the other's journal and staging
+ * between its commit and its apply). `onWait` is called every second while waiting (a heartbeat).
+ */
+export async function withVolumeLock<T>(volume: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
+  const before = volumeLocks.get(volume) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = before.then(() => new Promise<void>((r) => (release = r)));
+  volumeLocks.set(volume, mine);
+  const beat = onWait ? setInterval(onWait, 1000) : undefined;
+  try {
+    await before;
+  } finally {
+    clearInterval(beat);
+  }
+  try {
+    return await fn();
+  } finally {
+    release();
+    if (volumeLocks.get(volume) === mine) volumeLocks.delete(volume);
+  }
+}
+const volumeLocks = new Map<string, Promise<void>>();
+
+/** recoverVolume under the volume's lock (withVolumeLock): for callers outside an extraction. */
+export function recoverVolume(volume: string): Promise<Recovered | undefined> {
+  return withVolumeLock(volume, () => recoverVolumeLocked(volume));
+}
+
+/** recoverVolume for a caller that holds the volume's lock. */
+export async function recoverVolumeLocked(volume: string): Promise<Recovered | undefined> {
   const parent = dirname(volume);
   const jpath = journalPath(volume);
   // writeFileDurable's temporary files: a journal not yet committed, a record not yet in place.
   if (existsSync(parent)) {
     for (const n of readdirSync(parent)) {
-      if (n.startsWith(`${basename(jpath)}.tmp-`) || n.startsWith(`${basename(recordPath(volume))}.tmp-`)) rmSync(join(parent, n), { force: true });
+      // Also tempPathBeside's `.tmp-<name>-<hex>` (writeImageRecordAsync's).
+      if (n.startsWith(`${basename(jpath)}.tmp-`) || n.startsWith(`${basename(recordPath(volume))}.tmp-`) || n.startsWith(`${TMP_PREFIX}${basename(recordPath(volume))}-`)) rmSync(join(parent, n), { force: true });
     }
   }
   if (existsSync(jpath)) {

@@ -92,6 +92,7 @@ export class FrontSet implements FrontHooks {
    * a caller was given the poll's read begun before the commit, and found no front.)
    */
   sync(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (!this.syncing) return (this.syncing = this.readAndApply().finally(() => (this.syncing = undefined)));
     return (this.syncAgain ??= this.syncing
       .catch(() => undefined)
@@ -196,6 +197,7 @@ export class FrontSet implements FrontHooks {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.syncing?.catch(() => undefined);
+    await this.syncAgain?.catch(() => undefined);
     await Promise.all([...this.followers.values()].map((f) => f.front.close()));
     this.followers.clear();
   }
