@@ -63,8 +63,23 @@ def classical(tput, idx):
     return {"last-value": x[idx], "harmonic-mean-5": np.asarray(hm5), "ewma-0.5": e5[idx], "ewma-0.2": e2[idx]}
 
 
+WEIGHTS = ("none", "trace", "sqrt-trace", "dataset")
+
+
+def row_weights(kind, groups):
+    """Per-row training weights (mean 1) for --weight; groups: lists of row blocks, one list per dataset."""
+    if kind == "none":
+        return None
+    if kind in ("trace", "sqrt-trace"):
+        tlen = np.concatenate([p["tlen"] for g in groups for p in g])
+        w = 1 / tlen if kind == "trace" else 1 / np.sqrt(tlen)
+    else:
+        w = np.concatenate([np.full(len(p["y"]), 1.0 / sum(len(q["y"]) for q in g)) for g in groups for p in g])
+    return w / w.mean()
+
+
 def rows(traces, width):
-    X, y, ref, tgt, base = [], [], [], [], []
+    X, y, ref, tgt, base, tlen = [], [], [], [], [], []
     for times, tput in traces:
         f, ys, r, t, idx = dataset.rows_for_trace(times, tput)
         if ys:
@@ -72,9 +87,10 @@ def rows(traces, width):
             y += ys
             ref += r
             tgt += t
+            tlen += [len(ys)] * len(ys)
             base.append(classical(tput, np.asarray(idx)))
     return {"X": np.asarray(X, np.float32).reshape(-1, width), "y": np.asarray(y), "ref": np.asarray(ref),
-            "tgt": np.asarray(tgt),
+            "tgt": np.asarray(tgt), "tlen": np.asarray(tlen, float),
             "base": {k: np.concatenate([b[k] for b in base]) if base else np.zeros(0) for k in classical([1.0], [0])}}
 
 
@@ -104,6 +120,12 @@ def main():
                     help="one or more recipes, each comma-separated modes as models/train.py --augment")
     ap.add_argument("--base-features", action="store_true")
     ap.add_argument("--sigma", type=float, default=0.06)
+    ap.add_argument("--loss", choices=("welsch", "absolute"), default="welsch")
+    ap.add_argument("--weight", nargs="+", choices=WEIGHTS, default=["none"],
+                    help="row weights, one line per choice: none; trace (each trace, thinned copy or synthetic "
+                         "trace weighs the same however many points it has); dataset (each real dataset with "
+                         "its thinned copies weighs as much as the synthetic traces together); sqrt-trace "
+                         "(1/sqrt of the trace's points)")
     args = ap.parse_args()
     width = len(FEATURE_NAMES)
     cache = CACHE / "all"
@@ -133,21 +155,24 @@ def main():
         ape = lambda p: float(np.median(np.abs(p - scored["tgt"]) / scored["tgt"]))  # noqa: E731
         base = {k: ape(v) for k, v in scored["base"].items()}
         best = min(base, key=base.get)
-        for recipe in args.augment:
-            parts = [synth_rows]
+        for recipe, weight in [(r, w) for r in args.augment for w in args.weight]:
+            parts, groups = [synth_rows], [[synth_rows]]
             for d in train.ALL_DIRS:
                 if d != left_out:
-                    parts.append(cached(cache, f"real-{d}", lambda d=d: rows(real_traces(args.traces, d), width)))
-                    parts += [cached(cache, f"aug-{d}-{m}", lambda d=d, m=m: augmented(d, m)) for m in recipe]
+                    g = [cached(cache, f"real-{d}", lambda d=d: rows(real_traces(args.traces, d), width))]
+                    g += [cached(cache, f"aug-{d}-{m}", lambda d=d, m=m: augmented(d, m)) for m in recipe]
+                    parts += g
+                    groups.append(g)
             X = np.concatenate([p["X"] for p in parts])
             y = np.concatenate([p["y"] for p in parts])
             started = time.time()
-            model = train.fit_point(X, y, args.sigma)
+            model = train.fit_point(X, y, args.sigma, row_weights(weight, groups), args.loss)
             pred = scored["ref"] * np.exp(model.predict(scored["X"]))
             alone, shrunk = ape(pred), ape(np.sqrt(pred * scored["base"]["last-value"]))
             print(json.dumps({
                 "kind": "loo-quick", "leftOut": left_out, "augment": ",".join(recipe) or "none",
-                "baseFeatures": args.base_features, "trainRows": int(len(y)), "n": int(len(scored["y"])),
+                "baseFeatures": args.base_features, "loss": args.loss, "sigma": args.sigma,
+                "weight": weight, "trainRows": int(len(y)), "n": int(len(scored["y"])),
                 "bestBaseline": best, "bestBaselineMedianApe": round(base[best], 4),
                 "onnxMedianApe": round(alone, 4), "onnxImprovementVsBestBaseline": round(1 - alone / base[best], 4),
                 "onnxLastValueImprovementVsBestBaseline": round(1 - shrunk / base[best], 4),
