@@ -119,7 +119,10 @@ def main():
     ap.add_argument("--augment", nargs="+", type=train.augment_modes, default=[train.DEFAULT_AUGMENT],
                     help="one or more recipes, each comma-separated modes as models/train.py --augment")
     ap.add_argument("--base-features", action="store_true")
-    ap.add_argument("--sigma", type=float, default=0.06)
+    ap.add_argument("--sigma", nargs="+", type=float, default=[0.06], help="Welsch widths, one line each")
+    ap.add_argument("--also-exclude", choices=train.ALL_DIRS, default=None,
+                    help="train without this dataset as well (an inner leave-one-out: the left-out model's "
+                         "choices judged on the other datasets only)")
     ap.add_argument("--loss", choices=("welsch", "absolute"), default="welsch")
     ap.add_argument("--weight", nargs="+", choices=WEIGHTS, default=["none"],
                     help="row weights, one line per choice: none; trace (each trace, thinned copy or synthetic "
@@ -155,10 +158,12 @@ def main():
         ape = lambda p: float(np.median(np.abs(p - scored["tgt"]) / scored["tgt"]))  # noqa: E731
         base = {k: ape(v) for k, v in scored["base"].items()}
         best = min(base, key=base.get)
-        for recipe, weight in [(r, w) for r in args.augment for w in args.weight]:
+        if left_out == args.also_exclude:
+            continue
+        for recipe, weight, sigma in [(r, w, g) for r in args.augment for w in args.weight for g in args.sigma]:
             parts, groups = [synth_rows], [[synth_rows]]
             for d in train.ALL_DIRS:
-                if d != left_out:
+                if d not in (left_out, args.also_exclude):
                     g = [cached(cache, f"real-{d}", lambda d=d: rows(real_traces(args.traces, d), width))]
                     g += [cached(cache, f"aug-{d}-{m}", lambda d=d, m=m: augmented(d, m)) for m in recipe]
                     parts += g
@@ -166,12 +171,13 @@ def main():
             X = np.concatenate([p["X"] for p in parts])
             y = np.concatenate([p["y"] for p in parts])
             started = time.time()
-            model = train.fit_point(X, y, args.sigma, row_weights(weight, groups), args.loss)
+            model = train.fit_point(X, y, sigma, row_weights(weight, groups), args.loss)
             pred = scored["ref"] * np.exp(model.predict(scored["X"]))
             alone, shrunk = ape(pred), ape(np.sqrt(pred * scored["base"]["last-value"]))
             print(json.dumps({
                 "kind": "loo-quick", "leftOut": left_out, "augment": ",".join(recipe) or "none",
-                "baseFeatures": args.base_features, "loss": args.loss, "sigma": args.sigma,
+                "baseFeatures": args.base_features, "loss": args.loss, "sigma": sigma,
+                "alsoExcluded": args.also_exclude,
                 "weight": weight, "trainRows": int(len(y)), "n": int(len(scored["y"])),
                 "bestBaseline": best, "bestBaselineMedianApe": round(base[best], 4),
                 "onnxMedianApe": round(alone, 4), "onnxImprovementVsBestBaseline": round(1 - alone / base[best], 4),
