@@ -1,6 +1,7 @@
 """A quick leave-one-dataset-out signal for a training change, before the full retrain.
 
     .venv/models/bin/python models/loo_quick.py --leave-out oboe [--augment k2,k3,thin,s2-6p ...] [--base-features]
+        [--sigma 0.06 ...] [--loss welsch|absolute] [--weight none|trace|sqrt-trace|dataset ...] [--also-exclude D]
 
 Diagnostics only: nothing here is used by models/train.py or shipped. For each
 left-out dataset and each --augment recipe (models/train.py's modes, one recipe
@@ -14,6 +15,9 @@ line instead of the half hour of `bash models/train-loo.sh` plus
 `npm run eval -- predictor`, and not a substitute for their nested figures (the
 figures differ in their third decimal: other augmentation and synthetic seeds,
 and the model alone here, not the adaptive prediction).
+
+Since session 10 a line per combination of --augment, --weight and --sigma; --loss, --weight and
+--also-exclude are the session 10 screens (docs/predictor.md).
 
 --base-features drops the six residual features (models/features.py
 RESIDUAL_NAMES) and trains on the 23 features of the models before session 9.
@@ -79,10 +83,13 @@ def row_weights(kind, groups):
 
 
 def rows(traces, width):
-    X, y, ref, tgt, base, tlen = [], [], [], [], [], []
-    for times, tput in traces:
+    X, y, ref, tgt, base, tlen, tid, at, when = [], [], [], [], [], [], [], [], []
+    for k, (times, tput) in enumerate(traces):
         f, ys, r, t, idx = dataset.rows_for_trace(times, tput)
         if ys:
+            tid += [k] * len(ys)
+            at += idx
+            when += [times[i] for i in idx]
             X += f
             y += ys
             ref += r
@@ -91,6 +98,7 @@ def rows(traces, width):
             base.append(classical(tput, np.asarray(idx)))
     return {"X": np.asarray(X, np.float32).reshape(-1, width), "y": np.asarray(y), "ref": np.asarray(ref),
             "tgt": np.asarray(tgt), "tlen": np.asarray(tlen, float),
+            "tid": np.asarray(tid), "idx": np.asarray(at), "t": np.asarray(when, float),
             "base": {k: np.concatenate([b[k] for b in base]) if base else np.zeros(0) for k in classical([1.0], [0])}}
 
 
