@@ -6,9 +6,15 @@
  */
 import { CANDIDATES } from '../models/link-adaptation';
 
-/** `improvements`: dataset -> candidate -> improvementVsBestBaseline. */
-export function chooseAdaptation(improvements: Map<string, Map<string, number>>, datasets: string[]): { perDataset: Map<string, string>; overall: string } {
-  const candidates = Object.keys(CANDIDATES);
+/**
+ * `improvements`: dataset -> candidate -> improvementVsBestBaseline. `candidates`: the names to
+ * choose from (CANDIDATES's by default; bench/predictor-loo-families.ts passes model x setting pairs).
+ */
+export function chooseAdaptation(
+  improvements: Map<string, Map<string, number>>,
+  datasets: string[],
+  candidates: readonly string[] = Object.keys(CANDIDATES),
+): { perDataset: Map<string, string>; overall: string } {
   const pick = (on: string[]) => {
     const key = (c: string) => {
       const v = on.map((d) => improvements.get(d)!.get(c)!);

@@ -22,9 +22,9 @@ export function findDatasets(root: string, rel = ''): string[] {
 
 const summarySchema = z.object({ trainDirs: z.array(z.string()), heldOutDirs: z.array(z.string()) });
 
-/** The model trained without `dataset`, checked against its summary. */
-export function looModel(dataset: string): { modelPath: string; trainDirs: string[] } {
-  const dir = path.join(LOO_DIR, dataset.replaceAll('/', '-'));
+/** The model trained without `dataset` (in `looDir`, models/loo/ by default), checked against its summary. */
+export function looModel(dataset: string, looDir = LOO_DIR): { modelPath: string; trainDirs: string[] } {
+  const dir = path.join(looDir, dataset.replaceAll('/', '-'));
   const modelPath = path.join(dir, 'predictor.onnx');
   const summaryPath = path.join(dir, 'training-summary.json');
   if (!existsSync(modelPath) || !existsSync(summaryPath)) {

@@ -1,6 +1,7 @@
 """A quick leave-one-dataset-out signal for a training change, before the full retrain.
 
     .venv/models/bin/python models/loo_quick.py --leave-out oboe [--augment k2,k3,thin,s2-6p ...] [--base-features]
+        [--sigma 0.06 ...] [--loss welsch|absolute] [--weight none|trace|sqrt-trace|dataset ...] [--also-exclude D]
 
 Diagnostics only: nothing here is used by models/train.py or shipped. For each
 left-out dataset and each --augment recipe (models/train.py's modes, one recipe
@@ -14,6 +15,9 @@ line instead of the half hour of `bash models/train-loo.sh` plus
 `npm run eval -- predictor`, and not a substitute for their nested figures (the
 figures differ in their third decimal: other augmentation and synthetic seeds,
 and the model alone here, not the adaptive prediction).
+
+Since session 10 a line per combination of --augment, --weight and --sigma; --loss, --weight and
+--also-exclude are the session 10 screens (docs/predictor.md).
 
 --base-features drops the six residual features (models/features.py
 RESIDUAL_NAMES) and trains on the 23 features of the models before session 9.
@@ -63,18 +67,38 @@ def classical(tput, idx):
     return {"last-value": x[idx], "harmonic-mean-5": np.asarray(hm5), "ewma-0.5": e5[idx], "ewma-0.2": e2[idx]}
 
 
+WEIGHTS = ("none", "trace", "sqrt-trace", "dataset")
+
+
+def row_weights(kind, groups):
+    """Per-row training weights (mean 1) for --weight; groups: lists of row blocks, one list per dataset."""
+    if kind == "none":
+        return None
+    if kind in ("trace", "sqrt-trace"):
+        tlen = np.concatenate([p["tlen"] for g in groups for p in g])
+        w = 1 / tlen if kind == "trace" else 1 / np.sqrt(tlen)
+    else:
+        w = np.concatenate([np.full(len(p["y"]), 1.0 / sum(len(q["y"]) for q in g)) for g in groups for p in g])
+    return w / w.mean()
+
+
 def rows(traces, width):
-    X, y, ref, tgt, base = [], [], [], [], []
-    for times, tput in traces:
+    X, y, ref, tgt, base, tlen, tid, at, when = [], [], [], [], [], [], [], [], []
+    for k, (times, tput) in enumerate(traces):
         f, ys, r, t, idx = dataset.rows_for_trace(times, tput)
         if ys:
+            tid += [k] * len(ys)
+            at += idx
+            when += [times[i] for i in idx]
             X += f
             y += ys
             ref += r
             tgt += t
+            tlen += [len(ys)] * len(ys)
             base.append(classical(tput, np.asarray(idx)))
     return {"X": np.asarray(X, np.float32).reshape(-1, width), "y": np.asarray(y), "ref": np.asarray(ref),
-            "tgt": np.asarray(tgt),
+            "tgt": np.asarray(tgt), "tlen": np.asarray(tlen, float),
+            "tid": np.asarray(tid), "idx": np.asarray(at), "t": np.asarray(when, float),
             "base": {k: np.concatenate([b[k] for b in base]) if base else np.zeros(0) for k in classical([1.0], [0])}}
 
 
@@ -103,7 +127,16 @@ def main():
     ap.add_argument("--augment", nargs="+", type=train.augment_modes, default=[train.DEFAULT_AUGMENT],
                     help="one or more recipes, each comma-separated modes as models/train.py --augment")
     ap.add_argument("--base-features", action="store_true")
-    ap.add_argument("--sigma", type=float, default=0.06)
+    ap.add_argument("--sigma", nargs="+", type=float, default=[0.06], help="Welsch widths, one line each")
+    ap.add_argument("--also-exclude", choices=train.ALL_DIRS, default=None,
+                    help="train without this dataset as well (an inner leave-one-out: the left-out model's "
+                         "choices judged on the other datasets only)")
+    ap.add_argument("--loss", choices=("welsch", "absolute"), default="welsch")
+    ap.add_argument("--weight", nargs="+", choices=WEIGHTS, default=["none"],
+                    help="row weights, one line per choice: none; trace (each trace, thinned copy or synthetic "
+                         "trace weighs the same however many points it has); dataset (each real dataset with "
+                         "its thinned copies weighs as much as the synthetic traces together); sqrt-trace "
+                         "(1/sqrt of the trace's points)")
     args = ap.parse_args()
     width = len(FEATURE_NAMES)
     cache = CACHE / "all"
@@ -133,21 +166,27 @@ def main():
         ape = lambda p: float(np.median(np.abs(p - scored["tgt"]) / scored["tgt"]))  # noqa: E731
         base = {k: ape(v) for k, v in scored["base"].items()}
         best = min(base, key=base.get)
-        for recipe in args.augment:
-            parts = [synth_rows]
+        if left_out == args.also_exclude:
+            continue
+        for recipe, weight, sigma in [(r, w, g) for r in args.augment for w in args.weight for g in args.sigma]:
+            parts, groups = [synth_rows], [[synth_rows]]
             for d in train.ALL_DIRS:
-                if d != left_out:
-                    parts.append(cached(cache, f"real-{d}", lambda d=d: rows(real_traces(args.traces, d), width)))
-                    parts += [cached(cache, f"aug-{d}-{m}", lambda d=d, m=m: augmented(d, m)) for m in recipe]
+                if d not in (left_out, args.also_exclude):
+                    g = [cached(cache, f"real-{d}", lambda d=d: rows(real_traces(args.traces, d), width))]
+                    g += [cached(cache, f"aug-{d}-{m}", lambda d=d, m=m: augmented(d, m)) for m in recipe]
+                    parts += g
+                    groups.append(g)
             X = np.concatenate([p["X"] for p in parts])
             y = np.concatenate([p["y"] for p in parts])
             started = time.time()
-            model = train.fit_point(X, y, args.sigma)
+            model = train.fit_point(X, y, sigma, row_weights(weight, groups), args.loss)
             pred = scored["ref"] * np.exp(model.predict(scored["X"]))
             alone, shrunk = ape(pred), ape(np.sqrt(pred * scored["base"]["last-value"]))
             print(json.dumps({
                 "kind": "loo-quick", "leftOut": left_out, "augment": ",".join(recipe) or "none",
-                "baseFeatures": args.base_features, "trainRows": int(len(y)), "n": int(len(scored["y"])),
+                "baseFeatures": args.base_features, "loss": args.loss, "sigma": sigma,
+                "alsoExcluded": args.also_exclude,
+                "weight": weight, "trainRows": int(len(y)), "n": int(len(scored["y"])),
                 "bestBaseline": best, "bestBaselineMedianApe": round(base[best], 4),
                 "onnxMedianApe": round(alone, 4), "onnxImprovementVsBestBaseline": round(1 - alone / base[best], 4),
                 "onnxLastValueImprovementVsBestBaseline": round(1 - shrunk / base[best], 4),

@@ -132,11 +132,17 @@ def collect(traces):
             np.asarray(group))
 
 
-def fit_point(X, y, sigma):
+def fit_point(X, y, sigma, weight=None, loss="welsch"):
+    """The point model. weight: optional per-row weights (models/loo_quick.py screens them);
+    loss "absolute" fits the median of log(outcome/last) instead of the Welsch mode."""
+    if loss == "absolute":
+        return HistGradientBoostingRegressor(loss="absolute_error", **TREE_PARAMS).fit(X, y, sample_weight=weight)
     pred = np.zeros(len(y))
     model = None
     for _ in range(IRLS_ROUNDS):
         w = np.exp(-0.5 * ((y - pred) / sigma) ** 2) + 1e-3
+        if weight is not None:
+            w = w * weight
         model = HistGradientBoostingRegressor(loss="squared_error", **TREE_PARAMS).fit(X, y, sample_weight=w)
         pred = model.predict(X)
     return model
