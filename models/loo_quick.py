@@ -51,6 +51,14 @@ AUGMENT_SEED = 7
 SYNTH_SEED = 1
 
 
+def screen_args(doc, argv=None):
+    """The options models/shrink_quick.py and models/ownres_quick.py share: traces, datasets left out, Welsch width."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--traces", type=Path, default=dataset.default_traces_dir(HERE.parent))
+    ap.add_argument("--leave-out", nargs="+", choices=train.ALL_DIRS, default=["oboe"])
+    ap.add_argument("--sigma", type=float, default=0.06)
+    return ap.parse_args(argv)
+
 def _base_features(times, values):
     return features(times, values)[: len(FEATURE_NAMES) - len(RESIDUAL_NAMES)]
 

@@ -17,7 +17,6 @@ shrunk halfway to the last value (no adaptation: not the nested figure of the ev
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -55,11 +54,7 @@ def own_residual_features(part, logpred):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--traces", type=Path, default=dataset.default_traces_dir(HERE.parent))
-    ap.add_argument("--leave-out", nargs="+", choices=train.ALL_DIRS, default=["oboe"])
-    ap.add_argument("--sigma", type=float, default=0.06)
-    args = ap.parse_args()
+    args = lq.screen_args(__doc__)
     width = len(FEATURE_NAMES)
     cache = lq.CACHE / "all"
     if not (cache / "synthetic.pkl").exists():

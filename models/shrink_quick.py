@@ -17,7 +17,6 @@ the learned shrink (no adaptation: not the nested figure of `npm run eval -- pre
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -39,11 +38,7 @@ POINTS = FEATURE_NAMES.index("res_points")
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--traces", type=Path, default=dataset.default_traces_dir(HERE.parent))
-    ap.add_argument("--leave-out", nargs="+", choices=train.ALL_DIRS, default=["oboe"])
-    ap.add_argument("--sigma", type=float, default=0.06)
-    args = ap.parse_args()
+    args = lq.screen_args(__doc__)
     width = len(FEATURE_NAMES)
     cache = lq.CACHE / "all"
     cache.mkdir(parents=True, exist_ok=True)
