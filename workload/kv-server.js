@@ -415,6 +415,12 @@ function flushSoon() {
   fs.fsync(fd, (err) => {
     flushing = false;
     if (!err) return;
+    // The descriptor was closed under it (a segment rolled over, after its own synchronous
+    // fsync, or the process is stopping): nothing was lost; the next flush takes the new one.
+    if (err.code === 'EBADF') {
+      dirty = true;
+      return;
+    }
     // Fail-stop, as the synchronous fsync was (its throw ended the process): after a failed fsync
     // Linux may have dropped the dirty pages, so a later fsync could succeed with acknowledged
     // writes lost. A restart replays the log from disk.
