@@ -136,8 +136,7 @@ export class SiteWorkloads {
       // Heartbeat before each call; each call bounded (and stopped with the activity).
       onPoll();
       try {
-        const res = await fetch(`${standby.address}/health`, { signal: AbortSignal.any([signal, AbortSignal.timeout(STANDBY_CALL_MS)]) });
-        const h = res.ok ? ((await res.json()) as { readAheadPending?: unknown }) : {};
+        const h = (await kvCall(standby.address, 'GET', '/health', { timeoutMs: STANDBY_CALL_MS, signal })) as { readAheadPending?: unknown };
         return typeof h.readAheadPending === 'number' ? h.readAheadPending : undefined;
       } catch {
         if (signal.aborted) throw signal.reason;

@@ -251,12 +251,6 @@ function isDir(p: string): boolean {
 export type Recovered = { volume: string; outcome: 'redone' | 'discarded' | 'forgotten'; detail?: string };
 
 /**
- * Brings `volume` back to a whole image after a crash: a committed patch is applied again (new
- * image), an uncommitted one dropped (old image). A journal that cannot be applied (unreadable,
- * or its staging gone) is not guessed at: the record is removed too, so the next extraction of
- * this volume is a whole one. Returns what it did, or undefined when there was nothing to do.
- */
-/**
  * One writer per volume in this process: `fn` runs after every earlier holder of `volume`'s lock has
  * finished. An attempt of a pull that the server gave up on may still be writing the volume when
  * its retry starts (activities/sync.ts stops it, but waits only so long); its extraction, patch or
@@ -283,7 +277,13 @@ export async function withVolumeLock<T>(volume: string, fn: () => Promise<T>, on
 }
 const volumeLocks = new Map<string, Promise<void>>();
 
-/** recoverVolume under the volume's lock (withVolumeLock): for callers outside an extraction. */
+/**
+ * Brings `volume` back to a whole image after a crash: a committed patch is applied again (new
+ * image), an uncommitted one dropped (old image). A journal that cannot be applied (unreadable,
+ * or its staging gone) is not guessed at: the record is removed too, so the next extraction of
+ * this volume is a whole one. Returns what it did, or undefined when there was nothing to do.
+ * Takes the volume's lock (withVolumeLock); an extraction, which holds it, calls recoverVolumeLocked.
+ */
 export function recoverVolume(volume: string): Promise<Recovered | undefined> {
   return withVolumeLock(volume, () => recoverVolumeLocked(volume));
 }

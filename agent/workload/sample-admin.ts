@@ -9,8 +9,10 @@ import type { WorkloadDigest } from '../../core/migration';
 
 export type { WorkloadDigest } from '../../core/migration';
 
-export async function kvCall(address: string, method: string, path: string): Promise<unknown> {
-  const res = await fetch(`${address}${path}`, { method, signal: AbortSignal.timeout(10_000) });
+/** One call of the sample's API, bounded (10 s by default; `signal` stops it sooner). */
+export async function kvCall(address: string, method: string, path: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<unknown> {
+  const timeout = AbortSignal.timeout(opts.timeoutMs ?? 10_000);
+  const res = await fetch(`${address}${path}`, { method, signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout });
   if (!res.ok) throw new Error(`${method} ${address}${path} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
   return res.json();
 }
