@@ -58,8 +58,10 @@ if (!dataDir) {
   console.error('kv-server: --data <volume dir> is required');
   process.exit(2);
 }
-// Small enough that the activation's replay of the last one, and a final capture's read of it, stay short.
-const SEGMENT_BYTES = 4 << 20;
+// Small enough that the activation's replay of the last one, and a final capture's read of it, stay
+// short (it was 4 MiB until 2026-12-03: the activation replayed 12-40 ms of it; a volume written
+// with 4 MiB segments loads as before, each of them full).
+const SEGMENT_BYTES = 1 << 20;
 /** Segment n's path: kv.jsonl for 0 (the only file of earlier versions), kv.<n>.jsonl after. */
 const segmentPath = (n) => path.join(dataDir, n === 0 ? 'kv.jsonl' : `kv.${n}.jsonl`);
 /** The segments on disk, in order: 0, 1, 2 … as long as they follow one another. */
@@ -147,7 +149,8 @@ function load(ahead = 0) {
     if (good === size) continue;
     // A torn tail is cut off before appending, or the next record would be glued to the fragment
     // and every record after it lost at the next load. Only the last segment can be torn (a full
-    // one is fsynced before the next is opened); any after it could not be replayed in order.
+    // one is on disk before any write of the next is flushed: append); any after it could not be
+    // replayed in order.
     console.error(`kv-server: ${size - good} bytes of a torn last record cut off ${path.basename(file)} (a crash in mid-write)`);
     fs.truncateSync(file, good);
     for (const later of segs.slice(i + 1)) {
@@ -297,20 +300,83 @@ function readAheadPending() {
   return Math.max(0, full - kept) + (pass !== undefined ? 1 : 0);
 }
 
-/** Appends one record; a full segment is fsynced, closed and followed by the next. */
+/**
+ * The last segment that filled up, while its fsync and then the directory's (the new segment's
+ * name) run on the thread pool; `settled` once both are done. Its descriptor stays open until the
+ * next roll, so a synchronous flush (the freeze, a stop) can fsync it if they are not done.
+ * @type {{ fd: number, settled: boolean } | undefined}
+ */
+let retired;
+/** Descriptors of earlier full segments, closed once no periodic fsync uses them. @type {Set<number>} */
+const toClose = new Set();
+/** The descriptor a periodic fsync in flight is on. @type {number | undefined} */
+let flushingFd;
+
+function closeRetired() {
+  for (const f of toClose) {
+    if (f === flushingFd) continue;
+    fs.closeSync(f);
+    toClose.delete(f);
+  }
+}
+
+function fsyncDirSync() {
+  const dirFd = fs.openSync(dataDir, 'r');
+  try {
+    fs.fsyncSync(dirFd);
+  } finally {
+    fs.closeSync(dirFd);
+  }
+}
+
+/** A failed fsync ends the process (see flushSoon). */
+function fsyncFailed(what, err) {
+  console.error(`kv-server: fsync of ${what} failed (${err.message}); exiting`);
+  process.exit(1);
+}
+
+/**
+ * Appends one record; a full segment is followed by the next, and fsynced, then the directory,
+ * on the thread pool: a synchronous fsync here held every request for as long as the disk took
+ * (up to a second while another process flushed a gigabyte to the same disk). Until both are
+ * done the periodic flush waits (flushSoon), so no write of the new segment is flushed before the
+ * end of the full one is on disk: after a crash of the machine the log is still a prefix, and only
+ * the last segment can be torn. The freeze's flush fsyncs both itself (flush).
+ */
 function append(line) {
   activeBytes += fs.writeSync(fd, line);
   dirty = true;
   if (activeBytes < SEGMENT_BYTES) return;
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
+  if (retired) {
+    // The segment before still settling (a whole segment written in less than an fsync): finish it here.
+    if (!retired.settled) settleRetiredSync();
+    toClose.add(retired.fd);
+    closeRetired();
+  }
+  const full = { fd, settled: false };
+  const name = path.basename(segmentPath(active));
+  retired = full;
   active++;
   activeBytes = 0;
+  dirty = false;
   fd = fs.openSync(segmentPath(active), 'a');
-  // The new segment's name is durable before a write in it is acknowledged as flushed.
-  const dirFd = fs.openSync(dataDir, 'r');
-  fs.fsyncSync(dirFd);
-  fs.closeSync(dirFd);
+  fs.fsync(full.fd, (err) => {
+    if (err) return fsyncFailed(name, err);
+    fs.open(dataDir, 'r', (err, dirFd) => {
+      if (err) return fsyncFailed(dataDir, err);
+      fs.fsync(dirFd, (err) => {
+        fs.close(dirFd, () => undefined);
+        if (err) return fsyncFailed(dataDir, err);
+        full.settled = true;
+      });
+    });
+  });
+}
+
+function settleRetiredSync() {
+  fs.fsyncSync(retired.fd);
+  fsyncDirSync();
+  retired.settled = true;
 }
 
 /** Lanes of the set hash (see the header): the sum, lane by lane mod 2^32, of every pair's hash. */
@@ -397,6 +463,7 @@ if (!standby) load();
 let flushing = false;
 /** Everything written is durable when this returns (a periodic flush in flight may not have finished: it fsyncs again). */
 function flush() {
+  if (retired && !retired.settled) settleRetiredSync();
   if ((dirty || flushing) && fd !== undefined) {
     fs.fsyncSync(fd);
     dirty = false;
@@ -409,14 +476,17 @@ function flush() {
  * while it runs is flushed by the next one; an fsync that fails ends the process.
  */
 function flushSoon() {
-  if (!dirty || fd === undefined || flushing) return;
+  // A segment that filled up is settling (append): the next tick flushes, after it.
+  if (!dirty || fd === undefined || flushing || (retired && !retired.settled)) return;
   dirty = false;
   flushing = true;
+  flushingFd = fd;
   fs.fsync(fd, (err) => {
     flushing = false;
+    flushingFd = undefined;
+    closeRetired();
     if (!err) return;
-    // The descriptor was closed under it (a segment rolled over, after its own synchronous
-    // fsync, or the process is stopping): nothing was lost; the next flush takes the new one.
+    // The descriptor was closed under it (the process is stopping): nothing was lost.
     if (err.code === 'EBADF') {
       dirty = true;
       return;
@@ -424,8 +494,7 @@ function flushSoon() {
     // Fail-stop, as the synchronous fsync was (its throw ended the process): after a failed fsync
     // Linux may have dropped the dirty pages, so a later fsync could succeed with acknowledged
     // writes lost. A restart replays the log from disk.
-    console.error(`kv-server: fsync of the log failed (${err.message}); exiting`);
-    process.exit(1);
+    fsyncFailed('the log', err);
   });
 }
 // Writes are acknowledged once written to the page cache and flushed every 50 ms, like most

@@ -9,6 +9,9 @@ import { sampleValue } from '../../agent/workload/sample';
 export const VALUE_BYTES = 16 << 10;
 const WRITERS = 2;
 const PERIOD_MS = 32;
+/** How soon a refused write is sent again (ms), for the first RETRY_FAST_FOR_MS of refusals; then every PERIOD_MS. */
+const RETRY_MS = 4;
+const RETRY_FAST_FOR_MS = 1_000;
 
 /** Pseudo-random text (as the sample's own values), distinct per key: compresses like real data. */
 export function valueFor(key: string): string {
@@ -59,9 +62,16 @@ export function startWriter(address: string, follow?: () => Promise<string | und
   let at = address;
   const writer = async (w: number) => {
     let n = 0;
-    const t0 = Date.now();
+    // The writers take turns, half a period apart, so a write leaves every PERIOD_MS / WRITERS.
+    let t0 = Date.now() + (w * PERIOD_MS) / WRITERS;
+    let refusedSince: number | undefined;
+    if (w > 0) await new Promise((r) => setTimeout(r, (w * PERIOD_MS) / WRITERS));
     while (running) {
       const key = `live-${w}${String(n++).padStart(6, '0')}`;
+      // A write that was refused is sent again, the same key and value, RETRY_MS later, as a
+      // client with a write pending does, not at the next slot of the pace: so the gap a client
+      // sees ends when the service answers again, not up to a period later.
+      let refused = false;
       log.attempted++;
       try {
         const res = await fetch(`${at}/kv/${key}`, { method: 'PUT', body: valueFor(key), signal: AbortSignal.timeout(5000) });
@@ -74,14 +84,25 @@ export function startWriter(address: string, follow?: () => Promise<string | und
           log.frozen++;
           log.firstFrozenAt ??= Date.now();
         } else log.failed++;
-        if (res.status !== 200 && follow) at = (await follow().catch(() => undefined)) ?? at;
+        refused = res.status !== 200;
+        if (refused && follow) at = (await follow().catch(() => undefined)) ?? at;
       } catch {
         log.failed++; // connection refused once the source is decommissioned: not acknowledged
+        refused = true;
         if (follow) at = (await follow().catch(() => undefined)) ?? at;
       }
-      // Pace to the target rate, whatever each request took.
+      // Pace to the target rate, whatever each request took; a refused write is retried soon.
+      if (refused) {
+        refusedSince ??= Date.now();
+        await new Promise((r) => setTimeout(r, Date.now() - refusedSince! < RETRY_FAST_FOR_MS ? RETRY_MS : PERIOD_MS));
+        n--; // the retry keeps the refused write's slot: the pace is of acknowledged writes
+        continue;
+      }
+      refusedSince = undefined;
       const wait = t0 + n * PERIOD_MS - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      // Behind by more than a period (a pause): go on at the pace from here, no burst to catch up.
+      else if (wait < -PERIOD_MS) t0 -= wait;
     }
   };
   const done = Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
