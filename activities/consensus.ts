@@ -86,23 +86,35 @@ export function createConsensusActivities(deps: ConsensusDeps) {
   }
 
   return {
-    /** CFT: step the follower with each message, persist, then return the replies. */
+    /** CFT: step the follower with each message, persist (fsync on the thread pool), then return the replies. */
     async cftDeliver(input: CftDeliverInput): Promise<CftDeliverResult> {
+      let opened: typeof cft;
       try {
-        const { log, follower } = openCft();
+        opened = openCft();
+        const { log, follower } = opened;
         const replies = [];
         for (const m of input.messages) {
           if (m.to !== site) {
             throw ApplicationFailure.nonRetryable(`a ${m.type} message for ${m.to} reached site ${site}; route it to ${m.to}'s task queue`, FailureType.MisroutedConsensusMessage);
           }
           const ready = stepFollower(follower, m);
-          log.persistReady(ready);
+          log.persistReadyLater(ready);
           replies.push(...ready.messages);
         }
-        return { site, replies, term: follower.term, commit: follower.commit, lastIndex: follower.log.length };
+        // What these replies rest on, as of now: another delivery may step the follower further
+        // while this one waits for the disk.
+        const state = { term: follower.term, commit: follower.commit, lastIndex: follower.log.length };
+        // Persist, then send: every record written so far (this delivery's and any other's the
+        // replies may rest on) is on disk before the replies leave.
+        await log.durable();
+        return { site, replies, ...state };
       } catch (err) {
-        cft?.log.close();
-        cft = undefined;
+        // Drop the state this delivery used (reopened from disk next time), unless another
+        // delivery already did and opened it again.
+        if (opened && cft === opened) {
+          cft.log.close();
+          cft = undefined;
+        }
         throw err;
       }
     },

@@ -2,10 +2,14 @@
  * A site's durable replica of the federation log: one append-only file of checksummed records
  * (log-records.ts). Entries, truncations and term/vote/commit metadata are all records,
  * so every change is one append followed by one fsync; on open the records are replayed and a
- * torn last record is cut off. Synchronous on purpose: an agent step must be durable before it
- * answers (CftReady order: persist, then send).
+ * torn last record is cut off. An agent step must be durable before it answers (CftReady order:
+ * persist, then send): `persistReady` writes and fsyncs in place; the consensus activity uses
+ * `persistReadyLater` then `durable()`, which fsyncs on the thread pool (one fsync for every write
+ * before it: a group commit), so a slow disk holds that answer and not the agent's whole event
+ * loop (its fronts, its transfer server, and, when one process runs every site as `fedflow up`
+ * and the benchmarks do, the other sites' answers to the same round).
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { restoreFollower } from '../../core/consensus/cft-follower';
 import type { CftReady, FollowerState, HardState, LogEntry } from '../../core/consensus/cft-types';
@@ -21,6 +25,11 @@ export class FederationLog {
   private hard: HardState = { term: 0, vote: null, commit: 0 };
   /** True if the last open cut off a torn record. */
   readonly recoveredTornTail: boolean;
+  /** Writes made so far (each a batch of records, in the page cache), and how many an fsync has covered. */
+  private written = 0;
+  private synced = 0;
+  private syncing: Promise<void> | undefined;
+  private closed = false;
 
   private constructor(readonly path: string) {
     const created = !existsSync(path);
@@ -81,6 +90,48 @@ export class FederationLog {
     this.write(records);
   }
 
+  /**
+   * persistReady without waiting for the disk: the records are checked, written in order and
+   * applied at once, and are on disk once `durable()` resolves. Nothing that depends on them may
+   * leave the site before that.
+   */
+  persistReadyLater(ready: CftReady<FederationEntry>): void {
+    const records: LogRecord[] = [];
+    if (ready.truncateFrom !== undefined) records.push({ t: 'truncate', from: ready.truncateFrom });
+    for (const entry of ready.entries) records.push({ t: 'entry', entry });
+    if (ready.hardState) records.push({ t: 'meta', meta: ready.hardState });
+    this.write(records, false);
+  }
+
+  /** Writes not yet covered by an fsync. */
+  get undurable(): number {
+    return this.written - this.synced;
+  }
+
+  /**
+   * Resolves once every write made before the call is on disk: an fsync on the thread pool that
+   * began after them (one in flight that began earlier is waited for, then another is made).
+   * Rejects with the fsync's error; the caller must then drop its in-memory state and reopen.
+   */
+  async durable(): Promise<void> {
+    const want = this.written;
+    while (this.synced < want) {
+      if (!this.syncing) {
+        if (this.closed) throw new Error(`${this.path}: closed with ${want - this.synced} write(s) not yet fsynced`);
+        const upTo = this.written;
+        const fd = this.fd;
+        this.syncing = new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())))
+          .then(() => {
+            this.synced = Math.max(this.synced, upTo);
+          })
+          .finally(() => {
+            this.syncing = undefined;
+          });
+      }
+      await this.syncing;
+    }
+  }
+
   /** The follower state to hand back to the core after a restart. */
   followerState(siteId: string): FollowerState<FederationEntry> {
     return restoreFollower(siteId, { ...this.hard, log: this.entries });
@@ -93,11 +144,15 @@ export class FederationLog {
     return applyEntries(emptyCommittedState(), values);
   }
 
+  /** Closes the file; an fsync in flight finishes first (its descriptor is never reused under it). */
   close(): void {
-    closeSync(this.fd);
+    this.closed = true;
+    const fd = this.fd;
+    if (this.syncing) void this.syncing.then(() => closeSync(fd), () => closeSync(fd));
+    else closeSync(fd);
   }
 
-  private write(records: readonly LogRecord[]): void {
+  private write(records: readonly LogRecord[], sync = true): void {
     if (records.length === 0) return;
     // Check every record against the in-memory state before writing any, so a bad call writes nothing.
     const trial = { entries: [...this.entries], hard: { ...this.hard } };
@@ -106,7 +161,11 @@ export class FederationLog {
     const at = fstatSync(this.fd).size;
     let off = 0;
     while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, at + off);
-    fsyncSync(this.fd);
+    this.written++;
+    if (sync) {
+      fsyncSync(this.fd);
+      this.synced = this.written;
+    }
     for (const r of records) this.replay(r);
   }
 

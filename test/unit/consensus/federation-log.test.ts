@@ -97,3 +97,47 @@ test('a CFT follower persisted through the log restarts with the same state', ()
   assert.equal(refused.messages[0]?.type === 'append-resp' && refused.messages[0].success, false);
   log.close();
 });
+
+test('persistReadyLater then durable(): applied at once, fsynced on the thread pool, and durable() covers every earlier write', async () => {
+  const d = dir();
+  const log = FederationLog.open(d);
+  const f = log.followerState('dc:paris');
+  const first = stepFollower(f, { type: 'append', from: 'wf', to: 'dc:paris', term: 3, prevIndex: 0, prevTerm: 0, entries: [e(1, 3, joinParis)], commit: 0 });
+  log.persistReadyLater(first);
+  assert.equal(log.lastIndex, 1, 'the records are applied at once');
+  assert.equal(log.undurable, 1, 'and not yet covered by an fsync');
+  // A second delivery's write while the first waits: one durable() call covers both.
+  const waitFirst = log.durable();
+  const second = stepFollower(f, { type: 'append', from: 'wf', to: 'dc:paris', term: 3, prevIndex: 1, prevTerm: 3, entries: [e(2, 3, placeKv)], commit: 2 });
+  log.persistReadyLater(second);
+  assert.equal(log.undurable, 2);
+  await log.durable();
+  assert.equal(log.undurable, 0, 'durable() waits for an fsync begun after the last write, not only the one in flight');
+  await waitFirst;
+  // A refused write writes nothing and counts nothing.
+  assert.throws(() => log.persistReadyLater({ truncateFrom: 1, entries: [], messages: [], committed: [] }), /would drop committed entries/);
+  assert.equal(log.undurable, 0);
+  log.close();
+  const back = FederationLog.open(d);
+  assert.deepEqual(back.followerState('dc:paris').log, f.log);
+  assert.deepEqual(back.committedState().placements, { kv: 'dc:paris' });
+  back.close();
+});
+
+test('close() with an fsync in flight lets it finish; durable() after close with writes not covered is refused', async () => {
+  const d = dir();
+  const log = FederationLog.open(d);
+  log.persistReadyLater({ entries: [e(1, 1, joinParis)], messages: [], committed: [] });
+  const inFlight = log.durable();
+  log.close();
+  await inFlight; // the descriptor stayed open for it
+  assert.equal(log.undurable, 0);
+  const other = FederationLog.open(d);
+  assert.equal(other.lastIndex, 1);
+  other.close();
+  const d2 = dir();
+  const closed = FederationLog.open(d2);
+  closed.persistReadyLater({ entries: [e(1, 1, joinParis)], messages: [], committed: [] });
+  closed.close();
+  await assert.rejects(closed.durable(), /closed with 1 write\(s\) not yet fsynced/);
+});
