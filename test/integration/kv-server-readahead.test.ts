@@ -154,6 +154,37 @@ describe('kv-server: read ahead in standby, set-hash digest', () => {
     assert.deepEqual({ keys: got.keys, sha256: got.sha256 }, { keys: frozen.keys, sha256: frozen.sha256 });
   });
 
+  it('an earlier segment read ahead that changed on disk is found by /health: pending again, read ahead again, then the activation serves the new files', async () => {
+    const dir = join(root, 'changed-early');
+    mkdirSync(dir);
+    const model = new Map<string, string>();
+    segment(join(dir, 'kv.jsonl'), 0, 2000, model, 'a');
+    segment(join(dir, 'kv.1.jsonl'), 2000, 2000, model, 'b');
+    segment(join(dir, 'kv.2.jsonl'), 4000, 2000, model, 'c');
+    const base = await start(dir, true);
+    await eventually('segments 0 and 1 read ahead', async () => {
+      const h = await health(base);
+      return h.readAheadSegments === 2 && h.readAheadPending === 0 ? true : undefined;
+    }, 30_000);
+    // Segment 0, not the last read ahead, replaced by another file: the standby's step checks only
+    // the last one, so this must be found by the whole check behind /health.
+    const whole = new Map<string, string>();
+    segment(join(root, 'early0-new'), 0, 1500, whole, 'z');
+    segment(join(root, 'scratch-1'), 2000, 2000, whole, 'b');
+    segment(join(root, 'scratch-2'), 4000, 2000, whole, 'c');
+    renameSync(join(root, 'early0-new'), join(dir, 'kv.jsonl'));
+    const found = await health(base);
+    assert.ok((found.readAheadPending ?? 0) >= 1 && (found.readAheadSegments ?? 0) < 2, `the change must show as pending: ${JSON.stringify(found)}`);
+    await eventually('read ahead again from segment 0, nothing pending', async () => {
+      const h = await health(base);
+      return h.readAheadSegments === 2 && h.readAheadPending === 0 ? true : undefined;
+    }, 30_000);
+    const got = await post(base, '/admin/activate');
+    assert.deepEqual({ keys: got.keys, sha256: got.sha256 }, expectedDigest(whole));
+    assert.equal(got.readAheadSegments, 2, 'the second reading ahead is used');
+    assert.equal(await (await fetch(`${base}/kv/k10`)).text(), `z-10-${'y'.repeat(10)}`);
+  });
+
   it('a segment read ahead that changed on disk (another file at its name) makes the activation replay the whole log', async () => {
     const dir = join(root, 'changed');
     mkdirSync(dir);
