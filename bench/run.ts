@@ -19,6 +19,7 @@ const BENCHES: Record<string, string> = {
   'patch-extract': 'patch-extract',
   'final-round': 'final-round',
   hosts: 'hosts',
+  'kv-readahead': 'kv-readahead',
 };
 
 function usage(): string {
