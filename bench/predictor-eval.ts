@@ -9,6 +9,9 @@
  * Without --traces: leave-one-dataset-out over every dataset of the traces root (each scored with
  * the model trained without it, models/loo/), then the held-out synthetic traces with the shipped
  * model. With --traces: the given directories, with the shipped model (or --model).
+ *
+ * --agent-prior (leave-one-out only): also the agent-level prior of session 11 (bench/agent-prior-
+ * eval.ts), on the same walks, after the per-link lines.
  */
 import * as path from 'node:path';
 import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimators';
@@ -17,6 +20,7 @@ import { createPredictor, DEFAULT_MODEL_PATH, type Predictor } from '../models/p
 import { readTraceDir, type Trace } from './predictor-eval-data';
 import { median, round4, walkTrace, type WalkPoint, type WalkResult } from './predictor-eval-walk';
 import { chooseAdaptation } from './adaptation-choice';
+import { runAgentPrior } from './agent-prior-eval';
 import { walkAndScreen, walkWith, type WalkedDataset } from './adaptation-screen';
 import { findDatasets } from './predictor-loo';
 import { modeAccuracy } from './predictor-mode-accuracy';
@@ -34,6 +38,7 @@ interface Args {
   scenarios: string;
   plot: string;
   model: string | undefined;
+  agentPrior: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -43,6 +48,7 @@ function parseArgs(argv: string[]): Args {
     scenarios: path.join(REPO, 'models', 'mode-scenarios.json'),
     plot: path.join(REPO, 'docs', 'predictor-eval.png'),
     model: undefined,
+    agentPrior: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -56,8 +62,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--scenarios') args.scenarios = path.resolve(value());
     else if (a === '--plot') args.plot = path.resolve(value());
     else if (a === '--model') args.model = path.resolve(value());
-    else throw new Error(`unknown argument '${a}' (known: --traces DIR, --traces-root DIR, --scenarios FILE, --plot FILE, --model FILE)`);
+    else if (a === '--agent-prior') args.agentPrior = true;
+    else throw new Error(`unknown argument '${a}' (known: --traces DIR, --traces-root DIR, --scenarios FILE, --plot FILE, --model FILE, --agent-prior)`);
   }
+  if (args.agentPrior && args.traces.length > 0) throw new Error('--agent-prior scores the leave-one-dataset-out run only; drop --traces');
   return args;
 }
 
@@ -196,6 +204,7 @@ export async function runPredictorEval(argv: string[]): Promise<void> {
       print(score);
     }
     console.log(JSON.stringify({ kind: 'adaptation-choice', perDataset: Object.fromEntries(perDataset), onAllDatasets: overall, shipped: SHIPPED_CANDIDATE, shippedIsTheChoice: overall === SHIPPED_CANDIDATE }));
+    if (args.agentPrior) runAgentPrior(walked, datasets, perDataset);
     const synthetic = path.relative(REPO, SYNTHETIC_TEST);
     print(scoreDataset({ dataset: synthetic, ...(await walkDir(SYNTHETIC_TEST, shipped)), model: shippedName, candidate: SHIPPED_CANDIDATE }));
   }
