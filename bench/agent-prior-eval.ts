@@ -1,21 +1,24 @@
 /**
- * `npm run eval -- predictor --agent-prior`: the agent-level prior's part of the eval (session 11,
- * bench/agent-prior.ts). Runs after the per-link nested leave-one-out, on the same walks (every
+ * `npm run eval -- predictor [--seeded-orders]`: the agent-level prior's part of the eval (session
+ * 11, bench/agent-prior.ts). Runs after the per-link nested leave-one-out, on the same walks (every
  * dataset walked with the model trained without it), and prints JSON lines:
  *
  *   - `agent-prior-check`: per dataset, the largest gap between this file's fast replay of the 612
  *     follow-the-leader settings without the agent's record and bench/adaptation-screen.ts's replay
  *     (they must agree: the fast replay is the same rule);
- *   - `agent-prior-nested`: per order of the links (sorted file names, then seeds 1-5) and dataset,
+ *   - `agent-prior-nested`: per order of the links (sorted file names; with --seeded-orders, seeds 1-5 too) and dataset,
  *     the setting the nested rule chooses on the other three datasets among the 2448 agent-prior
  *     settings, and its improvementVsBestBaseline, within20 and p10 coverage on the dataset; beside
  *     it the per-link-only nested figure (order does not change it: each link starts afresh) and
- *     the figure the rule gives over both pools together (3069 settings);
+ *     the figure the rule gives over both pools together (3069 settings). In sorted order the chosen
+ *     setting is also walked for real (the predictor carrying the agent's record from trace to
+ *     trace, as walkDir does): `walked` beside the replayed figures;
  *   - `agent-prior-summary`: per order, the four figures of each pool, and the shipping condition
  *     (every agent-prior figure >= the per-link-only one);
  *   - `agent-prior-orders`: per dataset, min / mean / max of the agent-prior figure over the orders.
  */
-import { CANDIDATES } from '../models/link-adaptation';
+import { CANDIDATES, SHIPPED_CANDIDATE, type SelectParams } from '../models/link-adaptation';
+import { createPredictor } from '../models/predictor';
 import { chooseAdaptation } from './adaptation-choice';
 import type { WalkedDataset } from './adaptation-screen';
 import {
@@ -30,9 +33,24 @@ import {
   sortedOrder,
   type PreparedDataset,
 } from './agent-prior';
-import { round4 } from './predictor-eval-walk';
+import { median, round4, walkTrace, type WalkResult } from './predictor-eval-walk';
 
-export function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, datasets: readonly string[], perLinkChoice: ReadonlyMap<string, string>): void {
+/** The real walk of one dataset with an agent-prior setting: its traces one agent's links in sorted order. */
+async function walkAgent(d: WalkedDataset, base: SelectParams, k: number): Promise<{ improvement: number; within20: number; p10Coverage: number }> {
+  const predictor = createPredictor({ modelPath: d.modelPath, adaptation: { ...base, agentPrior: { k } } });
+  const walks: WalkResult[] = [];
+  for (const t of d.traces) walks.push(await walkTrace(t, predictor, walks[walks.length - 1]?.agent ?? null));
+  const points = walks.flatMap((w) => w.points);
+  const ape = points.map((p) => Math.abs(p.adaptive - p.actual) / p.actual);
+  const best = Math.min(...(['last-value', 'harmonic-mean-5', 'ewma-0.5', 'ewma-0.2'] as const).map((m) => median(points.map((p) => Math.abs(p.baselines[m] - p.actual) / p.actual))));
+  return {
+    improvement: 1 - median(ape) / best,
+    within20: ape.filter((e) => e <= 0.2).length / points.length,
+    p10Coverage: points.filter((p) => p.actual >= p.adaptiveLow).length / points.length,
+  };
+}
+
+export async function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, datasets: readonly string[], perLinkChoice: ReadonlyMap<string, string>, seededOrders: boolean): Promise<void> {
   const candidates = agentPriorCandidates();
   const prepared = new Map<string, PreparedDataset>();
   for (const dataset of datasets) {
@@ -48,7 +66,8 @@ export function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, datase
     console.log(JSON.stringify({ kind: 'agent-prior-check', dataset, settings: 612, maxGapToScreen: gap }));
   }
   const perLink = new Map(datasets.map((d) => [d, walked.get(d)!.screened.get(perLinkChoice.get(d)!)!]));
-  const orders: [string, (n: number) => number[]][] = [['sorted', sortedOrder], ...ORDER_SEEDS.map((s): [string, (n: number) => number[]] => [`seed-${s}`, (n) => seededOrder(n, s)])];
+  const seeded = seededOrders ? ORDER_SEEDS.map((s): [string, (n: number) => number[]] => [`seed-${s}`, (n) => seededOrder(n, s)]) : [];
+  const orders: [string, (n: number) => number[]][] = [['sorted', sortedOrder], ...seeded];
   const byDataset = new Map(datasets.map((d) => [d, [] as number[]]));
   for (const [orderName, orderOf] of orders) {
     const started = Date.now();
@@ -69,6 +88,7 @@ export function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, datase
       const unionChosen = unionChoice.perDataset.get(dataset)!;
       figures[dataset] = { agentPrior: round4(s.improvement), perLinkOnly: round4(perLink.get(dataset)!), union: round4(union.get(dataset)!.get(unionChosen)!) };
       byDataset.get(dataset)!.push(s.improvement);
+      const walkedFigures = orderName === 'sorted' ? await walkAgent(walked.get(dataset)!, c.base, c.k) : null;
       console.log(
         JSON.stringify({
           kind: 'agent-prior-nested',
@@ -83,6 +103,9 @@ export function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, datase
           perLinkOnly: { chosenOnOthers: perLinkChoice.get(dataset), improvementVsBestBaseline: round4(perLink.get(dataset)!) },
           bothPools: { chosenOnOthers: unionChosen, improvementVsBestBaseline: round4(union.get(dataset)!.get(unionChosen)!) },
           replayed: true,
+          ...(walkedFigures
+            ? { walked: { improvementVsBestBaseline: round4(walkedFigures.improvement), within20: round4(walkedFigures.within20), p10Coverage: round4(walkedFigures.p10Coverage) } }
+            : {}),
         }),
       );
     }
@@ -95,6 +118,8 @@ export function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, datase
         onAllDatasets: agentChoice.overall,
         onAllDatasetsFigures: Object.fromEntries(datasets.map((d) => [d, round4(agentImprovements.get(d)!.get(agentChoice.overall)!)])),
         priorWeight: overall.k,
+        shipped: SHIPPED_CANDIDATE,
+        shippedIsTheChoice: agentChoice.overall === SHIPPED_CANDIDATE,
         everyDatasetAtLeastPerLinkOnly: datasets.every((d) => figures[d]!.agentPrior >= figures[d]!.perLinkOnly),
         seconds: Math.round((Date.now() - started) / 1000),
       }),

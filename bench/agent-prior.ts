@@ -39,7 +39,7 @@ import { CLASSICAL } from '../models/classical-estimators';
 import { conformalMargin, conformalUpdate, initialConformal } from '../models/conformal-low';
 import { expertLoss } from '../models/expert-weights';
 import { HORIZON_S } from '../models/features';
-import { CANDIDATES, EXPERTS, type SelectParams } from '../models/link-adaptation';
+import { CANDIDATES, EXPERTS, type AgentView, type SelectParams } from '../models/link-adaptation';
 import { median, type WalkPoint } from './predictor-eval-walk';
 
 export const PRIOR_WEIGHTS = [0, 8, 32, 128] as const;
@@ -125,19 +125,20 @@ export function prepareDataset(traces: readonly (readonly WalkPoint[])[]): Prepa
 
 /** The agent's record: every expert's loss summed over every point it has scored, and their number. */
 interface AgentRecord {
-  readonly sum: Float64Array;
+  readonly sums: Float64Array;
   count: number;
 }
 
 /**
  * The expert a link follows (EXPERTS index): `linkLoss` its own discounted cumulative losses, `agent`
- * the agent's record (null: per-link only, the shipped rule). See the header.
+ * the agent's record (null: per-link only). The same rule as models/link-adaptation.ts `selected`
+ * (a unit test checks they agree) without its allocations, for the 2448 x 6 replays.
  */
-export function agentSelected(linkLoss: ArrayLike<number>, agent: { sum: ArrayLike<number>; count: number } | null, base: SelectParams, k: number, allowed: readonly number[]): number {
+export function agentSelected(linkLoss: ArrayLike<number>, agent: AgentView | null, base: SelectParams, k: number, allowed: readonly number[]): number {
   let def = EXPERTS.indexOf(base.default);
   if (agent === null || agent.count === 0) return pick(linkLoss, def, base.margin, allowed, () => 0);
-  for (const i of allowed) if (agent.sum[i]! < agent.sum[def]!) def = i;
-  return pick(linkLoss, def, base.margin, allowed, (i) => (k * agent.sum[i]!) / agent.count);
+  for (const i of allowed) if (agent.sums[i]! < agent.sums[def]!) def = i;
+  return pick(linkLoss, def, base.margin, allowed, (i) => (k * agent.sums[i]!) / agent.count);
 }
 
 function pick(linkLoss: ArrayLike<number>, def: number, margin: number, allowed: readonly number[], prior: (i: number) => number): number {
@@ -190,7 +191,7 @@ export function replayAgent(d: PreparedDataset, order: readonly number[], base: 
   const actual = new Float64Array(d.points);
   const allowed = base.experts.map((n) => EXPERTS.indexOf(n));
   const key = lossKey(base);
-  const agent: AgentRecord = { sum: new Float64Array(E), count: 0 };
+  const agent: AgentRecord = { sums: new Float64Array(E), count: 0 };
   const agentView = opts.k === null ? null : agent;
   const k = opts.k ?? 0;
   let at = 0;
@@ -211,7 +212,7 @@ export function replayAgent(d: PreparedDataset, order: readonly number[], base: 
       for (let i = 0; i < E; i++) {
         const l = losses[q * E + i]!;
         linkLoss[i] = base.discount * linkLoss[i]! + l;
-        agent.sum[i] = agent.sum[i]! + l;
+        agent.sums[i] = agent.sums[i]! + l;
       }
       agent.count++;
     };
