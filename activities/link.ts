@@ -11,6 +11,7 @@ import { endpointToken } from '../agent/transfer/token';
 import { peerFetch } from '../agent/transfer/client';
 import type { SiteTls } from '../agent/transfer/tls';
 import { MIN_SAMPLES } from '../models/features';
+import { mergeAgentPrior } from '../models/agent-prior';
 import { parseAdaptation, parseAgentRecord } from '../models/link-adaptation';
 import type { Prediction, Predictor } from '../models/predictor';
 import { defaultPredictor } from '../models/predictor';
@@ -108,7 +109,10 @@ export function createLinkActivities(deps: LinkDeps) {
       // Best effort, like transfer samples: a telemetry file that cannot be written must not fail the decision.
       if (adaptation !== null && adaptation !== stored.state) {
         try {
-          deps.telemetry.setAdaptation(args.source, deps.site, adaptation, agent ?? undefined);
+          // Another link's call may have stored the record while this one awaited the model: add
+          // what this call learnt to what is stored now, rather than overwrite it.
+          const merged = agent === null ? undefined : mergeAgentPrior(parseAgentRecord(deps.telemetry.agentPrior()).state, agentStored.state, agent);
+          deps.telemetry.setAdaptation(args.source, deps.site, adaptation, merged);
         } catch (err) {
           (deps.log ?? console.warn)(`fedflow predictor: could not store the adaptation of ${args.source} -> ${deps.site}: ${String(err)}`);
         }

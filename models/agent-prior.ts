@@ -55,3 +55,20 @@ export function parseAgentPrior(value: unknown, experts: readonly string[], loss
   if (s.loss !== loss) return { state: null, problem: `kept in loss '${s.loss}', expected '${loss}'` };
   return { state: s };
 }
+
+/**
+ * The record to store after a call that read `before` and returned `after`, when `current` is what
+ * the store holds now: `current` plus what the call learnt (after − before). Two calls on different
+ * links of one agent can overlap (each awaits the model); storing `after` alone would drop the
+ * points the other call stored meanwhile. `current` null or kept for other experts or another loss:
+ * `after` alone.
+ */
+export function mergeAgentPrior(current: AgentPriorState | null, before: AgentPriorState | null, after: AgentPriorState): AgentPriorState {
+  if (current === null || current.loss !== after.loss || current.experts.join(',') !== after.experts.join(',')) return after;
+  const from = before !== null && before.loss === after.loss && before.experts.join(',') === after.experts.join(',') ? before : null;
+  return {
+    ...current,
+    sums: current.sums.map((s, i) => s + after.sums[i]! - (from?.sums[i] ?? 0)),
+    count: current.count + after.count - (from?.count ?? 0),
+  };
+}

@@ -156,3 +156,22 @@ test("a new link follows the last value when the agent's record says its links r
     assert.equal(q.inputs.adaptation!.agentScored, 0);
   });
 });
+
+test('two overlapping predictions on different links of one agent both count in the agent-level record', async () => {
+  const predictor = createPredictor({ modelPath: DEFAULT_MODEL_PATH });
+  const OTHER = 'gcp:europe-west1-b';
+  await withDirs(async (dir) => {
+    const telemetry = new LinkTelemetry(dir);
+    for (let i = 0; i < 40; i++) {
+      telemetry.record(FROM, TO, sample(i));
+      telemetry.record(OTHER, TO, sample(i + 7));
+    }
+    const acts = createLinkActivities({ site: TO, telemetry, predictor, secret: NO_PROBES });
+    // Both read the (empty) record before either has stored its own: each awaits the model.
+    const [a, b] = await Promise.all([acts.predictLink({ source: FROM }), acts.predictLink({ source: OTHER })]);
+    const scored = a.inputs.adaptation!.scored + b.inputs.adaptation!.scored;
+    assert.ok(a.inputs.adaptation!.scored > 20 && b.inputs.adaptation!.scored > 20);
+    const record = new LinkTelemetry(dir).agentPrior() as { count: number; sums: number[] };
+    assert.equal(record.count, scored);
+  });
+});

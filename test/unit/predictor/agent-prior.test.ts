@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { agentSelected, prepareDataset, replayAgent, seededOrder, sortedOrder } from '../../../bench/agent-prior';
 import type { WalkPoint } from '../../../bench/predictor-eval-walk';
-import { initialAgentPrior, parseAgentPrior, recordAgentLosses } from '../../../models/agent-prior';
+import { initialAgentPrior, mergeAgentPrior, parseAgentPrior, recordAgentLosses } from '../../../models/agent-prior';
 import { ADAPTATION, CANDIDATES, EXPERTS, initialAdaptation, lossName, scoreLinkAndAgent, selected, type SelectParams } from '../../../models/link-adaptation';
 
 /** Seeded uniform (mulberry32): the tests are reproducible. */
@@ -128,3 +128,18 @@ function baseOf(p: SelectParams): SelectParams {
   const { agentPrior: _unused, ...base } = p;
   return base;
 }
+
+test('merging a call into the stored record adds what the call learnt to what is stored now', () => {
+  const loss = lossName(SHIPPED);
+  const before = { ...initialAgentPrior([...EXPERTS], loss), sums: EXPERTS.map(() => 1), count: 1 };
+  const after = { ...before, sums: EXPERTS.map(() => 3), count: 4 };
+  const current = { ...before, sums: EXPERTS.map(() => 10), count: 10 };
+  const merged = mergeAgentPrior(current, before, after);
+  assert.deepEqual(merged.sums, EXPERTS.map(() => 12));
+  assert.equal(merged.count, 13);
+  // Nothing stored yet, or a record in another loss: the call's own record.
+  assert.deepEqual(mergeAgentPrior(null, before, after), after);
+  assert.deepEqual(mergeAgentPrior({ ...current, loss: 'abs-log' }, before, after), after);
+  // The call started from nothing: all of its record is new.
+  assert.equal(mergeAgentPrior(current, null, after).count, 14);
+});
