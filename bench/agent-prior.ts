@@ -32,8 +32,10 @@
  * k 128}: 2448 settings, named `<setting>+lead` or `<setting>+k<k>`. The agent's record is not
  * discounted. The nested rule (bench/adaptation-choice.ts, unchanged) chooses among these 2448 for
  * each dataset on the other three; that is the figure that counts, and the one the shipping
- * condition is judged on. The same rule over the 621 per-link settings (the shipped figures) and
- * over both pools together (3069) is printed beside it, for reading.
+ * condition is judged on. The same rule over the 621 per-link settings (the figures shipped before
+ * this session) and over both pools together (3069) is printed beside it, for reading. (The rule
+ * met the shipping condition; models/link-adaptation.ts SHIPPED_CANDIDATE is its choice on all
+ * four datasets, docs/predictor.md section "Session 11".)
  */
 import { CLASSICAL } from '../models/classical-estimators';
 import { conformalMargin, conformalUpdate, initialConformal } from '../models/conformal-low';

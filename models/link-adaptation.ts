@@ -2,7 +2,9 @@
  * Per-link adaptation state and its steps: which estimator to trust on this link (follow the
  * leader with a default expert and a margin, the shipped setting; or fixed-share expert weights,
  * models/expert-weights.ts) and how wide its lower bound must be (adaptive conformal inference,
- * models/conformal-low.ts). Pure: the predictor (models/predictor.ts) runs
+ * models/conformal-low.ts). Since session 11 the default expert of a follow-the-leader setting
+ * can come from the agent's record over all its links (`agentPrior`, models/agent-prior.ts): a new
+ * link starts from the expert that leads on the agent's links so far. Pure: the predictor (models/predictor.ts) runs
  * the estimators and calls these; the agent persists the state beside the link's samples
  * (agent/link/telemetry.ts), as an opaque JSON value that `parseAdaptation` checks on the way back.
  *
