@@ -11,7 +11,8 @@ import { endpointToken } from '../agent/transfer/token';
 import { peerFetch } from '../agent/transfer/client';
 import type { SiteTls } from '../agent/transfer/tls';
 import { MIN_SAMPLES } from '../models/features';
-import { parseAdaptation } from '../models/link-adaptation';
+import { mergeAgentPrior } from '../models/agent-prior';
+import { parseAdaptation, parseAgentRecord } from '../models/link-adaptation';
 import type { Prediction, Predictor } from '../models/predictor';
 import { defaultPredictor } from '../models/predictor';
 
@@ -100,12 +101,18 @@ export function createLinkActivities(deps: LinkDeps) {
       // no longer parses (another set of experts) is reported and the link starts afresh.
       const stored = parseAdaptation(deps.telemetry.adaptation(args.source, deps.site));
       if (stored.problem) (deps.log ?? console.warn)(`fedflow predictor: adaptation state of ${args.source} -> ${deps.site} dropped: ${stored.problem}`);
+      // The agent-level record (every link into this site) sets a new link's default; kept in the same file.
+      const agentStored = parseAgentRecord(deps.telemetry.agentPrior());
+      if (agentStored.problem) (deps.log ?? console.warn)(`fedflow predictor: agent-level record of ${deps.site} dropped: ${agentStored.problem}`);
       const predictor = deps.predictor ?? defaultPredictor();
-      const { prediction, adaptation } = await predictor.predictAdaptive({ samples: profile.samples, adaptation: stored.state });
+      const { prediction, adaptation, agent } = await predictor.predictAdaptive({ samples: profile.samples, adaptation: stored.state, agent: agentStored.state });
       // Best effort, like transfer samples: a telemetry file that cannot be written must not fail the decision.
       if (adaptation !== null && adaptation !== stored.state) {
         try {
-          deps.telemetry.setAdaptation(args.source, deps.site, adaptation);
+          // Another link's call may have stored the record while this one awaited the model: add
+          // what this call learnt to what is stored now, rather than overwrite it.
+          const merged = agent === null ? undefined : mergeAgentPrior(parseAgentRecord(deps.telemetry.agentPrior()).state, agentStored.state, agent);
+          deps.telemetry.setAdaptation(args.source, deps.site, adaptation, merged);
         } catch (err) {
           (deps.log ?? console.warn)(`fedflow predictor: could not store the adaptation of ${args.source} -> ${deps.site}: ${String(err)}`);
         }

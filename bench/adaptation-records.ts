@@ -9,7 +9,7 @@
  */
 import { createWriteStream, existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
+import { CANDIDATES, PER_LINK_CANDIDATE } from '../models/link-adaptation';
 import { createPredictor } from '../models/predictor';
 import { DEFAULT_TRACES_ROOT } from './predictor-eval';
 import { readTraceDir } from './predictor-eval-data';
@@ -25,7 +25,7 @@ async function main(argv: string[]): Promise<void> {
   const file = createWriteStream(out);
   for (const dataset of findDatasets(root)) {
     const { modelPath } = looModel(dataset);
-    const predictor = createPredictor({ modelPath, adaptation: CANDIDATES[SHIPPED_CANDIDATE] });
+    const predictor = createPredictor({ modelPath, adaptation: CANDIDATES[PER_LINK_CANDIDATE] });
     const started = Date.now();
     for (const trace of readTraceDir(path.join(root, dataset))) {
       const { points } = await walkTrace(trace, predictor);

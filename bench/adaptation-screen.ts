@@ -15,7 +15,7 @@
 import * as path from 'node:path';
 import { CLASSICAL } from '../models/classical-estimators';
 import { HORIZON_S } from '../models/features';
-import { CANDIDATES, SHIPPED_CANDIDATE, initialAdaptation, issueMean, scoreExperts, type AdaptationParams } from '../models/link-adaptation';
+import { CANDIDATES, PER_LINK_CANDIDATE, initialAdaptation, issueMean, scoreExperts, type AdaptationParams } from '../models/link-adaptation';
 import { createPredictor } from '../models/predictor';
 import { readTraceDir, type Trace } from './predictor-eval-data';
 import { median, walkTrace, type WalkPoint, type WalkResult } from './predictor-eval-walk';
@@ -55,7 +55,7 @@ export interface WalkedDataset {
   readonly modelPath: string;
   readonly trainDirs: string[];
   readonly traces: Trace[];
-  /** The walk with the shipped setting: its points carry every expert's prediction. */
+  /** The walk with PER_LINK_CANDIDATE: its points carry every expert's prediction. */
   readonly walks: WalkResult[];
   /** Replayed improvement of every candidate. */
   readonly screened: Map<string, number>;
@@ -66,15 +66,15 @@ export async function walkAndScreen(root: string, dataset: string): Promise<Walk
   const { modelPath, trainDirs } = looModel(dataset);
   const dir = path.join(root, dataset);
   const traces = readTraceDir(dir);
-  const predictor = createPredictor({ modelPath, adaptation: CANDIDATES[SHIPPED_CANDIDATE] });
+  const predictor = createPredictor({ modelPath, adaptation: CANDIDATES[PER_LINK_CANDIDATE] });
   const walks: WalkResult[] = [];
   for (const t of traces) walks.push(await walkTrace(t, predictor));
   return { dataset, dir, modelPath, trainDirs, traces, walks, screened: screenCandidates(walks.map((w) => w.points)) };
 }
 
-/** The walk of `dataset` with `candidate`: the screening walk when that is the shipped setting. */
+/** The walk of `dataset` with `candidate` (per-link: CANDIDATES): the screening walk when that is its setting. */
 export async function walkWith(d: WalkedDataset, candidate: string): Promise<WalkResult[]> {
-  if (candidate === SHIPPED_CANDIDATE) return d.walks;
+  if (candidate === PER_LINK_CANDIDATE) return d.walks;
   const predictor = createPredictor({ modelPath: d.modelPath, adaptation: CANDIDATES[candidate] });
   const walks: WalkResult[] = [];
   for (const t of d.traces) walks.push(await walkTrace(t, predictor));

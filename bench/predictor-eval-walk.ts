@@ -2,8 +2,11 @@
  * The walk every predictor evaluation shares: along each trace, at every point after warm-up,
  * predict from the last 64 samples as the agent's ring would hold them, carrying the link's
  * adaptation state from one point to the next as the agent persists it, and collect what each
- * method predicted. A trace is one link: its state starts fresh.
+ * method predicted. A trace is one link: its state starts fresh. The agent-level record (models/
+ * agent-prior.ts) is carried from one trace to the next by the caller: a directory's traces are one
+ * agent's links, scored one after another.
  */
+import type { AgentPriorState } from '../models/agent-prior';
 import { CLASSICAL, classicalEstimate, type ClassicalEstimator } from '../models/classical-estimators';
 import { EXPERTS, type AdaptationState } from '../models/link-adaptation';
 import type { Predictor, PredictorSample } from '../models/predictor';
@@ -35,20 +38,24 @@ export interface WalkPoint {
 export interface WalkResult {
   readonly points: WalkPoint[];
   readonly fallbacks: number;
+  /** The agent's record after this link (null: the setting keeps none). */
+  readonly agent: AgentPriorState | null;
 }
 
-export async function walkTrace(trace: Trace, predictor: Predictor): Promise<WalkResult> {
+export async function walkTrace(trace: Trace, predictor: Predictor, agentBefore: AgentPriorState | null = null): Promise<WalkResult> {
   const points: WalkPoint[] = [];
   let fallbacks = 0;
   let state: AdaptationState | null = null;
+  let agentState = agentBefore;
   for (const { index, actual } of predictionPoints(trace)) {
     const samples: PredictorSample[] = [];
     for (let j = Math.max(0, index + 1 - HISTORY); j <= index; j++) {
       const r = trace.rttMs[j]!;
       samples.push({ timeMs: trace.times[j]! * 1000, throughputMbps: trace.mbps[j]!, rttMs: Number.isFinite(r) ? r : null });
     }
-    const { prediction: p, adaptation } = await predictor.predictAdaptive({ samples, adaptation: state });
+    const { prediction: p, adaptation, agent } = await predictor.predictAdaptive({ samples, adaptation: state, agent: agentState });
     state = adaptation;
+    agentState = agent;
     const a = p.inputs.adaptation;
     if (p.source !== 'onnx' || a === null) fallbacks++;
     const baselines = Object.fromEntries(CLASSICAL.map((m) => [m, classicalEstimate(m, trace.mbps, index)])) as Record<ClassicalEstimator, number>;
@@ -65,7 +72,7 @@ export async function walkTrace(trace: Trace, predictor: Predictor): Promise<Wal
       lowFrom: a?.lowFrom ?? 'fallback',
     });
   }
-  return { points, fallbacks };
+  return { points, fallbacks, agent: agentState };
 }
 
 export function median(v: readonly number[]): number {

@@ -9,6 +9,10 @@
  * Without --traces: leave-one-dataset-out over every dataset of the traces root (each scored with
  * the model trained without it, models/loo/), then the held-out synthetic traces with the shipped
  * model. With --traces: the given directories, with the shipped model (or --model).
+ *
+ * Leave-one-out also scores the agent-level prior of session 11 (bench/agent-prior-eval.ts), the
+ * shipped rule, on the same walks after the per-link lines: each dataset's traces as one agent's
+ * links in sorted order, and with --seeded-orders in 5 seeded random orders too.
  */
 import * as path from 'node:path';
 import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimators';
@@ -17,6 +21,7 @@ import { createPredictor, DEFAULT_MODEL_PATH, type Predictor } from '../models/p
 import { readTraceDir, type Trace } from './predictor-eval-data';
 import { median, round4, walkTrace, type WalkPoint, type WalkResult } from './predictor-eval-walk';
 import { chooseAdaptation } from './adaptation-choice';
+import { runAgentPrior } from './agent-prior-eval';
 import { walkAndScreen, walkWith, type WalkedDataset } from './adaptation-screen';
 import { findDatasets } from './predictor-loo';
 import { modeAccuracy } from './predictor-mode-accuracy';
@@ -34,6 +39,7 @@ interface Args {
   scenarios: string;
   plot: string;
   model: string | undefined;
+  seededOrders: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -43,6 +49,7 @@ function parseArgs(argv: string[]): Args {
     scenarios: path.join(REPO, 'models', 'mode-scenarios.json'),
     plot: path.join(REPO, 'docs', 'predictor-eval.png'),
     model: undefined,
+    seededOrders: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -56,8 +63,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--scenarios') args.scenarios = path.resolve(value());
     else if (a === '--plot') args.plot = path.resolve(value());
     else if (a === '--model') args.model = path.resolve(value());
-    else throw new Error(`unknown argument '${a}' (known: --traces DIR, --traces-root DIR, --scenarios FILE, --plot FILE, --model FILE)`);
+    else if (a === '--seeded-orders') args.seededOrders = true;
+    else throw new Error(`unknown argument '${a}' (known: --traces DIR, --traces-root DIR, --scenarios FILE, --plot FILE, --model FILE, --seeded-orders)`);
   }
+  if (args.seededOrders && args.traces.length > 0) throw new Error('--seeded-orders is for the leave-one-dataset-out run only; drop --traces');
   return args;
 }
 
@@ -87,7 +96,8 @@ interface DatasetScore {
 export async function walkDir(dir: string, predictor: Predictor): Promise<{ traces: Trace[]; walks: WalkResult[] }> {
   const traces = readTraceDir(dir);
   const walks: WalkResult[] = [];
-  for (const trace of traces) walks.push(await walkTrace(trace, predictor));
+  // One agent's links, in sorted order: the agent-level record goes from each to the next.
+  for (const trace of traces) walks.push(await walkTrace(trace, predictor, walks[walks.length - 1]?.agent ?? null));
   return { traces, walks };
 }
 
@@ -195,7 +205,9 @@ export async function runPredictorEval(argv: string[]): Promise<void> {
       summary.candidatesScreened = d.screened.size;
       print(score);
     }
-    console.log(JSON.stringify({ kind: 'adaptation-choice', perDataset: Object.fromEntries(perDataset), onAllDatasets: overall, shipped: SHIPPED_CANDIDATE, shippedIsTheChoice: overall === SHIPPED_CANDIDATE }));
+    // The per-link settings' choice (sessions 8-10); the shipped setting is the agent-prior choice below.
+    console.log(JSON.stringify({ kind: 'adaptation-choice', perLinkOnly: true, perDataset: Object.fromEntries(perDataset), onAllDatasets: overall }));
+    await runAgentPrior(walked, datasets, perDataset, args.seededOrders);
     const synthetic = path.relative(REPO, SYNTHETIC_TEST);
     print(scoreDataset({ dataset: synthetic, ...(await walkDir(SYNTHETIC_TEST, shipped)), model: shippedName, candidate: SHIPPED_CANDIDATE }));
   }

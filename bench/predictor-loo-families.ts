@@ -13,7 +13,7 @@
  * models/loo alone this reproduces its figures to 4 decimals (docs/predictor.md).
  */
 import * as path from 'node:path';
-import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
+import { CANDIDATES, PER_LINK_CANDIDATE } from '../models/link-adaptation';
 import { createPredictor } from '../models/predictor';
 import { chooseAdaptation } from './adaptation-choice';
 import { screenCandidates } from './adaptation-screen';
@@ -30,7 +30,7 @@ async function run(dirs: string[]): Promise<void> {
   for (const family of names) {
     for (const dataset of datasets) {
       const { modelPath } = looModel(dataset, path.resolve(family));
-      const predictor = createPredictor({ modelPath, adaptation: CANDIDATES[SHIPPED_CANDIDATE] });
+      const predictor = createPredictor({ modelPath, adaptation: CANDIDATES[PER_LINK_CANDIDATE] });
       const walks: WalkResult[] = [];
       for (const t of readTraceDir(path.join(DEFAULT_TRACES_ROOT, dataset))) walks.push(await walkTrace(t, predictor));
       for (const [c, v] of screenCandidates(walks.map((w) => w.points))) improvements.get(dataset)!.set(`${family}:${c}`, v);

@@ -10,6 +10,7 @@
  * Prints one JSON line per measurement. Target: p50 <= 0.2 ms, adaptation included.
  */
 import * as path from 'node:path';
+import type { AgentPriorState } from '../models/agent-prior';
 import { features } from '../models/features';
 import type { AdaptationState } from '../models/link-adaptation';
 import { createPredictor, type PredictorSample } from '../models/predictor';
@@ -69,12 +70,17 @@ export async function run(args: string[]): Promise<void> {
   const probe = await predictor.predict({ samples: histories[0]! });
   if (probe.source !== 'onnx') throw new Error(`model did not load, nothing to time: ${probe.fallbackReason}`);
   await time('model-run', iterations, warmup, (i) => predictor.runModel(vectors[i % vectors.length]!));
-  // The state each history's call would find: the one left by the call one sample earlier.
+  // The state (and the agent's record) each history's call would find: those left by the call one sample earlier.
   const states: (AdaptationState | null)[] = [null];
-  for (const h of histories) states.push((await predictor.predictAdaptive({ samples: h, adaptation: states[states.length - 1] })).adaptation);
+  const agents: (AgentPriorState | null)[] = [null];
+  for (const h of histories) {
+    const r = await predictor.predictAdaptive({ samples: h, adaptation: states[states.length - 1], agent: agents[agents.length - 1] });
+    states.push(r.adaptation);
+    agents.push(r.agent);
+  }
   await time('predict-adaptive', iterations, warmup, (i) => {
     const k = 1 + (i % (histories.length - 1));
-    return predictor.predictAdaptive({ samples: histories[k]!, adaptation: states[k]! });
+    return predictor.predictAdaptive({ samples: histories[k]!, adaptation: states[k]!, agent: agents[k]! });
   });
   await time('predict-cold', Math.ceil(iterations / 10), Math.ceil(warmup / 10), (i) => predictor.predict({ samples: histories[i % histories.length]! }));
 }

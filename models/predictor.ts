@@ -7,6 +7,7 @@
  */
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { AgentPriorState } from './agent-prior';
 import { CLASSICAL, classicalEstimate } from './classical-estimators';
 import { FEATURE_NAMES, MIN_SAMPLES, features, reference, targetMean } from './features';
 import {
@@ -14,9 +15,11 @@ import {
   EXPERTS,
   expertPredictions,
   initialAdaptation,
+  initialAgentRecord,
   issue,
   pointsToScore,
-  scorePoint,
+  scoreLinkAndAgent,
+  selected,
   type AdaptationParams,
   type AdaptationState,
   type ExpertName,
@@ -36,6 +39,12 @@ export interface PredictorInput {
   readonly samples: readonly PredictorSample[];
   /** This link's adaptation state from the last prediction (persisted with its samples); none = a new link. */
   readonly adaptation?: AdaptationState | null;
+  /**
+   * The agent's record over all its links (models/agent-prior.ts; persisted beside the telemetry);
+   * none = an agent that has scored nothing yet. Ignored when the setting has no agent-level prior,
+   * or when it was kept for other experts or another loss (the record then starts afresh).
+   */
+  readonly agent?: AgentPriorState | null;
 }
 
 /** What the per-link adaptation did for one prediction, for the decision record. */
@@ -50,6 +59,8 @@ export interface AdaptationRecord {
   readonly lowFrom: 'conformal' | 'model';
   /** The conformal bound's current miscoverage level (target 0.1). */
   readonly alphaT: number;
+  /** Points the agent has scored over all its links (its record sets the link's default); null without an agent-level prior. */
+  readonly agentScored: number | null;
 }
 
 export type PredictionSource = 'onnx' | 'fallback-harmonic-mean';
@@ -100,7 +111,7 @@ export interface Predictor {
    * The prediction and the link's next adaptation state, to keep for the next call. On the
    * fallback path the state comes back unchanged (the model's expert cannot be scored).
    */
-  predictAdaptive(input: PredictorInput): Promise<{ prediction: Prediction; adaptation: AdaptationState | null }>;
+  predictAdaptive(input: PredictorInput): Promise<{ prediction: Prediction; adaptation: AdaptationState | null; agent: AgentPriorState | null }>;
   /** Runs the model on one feature vector; for the latency bench. Rejects if the model did not load. */
   runModel(featureVector: readonly number[]): Promise<[number, number]>;
 }
@@ -150,12 +161,17 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
     const samples = input.samples;
     if (samples.length === 0) throw new RangeError('cannot predict a link with no samples (probe it first)');
     const given = input.adaptation ?? null;
+    const givenAgent = input.agent ?? null;
+    const fresh = initialAgentRecord(params);
+    // A record kept in another loss or for other experts means nothing to this setting.
+    const usable = fresh !== null && givenAgent !== null && givenAgent.loss === fresh.loss && givenAgent.experts.join(',') === fresh.experts.join(',');
+    let agent = fresh === null ? null : usable ? givenAgent : fresh;
     const times = samples.map((s) => s.timeMs / 1000);
     const values = samples.map((s) => s.throughputMbps);
     const last = reference(values);
     const rttMs = recentRtt(samples);
     const base = { sampleCount: samples.length, lastMbps: last, modelPath };
-    const fellBack = (reason: string) => ({ prediction: fallback(values, rttMs, base, reason), adaptation: given });
+    const fellBack = (reason: string) => ({ prediction: fallback(values, rttMs, base, reason), adaptation: given, agent: givenAgent });
     if (samples.length < MIN_SAMPLES) return fellBack(`only ${samples.length} samples; the model needs ${MIN_SAMPLES}`);
     const loaded = await load();
     if (!loaded.ok) return fellBack(loaded.reason);
@@ -189,21 +205,25 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
     toScore.forEach((i, k) => {
       const e = experts(k);
       const actual = e.ok ? targetMean(times, values, i) : null;
-      state = scorePoint(state, { timeMs: samples[i]!.timeMs, predictions: e.predictions, modelLowRatio: e.modelLowRatio, actual }, params);
+      ({ state, agent } = scoreLinkAndAgent(state, agent, { timeMs: samples[i]!.timeMs, predictions: e.predictions, modelLowRatio: e.modelLowRatio, actual }, params));
     });
     const now = experts(ends.length - 1);
     const out0 = now.predictions[0]!;
     if (!now.ok || !Number.isFinite(out0) || out0 <= 0) {
-      return { ...fellBack(`model gave a non-finite or non-positive output (${now.logMean}, ${now.logLow})`), adaptation: state };
+      return { ...fellBack(`model gave a non-finite or non-positive output (${now.logMean}, ${now.logLow})`), adaptation: state, agent };
     }
-    const issued = issue(state, now.predictions, now.modelLowRatio, params);
+    const issued = issue(state, now.predictions, now.modelLowRatio, params, agent);
+    // Follow the leader: 1 on the expert followed now (the agent's record moves the default too).
+    const followed = params.kind === 'select' ? selected(state.losses, params, agent) : -1;
+    const weights = params.kind === 'select' ? EXPERTS.map((_, i) => (i === followed ? 1 : 0)) : state.weights;
     const named = Object.fromEntries(FEATURE_NAMES.map((n, i) => [n, rows[rows.length - 1]![i]!]));
     const adaptation: AdaptationRecord = {
-      experts: Object.fromEntries(EXPERTS.map((n, i) => [n, { mbps: now.predictions[i]!, weight: state.weights[i]! }])) as AdaptationRecord['experts'],
+      experts: Object.fromEntries(EXPERTS.map((n, i) => [n, { mbps: now.predictions[i]!, weight: weights[i]! }])) as AdaptationRecord['experts'],
       modelLowMbps: Math.min(out0 * now.modelLowRatio, out0),
       scored: state.scored,
       lowFrom: issued.lowFrom,
       alphaT: state.conformal.alphaT,
+      agentScored: agent?.count ?? null,
     };
     return {
       prediction: {
@@ -214,6 +234,7 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
         source: 'onnx',
       },
       adaptation: state,
+      agent,
     };
   };
 

@@ -71,6 +71,9 @@ const fileSchema = z.object({
   // does not import models/, and the predictor checks it when it reads it back. Optional, so a
   // file written before adaptation existed still loads.
   adaptation: z.record(z.string(), z.unknown()).optional(),
+  // The predictor's agent-level record over all the pairs into this site (models/agent-prior.ts):
+  // which estimator this agent's links reward, the prior of a new link. Opaque and optional alike.
+  agentPrior: z.unknown().optional(),
 });
 
 const pairKey = (from: string, to: string) => `${from} -> ${to}`;
@@ -78,6 +81,7 @@ const pairKey = (from: string, to: string) => `${from} -> ${to}`;
 export class LinkTelemetry {
   private readonly links = new Map<string, LinkSample[]>();
   private readonly adaptations = new Map<string, unknown>();
+  private agentRecord: unknown = undefined;
   readonly file: string;
 
   /**
@@ -101,6 +105,18 @@ export class LinkTelemetry {
     if (!parsed.success) throw new Error(`link telemetry file ${this.file} is not valid: ${parsed.error.message}`);
     for (const [key, samples] of Object.entries(parsed.data.links)) this.links.set(key, evictOldest([...samples].sort((a, b) => a.timeMs - b.timeMs), capacity));
     for (const [key, state] of Object.entries(parsed.data.adaptation ?? {})) this.adaptations.set(key, state);
+    this.agentRecord = parsed.data.agentPrior;
+  }
+
+  /** The predictor's agent-level record, as last stored (undefined: none yet). */
+  agentPrior(): unknown {
+    return this.agentRecord;
+  }
+
+  /** Stores the agent-level record alone (setAdaptation stores it with a pair's state) and persists the file. */
+  setAgentPrior(record: unknown): void {
+    this.agentRecord = record;
+    this.save();
   }
 
   /** The predictor's adaptation state for the pair, as last stored (undefined: none yet). */
@@ -108,9 +124,13 @@ export class LinkTelemetry {
     return this.adaptations.get(pairKey(from, to));
   }
 
-  /** Stores the pair's adaptation state beside its samples and persists the file. */
-  setAdaptation(from: string, to: string, state: unknown): void {
+  /**
+   * Stores the pair's adaptation state beside its samples and, when given, the agent-level record
+   * (one file write for both: they are learnt from the same scored points), and persists the file.
+   */
+  setAdaptation(from: string, to: string, state: unknown, agentPrior?: unknown): void {
     this.adaptations.set(pairKey(from, to), state);
+    if (agentPrior !== undefined) this.agentRecord = agentPrior;
     this.save();
   }
 
@@ -136,7 +156,8 @@ export class LinkTelemetry {
     mkdirSync(this.dir, { recursive: true });
     const tmp = `${this.file}.${process.pid}.tmp`;
     const adaptation = this.adaptations.size > 0 ? { adaptation: Object.fromEntries(this.adaptations) } : {};
-    writeFileSync(tmp, JSON.stringify({ version: 1, links: Object.fromEntries(this.links), ...adaptation }) + '\n');
+    const agentPrior = this.agentRecord !== undefined ? { agentPrior: this.agentRecord } : {};
+    writeFileSync(tmp, JSON.stringify({ version: 1, links: Object.fromEntries(this.links), ...adaptation, ...agentPrior }) + '\n');
     renameSync(tmp, this.file);
   }
 }

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { createLinkActivities } from '../../../activities/link';
 import { LinkTelemetry, TELEMETRY_FILE, type LinkSample } from '../../../agent/link/telemetry';
+import { ADAPTATION, EXPERTS, lossName, type SelectParams } from '../../../models/link-adaptation';
 import { DEFAULT_MODEL_PATH, createPredictor } from '../../../models/predictor';
 
 const FROM = 'dc:paris';
@@ -105,5 +106,72 @@ test('without a model: the fallback still predicts, says so, and leaves the stor
     assert.ok(p.meanMbps > 0 && p.lowMbps > 0 && p.lowMbps <= p.meanMbps);
     assert.equal(lines.length, 1);
     assert.deepEqual(new LinkTelemetry(dir).adaptation(FROM, TO), before);
+  });
+});
+
+test('the agent-level record is stored with the telemetry, survives an agent restart, and a new link starts from its leader', async () => {
+  const predictor = createPredictor({ modelPath: DEFAULT_MODEL_PATH });
+  const OTHER = 'gcp:europe-west1-b';
+  await withDirs(async (dir) => {
+    const telemetry = new LinkTelemetry(dir);
+    const acts = createLinkActivities({ site: TO, telemetry, predictor, secret: NO_PROBES });
+    for (let i = 0; i < 60; i++) telemetry.record(FROM, TO, sample(i));
+    await acts.predictLink({ source: FROM });
+    const stored = JSON.parse(readFileSync(path.join(dir, TELEMETRY_FILE), 'utf8')) as { agentPrior?: { count: number; sums: number[]; loss: string } };
+    assert.ok(stored.agentPrior, 'the record is in link-telemetry.json');
+    assert.ok(stored.agentPrior.count > 40, `count ${stored.agentPrior.count}`);
+    assert.equal(stored.agentPrior.loss, lossName(ADAPTATION as SelectParams));
+
+    // Restart: the record comes back as it was, and a new link (5 samples: nothing of its own scored yet)
+    // follows the expert with the lowest loss in it, among the setting's experts.
+    const restarted = new LinkTelemetry(dir);
+    assert.deepEqual(restarted.agentPrior(), stored.agentPrior);
+    for (let i = 0; i < 5; i++) restarted.record(OTHER, TO, sample(i));
+    const p = await createLinkActivities({ site: TO, telemetry: restarted, predictor, secret: NO_PROBES }).predictLink({ source: OTHER });
+    const leader = (ADAPTATION as SelectParams).experts.reduce((a, b) => (stored.agentPrior!.sums[EXPERTS.indexOf(b)]! < stored.agentPrior!.sums[EXPERTS.indexOf(a)]! ? b : a));
+    assert.equal(p.inputs.adaptation!.scored, 0);
+    assert.equal(p.inputs.adaptation!.agentScored, stored.agentPrior.count);
+    assert.equal(p.inputs.adaptation!.experts[leader].weight, 1);
+    assert.equal(p.meanMbps, p.inputs.adaptation!.experts[leader].mbps);
+  });
+});
+
+test("a new link follows the last value when the agent's record says its links reward it, and the default without a record", async () => {
+  const predictor = createPredictor({ modelPath: DEFAULT_MODEL_PATH });
+  const params = ADAPTATION as SelectParams;
+  await withDirs(async (dir, fresh) => {
+    const telemetry = new LinkTelemetry(dir);
+    for (let i = 0; i < 5; i++) telemetry.record(FROM, TO, sample(i));
+    // A record of 500 points on which the last value erred least.
+    const record = { version: 1, experts: [...EXPERTS], loss: lossName(params), sums: EXPERTS.map((e) => (e === 'last-value' ? 100 : 300)), count: 500 };
+    telemetry.setAgentPrior(record);
+    const p = await createLinkActivities({ site: TO, telemetry: new LinkTelemetry(dir), predictor, secret: NO_PROBES }).predictLink({ source: FROM });
+    assert.equal(p.inputs.adaptation!.experts['last-value'].weight, 1);
+    assert.equal(p.meanMbps, p.inputs.adaptation!.experts['last-value'].mbps);
+
+    const none = new LinkTelemetry(fresh);
+    for (let i = 0; i < 5; i++) none.record(FROM, TO, sample(i));
+    const q = await createLinkActivities({ site: TO, telemetry: none, predictor, secret: NO_PROBES }).predictLink({ source: FROM });
+    assert.equal(q.inputs.adaptation!.experts[params.default].weight, 1);
+    assert.equal(q.inputs.adaptation!.agentScored, 0);
+  });
+});
+
+test('two overlapping predictions on different links of one agent both count in the agent-level record', async () => {
+  const predictor = createPredictor({ modelPath: DEFAULT_MODEL_PATH });
+  const OTHER = 'gcp:europe-west1-b';
+  await withDirs(async (dir) => {
+    const telemetry = new LinkTelemetry(dir);
+    for (let i = 0; i < 40; i++) {
+      telemetry.record(FROM, TO, sample(i));
+      telemetry.record(OTHER, TO, sample(i + 7));
+    }
+    const acts = createLinkActivities({ site: TO, telemetry, predictor, secret: NO_PROBES });
+    // Both read the (empty) record before either has stored its own: each awaits the model.
+    const [a, b] = await Promise.all([acts.predictLink({ source: FROM }), acts.predictLink({ source: OTHER })]);
+    const scored = a.inputs.adaptation!.scored + b.inputs.adaptation!.scored;
+    assert.ok(a.inputs.adaptation!.scored > 20 && b.inputs.adaptation!.scored > 20);
+    const record = new LinkTelemetry(dir).agentPrior() as { count: number; sums: number[] };
+    assert.equal(record.count, scored);
   });
 });
