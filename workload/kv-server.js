@@ -312,9 +312,11 @@ function readAheadPending() {
 
 /**
  * The last segment that filled up, while its fsync and then the directory's (the new segment's
- * name) run on the thread pool; `settled` once both are done. Its descriptor stays open until the
- * next roll, so a synchronous flush (the freeze, a stop) can fsync it if they are not done.
- * @type {{ fd: number, settled: boolean } | undefined}
+ * name) run on the thread pool; `settled` once both are done or a synchronous flush did them
+ * (the freeze, a stop, the next roll), `chainDone` once the thread pool's are done. Its descriptor
+ * stays open until the next roll and the end of that chain, whichever is later: an fsync queued
+ * on the thread pool must never meet a closed (or reused) descriptor.
+ * @type {{ fd: number, settled: boolean, chainDone: boolean } | undefined}
  */
 let retired;
 /** Descriptors of earlier full segments, closed once no periodic fsync uses them. @type {Set<number>} */
@@ -360,10 +362,13 @@ function append(line) {
   if (retired) {
     // The segment before still settling (a whole segment written in less than an fsync): finish it here.
     if (!retired.settled) settleRetiredSync();
-    toClose.add(retired.fd);
-    closeRetired();
+    // Its descriptor is closed once its own fsyncs on the thread pool are done (never under them).
+    if (retired.chainDone) {
+      toClose.add(retired.fd);
+      closeRetired();
+    }
   }
-  const full = { fd, settled: false };
+  const full = { fd, settled: false, chainDone: false };
   const name = path.basename(segmentPath(active));
   retired = full;
   active++;
@@ -378,6 +383,12 @@ function append(line) {
         fs.close(dirFd, () => undefined);
         if (err) return fsyncFailed(dataDir, err);
         full.settled = true;
+        full.chainDone = true;
+        // A later segment has rolled over meanwhile: this descriptor is no longer needed.
+        if (retired !== full) {
+          toClose.add(full.fd);
+          closeRetired();
+        }
       });
     });
   });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -85,6 +85,46 @@ describe('kv-server log replay', () => {
       const two = await start();
       try {
         assert.deepEqual(await (await fetch(`${two.base}/kv`)).json(), { a: '1', c: '3', d: '4' }, 'every acknowledged write is back after the restart');
+      } finally {
+        two.child.kill('SIGKILL');
+      }
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+  it('rolls over many segments faster than their fsyncs: the process stays up, every write is back after a restart, the freeze flushes what is settling', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'fedflow-kvroll-'));
+    const start = async () => {
+      const port = await freePort();
+      const child = spawn(process.execPath, [join(REPO_ROOT, 'workload', 'kv-server.js'), '--data', d, '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+      const base = `http://127.0.0.1:${port}`;
+      await eventually('kv-server answering /health', async () => (await fetch(`${base}/health`).catch(() => undefined))?.ok, 30_000);
+      return { child, base, err: () => err };
+    };
+    try {
+      const one = await start();
+      // 48 MiB in 256 KiB values, 8 at a time: a 1 MiB segment fills every four writes, well
+      // inside an fsync's time, so rolls overlap the fsyncs of the segments before them.
+      const value = (i: number) => `${i}:`.padEnd(256 << 10, String.fromCharCode(97 + (i % 26)));
+      const n = 192;
+      for (let i = 0; i < n; i += 8) {
+        const codes = await Promise.all(Array.from({ length: 8 }, (_, j) => fetch(`${one.base}/kv/r${i + j}`, { method: 'PUT', body: value(i + j) }).then((r) => r.status)));
+        assert.deepEqual(codes, Array(8).fill(200));
+      }
+      // The freeze flushes synchronously, a segment still settling included, then SIGKILL.
+      assert.equal((await fetch(`${one.base}/admin/freeze`, { method: 'POST' })).status, 200);
+      assert.equal(one.child.exitCode, null, `the sample exited: ${one.err()}`);
+      assert.doesNotMatch(one.err(), /fsync of .* failed/);
+      one.child.kill('SIGKILL');
+      const segments = readdirSync(d).filter((f) => /^kv(\.\d+)?\.jsonl$/.test(f));
+      assert.ok(segments.length >= 40, `expected the log in 1 MiB segments, found ${segments.length} files`);
+      const two = await start();
+      try {
+        const h = (await (await fetch(`${two.base}/health`)).json()) as { keys: number };
+        assert.equal(h.keys, n);
+        for (const i of [0, 77, n - 1]) assert.equal(await (await fetch(`${two.base}/kv/r${i}`)).text(), value(i));
       } finally {
         two.child.kill('SIGKILL');
       }
