@@ -4,18 +4,10 @@ import { agentSelected, prepareDataset, replayAgent, seededOrder, sortedOrder } 
 import type { WalkPoint } from '../../../bench/predictor-eval-walk';
 import { initialAgentPrior, mergeAgentPrior, parseAgentPrior, recordAgentLosses } from '../../../models/agent-prior';
 import { ADAPTATION, CANDIDATES, EXPERTS, initialAdaptation, lossName, scoreLinkAndAgent, selected, type SelectParams } from '../../../models/link-adaptation';
+import { seededRandom } from '../../../agent/link/shaper';
 
 /** Seeded uniform (mulberry32): the tests are reproducible. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 const SHIPPED = ADAPTATION as SelectParams;
 const at = (name: string) => EXPERTS.indexOf(name as (typeof EXPERTS)[number]);
