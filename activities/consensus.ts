@@ -6,7 +6,9 @@
  *
  * Each call steps the replica synchronously and persists before returning (persist, then send:
  * a reply may claim the data is durable). JavaScript runs one call's steps without interleaving,
- * so two deliveries to the same site never see each other half-done.
+ * so two deliveries to the same site never see each other's steps half-done; a CFT delivery then
+ * waits for the disk (FederationLog.durable) while others may step, and returns replies computed
+ * before the wait, once every record written before it is on disk.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Replica } from '../core/consensus/bft-replica-state';
@@ -36,7 +38,7 @@ export function createConsensusActivities(deps: ConsensusDeps) {
   publishSiteKey(dir);
   const signer = loadSiteSigner(dir, site);
 
-  // Opened on first use and dropped on any error, so a failed fsync never leaves memory ahead of disk.
+  // Opened on first use and dropped on any error; reopening fsyncs what the file holds (FederationLog's constructor).
   let cft: { log: FederationLog; follower: FollowerState<FederationEntry> } | undefined;
   let bftStore: BftStore<BftBatch> | undefined;
   const replicas = new Map<number, { members: string; replica: Replica<BftBatch> }>();

@@ -148,12 +148,17 @@ function load(ahead = 0) {
   for (let i = ahead; i < segs.length; i++) {
     const file = segmentPath(segs[i]);
     const { good, size } = replaySegment(file);
-    if (good === size) continue;
+    // A segment with a successor is full (it rolled over at SEGMENT_BYTES or more): one that is
+    // shorter lost its end in a crash of the machine, even one that ends on a whole record (the
+    // kernel may write the next segment's pages before this one's last). Replaying the next
+    // would leave a hole in the log, so it ends here, as at a torn record.
+    const shortFull = i < segs.length - 1 && size < SEGMENT_BYTES;
+    if (good === size && !shortFull) continue;
     // A torn tail is cut off before appending, or the next record would be glued to the fragment
-    // and every record after it lost at the next load. Only the last segment can be torn (a full
-    // one is on disk before any write of the next is flushed: append); any after it could not be
-    // replayed in order.
-    console.error(`kv-server: ${size - good} bytes of a torn last record cut off ${path.basename(file)} (a crash in mid-write)`);
+    // and every record after it lost at the next load. Any segment after it could not be replayed
+    // in order: the log stays a prefix of what was written.
+    if (good < size) console.error(`kv-server: ${size - good} bytes of a torn last record cut off ${path.basename(file)} (a crash in mid-write)`);
+    else console.error(`kv-server: ${path.basename(file)} is ${size} bytes, short of a full segment (${SEGMENT_BYTES}), yet followed by another: its end was lost in a crash`);
     fs.truncateSync(file, good);
     for (const later of segs.slice(i + 1)) {
       console.error(`kv-server: ${path.basename(segmentPath(later))} follows a torn segment; moved aside to ${path.basename(segmentPath(later))}.orphan`);
@@ -244,7 +249,7 @@ function readAheadOnce() {
   // segments of 1 MiB on 2026-12-03). The whole check runs where it decides something: at each
   // /health (readAheadPending, which starts over if it fails) and at the activation.
   const last = readAhead[readAhead.length - 1];
-  if (last && identity(segmentPath(last.n))?.id !== last.id) restartReadAhead();
+  if (last && identity(segmentPath(last.n))?.id !== last.id) return restartReadAhead();
   // While the set hash's first pass runs, it goes first: the pass then trails the read-ahead by
   // a segment at most, and an activation never waits for it (the pass's end resumes this).
   if (pass !== undefined) return;
@@ -351,9 +356,10 @@ function fsyncFailed(what, err) {
  * Appends one record; a full segment is followed by the next, and fsynced, then the directory,
  * on the thread pool: a synchronous fsync here held every request for as long as the disk took
  * (up to a second while another process flushed a gigabyte to the same disk). Until both are
- * done the periodic flush waits (flushSoon), so no write of the new segment is flushed before the
- * end of the full one is on disk: after a crash of the machine the log is still a prefix, and only
- * the last segment can be torn. The freeze's flush fsyncs both itself (flush).
+ * done the periodic flush waits (flushSoon), so this process never counts a write of the new
+ * segment as flushed before the end of the full one is on disk. The kernel may still write the new
+ * segment's pages first: after a crash of the machine, a full segment found short is where the
+ * log ends (load), so it stays a prefix. The freeze's flush fsyncs both itself (flush).
  */
 function append(line) {
   activeBytes += fs.writeSync(fd, line);
@@ -507,12 +513,7 @@ function flushSoon() {
     flushingFd = undefined;
     closeRetired();
     if (!err) return;
-    // The descriptor was closed under it (the process is stopping): nothing was lost.
-    if (err.code === 'EBADF') {
-      dirty = true;
-      return;
-    }
-    // Fail-stop, as the synchronous fsync was (its throw ended the process): after a failed fsync
+    // Fail-stop (nothing closes a descriptor under a periodic fsync, so EBADF too), as the synchronous fsync was (its throw ended the process): after a failed fsync
     // Linux may have dropped the dirty pages, so a later fsync could succeed with acknowledged
     // writes lost. A restart replays the log from disk.
     fsyncFailed('the log', err);

@@ -42,10 +42,11 @@ export class FederationLog {
     const scan = scanRecords(readFileSync(path), path);
     for (const r of scan.records) this.replay(r);
     this.recoveredTornTail = scan.tornTail;
-    if (scan.tornTail) {
-      ftruncateSync(this.fd, scan.goodBytes);
-      fsyncSync(this.fd);
-    }
+    if (scan.tornTail) ftruncateSync(this.fd, scan.goodBytes);
+    // What was read may be only in the page cache: written by an instance that was closed or
+    // killed before its fsync (persistReadyLater). This instance's replies rest on it, so it is
+    // made durable before any of them (durable() counts only this instance's own writes).
+    fsyncSync(this.fd);
   }
 
   /** Opens (or creates) the log in `siteDir`. */
@@ -148,7 +149,14 @@ export class FederationLog {
   close(): void {
     this.closed = true;
     const fd = this.fd;
-    if (this.syncing) void this.syncing.then(() => closeSync(fd), () => closeSync(fd));
+    const closeQuietly = () => {
+      try {
+        closeSync(fd);
+      } catch {
+        // Already closed: nothing to release.
+      }
+    };
+    if (this.syncing) void this.syncing.then(closeQuietly, closeQuietly);
     else closeSync(fd);
   }
 

@@ -41,8 +41,19 @@ function segment(file: string, from: number, n: number, model: Map<string, strin
     text += line(`k${i}`);
     model.delete(`k${i}`);
   }
+  // Padded to a full segment (the sample's 1 MiB): a segment followed by another is full, and a
+  // shorter one is taken for one whose end a crash lost (workload/kv-server.js, load).
+  const short = SEGMENT_BYTES - Buffer.byteLength(text);
+  if (short > 0) {
+    const pad = `${tag}-pad-${'p'.repeat(short)}`;
+    text += line('_pad', pad);
+    model.set('_pad', pad);
+  }
   writeFileSync(file, text);
 }
+
+/** The sample's segment size (SEGMENT_BYTES in workload/kv-server.js). */
+const SEGMENT_BYTES = 1 << 20;
 
 describe('kv-server: read ahead in standby, set-hash digest', () => {
   const root = mkdtempSync(join(tmpdir(), 'fedflow-kvahead-'));

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -128,6 +128,29 @@ describe('kv-server log replay', () => {
       } finally {
         two.child.kill('SIGKILL');
       }
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+  it('a segment short of full yet followed by another lost its end in a crash: the log ends there, the later segment is moved aside', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'fedflow-kvshort-'));
+    try {
+      // Whole records only, but 100 bytes where a full segment holds 1 MiB or more: its end, and
+      // what the kernel had written of the next segment before it, came from different moments.
+      writeFileSync(join(d, 'kv.jsonl'), '{"k":"a","v":"1"}\n{"k":"b","v":"2"}\n');
+      writeFileSync(join(d, 'kv.1.jsonl'), '{"k":"c","v":"3"}\n');
+      const port = await freePort();
+      const child = spawn(process.execPath, [join(REPO_ROOT, 'workload', 'kv-server.js'), '--data', d, '--port', String(port)], { stdio: 'ignore' });
+      const base = `http://127.0.0.1:${port}`;
+      try {
+        await eventually('kv-server answering /health', async () => (await fetch(`${base}/health`).catch(() => undefined))?.ok, 30_000);
+        assert.deepEqual(await (await fetch(`${base}/kv`)).json(), { a: '1', b: '2' }, 'a prefix of the log, with no hole');
+        assert.ok(existsSync(join(d, 'kv.1.jsonl.orphan')), 'the later segment is kept aside, not replayed');
+        assert.equal((await fetch(`${base}/kv/d`, { method: 'PUT', body: '4' })).status, 200);
+      } finally {
+        child.kill('SIGKILL');
+      }
+      assert.match(readFileSync(join(d, 'kv.jsonl'), 'utf8'), /"k":"d"/, 'writes go on in the segment where the log ends');
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
