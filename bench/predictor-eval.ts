@@ -99,11 +99,15 @@ export async function walkDir(dir: string, predictor: Predictor): Promise<{ trac
 }
 
 /**
- * A dataset's plot panel: the first trace of the walk with at least 25 points (up to 150 of them),
- * as the walk predicted it (with an agent-prior setting, the agent's record as it stood then).
+ * A dataset's plot panel: up to 150 points of the first link with at least 25 points in the second
+ * half of the walk's links (any half if none), as the walk predicted it. Why the second half: with
+ * an agent-prior setting the agent's record then holds half the dataset's links, as on an agent
+ * that has run a while; on its very first link the record is empty and the panel would show only the
+ * setting's own default. (The rule was fixed before this plot was drawn.)
  */
 export function panelOf(walks: readonly WalkResult[]): Panel | null {
-  const first = walks.find((r) => r.points.length >= 25);
+  const enough = (r: WalkResult) => r.points.length >= 25;
+  const first = walks.slice(Math.floor(walks.length / 2)).find(enough) ?? walks.find(enough);
   if (first === undefined) return null;
   const k = first.points.slice(0, 150);
   return {
