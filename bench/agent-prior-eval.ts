@@ -16,8 +16,9 @@
  *   - `agent-prior-summary`: per order, the four figures of each pool, and the shipping condition
  *     (every agent-prior figure >= the per-link-only one);
  *   - `agent-prior-orders`: per dataset, min / mean / max of the agent-prior figure over the orders.
+ * It returns the sorted-order walks of the chosen settings: the eval's plot draws them.
  */
-import { CANDIDATES, SHIPPED_CANDIDATE, type SelectParams } from '../models/link-adaptation';
+import { CANDIDATES, SHIPPED_CANDIDATE } from '../models/link-adaptation';
 import { createPredictor } from '../models/predictor';
 import { chooseAdaptation } from './adaptation-choice';
 import type { WalkedDataset } from './adaptation-screen';
@@ -25,21 +26,28 @@ import {
   ORDER_SEEDS,
   agentPriorCandidates,
   medianApe,
+  nestedAgentPrior,
   prepareDataset,
   replayAgent,
   scoreAgentPrior,
-  screenAgentPrior,
   seededOrder,
   sortedOrder,
+  type AgentPriorParams,
   type PreparedDataset,
 } from './agent-prior';
-import { median, round4, walkTrace, type WalkResult } from './predictor-eval-walk';
+import { median, round4, walkLinks, type WalkResult } from './predictor-eval-walk';
 
-/** The real walk of one dataset with an agent-prior setting: its traces one agent's links in sorted order. */
-async function walkAgent(d: WalkedDataset, base: SelectParams, k: number): Promise<{ improvement: number; within20: number; p10Coverage: number }> {
-  const predictor = createPredictor({ modelPath: d.modelPath, adaptation: { ...base, agentPrior: { k } } });
-  const walks: WalkResult[] = [];
-  for (const t of d.traces) walks.push(await walkTrace(t, predictor, walks[walks.length - 1]?.agent ?? null));
+/**
+ * The real walk of one dataset with an agent-prior setting and the dataset's leave-out model: its
+ * traces one agent's links in sorted order, the predictor carrying the agent's record from each to
+ * the next.
+ */
+export async function walkAgentPrior(d: WalkedDataset, setting: AgentPriorParams): Promise<WalkResult[]> {
+  const predictor = createPredictor({ modelPath: d.modelPath, adaptation: { ...setting.base, agentPrior: { k: setting.k } } });
+  return walkLinks(d.traces, predictor);
+}
+
+function walkedFigures(walks: readonly WalkResult[]): { improvement: number; within20: number; p10Coverage: number } {
   const points = walks.flatMap((w) => w.points);
   const ape = points.map((p) => Math.abs(p.adaptive - p.actual) / p.actual);
   const best = Math.min(...(['last-value', 'harmonic-mean-5', 'ewma-0.5', 'ewma-0.2'] as const).map((m) => median(points.map((p) => Math.abs(p.baselines[m] - p.actual) / p.actual))));
@@ -50,7 +58,14 @@ async function walkAgent(d: WalkedDataset, base: SelectParams, k: number): Promi
   };
 }
 
-export async function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, datasets: readonly string[], perLinkChoice: ReadonlyMap<string, string>, seededOrders: boolean): Promise<void> {
+/** Prints the lines above; returns, per dataset, the real walk (sorted order) of the setting chosen on the other datasets. */
+export async function runAgentPrior(
+  walked: ReadonlyMap<string, WalkedDataset>,
+  datasets: readonly string[],
+  perLinkChoice: ReadonlyMap<string, string>,
+  seededOrders: boolean,
+): Promise<Map<string, WalkResult[]>> {
+  const sortedWalks = new Map<string, WalkResult[]>();
   const candidates = agentPriorCandidates();
   const prepared = new Map<string, PreparedDataset>();
   for (const dataset of datasets) {
@@ -71,12 +86,7 @@ export async function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, 
   const byDataset = new Map(datasets.map((d) => [d, [] as number[]]));
   for (const [orderName, orderOf] of orders) {
     const started = Date.now();
-    const agentImprovements = new Map<string, Map<string, number>>();
-    for (const dataset of datasets) {
-      const d = prepared.get(dataset)!;
-      agentImprovements.set(dataset, screenAgentPrior(d, orderOf(d.traces.length), candidates));
-    }
-    const agentChoice = chooseAdaptation(agentImprovements, [...datasets], [...candidates.keys()]);
+    const { improvements: agentImprovements, ...agentChoice } = nestedAgentPrior(prepared, datasets, orderOf, candidates);
     const union = new Map(datasets.map((d) => [d, new Map([...walked.get(d)!.screened, ...agentImprovements.get(d)!])]));
     const unionChoice = chooseAdaptation(union, [...datasets], [...union.get(datasets[0]!)!.keys()]);
     const figures: Record<string, { agentPrior: number; perLinkOnly: number; union: number }> = {};
@@ -88,7 +98,9 @@ export async function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, 
       const unionChosen = unionChoice.perDataset.get(dataset)!;
       figures[dataset] = { agentPrior: round4(s.improvement), perLinkOnly: round4(perLink.get(dataset)!), union: round4(union.get(dataset)!.get(unionChosen)!) };
       byDataset.get(dataset)!.push(s.improvement);
-      const walkedFigures = orderName === 'sorted' ? await walkAgent(walked.get(dataset)!, c.base, c.k) : null;
+      const walks = orderName === 'sorted' ? await walkAgentPrior(walked.get(dataset)!, c) : null;
+      if (walks) sortedWalks.set(dataset, walks);
+      const real = walks ? walkedFigures(walks) : null;
       console.log(
         JSON.stringify({
           kind: 'agent-prior-nested',
@@ -103,9 +115,7 @@ export async function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, 
           perLinkOnly: { chosenOnOthers: perLinkChoice.get(dataset), improvementVsBestBaseline: round4(perLink.get(dataset)!) },
           bothPools: { chosenOnOthers: unionChosen, improvementVsBestBaseline: round4(union.get(dataset)!.get(unionChosen)!) },
           replayed: true,
-          ...(walkedFigures
-            ? { walked: { improvementVsBestBaseline: round4(walkedFigures.improvement), within20: round4(walkedFigures.within20), p10Coverage: round4(walkedFigures.p10Coverage) } }
-            : {}),
+          ...(real ? { walked: { improvementVsBestBaseline: round4(real.improvement), within20: round4(real.within20), p10Coverage: round4(real.p10Coverage) } } : {}),
         }),
       );
     }
@@ -129,4 +139,5 @@ export async function runAgentPrior(walked: ReadonlyMap<string, WalkedDataset>, 
     const v = byDataset.get(dataset)!;
     console.log(JSON.stringify({ kind: 'agent-prior-orders', dataset, orders: v.length, min: round4(Math.min(...v)), mean: round4(v.reduce((a, b) => a + b, 0) / v.length), max: round4(Math.max(...v)), perLinkOnly: round4(perLink.get(dataset)!) }));
   }
+  return sortedWalks;
 }

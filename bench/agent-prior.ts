@@ -42,6 +42,7 @@ import { conformalMargin, conformalUpdate, initialConformal } from '../models/co
 import { expertLoss } from '../models/expert-weights';
 import { HORIZON_S } from '../models/features';
 import { CANDIDATES, EXPERTS, type AgentView, type SelectParams } from '../models/link-adaptation';
+import { chooseAdaptation } from './adaptation-choice';
 import { median, type WalkPoint } from './predictor-eval-walk';
 
 export const PRIOR_WEIGHTS = [0, 8, 32, 128] as const;
@@ -265,4 +266,24 @@ export function scoreAgentPrior(d: PreparedDataset, order: readonly number[], ba
     if (r.actual[i]! >= r.low![i]!) covered++;
   }
   return { improvement: 1 - medianApe(r.mean, r.actual) / d.bestBaseline, within20: within / r.mean.length, p10Coverage: covered / r.mean.length };
+}
+
+/**
+ * The nested rule (bench/adaptation-choice.ts) among the agent-prior settings, each dataset's traces
+ * one agent's links in the order `orderOf` gives: every setting screened on every dataset, then for
+ * each dataset the setting chosen on the other datasets only, and the choice on all of them (what
+ * ships). `npm run eval -- predictor` and `npm run eval -- plan-regret` both report this choice.
+ */
+export function nestedAgentPrior(
+  prepared: ReadonlyMap<string, PreparedDataset>,
+  datasets: readonly string[],
+  orderOf: (n: number) => number[] = sortedOrder,
+  candidates: Map<string, AgentPriorParams> = agentPriorCandidates(),
+): { improvements: Map<string, Map<string, number>>; perDataset: Map<string, string>; overall: string } {
+  const improvements = new Map<string, Map<string, number>>();
+  for (const dataset of datasets) {
+    const d = prepared.get(dataset)!;
+    improvements.set(dataset, screenAgentPrior(d, orderOf(d.traces.length), candidates));
+  }
+  return { improvements, ...chooseAdaptation(improvements, [...datasets], [...candidates.keys()]) };
 }

@@ -12,8 +12,12 @@
  * time(plan) / time(oracle plan) - 1. The ETA error compares the plan's estimatedSeconds (raw bytes
  * at the predicted mean, as the plan defines it) with the time the raw bytes took on the trace.
  * One JSON line per dataset; datasets, models and the nested choice of the adaptation setting as
- * in `npm run eval -- predictor` (each candidate is walked, the dataset's line is the candidate
- * chosen on the other datasets; with --traces, the shipped setting).
+ * in `npm run eval -- predictor`'s agent-prior lines (session 11, what ships): each dataset is
+ * scored with the model trained without it (models/loo/), its traces one agent's links in sorted
+ * file-name order, the agent-level record carried from each to the next, and the setting the nested
+ * rule chooses among the agent-prior settings on the other datasets only (bench/agent-prior.ts
+ * `nestedAgentPrior`, screened by replay in sorted order), walked for real. With --traces, each
+ * directory is one agent's links in sorted order, with the shipped model and SHIPPED_CANDIDATE.
  */
 import * as path from 'node:path';
 import { decideMode, type LinkPrediction } from '../core/mode-policy';
@@ -21,8 +25,9 @@ import { CLASSICAL, type ClassicalEstimator } from '../models/classical-estimato
 import { HORIZON_S } from '../models/features';
 import { SHIPPED_CANDIDATE } from '../models/link-adaptation';
 import { createPredictor, DEFAULT_MODEL_PATH } from '../models/predictor';
-import { chooseAdaptation } from './adaptation-choice';
-import { walkAndScreen, walkWith, type WalkedDataset } from './adaptation-screen';
+import { walkAndScreen, type WalkedDataset } from './adaptation-screen';
+import { agentPriorCandidates, nestedAgentPrior, prepareDataset } from './agent-prior';
+import { walkAgentPrior } from './agent-prior-eval';
 import { type Trace } from './predictor-eval-data';
 import { DEFAULT_TRACES_ROOT, walkDir } from './predictor-eval';
 import { median, quantile, round4, type WalkPoint, type WalkResult } from './predictor-eval-walk';
@@ -135,18 +140,20 @@ export async function runPlanRegret(argv: string[]): Promise<void> {
     }
     return;
   }
-  // The setting for each dataset: chosen on the other datasets by the predictor eval's rule, on
-  // the screened (replayed) improvements (bench/adaptation-screen.ts).
+  // The setting for each dataset: chosen among the agent-prior settings on the other datasets by
+  // the predictor eval's rule, on the replayed improvements in sorted order (bench/agent-prior.ts).
   const datasets = findDatasets(args.root);
   const walked = new Map<string, WalkedDataset>();
   for (const dataset of datasets) walked.set(dataset, await walkAndScreen(args.root, dataset));
-  const { perDataset } = chooseAdaptation(new Map([...walked].map(([d, w]) => [d, w.screened])), datasets);
+  const { perDataset, overall } = nestedAgentPrior(new Map([...walked].map(([d, w]) => [d, prepareDataset(w.walks.map((r) => r.points))])), datasets);
+  const candidates = agentPriorCandidates();
   for (const dataset of datasets) {
     const d = walked.get(dataset)!;
     const candidate = perDataset.get(dataset)!;
-    const { line } = regretFor({ dataset, traces: d.traces, walks: await walkWith(d, candidate), candidate }, args.every);
-    console.log(JSON.stringify(line));
+    const { line } = regretFor({ dataset, traces: d.traces, walks: await walkAgentPrior(d, candidates.get(candidate)!), candidate }, args.every);
+    console.log(JSON.stringify({ ...line, chosenOnOthers: true, model: path.relative(REPO, d.modelPath) }));
   }
+  console.log(JSON.stringify({ kind: 'plan-regret-choice', perDataset: Object.fromEntries(perDataset), onAllDatasets: overall, shipped: SHIPPED_CANDIDATE, shippedIsTheChoice: overall === SHIPPED_CANDIDATE }));
   const synthetic = path.relative(REPO, SYNTHETIC_TEST);
   const { line } = regretFor({ dataset: synthetic, ...(await walkDir(SYNTHETIC_TEST, shipped)), candidate: SHIPPED_CANDIDATE }, args.every);
   console.log(JSON.stringify(line));

@@ -75,6 +75,13 @@ export async function walkTrace(trace: Trace, predictor: Predictor, agentBefore:
   return { points, fallbacks, agent: agentState };
 }
 
+/** One agent's links, walked one after another in the given order: the agent-level record goes from each to the next. */
+export async function walkLinks(traces: readonly Trace[], predictor: Predictor): Promise<WalkResult[]> {
+  const walks: WalkResult[] = [];
+  for (const trace of traces) walks.push(await walkTrace(trace, predictor, walks[walks.length - 1]?.agent ?? null));
+  return walks;
+}
+
 export function median(v: readonly number[]): number {
   const s = [...v].sort((a, b) => a - b);
   const n = s.length;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { agentSelected, prepareDataset, replayAgent, seededOrder, sortedOrder } from '../../../bench/agent-prior';
+import { chooseAdaptation } from '../../../bench/adaptation-choice';
+import { agentPriorCandidates, agentSelected, nestedAgentPrior, prepareDataset, replayAgent, seededOrder, sortedOrder } from '../../../bench/agent-prior';
 import type { WalkPoint } from '../../../bench/predictor-eval-walk';
 import { initialAgentPrior, mergeAgentPrior, parseAgentPrior, recordAgentLosses } from '../../../models/agent-prior';
 import { ADAPTATION, CANDIDATES, EXPERTS, initialAdaptation, lossName, scoreLinkAndAgent, selected, type SelectParams } from '../../../models/link-adaptation';
@@ -134,4 +135,23 @@ test('merging a call into the stored record adds what the call learnt to what is
   assert.deepEqual(mergeAgentPrior({ ...current, loss: 'abs-log' }, before, after), after);
   // The call started from nothing: all of its record is new.
   assert.equal(mergeAgentPrior(current, null, after).count, 14);
+});
+
+test("the nested choice among the agent-prior settings (plan-regret's and the predictor eval's) never looks at the dataset it is for", () => {
+  // Three datasets whose links favour the last value, and a fourth, `left`, in two versions.
+  const agent = (seed: number, best: string, links = 6) => prepareDataset(Array.from({ length: links }, (_, i) => link(seed + i, 30, best)));
+  const others = { b: agent(10, 'last-value'), c: agent(20, 'last-value'), d: agent(30, 'last-value') };
+  const datasets = ['left', 'b', 'c', 'd'];
+  const run = (left: ReturnType<typeof agent>) => nestedAgentPrior(new Map(Object.entries({ left, ...others })), datasets);
+  // An agent with two links that favour the EWMA 0.2 (too few for the last value's default to catch up), and one like the others.
+  const one = run(agent(40, 'ewma-0.2', 2));
+  const two = run(agent(50, 'last-value'));
+  // The left-out dataset's setting is the rule's choice on the other three, whatever that dataset holds...
+  assert.equal(one.perDataset.get('left'), two.perDataset.get('left'));
+  const onOthers = chooseAdaptation(new Map([...one.improvements].filter(([d]) => d !== 'left')), ['b', 'c', 'd'], [...agentPriorCandidates().keys()]);
+  assert.equal(one.perDataset.get('left'), onOthers.overall);
+  // ...while a choice that saw it would differ: the choice on all four moves with it.
+  assert.notEqual(one.overall, two.overall);
+  assert.notEqual(one.overall, one.perDataset.get('left'));
+  assert.equal(one.improvements.get('left')!.size, 2448);
 });
