@@ -44,6 +44,7 @@ import { HORIZON_S } from '../models/features';
 import { CANDIDATES, EXPERTS, type AgentView, type SelectParams } from '../models/link-adaptation';
 import { chooseAdaptation } from './adaptation-choice';
 import { median, type WalkPoint } from './predictor-eval-walk';
+import { seededRandom } from '../agent/link/shaper';
 
 export const PRIOR_WEIGHTS = [0, 8, 32, 128] as const;
 /** The seeds of the random orders. */
@@ -159,14 +160,7 @@ function pick(linkLoss: ArrayLike<number>, def: number, margin: number, allowed:
 
 /** A random permutation of 0..n-1 (Fisher-Yates with mulberry32(seed)): reproducible orders of an agent's links. */
 export function seededOrder(n: number, seed: number): number[] {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = seededRandom(seed);
   const out = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
