@@ -2,10 +2,73 @@
  * The network facts the runner needs: a free port for a new instance, whether a port is still
  * free, and a TCP health check.
  */
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 
-/** A port nobody listens on now (the kernel's pick); kept in the record so restarts reuse it. */
-export async function freePort(host: string): Promise<number> {
+/** Linux's default ephemeral range (net.ipv4.ip_local_port_range), when /proc cannot be read. */
+const DEFAULT_EPHEMERAL: readonly [number, number] = [32768, 60999];
+/** The lowest port handed to an instance: above the well-known and most registered services' ports. */
+const INSTANCE_PORT_FLOOR = 20000;
+
+/** The kernel's ephemeral port range: every outgoing connection takes its local port from it. */
+export function ephemeralRange(text?: string): [number, number] {
+  try {
+    const [lo, hi] = (text ?? readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi) && lo! >= 1 && lo! <= hi! && hi! <= 65535) return [lo!, hi!];
+  } catch {
+    // No /proc (not Linux): the default range.
+  }
+  return [...DEFAULT_EPHEMERAL];
+}
+
+/**
+ * Where instance ports come from: outside the ephemeral range. A port is chosen when the target's
+ * standby is prepared (the placement names it) and listened on only at the cut-over; any outgoing
+ * connection made in between may take an ephemeral port as its own, and a connection's port,
+ * open or in TIME_WAIT (60 s), blocks a listen on it even with SO_REUSEADDR. The same reasoning
+ * keeps Kubernetes' NodePorts (30000-32767) below Linux's default range. Below the range when
+ * there is room (20000 up to it), else above it; `undefined` when neither has 1000 ports.
+ */
+export function instancePortRange(ephemeral: [number, number] = ephemeralRange()): [number, number] | undefined {
+  const [lo, hi] = ephemeral;
+  if (lo - 1 - INSTANCE_PORT_FLOOR >= 1000) return [INSTANCE_PORT_FLOOR, lo - 1];
+  if (65535 - (hi + 1) >= 1000) return [Math.max(hi + 1, INSTANCE_PORT_FLOOR), 65535];
+  return undefined;
+}
+
+/** Ports this process handed out lately: two runners in one process (sites of a local federation) never get the same one. */
+const handedOut = new Map<number, number>();
+const HANDED_OUT_MS = 10 * 60_000;
+
+/**
+ * A port nobody listens on now, for a new instance; kept in the record so restarts reuse it.
+ * Drawn at random from {@link instancePortRange} (random, so that agents on one host rarely try
+ * the same one); the kernel's pick only when no range outside the ephemeral one is left.
+ */
+export async function freePort(host: string, range: [number, number] | undefined = instancePortRange()): Promise<number> {
+  const now = Date.now();
+  for (const [p, at] of handedOut) if (now - at > HANDED_OUT_MS) handedOut.delete(p);
+  if (range) {
+    const [lo, hi] = range;
+    const size = hi - lo + 1;
+    const start = Math.floor(Math.random() * size);
+    for (let i = 0, tried = 0; i < size && tried < 200; i++) {
+      const port = lo + ((start + i) % size);
+      if (handedOut.has(port)) continue;
+      tried++;
+      if (await portFree(host, port)) {
+        handedOut.set(port, now);
+        return port;
+      }
+    }
+  }
+  const port = await kernelPort(host);
+  handedOut.set(port, now);
+  return port;
+}
+
+/** The kernel's pick of a free port (from the ephemeral range). */
+function kernelPort(host: string): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();
     srv.once('error', reject);
