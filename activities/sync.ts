@@ -467,6 +467,12 @@ export function createSyncActivities(deps: SyncDeps) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         placement = await proposeByUpdate(currentActivity()?.client, args.placement);
         mark('placement');
+        // Committed and applied: this process's fronts follow the log at once, instead of after
+        // the workflow's next task and its route step (which switches them again, a no-op then).
+        if ('result' in placement && placement.result.rejected.length === 0) {
+          for (const e of args.placement.proposal.entries) if (e.kind === 'placement' && e.record) deps.front?.switched(e.workload, e.record.address, 'cut-over');
+          mark('switched');
+        }
       }
       const servingAtMs = Date.now();
       const image = found ? { root, frozenAtMs: found.frozenAtMs, digest: await expected } : undefined;

@@ -304,6 +304,20 @@ export async function run(argv: string[]): Promise<void> {
       const gapAtFreeze = frozenAt === undefined ? undefined : ackGapAround(writer.log, frozenAt);
       const final = r.rounds.at(-1)!;
       downtimes.push(downtimeMs);
+      // The client's gap in three parts, on this process's clock: its last acknowledged write to
+      // its first refusal, that refusal to the front's switch, the switch to its first write
+      // acknowledged after it (the target's first answers, and this process's event loop).
+      const switchedAt = fronts.stats()[sample.workloadId]?.lastSwitch;
+      const ackTimes = [...writer.log.acked.values()];
+      const clientGap =
+        frozenAt === undefined || !switchedAt
+          ? null
+          : {
+              lastAckToRefusalMs: frozenAt - Math.max(...ackTimes.filter((t) => t <= frozenAt)),
+              refusalToSwitchMs: switchedAt.atMs - frozenAt,
+              switchedBy: switchedAt.by,
+              switchToAckMs: Math.min(...ackTimes.filter((t) => t >= switchedAt.atMs)) - switchedAt.atMs,
+            };
       print({
         bench: 'downtime',
         workload: a.workload,
@@ -316,6 +330,7 @@ export async function run(argv: string[]): Promise<void> {
         ...(gapAtFreeze !== undefined ? { gapAtFreezeMs: gapAtFreeze } : {}),
         ...(frozenAt !== undefined ? { longestGapEndedAfterFreezeMs: longest.endedAt - frozenAt } : {}),
         floorMs,
+        client: clientGap,
         lostWrites: missing,
         volumeBytes: r.volumeBytes,
         durationMs: r.durationMs,

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileDurable } from '../durable-files';
 import { backendKey, parseBackend } from './backend-address';
-import { RouteFollower } from './route-follower';
+import { RouteFollower, type SwitchedBy } from './route-follower';
 import { TcpFront, type FrontOptions, type FrontStats } from './tcp-front';
 
 /** What a workload's placement gives the front: the address its backend serves on. */
@@ -30,8 +30,12 @@ export interface FrontHooks {
   freezing(sourceAddress: string): void;
   /** The source was thawed (the cut-over rolled back): release what was held to it. */
   thawed(sourceAddress: string): void;
-  /** The route switched (the placement is committed): forward `workload`'s front to `address`. */
-  switched(workload: string, address: string): void;
+  /**
+   * The route switched (the placement is committed): forward `workload`'s front to `address`.
+   * `by`: who tells (the cut-over as soon as the log answers its proposal, or the migration's
+   * route step after it); the second call finds the route where it is.
+   */
+  switched(workload: string, address: string, by?: SwitchedBy): void;
   /** The same as freezing and thawed, by workload id (a workload run from its spec: activities/workload.ts). */
   freezingWorkload(workload: string): void;
   thawedWorkload(workload: string): void;
@@ -160,8 +164,8 @@ export class FrontSet implements FrontHooks {
     return this.followers.get(workload);
   }
 
-  stats(): Record<string, FrontStats> {
-    return Object.fromEntries([...this.followers].map(([id, f]) => [id, f.front.stats()]));
+  stats(): Record<string, FrontStats & { lastSwitch?: { by: SwitchedBy; atMs: number } }> {
+    return Object.fromEntries([...this.followers].map(([id, f]) => [id, { ...f.front.stats(), ...(f.lastSwitch ? { lastSwitch: { ...f.lastSwitch } } : {}) }]));
   }
 
   freezing(sourceAddress: string): void {
@@ -183,11 +187,11 @@ export class FrontSet implements FrontHooks {
     if (f?.pausedBackend !== undefined) f.resume();
   }
 
-  switched(workload: string, address: string): void {
+  switched(workload: string, address: string, by?: SwitchedBy): void {
     const f = this.followers.get(workload);
     if (!f) return void this.log(`front ${workload}: the route switched to ${address} before the log placed the workload here; the next read opens its front`);
     try {
-      f.switchTo(address);
+      f.switchTo(address, by);
     } catch (err) {
       this.log(`front ${workload}: cannot switch to ${address} (${(err as Error).message}); the log's next read sets the route`);
     }

@@ -26,6 +26,9 @@ export const DEFAULT_PAUSE_LEASE_MS = 60_000;
 
 export type Observed = 'stale' | 'held' | 'unchanged' | 'moved' | 'bad-address';
 
+/** Who moved the route last: the cut-over at its commit answer, the migration's route step, or a read of the log. */
+export type SwitchedBy = 'cut-over' | 'route step' | 'log';
+
 export interface RouteFollowerOptions {
   leaseMs?: number;
   now?: () => number;
@@ -42,6 +45,8 @@ export class RouteFollower {
   private fastPathAt = Number.NEGATIVE_INFINITY;
   /** The address the log last gave (as written there). */
   private logAddress?: string;
+  /** The last move of the route to another backend (or out of a pause): by whom, and when. */
+  lastSwitch?: { by: SwitchedBy; atMs: number };
 
   constructor(
     readonly workload: string,
@@ -68,7 +73,10 @@ export class RouteFollower {
   }
 
   /** Fast path at the route switch: forward to the target now; the next read of the log confirms it. */
-  switchTo(address: string): void {
+  switchTo(address: string, by: SwitchedBy = 'route step'): void {
+    const cur = this.front.current;
+    const key = backendKey(parseBackend(address));
+    if (cur.state !== FrontState.Forwarding || cur.backend !== key) this.lastSwitch = { by, atMs: this.now() };
     this.front.forwardTo(address);
     this.pausedUntil = undefined;
     this.fastPathAt = this.now();
@@ -110,6 +118,7 @@ export class RouteFollower {
     if (cur.state === FrontState.Forwarding && cur.backend === key) return 'unchanged';
     if (cur.state === FrontState.Forwarding) this.log(`front ${this.workload}: forwarded to ${cur.backend}, the log says ${key}; the log wins`);
     this.front.forwardTo(address);
+    this.lastSwitch = { by: 'log', atMs: this.now() };
     return 'moved';
   }
 }

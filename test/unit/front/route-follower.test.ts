@@ -56,6 +56,7 @@ describe('RouteFollower', () => {
     const [a, b] = await backends('A', 'B');
     const { f, front, clock } = await follower();
     assert.equal(f.observe(a!.address, clock.now()), 'moved');
+    assert.equal(f.lastSwitch?.by, 'log');
     assert.equal(await ask(front.address, 'q'), 'A:q');
     assert.equal(f.observe(`tcp://${a!.address}`, clock.now()), 'unchanged', 'the same address written another way is the same backend');
     assert.equal(f.observe(b!.address, clock.now()), 'moved');
@@ -75,9 +76,14 @@ describe('RouteFollower', () => {
     assert.equal(f.observe(a!.address, clock.now()), 'held', 'a read naming the source keeps the pause');
     assert.equal(front.stats().state, 'paused');
     clock.advance(10);
-    f.switchTo(b!.address);
+    const switchedAt = clock.now();
+    f.switchTo(b!.address, 'cut-over');
     assert.equal(await held.line(), 'B:during');
     held.socket.destroy();
+    // The route step tells again, later: the route is where it is, and the record keeps who moved it.
+    clock.advance(5);
+    f.switchTo(b!.address, 'route step');
+    assert.deepEqual(f.lastSwitch, { by: 'cut-over', atMs: switchedAt });
     // A read begun before the switch (it may predate the commit) must not move the route back.
     assert.equal(f.observe(a!.address, clock.now() - 5), 'stale');
     assert.equal(await ask(front.address, 'q'), 'B:q');
