@@ -181,9 +181,11 @@ export function createSyncActivities(deps: SyncDeps) {
         let hybridCodec: CapturedImage['hybridCodec'];
         if (args.hybridBandwidthMbps) {
           // Sample up to 8 chunks spread over the image: the codec is chosen on this volume's data.
+          // Read synchronously (the page cache: microseconds each), as the chunk endpoint reads:
+          // an async read queues on the thread pool behind whatever fsyncs this process has in flight.
           const step = Math.max(1, Math.floor(manifest.chunks.length / 8));
           const samples: Uint8Array[] = [];
-          for (let i = 0; i < manifest.chunks.length && samples.length < 8; i += step) samples.push((await deps.images.readChunk(manifest.rootHash, manifest.chunks[i]!.hash))!);
+          for (let i = 0; i < manifest.chunks.length && samples.length < 8; i += step) samples.push(deps.images.readChunkSync(manifest.rootHash, manifest.chunks[i]!.hash)!);
           if (samples.length) {
             const best = chooseHybridCodec(samples, args.hybridBandwidthMbps).best;
             hybridCodec = { codec: best.spec.codec, ...(best.spec.codec === 'zstd' ? { level: best.spec.level } : {}), goodputMBps: best.goodput / 1e6 };

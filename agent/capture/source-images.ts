@@ -89,6 +89,9 @@ const OWN_FILE = /^[0-9a-f]{64}\.[0-9a-z]+\.img$/;
  */
 const MAX_REUSE_FILES = 8;
 
+/** How long after a capture its metadata is written (see SourceImages.later): past a cut-over's window. */
+const METADATA_DELAY_MS = 2_000;
+
 export class SourceImages {
   private readonly cache = new Map<string, Entry>();
   private readonly handles = new Map<string, Promise<FileHandle>>();
@@ -97,6 +100,9 @@ export class SourceImages {
   private readonly priors = new Map<string, PriorCapture>();
   /** Writes of metadata done after a capture returned (the cut-over window does not wait for them). */
   private writes: Promise<unknown> = Promise.resolve();
+  /** Metadata writes not started yet: they start METADATA_DELAY_MS after the first of them, or at flush. */
+  private pending: { key: string; write: () => Promise<unknown> }[] = [];
+  private pendingTimer?: NodeJS.Timeout;
   private captures = 0;
   /** Cut-over images announced to waiting targets (GET /finals/<slot>). */
   readonly finals: FinalImages;
@@ -166,6 +172,8 @@ export class SourceImages {
 
   private forgetPrior(volumeId: string): void {
     this.priors.delete(volumeId);
+    // A record still waiting to be written would bring it back.
+    this.pending = this.pending.filter((p) => p.key !== `prior:${volumeId}`);
     const base = join(this.reuseDir(), encodeURIComponent(volumeId));
     rmSync(`${base}.json`, { force: true });
     rmSync(`${base}.pin.json`, { force: true });
@@ -223,18 +231,46 @@ export class SourceImages {
     // manifest is ~15 MB of JSON): until then it is served from memory; an agent that dies first
     // has lost the image, and its round captures again.
     const meta = entry.files.length === 1 && sameOffsets(entry) ? { imagePath: entry.files[0]!, manifest } : { manifest, files: entry.files, fileOf: b64(entry.fileOf), offsetOf: b64(entry.offsetOf), own: entry.own };
-    this.later(() => writeFile(this.metaPath(manifest.rootHash), JSON.stringify(meta)));
+    this.later(manifest.rootHash, () => writeFile(this.metaPath(manifest.rootHash), JSON.stringify(meta)));
     return { manifest, scanMs: performance.now() - t0, ...(reuse ? { reuse } : {}) };
   }
 
-  /** Runs `write` after the writes before it; a failure is logged, not thrown (these files are caches). */
-  private later(write: () => Promise<unknown>): void {
-    this.writes = this.writes.then(() => new Promise((r) => setImmediate(r))).then(write).catch((err: unknown) => console.warn(`source images: a metadata write in ${this.dir} failed: ${String(err)}`));
+  /**
+   * Runs `write` after the writes before it, METADATA_DELAY_MS from now (or at the next flush,
+   * release or close); a failure is logged, not thrown (these files are caches). Not at once:
+   * serialising a big image's metadata holds this process's event loop (a 1 GiB volume's manifest
+   * is ~6.6 MB of JSON, 30-45 ms to stringify; its reuse record another ~30 ms), and right after a
+   * cut-over's capture that lands inside the window, before the image is even announced, where
+   * this process's fronts and the target's pull wait for the loop. An agent that dies before the
+   * write has lost the image (its round captures again) or the record (the next capture reads the
+   * whole volume): a cost, never a wrong byte.
+   */
+  private later(key: string, write: () => Promise<unknown>): void {
+    this.pending.push({ key, write });
+    this.pendingTimer ??= setTimeout(() => void this.startPending(), METADATA_DELAY_MS).unref();
   }
 
-  /** Waits for the metadata writes queued so far. */
+  /**
+   * Starts the pending writes (those of `key` only, when given: a release of one image must not
+   * start the metadata write of a capture that just happened), in order, after those already
+   * started; returns when all started so far are done.
+   */
+  private startPending(key?: string): Promise<unknown> {
+    const now = key === undefined ? this.pending : this.pending.filter((p) => p.key === key);
+    this.pending = key === undefined ? [] : this.pending.filter((p) => p.key !== key);
+    if (!this.pending.length) {
+      clearTimeout(this.pendingTimer);
+      this.pendingTimer = undefined;
+    }
+    for (const { write } of now) {
+      this.writes = this.writes.then(() => new Promise((r) => setImmediate(r))).then(write).catch((err: unknown) => console.warn(`source images: a metadata write in ${this.dir} failed: ${String(err)}`));
+    }
+    return this.writes;
+  }
+
+  /** Writes the metadata queued so far, now, and waits for it. */
   async flush(): Promise<void> {
-    await this.writes;
+    await this.startPending();
   }
 
   /**
@@ -270,7 +306,7 @@ export class SourceImages {
       // The pin (which files the record needs) now, the record itself after the caller has the image.
       mkdirSync(this.reuseDir(), { recursive: true });
       writeFileSync(join(this.reuseDir(), `${encodeURIComponent(volumeId)}.pin.json`), JSON.stringify({ files: priorFiles(next) }));
-      this.later(() => savePrior(this.reuseDir(), volumeId, next));
+      this.later(`prior:${volumeId}`, () => savePrior(this.reuseDir(), volumeId, next));
     } else {
       this.forgetPrior(volumeId);
     }
@@ -399,7 +435,7 @@ export class SourceImages {
     this.cache.delete(root);
     rmSync(this.filesPath(root), { force: true });
     // Keep the manifest (not the image) as a possible delta base for the next round's manifest.
-    await this.writes;
+    await this.startPending(root);
     mkdirSync(join(this.dir, 'past'), { recursive: true });
     try {
       renameSync(this.metaPath(root), this.pastPath(root));
@@ -453,7 +489,7 @@ export class SourceImages {
   }
 
   async close(): Promise<void> {
-    await this.writes;
+    await this.startPending();
     for (const fh of this.handles.values()) await (await fh).close().catch(() => undefined);
     this.handles.clear();
     for (const fd of this.fds.values()) closeSync(fd);
