@@ -269,6 +269,14 @@ export async function run(argv: string[]): Promise<void> {
       // stalls the front's forwarding and the writers alike, and shows here.
       const loopDelay = monitorEventLoopDelay({ resolution: 10 });
       loopDelay.enable();
+      // When the loop stalled (over 100 ms), to tell a stall in the window from one in pre-copy.
+      const stalls: { at: number; ms: number }[] = [];
+      let tick = performance.now();
+      const stallTimer = setInterval(() => {
+        const now = performance.now();
+        if (now - tick > 110) stalls.push({ at: Date.now() - Math.round(now - tick), ms: Math.round(now - tick - 10) });
+        tick = now;
+      }, 10);
       // Let the writers get going so pre-copy copies live data and the freeze meets writes.
       await new Promise((r) => setTimeout(r, 2000));
       const startedAt = Date.now();
@@ -341,12 +349,15 @@ export async function run(argv: string[]): Promise<void> {
         window: await windowPhases(handle),
         targetActivation: lastActivation(fed.home, r.target) ?? null,
         eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
+        // Stalls over 100 ms: their length, and when they began relative to the writers' first refusal.
+        eventLoopStalls: stalls.map((x) => ({ ms: x.ms, ...(frozenAt !== undefined ? { fromFreezeMs: x.at - frozenAt } : {}) })),
         placementCommit: r.consensus ? { protocol: r.consensus.placement.protocol, waitedMs: r.consensus.placement.waitedMs } : null,
         writerMBps: Number((writer.log.ackedBytes / 1e6 / seconds).toFixed(2)),
         ackedKeys: writer.log.acked.size,
         keysAtCutover: r.keys,
       });
       loopDelay.disable();
+      clearInterval(stallTimer);
       log(`run ${i}: ${r.source} -> ${r.target} downtime ${downtimeMs} ms (reported ${r.downtimeMs} ms), floor ${floorMs} ms`);
       if (missing) throw new Error(`run ${i}: ${missing} acknowledged write(s) missing on the target`);
       site = r.target;

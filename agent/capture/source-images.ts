@@ -89,6 +89,9 @@ const OWN_FILE = /^[0-9a-f]{64}\.[0-9a-z]+\.img$/;
  */
 const MAX_REUSE_FILES = 8;
 
+/** Released images' manifests kept parsed in memory (SourceImages.recentPast). */
+const RECENT_PAST_MANIFESTS = 2;
+
 /** How long after a capture its metadata is written (see SourceImages.later): past a cut-over's window. */
 const METADATA_DELAY_MS = 2_000;
 
@@ -100,6 +103,13 @@ export class SourceImages {
   private readonly priors = new Map<string, PriorCapture>();
   /** Writes of metadata done after a capture returned (the cut-over window does not wait for them). */
   private writes: Promise<unknown> = Promise.resolve();
+  /**
+   * The manifests of the images released last, kept parsed: the next round's manifest is sent as
+   * a delta against the one before, and at the cut-over that one was released a moment ago. Read
+   * back from its file, a 1 GiB volume's (6.6 MB of JSON) took 50-100 ms to parse and check,
+   * inside the window.
+   */
+  private readonly recentPast = new Map<string, Manifest>();
   /** Metadata writes not started yet: they start METADATA_DELAY_MS after the first of them, or at flush. */
   private pending: { key: string; write: () => Promise<unknown> }[] = [];
   private pendingTimer?: NodeJS.Timeout;
@@ -140,6 +150,8 @@ export class SourceImages {
   manifestOf(root: string): Manifest | undefined {
     const e = this.get(root);
     if (e) return e.manifest;
+    const recent = this.recentPast.get(root);
+    if (recent) return recent;
     const past = this.pastPath(root);
     if (!existsSync(past)) return undefined;
     try {
@@ -433,6 +445,9 @@ export class SourceImages {
     const e = this.get(root);
     if (!e) return;
     this.cache.delete(root);
+    this.recentPast.delete(root);
+    this.recentPast.set(root, e.manifest);
+    for (const old of [...this.recentPast.keys()].slice(0, -RECENT_PAST_MANIFESTS)) this.recentPast.delete(old);
     rmSync(this.filesPath(root), { force: true });
     // Keep the manifest (not the image) as a possible delta base for the next round's manifest.
     await this.startPending(root);

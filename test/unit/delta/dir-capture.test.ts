@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -187,6 +187,33 @@ describe('SourceImages: the final capture after a small change', () => {
     assert.equal(third.reuse!.bytesRead, 0);
     for (const c of third.manifest.chunks.slice(0, 50)) assert.ok(images.readChunkSync(third.manifest.rootHash, c.hash));
     await images.close();
+  });
+});
+
+describe('SourceImages: nothing big is written or parsed inside a cut-over window', () => {
+  it('writes a capture\'s metadata only later (at flush here), and answers a just-released manifest from memory', async () => {
+    const root = tmp('images-later');
+    const vol = join(root, 'vol');
+    makeVolume(vol, 5);
+    const dir = join(root, 'images');
+    const images = new SourceImages(dir);
+    const first = await images.capture('vol', vol, PARAMS);
+    const meta = join(dir, `${first.manifest.rootHash}.manifest.json`);
+    // Right after the capture (and a turn of the event loop): served from memory, nothing serialised yet.
+    await new Promise((r) => setImmediate(r));
+    assert.equal(existsSync(meta), false, 'the metadata is not written right after the capture');
+    assert.ok(images.readChunkSync(first.manifest.rootHash, first.manifest.chunks[0]!.hash));
+    await images.flush();
+    assert.equal(existsSync(meta), true, 'flush writes it');
+    // Released: kept as a delta base. Its file gone too, the manifest still comes from memory.
+    await images.release(first.manifest.rootHash);
+    rmSync(join(dir, 'past'), { recursive: true, force: true });
+    assert.equal(images.manifestOf(first.manifest.rootHash)?.rootHash, first.manifest.rootHash);
+    // A restarted agent has only the files: none left, no base.
+    await images.close();
+    const again = new SourceImages(dir);
+    assert.equal(again.manifestOf(first.manifest.rootHash), undefined);
+    await again.close();
   });
 });
 
