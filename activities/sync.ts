@@ -469,12 +469,10 @@ export function createSyncActivities(deps: SyncDeps) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         placement = await proposeByUpdate(currentActivity()?.client, args.placement);
         mark('placement');
-        // Committed and applied: this process's fronts follow the log at once, instead of after
-        // the workflow's next task and its route step (which switches them again, a no-op then).
-        if ('result' in placement && placement.result.rejected.length === 0) {
-          for (const e of args.placement.proposal.entries) if (e.kind === 'placement' && e.record) deps.front?.switched(e.workload, e.record.address, 'cut-over');
-          mark('switched');
-        }
+        // The fronts are not switched here, though the log has the placement: until the workflow
+        // checks this activity's result against the source's image and rolls forward, the cut-over
+        // may still roll back (a mismatch, a cancel), and writes a front had sent to the target
+        // meanwhile would be lost with it. The route step switches them (docs/workloads.md).
       }
       const servingAtMs = Date.now();
       const image = found ? { root, frozenAtMs: found.frozenAtMs, digest: await expected } : undefined;

@@ -276,7 +276,7 @@ export async function run(argv: string[]): Promise<void> {
         const now = performance.now();
         if (now - tick > 110) stalls.push({ at: Date.now() - Math.round(now - tick), ms: Math.round(now - tick - 10) });
         tick = now;
-      }, 10);
+      }, 10).unref();
       // Let the writers get going so pre-copy copies live data and the freeze meets writes.
       await new Promise((r) => setTimeout(r, 2000));
       const startedAt = Date.now();
@@ -292,6 +292,7 @@ export async function run(argv: string[]): Promise<void> {
         const acked = writer.log.acked.size;
         while (writer.log.acked.size < acked + 4) await new Promise((res) => setTimeout(res, 10));
       } finally {
+        clearInterval(stallTimer);
         await writer.stop();
       }
       const seconds = ((writer.log.firstFrozenAt ?? Date.now()) - writer.log.startedAt) / 1000;
@@ -315,16 +316,20 @@ export async function run(argv: string[]): Promise<void> {
       // The client's gap in three parts, on this process's clock: its last acknowledged write to
       // its first refusal, that refusal to the front's switch, the switch to its first write
       // acknowledged after it (the target's first answers, and this process's event loop).
-      const switchedAt = fronts.stats()[sample.workloadId]?.lastSwitch;
+      // null when a part cannot be told: no refusal seen, no switch in this run, no ack on a side.
+      const lastSwitch = fronts.stats()[sample.workloadId]?.lastSwitch;
+      const switchedAt = lastSwitch && lastSwitch.atMs >= startedAt ? lastSwitch : undefined;
       const ackTimes = [...writer.log.acked.values()];
+      const before = frozenAt === undefined ? [] : ackTimes.filter((t) => t <= frozenAt);
+      const after = switchedAt ? ackTimes.filter((t) => t >= switchedAt.atMs) : [];
       const clientGap =
-        frozenAt === undefined || !switchedAt
+        frozenAt === undefined || !switchedAt || !before.length || !after.length
           ? null
           : {
-              lastAckToRefusalMs: frozenAt - Math.max(...ackTimes.filter((t) => t <= frozenAt)),
+              lastAckToRefusalMs: frozenAt - Math.max(...before),
               refusalToSwitchMs: switchedAt.atMs - frozenAt,
               switchedBy: switchedAt.by,
-              switchToAckMs: Math.min(...ackTimes.filter((t) => t >= switchedAt.atMs)) - switchedAt.atMs,
+              switchToAckMs: Math.min(...after) - switchedAt.atMs,
             };
       print({
         bench: 'downtime',
@@ -357,7 +362,6 @@ export async function run(argv: string[]): Promise<void> {
         keysAtCutover: r.keys,
       });
       loopDelay.disable();
-      clearInterval(stallTimer);
       log(`run ${i}: ${r.source} -> ${r.target} downtime ${downtimeMs} ms (reported ${r.downtimeMs} ms), floor ${floorMs} ms`);
       if (missing) throw new Error(`run ${i}: ${missing} acknowledged write(s) missing on the target`);
       site = r.target;

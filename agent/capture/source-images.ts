@@ -110,8 +110,10 @@ export class SourceImages {
    * inside the window.
    */
   private readonly recentPast = new Map<string, Manifest>();
+  /** Roots whose release is under way (its metadata may still be written, then moved to past/). */
+  private readonly releasing = new Set<string>();
   /** Metadata writes not started yet: they start METADATA_DELAY_MS after the first of them, or at flush. */
-  private pending: { key: string; write: () => Promise<unknown> }[] = [];
+  private pending: { key: string; write: () => Promise<unknown>; dueAt: number }[] = [];
   private pendingTimer?: NodeJS.Timeout;
   private captures = 0;
   /** Cut-over images announced to waiting targets (GET /finals/<slot>). */
@@ -148,10 +150,13 @@ export class SourceImages {
    * PAST_MANIFESTS most recently released are kept; only the manifest, not the image.
    */
   manifestOf(root: string): Manifest | undefined {
+    // Memory first: a just-released image's manifest must not be read back from its file (nor
+    // its image brought back to life) while its release still writes that file.
+    const held = this.cache.get(root)?.manifest ?? this.recentPast.get(root);
+    if (held) return held;
+    if (this.releasing.has(root)) return undefined;
     const e = this.get(root);
     if (e) return e.manifest;
-    const recent = this.recentPast.get(root);
-    if (recent) return recent;
     const past = this.pastPath(root);
     if (!existsSync(past)) return undefined;
     try {
@@ -186,6 +191,7 @@ export class SourceImages {
     this.priors.delete(volumeId);
     // A record still waiting to be written would bring it back.
     this.pending = this.pending.filter((p) => p.key !== `prior:${volumeId}`);
+    this.armPending();
     const base = join(this.reuseDir(), encodeURIComponent(volumeId));
     rmSync(`${base}.json`, { force: true });
     rmSync(`${base}.pin.json`, { force: true });
@@ -258,22 +264,28 @@ export class SourceImages {
    * whole volume): a cost, never a wrong byte.
    */
   private later(key: string, write: () => Promise<unknown>): void {
-    this.pending.push({ key, write });
-    this.pendingTimer ??= setTimeout(() => void this.startPending(), METADATA_DELAY_MS).unref();
+    this.pending.push({ key, write, dueAt: Date.now() + METADATA_DELAY_MS });
+    this.armPending();
+  }
+
+  /** The timer for the earliest pending write (each waits its own delay, not the first one's). */
+  private armPending(): void {
+    clearTimeout(this.pendingTimer);
+    this.pendingTimer = undefined;
+    if (!this.pending.length) return;
+    const next = Math.min(...this.pending.map((p) => p.dueAt));
+    this.pendingTimer = setTimeout(() => void this.startPending((p) => p.dueAt <= Date.now()), Math.max(0, next - Date.now())).unref();
   }
 
   /**
-   * Starts the pending writes (those of `key` only, when given: a release of one image must not
-   * start the metadata write of a capture that just happened), in order, after those already
-   * started; returns when all started so far are done.
+   * Starts the pending writes that `which` picks (all by default; a release starts its own image's
+   * only: it must not start the write of a capture that just happened), in order, after those
+   * already started; returns when all started so far are done.
    */
-  private startPending(key?: string): Promise<unknown> {
-    const now = key === undefined ? this.pending : this.pending.filter((p) => p.key === key);
-    this.pending = key === undefined ? [] : this.pending.filter((p) => p.key !== key);
-    if (!this.pending.length) {
-      clearTimeout(this.pendingTimer);
-      this.pendingTimer = undefined;
-    }
+  private startPending(which: (p: { key: string; dueAt: number }) => boolean = () => true): Promise<unknown> {
+    const now = this.pending.filter(which);
+    this.pending = this.pending.filter((p) => !which(p));
+    this.armPending();
     for (const { write } of now) {
       this.writes = this.writes.then(() => new Promise((r) => setImmediate(r))).then(write).catch((err: unknown) => console.warn(`source images: a metadata write in ${this.dir} failed: ${String(err)}`));
     }
@@ -318,7 +330,10 @@ export class SourceImages {
       // The pin (which files the record needs) now, the record itself after the caller has the image.
       mkdirSync(this.reuseDir(), { recursive: true });
       writeFileSync(join(this.reuseDir(), `${encodeURIComponent(volumeId)}.pin.json`), JSON.stringify({ files: priorFiles(next) }));
-      this.later(`prior:${volumeId}`, () => savePrior(this.reuseDir(), volumeId, next));
+      // Skipped if a later capture replaced it or forgetPrior dropped it before the write began.
+      this.later(`prior:${volumeId}`, async () => {
+        if (this.priors.get(volumeId) === next) await savePrior(this.reuseDir(), volumeId, next);
+      });
     } else {
       this.forgetPrior(volumeId);
     }
@@ -366,6 +381,8 @@ export class SourceImages {
     if (!/^[0-9a-f]{64}$/.test(root)) return undefined;
     const hit = this.cache.get(root);
     if (hit) return hit;
+    // Being released: gone, even while its metadata file is still on disk.
+    if (this.releasing.has(root)) return undefined;
     const meta = this.metaPath(root);
     if (!existsSync(meta)) return undefined;
     const raw = JSON.parse(readFileSync(meta, 'utf8')) as { imagePath?: string; manifest: unknown; files?: string[]; fileOf?: string; offsetOf?: string; own?: number };
@@ -444,13 +461,22 @@ export class SourceImages {
   async release(root: string): Promise<void> {
     const e = this.get(root);
     if (!e) return;
+    this.releasing.add(root);
+    try {
+      await this.releaseEntry(root, e);
+    } finally {
+      this.releasing.delete(root);
+    }
+  }
+
+  private async releaseEntry(root: string, e: Entry): Promise<void> {
     this.cache.delete(root);
     this.recentPast.delete(root);
     this.recentPast.set(root, e.manifest);
     for (const old of [...this.recentPast.keys()].slice(0, -RECENT_PAST_MANIFESTS)) this.recentPast.delete(old);
     rmSync(this.filesPath(root), { force: true });
     // Keep the manifest (not the image) as a possible delta base for the next round's manifest.
-    await this.startPending(root);
+    await this.startPending((p) => p.key === root);
     mkdirSync(join(this.dir, 'past'), { recursive: true });
     try {
       renameSync(this.metaPath(root), this.pastPath(root));

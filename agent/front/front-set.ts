@@ -30,12 +30,8 @@ export interface FrontHooks {
   freezing(sourceAddress: string): void;
   /** The source was thawed (the cut-over rolled back): release what was held to it. */
   thawed(sourceAddress: string): void;
-  /**
-   * The route switched (the placement is committed): forward `workload`'s front to `address`.
-   * `by`: who tells (the cut-over as soon as the log answers its proposal, or the migration's
-   * route step after it); the second call finds the route where it is.
-   */
-  switched(workload: string, address: string, by?: SwitchedBy): void;
+  /** The route switched (the placement is committed): forward `workload`'s front to `address`. */
+  switched(workload: string, address: string): void;
   /** The same as freezing and thawed, by workload id (a workload run from its spec: activities/workload.ts). */
   freezingWorkload(workload: string): void;
   thawedWorkload(workload: string): void;
@@ -187,11 +183,11 @@ export class FrontSet implements FrontHooks {
     if (f?.pausedBackend !== undefined) f.resume();
   }
 
-  switched(workload: string, address: string, by?: SwitchedBy): void {
+  switched(workload: string, address: string): void {
     const f = this.followers.get(workload);
     if (!f) return void this.log(`front ${workload}: the route switched to ${address} before the log placed the workload here; the next read opens its front`);
     try {
-      f.switchTo(address, by);
+      f.switchTo(address);
     } catch (err) {
       this.log(`front ${workload}: cannot switch to ${address} (${(err as Error).message}); the log's next read sets the route`);
     }

@@ -26,8 +26,8 @@ export const DEFAULT_PAUSE_LEASE_MS = 60_000;
 
 export type Observed = 'stale' | 'held' | 'unchanged' | 'moved' | 'bad-address';
 
-/** Who moved the route last: the cut-over at its commit answer, the migration's route step, or a read of the log. */
-export type SwitchedBy = 'cut-over' | 'route step' | 'log';
+/** Who moved the route last: the migration's route step (the fast path) or a read of the log. */
+export type SwitchedBy = 'route step' | 'log';
 
 export interface RouteFollowerOptions {
   leaseMs?: number;
@@ -73,10 +73,10 @@ export class RouteFollower {
   }
 
   /** Fast path at the route switch: forward to the target now; the next read of the log confirms it. */
-  switchTo(address: string, by: SwitchedBy = 'route step'): void {
+  switchTo(address: string): void {
     const cur = this.front.current;
     const key = backendKey(parseBackend(address));
-    if (cur.state !== FrontState.Forwarding || cur.backend !== key) this.lastSwitch = { by, atMs: this.now() };
+    if (cur.state !== FrontState.Forwarding || cur.backend !== key) this.lastSwitch = { by: 'route step', atMs: this.now() };
     this.front.forwardTo(address);
     this.pausedUntil = undefined;
     this.fastPathAt = this.now();

@@ -9,6 +9,8 @@ import { connect, createServer } from 'node:net';
 const DEFAULT_EPHEMERAL: readonly [number, number] = [32768, 60999];
 /** The lowest port handed to an instance: above the well-known and most registered services' ports. */
 const INSTANCE_PORT_FLOOR = 20000;
+/** The highest below the ephemeral range: under Kubernetes' NodePorts (30000-32767), which kube-proxy catches on a node. */
+const INSTANCE_PORT_CEILING = 29999;
 
 /** The kernel's ephemeral port range: every outgoing connection takes its local port from it. */
 export function ephemeralRange(text?: string): [number, number] {
@@ -26,19 +28,24 @@ export function ephemeralRange(text?: string): [number, number] {
  * standby is prepared (the placement names it) and listened on only at the cut-over; any outgoing
  * connection made in between may take an ephemeral port as its own, and a connection's port,
  * open or in TIME_WAIT (60 s), blocks a listen on it even with SO_REUSEADDR. The same reasoning
- * keeps Kubernetes' NodePorts (30000-32767) below Linux's default range. Below the range when
- * there is room (20000 up to it), else above it; `undefined` when neither has 1000 ports.
+ * keeps Kubernetes' NodePorts (30000-32767) below Linux's default range, and this range below
+ * them: 20000-29999 with the default range. Below the ephemeral range when there is room, else
+ * above it; `undefined` when neither has 1000 ports.
  */
 export function instancePortRange(ephemeral: [number, number] = ephemeralRange()): [number, number] | undefined {
   const [lo, hi] = ephemeral;
-  if (lo - 1 - INSTANCE_PORT_FLOOR >= 1000) return [INSTANCE_PORT_FLOOR, lo - 1];
+  const top = Math.min(lo - 1, INSTANCE_PORT_CEILING);
+  if (top - INSTANCE_PORT_FLOOR + 1 >= 1000) return [INSTANCE_PORT_FLOOR, top];
   if (65535 - (hi + 1) >= 1000) return [Math.max(hi + 1, INSTANCE_PORT_FLOOR), 65535];
   return undefined;
 }
 
-/** Ports this process handed out lately: two runners in one process (sites of a local federation) never get the same one. */
+/**
+ * Ports this process handed out: two runners in one process (sites of a local federation) never
+ * get the same one, however long a standby waits before it listens. Bounded: past half the range,
+ * the oldest are forgotten (a standby that old has long been started or removed).
+ */
 const handedOut = new Map<number, number>();
-const HANDED_OUT_MS = 10 * 60_000;
 
 /**
  * A port nobody listens on now, for a new instance; kept in the record so restarts reuse it.
@@ -47,7 +54,11 @@ const HANDED_OUT_MS = 10 * 60_000;
  */
 export async function freePort(host: string, range: [number, number] | undefined = instancePortRange()): Promise<number> {
   const now = Date.now();
-  for (const [p, at] of handedOut) if (now - at > HANDED_OUT_MS) handedOut.delete(p);
+  const bound = range ? Math.floor((range[1] - range[0] + 1) / 2) : 1000;
+  for (const p of handedOut.keys()) {
+    if (handedOut.size <= bound) break;
+    handedOut.delete(p);
+  }
   if (range) {
     const [lo, hi] = range;
     const size = hi - lo + 1;

@@ -1,7 +1,7 @@
 /**
  * The workload front wired into a real migration (issue 14, item 4): the worker runs a front per
- * workload the federation log places; the cut-over pauses it at the freeze and switches it as
- * soon as the log commits the placement (the fast path), so a client that only knows the stable address keeps working
+ * workload the federation log places; the cut-over pauses it at the freeze and switches it at the
+ * route switch (the fast path), so a client that only knows the stable address keeps working
  * across the move. The fronts poll the log only once a minute here: that the front points at the
  * target as soon as the migration returns is the fast path's doing, not a poll's.
  */
@@ -91,9 +91,9 @@ describe('a workload front across a real migration', () => {
     assert.equal(s.backend, backendKey(parseBackend(result.address)), `the front forwards to the target: ${seen}`);
     assert.equal(s.pauses, 1, seen);
     assert.equal(s.switches, 1, seen);
-    // Switched by the cut-over itself, as soon as the log answered its placement (the route
-    // step after it found the route in place), not one workflow task later.
-    assert.equal(s.lastSwitch?.by, 'cut-over', seen);
+    // Switched by the migration's route step, once the cut-over can no longer roll back (not by
+    // the target's activity when the log answers its placement, nor by a read of the log).
+    assert.equal(s.lastSwitch?.by, 'route step', seen);
     assert.equal(s.state, 'forwarding', seen);
     assert.equal(s.refused, 0, seen);
     assert.equal(s.expired, 0, seen);

@@ -191,7 +191,7 @@ describe('SourceImages: the final capture after a small change', () => {
 });
 
 describe('SourceImages: nothing big is written or parsed inside a cut-over window', () => {
-  it('writes a capture\'s metadata only later (at flush here), and answers a just-released manifest from memory', async () => {
+  it('writes a capture\'s metadata only later (2 s, or at flush), and answers a just-released manifest from memory', async () => {
     const root = tmp('images-later');
     const vol = join(root, 'vol');
     makeVolume(vol, 5);
@@ -199,12 +199,21 @@ describe('SourceImages: nothing big is written or parsed inside a cut-over windo
     const images = new SourceImages(dir);
     const first = await images.capture('vol', vol, PARAMS);
     const meta = join(dir, `${first.manifest.rootHash}.manifest.json`);
-    // Right after the capture (and a turn of the event loop): served from memory, nothing serialised yet.
-    await new Promise((r) => setImmediate(r));
+    // For a while after the capture (a cut-over's window): served from memory, nothing serialised yet.
+    await new Promise((r) => setTimeout(r, 300));
     assert.equal(existsSync(meta), false, 'the metadata is not written right after the capture');
     assert.ok(images.readChunkSync(first.manifest.rootHash, first.manifest.chunks[0]!.hash));
+    // Then by its timer, with no flush.
+    const t0 = Date.now();
+    while (!existsSync(meta) && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(existsSync(meta), true, 'written about 2 s after the capture');
+    // A second capture: its metadata waits its own 2 s, and a flush writes it at once.
+    appendFileSync(join(vol, 'base/small/1'), 'more\n');
+    const second = await images.capture('vol', vol, PARAMS);
+    const meta2 = join(dir, `${second.manifest.rootHash}.manifest.json`);
+    assert.equal(existsSync(meta2), false);
     await images.flush();
-    assert.equal(existsSync(meta), true, 'flush writes it');
+    assert.equal(existsSync(meta2), true, 'flush writes it');
     // Released: kept as a delta base. Its file gone too, the manifest still comes from memory.
     await images.release(first.manifest.rootHash);
     rmSync(join(dir, 'past'), { recursive: true, force: true });

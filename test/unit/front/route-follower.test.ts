@@ -77,13 +77,13 @@ describe('RouteFollower', () => {
     assert.equal(front.stats().state, 'paused');
     clock.advance(10);
     const switchedAt = clock.now();
-    f.switchTo(b!.address, 'cut-over');
+    f.switchTo(b!.address);
     assert.equal(await held.line(), 'B:during');
     held.socket.destroy();
-    // The route step tells again, later: the route is where it is, and the record keeps who moved it.
+    // Told again later (a retried route step): the route is where it is, and the record keeps when it moved.
     clock.advance(5);
-    f.switchTo(b!.address, 'route step');
-    assert.deepEqual(f.lastSwitch, { by: 'cut-over', atMs: switchedAt });
+    f.switchTo(b!.address);
+    assert.deepEqual(f.lastSwitch, { by: 'route step', atMs: switchedAt });
     // A read begun before the switch (it may predate the commit) must not move the route back.
     assert.equal(f.observe(a!.address, clock.now() - 5), 'stale');
     assert.equal(await ask(front.address, 'q'), 'B:q');
