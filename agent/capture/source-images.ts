@@ -264,7 +264,7 @@ export class SourceImages {
    * whole volume): a cost, never a wrong byte.
    */
   private later(key: string, write: () => Promise<unknown>): void {
-    this.pending.push({ key, write, dueAt: Date.now() + METADATA_DELAY_MS });
+    this.pending.push({ key, write, dueAt: performance.now() + METADATA_DELAY_MS });
     this.armPending();
   }
 
@@ -274,7 +274,10 @@ export class SourceImages {
     this.pendingTimer = undefined;
     if (!this.pending.length) return;
     const next = Math.min(...this.pending.map((p) => p.dueAt));
-    this.pendingTimer = setTimeout(() => void this.startPending((p) => p.dueAt <= Date.now()), Math.max(0, next - Date.now())).unref();
+    this.pendingTimer = setTimeout(() => {
+      const now = performance.now(); // one clock reading: a write due between two would start in neither list
+      void this.startPending((p) => p.dueAt <= now);
+    }, Math.max(0, next - performance.now())).unref();
   }
 
   /**
@@ -283,8 +286,10 @@ export class SourceImages {
    * already started; returns when all started so far are done.
    */
   private startPending(which: (p: { key: string; dueAt: number }) => boolean = () => true): Promise<unknown> {
-    const now = this.pending.filter(which);
-    this.pending = this.pending.filter((p) => !which(p));
+    const now: typeof this.pending = [];
+    const rest: typeof this.pending = [];
+    for (const p of this.pending) (which(p) ? now : rest).push(p);
+    this.pending = rest;
     this.armPending();
     for (const { write } of now) {
       this.writes = this.writes.then(() => new Promise((r) => setImmediate(r))).then(write).catch((err: unknown) => console.warn(`source images: a metadata write in ${this.dir} failed: ${String(err)}`));
@@ -332,7 +337,10 @@ export class SourceImages {
       writeFileSync(join(this.reuseDir(), `${encodeURIComponent(volumeId)}.pin.json`), JSON.stringify({ files: priorFiles(next) }));
       // Skipped if a later capture replaced it or forgetPrior dropped it before the write began.
       this.later(`prior:${volumeId}`, async () => {
-        if (this.priors.get(volumeId) === next) await savePrior(this.reuseDir(), volumeId, next);
+        if (this.priors.get(volumeId) !== next) return;
+        await savePrior(this.reuseDir(), volumeId, next);
+        // Forgotten while it was written (forgetPrior's rmSync came first): not brought back.
+        if (this.priors.get(volumeId) !== next) rmSync(join(this.reuseDir(), `${encodeURIComponent(volumeId)}.json`), { force: true });
       });
     } else {
       this.forgetPrior(volumeId);

@@ -360,7 +360,10 @@ export function createTransferHandler(opts: TransferServerOptions) {
     const again = hashes.map((h) => sent.has(entry.byHash.get(h)!));
     res.writeHead(200, { 'content-type': 'application/octet-stream', [RESENT_HEADER]: encodeResent(again) });
     for (const [k, h] of hashes.entries()) {
-      const raw = opts.images.readChunkSync(root, h)!;
+      const raw = opts.images.readChunkSync(root, h);
+      // The image was released while this batch was served (its round is over): the requester
+      // sees the stream end short and asks again, or has moved on.
+      if (!raw) return void res.destroy(new Error(`image ${root.slice(0, 12)} was released while chunks of it were being sent`));
       const packed = packChunk(raw, spec);
       if (opts.corrupt?.(h)) packed.writeUInt8(packed.readUInt8(packed.length - 1) ^ 0xff, packed.length - 1);
       const head = Buffer.allocUnsafe(36);

@@ -36,7 +36,9 @@ export function instancePortRange(ephemeral: [number, number] = ephemeralRange()
   const [lo, hi] = ephemeral;
   const top = Math.min(lo - 1, INSTANCE_PORT_CEILING);
   if (top - INSTANCE_PORT_FLOOR + 1 >= 1000) return [INSTANCE_PORT_FLOOR, top];
-  if (65535 - (hi + 1) >= 1000) return [Math.max(hi + 1, INSTANCE_PORT_FLOOR), 65535];
+  // Above it: never in the NodePorts either.
+  const bottom = Math.max(hi + 1, INSTANCE_PORT_FLOOR, hi + 1 <= 32767 ? 32768 : 0);
+  if (65535 - bottom + 1 >= 1000) return [bottom, 65535];
   return undefined;
 }
 
@@ -54,7 +56,9 @@ const handedOut = new Map<number, number>();
  */
 export async function freePort(host: string, range: [number, number] | undefined = instancePortRange()): Promise<number> {
   const now = Date.now();
-  const bound = range ? Math.floor((range[1] - range[0] + 1) / 2) : 1000;
+  // Bounded by the process's own range (a call with a narrower one must not empty the map).
+  const own = instancePortRange();
+  const bound = own ? Math.floor((own[1] - own[0] + 1) / 2) : 1000;
   for (const p of handedOut.keys()) {
     if (handedOut.size <= bound) break;
     handedOut.delete(p);
@@ -67,10 +71,10 @@ export async function freePort(host: string, range: [number, number] | undefined
       const port = lo + ((start + i) % size);
       if (handedOut.has(port)) continue;
       tried++;
-      if (await portFree(host, port)) {
-        handedOut.set(port, now);
-        return port;
-      }
+      // Reserved before the check, so that two calls at once never both take it.
+      handedOut.set(port, now);
+      if (await portFree(host, port)) return port;
+      handedOut.delete(port);
     }
   }
   const port = await kernelPort(host);

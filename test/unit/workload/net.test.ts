@@ -26,6 +26,7 @@ describe('instance ports', () => {
     assert.deepEqual(instancePortRange([32768, 60999]), [20000, 29999], 'below the ephemeral range and below Kubernetes\' NodePorts');
     assert.deepEqual(instancePortRange([25000, 60999]), [20000, 24999]);
     assert.deepEqual(instancePortRange([15000, 40000]), [40001, 65535]);
+    assert.deepEqual(instancePortRange([1024, 20000]), [32768, 65535], 'above it, never in the NodePorts');
     assert.equal(instancePortRange([1024, 65000]), undefined);
   });
 
