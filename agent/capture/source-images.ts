@@ -112,7 +112,7 @@ export class SourceImages {
   private readonly recentPast = new Map<string, Manifest>();
   /** Roots whose release is under way (its metadata may still be written, then moved to past/). */
   private readonly releasing = new Set<string>();
-  /** Metadata writes not started yet: they start METADATA_DELAY_MS after the first of them, or at flush. */
+  /** Metadata writes not started yet: each starts METADATA_DELAY_MS after it was queued, or at flush, close or its image's release. */
   private pending: { key: string; write: () => Promise<unknown>; dueAt: number }[] = [];
   private pendingTimer?: NodeJS.Timeout;
   private captures = 0;

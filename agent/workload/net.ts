@@ -47,7 +47,7 @@ export function instancePortRange(ephemeral: [number, number] = ephemeralRange()
  * get the same one, however long a standby waits before it listens. Bounded: past half the range,
  * the oldest are forgotten (a standby that old has long been started or removed).
  */
-const handedOut = new Map<number, number>();
+const handedOut = new Set<number>();
 
 /**
  * A port nobody listens on now, for a new instance; kept in the record so restarts reuse it.
@@ -55,11 +55,10 @@ const handedOut = new Map<number, number>();
  * the same one); the kernel's pick only when no range outside the ephemeral one is left.
  */
 export async function freePort(host: string, range: [number, number] | undefined = instancePortRange()): Promise<number> {
-  const now = Date.now();
   // Bounded by the process's own range (a call with a narrower one must not empty the map).
   const own = instancePortRange();
   const bound = own ? Math.floor((own[1] - own[0] + 1) / 2) : 1000;
-  for (const p of handedOut.keys()) {
+  for (const p of handedOut) {
     if (handedOut.size <= bound) break;
     handedOut.delete(p);
   }
@@ -72,13 +71,13 @@ export async function freePort(host: string, range: [number, number] | undefined
       if (handedOut.has(port)) continue;
       tried++;
       // Reserved before the check, so that two calls at once never both take it.
-      handedOut.set(port, now);
+      handedOut.add(port);
       if (await portFree(host, port)) return port;
       handedOut.delete(port);
     }
   }
   const port = await kernelPort(host);
-  handedOut.set(port, now);
+  handedOut.add(port);
   return port;
 }
 
