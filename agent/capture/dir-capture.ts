@@ -20,9 +20,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { hash as oneShotHash } from 'node:crypto';
 import { compileParams, nextCut, paramsId as toParamsId, type ChunkerParams } from '../../core/chunking';
 import { MANIFEST_V1, type ChunkRef, type Manifest } from '../../core/manifest';
-import { computeRootHash } from './manifest-builder';
 import { reuseSpans, trustworthy, type ReuseItem, type ReuseSpan } from './reuse-rule';
-import { layoutVolume, VolumeTarReader, type VolumeLayout } from './volume-tar';
+import { layoutVolume, VolumeTarReader, type KnownHeaders, type TarItem, type VolumeLayout } from './volume-tar';
 
 /** Where each chunk of a capture lies: file index and offset in that file. */
 export interface ChunkLocations {
@@ -41,7 +40,20 @@ export interface PriorCapture {
   items: ReuseItem[];
   chunks: readonly ChunkRef[];
   locations: ChunkLocations;
+  /**
+   * In memory only (a record read back from disk has neither): the chunks' raw sha256 digests in
+   * order (32 bytes each), so the next root hash copies them instead of decoding every hex name;
+   * and the layout's headers by path, with their hashes, so the next layout encodes only the
+   * headers of entries that changed. Both are what the next capture would compute again, the same.
+   */
+  digests?: Buffer;
+  headers?: Map<string, KnownHeader>;
 }
+
+type KnownHeader = Pick<TarItem, 'type' | 'mode' | 'size' | 'linkpath' | 'header'> & { hdr: string };
+
+/** Headers are kept for the next capture up to this many entries (~0.6 KB each). */
+const KEEP_HEADERS_MAX = 200_000;
 
 export interface DirCaptureFigures {
   filesRead: number;
@@ -92,29 +104,39 @@ function indexOf(starts: Float64Array, x: number): number {
  * `freshPath` (created only if there are any).
  */
 export async function captureDirectory(dir: string, opts: { volumeId: string; params: ChunkerParams; freshPath: string; prior?: PriorCapture; layout?: VolumeLayout }): Promise<DirCaptureResult> {
-  const layout = opts.layout ?? layoutVolume(dir);
   const paramsId = toParamsId(opts.params);
+  const prior = opts.prior && opts.prior.paramsId === paramsId && opts.prior.volumePath === dir ? opts.prior : undefined;
+  const layout = opts.layout ?? layoutVolume(dir, Date.now, prior?.headers as KnownHeaders | undefined);
   const p = compileParams(opts.params);
   const total = layout.totalBytes;
-  const hdrs = layout.items.map((it) => hdrHash(it.header));
+  // A header taken over from the prior's layout (the same Buffer) has the prior's hash.
+  const hdrs = layout.items.map((it) => {
+    const known = prior?.headers?.get(it.path);
+    return known && known.header === it.header ? known.hdr : hdrHash(it.header);
+  });
   const nowItems = layout.items.map((it, i) => ({ path: it.path, type: it.type, off: it.off, len: it.len, hdr: hdrs[i]!, ...(it.stat ? { stat: it.stat } : {}) }));
-  const prior = opts.prior && opts.prior.paramsId === paramsId && opts.prior.volumePath === dir ? opts.prior : undefined;
   const spans: ReuseSpan[] = prior ? reuseSpans(prior.items, prior.totalBytes, nowItems, total) : [];
   const priorStarts = prior ? Float64Array.from(prior.chunks, (c) => c.offset) : new Float64Array(0);
 
   let si = 0;
+  // The chunk reused last, and where it ended in the previous image: the next reuse is almost
+  // always the chunk after it, found without a search.
+  let lastK = -1;
+  let lastEnd = -1;
   /** The previous capture's chunk that starts at new position `pos` and is provably the same, or -1. Positions asked for never go back. */
   const reuseAt = (pos: number): number => {
     while (si < spans.length && spans[si]!.newEnd <= pos) si++;
     const s = spans[si];
     if (!prior || !s || pos < s.newStart) return -1;
     const o = pos - s.newStart + s.oldStart;
-    const k = indexOf(priorStarts, o);
+    const k = o === lastEnd && priorStarts[lastK + 1] === o ? lastK + 1 : indexOf(priorStarts, o);
     if (k < 0) return -1;
     const len = prior.chunks[k]!.length;
     if (o + len > s.oldStart + (s.newEnd - s.newStart)) return -1;
     // A cut the previous chunker made at its image's end was not a content cut.
     if (o + len >= prior.totalBytes && pos + len !== total) return -1;
+    lastK = k;
+    lastEnd = o + len;
     return k;
   };
   /** Start of the first span at or after `pos` (Infinity if none): how far a fresh region reads ahead. */
@@ -128,8 +150,25 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
   let bufAt = 0;
   let bufLen = 0;
   const chunks: ChunkRef[] = [];
-  const fileOf: number[] = [];
-  const offsetOf: number[] = [];
+  // Per chunk, in typed arrays grown by doubling: its file and offset there, and its raw digest.
+  let cap = Math.max(1024, prior ? prior.chunks.length + (prior.chunks.length >> 3) : 0);
+  let fileOf = new Uint32Array(cap);
+  let offsetOf = new Float64Array(cap);
+  let digests = Buffer.allocUnsafe(32 * cap);
+  const room = () => {
+    if (chunks.length < cap) return;
+    cap *= 2;
+    const f = new Uint32Array(cap);
+    f.set(fileOf);
+    fileOf = f;
+    const o = new Float64Array(cap);
+    o.set(offsetOf);
+    offsetOf = o;
+    const d = Buffer.allocUnsafe(32 * cap);
+    digests.copy(d);
+    digests = d;
+  };
+  const priorDigests = prior?.digests && prior.digests.length === 32 * prior.chunks.length ? prior.digests : undefined;
   const files: string[] = prior ? [...prior.locations.files] : [];
   // The prior's file indexes are this capture's (its files come first, in order).
   let fd: FileHandle | undefined;
@@ -154,12 +193,36 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
     while (pos < total) {
       const k = reuseAt(pos);
       if (k >= 0) {
-        const c = prior!.chunks[k]!;
-        chunks.push({ offset: pos, length: c.length, hash: c.hash });
-        fileOf.push(prior!.locations.fileOf[k]!);
-        offsetOf.push(prior!.locations.offsetOf[k]!);
-        chunksReused++;
-        pos += c.length;
+        // Chunk k, and the prior's chunks after it for as long as each lies wholly inside the same
+        // span (reuseAt's conditions, checked here chunk by chunk without a search): one run.
+        const pc = prior!.chunks;
+        const span = spans[si]!;
+        const shift = span.newStart - span.oldStart;
+        const spanOldEnd = span.oldStart + (span.newEnd - span.newStart);
+        const first = chunks.length;
+        let j = k;
+        for (;;) {
+          const c = pc[j]!;
+          room();
+          // The prior's own (immutable) ref where the chunk did not move.
+          chunks.push(shift === 0 ? c : { offset: c.offset + shift, length: c.length, hash: c.hash });
+          pos += c.length;
+          const next = pc[j + 1];
+          if (!next) break;
+          const end = next.offset + next.length;
+          if (end > spanOldEnd) break;
+          // A cut the previous chunker made at its image's end was not a content cut.
+          if (end >= prior!.totalBytes && end + shift !== total) break;
+          j++;
+        }
+        const n = j + 1 - k;
+        fileOf.set(prior!.locations.fileOf.subarray(k, j + 1), first);
+        offsetOf.set(prior!.locations.offsetOf.subarray(k, j + 1), first);
+        if (priorDigests) priorDigests.copy(digests, 32 * first, 32 * k, 32 * (j + 1));
+        else for (let x = 0; x < n; x++) digests.write(pc[k + x]!.hash, 32 * (first + x), 32, 'hex');
+        chunksReused += n;
+        lastK = j;
+        lastEnd = pc[j]!.offset + pc[j]!.length;
         continue;
       }
       // Every cut sees at least maxSize bytes after the chunk start, or all that is left (as the streaming chunker).
@@ -183,14 +246,17 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
       const cut = nextCut(buf, pos - bufAt, bufLen, p) + bufAt;
       const bytes = buf.subarray(pos - bufAt, cut - bufAt);
       const digest = oneShotHash('sha256', bytes, 'buffer');
+      room();
+      const i = chunks.length;
       chunks.push({ offset: pos, length: cut - pos, hash: digest.toString('hex') });
+      digest.copy(digests, 32 * i);
       if (fd === undefined) {
         fd = await open(opts.freshPath, 'w');
         freshIdx = files.length;
         files.push(opts.freshPath);
       }
-      fileOf.push(freshIdx);
-      offsetOf.push(freshBytes);
+      fileOf[i] = freshIdx;
+      offsetOf[i] = freshBytes;
       // A chunk is at most maxSize, far below a block.
       if (outLen + bytes.length > out.length) await flush();
       out.set(bytes, outLen);
@@ -211,11 +277,19 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
     await fd?.close();
   }
   // Keep only the files this capture's chunks lie in.
-  const used = [...new Set(fileOf)].sort((a, b) => a - b);
-  const remap = new Map(used.map((f, i) => [f, i]));
-  const locations: ChunkLocations = { files: used.map((f) => files[f]!), fileOf: Uint16Array.from(fileOf, (f) => remap.get(f)!), offsetOf: Float64Array.from(offsetOf) };
-  if (locations.files.length > 0xffff) throw new Error(`a capture of ${dir} would span ${locations.files.length} files`);
-  const manifest: Manifest = { version: MANIFEST_V1, volumeId: opts.volumeId, paramsId, chunks, totalBytes: total, rootHash: computeRootHash(chunks) };
+  const n = chunks.length;
+  const remap = new Int32Array(files.length).fill(-1);
+  for (let i = 0; i < n; i++) remap[fileOf[i]!] = 0;
+  const used: number[] = [];
+  for (let f = 0; f < files.length; f++) if (remap[f] === 0) remap[f] = used.push(f) - 1;
+  if (used.length > 0xffff) throw new Error(`a capture of ${dir} would span ${used.length} files`);
+  const fileOfUsed = new Uint16Array(n);
+  for (let i = 0; i < n; i++) fileOfUsed[i] = remap[fileOf[i]!]!;
+  const locations: ChunkLocations = { files: used.map((f) => files[f]!), fileOf: fileOfUsed, offsetOf: offsetOf.slice(0, n) };
+  // The root: sha256 over the digests in order (manifest-builder.ts computeRootHash), here from
+  // the raw digests already at hand.
+  const ownDigests = Buffer.from(digests.subarray(0, 32 * n));
+  const manifest: Manifest = { version: MANIFEST_V1, volumeId: opts.volumeId, paramsId, chunks, totalBytes: total, rootHash: oneShotHash('sha256', ownDigests, 'hex') };
   const items: ReuseItem[] = layout.items.map((it, i) => ({
     path: it.path,
     type: it.type,
@@ -236,6 +310,18 @@ export async function captureDirectory(dir: string, opts: { volumeId: string; pa
     locations,
     freshBytes,
     figures: { filesRead, filesReused: fileItems - filesRead, bytesRead: reader.fileBytesRead, chunksHashed: chunks.length - chunksReused, chunksReused },
-    next: { volumePath: dir, paramsId, root: manifest.rootHash, totalBytes: total, items, chunks, locations },
+    next: {
+      volumePath: dir,
+      paramsId,
+      root: manifest.rootHash,
+      totalBytes: total,
+      items,
+      chunks,
+      locations,
+      digests: ownDigests,
+      ...(layout.items.length <= KEEP_HEADERS_MAX
+        ? { headers: new Map(layout.items.map((it, i) => [it.path, { type: it.type, mode: it.mode, size: it.size, ...(it.linkpath !== undefined ? { linkpath: it.linkpath } : {}), header: it.header, hdr: hdrs[i]! }])) }
+        : {}),
+    },
   };
 }

@@ -50,7 +50,17 @@ export interface TarItem {
   /** Files only: the stat tuple at layout, and when the stat was taken (ms since the epoch). */
   stat?: StatTuple;
   statAtMs?: number;
+  /** The mode as lstat gave it, and a link's target: with path, type and size, all the header is made of. */
+  mode: number;
+  linkpath?: string;
 }
+
+/**
+ * Headers an earlier layout of the same volume encoded, by path: a header is a pure function of
+ * (path, type, mode, size, link target), so an entry whose four others are the same takes the
+ * earlier header as it is instead of encoding it again (most of a layout's time, ~10 µs an entry).
+ */
+export type KnownHeaders = ReadonlyMap<string, Pick<TarItem, 'type' | 'mode' | 'size' | 'linkpath' | 'header'>>;
 
 export interface VolumeLayout {
   items: TarItem[];
@@ -100,9 +110,13 @@ export class VolumeChangedError extends Error {
  * Lays the image of `dir` out: lstat of every entry, depth first, names sorted; no data read.
  * `now` gives the time each file is stat'ed (for the reuse rule's racy-file check).
  */
-export function layoutVolume(dir: string, now: () => number = Date.now): VolumeLayout {
+export function layoutVolume(dir: string, now: () => number = Date.now, known?: KnownHeaders): VolumeLayout {
   const items: TarItem[] = [];
   let off = 0;
+  const header = (rel: string, type: TarItem['type'], mode: number, size: number, linkpath?: string): Buffer => {
+    const k = known?.get(rel);
+    return k && k.type === type && k.mode === mode && k.size === size && k.linkpath === linkpath ? k.header : entryHeader(rel, type, mode, size, linkpath);
+  };
   const visit = (rel: string) => {
     const abs = join(dir, rel);
     const statAtMs = now();
@@ -116,19 +130,20 @@ export function layoutVolume(dir: string, now: () => number = Date.now): VolumeL
     const mode = Number(st.mode);
     if (st.isFile()) {
       const size = Number(st.size);
-      const header = entryHeader(rel, 'file', mode, size);
-      const len = header.length + Math.ceil(size / BLOCK) * BLOCK;
-      items.push({ path: rel, type: 'file', abs, header, off, len, size, stat: statTuple(st), statAtMs });
+      const h = header(rel, 'file', mode, size);
+      const len = h.length + Math.ceil(size / BLOCK) * BLOCK;
+      items.push({ path: rel, type: 'file', abs, header: h, off, len, size, stat: statTuple(st), statAtMs, mode });
       off += len;
     } else if (st.isDirectory()) {
-      const header = entryHeader(rel, 'dir', mode, 0);
-      items.push({ path: rel, type: 'dir', abs, header, off, len: header.length, size: 0 });
-      off += header.length;
+      const h = header(rel, 'dir', mode, 0);
+      items.push({ path: rel, type: 'dir', abs, header: h, off, len: h.length, size: 0, mode });
+      off += h.length;
       for (const name of readdirSync(abs).sort()) visit(`${rel}/${name}`);
     } else if (st.isSymbolicLink()) {
-      const header = entryHeader(rel, 'symlink', mode, 0, readlinkSync(abs));
-      items.push({ path: rel, type: 'symlink', abs, header, off, len: header.length, size: 0 });
-      off += header.length;
+      const linkpath = readlinkSync(abs);
+      const h = header(rel, 'symlink', mode, 0, linkpath);
+      items.push({ path: rel, type: 'symlink', abs, header: h, off, len: h.length, size: 0, mode, linkpath });
+      off += h.length;
     }
     // Sockets, FIFOs, devices: not data; left out, as node-tar leaves them out.
   };

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -85,6 +85,37 @@ describe('directory capture with reuse', () => {
         assert.ok(inc.figures.chunksReused > 0, `seed ${seed} round ${round}: some chunks reused`);
         prior = inc.next;
       }
+    }
+  });
+
+  it('takes the previous layout\'s headers only where path, type, mode, size and link target are the same', async () => {
+    // The capture lays the volume out itself here, with the prior's headers at hand (not `settled`).
+    const vol = join(tmp('hdr'), 'vol');
+    makeVolume(vol, 11);
+    let prior = (await captureDirectory(vol, { volumeId: 'v', params: SMALL, freshPath: join(tmp('hdr-0'), 'fresh.img') })).next;
+    assert.ok(prior.headers && prior.headers.size > 0 && prior.digests, 'the capture keeps its headers and digests for the next one');
+    const changes: [string, () => void][] = [
+      ['a mode', () => chmodSync(join(vol, 'base/small/2'), 0o600)],
+      ['a size (same bytes up to it)', () => appendFileSync(join(vol, 'base/small/4'), 'more')],
+      ['a link target', () => {
+        unlinkSync(join(vol, 'link'));
+        symlinkSync('base/big2', join(vol, 'link'));
+      }],
+      ['a type (file to directory)', () => {
+        unlinkSync(join(vol, 'base/small/5'));
+        put(vol, 'base/small/5/inner', 'now a directory');
+      }],
+      ['a directory\'s mode', () => chmodSync(join(vol, 'emptydir'), 0o700)],
+      ['nothing', () => undefined],
+    ];
+    for (const [i, [what, change]] of changes.entries()) {
+      change();
+      const inc = await captureDirectory(vol, { volumeId: 'v', params: SMALL, freshPath: join(tmp(`hdr-${i + 1}`), 'fresh.img'), prior });
+      const ref = await full(vol, `hdr-full-${i + 1}`);
+      assert.equal(inc.manifest.rootHash, ref.manifest.rootHash, `after changing ${what}: the full capture's root`);
+      assert.deepEqual(inc.manifest.chunks, ref.manifest.chunks, `after changing ${what}: the full capture's chunks`);
+      assert.equal(inc.manifest.rootHash, createHash('sha256').update(Buffer.concat(inc.manifest.chunks.map((c) => Buffer.from(c.hash, 'hex')))).digest('hex'));
+      prior = inc.next;
     }
   });
 
