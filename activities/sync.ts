@@ -330,10 +330,12 @@ export function createSyncActivities(deps: SyncDeps) {
       // An earlier attempt may have gone on beside this one for a moment: count it as it ended.
       const totals = withAttempt(useBeat ? earlier : ledgerEarlier(), counters, figures.durationMs);
       lastBeat = { ...(lastBeat ?? { cursor: 0, batches: 0, chunksDone: 0, queued: 0 }), rawBytes: totals.rawBytes, wireBytes: totals.wireBytes, totals, root: args.root };
-      // Keep this round's chunks as baseline for the next round and later syncs: written beside
-      // the volume's write (its file write and fsync overlap the patch), durable before this
-      // activity returns, so before any later round can rely on it.
-      const extract = await keepingBaseline(store, manifest, async (): Promise<ExtractFigures | undefined> => {
+      // Keep this round's chunks as baseline for the next round and later syncs. A pre-copy round's:
+      // written beside the volume's write (its file write and fsync overlap the patch), durable
+      // before this activity returns, so before any later round can rely on it. The final round's
+      // (inside the cut-over window): a moment after the window (baselineLater).
+      const keep = args.kind === 'final' ? baselineLater : keepingBaseline;
+      const extract = await keep(store, manifest, async (): Promise<ExtractFigures | undefined> => {
         if (args.assembleVolumeId) {
           // Patched in place from the image the volume holds (an earlier round's), or streamed
           // whole from the store, made durable and swapped in by rename. Heartbeats as it goes
@@ -540,6 +542,43 @@ export async function keepingBaseline<T>(store: ChunkStore, manifest: Manifest, 
   if (done.status === 'rejected') throw done.reason;
   if (stored.status === 'rejected') throw stored.reason;
   return done.value;
+}
+
+/** How long after a final round's volume write its baseline manifest is stored. */
+export const BASELINE_LATER_MS = 2_000;
+
+/**
+ * The final round's baseline: `work` (the volume's write) first, and the manifest stored as
+ * baseline BASELINE_LATER_MS after it ends, whatever its outcome. Not beside the work, as
+ * keepingBaseline does: checking and serialising a manifest holds the event loop (a 1 GiB
+ * volume's ~60 000 chunks: ~60 ms, `npm run bench -- final-round --sequential`), and in a
+ * cut-over that is window time, on the loop the patch, the fronts and the source's chunk endpoint
+ * share. Nothing in the cut-over reads the stored manifest: the patch compares hashes with the
+ * image the volume held before (its own manifest), and the volume's record names the new image's
+ * root. A later round that finds it missing (the agent died within those 2 s, or the write
+ * failed: logged, not thrown) extracts the volume whole, or fetches its manifest against an older
+ * base: a cost, never a wrong byte.
+ */
+export async function baselineLater<T>(store: ChunkStore, manifest: Manifest, work: () => Promise<T>, delayMs = BASELINE_LATER_MS): Promise<T> {
+  const warn = (err: unknown) => {
+    // The activity may have ended by then: its context's logger, taken now, still writes.
+    logger?.warn(`could not keep the final image ${manifest.rootHash.slice(0, 12)} as baseline; the next round to this volume extracts it whole`, { error: String(err) });
+  };
+  let logger: { warn: (m: string, a?: Record<string, unknown>) => void } | undefined;
+  try {
+    logger = Context.current().log;
+  } catch {
+    logger = { warn: (m, a) => console.warn(m, a ?? '') };
+  }
+  try {
+    return await work();
+  } finally {
+    setTimeout(() => {
+      Promise.resolve()
+        .then(() => store.putManifest(manifest, 'baseline'))
+        .catch(warn);
+    }, delayMs).unref();
+  }
 }
 
 /** How long a pull's new attempt waits for an earlier one still running in this process to stop. */

@@ -1,14 +1,17 @@
 /**
- * The final round writes its baseline manifest beside the volume's write (activities/sync.ts
+ * A pre-copy round writes its baseline manifest beside the volume's write (activities/sync.ts
  * keepingBaseline): the write overlaps the patch, but the manifest is durable before the round
- * returns, also when the patch fails, and a failure of either is reported. Real store on disk.
+ * returns, also when the patch fails, and a failure of either is reported. A final round's
+ * (baselineLater) is written after its window: the work first, the manifest a moment later,
+ * also when the work failed; a manifest the store refuses is reported, never thrown at the
+ * round. Real store on disk.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { keepingBaseline } from '../../../activities/sync';
+import { baselineLater, keepingBaseline } from '../../../activities/sync';
 import { buildManifestFromStream } from '../../../agent/capture/manifest-builder';
 import { ChunkStore } from '../../../agent/store/chunk-store';
 import type { Manifest } from '../../../core/manifest';
@@ -91,4 +94,73 @@ describe('keepingBaseline', () => {
     await store.close();
     assert.deepEqual(await heldAfterReopen(at), []);
   });
+
+  it('baselineLater: the work first, alone; the manifest stored as baseline on disk after the delay', async () => {
+    const at = join(dir, 'later');
+    const store = await ChunkStore.open(at);
+    const m = await manifestOf(4);
+    let heldDuringWork: boolean | undefined;
+    const out = await baselineLater(
+      store,
+      m,
+      async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        heldDuringWork = store.listManifests().some((x) => x.rootHash === m.rootHash);
+        return 'volume written';
+      },
+      100,
+    );
+    assert.equal(out, 'volume written');
+    assert.equal(heldDuringWork, false, 'nothing of the manifest is written while the work runs');
+    assert.deepEqual(store.listManifests(), [], 'not yet stored when the round returns');
+    await waitFor(() => store.listManifests().length > 0);
+    // Listed once its file is written and fsynced (manifests.ts put).
+    assert.deepEqual(store.listManifests(), [{ rootHash: m.rootHash, retention: 'baseline' }]);
+    await store.close();
+    assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }], 'durable: a store opened afresh holds it');
+  });
+
+  it('baselineLater: a failed work is thrown, and the manifest is stored later all the same', async () => {
+    const at = join(dir, 'later-work-fails');
+    const store = await ChunkStore.open(at);
+    const m = await manifestOf(5);
+    await assert.rejects(
+      baselineLater(
+        store,
+        m,
+        async () => {
+          throw new Error('the patch failed');
+        },
+        50,
+      ),
+      /the patch failed/,
+    );
+    await waitFor(() => store.listManifests().length > 0);
+    assert.deepEqual(store.listManifests(), [{ rootHash: m.rootHash, retention: 'baseline' }]);
+    await store.close();
+  });
+
+  it('baselineLater: a manifest the store refuses is reported, not thrown; the round has its result and nothing is stored', async () => {
+    const at = join(dir, 'later-bad');
+    const store = await ChunkStore.open(at);
+    const m = await manifestOf(6);
+    const bad = { ...m, chunks: m.chunks.map((c, i) => (i === 1 ? { ...c, hash: m.chunks[0]!.hash } : c)) };
+    const warned: string[] = [];
+    const warn = console.warn;
+    console.warn = (msg: string) => void warned.push(String(msg));
+    try {
+      assert.equal(await baselineLater(store, bad, async () => 'volume written', 20), 'volume written');
+      await waitFor(() => warned.length > 0);
+    } finally {
+      console.warn = warn;
+    }
+    assert.match(warned[0]!, /could not keep the final image [0-9a-f]{12} as baseline; the next round to this volume extracts it whole/);
+    assert.deepEqual(store.listManifests(), []);
+    await store.close();
+  });
 });
+
+async function waitFor(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(done(), 'in time');
+}
