@@ -549,23 +549,20 @@ export const BASELINE_LATER_MS = 2_000;
 
 /**
  * The final round's baseline: `work` (the volume's write) first, and the manifest stored as
- * baseline BASELINE_LATER_MS after it ends, whatever its outcome. Not beside the work, as
- * keepingBaseline does: checking and serialising a manifest holds the event loop (a 1 GiB
- * volume's ~60 000 chunks: ~60 ms, `npm run bench -- final-round --sequential`), and in a
- * cut-over that is window time, on the loop the patch, the fronts and the source's chunk endpoint
- * share. Nothing in the cut-over reads the stored manifest: the patch compares hashes with the
- * image the volume held before (its own manifest), and the volume's record names the new image's
- * root. A later round that finds it missing (the agent died within those 2 s, or the write
- * failed: logged, not thrown) extracts the volume whole, or fetches its manifest against an older
- * base: a cost, never a wrong byte.
+ * baseline BASELINE_LATER_MS after it ends, whatever its outcome (ChunkStore.putManifestLater;
+ * at the store's close at the latest). Not beside the work, as keepingBaseline does: checking
+ * and serialising a manifest holds the event loop (a 1 GiB volume's ~60 000 chunks: ~60 ms,
+ * `npm run bench -- final-round --sequential`), and in a cut-over that is window time, on the
+ * loop the patch, the fronts and the source's chunk endpoint share. Until it is written the store
+ * answers getManifest with it from memory: a retried cut-over patches from it as before. A write
+ * that fails is logged, not thrown; an agent that dies before it loses it, and the next round to
+ * this volume extracts it whole (or fetches its manifest against an older base): a cost, never a
+ * wrong byte.
  */
 export async function baselineLater<T>(store: ChunkStore, manifest: Manifest, work: () => Promise<T>, delayMs = BASELINE_LATER_MS): Promise<T> {
-  const warn = (err: unknown) => {
-    // The activity may have ended by then: its context's logger, taken now, still writes.
-    logger?.warn(`could not keep the final image ${manifest.rootHash.slice(0, 12)} as baseline; the next round to this volume extracts it whole`, { error: String(err) });
-  };
-  let logger: { warn: (m: string, a?: Record<string, unknown>) => void } | undefined;
+  let logger: { warn: (m: string, a?: Record<string, unknown>) => void };
   try {
+    // The activity may have ended when the write fails: its context's logger, taken now, still writes.
     logger = Context.current().log;
   } catch {
     logger = { warn: (m, a) => console.warn(m, a ?? '') };
@@ -573,11 +570,9 @@ export async function baselineLater<T>(store: ChunkStore, manifest: Manifest, wo
   try {
     return await work();
   } finally {
-    setTimeout(() => {
-      Promise.resolve()
-        .then(() => store.putManifest(manifest, 'baseline'))
-        .catch(warn);
-    }, delayMs).unref();
+    store.putManifestLater(manifest, 'baseline', delayMs, (err) =>
+      logger.warn(`could not keep the final image ${manifest.rootHash.slice(0, 12)} as baseline; the next round to this volume extracts it whole`, { error: String(err) }),
+    );
   }
 }
 

@@ -21,7 +21,8 @@
  *   pull          pullMissingChunks: the diff against the store and the changed chunks fetched,
  *                 verified and stored (with its own `diffMs`, the diff alone, measured before it)
  *   putManifest   store.putManifest(manifest, 'baseline'), written beside the patch
- *                 (keepingBaseline, as pullAttempt does): then putManifestMs is the two together,
+ *                 (keepingBaseline, as pullAttempt does for a pre-copy round; a cut-over's final
+ *                 round stores it 2 s after its patch, baselineLater): then putManifestMs is the two together,
  *                 `baselineAndPatchMs`; with `--sequential`, one after the other, each timed alone
  *   patch         extractVolume: the in-place patch of the volume directory, its records and fsyncs
  *   totalMs       manifest + pull + baselineAndPatch (the bench's own diffMs is not part of it)

@@ -18,6 +18,7 @@ const BENCHES: Record<string, string> = {
   downtime: 'downtime',
   'patch-extract': 'patch-extract',
   'final-round': 'final-round',
+  'capture-reuse': 'capture-reuse',
   hosts: 'hosts',
   'kv-readahead': 'kv-readahead',
 };

@@ -52,8 +52,8 @@ export interface PriorCapture {
 
 type KnownHeader = Pick<TarItem, 'type' | 'mode' | 'size' | 'linkpath' | 'header'> & { hdr: string };
 
-/** Headers are kept for the next capture up to this many entries (~0.6 KB each). */
-const KEEP_HEADERS_MAX = 200_000;
+/** Headers are kept for the next capture up to this many entries (~0.6 KB each: ~30 MB at most per volume). */
+const KEEP_HEADERS_MAX = 50_000;
 
 export interface DirCaptureFigures {
   filesRead: number;

@@ -86,8 +86,9 @@ export class ChunkStore implements ChunkBaseline {
     return store;
   }
 
-  /** Closes the store's files. Pending writes finish first. The instance must not be used after. */
+  /** Closes the store's files. Pending writes finish first (manifests put later too). The instance must not be used after. */
   async close(): Promise<void> {
+    await Promise.all([...this.later.keys()].map((root) => this.putLaterNow(root)));
     await this.writer.drain();
     await this.eviction.idle();
     await this.writer.close();
@@ -241,14 +242,47 @@ export class ChunkStore implements ChunkBaseline {
     return this.manifests.put(input, retention);
   }
 
-  /** A held manifest (the few most recently used are kept parsed). Shared: treat as read-only. */
+  /**
+   * Stores a manifest like putManifest, but `delayMs` from now (or at close()); meanwhile it is
+   * held in memory, and getManifest and recentManifestRoots answer with it as if stored. For a
+   * write that must not hold the event loop now (checking and serialising a 1 GiB volume's
+   * manifest takes ~60 ms): a cut-over's final round. Not durable until then: a crash before it
+   * loses it (a later round then extracts whole, or deltas against an older base). A failure of
+   * the write goes to `onError`, never thrown.
+   */
+  putManifestLater(input: Manifest, retention: Retention, delayMs: number, onError: (err: unknown) => void): void {
+    if (this.later.has(input.rootHash)) return;
+    const timer = setTimeout(() => void this.putLaterNow(input.rootHash), delayMs);
+    timer.unref();
+    this.later.set(input.rootHash, { manifest: input, retention, timer, onError });
+  }
+
+  private async putLaterNow(root: string): Promise<void> {
+    const l = this.later.get(root);
+    if (!l) return;
+    clearTimeout(l.timer);
+    try {
+      await this.manifests.put(l.manifest, l.retention);
+    } catch (err) {
+      l.onError(err);
+    } finally {
+      this.later.delete(root);
+    }
+  }
+
+  private readonly later = new Map<string, { manifest: Manifest; retention: Retention; timer: NodeJS.Timeout; onError: (err: unknown) => void }>();
+
+  /** A held manifest (the few most recently used are kept parsed), or one put later not yet written. Shared: treat as read-only. */
   getManifest(rootHash: string): Promise<Manifest | undefined> {
+    const l = this.later.get(rootHash);
+    if (l) return Promise.resolve(l.manifest);
     return this.manifests.get(rootHash);
   }
 
-  /** Roots of held manifests, most recently put first: the bases a manifest delta may name. */
+  /** Roots of held manifests, most recently put first (those put later first of all): the bases a manifest delta may name. */
   recentManifestRoots(limit = 8): string[] {
-    return this.manifests.recentRoots(limit);
+    const pending = [...this.later.keys()].reverse();
+    return [...pending, ...this.manifests.recentRoots(limit).filter((r) => !this.later.has(r))].slice(0, limit);
   }
 
   listManifests(): { rootHash: string; retention: Retention }[] {
@@ -262,6 +296,11 @@ export class ChunkStore implements ChunkBaseline {
 
   /** Forgets a manifest; its chunks stay until gc() or eviction. */
   deleteManifest(rootHash: string): Promise<boolean> {
+    const l = this.later.get(rootHash);
+    if (l) {
+      clearTimeout(l.timer);
+      this.later.delete(rootHash);
+    }
     return this.manifests.delete(rootHash);
   }
 

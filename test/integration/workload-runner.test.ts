@@ -90,7 +90,7 @@ describe('workload runner', () => {
     assert.equal(before.privateBoot, false);
 
     const frozen = await runner.freeze('postgres');
-    assert.equal(frozen.stopped, true, 'pg_ctl stop -m fast stops the server');
+    assert.equal(frozen.stopped, true, 'the fast shutdown (SIGINT) stops the server');
     assert.equal(processStartTime(s.pid), undefined, 'the postmaster is gone');
     assert.equal(runner.info('postgres').status, 'frozen');
     // Verified on the frozen data: booted privately, checked, stopped again.

@@ -115,6 +115,8 @@ describe('directory capture with reuse', () => {
       assert.equal(inc.manifest.rootHash, ref.manifest.rootHash, `after changing ${what}: the full capture's root`);
       assert.deepEqual(inc.manifest.chunks, ref.manifest.chunks, `after changing ${what}: the full capture's chunks`);
       assert.equal(inc.manifest.rootHash, createHash('sha256').update(Buffer.concat(inc.manifest.chunks.map((c) => Buffer.from(c.hash, 'hex')))).digest('hex'));
+      // An entry nothing changed keeps the previous layout's header itself (not encoded again).
+      assert.equal(inc.next.headers!.get('base/big1')!.header, prior.headers!.get('base/big1')!.header, `after changing ${what}: an unchanged entry's header taken over`);
       prior = inc.next;
     }
   });

@@ -113,11 +113,24 @@ describe('keepingBaseline', () => {
     assert.equal(out, 'volume written');
     assert.equal(heldDuringWork, false, 'nothing of the manifest is written while the work runs');
     assert.deepEqual(store.listManifests(), [], 'not yet stored when the round returns');
+    // Meanwhile the store answers with it from memory: a retried cut-over patches from it.
+    assert.equal(await store.getManifest(m.rootHash), m);
+    assert.equal(store.recentManifestRoots()[0], m.rootHash);
     await waitFor(() => store.listManifests().length > 0);
     // Listed once its file is written and fsynced (manifests.ts put).
     assert.deepEqual(store.listManifests(), [{ rootHash: m.rootHash, retention: 'baseline' }]);
     await store.close();
     assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }], 'durable: a store opened afresh holds it');
+  });
+
+  it('baselineLater: a store closed before the delay writes the manifest at its close', async () => {
+    const at = join(dir, 'later-close');
+    const store = await ChunkStore.open(at);
+    const m = await manifestOf(7);
+    assert.equal(await baselineLater(store, m, async () => 'volume written', 60_000), 'volume written');
+    assert.deepEqual(store.listManifests(), []);
+    await store.close();
+    assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }]);
   });
 
   it('baselineLater: a failed work is thrown, and the manifest is stored later all the same', async () => {
