@@ -54,7 +54,7 @@ describe('workload spec', () => {
     const pg = loadWorkloadSpecFile(join(REPO_ROOT, 'workloads', 'postgres.yaml'));
     assert.equal(pg.volumes[0]!.kind, 'directory');
     assert.ok(pg.volumes[0]!.init, 'the PostgreSQL volume is initdb-ed once');
-    assert.equal(pg.hooks.freeze.stopsInstance, true);
+    assert.equal(pg.hooks.freeze.stop?.signal, 'SIGINT', 'a fast shutdown; the runner waits for the exit');
     assert.equal(pg.hooks.thaw.start, true);
   });
 
