@@ -30,7 +30,6 @@ import type { VolumeExtractFigures } from '../../core/migration';
 import type { ChunkStore } from '../store/chunk-store';
 import { MissingChunksError } from '../store/errors';
 import { fsyncAllAsync, fsyncPathAsync, writeFileUnsynced } from '../durable-files';
-import { LoopSlices } from '../loop-slices';
 import { readEntryAt, UnsupportedImageError, type TarEntry } from './tar-walk';
 import { applyJournal, journalPath, readImageRecord, recordMismatch, stagingPath, writeImageRecord, type ApplyHook, type Identity, type PatchJournal, type VolumeImageRecord } from './volume-journal';
 
@@ -254,13 +253,9 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
   let staged = 0;
   let shift = 0;
   let beat = 0;
-  // The comparison is synchronous work between awaits that do not yield (reads from the page
-  // cache): the loop gets a turn every slice (../loop-slices.ts).
-  const slices = new LoopSlices();
   try {
     for (let p = 0; p < manifest.totalBytes; ) {
       if (++beat % 256 === 0) opts.onBatch?.();
-      if (slices.due()) await slices.pause();
       // An entry whose bytes are provably the old one's: kept as it is on disk, its data never read.
       const k = reader.chunkAt(p);
       const shifts = [shift, ...(oldOffsets.get(cs[k]!.hash) ?? []).map((o) => o - cs[k]!.offset)];
@@ -301,7 +296,7 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
         journal.files.push({ staged: name, path: e.path });
         figures.filesWritten++;
       } else if (was?.type === 'file') {
-        const patch = await diffFile(reader, e, was, oldAt, join(volume, e.path), blob, opts.onBatch, slices);
+        const patch = await diffFile(reader, e, was, oldAt, join(volume, e.path), blob, opts.onBatch);
         if (patch.writes.length === 0 && e.size === was.size && e.mode === was.mode && e.mtimeMs === was.mtimeMs) {
           figures.filesKept++;
           figures.bytesKept += e.size;
@@ -313,7 +308,7 @@ export async function patchVolume(store: ChunkStore, manifest: Manifest, volume:
         figures.bytesKept += e.size - patch.bytes;
       } else {
         const name = `f${staged++}`;
-        await stageWhole(reader, e, join(staging, name), opts.onBatch, slices);
+        await stageWhole(reader, e, join(staging, name), opts.onBatch);
         wholes.push(join(staging, name));
         journal.files.push({ staged: name, path: e.path });
         figures.filesWritten++;
@@ -392,11 +387,10 @@ function checkTree(entries: readonly TarEntry[]): string | undefined {
 }
 
 /** Writes a new file whole into staging (mode and mtime as tar extraction sets them); the caller fsyncs it before the commit. */
-async function stageWhole(reader: ImageReader, e: TarEntry, to: string, onBatch?: () => void, slices?: LoopSlices): Promise<void> {
+async function stageWhole(reader: ImageReader, e: TarEntry, to: string, onBatch?: () => void): Promise<void> {
   const fd = openSync(to, 'wx', e.mode & 0o7777);
   try {
     for (let at = 0; at < e.size; at += PIECE) {
-      if (slices?.due()) await slices.pause();
       writeAll(fd, await reader.read(e.dataOff + at, Math.min(PIECE, e.size - at)));
       onBatch?.();
     }
@@ -418,7 +412,6 @@ async function diffFile(
   onDisk: string,
   blob: Blob,
   onBatch?: () => void,
-  slices?: LoopSlices,
 ): Promise<{ writes: [number, number, number][]; bytes: number }> {
   const cs = reader.m.chunks;
   // Ranges (relative to the file's data) not proven unchanged by a chunk at the same place in the old file.
@@ -443,7 +436,6 @@ async function diffFile(
       for (let at = a; at < b; at += PIECE) {
         const n = Math.min(PIECE, b - at);
         onBatch?.();
-        if (slices?.due()) await slices.pause();
         const fresh = await reader.read(e.dataOff + at, n);
         const cur = at < was.size ? readFully(disk, Math.min(n, was.size - at), at) : Buffer.alloc(0);
         for (let i = 0; i < n; ) {

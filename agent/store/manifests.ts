@@ -91,9 +91,6 @@ export class ManifestStore {
   /** Stores a manifest under its root hash after verifying it. Its chunks need not be present yet. */
   async put(input: Manifest, retention: Retention): Promise<void> {
     const m = verifyManifest(input);
-    // The check and the encoding are each ~30 ms of the event loop for ~60 000 chunks: the loop
-    // (fronts, transfers) gets a turn between them.
-    await new Promise<void>((r) => setImmediate(r));
     const current = this.manifests.get(m.rootHash);
     this.manifestAt.set(m.rootHash, Date.now());
     if (current !== undefined) {
