@@ -19,6 +19,7 @@ const BENCHES: Record<string, string> = {
   'patch-extract': 'patch-extract',
   'final-round': 'final-round',
   'capture-reuse': 'capture-reuse',
+  'spawn-cost': 'spawn-cost',
   hosts: 'hosts',
   'kv-readahead': 'kv-readahead',
 };

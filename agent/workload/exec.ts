@@ -5,7 +5,7 @@
  * and which uid a user name is.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -21,6 +21,8 @@ export interface ExecOptions {
   env: Record<string, string>;
   cwd?: string;
   as?: RunAs;
+  /** Told the child's pid (its process group) once it runs. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface ExecResult {
@@ -30,6 +32,8 @@ export interface ExecResult {
   stderr: string;
   timedOut: boolean;
   ms: number;
+  /** The child's pid, when it started. */
+  pid?: number;
 }
 
 /** The most output kept per stream: a digest or a tail for an error message, never a dump. */
@@ -54,6 +58,7 @@ export function execWithTimeout(argv: string[], opts: ExecOptions): Promise<Exec
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}),
     });
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -69,13 +74,44 @@ export function execWithTimeout(argv: string[], opts: ExecOptions): Promise<Exec
     }, opts.timeoutMs);
     const done = (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, timedOut, ms: Date.now() - t0 });
+      resolve({ code, signal, stdout, stderr, timedOut, ms: Date.now() - t0, ...(child.pid !== undefined ? { pid: child.pid } : {}) });
     };
     child.once('error', (err) => {
       stderr += `${err.message}\n`;
       done(127, null);
     });
     child.once('close', done);
+  });
+}
+
+/** A long-running process to start (a workload's instance), its output appended to `logPath`. */
+export interface LaunchOptions {
+  env: Record<string, string>;
+  cwd?: string;
+  as?: RunAs;
+  logPath: string;
+}
+
+/**
+ * Starts argv detached, in a session of its own (the instance outlives whoever started it, as a
+ * VM outlives its control plane), stdout and stderr appended to the log. Resolves once the process
+ * runs, with its pid, or with the reason it could not start (no such command, say).
+ */
+export function launchDetached(argv: string[], opts: LaunchOptions): Promise<{ pid: number } | { error: string }> {
+  const logFd = openSync(opts.logPath, 'a');
+  return new Promise((resolve) => {
+    let child;
+    try {
+      child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], cwd: opts.cwd, env: opts.env, ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}) });
+    } catch (err) {
+      resolve({ error: (err as Error).message });
+      return;
+    } finally {
+      closeSync(logFd);
+    }
+    child.unref();
+    child.once('spawn', () => resolve({ pid: child.pid! }));
+    child.once('error', (err) => resolve({ error: err.message }));
   });
 }
 

@@ -19,12 +19,12 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, ftruncateSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { spawn } from 'node:child_process';
 import { writeFileDurable } from '../durable-files';
 import { FailureType } from '../../core/contracts/failures';
 import { fillTemplates, type Command, type HttpCall, type TemplateValues, type WorkloadSpec } from '../../core/workload-spec';
-import { argvOf, execWithTimeout, killGroup, lookupUser, processStartTime, signal, stillRunning, tail, waitExit, withTimeout, type RunAs } from './exec';
+import { argvOf, killGroup, lookupUser, processStartTime, signal, stillRunning, tail, waitExit, withTimeout, type RunAs } from './exec';
 import { freePort, portFree, tcpCheck } from './net';
+import { spawner } from './spawner';
 import { chownTree, realInside } from './volumes';
 import { readWorkloadSecret } from './secrets';
 
@@ -116,6 +116,8 @@ export class WorkloadRunner {
     this.host = opts.host ?? '127.0.0.1';
     this.fedflowRoot = opts.fedflowRoot;
     this.node = opts.node ?? process.execPath;
+    // Up by the first probe or hook, which then do not fork the agent (./spawner.ts).
+    spawner.warm();
   }
 
   // ---- paths and records ---------------------------------------------------------------------
@@ -277,7 +279,7 @@ export class WorkloadRunner {
       const init = spec.volumes[i]!.init;
       if (!init) continue;
       // initdb wants an empty directory it may create: hand it the empty one, owned by the user.
-      const r = await execWithTimeout(argvOf(fillCommand(init.command, values)), { timeoutMs: ms(init.timeoutSeconds), env: this.env(spec, values, as), cwd: values.dataDir, as });
+      const r = await spawner.exec(argvOf(fillCommand(init.command, values)), { timeoutMs: ms(init.timeoutSeconds), env: this.env(spec, values, as), cwd: values.dataDir, as });
       if (r.timedOut || r.code !== 0) {
         // The volume was new: empty it again, so the next install runs init on a clean slate
         // instead of taking a half-initialised volume for data.
@@ -409,16 +411,13 @@ export class WorkloadRunner {
     mkdirSync(values.dataDir, { recursive: true });
     const argv = argvOf(fillCommand(spec.run.local!.command, values));
     const logPath = this.logPath(spec.id);
-    const logFd = openSync(logPath, 'a');
+    closeSync(openSync(logPath, 'a'));
     const offset = statSync(logPath).size;
     const t0 = Date.now();
     // Detached: the instance outlives the process that started it, as a VM outlives its control plane.
-    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], cwd: values.dataDir, env: this.env(spec, values, as), ...(as ? { uid: as.uid, gid: as.gid } : {}) });
-    closeSync(logFd);
-    child.unref();
-    let spawnError: Error | undefined;
-    child.once('error', (e) => (spawnError = e));
-    const pid = child.pid;
+    const launched = await spawner.launch(argv, { cwd: values.dataDir, env: this.env(spec, values, as), ...(as ? { as } : {}), logPath });
+    const spawnError = 'error' in launched ? launched.error : undefined;
+    const pid = 'pid' in launched ? launched.pid : undefined;
     const h = spec.health;
     const deadline = t0 + ms(h.startTimeoutSeconds);
     if (h.initialDelaySeconds) await sleep(ms(h.initialDelaySeconds));
@@ -427,7 +426,7 @@ export class WorkloadRunner {
       const exited = spawnError || !pid || processStartTime(pid) === undefined;
       if (exited) {
         throw new WorkloadError(
-          `workload '${spec.id}' at ${this.site} exited while starting (${describeCommand(spec.run.local!.command)}): ${spawnError?.message ?? (tail(readFileSync(logPath, 'utf8').slice(offset), 400) || 'no output')}`,
+          `workload '${spec.id}' at ${this.site} exited while starting (${describeCommand(spec.run.local!.command)}): ${spawnError ?? (tail(readFileSync(logPath, 'utf8').slice(offset), 400) || 'no output')}`,
           FailureType.WorkloadStartFailed,
         );
       }
@@ -457,7 +456,7 @@ export class WorkloadRunner {
       }
     }
     if (h.tcp) return tcpCheck(this.host, values.port, timeoutMs);
-    const r = await execWithTimeout(argvOf(fillCommand(h.command!, values)), { timeoutMs, env: this.env(spec, values, this.runAs(spec)), cwd: values.dataDir, as: this.runAs(spec) });
+    const r = await spawner.exec(argvOf(fillCommand(h.command!, values)), { timeoutMs, env: this.env(spec, values, this.runAs(spec)), cwd: values.dataDir, as: this.runAs(spec) });
     return { ok: r.code === 0 && !r.timedOut, detail: r.timedOut ? `command timed out after ${h.timeoutSeconds} s` : `command exited with code ${r.code}${r.stderr ? `: ${tail(r.stderr, 120)}` : ''}` };
   }
 
@@ -623,7 +622,7 @@ export class WorkloadRunner {
       if (res.status >= 300) throw new WorkloadError(`verify of workload '${spec.id}' at ${this.site} (${v.http.method} ${v.http.path}) answered HTTP ${res.status}: ${tail(out, 200)}`, FailureType.WorkloadHookFailed);
     } else {
       const as = this.runAs(spec);
-      const r = await execWithTimeout(argvOf(fillCommand(v.command!, values)), { timeoutMs, env: this.env(spec, values, as), cwd: values.dataDir, as });
+      const r = await spawner.exec(argvOf(fillCommand(v.command!, values)), { timeoutMs, env: this.env(spec, values, as), cwd: values.dataDir, as });
       if (r.timedOut) throw new WorkloadError(`verify of workload '${spec.id}' at ${this.site} (${describeCommand(v.command!)}) did not finish within ${v.timeoutSeconds} s and was killed`, FailureType.WorkloadHookTimeout);
       if (r.code !== 0) throw new WorkloadError(`verify of workload '${spec.id}' at ${this.site} (${describeCommand(v.command!)}) exited with code ${r.code}: ${tail(r.stderr || r.stdout) || 'no output'}`, FailureType.WorkloadHookFailed);
       out = r.stdout;
@@ -649,7 +648,7 @@ export class WorkloadRunner {
       return;
     }
     const as = this.runAs(spec);
-    const r = await execWithTimeout(argvOf(fillCommand(hook.command!, values)), { timeoutMs, env: this.env(spec, values, as), cwd: values.dataDir, as });
+    const r = await spawner.exec(argvOf(fillCommand(hook.command!, values)), { timeoutMs, env: this.env(spec, values, as), cwd: values.dataDir, as });
     if (r.timedOut) throw new WorkloadError(`${what} (${describeCommand(hook.command!)}) did not finish within ${hook.timeoutSeconds} s and was killed`, FailureType.WorkloadHookTimeout);
     if (r.code !== 0) {
       throw new WorkloadError(`${what} (${describeCommand(hook.command!)}) exited with code ${r.code}${r.signal ? ` (${r.signal})` : ''}: ${tail(r.stderr || r.stdout) || 'no output'}`, FailureType.WorkloadHookFailed);
