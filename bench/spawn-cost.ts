@@ -53,7 +53,8 @@ export async function run(argv: string[]): Promise<void> {
   const helper = new Spawner(true);
   helper.warm();
   for (let i = 0; i < 500 && helper.helperPid === undefined; i++) await new Promise((r) => setTimeout(r, 20));
-  if (helper.helperPid === undefined) throw new Error('spawn-cost: the spawn helper did not come up within 10 s');
+  const helperPid = helper.helperPid;
+  if (helperPid === undefined) throw new Error('spawn-cost: the spawn helper did not come up within 10 s');
 
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
   const ways = {
@@ -72,12 +73,12 @@ export async function run(argv: string[]): Promise<void> {
       figures[way].total.push(performance.now() - t0);
     }
   }
+  if (helper.helperPid !== helperPid) throw new Error(`spawn-cost: the spawn helper (pid ${helperPid}) did not last the run: its figures would include commands run here`);
   for (const way of Object.keys(figures) as (keyof typeof figures)[]) {
     const f = figures[way];
     print({ bench: 'spawn-cost', way, commands: a.commands, rssMB, p50BlockedMs: round(pct(f.blocked, 0.5)), maxBlockedMs: round(Math.max(...f.blocked)), p50TotalMs: round(pct(f.total, 0.5)), maxTotalMs: round(Math.max(...f.total)) });
   }
   const p50 = (way: keyof typeof figures) => pct(figures[way].blocked, 0.5);
   print({ bench: 'spawn-cost', summary: true, rssMB, p50BlockedLocalMs: round(p50('local')), p50BlockedHelperMs: round(p50('helper')), blockedRatio: Math.round((p50('helper') / p50('local')) * 10_000) / 10_000, p50TotalLocalMs: round(pct(figures.local.total, 0.5)), p50TotalHelperMs: round(pct(figures.helper.total, 0.5)) });
-  const pid = helper.helperPid;
-  if (pid) process.kill(pid, 'SIGTERM');
+  process.kill(helperPid, 'SIGKILL');
 }

@@ -18,6 +18,7 @@ import { SiteWorkloads } from '../activities/site-workloads';
 import { createWorkloadActivities } from '../activities/workload';
 import { fedflowHome, REPO_ROOT, siteDir } from '../agent/site/home';
 import { WorkloadRunner } from '../agent/workload/runner';
+import { spawner } from '../agent/workload/spawner';
 import { shapersFromConfig } from '../agent/link/shapes';
 import { ChunkStore } from '../agent/store/chunk-store';
 import { SourceImages } from '../agent/capture/source-images';
@@ -148,6 +149,9 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     // dropped (it had not), so every volume is one whole image (agent/capture/volume-journal.ts).
     for (const r of await recoverVolumes(dirname(provider.volumePath('any')))) log(`agent ${site.id}: ${r.volume}: interrupted in-place patch ${r.outcome}${r.detail ? ` (${r.detail})` : ''}`);
     const runner = new WorkloadRunner({ site: site.id, siteDir: dir, fedflowRoot: REPO_ROOT });
+    // The runner's commands and starts go through the spawn helper, not a fork of this process: up
+    // before the first of them (agent/workload/spawner.ts).
+    spawner.warm();
     const workloads = new SiteWorkloads(site.id, provider, runner);
     const images = new SourceImages(join(dir, 'images'));
     const telemetry = new LinkTelemetry(join(dir, 'telemetry'));

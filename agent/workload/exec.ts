@@ -46,18 +46,26 @@ export function argvOf(command: string | string[]): string[] {
 
 /**
  * Runs argv to its end or its deadline. On the deadline the whole process group is killed (a shell
- * and what it started), so a hung hook leaves nothing behind.
+ * and what it started), so a hung hook leaves nothing behind. Never rejects: a command that cannot
+ * start answers with code 127 and the reason in stderr.
  */
 export function execWithTimeout(argv: string[], opts: ExecOptions): Promise<ExecResult> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: opts.cwd,
-      env: opts.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}),
-    });
+    let child;
+    try {
+      child = spawn(argv[0]!, argv.slice(1), {
+        cwd: opts.cwd,
+        env: opts.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}),
+      });
+    } catch (err) {
+      // Refused before any process existed (an argument with a NUL byte, an argument list too long).
+      resolve({ code: 127, signal: null, stdout: '', stderr: `${(err as Error).message}\n`, timedOut: false, ms: Date.now() - t0 });
+      return;
+    }
     if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
@@ -95,21 +103,24 @@ export interface LaunchOptions {
 /**
  * Starts argv detached, in a session of its own (the instance outlives whoever started it, as a
  * VM outlives its control plane), stdout and stderr appended to the log. Resolves once the process
- * runs, with its pid, or with the reason it could not start (no such command, say).
+ * runs, with its pid, or with the reason it could not start (no such command, say); never rejects.
+ * `onSpawn` hears the pid as soon as the process exists.
  */
-export function launchDetached(argv: string[], opts: LaunchOptions): Promise<{ pid: number } | { error: string }> {
-  const logFd = openSync(opts.logPath, 'a');
+export function launchDetached(argv: string[], opts: LaunchOptions, onSpawn?: (pid: number) => void): Promise<{ pid: number } | { error: string }> {
   return new Promise((resolve) => {
     let child;
+    let logFd: number | undefined;
     try {
+      logFd = openSync(opts.logPath, 'a');
       child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], cwd: opts.cwd, env: opts.env, ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}) });
     } catch (err) {
       resolve({ error: (err as Error).message });
       return;
     } finally {
-      closeSync(logFd);
+      if (logFd !== undefined) closeSync(logFd);
     }
     child.unref();
+    if (child.pid !== undefined) onSpawn?.(child.pid);
     child.once('spawn', () => resolve({ pid: child.pid! }));
     child.once('error', (err) => resolve({ error: err.message }));
   });

@@ -116,8 +116,6 @@ export class WorkloadRunner {
     this.host = opts.host ?? '127.0.0.1';
     this.fedflowRoot = opts.fedflowRoot;
     this.node = opts.node ?? process.execPath;
-    // Up by the first probe or hook, which then do not fork the agent (./spawner.ts).
-    spawner.warm();
   }
 
   // ---- paths and records ---------------------------------------------------------------------

@@ -6,16 +6,19 @@
  * for PostgreSQL (a start's health probes and its verification, at both ends; docs/workloads.md).
  *
  * The helper runs execWithTimeout (./exec.ts) as it would run here: the same deadline, the
- * process group killed on it, the same output kept. Until the helper is up (its start is ~0.3 s,
- * begun by the first WorkloadRunner), and if it cannot be started, commands run here as before.
- * A helper that dies answers its commands in flight as failed (exit code null, the reason in
- * stderr: a probe then fails once, a hook fails its step) and is started again on the next
- * command; after three deaths within 10 s of their starts it is not started again.
+ * process group killed on it, the same output kept. Until the helper is up (its start takes
+ * 0.1–0.3 s, begun by the agent at its start: worker/federation-runtime.ts; a process that never
+ * warms it, like the CLI, runs everything here), and if it cannot be started, commands run here
+ * as before. A helper that dies (or stops answering, then it is killed) has its commands in flight
+ * killed from here (it says each one's pid as it starts it) and answered as failed (exit code
+ * null, the reason in stderr: a probe then fails once, a hook fails its step); an instance it
+ * started is answered with its pid, and runs on. The helper is started again on the next command;
+ * after three deaths within 10 s of their starts it is not started again.
  * FEDFLOW_SPAWN_HELPER=0 runs every command here (the benchmark's comparison, or a fallback).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { execWithTimeout, launchDetached, type ExecOptions, type ExecResult, type LaunchOptions } from './exec';
+import { execWithTimeout, killGroup, launchDetached, type ExecOptions, type ExecResult, type LaunchOptions } from './exec';
 import type { SpawnRequest } from './spawn-helper';
 
 const HELPER_SCRIPT = join(__dirname, 'spawn-helper.ts');
@@ -28,18 +31,18 @@ const QUICK_DEATH_MS = 10_000;
 const MAX_QUICK_DEATHS = 3;
 
 type Launched = { pid: number } | { error: string };
-type Answer = { id: number; result: ExecResult } | { id: number; launched: Launched } | { ready: number };
+type Answer = { id: number; result: ExecResult } | { id: number; launched: Launched } | { id: number; spawned: number } | { ready: number };
 
 interface Pending {
-  done(r: ExecResult): void;
-  /** A launch's answer (a launch's `done` is not called). */
+  /** A command's answer. */
+  done?(r: ExecResult): void;
+  /** A launch's answer. */
   launched?(r: Launched): void;
-  timer: NodeJS.Timeout;
+  /** What the helper started for it, once it says. */
+  pid?: number;
+  timer?: NodeJS.Timeout;
   t0: number;
 }
-
-/** How long a launch's answer may take: the spawn itself, not the instance's start. */
-const LAUNCH_ANSWER_MS = 10_000;
 
 export class Spawner {
   private child?: ChildProcess;
@@ -61,48 +64,46 @@ export class Spawner {
     return this.ready ? this.child?.pid : undefined;
   }
 
-  /** Runs argv as execWithTimeout does: in the helper when it is up, else here. */
+  /** Runs argv as execWithTimeout does: in the helper when it is up, else here. Never rejects. */
   exec(argv: string[], opts: ExecOptions): Promise<ExecResult> {
     const child = this.helper();
     if (!child || !this.ready) return execWithTimeout(argv, opts);
     const id = this.nextId++;
     const { onSpawn: _local, ...sendable } = opts;
     return new Promise<ExecResult>((done) => {
-      const t0 = Date.now();
-      const timer = setTimeout(() => this.answerLost(id, `no answer from the spawn helper (pid ${child.pid}) within ${opts.timeoutMs + ANSWER_GRACE_MS} ms`), opts.timeoutMs + ANSWER_GRACE_MS);
-      this.pending.set(id, { done, timer, t0 });
+      // The helper kills the command at its deadline and answers; no answer well after it means
+      // the helper is stuck: it is killed, which answers (and kills) everything it had. The check
+      // waits one turn of the loop, so an answer already arrived is read first.
+      const timer = setTimeout(() => setImmediate(() => this.pending.has(id) && this.child === child && this.kill(child)), opts.timeoutMs + ANSWER_GRACE_MS);
+      this.pending.set(id, { done, timer, t0: Date.now() });
       this.refWhileBusy();
       const req: SpawnRequest = { id, argv, opts: sendable };
       child.send(req, (err) => {
         if (!err) return;
         // Not sent, so not started: run it here instead.
-        const p = this.take(id);
-        if (p) execWithTimeout(argv, opts).then(p.done, () => undefined);
+        if (this.take(id)) void execWithTimeout(argv, opts).then(done);
       });
     });
   }
 
   /**
-   * Starts an instance as launchDetached does: in the helper when it is up, else here. If the
-   * helper is lost before it answers, the instance may or may not run: the answer says so, and the
-   * runner's start fails (its record holds no pid, so the next start finds the port or the data
-   * directory taken, as after an agent crash in the middle of a start).
+   * Starts an instance as launchDetached does: in the helper when it is up, else here. Never
+   * rejects. A helper that dies before it answers still gives the instance's pid if it had said it
+   * (the runner then sees whether it runs); only one that dies between the spawn and that word
+   * leaves an instance nobody knows of (then the answer says it may have started).
    */
   launch(argv: string[], opts: LaunchOptions): Promise<Launched> {
     const child = this.helper();
     if (!child || !this.ready) return launchDetached(argv, opts);
     const id = this.nextId++;
     return new Promise<Launched>((launched) => {
-      const t0 = Date.now();
-      const lost = (why: string) => launched({ error: `${why}; the instance may have started` });
-      const timer = setTimeout(() => this.answerLost(id, `no answer from the spawn helper (pid ${child.pid}) within ${LAUNCH_ANSWER_MS} ms`), LAUNCH_ANSWER_MS);
-      this.pending.set(id, { done: (r) => lost(r.stderr.trim()), launched, timer, t0 });
+      // No deadline: a spawn answers at once, and a helper that dies answers through its exit.
+      this.pending.set(id, { launched, t0: Date.now() });
       this.refWhileBusy();
       const req: SpawnRequest = { id, argv, launch: opts };
       child.send(req, (err) => {
         if (!err) return;
-        const p = this.take(id);
-        if (p) launchDetached(argv, opts).then(launched, (e: Error) => launched({ error: e.message }));
+        if (this.take(id)) void launchDetached(argv, opts).then(launched);
       });
     });
   }
@@ -110,10 +111,12 @@ export class Spawner {
   private helper(): ChildProcess | undefined {
     if (!this.enabled || this.quickDeaths >= MAX_QUICK_DEATHS) return undefined;
     if (this.child?.connected) return this.child;
-    if (this.child) return undefined; // going: its exit answers what it still had
+    if (this.child) return undefined; // going: its close answers what it still had
     let child: ChildProcess;
+    // Not the agent's NODE_OPTIONS: an --inspect port or a preload is the agent's own.
+    const { NODE_OPTIONS: _agentOnly, ...env } = process.env;
     try {
-      child = spawn(process.execPath, ['--import', 'tsx', HELPER_SCRIPT], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      child = spawn(process.execPath, ['--import', 'tsx', HELPER_SCRIPT], { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     } catch {
       this.quickDeaths++;
       return undefined;
@@ -122,40 +125,63 @@ export class Spawner {
     this.ready = false;
     this.startedAt = Date.now();
     child.on('message', (m: Answer) => {
+      if (this.child !== child) return;
       if ('ready' in m) {
         this.ready = true;
+        return;
+      }
+      if ('spawned' in m) {
+        const p = this.pending.get(m.id);
+        if (p) p.pid = m.spawned;
         return;
       }
       const p = this.take(m.id);
       if (!p) return;
       if ('launched' in m) p.launched?.(m.launched);
-      else p.done(m.result);
+      else p.done?.(m.result);
     });
+    let over = false;
     const gone = (why: string) => {
-      if (this.child !== child) return;
-      this.child = undefined;
-      this.ready = false;
+      if (over) return;
+      over = true;
+      if (this.child === child) {
+        this.child = undefined;
+        this.ready = false;
+      }
       if (Date.now() - this.startedAt < QUICK_DEATH_MS) this.quickDeaths++;
-      for (const id of [...this.pending.keys()]) this.answerLost(id, `the spawn helper (pid ${child.pid}) ${why} while it ran this command`);
+      for (const [id, p] of [...this.pending]) {
+        this.take(id);
+        if (p.launched) {
+          p.launched(p.pid !== undefined ? { pid: p.pid } : { error: `the spawn helper (pid ${child.pid}) ${why} before it said whether the instance started; it may have started` });
+        } else {
+          // Its deadline was the helper's to keep: a command it leaves is killed here.
+          if (p.pid !== undefined) killGroup(p.pid, 'SIGKILL');
+          p.done?.({ code: null, signal: null, stdout: '', stderr: `the spawn helper (pid ${child.pid}) ${why} while it ran this command${p.pid !== undefined ? ' (killed)' : ''}\n`, timedOut: false, ms: Date.now() - p.t0 });
+        }
+      }
     };
     child.once('error', (err) => gone(`failed: ${err.message}`));
-    child.once('exit', (code, sig) => gone(`exited (${sig ?? `code ${code}`})`));
+    // 'close', not 'exit': every message it sent has been read by then.
+    child.once('close', (code, sig) => gone(`exited (${sig ?? `code ${code}`})`));
     this.refWhileBusy();
     return child;
+  }
+
+  private kill(child: ChildProcess): void {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone already: its close answers */
+    }
   }
 
   private take(id: number): Pending | undefined {
     const p = this.pending.get(id);
     if (!p) return undefined;
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    if (p.timer) clearTimeout(p.timer);
     this.refWhileBusy();
     return p;
-  }
-
-  private answerLost(id: number, why: string): void {
-    const p = this.take(id);
-    p?.done({ code: null, signal: null, stdout: '', stderr: `${why}\n`, timedOut: false, ms: Date.now() - p.t0 });
   }
 
   /** The helper keeps this process alive only while a command of it runs there. */
