@@ -17,13 +17,12 @@
  * FEDFLOW_SPAWN_HELPER=0 runs every command here (the benchmark's comparison, or a fallback).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../site/home';
 import { execWithTimeout, killGroup, launchDetached, type ExecOptions, type ExecResult, type LaunchOptions } from './exec';
 import type { SpawnRequest } from './spawn-helper';
 
 const HELPER_SCRIPT = join(__dirname, 'spawn-helper.ts');
-/** The directory whose node_modules holds tsx, which runs the helper's TypeScript. */
-const PACKAGE_ROOT = resolve(__dirname, '..', '..');
 /** Beyond a command's own deadline: how long its answer may take before the helper counts as lost. */
 const ANSWER_GRACE_MS = 5_000;
 /** A helper that dies within this of its start counts as a quick death; this many and it is given up. */
@@ -116,7 +115,8 @@ export class Spawner {
     // Not the agent's NODE_OPTIONS: an --inspect port or a preload is the agent's own.
     const { NODE_OPTIONS: _agentOnly, ...env } = process.env;
     try {
-      child = spawn(process.execPath, ['--import', 'tsx', HELPER_SCRIPT], { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      // From the repository root, whose node_modules holds tsx, which runs the helper's TypeScript.
+      child = spawn(process.execPath, ['--import', 'tsx', HELPER_SCRIPT], { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     } catch {
       this.quickDeaths++;
       return undefined;
