@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { resolveConnection } from '../../client/connection';
+import { tempDir } from '../helpers/tmp';
 
 describe('Temporal connection settings follow envconfig', () => {
   it('defaults to the local dev server', () => {
@@ -22,7 +23,7 @@ describe('Temporal connection settings follow envconfig', () => {
   });
 
   it('reads a profile from the TOML config file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fedflow-envconfig-'));
+    const dir = tempDir('fedflow-envconfig-');
     const file = join(dir, 'temporal.toml');
     writeFileSync(file, '[profile.staging]\naddress = "temporal.staging.internal:7233"\nnamespace = "fedflow-staging"\n');
     const c = resolveConnection({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'staging' });

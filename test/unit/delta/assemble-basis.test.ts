@@ -4,8 +4,7 @@
  * an in-place update left half done by a crash is marked incomplete and rewritten whole next time.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ChunkStore, type AssembleFigures } from '../../../agent/store/chunk-store';
@@ -14,6 +13,7 @@ import type { Manifest } from '../../../core/manifest';
 import { orderMovesInPlace, planAssembly } from '../../../core/manifest-basis';
 import { seededBytes } from './seeded-bytes';
 import { rotChunk } from './store-disk';
+import { tempDir } from '../../helpers/tmp';
 
 const PARAMS = { minSize: 1024, avgSize: 4096, maxSize: 16384 };
 
@@ -36,7 +36,7 @@ function scattered(old: Uint8Array, seed: number): Uint8Array {
 }
 
 async function setUp() {
-  const dir = mkdtempSync(join(tmpdir(), 'fedflow-basis-'));
+  const dir = tempDir('fedflow-basis-');
   const store = await ChunkStore.open(join(dir, 'store'));
   const old = seededBytes(1_000_000, 31);
   const oldM = await putVolume(store, old);

@@ -1,15 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChunkStore } from '../../../agent/store/chunk-store';
 import { ChunkHashMismatchError, ChunkStoreFullError, MissingChunksError } from '../../../agent/store/errors';
 import { buildManifestFromStream } from '../../../agent/capture/manifest-builder';
 import { seededBytes } from './seeded-bytes';
 import { manifestOf, rotChunk, sha } from './store-disk';
+import { tempDir } from '../../helpers/tmp';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'fedflow-chunk-store-'));
+const tmp = () => tempDir('fedflow-chunk-store-');
 const chunk = (n: number, size = 1000) => Buffer.from(seededBytes(size, n + 1));
 
 test('put stores once and dedups by hash; get returns the bytes; counters count', async () => {

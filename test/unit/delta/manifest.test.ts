@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cutAll, CHUNKER_PRESETS, paramsId } from '../../../core/chunking';
 import { checkManifest, summarize, Manifest } from '../../../core/manifest';
 import { diffManifest, summarizeDelta } from '../../../core/manifest-diff';
 import { buildManifestFromFile, buildManifestFromStream, computeRootHash, verifyManifest } from '../../../agent/capture/manifest-builder';
 import { seededBytes } from './seeded-bytes';
+import { tempDir } from '../../helpers/tmp';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const params = CHUNKER_PRESETS.internet;
@@ -19,7 +19,7 @@ async function* blocks(data: Uint8Array, size: number) {
 
 test('a file manifest has the chunker cuts, chunk sha256s, and root = sha256(concatenated raw digests)', async () => {
   const data = seededBytes(700_000, 3);
-  const path = join(mkdtempSync(join(tmpdir(), 'fedflow-manifest-')), 'vol.img');
+  const path = join(tempDir('fedflow-manifest-'), 'vol.img');
   writeFileSync(path, data);
   const m = await buildManifestFromFile(path, { volumeId: 'vol-1', params });
   const cuts = cutAll(data, params);

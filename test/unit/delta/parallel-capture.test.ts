@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildManifestFromFile } from '../../../agent/capture/manifest-builder';
 import { buildManifestFromFileParallel } from '../../../agent/capture/parallel-capture';
 import { CHUNKER_PRESETS } from '../../../core/chunking';
 import { mixedBytes, seededBytes } from './seeded-bytes';
+import { tempDir } from '../../helpers/tmp';
 
-const dir = mkdtempSync(join(tmpdir(), 'fedflow-parallel-capture-'));
+const dir = tempDir('fedflow-parallel-capture-');
 const SMALL = { minSize: 256, avgSize: 1024, maxSize: 4096 };
 
 async function same(name: string, data: Uint8Array, params: typeof SMALL, segments: number[]): Promise<void> {

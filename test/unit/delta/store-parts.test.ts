@@ -6,16 +6,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChunkStore, decodeIndexLog } from '../../../agent/store/chunk-store';
 
 import { TMP_PREFIX, writeFileDurableAsync } from '../../../agent/durable-files';
 import { seededBytes } from './seeded-bytes';
 import { manifestOf, rotChunk, sha } from './store-disk';
+import { tempDir } from '../../helpers/tmp';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'fedflow-store-parts-'));
+const tmp = () => tempDir('fedflow-store-parts-');
 const chunk = (n: number, size = 1000) => Buffer.from(seededBytes(size, n + 1));
 const packFiles = (dir: string) => readdirSync(join(dir, 'packs')).filter((n) => n.endsWith('.pack'));
 
