@@ -15,8 +15,8 @@
  *   clean stop) through a start on the same data until the first write succeeds;
  * - `lostWrites`: acknowledged writes missing on the target (must be 0); `volumeBytes`.
  * A summary line ends it, with the target: p50 downtime at most the floor's p50 + 150 ms.
+ * The writer runs in a process of its own unless `--client in-process` (./client-process.ts).
  */
-import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -28,103 +28,13 @@ import { CONTROL_TASK_QUEUE, migrationWorkflowId } from '../core/contracts/task-
 import type { MigrationResult } from '../core/migration';
 import { startTestFederation } from '../test/helpers/federation';
 import { startTestServer } from '../test/helpers/temporal';
-import { PgWire, RedisWire } from '../test/helpers/wire-clients';
+import { SERVICES, type Service, type ServiceName, type ServiceWriterLog } from './service-clients';
 
-export type ServiceName = 'postgres' | 'redis';
+export type { ServiceName } from './service-clients';
+import { startServiceClient, type ClientPlacement } from './client-process';
 
 /** Over the floor, at most (issue 14). */
 const OVER_FLOOR_MS = 150;
-
-/** One persistent connection to the service: writes key n, reads back which of a set are there. */
-interface ServiceClient {
-  write(n: number): Promise<void>;
-  present(ns: number[]): Promise<Set<number>>;
-  close(): void;
-}
-
-interface Service {
-  connect(hostPort: string): Promise<ServiceClient>;
-  /** Fills the service to about `mib` MiB and prepares what the writer writes to. */
-  seed(hostPort: string, mib: number): Promise<void>;
-}
-
-const SERVICES: Record<ServiceName, Service> = {
-  postgres: {
-    async connect(hostPort) {
-      const c = await PgWire.connect(hostPort, { timeoutMs: 10_000 });
-      return {
-        write: async (n) => void (await c.query(`INSERT INTO acked (n) VALUES (${n})`)),
-        present: async (ns) => new Set((await c.query(`SELECT n FROM acked WHERE n IN (${ns.join(',') || 'NULL'})`)).map((r) => Number(r[0]))),
-        close: () => c.close(),
-      };
-    },
-    async seed(hostPort, mib) {
-      const c = await PgWire.connect(hostPort);
-      try {
-        await c.query('CREATE TABLE IF NOT EXISTS acked (n bigint PRIMARY KEY)');
-        await c.query('CREATE TABLE IF NOT EXISTS filler (id bigint PRIMARY KEY, pad text NOT NULL)');
-        // 1 KiB rows (TOAST compression off: the bytes land in the table), 8 MiB per statement.
-        await c.query('ALTER TABLE filler ALTER COLUMN pad SET STORAGE EXTERNAL');
-        const rows = mib * 1024;
-        for (let from = 1; from <= rows; from += 8192) {
-          await c.query(`INSERT INTO filler SELECT g, repeat(md5(g::text), 32) FROM generate_series(${from}, ${Math.min(rows, from + 8191)}) g`);
-        }
-        await c.query('CHECKPOINT');
-      } finally {
-        c.close();
-      }
-    },
-  },
-  redis: {
-    async connect(hostPort) {
-      const c = await RedisWire.connect(hostPort, { timeoutMs: 10_000 });
-      return {
-        write: async (n) => void (await c.command('SET', `acked:${n}`, n)),
-        present: async (ns) => {
-          if (!ns.length) return new Set();
-          const got = (await c.command('MGET', ...ns.map((n) => `acked:${n}`))) as (string | null)[];
-          return new Set(ns.filter((_, i) => got[i] !== null));
-        },
-        close: () => c.close(),
-      };
-    },
-    async seed(hostPort, mib) {
-      const c = await RedisWire.connect(hostPort);
-      try {
-        // Random (base64) values: Redis compresses what it writes to its RDB base file.
-        for (let i = 0; i < mib * 16; i++) await c.command('SET', `filler:${i}`, randomBytes(48 << 10).toString('base64'));
-      } finally {
-        c.close();
-      }
-    },
-  },
-};
-
-/** Writes 1, 2, 3 … one after another, reconnecting as soon as the connection ends; records each acknowledgement's time. */
-function startWriter(service: Service, hostPort: string): { acked: Map<number, number>; failed: () => number; stop: () => Promise<void> } {
-  const acked = new Map<number, number>();
-  let failed = 0;
-  let running = true;
-  const loop = (async () => {
-    let n = 0;
-    let c: ServiceClient | undefined;
-    while (running) {
-      try {
-        c ??= await service.connect(hostPort);
-        const k = ++n;
-        await c.write(k);
-        acked.set(k, Date.now());
-      } catch {
-        failed++;
-        c?.close();
-        c = undefined;
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    }
-    c?.close();
-  })();
-  return { acked, failed: () => failed, stop: async () => void ((running = false), await loop) };
-}
 
 function longestGap(acked: Map<number, number>, from: number, to: number): number {
   const t = [...acked.values()].sort((a, b) => a - b);
@@ -170,7 +80,7 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
 }
 
-export async function runServiceDowntime(name: ServiceName, opts: { runs: number; volumeMiB: number }, print: (line: Record<string, unknown>) => void, log: (msg: string) => void, windowPhases: (h: WorkflowHandle) => Promise<Record<string, number>>): Promise<void> {
+export async function runServiceDowntime(name: ServiceName, opts: { runs: number; volumeMiB: number; client: ClientPlacement }, print: (line: Record<string, unknown>) => void, log: (msg: string) => void, windowPhases: (h: WorkflowHandle) => Promise<Record<string, number>>): Promise<void> {
   const service = SERVICES[name];
   const specFile = join(REPO_ROOT, 'workloads', `${name}.yaml`);
   const spec = parseWorkloadSpecText(readFileSync(specFile, 'utf8'), specFile);
@@ -199,17 +109,17 @@ export async function runServiceDowntime(name: ServiceName, opts: { runs: number
       const target = site === 'dc:paris' ? 'dc:frankfurt' : 'dc:paris';
       const floor = await floorMs(service, new WorkloadRunner({ site, siteDir: siteDir(site, fed.home), fedflowRoot: REPO_ROOT }), spec.id);
       floors.push(floor);
-      const writer = startWriter(service, front);
+      const client = await startServiceClient(name, front, opts.client);
       await new Promise((r) => setTimeout(r, 2000));
       const startedAt = Date.now();
       const handle = await env.client.workflow.start('migrateWorkload', { taskQueue: CONTROL_TASK_QUEUE, workflowId: migrationWorkflowId(spec.id), args: [{ workloadId: spec.id, targetSite: target }] });
       let r: MigrationResult;
+      let writer: ServiceWriterLog & { cpuMs?: number };
       try {
         r = (await handle.result()) as MigrationResult;
-        const n = writer.acked.size;
-        while (writer.acked.size < n + 20) await new Promise((res) => setTimeout(res, 5));
       } finally {
-        await writer.stop();
+        // A few writes on the target, so the gap that ends there is seen.
+        writer = await client.stop(20);
       }
       const endedAt = Date.now();
       const ks = [...writer.acked.keys()];
@@ -245,13 +155,15 @@ export async function runServiceDowntime(name: ServiceName, opts: { runs: number
         finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs, extract: final.extract ?? null },
         window: await windowPhases(handle),
         ackedWrites: writer.acked.size,
-        failedWrites: writer.failed(),
+        failedWrites: writer.failed,
+        clientPlacement: opts.client,
+        ...(writer.cpuMs !== undefined ? { clientCpuMs: writer.cpuMs } : {}),
       });
       log(`run ${run}: ${r.source} -> ${r.target} downtime ${downtimeMs} ms (reported ${r.downtimeMs} ms), floor ${floor} ms`);
       if (missing) throw new Error(`run ${run}: ${missing} acknowledged write(s) missing on the target`);
       site = r.target;
       // Each run's writer counts from 1 again: clear what the last one wrote.
-      await clearAcked(name, front);
+      await service.clearAcked(front);
     }
     const p50 = percentile(downtimes, 0.5);
     const p50Floor = percentile(floors, 0.5);
@@ -272,25 +184,5 @@ export async function runServiceDowntime(name: ServiceName, opts: { runs: number
   } finally {
     await fed.stop();
     await env.teardown();
-  }
-}
-
-/** Empties what the writer wrote, so the next run's keys start from 1 on a clean slate. */
-async function clearAcked(name: ServiceName, hostPort: string): Promise<void> {
-  if (name === 'postgres') {
-    const c = await PgWire.connect(hostPort);
-    try {
-      await c.query('TRUNCATE acked');
-    } finally {
-      c.close();
-    }
-  } else {
-    const c = await RedisWire.connect(hostPort);
-    try {
-      const keys = (await c.command('KEYS', 'acked:*')) as string[];
-      for (let i = 0; i < keys.length; i += 1000) await c.command('DEL', ...keys.slice(i, i + 1000));
-    } finally {
-      c.close();
-    }
   }
 }

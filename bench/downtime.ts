@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- downtime [--workload kv] [--volume-mib N] [--runs N] [--keys N] [--value-bytes N]`
+ * `npm run bench -- downtime [--workload kv] [--volume-mib N] [--runs N] [--keys N] [--value-bytes N] [--client process|in-process]`
  *
  * Downtime of a live migration on a real Temporal dev server, on an unshaped local link (the
  * default four-site federation, as `npm start` runs it): the sample workload `kv-demo` (2000 keys
@@ -22,6 +22,10 @@
  * At the end, one summary line with `workload`, `p50DowntimeMs`, `p50FloorMs`, `lostWrites`, and
  * the target (the sample: p50 ≤ 150 ms, issue 14).
  *
+ * The client (the writers) runs in a process of its own (./client-process.ts), as a real client
+ * does; `--client in-process` runs it inside the benchmark's process, beside every agent, front
+ * and worker, as the benchmark did before 2026-12-03 20:30 UTC.
+ *
  * `--workload postgres|redis` moves the real services instead (./downtime-services.ts).
  */
 import { spawn } from 'node:child_process';
@@ -41,13 +45,16 @@ import { deploySampleWorkload } from '../worker/deploy-sample';
 import { startTestServer } from '../test/helpers/temporal';
 import { startTestFederation } from '../test/helpers/federation';
 import { percentile, runServiceDowntime } from './downtime-services';
-import { ackGapAround, longestAckGapAt, startWriter, valueFor } from '../test/helpers/writer';
+import { ackGapAround, longestAckGapAt, valueFor, type WriterLog } from '../test/helpers/writer';
+import { startKvClient, type ClientPlacement } from './client-process';
 
 const WORKLOADS = ['kv', 'postgres', 'redis'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 interface Args {
   workload: Workload;
+  /** Where the client runs: a process of its own (the default), or inside this one (as before 2026-12-03 20:30 UTC). */
+  client: ClientPlacement;
   runs: number;
   keys: number;
   valueBytes: number;
@@ -58,8 +65,8 @@ interface Args {
 const TARGET_MS = 150;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { workload: 'kv', runs: 5, keys: 2000, valueBytes: 1024 };
-  const usage = 'expected --workload kv|postgres|redis, --volume-mib N, --runs N, --keys N, --value-bytes N';
+  const a: Args = { workload: 'kv', client: 'process', runs: 5, keys: 2000, valueBytes: 1024 };
+  const usage = 'expected --workload kv|postgres|redis, --volume-mib N, --runs N, --keys N, --value-bytes N, --client process|in-process';
   let keysGiven = false;
   let valueGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -68,6 +75,11 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--workload') {
       if (!WORKLOADS.includes(value as Workload)) throw new Error(`--workload is '${String(value).slice(0, 40)}'; this benchmark moves ${WORKLOADS.join(', ')}`);
       a.workload = value as Workload;
+      continue;
+    }
+    if (flag === '--client') {
+      if (value !== 'process' && value !== 'in-process') throw new Error(`--client is '${String(value).slice(0, 40)}'; expected process (the client in a process of its own) or in-process`);
+      a.client = value;
       continue;
     }
     const fields: Record<string, 'runs' | 'keys' | 'valueBytes' | 'volumeMiB'> = { '--runs': 'runs', '--keys': 'keys', '--value-bytes': 'valueBytes', '--volume-mib': 'volumeMiB' };
@@ -233,7 +245,7 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
 
 export async function run(argv: string[]): Promise<void> {
   const a = parseArgs(argv);
-  if (a.workload !== 'kv') return runServiceDowntime(a.workload, { runs: a.runs, volumeMiB: a.volumeMiB ?? 64 }, print, log, windowPhases);
+  if (a.workload !== 'kv') return runServiceDowntime(a.workload, { runs: a.runs, volumeMiB: a.volumeMiB ?? 64, client: a.client }, print, log, windowPhases);
   const env = await startTestServer();
   // The workloads' fronts run in the federation's process: clients use the stable address.
   const fed = await startTestFederation(env, { fronts: true });
@@ -264,7 +276,7 @@ export async function run(argv: string[]): Promise<void> {
       const volumeDir = new LocalProvider({ site, dir: siteDir(site, fed.home), capacityInstances: 1 }).volumePath(record.volume.id);
       const floorMs = await kvFloorMs(volumeDir);
       floors.push(floorMs);
-      const writer = startWriter(address);
+      const writerClient = await startKvClient(address, a.client);
       // This process runs every agent, front and worker: a long synchronous step of any of them
       // stalls the front's forwarding and the writers alike, and shows here.
       const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -286,15 +298,16 @@ export async function run(argv: string[]): Promise<void> {
         args: [{ workloadId: sample.workloadId, targetSite: target }],
       });
       let r: MigrationResult;
+      let writerLog: WriterLog & { cpuMs?: number };
       try {
         r = (await handle.result()) as MigrationResult;
-        // A few writes on the target, so the gap that ends there is seen.
-        const acked = writer.log.acked.size;
-        while (writer.log.acked.size < acked + 4) await new Promise((res) => setTimeout(res, 10));
       } finally {
         clearInterval(stallTimer);
-        await writer.stop();
+        // A few writes on the target, so the gap that ends there is seen (after a failed
+        // migration: the source's, or none in 30 s from the client process).
+        writerLog = await writerClient.stop(4);
       }
+      const writer = { log: writerLog };
       const seconds = ((writer.log.firstFrozenAt ?? Date.now()) - writer.log.startedAt) / 1000;
       // Each acknowledged key read back from the target (the whole map of a 1 GiB volume is more
       // than one JavaScript string can hold).
@@ -344,6 +357,8 @@ export async function run(argv: string[]): Promise<void> {
         ...(frozenAt !== undefined ? { longestGapEndedAfterFreezeMs: longest.endedAt - frozenAt } : {}),
         floorMs,
         client: clientGap,
+        clientPlacement: a.client,
+        ...(writerLog.cpuMs !== undefined ? { clientCpuMs: writerLog.cpuMs } : {}),
         lostWrites: missing,
         volumeBytes: r.volumeBytes,
         durationMs: r.durationMs,

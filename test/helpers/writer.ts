@@ -66,15 +66,19 @@ export function startWriter(address: string, follow?: () => Promise<string | und
     let t0 = Date.now() + (w * PERIOD_MS) / WRITERS;
     let refusedSince: number | undefined;
     if (w > 0) await new Promise((r) => setTimeout(r, (w * PERIOD_MS) / WRITERS));
+    // A refused write's key and value, kept for its retry (a 16 KiB value costs ~0.1 ms to make,
+    // and a frozen source is asked again every RETRY_MS).
+    let retry: { key: string; body: string } | undefined;
     while (running) {
       const key = `live-${w}${String(n++).padStart(6, '0')}`;
+      const body = retry?.key === key ? retry.body : valueFor(key);
       // A write that was refused is sent again, the same key and value, RETRY_MS later, as a
       // client with a write pending does, not at the next slot of the pace: so the gap a client
       // sees ends when the service answers again, not up to a period later.
       let refused = false;
       log.attempted++;
       try {
-        const res = await fetch(`${at}/kv/${key}`, { method: 'PUT', body: valueFor(key), signal: AbortSignal.timeout(5000) });
+        const res = await fetch(`${at}/kv/${key}`, { method: 'PUT', body, signal: AbortSignal.timeout(5000) });
         await res.arrayBuffer();
         if (res.status === 200) {
           log.acked.set(key, Date.now());
@@ -96,6 +100,7 @@ export function startWriter(address: string, follow?: () => Promise<string | und
         refusedSince ??= Date.now();
         await new Promise((r) => setTimeout(r, Date.now() - refusedSince! < RETRY_FAST_FOR_MS ? RETRY_MS : PERIOD_MS));
         n--; // the retry keeps the refused write's slot: the pace is of acknowledged writes
+        retry = { key, body };
         continue;
       }
       refusedSince = undefined;
