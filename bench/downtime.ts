@@ -13,8 +13,9 @@
  * - `reportedDowntimeMs`: the migration's own figure, from the source's first freeze until the
  *   route pointed at the target serving the frozen state.
  * - `gapAtFreezeMs`: the client's gap around the freeze (last write acknowledged before the
- *   writers' first refusal to the first after it), and `longestGapEndedAfterFreezeMs`: where the
- *   longest gap ended, from that refusal (negative: a stall before the freeze, during pre-copy).
+ *   source's freeze, as the migration recorded it, to the first after it), and
+ *   `longestGapEndedAfterFreezeMs`: where the longest gap ended, from the freeze (negative: a stall
+ *   before the freeze, during pre-copy). `client` splits the gap at the freeze and the front's switch.
  * - `floorMs`: the service's own restart floor on this machine, in the same run: a clean stop
  *   (SIGTERM) plus a start of the same service on a copy of the same data, until its health check
  *   answers; no fedflow involved.
@@ -174,6 +175,20 @@ const ms = (e: HistoryEvent | undefined) => (e?.eventTime ? Number(e.eventTime.s
  * the route switch. In older runs: the hop to the cut-over activity, and the commit by signal
  * until its answer arrived.
  */
+/** When the source froze for the cut-over (ms since the epoch), from the last capture's result in the history. */
+async function sourceFrozenAtMs(handle: WorkflowHandle): Promise<number | undefined> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const captures = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureImage').map((e) => Number(e.eventId)));
+  for (const e of [...events].reverse()) {
+    const done = e.activityTaskCompletedEventAttributes;
+    if (!done || !captures.has(Number(done.scheduledEventId))) continue;
+    const data = done.result?.payloads?.[0]?.data;
+    const at = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { frozenAtMs?: number }).frozenAtMs : undefined;
+    if (at !== undefined) return at;
+  }
+  return undefined;
+}
+
 async function windowPhases(handle: WorkflowHandle): Promise<Record<string, number>> {
   const events = (await handle.fetchHistory()).events ?? [];
   const last = (pred: (e: HistoryEvent) => boolean) => [...events].reverse().find(pred);
@@ -308,7 +323,11 @@ export async function run(argv: string[]): Promise<void> {
         writerLog = await writerClient.stop(4);
       }
       const writer = { log: writerLog };
-      const seconds = ((writer.log.firstFrozenAt ?? Date.now()) - writer.log.startedAt) / 1000;
+      // The source's freeze, as the migration recorded it (the same machine's clock). The writers
+      // may see no refusal at all: a frozen sample closes its connections, and the front holds
+      // their new ones until the switch.
+      const frozenAt = (await sourceFrozenAtMs(handle)) ?? writer.log.firstFrozenAt;
+      const seconds = ((frozenAt ?? Date.now()) - writer.log.startedAt) / 1000;
       // Each acknowledged key read back from the target (the whole map of a 1 GiB volume is more
       // than one JavaScript string can hold).
       let missing = 0;
@@ -320,16 +339,15 @@ export async function run(argv: string[]): Promise<void> {
       lostWrites += missing;
       const longest = longestAckGapAt(writer.log, startedAt);
       const downtimeMs = longest.ms;
-      // Where the longest gap was: the one around the freeze (the writers' first refusal), or a
-      // stall elsewhere in the migration (every agent and front share this process here).
-      const frozenAt = writer.log.firstFrozenAt;
+      // Where the longest gap was: the one around the freeze, or a stall elsewhere in the
+      // migration (every agent and front share this process here).
       const gapAtFreeze = frozenAt === undefined ? undefined : ackGapAround(writer.log, frozenAt);
       const final = r.rounds.at(-1)!;
       downtimes.push(downtimeMs);
-      // The client's gap in three parts, on this process's clock: its last acknowledged write to
-      // its first refusal, that refusal to the front's switch, the switch to its first write
-      // acknowledged after it (the target's first answers, and this process's event loop).
-      // null when a part cannot be told: no refusal seen, no switch in this run, no ack on a side.
+      // The client's gap in three parts, on this machine's clock: its last acknowledged write to
+      // the source's freeze, the freeze to the front's switch, the switch to its first write
+      // acknowledged after it (the target's first answers, and the client's own event loop).
+      // null when a part cannot be told: no freeze recorded, no switch in this run, no ack on a side.
       const lastSwitch = fronts.stats()[sample.workloadId]?.lastSwitch;
       const switchedAt = lastSwitch && lastSwitch.atMs >= startedAt ? lastSwitch : undefined;
       const ackTimes = [...writer.log.acked.values()];
@@ -339,8 +357,8 @@ export async function run(argv: string[]): Promise<void> {
         frozenAt === undefined || !switchedAt || !before.length || !after.length
           ? null
           : {
-              lastAckToRefusalMs: frozenAt - Math.max(...before),
-              refusalToSwitchMs: switchedAt.atMs - frozenAt,
+              lastAckToFreezeMs: frozenAt - Math.max(...before),
+              freezeToSwitchMs: switchedAt.atMs - frozenAt,
               switchedBy: switchedAt.by,
               switchToAckMs: Math.min(...after) - switchedAt.atMs,
             };
@@ -357,6 +375,9 @@ export async function run(argv: string[]): Promise<void> {
         ...(frozenAt !== undefined ? { longestGapEndedAfterFreezeMs: longest.endedAt - frozenAt } : {}),
         floorMs,
         client: clientGap,
+        // Writes the frozen source refused (503), and when the first came, from the freeze.
+        refusedWrites: writer.log.frozen,
+        ...(writer.log.firstFrozenAt !== undefined && frozenAt !== undefined ? { firstRefusalAfterFreezeMs: writer.log.firstFrozenAt - frozenAt } : {}),
         clientPlacement: a.client,
         ...(writerLog.cpuMs !== undefined ? { clientCpuMs: writerLog.cpuMs } : {}),
         lostWrites: missing,
@@ -369,7 +390,7 @@ export async function run(argv: string[]): Promise<void> {
         window: await windowPhases(handle),
         targetActivation: lastActivation(fed.home, r.target) ?? null,
         eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
-        // Stalls over 100 ms: their length, and when they began relative to the writers' first refusal.
+        // Stalls over 100 ms: their length, and when they began relative to the source's freeze.
         eventLoopStalls: stalls.map((x) => ({ ms: x.ms, ...(frozenAt !== undefined ? { fromFreezeMs: x.at - frozenAt } : {}) })),
         placementCommit: r.consensus ? { protocol: r.consensus.placement.protocol, waitedMs: r.consensus.placement.waitedMs } : null,
         writerMBps: Number((writer.log.ackedBytes / 1e6 / seconds).toFixed(2)),

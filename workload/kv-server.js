@@ -33,7 +33,7 @@
 //   GET  /health                 {ok, keys, frozen, standby, readAheadSegments and readAheadPending (standing by)}
 //   GET  /kv                     every key and value, as one JSON object
 //   GET  /kv/<key>               the value (404 if absent)
-//   PUT  /kv/<key>               body is the value; 503 while frozen
+//   PUT  /kv/<key>               body is the value; 503 while frozen (and the connection closed)
 //   DELETE /kv/<key>
 //   GET  /admin/digest           {keys, sha256}: the sha256 of the key count and the set hash of the pairs
 //   POST /admin/freeze           stop taking writes, flush to disk, return the digest (migration cut-over)
@@ -523,11 +523,18 @@ function flushSoon() {
 // key-value stores' default; freeze flushes synchronously so a snapshot sees every acknowledged write.
 setInterval(flushSoon, 50).unref();
 
-function send(res, status, body) {
+function send(res, status, body, headers = {}) {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...headers });
   res.end(text);
 }
+
+// A write refused while frozen also ends its connection, and the freeze ends every idle one: a
+// client's next request then comes on a new connection, which the workload's front holds during
+// the cut-over and hands to the target at the switch (or back here at a thaw). On a kept-alive
+// connection it would reach this frozen process again and again, piped through the front, each a
+// refusal, until the route switched.
+const refuseFrozen = (res) => send(res, 503, { error: 'frozen for migration; retry against the new site' }, { connection: 'close' });
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
@@ -546,7 +553,9 @@ const server = http.createServer((req, res) => {
   if (req.method === 'POST' && p === '/admin/freeze') {
     frozen = true;
     flush();
-    return send(res, 200, { ...digest(), frozen: true });
+    send(res, 200, { ...digest(), frozen: true });
+    server.closeIdleConnections();
+    return;
   }
   if (req.method === 'POST' && p === '/admin/thaw') {
     frozen = false;
@@ -560,11 +569,11 @@ const server = http.createServer((req, res) => {
       return store.has(key) ? send(res, 200, store.get(key)) : send(res, 404, { error: `no key '${key}'` });
     }
     if (req.method === 'PUT' || req.method === 'DELETE') {
-      if (frozen) return send(res, 503, { error: 'frozen for migration; retry against the new site' });
+      if (frozen) return refuseFrozen(res);
       const chunks = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
-        if (frozen) return send(res, 503, { error: 'frozen for migration; retry against the new site' });
+        if (frozen) return refuseFrozen(res);
         const rec = req.method === 'PUT' ? { k: key, v: Buffer.concat(chunks).toString('utf8') } : { k: key, del: true };
         append(JSON.stringify(rec) + '\n');
         if (rec.del) deleteKey(key);
