@@ -12,8 +12,12 @@ import { waitAcked, type ClientLog, type ClientSpec } from './client-process';
 
 let stop: ((after: number) => Promise<ClientLog>) | undefined;
 
+/** CPU time at the start of the writers: what the client costs, without its own start-up. */
+let cpuAtStart = process.cpuUsage();
+
 process.on('message', (m: { start?: ClientSpec; stopAfter?: number }) => {
   if (m.start) {
+    cpuAtStart = process.cpuUsage();
     const spec = m.start;
     if (spec.kind === 'kv') {
       const w = startWriter(spec.address);
@@ -39,8 +43,8 @@ process.on('message', (m: { start?: ClientSpec; stopAfter?: number }) => {
 // The benchmark went away: nothing to report to.
 process.on('disconnect', () => process.exit(0));
 
-/** CPU time this process used so far (user + system), ms. */
+/** CPU time this process used since its writers started (user + system), ms. */
 function cpuMs(): number {
-  const u = process.cpuUsage();
+  const u = process.cpuUsage(cpuAtStart);
   return Math.round((u.user + u.system) / 1000);
 }

@@ -22,7 +22,7 @@ export type ClientLog =
   | { kind: 'service'; acked: [number, number][]; failed: number; cpuMs: number };
 
 export interface BenchClient<L> {
-  /** Stops once `after` more writes are acknowledged (a few on the target), and gives the log, and the client process's CPU time (ms, from its start) when it has one. */
+  /** Stops once `after` more writes are acknowledged (a few on the target), and gives the log, and the client process's CPU time (ms, while its writers ran) when it has one. */
   stop(after: number): Promise<L & { cpuMs?: number }>;
 }
 
@@ -51,6 +51,8 @@ export function startServiceClient(name: ServiceName, hostPort: string, where: C
 
 /** How long a stop waits for its last acknowledgements before it stops anyway (a failed migration may leave none). */
 const STOP_WAIT_MS = 30_000;
+/** Beyond that, how long the client process may take to stop its writers and report. */
+const STOP_GRACE_MS = 30_000;
 
 /** Resolves once `n` more writes are acknowledged, or after STOP_WAIT_MS. */
 export async function waitAcked(size: () => number, n: number): Promise<void> {
@@ -65,9 +67,11 @@ function startChild<L>(spec: ClientSpec, decode: (l: ClientLog) => L & { cpuMs: 
     cwd: REPO_ROOT,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code, signal) => reject(new Error(`the benchmark's client process ended (${signal ?? `code ${code}`}) before it reported`))),
-  );
+  const exited = new Promise<never>((_, reject) => {
+    child.once('exit', (code, signal) => reject(new Error(`the benchmark's client process ended (${signal ?? `code ${code}`}) before it reported`)));
+    // It could not start, or a message could not be sent to it (it had ended).
+    child.on('error', (err) => reject(new Error(`the benchmark's client process failed: ${err.message}`)));
+  });
   exited.catch(() => undefined);
   const message = <T>(pick: (m: Record<string, unknown>) => T | undefined): Promise<T> =>
     Promise.race([
@@ -88,7 +92,20 @@ function startChild<L>(spec: ClientSpec, decode: (l: ClientLog) => L & { cpuMs: 
     stop: async (after) => {
       const log = message((m) => m.log as ClientLog | undefined);
       child.send({ stopAfter: after });
-      return decode(await log);
+      // The child stops by itself after STOP_WAIT_MS at most; one stuck past that (a write that
+      // never returns) is killed, and the run fails.
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`the benchmark's client process did not report within ${(STOP_WAIT_MS + STOP_GRACE_MS) / 1000} s of its stop; killed`));
+        }, STOP_WAIT_MS + STOP_GRACE_MS);
+      });
+      try {
+        return decode(await Promise.race([log, stuck]));
+      } finally {
+        clearTimeout(timer);
+      }
     },
   }));
 }

@@ -112,10 +112,11 @@ export async function runServiceDowntime(name: ServiceName, opts: { runs: number
       const client = await startServiceClient(name, front, opts.client);
       await new Promise((r) => setTimeout(r, 2000));
       const startedAt = Date.now();
-      const handle = await env.client.workflow.start('migrateWorkload', { taskQueue: CONTROL_TASK_QUEUE, workflowId: migrationWorkflowId(spec.id), args: [{ workloadId: spec.id, targetSite: target }] });
+      let handle: WorkflowHandle;
       let r: MigrationResult;
       let writer: ServiceWriterLog & { cpuMs?: number };
       try {
+        handle = await env.client.workflow.start('migrateWorkload', { taskQueue: CONTROL_TASK_QUEUE, workflowId: migrationWorkflowId(spec.id), args: [{ workloadId: spec.id, targetSite: target }] });
         r = (await handle.result()) as MigrationResult;
       } finally {
         // A few writes on the target, so the gap that ends there is seen.

@@ -25,7 +25,7 @@
  *
  * The client (the writers) runs in a process of its own (./client-process.ts), as a real client
  * does; `--client in-process` runs it inside the benchmark's process, beside every agent, front
- * and worker, as the benchmark did before 2026-12-03 20:30 UTC.
+ * and worker, as the benchmark did before 2026-12-03 20:49 UTC (8f21c85).
  *
  * `--workload postgres|redis` moves the real services instead (./downtime-services.ts).
  */
@@ -54,7 +54,7 @@ type Workload = (typeof WORKLOADS)[number];
 
 interface Args {
   workload: Workload;
-  /** Where the client runs: a process of its own (the default), or inside this one (as before 2026-12-03 20:30 UTC). */
+  /** Where the client runs: a process of its own (the default), or inside this one (as before 2026-12-03 20:49 UTC, 8f21c85). */
   client: ClientPlacement;
   runs: number;
   keys: number;
@@ -307,14 +307,15 @@ export async function run(argv: string[]): Promise<void> {
       // Let the writers get going so pre-copy copies live data and the freeze meets writes.
       await new Promise((r) => setTimeout(r, 2000));
       const startedAt = Date.now();
-      const handle = await client.workflow.start('migrateWorkload', {
-        taskQueue: CONTROL_TASK_QUEUE,
-        workflowId: migrationWorkflowId(sample.workloadId),
-        args: [{ workloadId: sample.workloadId, targetSite: target }],
-      });
+      let handle: WorkflowHandle;
       let r: MigrationResult;
       let writerLog: WriterLog & { cpuMs?: number };
       try {
+        handle = await client.workflow.start('migrateWorkload', {
+          taskQueue: CONTROL_TASK_QUEUE,
+          workflowId: migrationWorkflowId(sample.workloadId),
+          args: [{ workloadId: sample.workloadId, targetSite: target }],
+        });
         r = (await handle.result()) as MigrationResult;
       } finally {
         clearInterval(stallTimer);
@@ -323,9 +324,10 @@ export async function run(argv: string[]): Promise<void> {
         writerLog = await writerClient.stop(4);
       }
       const writer = { log: writerLog };
-      // The source's freeze, as the migration recorded it (the same machine's clock). The writers
-      // may see no refusal at all: a frozen sample closes its connections, and the front holds
-      // their new ones until the switch.
+      // The source's freeze, as the migration recorded it (when its agent began the freeze, the
+      // same machine's clock; the migration's own downtime counts from it too). A writer sees one
+      // refusal at most: the frozen sample ends the connection it refused, and the front holds
+      // the new one until the switch.
       const frozenAt = (await sourceFrozenAtMs(handle)) ?? writer.log.firstFrozenAt;
       const seconds = ((frozenAt ?? Date.now()) - writer.log.startedAt) / 1000;
       // Each acknowledged key read back from the target (the whole map of a 1 GiB volume is more
@@ -341,7 +343,6 @@ export async function run(argv: string[]): Promise<void> {
       const downtimeMs = longest.ms;
       // Where the longest gap was: the one around the freeze, or a stall elsewhere in the
       // migration (every agent and front share this process here).
-      const gapAtFreeze = frozenAt === undefined ? undefined : ackGapAround(writer.log, frozenAt);
       const final = r.rounds.at(-1)!;
       downtimes.push(downtimeMs);
       // The client's gap in three parts, on this machine's clock: its last acknowledged write to
@@ -350,9 +351,15 @@ export async function run(argv: string[]): Promise<void> {
       // null when a part cannot be told: no freeze recorded, no switch in this run, no ack on a side.
       const lastSwitch = fronts.stats()[sample.workloadId]?.lastSwitch;
       const switchedAt = lastSwitch && lastSwitch.atMs >= startedAt ? lastSwitch : undefined;
+      // The cut-over's gap is the one around the front's switch (a write acknowledged while the
+      // freeze was under way would end a small gap around the freeze itself); without a switch,
+      // the one around the freeze.
+      const gapAtFreeze = switchedAt ? ackGapAround(writer.log, switchedAt.atMs) : frozenAt === undefined ? undefined : ackGapAround(writer.log, frozenAt);
       const ackTimes = [...writer.log.acked.values()];
-      const before = frozenAt === undefined ? [] : ackTimes.filter((t) => t <= frozenAt);
-      const after = switchedAt ? ackTimes.filter((t) => t >= switchedAt.atMs) : [];
+      const before = switchedAt ? ackTimes.filter((t) => t <= switchedAt.atMs) : [];
+      const after = switchedAt ? ackTimes.filter((t) => t > switchedAt.atMs) : [];
+      // The three parts add up to that gap; the first is negative when a write was acknowledged
+      // after the freeze began (it reached the sample before the freeze did).
       const clientGap =
         frozenAt === undefined || !switchedAt || !before.length || !after.length
           ? null
@@ -377,6 +384,8 @@ export async function run(argv: string[]): Promise<void> {
         client: clientGap,
         // Writes the frozen source refused (503), and when the first came, from the freeze.
         refusedWrites: writer.log.frozen,
+        // Writes that failed otherwise (a connection reset or refused, a timeout): never acknowledged.
+        failedWrites: writer.log.failed,
         ...(writer.log.firstFrozenAt !== undefined && frozenAt !== undefined ? { firstRefusalAfterFreezeMs: writer.log.firstFrozenAt - frozenAt } : {}),
         clientPlacement: a.client,
         ...(writerLog.cpuMs !== undefined ? { clientCpuMs: writerLog.cpuMs } : {}),

@@ -529,11 +529,12 @@ function send(res, status, body, headers = {}) {
   res.end(text);
 }
 
-// A write refused while frozen also ends its connection, and the freeze ends every idle one: a
-// client's next request then comes on a new connection, which the workload's front holds during
-// the cut-over and hands to the target at the switch (or back here at a thaw). On a kept-alive
-// connection it would reach this frozen process again and again, piped through the front, each a
-// refusal, until the route switched.
+// A write refused while frozen also ends its connection: the client's retry then comes on a new
+// connection, which the workload's front holds during the cut-over and hands to the target at the
+// switch (or back here at a thaw). On a kept-alive connection it would reach this frozen process
+// again and again, piped through the front, each a refusal, until the route switched. (Idle
+// connections are not ended at the freeze: a client that pools them, such as the agent calling
+// /admin/digest right after /admin/freeze, could be handed one as it closes.)
 const refuseFrozen = (res) => send(res, 503, { error: 'frozen for migration; retry against the new site' }, { connection: 'close' });
 
 const server = http.createServer((req, res) => {
@@ -553,9 +554,7 @@ const server = http.createServer((req, res) => {
   if (req.method === 'POST' && p === '/admin/freeze') {
     frozen = true;
     flush();
-    send(res, 200, { ...digest(), frozen: true });
-    server.closeIdleConnections();
-    return;
+    return send(res, 200, { ...digest(), frozen: true });
   }
   if (req.method === 'POST' && p === '/admin/thaw') {
     frozen = false;

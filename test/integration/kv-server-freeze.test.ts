@@ -1,8 +1,9 @@
 /**
- * The sample (workload/kv-server.js) at a freeze sends its clients to the front: it ends every
- * idle kept-alive connection, and a write refused while frozen (503) ends its connection too, so a
- * client's next request comes on a new connection (which the workload's front holds during a
- * cut-over). Checked on the real process over raw TCP.
+ * The sample (workload/kv-server.js) at a freeze sends its writing clients to the front: a write
+ * refused while frozen (503) ends its connection, so the client's retry comes on a new connection
+ * (which the workload's front holds during a cut-over). Connections it refused nothing on stay
+ * open: the agent's own pooled calls right after the freeze (its digest) must not meet a
+ * connection closing under them. Checked on the real process over raw TCP and with fetch.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -63,36 +64,50 @@ describe('kv-server at a freeze', () => {
   let child: ReturnType<typeof spawn> | undefined;
   after(() => child?.kill('SIGKILL'));
 
-  it('ends idle connections at the freeze and each connection whose write it refused; serves again on new ones after a thaw', async () => {
+  it('ends each connection whose write it refused, keeps the others, and serves again after a thaw', { timeout: 60_000 }, async () => {
     const port = await freePort();
     child = spawn(process.execPath, [join(REPO_ROOT, 'workload', 'kv-server.js'), '--data', dir, '--port', String(port)], { stdio: 'ignore' });
     const admin = await eventually('kv-server listening', () => Conn.open(port).catch(() => undefined), 30_000);
-    const client = await Conn.open(port);
-    assert.equal((await client.request('PUT', '/kv/before', 'a')).status, 200);
-    assert.equal((await client.request('PUT', '/kv/before2', 'b')).status, 200, 'kept alive before the freeze');
-    assert.equal(client.closed, false);
+    const writer = await Conn.open(port);
+    const reader = await Conn.open(port);
+    assert.equal((await writer.request('PUT', '/kv/before', 'a')).status, 200);
+    assert.equal((await writer.request('PUT', '/kv/before2', 'b')).status, 200, 'kept alive before the freeze');
 
     assert.equal((await admin.request('POST', '/admin/freeze')).status, 200);
-    await eventually('the idle client connection ended by the freeze', async () => client.closed || undefined, 5_000);
-
-    const late = await Conn.open(port);
-    const refused = await late.request('PUT', '/kv/during', 'c');
+    assert.equal((await admin.request('GET', '/admin/digest')).status, 200, 'the freeze\'s own connection goes on');
+    const refused = await writer.request('PUT', '/kv/during', 'c');
     assert.equal(refused.status, 503, 'a write while frozen is refused');
     assert.match(refused.headers, /connection: close/, 'and its connection is ended');
-    await eventually('the refused connection closed', async () => late.closed || undefined, 5_000);
+    await eventually('the refused connection closed', async () => writer.closed || undefined, 5_000);
     // Reads are still served while frozen, on a connection kept alive.
-    const reader = await Conn.open(port);
     assert.equal((await reader.request('GET', '/kv/before')).status, 200);
     assert.equal((await reader.request('GET', '/kv/before2')).status, 200);
     assert.equal(reader.closed, false, 'a read does not end its connection');
-    reader.destroy();
+    assert.equal(admin.closed, false);
 
-    const admin2 = admin.closed ? await Conn.open(port) : admin;
-    assert.equal((await admin2.request('POST', '/admin/thaw')).status, 200);
+    assert.equal((await admin.request('POST', '/admin/thaw')).status, 200);
     const again = await Conn.open(port);
     assert.equal((await again.request('PUT', '/kv/after', 'd')).status, 200, 'served again after the thaw');
     assert.equal((await again.request('GET', '/kv/during')).status, 404, 'the refused write was not applied');
-    again.destroy();
-    admin2.destroy();
+    for (const c of [again, reader, admin]) c.destroy();
+  });
+
+  it('answers a pooled client\'s calls right after each freeze (freeze, then digest, as the agent does)', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    const d = tempDir('fedflow-kvfreeze-pool-');
+    const kv = spawn(process.execPath, [join(REPO_ROOT, 'workload', 'kv-server.js'), '--data', d, '--port', String(port)], { stdio: 'ignore' });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await eventually('kv-server answering /health', async () => (await fetch(`${base}/health`).catch(() => undefined))?.ok || undefined, 30_000);
+      for (let i = 0; i < 100; i++) {
+        // A write on the pool's connection too, so a freeze meets kept-alive idle connections.
+        assert.equal((await fetch(`${base}/kv/k${i}`, { method: 'PUT', body: 'v' })).status, 200);
+        assert.equal((await fetch(`${base}/admin/freeze`, { method: 'POST' })).status, 200, `freeze ${i}`);
+        assert.equal((await fetch(`${base}/admin/digest`)).status, 200, `digest right after freeze ${i}`);
+        assert.equal((await fetch(`${base}/admin/thaw`, { method: 'POST' })).status, 200, `thaw ${i}`);
+      }
+    } finally {
+      kv.kill('SIGKILL');
+    }
   });
 });
