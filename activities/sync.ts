@@ -449,36 +449,46 @@ export function createSyncActivities(deps: SyncDeps) {
       } else {
         expected = Promise.resolve((args as { expected: WorkloadDigest }).expected);
       }
-      // The workload serves on the target only once it verified to the source's digest; only then
-      // is the placement proposed. Proposed earlier (beside the activation), a front that follows
-      // the log could route clients to a target whose check then fails: their writes would be lost
-      // when the cut-over rolls back to the source.
-      // A start and a verification take a while (a big database): alive meanwhile.
-      const beat = setInterval(() => heartbeat({ activating: root }), 1000);
-      let served: WorkloadDigest;
+      // The final round's baseline manifest is stored BASELINE_LATER_MS after the volume's write
+      // (baselineLater); the start and the verification below are still inside the window and may
+      // take longer than that (a big database): not before this activity ends.
+      const store = await deps.store();
+      store.postponeManifestLater(root, ACTIVATION_MAX_MS);
       try {
-        served = await deps.workloads.activate(args.instance, args.address, expected, (step) => mark(step)).catch(asActivityFailure);
+        // The workload serves on the target only once it verified to the source's digest; only then
+        // is the placement proposed. Proposed earlier (beside the activation), a front that follows
+        // the log could route clients to a target whose check then fails: their writes would be lost
+        // when the cut-over rolls back to the source.
+        // A start and a verification take a while (a big database): alive meanwhile.
+        const beat = setInterval(() => heartbeat({ activating: root }), 1000);
+        let served: WorkloadDigest;
+        try {
+          served = await deps.workloads.activate(args.instance, args.address, expected, (step) => mark(step)).catch(asActivityFailure);
+        } finally {
+          clearInterval(beat);
+        }
+        mark('activated');
+        let placement: FastProposal | undefined;
+        if (args.placement) {
+          // The workflow's commit step is answered from this proposal. An attempt already told it is
+          // cancelled (or timed out) does not propose.
+          const ctx = Context.current();
+          ctx.heartbeat({ proposing: 'placement' });
+          if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+          placement = await proposeByUpdate(currentActivity()?.client, args.placement);
+          mark('placement');
+          // The fronts are not switched here, though the log has the placement: until the workflow
+          // checks this activity's result against the source's image and rolls forward, the cut-over
+          // may still roll back (a mismatch, a cancel), and writes a front had sent to the target
+          // meanwhile would be lost with it. The route step switches them (docs/workloads.md).
+        }
+        const servingAtMs = Date.now();
+        const image = found ? { root, frozenAtMs: found.frozenAtMs, digest: await expected } : undefined;
+        return { figures, served, servingAtMs, ...(image ? { image } : {}), ...(placement ? { placement } : {}), phases };
       } finally {
-        clearInterval(beat);
+        // Whatever the outcome: the window ends with this activity (or its failure).
+        store.postponeManifestLater(root, BASELINE_LATER_MS);
       }
-      mark('activated');
-      let placement: FastProposal | undefined;
-      if (args.placement) {
-        // The workflow's commit step is answered from this proposal. An attempt already told it is
-        // cancelled (or timed out) does not propose.
-        const ctx = Context.current();
-        ctx.heartbeat({ proposing: 'placement' });
-        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-        placement = await proposeByUpdate(currentActivity()?.client, args.placement);
-        mark('placement');
-        // The fronts are not switched here, though the log has the placement: until the workflow
-        // checks this activity's result against the source's image and rolls forward, the cut-over
-        // may still roll back (a mismatch, a cancel), and writes a front had sent to the target
-        // meanwhile would be lost with it. The route step switches them (docs/workloads.md).
-      }
-      const servingAtMs = Date.now();
-      const image = found ? { root, frozenAtMs: found.frozenAtMs, digest: await expected } : undefined;
-      return { figures, served, servingAtMs, ...(image ? { image } : {}), ...(placement ? { placement } : {}), phases };
     },
   };
 
@@ -544,8 +554,14 @@ export async function keepingBaseline<T>(store: ChunkStore, manifest: Manifest, 
   return done.value;
 }
 
-/** How long after a final round's volume write its baseline manifest is stored. */
+/** How long after a final round's volume write (a cut-over's: after its activity) its baseline manifest is stored. */
 export const BASELINE_LATER_MS = 2_000;
+/**
+ * While a cut-over's target starts and verifies its workload, its baseline manifest waits at most
+ * this long (then it is written, window or not): a failed activation is ended by its own timeouts
+ * well before, and the activity's end sets BASELINE_LATER_MS again.
+ */
+const ACTIVATION_MAX_MS = 10 * 60_000;
 
 /**
  * The final round's baseline: `work` (the volume's write) first, and the manifest stored as

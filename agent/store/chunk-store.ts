@@ -257,6 +257,20 @@ export class ChunkStore implements ChunkBaseline {
     this.later.set(input.rootHash, { manifest: input, retention, timer, onError });
   }
 
+  /**
+   * A manifest put later and not yet written is written `delayMs` from now instead (from its
+   * earlier deadline), still at close() at the latest; anything else is left as it is. For a
+   * cut-over that goes on after its volume's write (the workload's start and verification, which
+   * may take longer than the first delay): its window ends later than the write did.
+   */
+  postponeManifestLater(root: string, delayMs: number): void {
+    const l = this.later.get(root);
+    if (!l) return;
+    clearTimeout(l.timer);
+    l.timer = setTimeout(() => void this.putLaterNow(root), delayMs);
+    l.timer.unref();
+  }
+
   private async putLaterNow(root: string): Promise<void> {
     const l = this.later.get(root);
     if (!l) return;

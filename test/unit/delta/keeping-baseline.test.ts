@@ -123,6 +123,37 @@ describe('keepingBaseline', () => {
     assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }], 'durable: a store opened afresh holds it');
   });
 
+  it('postponeManifestLater: a cut-over still in its window moves the write later; its end sets the delay again from then', async () => {
+    const at = join(dir, 'later-postponed');
+    const store = await ChunkStore.open(at);
+    const m = await manifestOf(8);
+    assert.equal(await baselineLater(store, m, async () => 'volume written', 50), 'volume written');
+    // The workload's start and verification begin: the write waits for the activity's end.
+    store.postponeManifestLater(m.rootHash, 60_000);
+    store.postponeManifestLater('0'.repeat(64), 10); // not put later: nothing happens
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(store.listManifests(), [], 'not written at its first deadline while postponed');
+    assert.equal(await store.getManifest(m.rootHash), m, 'answered from memory meanwhile');
+    // The activity ends: written a short delay after.
+    const endedAt = Date.now();
+    store.postponeManifestLater(m.rootHash, 100);
+    await waitFor(() => store.listManifests().length > 0);
+    assert.ok(Date.now() - endedAt >= 100, 'not before the new delay');
+    assert.deepEqual(store.listManifests(), [{ rootHash: m.rootHash, retention: 'baseline' }]);
+    await store.close();
+    assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }]);
+  });
+
+  it('postponeManifestLater: a store closed while the write is postponed writes it at its close', async () => {
+    const at = join(dir, 'later-postponed-close');
+    const store = await ChunkStore.open(at);
+    const m = await manifestOf(9);
+    await baselineLater(store, m, async () => undefined, 50);
+    store.postponeManifestLater(m.rootHash, 60_000);
+    await store.close();
+    assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }]);
+  });
+
   it('baselineLater: a store closed before the delay writes the manifest at its close', async () => {
     const at = join(dir, 'later-close');
     const store = await ChunkStore.open(at);
