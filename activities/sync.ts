@@ -451,9 +451,11 @@ export function createSyncActivities(deps: SyncDeps) {
       }
       // The final round's baseline manifest is stored BASELINE_LATER_MS after the volume's write
       // (baselineLater); the start and the verification below are still inside the window and may
-      // take longer than that (a big database): not before this activity ends.
+      // take longer than that (a big database): held until this activity ends, and until a retried
+      // attempt of it that holds it too ends. (Kept in memory meanwhile: an agent that dies before
+      // it is written has lost it, and its next round to this volume extracts whole.)
       const store = await deps.store();
-      store.postponeManifestLater(root, ACTIVATION_MAX_MS);
+      const releaseBaseline = store.holdManifestLater(root, BASELINE_LATER_MS, ACTIVATION_MAX_MS);
       try {
         // The workload serves on the target only once it verified to the source's digest; only then
         // is the placement proposed. Proposed earlier (beside the activation), a front that follows
@@ -487,7 +489,7 @@ export function createSyncActivities(deps: SyncDeps) {
         return { figures, served, servingAtMs, ...(image ? { image } : {}), ...(placement ? { placement } : {}), phases };
       } finally {
         // Whatever the outcome: the window ends with this activity (or its failure).
-        store.postponeManifestLater(root, BASELINE_LATER_MS);
+        releaseBaseline();
       }
     },
   };
@@ -559,7 +561,7 @@ export const BASELINE_LATER_MS = 2_000;
 /**
  * While a cut-over's target starts and verifies its workload, its baseline manifest waits at most
  * this long (then it is written, window or not): a failed activation is ended by its own timeouts
- * well before, and the activity's end sets BASELINE_LATER_MS again.
+ * well before, and the activity's end releases its hold (BASELINE_LATER_MS after the last one).
  */
 const ACTIVATION_MAX_MS = 10 * 60_000;
 

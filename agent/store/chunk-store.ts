@@ -254,21 +254,37 @@ export class ChunkStore implements ChunkBaseline {
     if (this.later.has(input.rootHash)) return;
     const timer = setTimeout(() => void this.putLaterNow(input.rootHash), delayMs);
     timer.unref();
-    this.later.set(input.rootHash, { manifest: input, retention, timer, onError });
+    this.later.set(input.rootHash, { manifest: input, retention, timer, onError, holds: 0 });
   }
 
   /**
-   * A manifest put later and not yet written is written `delayMs` from now instead (from its
-   * earlier deadline), still at close() at the latest; anything else is left as it is. For a
-   * cut-over that goes on after its volume's write (the workload's start and verification, which
-   * may take longer than the first delay): its window ends later than the write did.
+   * Holds a manifest put later and not yet written: it is not written while any hold is on (but
+   * `maxMs` after this hold at the latest, and at close()), and `releaseDelayMs` after the last
+   * hold is released. For a cut-over that goes on after its volume's write (the workload's start
+   * and verification, which may take longer than the first delay): its window ends later than
+   * the write did. Holds are counted, so an attempt that ends does not arm the write while a
+   * retried attempt of the same cut-over still holds it. Returns the release (idempotent); a root
+   * with nothing pending gets a no-op.
    */
-  postponeManifestLater(root: string, delayMs: number): void {
+  holdManifestLater(root: string, releaseDelayMs: number, maxMs: number): () => void {
     const l = this.later.get(root);
-    if (!l) return;
+    if (!l) return () => undefined;
+    l.holds++;
     clearTimeout(l.timer);
-    l.timer = setTimeout(() => void this.putLaterNow(root), delayMs);
+    l.timer = setTimeout(() => void this.putLaterNow(root), maxMs);
     l.timer.unref();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      // Written (or deleted) meanwhile, or put again after that: not this hold's entry.
+      if (this.later.get(root) !== l) return;
+      l.holds--;
+      if (l.holds > 0) return;
+      clearTimeout(l.timer);
+      l.timer = setTimeout(() => void this.putLaterNow(root), releaseDelayMs);
+      l.timer.unref();
+    };
   }
 
   private async putLaterNow(root: string): Promise<void> {
@@ -284,7 +300,7 @@ export class ChunkStore implements ChunkBaseline {
     }
   }
 
-  private readonly later = new Map<string, { manifest: Manifest; retention: Retention; timer: NodeJS.Timeout; onError: (err: unknown) => void }>();
+  private readonly later = new Map<string, { manifest: Manifest; retention: Retention; timer: NodeJS.Timeout; onError: (err: unknown) => void; holds: number }>();
 
   /** A held manifest (the few most recently used are kept parsed), or one put later not yet written. Shared: treat as read-only. */
   getManifest(rootHash: string): Promise<Manifest | undefined> {

@@ -123,35 +123,61 @@ describe('keepingBaseline', () => {
     assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }], 'durable: a store opened afresh holds it');
   });
 
-  it('postponeManifestLater: a cut-over still in its window moves the write later; its end sets the delay again from then', async () => {
-    const at = join(dir, 'later-postponed');
+  it('holdManifestLater: a cut-over still in its window holds the write; its end writes it a delay after', async () => {
+    const at = join(dir, 'later-held');
     const store = await ChunkStore.open(at);
     const m = await manifestOf(8);
     assert.equal(await baselineLater(store, m, async () => 'volume written', 50), 'volume written');
     // The workload's start and verification begin: the write waits for the activity's end.
-    store.postponeManifestLater(m.rootHash, 60_000);
-    store.postponeManifestLater('0'.repeat(64), 10); // not put later: nothing happens
+    const release = store.holdManifestLater(m.rootHash, 100, 60_000);
+    store.holdManifestLater('0'.repeat(64), 10, 10)(); // not put later: nothing happens
     await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(store.listManifests(), [], 'not written at its first deadline while postponed');
+    assert.deepEqual(store.listManifests(), [], 'not written at its first deadline while held');
     assert.equal(await store.getManifest(m.rootHash), m, 'answered from memory meanwhile');
     // The activity ends: written a short delay after.
     const endedAt = Date.now();
-    store.postponeManifestLater(m.rootHash, 100);
+    release();
+    release(); // a second call of the same release changes nothing
     await waitFor(() => store.listManifests().length > 0);
-    assert.ok(Date.now() - endedAt >= 100, 'not before the new delay');
+    assert.ok(Date.now() - endedAt >= 100, 'not before the release delay');
     assert.deepEqual(store.listManifests(), [{ rootHash: m.rootHash, retention: 'baseline' }]);
     await store.close();
     assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }]);
   });
 
-  it('postponeManifestLater: a store closed while the write is postponed writes it at its close', async () => {
-    const at = join(dir, 'later-postponed-close');
+  it('holdManifestLater: holds are counted: an attempt that ends does not arm the write while a retried one still holds it', async () => {
+    const at = join(dir, 'later-held-twice');
     const store = await ChunkStore.open(at);
-    const m = await manifestOf(9);
+    const m = await manifestOf(10);
     await baselineLater(store, m, async () => undefined, 50);
-    store.postponeManifestLater(m.rootHash, 60_000);
+    const first = store.holdManifestLater(m.rootHash, 20, 60_000);
+    const retried = store.holdManifestLater(m.rootHash, 20, 60_000);
+    first();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(store.listManifests(), [], 'still held by the retried attempt');
+    retried();
+    await waitFor(() => store.listManifests().length > 0);
+    assert.deepEqual(store.listManifests(), [{ rootHash: m.rootHash, retention: 'baseline' }]);
     await store.close();
-    assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m.rootHash, retention: 'baseline' }]);
+  });
+
+  it('holdManifestLater: a hold never outlasts its cap, and a store closed while held writes at its close', async () => {
+    const capped = join(dir, 'later-held-cap');
+    const store = await ChunkStore.open(capped);
+    const m = await manifestOf(11);
+    await baselineLater(store, m, async () => undefined, 60_000);
+    store.holdManifestLater(m.rootHash, 60_000, 100); // never released
+    await waitFor(() => store.listManifests().length > 0);
+    assert.deepEqual(store.listManifests(), [{ rootHash: m.rootHash, retention: 'baseline' }], 'written at the cap');
+    await store.close();
+
+    const at = join(dir, 'later-held-close');
+    const again = await ChunkStore.open(at);
+    const m2 = await manifestOf(9);
+    await baselineLater(again, m2, async () => undefined, 50);
+    again.holdManifestLater(m2.rootHash, 50, 60_000);
+    await again.close();
+    assert.deepEqual(await heldAfterReopen(at), [{ rootHash: m2.rootHash, retention: 'baseline' }]);
   });
 
   it('baselineLater: a store closed before the delay writes the manifest at its close', async () => {
