@@ -29,8 +29,6 @@ import type { MigrationResult } from '../core/migration';
 import { startTestFederation } from '../test/helpers/federation';
 import { startTestServer } from '../test/helpers/temporal';
 import { SERVICES, type Service, type ServiceName, type ServiceWriterLog } from './service-clients';
-
-export type { ServiceName } from './service-clients';
 import { startServiceClient, type ClientPlacement } from './client-process';
 
 /** Over the floor, at most (issue 14). */

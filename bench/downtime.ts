@@ -12,10 +12,11 @@
  *   holds new connections at the freeze and forwards them to the target at the switch.
  * - `reportedDowntimeMs`: the migration's own figure, from the source's first freeze until the
  *   route pointed at the target serving the frozen state.
- * - `gapAtFreezeMs`: the client's gap around the freeze (last write acknowledged before the
- *   source's freeze, as the migration recorded it, to the first after it), and
- *   `longestGapEndedAfterFreezeMs`: where the longest gap ended, from the freeze (negative: a stall
- *   before the freeze, during pre-copy). `client` splits the gap at the freeze and the front's switch.
+ * - `gapAtFreezeMs`: the client's gap of the cut-over (last write acknowledged before the front's
+ *   switch to the first after it; without a switch, around the source's freeze as the migration
+ *   recorded it, `window.frozenAtMs`), and `longestGapEndedAfterFreezeMs`: where the longest gap
+ *   ended, from the freeze (negative: a stall before the freeze, during pre-copy). `client` splits
+ *   the cut-over's gap at the freeze and the front's switch.
  * - `floorMs`: the service's own restart floor on this machine, in the same run: a clean stop
  *   (SIGTERM) plus a start of the same service on a copy of the same data, until its health check
  *   answers; no fedflow involved.
@@ -175,20 +176,6 @@ const ms = (e: HistoryEvent | undefined) => (e?.eventTime ? Number(e.eventTime.s
  * the route switch. In older runs: the hop to the cut-over activity, and the commit by signal
  * until its answer arrived.
  */
-/** When the source froze for the cut-over (ms since the epoch), from the last capture's result in the history. */
-async function sourceFrozenAtMs(handle: WorkflowHandle): Promise<number | undefined> {
-  const events = (await handle.fetchHistory()).events ?? [];
-  const captures = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureImage').map((e) => Number(e.eventId)));
-  for (const e of [...events].reverse()) {
-    const done = e.activityTaskCompletedEventAttributes;
-    if (!done || !captures.has(Number(done.scheduledEventId))) continue;
-    const data = done.result?.payloads?.[0]?.data;
-    const at = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { frozenAtMs?: number }).frozenAtMs : undefined;
-    if (at !== undefined) return at;
-  }
-  return undefined;
-}
-
 async function windowPhases(handle: WorkflowHandle): Promise<Record<string, number>> {
   const events = (await handle.fetchHistory()).events ?? [];
   const last = (pred: (e: HistoryEvent) => boolean) => [...events].reverse().find(pred);
@@ -205,7 +192,7 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
   const result = (e: HistoryEvent | undefined) => {
     const data = e?.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
     try {
-      return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { phases?: Record<string, number>; reuse?: Record<string, number> }) : undefined;
+      return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { phases?: Record<string, number>; reuse?: Record<string, number>; frozenAtMs?: number }) : undefined;
     } catch {
       return undefined;
     }
@@ -214,6 +201,8 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
     ...(result(capture.completed)?.phases ? { sourceSteps: result(capture.completed)!.phases } : {}),
     ...(result(capture.completed)?.reuse ? { sourceReuse: result(capture.completed)!.reuse } : {}),
     ...(result(cutover.completed)?.phases ? { targetSteps: result(cutover.completed)!.phases } : {}),
+    // When the source's agent began the freeze (ms since the epoch): the migration's own downtime counts from it.
+    ...(result(capture.completed)?.frozenAtMs !== undefined ? { frozenAtMs: result(capture.completed)!.frozenAtMs } : {}),
   } as unknown as Record<string, number>;
   const phases = {
     captureMs: ms(capture.completed) - ms(capture.started),
@@ -328,7 +317,8 @@ export async function run(argv: string[]): Promise<void> {
       // same machine's clock; the migration's own downtime counts from it too). A writer sees one
       // refusal at most: the frozen sample ends the connection it refused, and the front holds
       // the new one until the switch.
-      const frozenAt = (await sourceFrozenAtMs(handle)) ?? writer.log.firstFrozenAt;
+      const window = await windowPhases(handle);
+      const frozenAt = (window.frozenAtMs as number | undefined) ?? writer.log.firstFrozenAt;
       const seconds = ((frozenAt ?? Date.now()) - writer.log.startedAt) / 1000;
       // Each acknowledged key read back from the target (the whole map of a 1 GiB volume is more
       // than one JavaScript string can hold).
@@ -396,7 +386,7 @@ export async function run(argv: string[]): Promise<void> {
         // Per pre-copy round: how long it waited for the target's standby to read its volume ahead.
         precopyStandby: r.rounds.filter((x) => x.kind === 'precopy').map((x) => x.standby ?? null),
         finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs, extract: final.extract ?? null },
-        window: await windowPhases(handle),
+        window,
         targetActivation: lastActivation(fed.home, r.target) ?? null,
         eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
         // Stalls over 100 ms: their length, and when they began relative to the source's freeze.
