@@ -12,6 +12,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT } from '../agent/site/home';
 import { hostsUnavailable } from './hosts-check';
+import { failureDigest } from './test-failures';
 
 function findTests(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -45,7 +46,7 @@ const TIERS: Tier[] = [
   { name: 'browser', dirs: ['test/browser'], concurrency: 1 },
 ];
 
-function runTier(files: string[], concurrency: number): Promise<{ pass: number; fail: number; code: number }> {
+function runTier(files: string[], concurrency: number): Promise<{ pass: number; fail: number; code: number; failures: string[] }> {
   return new Promise((resolve) => {
     const args = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files];
     const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -56,7 +57,7 @@ function runTier(files: string[], concurrency: number): Promise<{ pass: number; 
     });
     child.on('exit', (code) => {
       const num = (label: string) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(out)?.[1] ?? 0);
-      resolve({ pass: num('pass'), fail: num('fail') + num('cancelled'), code: code ?? 1 });
+      resolve({ pass: num('pass'), fail: num('fail') + num('cancelled'), code: code ?? 1, failures: failureDigest(out) });
     });
   });
 }
@@ -68,6 +69,7 @@ async function run(): Promise<void> {
   let code = 0;
   const t0 = Date.now();
   const skipped: string[] = [];
+  const failures: string[] = [];
   for (const tier of TIERS) {
     const files = tier.dirs
       .flatMap((d) => findTests(join(REPO_ROOT, d)))
@@ -92,11 +94,14 @@ async function run(): Promise<void> {
     pass += r.pass;
     fail += r.fail;
     if (r.code !== 0) code = r.code;
+    if (r.failures.length) failures.push(`--- ${tier.name}:`, ...r.failures);
+    else if (r.code !== 0) failures.push(`--- ${tier.name}: its runner exited with ${r.code} and named no failed test`);
   }
   if (pass + fail === 0 && !skipped.length) {
     console.error('no tests matched');
     code = 1;
   }
+  if (failures.length) console.log(`\n=== every failure, tier by tier (first lines of each) ===\n${failures.join('\n')}`);
   console.log(`\nnpm test took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   for (const line of skipped) console.log(line);
   console.log(`${pass} passed, ${fail} failed${skipped.length ? `, ${skipped.length} tier(s) skipped` : ''}`);

@@ -72,8 +72,7 @@ describe('starting a migration from the Temporal Web UI', () => {
     const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
 
     // Workflows page of the default namespace -> "Start Workflow".
-    await page.goto(`${uiUrl}/namespaces/default/workflows`, { waitUntil: 'networkidle' });
-    await page.getByRole('button', { name: 'Start Workflow' }).click();
+    await openStartWorkflow(page, `${uiUrl}/namespaces/default/workflows`);
     await page.getByRole('heading', { name: 'Start a Workflow' }).waitFor();
     assert.match(page.url(), /\/namespaces\/default\/workflows\/start-workflow/);
 
@@ -130,6 +129,26 @@ describe('starting a migration from the Temporal Web UI', () => {
     assert.equal((await fed!.workload('kv-demo'))!.site, 'dc:frankfurt');
   });
 });
+
+/**
+ * Opens the workflows page and clicks "Start Workflow". The UI shows the button once its settings
+ * and the namespace have loaded from the server; a first load that has not shown it in 30 s is
+ * loaded once more (a slow server at the first request is not what this test is about), and a
+ * page that still lacks it fails with what the page shows instead.
+ */
+async function openStartWorkflow(page: Page, url: string): Promise<void> {
+  const button = page.getByRole('button', { name: 'Start Workflow' });
+  for (let load = 1; ; load++) {
+    await page.goto(url, { waitUntil: 'networkidle' });
+    const shown = await button.waitFor({ timeout: 30_000 }).then(() => true, () => false);
+    if (shown) break;
+    if (load === 2) {
+      const text = (await page.locator('body').innerText().catch(() => '(no body)')).replace(/\s+/g, ' ').slice(0, 600);
+      assert.fail(`no "Start Workflow" button on ${page.url()} after two loads of 30 s; the page shows: ${text}`);
+    }
+  }
+  await button.click();
+}
 
 /** Scrolls the scrollable parts of `within` down step by step until `text` is visible. */
 async function scrollIntoViewWithin(page: Page, within: Locator, text: string): Promise<void> {
