@@ -28,7 +28,9 @@
  *   totalMs       manifest + pull + baselineAndPatch (the bench's own diffMs is not part of it)
  *
  * One JSON line per round, then one with the per-manifest CPU steps alone on the last round's
- * manifest (verifyManifest, the binary encoding and decoding, JSON.stringify, the diff), then a
+ * manifest (verifyManifest, the binary encoding and decoding, a decoding and its check done both
+ * ways (verifyManifest on the entries, verifyDecodedManifest on the decoder's digests),
+ * JSON.stringify, the diff), then a
  * summary line (medians). Printed, not asserted.
  */
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
@@ -41,8 +43,8 @@ import { fetchManifest, pullMissingChunks } from '../agent/transfer/client';
 import { startTransferServer } from '../agent/transfer/server';
 import { claimsFor, issueToken } from '../agent/transfer/token';
 import { diffManifest } from '../core/manifest-diff';
-import { decodeManifest, encodeManifest } from '../core/manifest-delta';
-import { verifyManifest } from '../agent/capture/manifest-builder';
+import { decodeManifest, decodeManifestWithDigests, encodeManifest } from '../core/manifest-delta';
+import { verifyDecodedManifest, verifyManifest } from '../agent/capture/manifest-builder';
 import { keepingBaseline } from '../activities/sync';
 import { seededBytes } from '../test/unit/delta/seeded-bytes';
 
@@ -211,6 +213,11 @@ export async function run(argv: string[]): Promise<void> {
             verifyManifest: time(() => verifyManifest(last)),
             encodeBinary: time(() => encodeManifest(last)),
             decodeBinary: time(() => decodeManifest(bin)),
+            decodeBinaryThenVerify: time(() => verifyManifest(decodeManifest(bin))),
+            decodeBinaryWithDigestsThenVerify: time(() => {
+              const d = decodeManifestWithDigests(bin);
+              verifyDecodedManifest(d.manifest, d.digests);
+            }),
             jsonStringify: time(() => JSON.stringify(last)),
             diff: time(() => diffManifest(last, { has: (h) => store.locateChunk(h) !== undefined })),
           },

@@ -41,6 +41,9 @@ export class ManifestDeltaError extends Error {
 const NIBBLE = new Uint8Array(128).fill(0xff);
 for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
 for (let i = 0; i < 6; i++) NIBBLE[97 + i] = NIBBLE[65 + i] = 10 + i;
+/** NIBBLE without the upper-case digits: a digest's hex spelling is lower-case only. */
+const LOWER_NIBBLE = NIBBLE.slice();
+for (let i = 0; i < 6; i++) LOWER_NIBBLE[65 + i] = 0xff;
 
 class Writer {
   private buf = new Uint8Array(1 << 16);
@@ -216,6 +219,37 @@ export function readManifestHeader(bytes: Uint8Array): { baseRoot?: string; root
  * (verifyManifest in agent/capture/manifest-builder.ts recomputes the root from the entries).
  */
 export function decodeManifest(bytes: Uint8Array, base?: Pick<Manifest, 'rootHash' | 'chunks'>): Manifest {
+  return decode(bytes, base, undefined).manifest;
+}
+
+/**
+ * decodeManifest, plus the entries' raw 32-byte digests in order (32 x chunk count bytes): what
+ * the root hash is computed over, so that the receiver checks the root without decoding the
+ * entries' hex again (agent/capture/manifest-builder.ts verifyDecodedManifest). A NEW entry's
+ * digest is its bytes in `bytes`; a COPY entry's comes from `baseDigests` (the base's own, in its
+ * order) when given, else from the base entry's hex, which must then be 64 lower-case hex digits.
+ */
+export function decodeManifestWithDigests(bytes: Uint8Array, base?: Pick<Manifest, 'rootHash' | 'chunks'>, baseDigests?: Uint8Array): { manifest: Manifest; digests: Uint8Array } {
+  if (base && baseDigests && baseDigests.length !== 32 * base.chunks.length) {
+    throw new ManifestDeltaError(`the base's digests are ${baseDigests.length} bytes; its ${base.chunks.length} entries need ${32 * base.chunks.length}`);
+  }
+  const out = decode(bytes, base, { baseDigests });
+  return { manifest: out.manifest, digests: out.digests! };
+}
+
+/** The 32 bytes of a lower-case hex digest into `out` at `at`; false if it is not 64 such digits. */
+function unhex32Into(h: string, out: Uint8Array, at: number): boolean {
+  if (h.length !== 64) return false;
+  for (let i = 0; i < 32; i++) {
+    const hi = LOWER_NIBBLE[h.charCodeAt(2 * i)] ?? 0xff;
+    const lo = LOWER_NIBBLE[h.charCodeAt(2 * i + 1)] ?? 0xff;
+    if ((hi | lo) > 0xf) return false;
+    out[at + i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
+function decode(bytes: Uint8Array, base: Pick<Manifest, 'rootHash' | 'chunks'> | undefined, want: { baseDigests?: Uint8Array } | undefined): { manifest: Manifest; digests?: Uint8Array } {
   const head = readManifestHeader(bytes);
   const r = new Reader(bytes);
   r.pos = 4 + 2 + (head.baseRoot ? 32 : 0) + 32;
@@ -228,6 +262,18 @@ export function decodeManifest(bytes: Uint8Array, base?: Pick<Manifest, 'rootHas
   if (count > MANIFEST_DELTA_LIMITS.maxChunks) throw new ManifestDeltaError(`binary manifest claims ${count} chunks; at most ${MANIFEST_DELTA_LIMITS.maxChunks} allowed`);
   const totalBytes = r.varint('totalBytes');
   const chunks: ChunkRef[] = [];
+  // Allocated as entries arrive, never from the claimed count alone (a hostile count is bounded by
+  // the body's length only once its entries have been read).
+  let digests = want ? new Uint8Array(Math.min(count, 1 << 16) * 32) : undefined;
+  const room = (n: number): Uint8Array => {
+    const need = 32 * (chunks.length + n);
+    if (digests!.length < need) {
+      const grown = new Uint8Array(Math.min(32 * count, Math.max(need, 2 * digests!.length)));
+      grown.set(digests!);
+      digests = grown;
+    }
+    return digests!;
+  };
   let offset = 0;
   while (chunks.length < count) {
     const op = r.byte('op');
@@ -237,6 +283,11 @@ export function decodeManifest(bytes: Uint8Array, base?: Pick<Manifest, 'rootHas
       const n = r.varint('COPY count');
       if (n === 0 || from + n > base.chunks.length || chunks.length + n > count) {
         throw new ManifestDeltaError(`COPY of ${n} entries from ${from} is out of range (base has ${base.chunks.length}, ${count - chunks.length} entries left)`);
+      }
+      if (want) {
+        const d = room(n);
+        if (want.baseDigests) d.set(want.baseDigests.subarray(32 * from, 32 * (from + n)), 32 * chunks.length);
+        else for (let j = 0; j < n; j++) if (!unhex32Into(base.chunks[from + j]!.hash, d, 32 * (chunks.length + j))) throw new ManifestDeltaError(`base entry ${from + j}'s hash is not 64 lower-case hex digits`);
       }
       for (let j = from; j < from + n; j++) {
         const c = base.chunks[j]!;
@@ -255,6 +306,7 @@ export function decodeManifest(bytes: Uint8Array, base?: Pick<Manifest, 'rootHas
         const length = r.varint('chunk length');
         if (length === 0) throw new ManifestDeltaError(`chunk ${chunks.length + j} has length 0`);
         lengths[j] = length;
+        if (want) room(j + 1).set(bytes.subarray(r.pos, r.pos + 32), 32 * (chunks.length + j));
         r.hex32Into(hex, 64 * j, 'chunk hash');
       }
       const all = ASCII.decode(hex);
@@ -266,5 +318,6 @@ export function decodeManifest(bytes: Uint8Array, base?: Pick<Manifest, 'rootHas
   }
   if (!r.atEnd) throw new ManifestDeltaError('binary manifest has bytes after its last entry');
   if (offset !== totalBytes) throw new ManifestDeltaError(`binary manifest claims ${totalBytes} bytes; its entries add up to ${offset}`);
-  return { version: MANIFEST_V1, volumeId, paramsId, chunks, totalBytes, rootHash: head.rootHash };
+  const manifest: Manifest = { version: MANIFEST_V1, volumeId, paramsId, chunks, totalBytes, rootHash: head.rootHash };
+  return digests ? { manifest, digests: digests.length === 32 * chunks.length ? digests : digests.slice(0, 32 * chunks.length) } : { manifest };
 }

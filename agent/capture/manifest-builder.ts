@@ -69,6 +69,46 @@ export function buildManifestFromFile(path: string, opts: BuildOptions): Promise
 }
 
 /**
+ * The raw digests of manifests this process has checked or built, in entry order (32 bytes each):
+ * the root hash is sha256 over them, and a manifest fetched as a delta against one of them copies
+ * its digests from here instead of decoding hex. Keyed by the manifest object, which nothing
+ * changes once made (a manifest is a value: a change is a new manifest).
+ */
+const DIGESTS = new WeakMap<Pick<Manifest, 'chunks'>, Uint8Array>();
+
+/** `m`'s raw digests, from the cache or decoded from its hex (undefined if a hash is not 64 lower-case hex digits). */
+export function digestsOf(m: Pick<Manifest, 'chunks'>): Uint8Array | undefined {
+  const hit = DIGESTS.get(m);
+  if (hit && hit.length === 32 * m.chunks.length) return hit;
+  const joined = m.chunks.map((c) => c.hash).join('');
+  const digests = Buffer.from(joined, 'hex');
+  if (digests.length !== 32 * m.chunks.length || digests.toString('hex') !== joined) return undefined;
+  DIGESTS.set(m, digests);
+  return digests;
+}
+
+/**
+ * The check of a manifest decoded from the binary form (core/manifest-delta.ts
+ * decodeManifestWithDigests), whose decoder made its structure (offsets contiguous from 0,
+ * lengths positive, the sum its totalBytes, hashes spelled from the digests) and gave its raw
+ * digests: what remains is what verifyManifest checks beyond that, the volume id, the paramsId,
+ * and the root hash over `digests`, in one hash call. Throws ManifestError; caches the digests.
+ */
+export function verifyDecodedManifest(m: Manifest, digests: Uint8Array): Manifest {
+  if (typeof m.volumeId !== 'string' || m.volumeId.length === 0) throw new ManifestError(`invalid manifest: volumeId is ${JSON.stringify(m.volumeId)}; expected a non-empty string`);
+  try {
+    parseParamsId(m.paramsId);
+  } catch (err) {
+    throw new ManifestError(`invalid manifest: ${(err as Error).message}`);
+  }
+  if (digests.length !== 32 * m.chunks.length) throw new ManifestError(`manifest of volume '${m.volumeId}' has ${m.chunks.length} entries but ${digests.length} bytes of digests`);
+  const root = oneShotHash('sha256', digests, 'hex');
+  if (root !== m.rootHash) throw new ManifestError(`manifest of volume '${m.volumeId}' claims root hash ${m.rootHash}, but its chunk hashes give ${root}`);
+  DIGESTS.set(m, digests);
+  return m;
+}
+
+/**
  * Throws ManifestError unless the manifest is well formed, its paramsId parses and its root hash
  * matches its chunk hashes. Chunk contents are verified separately, as each chunk arrives.
  */
@@ -83,6 +123,7 @@ export function verifyManifest(input: unknown): Manifest {
     if (digests.length === 32 * m.chunks.length && digests.toString('hex') === joined) {
       const root = oneShotHash('sha256', digests, 'hex');
       if (root !== m.rootHash) throw new ManifestError(`manifest of volume '${m.volumeId}' claims root hash ${m.rootHash}, but its chunk hashes give ${root}`);
+      DIGESTS.set(m, digests);
       return m;
     }
   }

@@ -17,9 +17,9 @@ import type { CodecSpec } from './codec';
 import { unpackChunk } from './codec';
 import { zstdDecompress, zstdFrameContentSize } from './zstd';
 import type { FinalImage } from '../capture/final-images';
-import { verifyManifest } from '../capture/manifest-builder';
+import { digestsOf, verifyDecodedManifest, verifyManifest } from '../capture/manifest-builder';
 import { ManifestError, SHA256_HEX } from '../../core/manifest';
-import { decodeManifest, ManifestDeltaError, readManifestHeader } from '../../core/manifest-delta';
+import { decodeManifestWithDigests, ManifestDeltaError, readManifestHeader } from '../../core/manifest-delta';
 import { BINARY_MANIFEST_TYPE, decodeResent, MANIFEST_BASE_HEADER, MAX_MANIFEST_BASES, RESENT_HEADER } from './server';
 
 export interface PullPlan {
@@ -303,6 +303,14 @@ export async function fetchManifest(endpoint: string, root: string, token: strin
       if (v.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${v.rootHash}, asked for ${root}`);
       return v;
     };
+    // A binary manifest: its root checked over the digests the decoder read (and, for the entries
+    // a delta copies, the base's cached digests), not over its entries' hex spelled again.
+    const decodedChecked = (body: Uint8Array, base?: Manifest): Manifest => {
+      const { manifest, digests } = decodeManifestWithDigests(body, base, base && digestsOf(base));
+      const v = verifyDecodedManifest(manifest, digests);
+      if (v.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${v.rootHash}, asked for ${root}`);
+      return v;
+    };
     const bases = (opts.bases ?? []).filter((r) => r !== root).slice(0, MAX_MANIFEST_BASES);
     if (bases.length && opts.loadBase) {
       const res = await get(`?format=bin&base=${bases.join(',')}`);
@@ -314,7 +322,7 @@ export async function fetchManifest(endpoint: string, root: string, token: strin
           if (baseRoot !== undefined && !bases.includes(baseRoot)) throw new ManifestDeltaError(`delta is against ${baseRoot}, which this target did not offer`);
           const base = baseRoot === undefined ? undefined : await opts.loadBase(baseRoot);
           if (baseRoot !== undefined && !base) throw new ManifestDeltaError(`base manifest ${baseRoot} is no longer held here`);
-          const m = checked(decodeManifest(res.body, base));
+          const m = decodedChecked(res.body, base);
           opts.onFetched?.({ format: 'binary', ...(baseRoot ? { baseRoot } : {}), bodyBytes: res.body.length });
           return m;
         } catch (err) {
@@ -327,7 +335,7 @@ export async function fetchManifest(endpoint: string, root: string, token: strin
         let m: Manifest;
         try {
           if (readManifestHeader(full.body).baseRoot !== undefined) throw new ManifestDeltaError('answered a delta where the full manifest was asked for');
-          m = checked(decodeManifest(full.body));
+          m = decodedChecked(full.body);
         } catch (err) {
           if (err instanceof ManifestDeltaError || err instanceof ManifestError) throw new ChunkCorruptError(`manifest ${root.slice(0, 12)}… from ${endpoint} is invalid: ${err.message}`);
           throw err;

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decodeManifest, encodeManifest, ManifestDeltaError, readManifestHeader } from '../../../core/manifest-delta';
+import { decodeManifest, decodeManifestWithDigests, encodeManifest, ManifestDeltaError, readManifestHeader } from '../../../core/manifest-delta';
 import type { Manifest } from '../../../core/manifest';
-import { buildManifestFromStream, verifyManifest } from '../../../agent/capture/manifest-builder';
+import { buildManifestFromStream, digestsOf, verifyDecodedManifest, verifyManifest } from '../../../agent/capture/manifest-builder';
 import { ManifestError } from '../../../core/manifest';
 import { seededBytes } from './seeded-bytes';
 
@@ -70,7 +70,10 @@ test('property: any edit round-trips through a delta against the old manifest', 
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 0, max: 200_000 }), fc.integer({ min: 0, max: 30_000 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 1e6 }), async (at, insert, count, seed) => {
       const m = await manifestOf(edit(old, at, insert, count, seed));
-      assert.deepEqual(verifyManifest(decodeManifest(encodeManifest(m, base).bytes, base)), m);
+      const bytes = encodeManifest(m, base).bytes;
+      assert.deepEqual(verifyManifest(decodeManifest(bytes, base)), m);
+      const d = decodeManifestWithDigests(bytes, base, digestsOf(base));
+      assert.deepEqual(verifyDecodedManifest(d.manifest, d.digests), m);
     }),
     { numRuns: 25 },
   );
@@ -112,4 +115,62 @@ test('hostile binary manifests are refused by bounds, before allocating', () => 
   // Claims 2^40 chunks.
   const huge = Uint8Array.from([...good.subarray(0, 4 + 2 + 32 + 2 + 1 + m.paramsId.length), 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 5]);
   assert.throws(() => decodeManifest(huge), /at most/);
+});
+
+/** The digests a manifest's root is over, spelled from its hex (the definition, not the code under test). */
+function rawDigests(m: Manifest): Buffer {
+  return Buffer.concat(m.chunks.map((c) => Buffer.from(c.hash, 'hex')));
+}
+
+test("the decoder's digests are the entries' digests, full or delta, with the base's digests or its hex", async () => {
+  const old = seededBytes(400_000, 11);
+  const base = await manifestOf(old);
+  const m = await manifestOf(edit(old, 100_000, 9_000, 6, 12));
+  const full = decodeManifestWithDigests(encodeManifest(m).bytes);
+  assert.deepEqual(full.manifest, m);
+  assert.deepEqual(Buffer.from(full.digests), rawDigests(m));
+  const { bytes, info } = encodeManifest(m, base);
+  assert.ok(info.copiedChunks > 0 && info.newChunks > 0, 'the delta has both kinds of entries');
+  for (const baseDigests of [undefined, digestsOf(base)]) {
+    const d = decodeManifestWithDigests(bytes, base, baseDigests);
+    assert.deepEqual(d.manifest, m);
+    assert.deepEqual(Buffer.from(d.digests), rawDigests(m));
+    assert.deepEqual(verifyDecodedManifest(d.manifest, d.digests), m);
+  }
+  // The cache then holds the decoded manifest's digests: a delta against it copies from them.
+  const next = await manifestOf(edit(edit(old, 100_000, 9_000, 6, 12), 50_000, 0, 3, 13));
+  const d2 = decodeManifestWithDigests(encodeManifest(next, m).bytes, m, digestsOf(m));
+  assert.deepEqual(Buffer.from(d2.digests), rawDigests(next));
+  assert.throws(() => decodeManifestWithDigests(bytes, base, new Uint8Array(32)), /base's digests are 32 bytes/);
+});
+
+test('a decoded manifest whose digests do not give its root, or with a bad id, fails verifyDecodedManifest', async () => {
+  const old = seededBytes(300_000, 14);
+  const base = await manifestOf(old);
+  const m = await manifestOf(edit(old, 0, 0, 10, 15));
+  // COPY ops pointing at other base entries: the forgery claims the wanted root, its digests give another.
+  const swapped = encodeManifest({ ...m, chunks: [...m.chunks].reverse().map((c, k, all) => ({ ...c, offset: all.slice(0, k).reduce((a, x) => a + x.length, 0) })) }, base);
+  const forged = decodeManifestWithDigests(swapped.bytes, base, digestsOf(base));
+  assert.equal(forged.manifest.rootHash, m.rootHash, 'the forgery claims the wanted root');
+  assert.throws(() => verifyDecodedManifest(forged.manifest, forged.digests), (err: unknown) => err instanceof ManifestError && /but its chunk hashes give/.test(err.message));
+  // One bit of one NEW digest flipped in the body.
+  const { bytes } = encodeManifest(m);
+  const bad = Uint8Array.from(bytes);
+  bad[bad.length - 1]! ^= 0x01;
+  const d = decodeManifestWithDigests(bad);
+  assert.throws(() => verifyDecodedManifest(d.manifest, d.digests), ManifestError);
+  const good = decodeManifestWithDigests(bytes);
+  assert.throws(() => verifyDecodedManifest({ ...good.manifest, paramsId: 'fastcdc-v1:3:4:5' }, good.digests), ManifestError);
+  assert.throws(() => verifyDecodedManifest({ ...good.manifest, volumeId: '' }, good.digests), /volumeId/);
+  assert.throws(() => verifyDecodedManifest(good.manifest, good.digests.subarray(32)), /bytes of digests/);
+});
+
+test("a base entry's hash that is not lower-case hex is refused when its digest is decoded from the hex", async () => {
+  const old = seededBytes(200_000, 16);
+  const base = await manifestOf(old);
+  const m = await manifestOf(edit(old, 0, 0, 2, 17));
+  const { bytes } = encodeManifest(m, base);
+  const upper = { ...base, chunks: base.chunks.map((c) => ({ ...c, hash: c.hash.toUpperCase() })) };
+  assert.equal(digestsOf(upper), undefined);
+  assert.throws(() => decodeManifestWithDigests(bytes, upper), (err: unknown) => err instanceof ManifestDeltaError && /not 64 lower-case hex digits/.test(err.message));
 });
