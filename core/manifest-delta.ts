@@ -41,9 +41,6 @@ export class ManifestDeltaError extends Error {
 const NIBBLE = new Uint8Array(128).fill(0xff);
 for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
 for (let i = 0; i < 6; i++) NIBBLE[97 + i] = NIBBLE[65 + i] = 10 + i;
-/** NIBBLE without the upper-case digits: a digest's hex spelling is lower-case only. */
-const LOWER_NIBBLE = NIBBLE.slice();
-for (let i = 0; i < 6; i++) LOWER_NIBBLE[65 + i] = 0xff;
 
 class Writer {
   private buf = new Uint8Array(1 << 16);
@@ -224,32 +221,20 @@ export function decodeManifest(bytes: Uint8Array, base?: Pick<Manifest, 'rootHas
 
 /**
  * decodeManifest, plus the entries' raw 32-byte digests in order (32 x chunk count bytes): what
- * the root hash is computed over, so that the receiver checks the root without decoding the
+ * the root hash is computed over, so that the receiver checks the root without spelling the
  * entries' hex again (agent/capture/manifest-builder.ts verifyDecodedManifest). A NEW entry's
- * digest is its bytes in `bytes`; a COPY entry's comes from `baseDigests` (the base's own, in its
- * order) when given, else from the base entry's hex, which must then be 64 lower-case hex digits.
+ * digest is its bytes in `bytes`; a COPY entry's comes from `baseDigests`, the base's own digests
+ * in its order, which a delta needs.
  */
 export function decodeManifestWithDigests(bytes: Uint8Array, base?: Pick<Manifest, 'rootHash' | 'chunks'>, baseDigests?: Uint8Array): { manifest: Manifest; digests: Uint8Array } {
-  if (base && baseDigests && baseDigests.length !== 32 * base.chunks.length) {
-    throw new ManifestDeltaError(`the base's digests are ${baseDigests.length} bytes; its ${base.chunks.length} entries need ${32 * base.chunks.length}`);
+  if (base && baseDigests?.length !== 32 * base.chunks.length) {
+    throw new ManifestDeltaError(`the base's digests are ${baseDigests?.length ?? 'not given'}${baseDigests ? ' bytes' : ''}; its ${base.chunks.length} entries need ${32 * base.chunks.length} bytes`);
   }
-  const out = decode(bytes, base, { baseDigests });
+  const out = decode(bytes, base, { baseDigests: baseDigests ?? new Uint8Array(0) });
   return { manifest: out.manifest, digests: out.digests! };
 }
 
-/** The 32 bytes of a lower-case hex digest into `out` at `at`; false if it is not 64 such digits. */
-function unhex32Into(h: string, out: Uint8Array, at: number): boolean {
-  if (h.length !== 64) return false;
-  for (let i = 0; i < 32; i++) {
-    const hi = LOWER_NIBBLE[h.charCodeAt(2 * i)] ?? 0xff;
-    const lo = LOWER_NIBBLE[h.charCodeAt(2 * i + 1)] ?? 0xff;
-    if ((hi | lo) > 0xf) return false;
-    out[at + i] = (hi << 4) | lo;
-  }
-  return true;
-}
-
-function decode(bytes: Uint8Array, base: Pick<Manifest, 'rootHash' | 'chunks'> | undefined, want: { baseDigests?: Uint8Array } | undefined): { manifest: Manifest; digests?: Uint8Array } {
+function decode(bytes: Uint8Array, base: Pick<Manifest, 'rootHash' | 'chunks'> | undefined, want: { baseDigests: Uint8Array } | undefined): { manifest: Manifest; digests?: Uint8Array } {
   const head = readManifestHeader(bytes);
   const r = new Reader(bytes);
   r.pos = 4 + 2 + (head.baseRoot ? 32 : 0) + 32;
@@ -284,11 +269,7 @@ function decode(bytes: Uint8Array, base: Pick<Manifest, 'rootHash' | 'chunks'> |
       if (n === 0 || from + n > base.chunks.length || chunks.length + n > count) {
         throw new ManifestDeltaError(`COPY of ${n} entries from ${from} is out of range (base has ${base.chunks.length}, ${count - chunks.length} entries left)`);
       }
-      if (want) {
-        const d = room(n);
-        if (want.baseDigests) d.set(want.baseDigests.subarray(32 * from, 32 * (from + n)), 32 * chunks.length);
-        else for (let j = 0; j < n; j++) if (!unhex32Into(base.chunks[from + j]!.hash, d, 32 * (chunks.length + j))) throw new ManifestDeltaError(`base entry ${from + j}'s hash is not 64 lower-case hex digits`);
-      }
+      if (want) room(n).set(want.baseDigests.subarray(32 * from, 32 * (from + n)), 32 * chunks.length);
       for (let j = from; j < from + n; j++) {
         const c = base.chunks[j]!;
         chunks.push({ offset, length: c.length, hash: c.hash });
@@ -319,5 +300,6 @@ function decode(bytes: Uint8Array, base: Pick<Manifest, 'rootHash' | 'chunks'> |
   if (!r.atEnd) throw new ManifestDeltaError('binary manifest has bytes after its last entry');
   if (offset !== totalBytes) throw new ManifestDeltaError(`binary manifest claims ${totalBytes} bytes; its entries add up to ${offset}`);
   const manifest: Manifest = { version: MANIFEST_V1, volumeId, paramsId, chunks, totalBytes, rootHash: head.rootHash };
-  return digests ? { manifest, digests: digests.length === 32 * chunks.length ? digests : digests.slice(0, 32 * chunks.length) } : { manifest };
+  // Grown to 32 x count at most, and the last entry needed exactly that: the digests fill it.
+  return { manifest, ...(digests ? { digests } : {}) };
 }

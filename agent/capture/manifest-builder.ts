@@ -80,11 +80,15 @@ const DIGESTS = new WeakMap<Pick<Manifest, 'chunks'>, Uint8Array>();
 export function digestsOf(m: Pick<Manifest, 'chunks'>): Uint8Array | undefined {
   const hit = DIGESTS.get(m);
   if (hit && hit.length === 32 * m.chunks.length) return hit;
-  const joined = m.chunks.map((c) => c.hash).join('');
-  const digests = Buffer.from(joined, 'hex');
-  if (digests.length !== 32 * m.chunks.length || digests.toString('hex') !== joined) return undefined;
-  DIGESTS.set(m, digests);
+  const digests = unhexDigests(m.chunks.map((c) => c.hash).join(''), m.chunks.length);
+  if (digests) DIGESTS.set(m, digests);
   return digests;
+}
+
+/** `count` digests from their hex joined; undefined unless it is exactly that many, in lower-case hex (which survives the round trip). */
+function unhexDigests(joined: string, count: number): Buffer | undefined {
+  const digests = Buffer.from(joined, 'hex');
+  return digests.length === 32 * count && digests.toString('hex') === joined ? digests : undefined;
 }
 
 /**
@@ -102,6 +106,11 @@ export function verifyDecodedManifest(m: Manifest, digests: Uint8Array): Manifes
     throw new ManifestError(`invalid manifest: ${(err as Error).message}`);
   }
   if (digests.length !== 32 * m.chunks.length) throw new ManifestError(`manifest of volume '${m.volumeId}' has ${m.chunks.length} entries but ${digests.length} bytes of digests`);
+  return rootChecked(m, digests);
+}
+
+/** `m` if sha256 over `digests` is its root hash (then its digests are cached); else a ManifestError. */
+function rootChecked(m: Manifest, digests: Uint8Array): Manifest {
   const root = oneShotHash('sha256', digests, 'hex');
   if (root !== m.rootHash) throw new ManifestError(`manifest of volume '${m.volumeId}' claims root hash ${m.rootHash}, but its chunk hashes give ${root}`);
   DIGESTS.set(m, digests);
@@ -119,13 +128,8 @@ export function verifyManifest(input: unknown): Manifest {
   const joined = manifestShapeHashes(input);
   if (joined !== undefined) {
     const m = input as Manifest;
-    const digests = Buffer.from(joined, 'hex');
-    if (digests.length === 32 * m.chunks.length && digests.toString('hex') === joined) {
-      const root = oneShotHash('sha256', digests, 'hex');
-      if (root !== m.rootHash) throw new ManifestError(`manifest of volume '${m.volumeId}' claims root hash ${m.rootHash}, but its chunk hashes give ${root}`);
-      DIGESTS.set(m, digests);
-      return m;
-    }
+    const digests = unhexDigests(joined, m.chunks.length);
+    if (digests) return rootChecked(m, digests);
   }
   assertManifest(input);
   parseParamsId(input.paramsId);

@@ -306,7 +306,9 @@ export async function fetchManifest(endpoint: string, root: string, token: strin
     // A binary manifest: its root checked over the digests the decoder read (and, for the entries
     // a delta copies, the base's cached digests), not over its entries' hex spelled again.
     const decodedChecked = (body: Uint8Array, base?: Manifest): Manifest => {
-      const { manifest, digests } = decodeManifestWithDigests(body, base, base && digestsOf(base));
+      const baseDigests = base && digestsOf(base);
+      if (base && !baseDigests) throw new ManifestDeltaError(`base manifest ${base.rootHash} holds a hash that is not 64 lower-case hex digits`);
+      const { manifest, digests } = decodeManifestWithDigests(body, base, baseDigests);
       const v = verifyDecodedManifest(manifest, digests);
       if (v.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${v.rootHash}, asked for ${root}`);
       return v;
