@@ -40,6 +40,7 @@ import { resolveConnection } from '../client/connection';
 import { ensureFederationWorkflow } from './federation-workflow';
 import { workloadFronts, type WorkloadFrontsOptions } from './fronts';
 import type { FrontSet } from '../agent/front/front-set';
+import { applyAgentGcPolicy } from './gc-policy';
 
 export interface FederationRuntimeOptions {
   config: FederationConfig;
@@ -97,6 +98,8 @@ function previousPort(dir: string): number | undefined {
 }
 
 export async function startFederation(opts: FederationRuntimeOptions): Promise<RunningFederation> {
+  // Before the first Buffer of a volume: an agent's GC counts them with the heap (./gc-policy.ts).
+  applyAgentGcPolicy();
   const home = opts.home ?? fedflowHome();
   const log = opts.log ?? (() => undefined);
   // TLS material first, before Temporal or any socket: a missing file, a key others can read, a
