@@ -13,13 +13,18 @@
  * limit, external memory still triggers collection (memory stays bounded: the limit grows with
  * what survives, as the heap's does), but at the pace of the heap's limit.
  *
- * Measured in `docs/workloads.md` ("Garbage collection"): `npm run bench -- downtime --workload kv
- * --volume-mib 64`, alternated with and without this policy.
+ * Measured in docs/workloads.md ("Since 2026-12-04 04:00 UTC: garbage collection"): `npm run bench --
+ * downtime --workload kv --volume-mib 64`, with and without this policy.
  *
- * `FEDFLOW_GC_POLICY=v8-default` leaves V8's default (to compare, or should a Node release drop the
- * flag). Set before the first agent starts; V8 reads the flag as it computes its limits.
+ * `FEDFLOW_GC_POLICY=v8-default` leaves V8's default (to compare, or to spend less memory). Set
+ * when the process starts its agents or control worker (startFederation); V8 reads the flag each
+ * time it computes or checks its limits, so Buffers allocated before count from the next GC on.
+ *
+ * The flag is V8 13's (Node 24). A V8 without it prints "unrecognized flag" on stderr and keeps
+ * its default; the policy then does nothing (the unit test, which counts collections, would fail).
  */
 import { setFlagsFromString } from 'node:v8';
+import { FedflowError } from '../client/federation';
 
 export const GC_POLICY_FLAG = '--external-memory-accounted-in-global-limit';
 
@@ -28,9 +33,10 @@ let applied: boolean | undefined;
 /** Applies the policy once per process; returns whether it is in force. */
 export function applyAgentGcPolicy(env: NodeJS.ProcessEnv = process.env): boolean {
   if (applied !== undefined) return applied;
-  const choice = env.FEDFLOW_GC_POLICY ?? 'bulk-data';
+  // Empty is unset, as for the other FEDFLOW_ variables (a unit file's `Environment=FEDFLOW_GC_POLICY=`).
+  const choice = env.FEDFLOW_GC_POLICY || 'bulk-data';
   if (choice !== 'bulk-data' && choice !== 'v8-default') {
-    throw new Error(`FEDFLOW_GC_POLICY is '${choice}'; expected 'bulk-data' (the default: external memory counts in V8's global limit) or 'v8-default'`);
+    throw new FedflowError(`FEDFLOW_GC_POLICY is '${choice}'; expected 'bulk-data' (the default: external memory counts in V8's global limit) or 'v8-default'`, 'InvalidEnvironment');
   }
   applied = choice === 'bulk-data';
   if (applied) setFlagsFromString(GC_POLICY_FLAG);
