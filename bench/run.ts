@@ -22,6 +22,7 @@ const BENCHES: Record<string, string> = {
   'spawn-cost': 'spawn-cost',
   hosts: 'hosts',
   'kv-readahead': 'kv-readahead',
+  'agent-footprint': 'agent-footprint',
 };
 
 function usage(): string {

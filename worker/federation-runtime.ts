@@ -144,7 +144,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
     const tls = tlsOf.get(site.id);
     // A cloud site's agent runs here and stands for the site: volumes and the workload process are
     // local, while the real instance is created and removed through the cloud's adapter.
-    const cloud = site.provider === 'local' ? undefined : createCloudProvider(site);
+    const cloud = site.provider === 'local' ? undefined : await createCloudProvider(site);
     const dir = siteDir(site.id, home);
     mkdirSync(dir, { recursive: true });
     const provider = new LocalProvider({ site: site.id, dir, capacityInstances: site.capacity.instances });
