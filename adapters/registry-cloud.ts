@@ -56,6 +56,9 @@ export async function createCloudProvider(site: CloudSiteConfig, overrides: Clou
     }
   } catch (err) {
     if (err instanceof ProviderError) throw err;
+    // An adapter or SDK that cannot be loaded is the installation's fault, not the site's settings'.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') throw err;
     throw new ProviderError(ProviderErrorType.InvalidParameter, (err as Error).message, site.provider, { cause: err });
   }
 }

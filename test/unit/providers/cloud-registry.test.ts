@@ -24,9 +24,10 @@ function sdksLoadedBy(modules: string[]): string[] {
 
 describe('cloud registry', () => {
   it('loads no cloud SDK with the agent runtime, and each one with its adapter', () => {
-    assert.deepEqual(sdksLoadedBy(['worker/federation-runtime.ts']), []);
+    // The runtime and the roles module the agent's entry points run it through.
+    assert.deepEqual(sdksLoadedBy(['worker/federation-runtime.ts', 'worker/roles.ts']), []);
     // The check can see an SDK: loading the adapters loads theirs.
-    assert.deepEqual(sdksLoadedBy(['worker/federation-runtime.ts', 'adapters/aws/provider.ts', 'adapters/gcp/provider.ts']).sort(), ['@aws-sdk', '@google-cloud']);
+    assert.deepEqual(sdksLoadedBy(['worker/federation-runtime.ts', 'adapters/aws/provider.ts', 'adapters/azure/provider.ts', 'adapters/gcp/provider.ts']).sort(), ['@aws-sdk', '@azure', '@google-cloud']);
   });
 
   it('builds each cloud site of the multi-cloud example on demand', async () => {
