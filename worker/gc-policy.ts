@@ -6,8 +6,9 @@
  * Why: an agent moves volumes through Buffers (chunks read, compressed, sent, received, stored,
  * patched). By default V8 starts a full mark-compact every time external memory has grown by about
  * 64 MB since the last one ("external memory pressure"), whatever the heap's own size. With a
- * 180 MB heap (a process running the Temporal SDK, the cloud SDKs and several sites' agents) and
- * a pre-copy round moving hundreds of MB a second, that was a full-heap marking every 200-300 ms
+ * 180 MB heap (the downtime benchmark's process, which runs every site; ~75 MB since the cloud SDKs
+ * are loaded on demand, adapters/registry-cloud.ts, and the policy has not been weighed again at
+ * that size) and a pre-copy round moving hundreds of MB a second, that was a full-heap marking every 200-300 ms
  * across the migration, its pauses and marking steps taking 30-45% of the main thread (V8's own
  * `--trace-gc` mutator utilisation, 0.55-0.69), cut-over windows included. Accounted in the global
  * limit, external memory still triggers collection (memory stays bounded: the limit grows with

@@ -30,11 +30,12 @@ export function followPlacement(log: { workloads(): Promise<{ id: string; addres
   let address = first;
   let appliedFrom = 0;
   let inFlight = 0;
-  // A query sent while the control worker is dead waits for it (on the dead worker's sticky queue
-  // until the server gives that up, seconds later): with a small cap, a few such queries stopped the
-  // polling and the client learned the new placement late, which counted against the migration in
-  // a comparison with its reported downtime (a CI rehearsal, 2026-12-04: client gap 12.7 s against
-  // 11.4 s reported). Enough room for 20 s of polls, so later queries still go out every 50 ms.
+  // A query sent while the control worker is dead can wait for it (on the dead worker's sticky
+  // queue, until the server gives that up): with a cap of 8, a few such queries could stop the
+  // polling, and the client would learn the new placement late, against the migration in the
+  // comparison with its reported downtime. The likely cause, not observed, of one CI rehearsal's
+  // failure (2026-12-04: client gap 12.7 s against 11.4 s reported). Room for 20 s of polls, so
+  // later queries still go out every 50 ms.
   const timer = setInterval(() => {
     if (inFlight >= 400) return;
     const startedAt = performance.now();
