@@ -42,17 +42,18 @@ function longestGap(acked: Map<number, number>, from: number, to: number): numbe
 }
 
 /**
- * The floor: the service's own clean stop (the spec's freeze) and start on the same data, on the
- * instance the workload runs on now, through the site's runner as an operator would restart it,
- * timed from the stop until a write over a fresh direct connection succeeds. No fedflow step,
- * no front: the client connects to the instance.
+ * The floor: the service's own clean stop and start on the same data, on the instance the workload
+ * runs on now, through the site's runner as an operator would restart it (`runner.stop`: the
+ * freeze hook's signal when the freeze is a clean stop, as PostgreSQL's is, else SIGTERM, as for
+ * Redis, whose freeze pauses writes instead), timed from the stop until a write over a fresh
+ * direct connection succeeds. No fedflow step, no front: the client connects to the instance.
  */
 async function floorMs(service: Service, runner: WorkloadRunner, id: string): Promise<number> {
   const info = runner.info(id);
   if (!info.running || !info.address) throw new Error(`${id} does not run at ${runner.site}: no floor to take`);
   const hostPort = `${runner.host}:${info.port}`;
   const t0 = performance.now();
-  await runner.freeze(id);
+  await runner.stop(id);
   const starting = runner.start(id);
   starting.catch(() => undefined);
   for (let n = 1_000_000_000; ; n++) {

@@ -8,8 +8,8 @@
  * test runs as root. The test's directory is then made passable (chmod 711) for that user.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../../agent/site/home';
 import { processStartTime } from '../../agent/workload/exec';
+import { freePort } from '../../agent/workload/net';
 import { workloadSecretPath, writeWorkloadSecret } from '../../agent/workload/secrets';
 import { WorkloadError, WorkloadRunner } from '../../agent/workload/runner';
 import { loadWorkloadSpecFile } from '../../agent/workload/spec-file';
@@ -119,7 +120,7 @@ describe('workload runner', () => {
     assert.equal((await runner.healthy('postgres')).healthy, false);
   });
 
-  it('Redis with AOF: start, write, verify, freeze (SIGTERM), start again on the same data, same digest', async () => {
+  it('Redis with AOF: start, write, verify, freeze (writes paused, no stop), a copy taken frozen has the same data, thaw, a clean restart replays it', async () => {
     const spec = example('redis');
     await runner.install(spec);
     started.add('redis');
@@ -131,19 +132,52 @@ describe('workload runner', () => {
     assert.notEqual(before.digest, '0'.repeat(40), 'a non-empty dataset');
 
     const frozen = await runner.freeze('redis');
-    assert.equal(frozen.stopped, true);
-    const files = readdirSync(join(runner.volumeRoot('redis'), 'data'), { recursive: true }).map(String);
-    assert.ok(files.some((f) => f.includes('appendonly')), `the AOF is on the volume: ${files.join(', ')}`);
-    assert.equal((await runner.verify('redis')).digest, before.digest, 'verified on the frozen data');
+    assert.equal(frozen.stopped, false, 'the freeze pauses writes; the instance runs on');
+    assert.equal(await redis(s.port, 'CONFIG', 'GET', 'auto-aof-rewrite-percentage'), 'auto-aof-rewrite-percentage\n0', 'no AOF rewrite may start while frozen');
+    // A write while frozen waits, unexecuted; a client that gives up leaves the data unchanged.
+    await assert.rejects(run('redis-cli', ['-h', '127.0.0.1', '-p', String(s.port), 'SET', 'key:7', 'while-frozen'], { timeout: 400 }), 'a write blocks while frozen');
+    assert.equal(await redis(s.port, 'GET', 'key:7'), `value-7-${'x'.repeat(7)}`, 'reads go on; the abandoned write was not executed');
+    const atFreeze = await runner.verify('redis');
+    assert.equal(atFreeze.privateBoot, false, 'verified on the live, frozen instance');
+    assert.equal(atFreeze.digest, before.digest, 'verified on the frozen data');
 
-    const again = await runner.start('redis');
-    assert.equal((await runner.verify('redis')).digest, before.digest, 'replayed from the AOF: same data');
-    assert.equal(await redis(again.port, 'GET', 'key:7'), `value-7-${'x'.repeat(7)}`);
-    await redis(again.port, 'SET', 'key:7', 'changed');
-    assert.notEqual((await runner.verify('redis')).digest, before.digest);
-    // Thaw after a stopping freeze starts it again.
-    await runner.freeze('redis');
+    // What a capture sees: the volume copied while frozen starts as the same data elsewhere.
+    const volume = join(runner.volumeRoot('redis'), 'data');
+    const files = readdirSync(volume, { recursive: true }).map(String);
+    assert.ok(files.some((f) => f.includes('appendonly')), `the AOF is on the volume: ${files.join(', ')}`);
+    const copy = mkdtempSync(join(tmpdir(), 'fedflow-redis-copy-'));
+    const copyPort = await freePort('127.0.0.1');
+    cpSync(volume, copy, { recursive: true });
+    const other = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(copyPort), '--dir', copy, '--appendonly', 'yes', '--save', '', '--enable-debug-command', 'local'], { stdio: 'ignore' });
+    try {
+      const digest = await (async () => {
+        for (let i = 0; ; i++) {
+          try {
+            const d = await redis(copyPort, 'DEBUG', 'DIGEST');
+            if (/^[0-9a-f]{40}$/.test(d)) return d;
+          } catch (err) {
+            if (i > 500) throw err;
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      assert.equal(digest, before.digest, 'a copy of the frozen volume holds the same data');
+    } finally {
+      other.kill('SIGKILL');
+      rmSync(copy, { recursive: true, force: true });
+    }
+
+    // The thaw: writes again, and automatic rewrites back on.
     await runner.thaw('redis');
+    assert.equal(await redis(s.port, 'CONFIG', 'GET', 'auto-aof-rewrite-percentage'), 'auto-aof-rewrite-percentage\n100');
+    await redis(s.port, 'SET', 'key:7', 'changed');
+    const changed = await runner.verify('redis');
+    assert.notEqual(changed.digest, before.digest);
+
+    // A clean stop and a start on the same data (the source's end, and the benchmark's floor).
+    await runner.stop('redis');
+    const again = await runner.start('redis');
+    assert.equal((await runner.verify('redis')).digest, changed.digest, 'replayed from the AOF: same data');
     assert.equal(await redis(again.port, 'GET', 'key:7'), 'changed');
   });
 
