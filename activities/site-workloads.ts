@@ -9,8 +9,9 @@
  *   workload runner (agent/workload/runner.ts) with the spec's own hooks. Its standby is "installed, not
  *   running" (a real service cannot boot without its data), so activation is a start and a health
  *   check on the synced volume. Its digest is the sha256 of what its verification printed (keys
- *   are the sample's notion and stay unset); the source's is taken right after the freeze, on the
- *   frozen data (a freeze that stops the service verifies on a private boot, agent/workload/runner.ts verify).
+ *   are the sample's notion and stay unset); the source's is taken on the frozen data after the
+ *   capture, beside the target's pull (a freeze that stops the service verifies on a private boot,
+ *   agent/workload/runner.ts verify).
  *
  * Failures of a spec workload's hooks are WorkloadErrors; the activities map them to
  * non-retryable ApplicationFailures (a hook is not retried by Temporal: the workflow compensates).

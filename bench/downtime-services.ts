@@ -5,14 +5,17 @@
  *
  * Per run: the service's data is about N MiB (PostgreSQL: a table of 1 KiB rows; Redis: 64 KiB
  * random strings), a writer sends one write after another through the stable address over one
- * persistent connection (reconnecting at once when it ends: the freeze stops the server), and the
+ * persistent connection (reconnecting at once when it ends), and the
  * workload moves dc:paris -> dc:frankfurt -> dc:paris …
  * - `downtimeMs`: the longest gap between two acknowledged writes from the migration's start to
  *   its end (what a client saw);
  * - `reportedDowntimeMs`: the migration's own figure (first freeze to route switched);
+ * - `gapAtCutoverMs`: the client's longest gap that overlaps the reported window (from the source's
+ *   freeze as the migration recorded it, `window.frozenAtMs`, for `reportedDowntimeMs`), and
+ *   `longestGapEndedAfterFreezeMs`: where the longest gap ended, from the freeze (negative: a stall
+ *   before it, during pre-copy);
  * - `floorMs`: in the same run, the service's own restart on the same data, no fedflow involved:
- *   a copy of the volume started by the spec's command, then timed from the spec's freeze (its
- *   clean stop) through a start on the same data until the first write succeeds;
+ *   its clean stop (runner.stop) and a start on the same data until the first write succeeds;
  * - `lostWrites`: acknowledged writes missing on the target (must be 0); `volumeBytes`.
  * A summary line ends it, with the target: p50 downtime at most the floor's p50 + 150 ms.
  * The writer runs in a process of its own unless `--client in-process` (./client-process.ts).
@@ -34,12 +37,14 @@ import { startServiceClient, type ClientPlacement } from './client-process';
 /** Over the floor, at most (issue 14). */
 const OVER_FLOOR_MS = 150;
 
-function longestGap(acked: Map<number, number>, from: number, to: number): number {
+/** The longest gap between two acknowledged writes in [from, to], and where it ended. */
+function longestGap(acked: Map<number, number>, from: number, to: number): { ms: number; endedAt: number } {
   const t = [...acked.values()].sort((a, b) => a - b);
-  let gap = 0;
-  for (let i = 1; i < t.length; i++) if (t[i]! > from && t[i - 1]! < to) gap = Math.max(gap, t[i]! - t[i - 1]!);
+  let gap = { ms: 0, endedAt: from };
+  for (let i = 1; i < t.length; i++) if (t[i]! > from && t[i - 1]! < to && t[i]! - t[i - 1]! > gap.ms) gap = { ms: t[i]! - t[i - 1]!, endedAt: t[i]! };
   return gap;
 }
+
 
 /**
  * The floor: the service's own clean stop and start on the same data, on the instance the workload
@@ -135,9 +140,14 @@ export async function runServiceDowntime(name: ServiceName, opts: { runs: number
         check.close();
       }
       lostWrites += missing;
-      const downtimeMs = longestGap(writer.acked, startedAt, endedAt);
+      const longest = longestGap(writer.acked, startedAt, endedAt);
+      const downtimeMs = longest.ms;
       downtimes.push(downtimeMs);
       const final = r.rounds.at(-1)!;
+      const window = await windowPhases(handle);
+      // The cut-over's own gap, and where the longest ended from the freeze (negative: a stall
+      // before it, during pre-copy).
+      const frozenAt = window.frozenAtMs as number | undefined;
       print({
         bench: 'downtime',
         workload: name,
@@ -147,13 +157,15 @@ export async function runServiceDowntime(name: ServiceName, opts: { runs: number
         mode: r.mode,
         downtimeMs,
         reportedDowntimeMs: r.downtimeMs,
+        gapAtCutoverMs: frozenAt !== undefined ? longestGap(writer.acked, frozenAt, frozenAt + r.downtimeMs).ms : null,
+        longestGapEndedAfterFreezeMs: frozenAt !== undefined ? longest.endedAt - frozenAt : null,
         floorMs: floor,
         lostWrites: missing,
         volumeBytes: r.volumeBytes,
         durationMs: r.durationMs,
         precopyRounds: r.precopyRounds,
         finalRound: { chunksSent: final.chunksSent, bytesSent: final.bytesSent, durationMs: final.durationMs, extract: final.extract ?? null },
-        window: await windowPhases(handle),
+        window,
         ackedWrites: writer.acked.size,
         failedWrites: writer.failed,
         clientPlacement: opts.client,
