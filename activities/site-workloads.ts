@@ -9,9 +9,8 @@
  *   workload runner (agent/workload/runner.ts) with the spec's own hooks. Its standby is "installed, not
  *   running" (a real service cannot boot without its data), so activation is a start and a health
  *   check on the synced volume. Its digest is the sha256 of what its verification printed (keys
- *   are the sample's notion and stay unset); the source's is taken on the frozen data after the
- *   capture, beside the target's pull (a freeze that stops the service verifies on a private boot,
- *   agent/workload/runner.ts verify).
+ *   are the sample's notion and stay unset); the source's is taken right after the freeze, on the
+ *   frozen data (a freeze that stops the service verifies on a private boot, agent/workload/runner.ts verify).
  *
  * Failures of a spec workload's hooks are WorkloadErrors; the activities map them to
  * non-retryable ApplicationFailures (a hook is not retried by Temporal: the workflow compensates).
@@ -88,18 +87,18 @@ export class SiteWorkloads {
   }
 
   /**
-   * Freezes the workload for the cut-over. The sample answers its freeze with its digest. A spec
-   * workload returns how to take it: the caller captures the volume first and verifies after,
-   * beside the target's work, so the verification (a private boot when the freeze stopped the
-   * service; on the live, frozen instance otherwise, e.g. Redis's DEBUG DIGEST, which reads the
-   * whole dataset) is not added to the downtime before the target can pull.
+   * Freezes the workload for the cut-over. Returns the digest of the frozen data, or, when the
+   * freeze stopped the service (its verification then needs a private boot), how to take it: the
+   * caller captures the volume first and verifies after, beside the target's work, so the boot is
+   * not added to the downtime. The sample answers its freeze with its digest.
    */
   async freeze(instance: InstanceRef, address: string): Promise<{ digest: WorkloadDigest } | { verify: () => Promise<WorkloadDigest> }> {
     const id = specWorkloadOf(instance);
     if (id === undefined) return { digest: (await kvCall(address, 'POST', '/admin/freeze')) as WorkloadDigest };
     // An attempt retried after a crash finds it frozen by the first: the hook does not run twice.
     if (this.runner.info(id).status !== 'frozen') await this.runner.freeze(id);
-    return { verify: async () => printedDigest((await this.runner.verify(id)).digest) };
+    const verify = async () => printedDigest((await this.runner.verify(id)).digest);
+    return this.runner.info(id).running ? { digest: await verify() } : { verify };
   }
 
   /**
@@ -210,7 +209,7 @@ export class SiteWorkloads {
       await this.provider.tag(instance, { [STANDBY_TAG]: 'false' });
       return served;
     }
-    // The source's digest may still be on its way (its verification runs beside this start).
+    // The source's digest may still be on its way (its private boot runs beside this start).
     const expectedAlso = Promise.resolve(expectedSoon);
     expectedAlso.catch(() => undefined);
     // On the port the placement will name (chosen at the standby), or not at all.

@@ -5,7 +5,7 @@
  *
  * Per run: the service's data is about N MiB (PostgreSQL: a table of 1 KiB rows; Redis: 64 KiB
  * random strings), a writer sends one write after another through the stable address over one
- * persistent connection (reconnecting at once when it ends), and the
+ * persistent connection (reconnecting at once when it ends: the freeze stops the server), and the
  * workload moves dc:paris -> dc:frankfurt -> dc:paris …
  * - `downtimeMs`: the longest gap between two acknowledged writes from the migration's start to
  *   its end (what a client saw);
@@ -45,13 +45,12 @@ function longestGap(acked: Map<number, number>, from: number, to: number): { ms:
   return gap;
 }
 
-
 /**
  * The floor: the service's own clean stop and start on the same data, on the instance the workload
  * runs on now, through the site's runner as an operator would restart it (`runner.stop`: the
- * freeze hook's signal when the freeze is a clean stop, as PostgreSQL's is, else SIGTERM, as for
- * Redis, whose freeze pauses writes instead), timed from the stop until a write over a fresh
- * direct connection succeeds. No fedflow step, no front: the client connects to the instance.
+ * freeze hook's signal when the freeze is a clean stop, as both services' are, else SIGTERM; not
+ * the freeze hook itself, which need not stop the service), timed from the stop until a write over
+ * a fresh direct connection succeeds. No fedflow step, no front: the client connects to the instance.
  */
 async function floorMs(service: Service, runner: WorkloadRunner, id: string): Promise<number> {
   const info = runner.info(id);

@@ -554,14 +554,13 @@ export class WorkloadRunner {
     // failed in pre-copy) leaves the instance as it is.
     if (rec?.status !== 'freezing' && rec?.status !== 'frozen') return { hook: 'thaw', ms: 0, stopped: !rec || !stillRunning(rec.pid, rec.procStart) };
     this.stopPrivateBoot(id);
-    // A thaw that starts it (after a freeze that stopped it), or an instance that is gone while
-    // frozen (killed, crashed; or a freeze that stops it, killed on its timeout): started again on
-    // its data, which a fresh start serves unfrozen. The compensation then has its source back.
-    if (hook.start || !rec || !stillRunning(rec.pid, rec.procStart)) {
-      const how = hook.start ? 'start' : 'start: the instance was not running';
-      const started = await withTimeout(this.start(id), ms(hook.timeoutSeconds), () => new WorkloadError(`thaw hook of workload '${id}' at ${this.site} (${how}) did not bring it up within ${hook.timeoutSeconds} s`, FailureType.WorkloadHookTimeout));
+    if (hook.start) {
+      const started = await withTimeout(this.start(id), ms(hook.timeoutSeconds), () => new WorkloadError(`thaw hook of workload '${id}' at ${this.site} (start) did not bring it up within ${hook.timeoutSeconds} s`, FailureType.WorkloadHookTimeout));
       this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port: started.port, status: 'running' });
       return { hook: 'thaw', ms: Date.now() - t0, stopped: false };
+    }
+    if (!rec || !stillRunning(rec.pid, rec.procStart)) {
+      throw new WorkloadError(`cannot thaw workload '${id}' at ${this.site}: it is not running, and its thaw hook does not start it`, FailureType.WorkloadNotInstalled);
     }
     await this.runCall(spec, 'thaw', hook, this.values(spec, rec.port), ms(hook.timeoutSeconds));
     this.saveRecord(id, { pid: rec.pid, procStart: rec.procStart, port: rec.port, status: 'running' });

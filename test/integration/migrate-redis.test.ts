@@ -3,11 +3,9 @@
  * redis-server with AOF on (every write fsynced before it is acknowledged), added from
  * workloads/redis.yaml, moves from dc:paris to dc:frankfurt while redis-benchmark writes through
  * its stable address and a writer of ours sets one key after another over a persistent
- * connection, reconnecting when it ends. At the freeze Redis's writes are paused (CLIENT PAUSE
- * WRITE; every acknowledged write is in the AOF, fsynced), a write sent then waits until the front
- * resets the old placement's connections at the switch, both ends verify to the same DEBUG
- * DIGEST, and every write acknowledged before, during and after the cut-over is on the target,
- * reached through the same address.
+ * connection, reconnecting when it ends. At the freeze Redis stops cleanly (SIGTERM: the AOF is
+ * flushed), both ends verify to the same DEBUG DIGEST, and every write acknowledged before,
+ * during and after the cut-over is on the target, reached through the same address.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -39,7 +37,7 @@ describe('Redis migrates live under redis-benchmark', () => {
     for (let i = 0; i < 64; i++) await seed.command('SET', `seed:${i}`, 'x'.repeat(64 << 10));
     seed.close();
 
-    // redis-benchmark: SETs of random keys through the front, until the switch resets its connections to the source.
+    // redis-benchmark: SETs of random keys through the front, until the freeze ends its connections.
     const bench = spawn('redis-benchmark', ['-h', host, '-p', port, '-t', 'set', '-n', '100000000', '-r', '100000', '-d', '256', '-c', '2', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
     bench.stderr.resume();
     // Our writer: one SET after another, reconnecting at once when the connection ends.

@@ -1,7 +1,7 @@
 /**
  * The cut-over's failure paths for a workload added from a spec (issue 14, item 9), each with a
  * real fault in the spec's own hooks: a freeze hook that exits non-zero, one that hangs past its
- * timeout, data changed behind the frozen source's back, and a target that never
+ * timeout, data changed behind the source's back after its verification, and a target that never
  * passes its health check. The workload is the sample service run from a spec (workloads/kv.yaml
  * with the faulty hook swapped in). Each time the migration fails with the fault's type, the
  * compensations run, the source serves reads and writes again through its stable address, and
@@ -94,13 +94,11 @@ describe('a spec workload whose cut-over fails compensates, and the source serve
     );
   });
 
-  it('data changed behind the frozen source: DataMismatch, the target removed', async () => {
-    // The freeze hook freezes the service, then appends a key to its volume behind its back: the
-    // image the target gets holds a key the service's own digest, taken after the capture, does not.
-    // (Until 2026-12-04 the verification did the appending: it then ran before the capture; a
-    // running spec workload's verification now runs after it.)
-    const tamper = `curl -sf -X POST http://{host}:{port}/admin/freeze >/dev/null && echo '{"k":"behind-its-back","v":"x"}' >> {volume}/kv.jsonl`;
-    await failingMigration({ ...KV, id: 'kv-tampered', hooks: { ...KV.hooks, freeze: { command: ['sh', '-c', tamper], stopsInstance: false, timeoutSeconds: 10 } } }, 'DataMismatch', /workload 'kv-tampered' on dc:frankfurt verifies to digest [0-9a-f]{12} after activation, but the source's verification at the freeze gave [0-9a-f]{12}/);
+  it('data changed behind the source after its verification: DataMismatch, the target removed', async () => {
+    // The verification prints the digest, then a key is appended to the frozen volume behind the
+    // service's back: the image the target gets is not what the source verified.
+    const tamper = `curl -sf http://{host}:{port}/admin/digest; echo '{"k":"behind-its-back","v":"x"}' >> {volume}/kv.jsonl`;
+    await failingMigration({ ...KV, id: 'kv-tampered', verify: { command: ['sh', '-c', tamper], timeoutSeconds: 10 } }, 'DataMismatch', /workload 'kv-tampered' on dc:frankfurt verifies to digest [0-9a-f]{12} after activation, but the source's verification at the freeze gave [0-9a-f]{12}/);
   });
 
   it('a target that never passes its health check: WorkloadUnhealthy, the target removed', async () => {

@@ -8,8 +8,8 @@
  * test runs as root. The test's directory is then made passable (chmod 711) for that user.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -17,7 +17,6 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../../agent/site/home';
 import { processStartTime } from '../../agent/workload/exec';
-import { freePort } from '../../agent/workload/net';
 import { workloadSecretPath, writeWorkloadSecret } from '../../agent/workload/secrets';
 import { WorkloadError, WorkloadRunner } from '../../agent/workload/runner';
 import { loadWorkloadSpecFile } from '../../agent/workload/spec-file';
@@ -120,89 +119,32 @@ describe('workload runner', () => {
     assert.equal((await runner.healthy('postgres')).healthy, false);
   });
 
-  it('Redis with AOF: freeze pauses writes (no stop), the verification is taken live and skips keys with an expiry, a copy taken frozen verifies the same, thaw, a clean restart replays it', async () => {
+  it('Redis with AOF: start, write, verify, freeze (SIGTERM), start again on the same data, same digest', async () => {
     const spec = example('redis');
     await runner.install(spec);
     started.add('redis');
     const s = await runner.start('redis');
-    // Fewer keys than the verification's sample (64): every value is read, so any change shows.
-    for (let i = 0; i < 30; i++) await redis(s.port, 'SET', `key:${i}`, `value-${i}-${'x'.repeat(i % 50)}`);
-    // A hash grown past its compact encoding, then shrunk: its encoding need not match a reload's.
-    for (let i = 0; i < 300; i++) await redis(s.port, 'HSET', 'h', `f${i}`, String(i));
-    await redis(s.port, 'HDEL', 'h', ...Array.from({ length: 297 }, (_, i) => `f${i + 3}`));
-    await redis(s.port, 'SADD', 'set', 'c', 'a', 'b');
-    await redis(s.port, 'ZADD', 'z', '2', 'two', '1', 'one');
-    await redis(s.port, 'RPUSH', 'list', 'x', 'y', 'z');
-    await redis(s.port, 'XADD', 'stream', '1-1', 'f', 'v');
-    // Keys with an expiry: one that passes while frozen (a paused Redis keeps it; a reload drops it), one that does not.
-    await redis(s.port, 'SET', 'soon', 'gone', 'PX', '300');
-    await redis(s.port, 'SET', 'later', 'kept', 'EX', '3600');
+    for (let i = 0; i < 200; i++) await redis(s.port, 'SET', `key:${i}`, `value-${i}-${'x'.repeat(i % 50)}`);
+    await redis(s.port, 'HSET', 'h', 'a', '1', 'b', '2');
     const before = await runner.verify('redis');
     assert.match(before.digest, /^[0-9a-f]{40}$/);
+    assert.notEqual(before.digest, '0'.repeat(40), 'a non-empty dataset');
 
     const frozen = await runner.freeze('redis');
-    assert.equal(frozen.stopped, false, 'the freeze pauses writes; the instance runs on');
-    assert.equal(await redis(s.port, 'CONFIG', 'GET', 'auto-aof-rewrite-percentage'), 'auto-aof-rewrite-percentage\n0', 'no AOF rewrite may start while frozen');
-    // A write while frozen waits; its client gives up (the connection ends) before the thaw.
-    await assert.rejects(run('redis-cli', ['-h', '127.0.0.1', '-p', String(s.port), 'SET', 'key:7', 'while-frozen'], { timeout: 400 }), 'a write waits while frozen');
-    assert.equal(await redis(s.port, 'GET', 'key:7'), `value-7-${'x'.repeat(7)}`, 'reads go on');
-    await new Promise((r) => setTimeout(r, 400)); // 'soon' is past its time now, kept by the paused Redis
-    const atFreeze = await runner.verify('redis');
-    assert.equal(atFreeze.privateBoot, false, 'verified on the live, frozen instance');
-    assert.equal(atFreeze.digest, before.digest, 'verified on the frozen data: keys with an expiry are not counted');
-
-    // What a capture sees: the volume copied while frozen starts elsewhere (dropping 'soon' as it
-    // loads) and verifies to the same digest with the spec's own command.
-    const volume = join(runner.volumeRoot('redis'), 'data');
-    const files = readdirSync(volume, { recursive: true }).map(String);
+    assert.equal(frozen.stopped, true);
+    const files = readdirSync(join(runner.volumeRoot('redis'), 'data'), { recursive: true }).map(String);
     assert.ok(files.some((f) => f.includes('appendonly')), `the AOF is on the volume: ${files.join(', ')}`);
-    const copy = mkdtempSync(join(tmpdir(), 'fedflow-redis-copy-'));
-    cpSync(volume, copy, { recursive: true });
-    const copyPort = await freePort('127.0.0.1');
-    const other = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(copyPort), '--dir', copy, '--appendonly', 'yes', '--save', ''], { stdio: 'ignore' });
-    const verifyArgv = (port: number) => (spec.verify.command as string[]).slice(1).map((a) => a.replace('{host}', '127.0.0.1').replace('{port}', String(port)));
-    try {
-      let printed = '';
-      for (let i = 0; i < 500 && !/^[0-9a-f]{40}$/.test(printed); i++) {
-        if (i) await new Promise((r) => setTimeout(r, 20));
-        printed = await run('redis-cli', verifyArgv(copyPort)).then((r) => r.stdout.trim(), () => '');
-      }
-      assert.equal(printed, before.digest, 'a copy of the frozen volume verifies the same');
-      assert.equal(await redis(copyPort, 'EXISTS', 'soon'), '0', 'the copy dropped the expired key as it loaded');
-      // The check reads the values: one changed value of any type changes it.
-      await redis(copyPort, 'HSET', 'h', 'f1', 'changed');
-      assert.notEqual((await run('redis-cli', verifyArgv(copyPort))).stdout.trim(), before.digest, 'a changed hash field changes the digest');
-    } finally {
-      other.kill('SIGKILL');
-      rmSync(copy, { recursive: true, force: true });
-    }
+    assert.equal((await runner.verify('redis')).digest, before.digest, 'verified on the frozen data');
 
-    // The thaw: once Redis has let go of the abandoned write, writes again and rewrites back on;
-    // the abandoned write never ran.
-    for (let i = 0; /cmd=set/.test(await redis(s.port, 'CLIENT', 'LIST')); i++) {
-      assert.ok(i < 200, 'Redis still holds the abandoned write\'s client after 4 s');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    await runner.thaw('redis');
-    assert.equal(await redis(s.port, 'GET', 'key:7'), `value-7-${'x'.repeat(7)}`, 'the write its client abandoned while frozen never ran');
-    assert.equal(await redis(s.port, 'CONFIG', 'GET', 'auto-aof-rewrite-percentage'), 'auto-aof-rewrite-percentage\n100');
-    await redis(s.port, 'SET', 'key:7', 'changed');
-    const changed = await runner.verify('redis');
-    assert.notEqual(changed.digest, before.digest);
-
-    // A clean stop and a start on the same data (the source's end, and the benchmark's floor).
-    await runner.stop('redis');
     const again = await runner.start('redis');
-    assert.equal((await runner.verify('redis')).digest, changed.digest, 'replayed from the AOF: same data');
-    assert.equal(await redis(again.port, 'GET', 'key:7'), 'changed');
-
-    // A thaw finds the frozen instance gone (killed while frozen): it starts it again.
+    assert.equal((await runner.verify('redis')).digest, before.digest, 'replayed from the AOF: same data');
+    assert.equal(await redis(again.port, 'GET', 'key:7'), `value-7-${'x'.repeat(7)}`);
+    await redis(again.port, 'SET', 'key:7', 'changed');
+    assert.notEqual((await runner.verify('redis')).digest, before.digest);
+    // Thaw after a stopping freeze starts it again.
     await runner.freeze('redis');
-    process.kill(runner.info('redis').pid!, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
     await runner.thaw('redis');
-    assert.equal(runner.info('redis').running, true, 'started again by the thaw');
-    assert.equal(await redis(runner.info('redis').port!, 'GET', 'key:7'), 'changed', 'on its data');
+    assert.equal(await redis(again.port, 'GET', 'key:7'), 'changed');
   });
 
   it('the sample (workloads/kv.yaml): HTTP health, freeze refuses writes, verify, thaw takes writes again', async () => {

@@ -24,8 +24,8 @@ export async function cutOverTogether(c: Cutover): Promise<CutoverResult> {
   // its workload is active and verified to the source's digest. If the
   // cut-over fails once the image exists, the first compensation settles that proposal and
   // puts the placement back on the source. The target proposes only with the source's digest in
-  // hand, which a capture that fails never announces (a spec workload has its image announced
-  // before its digest), so then nothing is sent (unless an earlier attempt of
+  // hand, which a capture that fails never announces (a service whose freeze stops it has its
+  // image announced before its digest), so then nothing is sent (unless an earlier attempt of
   // that capture announced both and was lost before it completed, then a retry failed: not covered).
   let imageCaptured = false;
   const placement: FederationEntry = placementEntry(m, v.target, targetRecord(m, c.target));
