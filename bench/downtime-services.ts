@@ -36,11 +36,13 @@ import { startServiceClient, type ClientPlacement } from './client-process';
 
 /** Over the floor, at most (issue 14). */
 const OVER_FLOOR_MS = 150;
+/** A floor's restart that takes no write within this is an error, not a figure. */
+const FLOOR_DEADLINE_MS = 120_000;
 
-/** The longest gap between two acknowledged writes in [from, to], and where it ended. */
-function longestGap(acked: Map<number, number>, from: number, to: number): { ms: number; endedAt: number } {
+/** The longest gap between two acknowledged writes overlapping [from, to], and where it ended (null: no gap there). */
+function longestGap(acked: Map<number, number>, from: number, to: number): { ms: number; endedAt: number | null } {
   const t = [...acked.values()].sort((a, b) => a - b);
-  let gap = { ms: 0, endedAt: from };
+  let gap: { ms: number; endedAt: number | null } = { ms: 0, endedAt: null };
   for (let i = 1; i < t.length; i++) if (t[i]! > from && t[i - 1]! < to && t[i]! - t[i - 1]! > gap.ms) gap = { ms: t[i]! - t[i - 1]!, endedAt: t[i]! };
   return gap;
 }
@@ -58,9 +60,14 @@ async function floorMs(service: Service, runner: WorkloadRunner, id: string): Pr
   const hostPort = `${runner.host}:${info.port}`;
   const t0 = performance.now();
   await runner.stop(id);
-  const starting = runner.start(id);
-  starting.catch(() => undefined);
+  // On the same port (the address polled below); a start that fails ends the floor with its error.
+  const starting = runner.start(id, { samePort: true });
+  let failed: unknown;
+  starting.catch((err: unknown) => void (failed = err ?? new Error('start failed')));
+  const deadline = t0 + FLOOR_DEADLINE_MS;
   for (let n = 1_000_000_000; ; n++) {
+    if (failed) throw failed;
+    if (performance.now() > deadline) throw new Error(`${id} at ${runner.site} took no write within ${FLOOR_DEADLINE_MS / 1000} s of its restart: no floor`);
     try {
       const c = await service.connect(hostPort);
       try {
@@ -157,7 +164,7 @@ export async function runServiceDowntime(name: ServiceName, opts: { runs: number
         downtimeMs,
         reportedDowntimeMs: r.downtimeMs,
         gapAtCutoverMs: frozenAt !== undefined ? longestGap(writer.acked, frozenAt, frozenAt + r.downtimeMs).ms : null,
-        longestGapEndedAfterFreezeMs: frozenAt !== undefined ? longest.endedAt - frozenAt : null,
+        longestGapEndedAfterFreezeMs: frozenAt !== undefined && longest.endedAt !== null ? longest.endedAt - frozenAt : null,
         floorMs: floor,
         lostWrites: missing,
         volumeBytes: r.volumeBytes,
