@@ -23,6 +23,7 @@ const BENCHES: Record<string, string> = {
   hosts: 'hosts',
   'kv-readahead': 'kv-readahead',
   'agent-footprint': 'agent-footprint',
+  'peer-pool': 'peer-pool',
 };
 
 function usage(): string {

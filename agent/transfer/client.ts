@@ -181,6 +181,39 @@ export function peerAgent(endpoint: string, peer: PeerCall | undefined, pool: { 
   return peer?.tls ? new HttpsAgent({ ...pool, ...tlsClientOptions(peer.tls, peer.site) }) : new Agent(pool);
 }
 
+/**
+ * The keep-alive pool this agent shares for every call to one peer agent: the URL's origin, the
+ * peer's site (whose certificate the server must present) and this agent's TLS material (by
+ * identity: new material, new pool). A cut-over's calls (the final image, the manifest, the
+ * final chunks, the digest) then go over connections the pre-copy rounds opened, with no TLS
+ * handshake inside the downtime window (a fresh mutual-TLS request costs ~2.5 ms against
+ * ~0.2 ms on a pooled one here: `npm run bench -- peer-pool`).
+ *
+ * A pooled socket is dropped when the peer closes it (an agent that stops or crashes) and, per
+ * the server's `Keep-Alive: timeout=` hint, a second before the server would close it idle (Node's
+ * agent; the transfer server says 30 s): no request is sent on a socket the peer is closing.
+ * Callers never destroy a pool; an aborted request destroys only its own socket. Idle sockets do
+ * not keep a process alive (Node unrefs them).
+ */
+export function peerPool(endpoint: string, peer: PeerCall | undefined): Agent {
+  checkScheme(endpoint, peer?.tls);
+  const key = `${new URL(endpoint).origin} ${peer?.site ?? ''}`;
+  const byKey = peer?.tls ? (tlsPools.get(peer.tls) ?? tlsPools.set(peer.tls, new Map()).get(peer.tls)!) : plainPools;
+  let agent = byKey.get(key);
+  if (!agent) {
+    agent = peerAgent(endpoint, peer, { keepAlive: true, maxSockets: Infinity });
+    // Callers bound their own concurrency (a pull's streams); this bounds what stays open idle.
+    agent.maxFreeSockets = POOL_FREE_SOCKETS;
+    byKey.set(key, agent);
+  }
+  return agent;
+}
+
+/** Idle connections a pool keeps per peer: a datacenter pull's streams (core/mode-policy.ts: 2-4), with room. */
+const POOL_FREE_SOCKETS = 8;
+const plainPools = new Map<string, Agent>();
+const tlsPools = new WeakMap<NonNullable<PeerCall['tls']>, Map<string, Agent>>();
+
 function request(url: string, options: RequestOptions, cb: (res: IncomingMessage) => void) {
   return (url.startsWith('https:') ? httpsRequest : httpRequest)(url, options, cb);
 }
@@ -275,88 +308,79 @@ export interface ManifestFetchInfo {
  * another image replaced it.
  */
 export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall, digestOf?: string): Promise<FinalImage | undefined> {
-  const agent = peerAgent(endpoint, peer, { keepAlive: false, maxSockets: 1 });
-  try {
-    const res = await send(agent, `${endpoint}/finals/${slot}?waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}`, 'GET', token, undefined, signal);
-    if (res.status === 204) return undefined;
-    if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/finals/${slot.slice(0, 12)}…`);
-    const image = JSON.parse(res.body.toString('utf8')) as FinalImage;
-    if (!image?.manifest || !SHA256_HEX.test(image.manifest.rootHash) || (image.digest !== undefined && typeof image.digest?.sha256 !== 'string') || typeof image.frozenAtMs !== 'number') {
-      throw new ChunkCorruptError(`final image announced by ${endpoint} is malformed: ${res.body.toString('utf8').slice(0, 200)}`);
-    }
-    return image;
-  } finally {
-    agent.destroy();
+  const res = await send(peerPool(endpoint, peer), `${endpoint}/finals/${slot}?waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}`, 'GET', token, undefined, signal);
+  if (res.status === 204) return undefined;
+  if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/finals/${slot.slice(0, 12)}…`);
+  const image = JSON.parse(res.body.toString('utf8')) as FinalImage;
+  if (!image?.manifest || !SHA256_HEX.test(image.manifest.rootHash) || (image.digest !== undefined && typeof image.digest?.sha256 !== 'string') || typeof image.frozenAtMs !== 'number') {
+    throw new ChunkCorruptError(`final image announced by ${endpoint} is malformed: ${res.body.toString('utf8').slice(0, 200)}`);
   }
+  return image;
 }
 
 export async function fetchManifest(endpoint: string, root: string, token: string, signal?: AbortSignal, opts: FetchManifestOptions = {}): Promise<Manifest> {
-  const agent = peerAgent(endpoint, opts.peer, { keepAlive: true, maxSockets: 1 });
-  try {
-    const get = async (query: string) => {
-      const res = await send(agent, `${endpoint}/manifests/${root}${query}`, 'GET', token, undefined, signal);
-      if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/manifests/${root.slice(0, 12)}…`);
-      return res;
-    };
-    const checked = (m: Manifest): Manifest => {
-      const v = verifyManifest(m);
-      if (v.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${v.rootHash}, asked for ${root}`);
-      return v;
-    };
-    // A binary manifest: its root checked over the digests the decoder read (and, for the entries
-    // a delta copies, the base's cached digests), not over its entries' hex spelled again.
-    const decodedChecked = (body: Uint8Array, base?: Manifest): Manifest => {
-      const baseDigests = base && digestsOf(base);
-      if (base && !baseDigests) throw new ManifestDeltaError(`base manifest ${base.rootHash} holds a hash that is not 64 lower-case hex digits`);
-      const { manifest, digests } = decodeManifestWithDigests(body, base, baseDigests);
-      const v = verifyDecodedManifest(manifest, digests);
-      if (v.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${v.rootHash}, asked for ${root}`);
-      return v;
-    };
-    const bases = (opts.bases ?? []).filter((r) => r !== root).slice(0, MAX_MANIFEST_BASES);
-    if (bases.length && opts.loadBase) {
-      const res = await get(`?format=bin&base=${bases.join(',')}`);
-      if (res.type === BINARY_MANIFEST_TYPE) {
-        let fellBack: string;
-        try {
-          const head = readManifestHeader(res.body);
-          const baseRoot = head.baseRoot;
-          if (baseRoot !== undefined && !bases.includes(baseRoot)) throw new ManifestDeltaError(`delta is against ${baseRoot}, which this target did not offer`);
-          const base = baseRoot === undefined ? undefined : await opts.loadBase(baseRoot);
-          if (baseRoot !== undefined && !base) throw new ManifestDeltaError(`base manifest ${baseRoot} is no longer held here`);
-          const m = decodedChecked(res.body, base);
-          opts.onFetched?.({ format: 'binary', ...(baseRoot ? { baseRoot } : {}), bodyBytes: res.body.length });
-          return m;
-        } catch (err) {
-          if (!(err instanceof ManifestDeltaError || err instanceof ManifestError || err instanceof ChunkCorruptError)) throw err;
-          fellBack = err.message;
-        }
-        // The full manifest, binary and without a base: checked against the root like the delta.
-        const full = await get('?format=bin');
-        if (full.type !== BINARY_MANIFEST_TYPE) throw new ChunkCorruptError(`manifest from ${endpoint} came as ${full.type}, asked for ${BINARY_MANIFEST_TYPE}`);
-        let m: Manifest;
-        try {
-          if (readManifestHeader(full.body).baseRoot !== undefined) throw new ManifestDeltaError('answered a delta where the full manifest was asked for');
-          m = decodedChecked(full.body);
-        } catch (err) {
-          if (err instanceof ManifestDeltaError || err instanceof ManifestError) throw new ChunkCorruptError(`manifest ${root.slice(0, 12)}… from ${endpoint} is invalid: ${err.message}`);
-          throw err;
-        }
-        opts.onFetched?.({ format: 'binary', bodyBytes: res.body.length + full.body.length, fellBack });
+  const agent = peerPool(endpoint, opts.peer);
+  const get = async (query: string) => {
+    const res = await send(agent, `${endpoint}/manifests/${root}${query}`, 'GET', token, undefined, signal);
+    if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/manifests/${root.slice(0, 12)}…`);
+    return res;
+  };
+  const checked = (m: Manifest): Manifest => {
+    const v = verifyManifest(m);
+    if (v.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${v.rootHash}, asked for ${root}`);
+    return v;
+  };
+  // A binary manifest: its root checked over the digests the decoder read (and, for the entries
+  // a delta copies, the base's cached digests), not over its entries' hex spelled again.
+  const decodedChecked = (body: Uint8Array, base?: Manifest): Manifest => {
+    const baseDigests = base && digestsOf(base);
+    if (base && !baseDigests) throw new ManifestDeltaError(`base manifest ${base.rootHash} holds a hash that is not 64 lower-case hex digits`);
+    const { manifest, digests } = decodeManifestWithDigests(body, base, baseDigests);
+    const v = verifyDecodedManifest(manifest, digests);
+    if (v.rootHash !== root) throw new ChunkCorruptError(`manifest from ${endpoint} has root ${v.rootHash}, asked for ${root}`);
+    return v;
+  };
+  const bases = (opts.bases ?? []).filter((r) => r !== root).slice(0, MAX_MANIFEST_BASES);
+  if (bases.length && opts.loadBase) {
+    const res = await get(`?format=bin&base=${bases.join(',')}`);
+    if (res.type === BINARY_MANIFEST_TYPE) {
+      let fellBack: string;
+      try {
+        const head = readManifestHeader(res.body);
+        const baseRoot = head.baseRoot;
+        if (baseRoot !== undefined && !bases.includes(baseRoot)) throw new ManifestDeltaError(`delta is against ${baseRoot}, which this target did not offer`);
+        const base = baseRoot === undefined ? undefined : await opts.loadBase(baseRoot);
+        if (baseRoot !== undefined && !base) throw new ManifestDeltaError(`base manifest ${baseRoot} is no longer held here`);
+        const m = decodedChecked(res.body, base);
+        opts.onFetched?.({ format: 'binary', ...(baseRoot ? { baseRoot } : {}), bodyBytes: res.body.length });
         return m;
+      } catch (err) {
+        if (!(err instanceof ManifestDeltaError || err instanceof ManifestError || err instanceof ChunkCorruptError)) throw err;
+        fellBack = err.message;
       }
-      // An older source that ignores format=bin answered JSON: use it as such.
-      const m = checked(JSON.parse(decodeBody(res.body, res.encoding, endpoint).toString('utf8')) as Manifest);
-      opts.onFetched?.({ format: 'json', bodyBytes: res.body.length });
+      // The full manifest, binary and without a base: checked against the root like the delta.
+      const full = await get('?format=bin');
+      if (full.type !== BINARY_MANIFEST_TYPE) throw new ChunkCorruptError(`manifest from ${endpoint} came as ${full.type}, asked for ${BINARY_MANIFEST_TYPE}`);
+      let m: Manifest;
+      try {
+        if (readManifestHeader(full.body).baseRoot !== undefined) throw new ManifestDeltaError('answered a delta where the full manifest was asked for');
+        m = decodedChecked(full.body);
+      } catch (err) {
+        if (err instanceof ManifestDeltaError || err instanceof ManifestError) throw new ChunkCorruptError(`manifest ${root.slice(0, 12)}… from ${endpoint} is invalid: ${err.message}`);
+        throw err;
+      }
+      opts.onFetched?.({ format: 'binary', bodyBytes: res.body.length + full.body.length, fellBack });
       return m;
     }
-    const res = await get('');
+    // An older source that ignores format=bin answered JSON: use it as such.
     const m = checked(JSON.parse(decodeBody(res.body, res.encoding, endpoint).toString('utf8')) as Manifest);
     opts.onFetched?.({ format: 'json', bodyBytes: res.body.length });
     return m;
-  } finally {
-    agent.destroy();
   }
+  const res = await get('');
+  const m = checked(JSON.parse(decodeBody(res.body, res.encoding, endpoint).toString('utf8')) as Manifest);
+  opts.onFetched?.({ format: 'json', bodyBytes: res.body.length });
+  return m;
 }
 
 /** Splits the chunks to send into batches of about `batchBytes`. */
@@ -404,7 +428,8 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
   const delta = diffManifest(opts.manifest, opts.store);
   const { toSend, ...deltaSummary } = delta;
   const batches = planBatches(toSend, opts.plan.batchBytes);
-  const agent = peerAgent(opts.endpoint, opts.peer, { keepAlive: true, maxSockets: opts.plan.streams });
+  // Shared with the peer's other calls; the streams below bound this pull's connections.
+  const agent = peerPool(opts.endpoint, opts.peer);
   const spec = opts.plan.codec;
   const q = `codec=${spec.codec}${spec.codec === 'zstd' ? `&level=${spec.level}` : ''}${opts.to ? `&to=${encodeURIComponent(opts.to)}` : ''}`;
   const url = `${opts.endpoint}/chunks/${opts.root}?${q}`;
@@ -520,22 +545,18 @@ export async function pullMissingChunks(opts: PullOptions): Promise<PullFigures>
     }
   }
 
-  try {
-    // On a failure the other streams stop at their next batch; wait for them, so that nothing of
-    // this pull still writes to the store when it returns (a retry may start at once).
-    const settled = await Promise.allSettled(
-      Array.from({ length: Math.max(1, Math.min(opts.plan.streams, batches.length)) }, () =>
-        worker().catch((err: unknown) => {
-          next = batches.length;
-          throw err;
-        }),
-      ),
-    );
-    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (rejected) throw rejected.reason;
-  } finally {
-    agent.destroy();
-  }
+  // On a failure the other streams stop at their next batch; wait for them, so that nothing of
+  // this pull still writes to the store when it returns (a retry may start at once).
+  const settled = await Promise.allSettled(
+    Array.from({ length: Math.max(1, Math.min(opts.plan.streams, batches.length)) }, () =>
+      worker().catch((err: unknown) => {
+        next = batches.length;
+        throw err;
+      }),
+    ),
+  );
+  const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
   return { delta: deltaSummary, chunksFetched, rawBytes: progress.rawBytes, wireBytes: progress.wireBytes, corruptRefetched, skippedVerified, durationMs: performance.now() - t0 };
 }
 

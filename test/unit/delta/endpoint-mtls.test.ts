@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { SourceImages } from '../../../agent/capture/source-images';
 import { ChunkStore } from '../../../agent/store/chunk-store';
 import { caKeyPath, makeFederationCerts, siteKeyPath } from '../../../agent/transfer/certs';
-import { fetchManifest, peerAgent, peerFetch, pullMissingChunks } from '../../../agent/transfer/client';
+import { fetchManifest, peerAgent, peerFetch, peerPool, pullMissingChunks } from '../../../agent/transfer/client';
 import { newTransferStats, startTransferServer, type TransferStats } from '../../../agent/transfer/server';
 import { loadSiteTls, PeerIdentityError, TlsMaterialError, type SiteTls } from '../../../agent/transfer/tls';
 import { claimsFor, endpointToken, issueToken } from '../../../agent/transfer/token';
@@ -42,6 +42,7 @@ describe('the chunk endpoint on mutual TLS', () => {
   let manifest: Manifest;
   let url: string;
   let close: () => Promise<void>;
+  let server: Awaited<ReturnType<typeof startTransferServer>>['server'];
   const stats: TransferStats = newTransferStats();
 
   before(async () => {
@@ -59,7 +60,7 @@ describe('the chunk endpoint on mutual TLS', () => {
     writeFileSync(file, Buffer.from(seededBytes(400_000, 5)));
     images = new SourceImages(join(dir, 'images'));
     ({ manifest } = await images.capture('vol', file, PARAMS, { inPlace: true }));
-    ({ url, close } = await startTransferServer({ site: 'dc:a', images, secret: SECRET, stats, tls: tls['dc:a']! }));
+    ({ url, close, server } = await startTransferServer({ site: 'dc:a', images, secret: SECRET, stats, tls: tls['dc:a']! }));
   });
   after(async () => {
     await close?.();
@@ -189,6 +190,44 @@ describe('the chunk endpoint on mutual TLS', () => {
     }
     assert.ok(seen.some((x) => x.reused), 'a later connection resumed the session');
     for (const x of seen) assert.deepEqual(JSON.parse(x.body), { ok: true, site: 'dc:a', peer: 'dc:b' });
+  });
+
+  it("reuses one pool per peer: a peer's later calls do no handshake, and a connection the server dropped is not used again", async () => {
+    // The server's completed TLS handshakes (each a new connection).
+    let handshakes = 0;
+    const count = () => void handshakes++;
+    server.on('secureConnection', count);
+    try {
+      const token = issueToken(SECRET, claimsFor(manifest.rootHash, 'dc:a', 'dc:b', Date.now(), 600));
+      const peer = { site: 'dc:a', tls: tls['dc:b']! };
+      assert.equal(peerPool(url, peer), peerPool(url, { ...peer }), 'the same peer, the same pool');
+      assert.notEqual(peerPool(url, peer), peerPool(url, { site: 'dc:c', tls: tls['dc:b']! }), 'another site the server must prove: another pool');
+      assert.notEqual(peerPool(url, peer), peerPool(url, { site: 'dc:a', tls: tls['dc:c']! }), "another agent's material: another pool");
+      // Dropped first: whatever earlier tests left in the pool is gone, so the count starts at 0.
+      server.closeAllConnections();
+      await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 3; i++) assert.equal((await fetchManifest(url, manifest.rootHash, token, undefined, { peer })).rootHash, manifest.rootHash);
+      assert.equal(handshakes, 1, 'three calls, one handshake');
+      // The counter counts: a call outside the pool makes its own.
+      const fresh = peerAgent(url, peer, { keepAlive: false, maxSockets: 1 });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const req = request(`${url}/health`, { agent: fresh }, (res) => res.resume().on('end', resolve));
+          req.on('error', reject);
+          req.end();
+        });
+      } finally {
+        fresh.destroy();
+      }
+      assert.equal(handshakes, 2);
+      // The server drops the pooled connection (an agent restarting, an idle timeout): the next call opens another.
+      server.closeAllConnections();
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await fetchManifest(url, manifest.rootHash, token, undefined, { peer })).rootHash, manifest.rootHash);
+      assert.equal(handshakes, 3);
+    } finally {
+      server.off('secureConnection', count);
+    }
   });
 
   it('probes over mutual TLS (the link telemetry fetch)', async () => {
