@@ -90,6 +90,19 @@ test('diff sends each missing hash once, skips the baseline, and counts bytes', 
   assert.deepEqual(summarizeDelta(d), { sendChunks: 2, sendBytes: 30, baselineChunks: 1, baselineBytes: 30, repeatChunks: 2, repeatBytes: 30, totalChunks: 5, totalBytes: 90 });
 });
 
+test("diff counts a held chunk's repeats as held, and every byte exactly once", () => {
+  const h = (s: string) => sha(Buffer.from(s));
+  const chunks = [
+    { offset: 0, length: 10, hash: h('held') },
+    { offset: 10, length: 20, hash: h('new') },
+    { offset: 30, length: 10, hash: h('held') },
+    { offset: 40, length: 20, hash: h('new') },
+  ];
+  const d = diffManifest({ chunks, totalBytes: 60 }, new Set([h('held')]));
+  assert.deepEqual(d.toSend, [chunks[1]]);
+  assert.deepEqual(summarizeDelta(d), { sendChunks: 1, sendBytes: 20, baselineChunks: 2, baselineBytes: 20, repeatChunks: 1, repeatBytes: 20, totalChunks: 4, totalBytes: 60 });
+});
+
 test('a small edit to a big volume makes a small delta against the old manifest', async () => {
   const data = seededBytes(4_000_000, 11);
   const old = await buildManifestFromStream(blocks(data, 65_536), { volumeId: 'v', params });
