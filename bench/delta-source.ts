@@ -90,6 +90,10 @@ export class SourceAgent {
    * (a sync's own image, as the sync workflow does). The agent keeps serving.
    */
   async report(release?: string): Promise<SourceFigures> {
+    // The target keeps its connections in its pool to this peer (agent/transfer/client.ts,
+    // peerPool): the sync is over, so the idle ones are closed from this side, not left to the
+    // keep-alive timeout (30 s).
+    this.server.server.closeIdleConnections();
     const mine = this.sockets.slice(this.mark.sockets);
     await Promise.all(mine.map((s) => (s.closed ? undefined : new Promise((resolve) => s.once('close', resolve)))));
     const socketBytes = { toTarget: 0, toSource: 0 };

@@ -7,7 +7,7 @@
  * Memory: per stream, one batch being parsed; for the pull, about two store groups of
  * GROUP_BYTES (one committing, one filling), whatever the volume's size.
  */
-import { Agent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { checkScheme, tlsClientOptions, type PeerCall } from './tls';
 import type { ChunkRef, Manifest } from '../../core/manifest';
@@ -176,7 +176,7 @@ class GroupCommitter {
  * (the server's certificate must name `peer.site`), plain HTTP otherwise. A URL whose scheme is
  * not the federation's is refused (agent/transfer/tls.ts checkScheme): no silent downgrade.
  */
-export function peerAgent(endpoint: string, peer: PeerCall | undefined, pool: { keepAlive: boolean; maxSockets: number }): Agent {
+export function peerAgent(endpoint: string, peer: PeerCall | undefined, pool: { keepAlive: boolean; maxSockets: number; timeout?: number }): Agent {
   checkScheme(endpoint, peer?.tls);
   return peer?.tls ? new HttpsAgent({ ...pool, ...tlsClientOptions(peer.tls, peer.site) }) : new Agent(pool);
 }
@@ -190,8 +190,11 @@ export function peerAgent(endpoint: string, peer: PeerCall | undefined, pool: { 
  * ~0.2 ms on a pooled one here: `npm run bench -- peer-pool`).
  *
  * A pooled socket is dropped when the peer closes it (an agent that stops or crashes) and, per
- * the server's `Keep-Alive: timeout=` hint, a second before the server would close it idle (Node's
- * agent; the transfer server says 30 s): no request is sent on a socket the peer is closing.
+ * the server's `Keep-Alive: timeout=` hint, a second before the server would close it idle: Node's
+ * agent applies the hint only to an agent with a `timeout`, hence POOL_IDLE_MS (the transfer
+ * server says 30 s, so a free socket goes after 29 s): no request is sent on a socket the peer is
+ * closing. A peer gone without a word (a host lost, a partition) is caught by each request's own
+ * idle limit (PEER_IDLE_MS), as a new connection to it would be by its connect timeout.
  * Callers never destroy a pool; an aborted request destroys only its own socket. Idle sockets do
  * not keep a process alive (Node unrefs them).
  */
@@ -201,7 +204,7 @@ export function peerPool(endpoint: string, peer: PeerCall | undefined): Agent {
   const byKey = peer?.tls ? (tlsPools.get(peer.tls) ?? tlsPools.set(peer.tls, new Map()).get(peer.tls)!) : plainPools;
   let agent = byKey.get(key);
   if (!agent) {
-    agent = peerAgent(endpoint, peer, { keepAlive: true, maxSockets: Infinity });
+    agent = peerAgent(endpoint, peer, { keepAlive: true, maxSockets: Infinity, timeout: POOL_IDLE_MS });
     // Callers bound their own concurrency (a pull's streams); this bounds what stays open idle.
     agent.maxFreeSockets = POOL_FREE_SOCKETS;
     byKey.set(key, agent);
@@ -209,8 +212,16 @@ export function peerPool(endpoint: string, peer: PeerCall | undefined): Agent {
   return agent;
 }
 
-/** Idle connections a pool keeps per peer: a datacenter pull's streams (core/mode-policy.ts: 2-4), with room. */
-const POOL_FREE_SOCKETS = 8;
+/** Idle connections a pool keeps per peer: the most streams a pull uses (core/mode-policy.ts: 32, internet). */
+const POOL_FREE_SOCKETS = 32;
+/** A free socket's idle limit when the server gives no hint (the transfer server's 30 s hint wins: 29 s). */
+const POOL_IDLE_MS = 60_000;
+/**
+ * How long a request to a peer may go without a byte either way before it fails (a long poll: its
+ * wait on top). Far above any pause of a working peer; a dead one is given up on instead of
+ * waiting for TCP's retransmissions (about 15 min).
+ */
+export const PEER_IDLE_MS = 120_000;
 const plainPools = new Map<string, Agent>();
 const tlsPools = new WeakMap<NonNullable<PeerCall['tls']>, Map<string, Agent>>();
 
@@ -218,7 +229,12 @@ function request(url: string, options: RequestOptions, cb: (res: IncomingMessage
   return (url.startsWith('https:') ? httpsRequest : httpRequest)(url, options, cb);
 }
 
-function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal): Promise<{ status: number; body: Buffer; encoding?: string; type?: string; base?: string }> {
+/** A request that went `idleMs` without a byte either way is destroyed with an error that says so. */
+function idleLimit(req: ClientRequest, url: string, idleMs: number): void {
+  req.setTimeout(idleMs, () => req.destroy(new Error(`no byte from ${url.split('?')[0]} for ${idleMs / 1000} s: its agent is unreachable or stalled`)));
+}
+
+function send(agent: Agent, url: string, method: string, token: string, body?: string, signal?: AbortSignal, idleMs = PEER_IDLE_MS): Promise<{ status: number; body: Buffer; encoding?: string; type?: string; base?: string }> {
   return new Promise((resolve, reject) => {
     const headers = { authorization: `Bearer ${token}`, 'accept-encoding': 'zstd', ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) };
     const req = request(url, { method, agent, signal, headers }, (res) => {
@@ -230,6 +246,7 @@ function send(agent: Agent, url: string, method: string, token: string, body?: s
       });
       res.on('error', reject);
     });
+    idleLimit(req, url, idleMs);
     req.on('error', reject);
     req.end(body);
   });
@@ -238,6 +255,8 @@ function send(agent: Agent, url: string, method: string, token: string, body?: s
 function open(agent: Agent, url: string, token: string, body: string, signal?: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: 'POST', agent, signal, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, resolve);
+    // Holds while the answer streams too: a batch that stops arriving fails, and is asked for again.
+    idleLimit(req, url, PEER_IDLE_MS);
     req.on('error', reject);
     req.end(body);
   });
@@ -308,7 +327,7 @@ export interface ManifestFetchInfo {
  * another image replaced it.
  */
 export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall, digestOf?: string): Promise<FinalImage | undefined> {
-  const res = await send(peerPool(endpoint, peer), `${endpoint}/finals/${slot}?waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}`, 'GET', token, undefined, signal);
+  const res = await send(peerPool(endpoint, peer), `${endpoint}/finals/${slot}?waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}`, 'GET', token, undefined, signal, waitMs + PEER_IDLE_MS);
   if (res.status === 204) return undefined;
   if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/finals/${slot.slice(0, 12)}…`);
   const image = JSON.parse(res.body.toString('utf8')) as FinalImage;
