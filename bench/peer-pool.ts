@@ -8,8 +8,8 @@
  *   how the agent called its peers before agent/transfer/client.ts's `peerPool`);
  * - `pooled`: `peerPool`, the one keep-alive pool per peer the agent now shares between calls.
  *
- * One JSON line per run and arm (median and p90 of the requests' wall times), then a summary with
- * the medians over runs and their ratio (pooled / fresh).
+ * One JSON line per run and arm (the median of the requests' wall times), then a summary with the
+ * medians over runs and their ratio (pooled / fresh).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Agent } from 'node:http';
@@ -22,6 +22,7 @@ import { peerAgent, peerPool } from '../agent/transfer/client';
 import { startTransferServer } from '../agent/transfer/server';
 import { loadSiteTls } from '../agent/transfer/tls';
 import { parseFederationConfig } from '../core/federation-config';
+import { median } from './hosts-figures';
 
 const site = (id: string) => ({ id, provider: 'local', trust: 'trusted', capacity: { instances: 1 } });
 
@@ -38,7 +39,6 @@ function get(url: string, agent: Agent): Promise<void> {
   });
 }
 
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 export async function run(args: string[]): Promise<void> {
@@ -74,9 +74,9 @@ export async function run(args: string[]): Promise<void> {
           ms.push(performance.now() - t0);
           if (arm === 'fresh') agent.destroy();
         }
-        const p50 = quantile(ms, 0.5);
+        const p50 = median(ms);
         seen[arm].push(p50);
-        console.log(JSON.stringify({ bench: 'peer-pool', arm, run: r, requests, p50Ms: round(p50), p90Ms: round(quantile(ms, 0.9)) }));
+        console.log(JSON.stringify({ bench: 'peer-pool', arm, run: r, requests, p50Ms: round(p50) }));
       }
     }
   } finally {
@@ -84,7 +84,7 @@ export async function run(args: string[]): Promise<void> {
     await images.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  const fresh = quantile(seen.fresh, 0.5);
-  const pooled = quantile(seen.pooled, 0.5);
+  const fresh = median(seen.fresh);
+  const pooled = median(seen.pooled);
   console.log(JSON.stringify({ bench: 'peer-pool', summary: true, runs, requests, freshP50Ms: round(fresh), pooledP50Ms: round(pooled), pooledOverFresh: round(pooled / fresh) }));
 }

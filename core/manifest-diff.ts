@@ -35,8 +35,8 @@ export function diffManifest(manifest: Pick<Manifest, 'chunks' | 'totalBytes'>, 
   let repeatBytes = 0;
   for (const c of manifest.chunks) {
     // Held first: a final round's manifest is almost all held chunks, and only those it sends need
-    // the set of what was seen (a Set of every hash of a 58 000-chunk manifest doubled the diff's
-    // time, inside the downtime window; `npm run bench -- final-round`, its diffMs).
+    // the set of what was seen (a Set of every hash of a 58 000-chunk manifest made the diff, inside
+    // the downtime window, ~1.6 × as long: `npm run bench -- final-round`, its diffMs).
     if (baseline.has(c.hash)) {
       baselineChunks++;
       baselineBytes += c.length;

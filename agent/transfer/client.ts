@@ -186,7 +186,7 @@ export function peerAgent(endpoint: string, peer: PeerCall | undefined, pool: { 
  * peer's site (whose certificate the server must present) and this agent's TLS material (by
  * identity: new material, new pool). A cut-over's calls (the final image, the manifest, the
  * final chunks, the digest) then go over connections the pre-copy rounds opened, with no TLS
- * handshake inside the downtime window (a fresh mutual-TLS request costs ~2.5 ms against
+ * handshake inside the downtime window (a fresh mutual-TLS request costs ~2.2 ms against
  * ~0.2 ms on a pooled one here: `npm run bench -- peer-pool`).
  *
  * A pooled socket is dropped when the peer closes it (an agent that stops or crashes) and, per
