@@ -43,7 +43,8 @@ import { fetchManifest, pullMissingChunks } from '../agent/transfer/client';
 import { startTransferServer } from '../agent/transfer/server';
 import { claimsFor, issueToken } from '../agent/transfer/token';
 import { diffManifest } from '../core/manifest-diff';
-import { decodeManifest, decodeManifestWithDigests, encodeManifest } from '../core/manifest-delta';
+import { decodeManifest, decodeManifestWithDigests, encodeManifest, firstIndexOf } from '../core/manifest-delta';
+import type { Manifest } from '../core/manifest';
 import { verifyDecodedManifest, verifyManifest } from '../agent/capture/manifest-builder';
 import { keepingBaseline } from '../activities/sync';
 import { seededBytes } from '../test/unit/delta/seeded-bytes';
@@ -171,6 +172,8 @@ export async function run(argv: string[]): Promise<void> {
     const pre = await round(first.manifest.rootHash);
     console.error(`pre-copy: ${pre.manifest.chunks.length} chunks, ${(pre.manifest.totalBytes / 1e6).toFixed(1)} MB, extract ${pre.extract.method}`);
     let prevRoot = first.manifest.rootHash;
+    /** The manifest of the round before the last: the base a final round's delta is made against. */
+    let before: Manifest | undefined;
     for (let r = 1; r <= a.rounds; r++) {
       // The source's metadata writes of the round before (its capture record, the image's
       // manifest) end first: they run after a capture returns, and would be timed in this one.
@@ -180,6 +183,7 @@ export async function run(argv: string[]): Promise<void> {
       const cap = await images.capture('vol', src, PARAMS);
       const sourceCaptureMs = ms(t);
       const res = await round(cap.manifest.rootHash);
+      if (r === a.rounds) before = await store.getManifest(prevRoot);
       await images.release(prevRoot);
       prevRoot = cap.manifest.rootHash;
       const row = { ...res.steps, sourceCaptureMs };
@@ -218,6 +222,22 @@ export async function run(argv: string[]): Promise<void> {
               const d = decodeManifestWithDigests(bin);
               verifyDecodedManifest(d.manifest, d.digests);
             }),
+            // As a final round's manifest goes: a delta against the round before, which both ends hold.
+            ...(before
+              ? ((base) => {
+                  const baseDigests = Buffer.concat(base.chunks.map((c) => Buffer.from(c.hash, 'hex')));
+                  const delta = encodeManifest(last, base).bytes;
+                  return {
+                    encodeDelta: time(() => encodeManifest(last, base)),
+                    // With the base's index of first entries at hand, as a source that holds the base's image (or released it last) has it.
+                    encodeDeltaWithIndex: ((index) => time(() => encodeManifest(last, base, index)))(firstIndexOf(base.chunks)),
+                    decodeDeltaWithDigestsThenVerify: time(() => {
+                      const d = decodeManifestWithDigests(delta, base, baseDigests);
+                      verifyDecodedManifest(d.manifest, d.digests);
+                    }),
+                  };
+                })(before)
+              : {}),
             jsonStringify: time(() => JSON.stringify(last)),
             diff: time(() => diffManifest(last, { has: (h) => store.locateChunk(h) !== undefined })),
           },

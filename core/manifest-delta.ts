@@ -152,11 +152,22 @@ export interface EncodedManifestInfo {
   newChunks: number;
 }
 
+/** Each hash of `chunks` to the index of its first entry: where a COPY op of encodeManifest starts. */
+export function firstIndexOf(chunks: readonly ChunkRef[]): Map<string, number> {
+  const firstAt = new Map<string, number>();
+  for (let i = 0; i < chunks.length; i++) if (!firstAt.has(chunks[i]!.hash)) firstAt.set(chunks[i]!.hash, i);
+  return firstAt;
+}
+
 /**
  * Encodes `m`, against `base` when given: every run of m's entries that `base` lists consecutively
- * (same hash, so same length) becomes one COPY op; the rest are NEW entries.
+ * (same hash, so same length) becomes one COPY op; the rest are NEW entries. `baseIndex`, when the
+ * caller keeps one (firstIndexOf(base.chunks): the source's image cache does, for reading chunks),
+ * spares building it here, one map entry per base chunk. An index entry that does not name an
+ * entry of `base` with that hash is not used (that chunk goes as NEW): a stale index costs bytes,
+ * never a wrong manifest.
  */
-export function encodeManifest(m: Manifest, base?: Pick<Manifest, 'rootHash' | 'chunks'>): { bytes: Uint8Array; info: EncodedManifestInfo } {
+export function encodeManifest(m: Manifest, base?: Pick<Manifest, 'rootHash' | 'chunks'>, baseIndex?: ReadonlyMap<string, number>): { bytes: Uint8Array; info: EncodedManifestInfo } {
   const w = new Writer();
   MAGIC.forEach((b) => w.byte(b));
   w.byte(MANIFEST_DELTA_V1);
@@ -168,11 +179,15 @@ export function encodeManifest(m: Manifest, base?: Pick<Manifest, 'rootHash' | '
   w.varint(m.chunks.length);
   w.varint(m.totalBytes);
   const info: EncodedManifestInfo = { ...(base ? { baseRoot: base.rootHash } : {}), copyOps: 0, copiedChunks: 0, newChunks: 0 };
-  const firstAt = new Map<string, number>();
-  if (base) base.chunks.forEach((c, i) => firstAt.has(c.hash) || firstAt.set(c.hash, i));
+  const firstAt: ReadonlyMap<string, number> = base ? (baseIndex ?? firstIndexOf(base.chunks)) : new Map();
+  /** Where in `base` an entry with this hash is, or undefined. */
+  const inBase = (hash: string): number | undefined => {
+    const i = firstAt.get(hash);
+    return i !== undefined && base!.chunks[i]?.hash === hash ? i : undefined;
+  };
   const chunks = m.chunks;
   for (let k = 0; k < chunks.length; ) {
-    const start = firstAt.get(chunks[k]!.hash);
+    const start = base ? inBase(chunks[k]!.hash) : undefined;
     if (start !== undefined && base) {
       let n = 1;
       while (k + n < chunks.length && start + n < base.chunks.length && base.chunks[start + n]!.hash === chunks[k + n]!.hash) n++;
@@ -185,7 +200,7 @@ export function encodeManifest(m: Manifest, base?: Pick<Manifest, 'rootHash' | '
       continue;
     }
     let n = 1;
-    while (k + n < chunks.length && !firstAt.has(chunks[k + n]!.hash)) n++;
+    while (k + n < chunks.length && (!base || inBase(chunks[k + n]!.hash) === undefined)) n++;
     w.byte(OP_NEW);
     w.varint(n);
     for (let j = k; j < k + n; j++) {

@@ -322,11 +322,11 @@ export function createTransferHandler(opts: TransferServerOptions) {
         // the requester checks the result against the root its token names.
         const bases = (url.searchParams.get('base') ?? '').split(',').filter((r) => SHA256_HEX.test(r) && r !== root).slice(0, MAX_MANIFEST_BASES);
         let base;
-        for (const r of bases) if ((base = opts.images.manifestOf(r))) break;
-        const { bytes } = encodeManifest(entry.manifest, base);
-        opts.tamperManifest?.(bytes, base?.rootHash);
+        for (const r of bases) if ((base = opts.images.deltaBase(r))) break;
+        const { bytes } = encodeManifest(entry.manifest, base?.manifest, base?.index);
+        opts.tamperManifest?.(bytes, base?.manifest.rootHash);
         if (shaper) await shaper.acquire(bytes.length);
-        res.writeHead(200, { 'content-type': BINARY_MANIFEST_TYPE, [MANIFEST_BASE_HEADER]: base?.rootHash ?? 'none' });
+        res.writeHead(200, { 'content-type': BINARY_MANIFEST_TYPE, [MANIFEST_BASE_HEADER]: base?.manifest.rootHash ?? 'none' });
         res.end(bytes);
         return;
       }

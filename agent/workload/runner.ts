@@ -428,11 +428,15 @@ export class WorkloadRunner {
           FailureType.WorkloadStartFailed,
         );
       }
+      // periodSeconds from one check's start to the next's, as Kubernetes times its probes: the
+      // check's own run (a command's spawn: ~6 ms for pg_isready on an idle machine, more under
+      // load) does not add to the wait.
+      const probedAt = Date.now();
       const check = await this.probe(spec, values);
       if (check.ok) return { id: spec.id, pid, port, address: this.address(spec, port), startMs: Date.now() - t0 };
       last = check.detail;
       if (Date.now() >= deadline) break;
-      await sleep(Math.min(ms(h.periodSeconds), Math.max(0, deadline - Date.now())));
+      await sleep(Math.min(Math.max(0, probedAt + ms(h.periodSeconds) - Date.now()), Math.max(0, deadline - Date.now())));
     }
     killGroup(pid, 'SIGKILL');
     throw new WorkloadError(
@@ -468,8 +472,11 @@ export class WorkloadRunner {
     if (!rec || !stillRunning(rec.pid, rec.procStart)) return { healthy: false, detail: 'not running' };
     const values = this.values(spec, rec.port);
     let detail = '';
+    let probedAt = 0;
     for (let i = 0; i < spec.health.failureThreshold; i++) {
-      if (i) await sleep(ms(spec.health.periodSeconds));
+      // periodSeconds from one check's start to the next's (as in start()).
+      if (i) await sleep(Math.max(0, probedAt + ms(spec.health.periodSeconds) - Date.now()));
+      probedAt = Date.now();
       const r = await this.probe(spec, values);
       if (r.ok) return { healthy: true, detail: r.detail };
       detail = r.detail;

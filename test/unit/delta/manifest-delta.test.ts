@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decodeManifest, decodeManifestWithDigests, encodeManifest, ManifestDeltaError, readManifestHeader } from '../../../core/manifest-delta';
+import { decodeManifest, decodeManifestWithDigests, encodeManifest, firstIndexOf, ManifestDeltaError, readManifestHeader } from '../../../core/manifest-delta';
 import type { Manifest } from '../../../core/manifest';
 import { buildManifestFromStream, digestsOf, verifyDecodedManifest, verifyManifest } from '../../../agent/capture/manifest-builder';
 import { ManifestError } from '../../../core/manifest';
@@ -169,4 +169,24 @@ test("a base whose hashes are not lower-case hex has no digests", async () => {
   assert.equal(digestsOf({ chunks: base.chunks.map((c, i) => (i === 3 ? { ...c, hash: c.hash.toUpperCase() } : c)) }), undefined);
   assert.equal(digestsOf({ chunks: base.chunks.map((c, i) => (i === 3 ? { ...c, hash: c.hash.slice(2) } : c)) }), undefined);
   assert.deepEqual(Buffer.from(digestsOf(base)!), rawDigests(base));
+});
+
+test("an index of the base's first entries, passed in, gives the same bytes; a stale one costs bytes, never a wrong manifest", async () => {
+  const old = seededBytes(400_000, 21);
+  const base = await manifestOf(old);
+  const m = await manifestOf(edit(old, 150_000, 7_000, 5, 22));
+  const built = encodeManifest(m, base);
+  const given = encodeManifest(m, base, firstIndexOf(base.chunks));
+  assert.deepEqual(Buffer.from(given.bytes), Buffer.from(built.bytes));
+  assert.ok(built.info.copiedChunks > m.chunks.length * 0.8);
+  // An index of another manifest (every entry's index shifted by one, or of unrelated bytes): each
+  // entry it names is checked against the base, so what it gets wrong goes as NEW.
+  const shifted = new Map([...firstIndexOf(base.chunks)].map(([h, i]) => [h, i + 1]));
+  const unrelated = firstIndexOf((await manifestOf(seededBytes(400_000, 23))).chunks);
+  for (const stale of [shifted, unrelated]) {
+    const { bytes, info } = encodeManifest(m, base, stale);
+    assert.equal(info.copiedChunks + info.newChunks, m.chunks.length);
+    assert.deepEqual(verifyManifest(decodeManifest(bytes, base)), m);
+  }
+  assert.equal(encodeManifest(m, base, unrelated).info.copiedChunks, 0, 'nothing of an unrelated index is used');
 });
