@@ -181,7 +181,7 @@ test("an index of the base's first entries, passed in, gives the same bytes; a s
   assert.ok(built.info.copiedChunks > m.chunks.length * 0.8);
   // An index of another manifest (every entry's index shifted by one, or of unrelated bytes): each
   // entry it names is checked against the base, so what it gets wrong goes as NEW.
-  const shifted = new Map([...firstIndexOf(base.chunks)].map(([h, i]) => [h, i + 1]));
+  const shifted = new Map(base.chunks.map((c, i) => [c.hash, i + 1]));
   const unrelated = firstIndexOf((await manifestOf(seededBytes(400_000, 23))).chunks);
   for (const stale of [shifted, unrelated]) {
     const { bytes, info } = encodeManifest(m, base, stale);
