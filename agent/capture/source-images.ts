@@ -148,7 +148,8 @@ export class SourceImages {
   /**
    * A manifest this site captured, even if its image has been released since: the base a target
    * may name for a manifest delta (it holds that manifest from an earlier round or sync). The
-   * PAST_MANIFESTS most recently released are kept; only the manifest, not the image.
+   * PAST_MANIFESTS most recently released are kept; only the manifest, not the image (the last
+   * RECENT_PAST_MANIFESTS of them parsed in memory, with their index).
    */
   manifestOf(root: string): Manifest | undefined {
     return this.deltaBase(root)?.manifest;
@@ -165,7 +166,7 @@ export class SourceImages {
     const cached = this.cache.get(root);
     if (cached) return { manifest: cached.manifest, index: cached.byHash };
     const past = this.recentPast.get(root);
-    if (past) return past;
+    if (past) return { ...past };
     if (this.releasing.has(root)) return undefined;
     const e = this.get(root);
     if (e) return { manifest: e.manifest, index: e.byHash };

@@ -98,6 +98,19 @@ export interface RunnerOptions {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const ms = (s: number) => Math.round(s * 1000);
 
+/**
+ * How long to wait before the next health check when the last one began at `probedAt`
+ * (performance.now()): periodSeconds from one check's start to the next's, as Kubernetes times
+ * its probes, so a check's own run (a command's spawn: ~6 ms for pg_isready on an idle machine,
+ * more under load) does not stretch the period. A check that took the whole period is still
+ * followed by a quarter of one: a slow command is not spawned back to back beside the starting
+ * service on a busy machine.
+ */
+export function untilNextProbe(probedAt: number, periodSeconds: number, now = performance.now()): number {
+  const period = ms(periodSeconds);
+  return Math.min(period, Math.max(period / 4, probedAt + period - now));
+}
+
 function describeCommand(c: Command): string {
   const s = typeof c === 'string' ? c : c.join(' ');
   return s.length > 60 ? `${s.slice(0, 60)}…` : s;
@@ -428,15 +441,12 @@ export class WorkloadRunner {
           FailureType.WorkloadStartFailed,
         );
       }
-      // periodSeconds from one check's start to the next's, as Kubernetes times its probes: the
-      // check's own run (a command's spawn: ~6 ms for pg_isready on an idle machine, more under
-      // load) does not add to the wait.
-      const probedAt = Date.now();
+      const probedAt = performance.now();
       const check = await this.probe(spec, values);
       if (check.ok) return { id: spec.id, pid, port, address: this.address(spec, port), startMs: Date.now() - t0 };
       last = check.detail;
       if (Date.now() >= deadline) break;
-      await sleep(Math.min(Math.max(0, probedAt + ms(h.periodSeconds) - Date.now()), Math.max(0, deadline - Date.now())));
+      await sleep(Math.min(untilNextProbe(probedAt, h.periodSeconds), Math.max(0, deadline - Date.now())));
     }
     killGroup(pid, 'SIGKILL');
     throw new WorkloadError(
@@ -474,9 +484,8 @@ export class WorkloadRunner {
     let detail = '';
     let probedAt = 0;
     for (let i = 0; i < spec.health.failureThreshold; i++) {
-      // periodSeconds from one check's start to the next's (as in start()).
-      if (i) await sleep(Math.max(0, probedAt + ms(spec.health.periodSeconds) - Date.now()));
-      probedAt = Date.now();
+      if (i) await sleep(untilNextProbe(probedAt, spec.health.periodSeconds));
+      probedAt = performance.now();
       const r = await this.probe(spec, values);
       if (r.ok) return { healthy: true, detail: r.detail };
       detail = r.detail;

@@ -70,6 +70,16 @@ describe('manifest delta over loopback', () => {
     assert.ok(info!.bodyBytes * 10 < plain!.bodyBytes, `delta ${info!.bodyBytes} bytes; zstd JSON ${plain!.bodyBytes}`);
   });
 
+  it("encodes against the base's index the source keeps, held or just released: the first entry of each hash", () => {
+    const first = (m: Manifest) => new Map([...m.chunks.entries()].reverse().map(([i, c]) => [c.hash, i]));
+    for (const m of [newM, oldM]) {
+      const base = images.deltaBase(m.rootHash);
+      assert.ok(base?.index, `the source keeps an index for ${m === newM ? 'the held image' : 'the released one'}`);
+      assert.equal(base.manifest.rootHash, m.rootHash);
+      assert.deepEqual(new Map([...(base.index as Map<string, number>)]), first(m));
+    }
+  });
+
   it('falls back to the full manifest when the source does not know the base named', async () => {
     tamper = () => undefined;
     const unknown = 'ab'.repeat(32);
