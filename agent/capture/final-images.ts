@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ManifestSummary } from '../../core/manifest';
-import { writeFileDurable } from '../durable-files';
+import { writeFileDurable, writeFileDurableAsync } from '../durable-files';
 
 export interface FinalImage {
   manifest: ManifestSummary;
@@ -50,6 +50,8 @@ export class FinalImages {
   private readonly published = new Map<string, { image: FinalImage; at: number }>();
   private readonly waiters = new Map<string, Set<(image: FinalImage) => boolean>>();
   private readonly freezes = new Map<string, number>();
+  /** The announcements' writes, one after another: a slot's newer announcement lands last. */
+  private writes: Promise<void> = Promise.resolve();
 
   constructor(private readonly dir?: string) {
     if (!dir || !existsSync(dir)) return;
@@ -63,7 +65,9 @@ export class FinalImages {
   /**
    * Announces a slot's image (again, on a retried capture: the newest wins) and wakes its waiters,
    * then writes it down (fsynced), after the waiters' answers have gone out: a waiting target is
-   * inside the downtime window, the file is for an agent restarted later.
+   * inside the downtime window, the file is for an agent restarted later. The write and its fsyncs
+   * run on the thread pool: the target asks this agent for the image's manifest right after its
+   * answer, and the event loop that serves it must not be held by a disk flush meanwhile.
    */
   async publish(slot: string, image: FinalImage): Promise<void> {
     if (!SLOT.test(slot)) throw new Error(`final image slot '${slot}' is not 64 lower-case hex digits`);
@@ -79,8 +83,12 @@ export class FinalImages {
     await new Promise((r) => setImmediate(r));
     if (this.dir) {
       mkdirSync(this.dir, { recursive: true });
-      // An agent that crashes right after announcing still has it when it is back.
-      writeFileDurable(join(this.dir, `${slot}.json`), JSON.stringify(image));
+      // An agent that crashes right after announcing still has it when it is back (awaited: the
+      // caller goes on only once it is on disk).
+      const path = join(this.dir, `${slot}.json`);
+      const write = this.writes.then(() => writeFileDurableAsync(path, JSON.stringify(image)));
+      this.writes = write.catch(() => undefined);
+      await write;
     }
   }
 

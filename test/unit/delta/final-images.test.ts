@@ -3,7 +3,7 @@
  * endpoint (GET /finals/<slot>), over a real transfer server on loopback.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -72,6 +72,22 @@ describe('FinalImages', () => {
       assert.deepEqual(again.get(finalSlot('k')), image(3));
       assert.deepEqual(await again.wait(finalSlot('k'), 0), image(3));
       assert.equal(again.get(finalSlot('other')), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("writes a slot's announcements in order, off the event loop: the newer one is what a restart finds, and no temporary file is left", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedflow-finals-'));
+    try {
+      const f = new FinalImages(dir);
+      const slot = finalSlot('k');
+      // The image, then (not waiting for the first write) the same image with its digest.
+      const first = f.publish(slot, { ...image(4), digest: undefined });
+      const second = f.publish(slot, image(4));
+      await Promise.all([first, second]);
+      assert.deepEqual(new FinalImages(dir).get(slot), image(4));
+      assert.deepEqual(readdirSync(dir), [`${slot}.json`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
