@@ -158,8 +158,8 @@ export class SourceImages {
   /**
    * manifestOf, with the manifest's index of first entries by hash when this site keeps one (an
    * image held, or one of the last released): the encoder of a delta against it needs that index
-   * (~60 000 map entries at 1 GiB), and built there it cost the final round's manifest request
-   * 6-8 ms of the main thread inside the cut-over window (`npm run bench -- final-round`).
+   * (~60 000 map entries at 1 GiB): the encode took 6.9-7.6 ms building it, 1.3-3.0 ms given it,
+   * on the main thread inside the cut-over window (`npm run bench -- final-round`).
    */
   deltaBase(root: string): { manifest: Manifest; index?: ReadonlyMap<string, number> } | undefined {
     // Memory first: a just-released image's manifest must not be read back from its file (nor
