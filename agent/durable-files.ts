@@ -2,10 +2,10 @@
  * Small helpers for files that must survive a crash of the machine, not just of the process.
  *
  * Two forms of the same write: `writeFileDurable` (synchronous, for small records written where
- * the caller must not yield, e.g. the federation state and the final-image announcement) and
+ * the caller must not yield, e.g. the federation state and a cut-over's first freeze time) and
  * `writeFileDurableAsync` (for the chunk store, whose manifest and volume-record writes run
- * beside live transfers: a synchronous fsync would stall every stream on the event loop for its
- * duration). The asynchronous form names its temporary file `.tmp-<name>-<random>` in the same
+ * beside live transfers, and the final-image announcement, written as the target asks for the
+ * manifest: a synchronous fsync would stall every stream on the event loop for its duration). The asynchronous form names its temporary file `.tmp-<name>-<random>` in the same
  * directory (see tempPathBeside), so that a store can sweep what a crash left by that prefix.
  */
 import { randomBytes } from 'node:crypto';
