@@ -5,8 +5,9 @@
  * the caller must not yield, e.g. the federation state and a cut-over's first freeze time) and
  * `writeFileDurableAsync` (for the chunk store, whose manifest and volume-record writes run
  * beside live transfers, and the final-image announcement, written as the target asks for the
- * manifest: a synchronous fsync would stall every stream on the event loop for its duration). The asynchronous form names its temporary file `.tmp-<name>-<random>` in the same
- * directory (see tempPathBeside), so that a store can sweep what a crash left by that prefix.
+ * manifest: a synchronous fsync would stall every stream on the event loop for its duration).
+ * The asynchronous form names its temporary file `.tmp-<name>-<random>` in the same directory
+ * (see tempPathBeside), so that a store can sweep what a crash left by that prefix.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';

@@ -342,7 +342,7 @@ export class SourceImages {
       renameSync(tmp, files[own]!);
     }
     const locations: ChunkLocations = { ...r.locations, files };
-    const entry: Entry = { manifest: r.manifest, files, fileOf: locations.fileOf, offsetOf: locations.offsetOf, own, byHash: index(r.manifest) };
+    const entry: Entry = { manifest: r.manifest, files, fileOf: locations.fileOf, offsetOf: locations.offsetOf, own, byHash: firstIndexOf(r.manifest.chunks) };
     if (recordAs) {
       const next: PriorCapture = { ...r.next, locations };
       this.priors.set(volumeId, next);
@@ -414,7 +414,7 @@ export class SourceImages {
       const fileOf = new Uint16Array(fromB64(raw.fileOf, 2));
       const offsetOf = new Float64Array(fromB64(raw.offsetOf, 8));
       if (fileOf.length !== m.chunks.length || offsetOf.length !== m.chunks.length) throw new Error(`image metadata ${meta} does not match its manifest (${fileOf.length} locations for ${m.chunks.length} chunks)`);
-      e = { manifest: m, files: raw.files, fileOf, offsetOf, own: raw.own ?? -1, byHash: index(m) };
+      e = { manifest: m, files: raw.files, fileOf, offsetOf, own: raw.own ?? -1, byHash: firstIndexOf(m.chunks) };
     } else {
       e = singleFile(m, raw.imagePath!);
     }
@@ -562,7 +562,7 @@ export class SourceImages {
 
 /** An image whose chunks all lie in one file at their manifest offsets (a full capture, or a file served in place). */
 function singleFile(manifest: Manifest, path: string): Entry {
-  return { manifest, files: [path], fileOf: new Uint16Array(manifest.chunks.length), offsetOf: Float64Array.from(manifest.chunks, (c) => c.offset), own: 0, byHash: index(manifest) };
+  return { manifest, files: [path], fileOf: new Uint16Array(manifest.chunks.length), offsetOf: Float64Array.from(manifest.chunks, (c) => c.offset), own: 0, byHash: firstIndexOf(manifest.chunks) };
 }
 
 function sameOffsets(e: Entry): boolean {
@@ -580,8 +580,4 @@ function fromB64(s: string, size: number): ArrayBuffer {
   const out = new ArrayBuffer(b.length);
   new Uint8Array(out).set(b);
   return out;
-}
-
-function index(m: Manifest): Map<string, number> {
-  return firstIndexOf(m.chunks);
 }
