@@ -22,7 +22,7 @@ import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
 import type { InstanceRef } from '../adapters/common/cloud-provider';
 import { FailureType } from '../core/contracts/failures';
 import type { RoundSummary } from '../core/migration';
-import type { WorkloadSpec } from '../core/workload-spec';
+import { WORKLOAD_ID_PATTERN, type WorkloadSpec } from '../core/workload-spec';
 import { activateAndCheck, kvCall, type WorkloadDigest } from '../agent/workload/sample-admin';
 import { WorkloadError, type WorkloadRunner } from '../agent/workload/runner';
 
@@ -232,6 +232,23 @@ export class SiteWorkloads {
       // cut-over writes its volume under no running service.
       await this.runner.stop(id).catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * Before a pre-copy capture of `volumeId` at this site: the flush hook of the workload whose
+   * volume it is (a spec workload's volume is named after it), when its spec has one and it runs
+   * here. Undefined when there is nothing to flush. Never throws: a hook that fails or times out is
+   * returned as `{ error }` for the caller to log, and the capture goes on (the freeze writes what
+   * the flush did not).
+   */
+  async flushVolume(volumeId: string): Promise<{ ms: number } | { error: string } | undefined> {
+    if (!WORKLOAD_ID_PATTERN.test(volumeId) || !this.runner.installed(volumeId)) return undefined;
+    if (this.runner.volumeRoot(volumeId) !== this.provider.volumePath(volumeId)) return undefined;
+    try {
+      return await this.runner.flush(volumeId);
+    } catch (err) {
+      return { error: (err as Error).message };
     }
   }
 

@@ -68,6 +68,11 @@ export interface CapturedImage {
   phases?: Record<string, number>;
   /** What a directory capture reused from the previous round's (agent/capture/reuse-cache.ts). */
   reuse?: CaptureReuse;
+  /**
+   * A pre-copy capture of a spec workload with a flush hook: the hook ran first (how long it took),
+   * or failed (why; the capture went on without it).
+   */
+  flush?: { ms: number } | { error: string };
 }
 
 /** Heartbeat details of a cut-over capture: when the first attempt froze the workload. */
@@ -138,6 +143,16 @@ export function createSyncActivities(deps: SyncDeps) {
         let frozenAtMs: number | undefined;
         let digest: WorkloadDigest | undefined;
         let verifyLater: (() => Promise<WorkloadDigest>) | undefined;
+        // A pre-copy round: the service first writes down what it holds only in memory (its spec's
+        // flush hook, e.g. PostgreSQL's CHECKPOINT), so this round carries it and the freeze's clean
+        // stop has less to write, the final round less to send. Never at the cut-over: the freeze does it.
+        // The files it wrote are within the reuse rule's racy window when this capture stats them
+        // (agent/capture/reuse-rule.ts), so the cut-over's capture reads them again; their chunks
+        // are then found unchanged and not sent. Waiting that window out (1 s) before capturing
+        // was measured no better: more changes pile up meanwhile (docs/workloads.md).
+        const flush = args.freeze ? undefined : await deps.workloads.flushVolume(args.volumeId);
+        if (flush && 'error' in flush) log.warn(`flush before the capture of ${args.volumeId} failed; capturing without it (the freeze writes what it did not)`, { error: flush.error });
+        if (flush) mark('flush');
         if (args.freeze) {
           const st = await deps.workloads.view(args.freeze);
           // Frozen already: an earlier attempt froze it (a freeze that stops the service leaves it
@@ -176,7 +191,7 @@ export function createSyncActivities(deps: SyncDeps) {
           return { manifest: announced.manifest, scanMs: 0, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec: announced.hybridCodec };
         }
         const volume = deps.provider.volumePath(args.volumeId);
-        const { manifest, scanMs, reuse } = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset]);
+        const { manifest, scanMs, reuse } = await deps.images.capture(args.volumeId, volume, TRANSFER_CHUNK_PRESETS[args.preset], { frozen: !!args.freeze });
         mark('capture');
         let hybridCodec: CapturedImage['hybridCodec'];
         if (args.hybridBandwidthMbps) {
@@ -207,7 +222,7 @@ export function createSyncActivities(deps: SyncDeps) {
           digest = await verifyLater().catch(asActivityFailure);
           mark('verify');
         }
-        return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec, phases, ...(reuse ? { reuse } : {}) };
+        return { manifest: summary, scanMs, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec, phases, ...(reuse ? { reuse } : {}), ...(flush ? { flush } : {}) };
       } finally {
         clearInterval(beat);
       }

@@ -1,6 +1,7 @@
 /**
  * The workload spec: how to run a workload per provider, its volumes, its health check, its
- * cut-over hooks (`freeze`, `thaw`) and its verification. Pure schema (zod), so the CLI, the
+ * cut-over hooks (`freeze`, `thaw`, and the optional `flush` before each pre-copy capture) and its
+ * verification. Pure schema (zod), so the CLI, the
  * client SDK, the agent's runner and tests share one definition; reading a YAML/JSON file is
  * agent/workload/spec-file.ts's job, and resolving volumes inside a site is the runner's.
  *
@@ -102,6 +103,23 @@ const thawSchema = z
   .superRefine((h, ctx) => exactlyOne(h, ['command', 'http', 'start'], ctx, 'the thaw hook'));
 export type ThawHook = z.infer<typeof thawSchema>;
 
+/**
+ * Optional, run at the source before each pre-copy capture while the instance serves: asks the
+ * service to write down what it holds only in memory (PostgreSQL: `CHECKPOINT`), so that the
+ * pre-copy round carries those writes and the freeze's clean stop has less to write and the final
+ * round less to send. An optimisation only: a flush that fails or times out is logged and the
+ * round captures anyway (the freeze and the verification decide what is correct, not the flush).
+ */
+const flushSchema = z
+  .object({
+    command: commandSchema.optional(),
+    http: httpCallSchema.optional(),
+    timeoutSeconds: seconds('timeoutSeconds', 30),
+  })
+  .strict()
+  .superRefine((h, ctx) => exactlyOne(h, ['command', 'http'], ctx, 'the flush hook'));
+export type FlushHook = z.infer<typeof flushSchema>;
+
 const verifySchema = z
   .object({
     command: commandSchema.optional(),
@@ -192,7 +210,7 @@ export const workloadSpecSchema = z
     run: runSchema,
     volumes: z.array(volumeSchema).min(1, 'a workload needs at least one volume (its data moves with it)'),
     health: probeSchema,
-    hooks: z.object({ freeze: freezeSchema, thaw: thawSchema }).strict(),
+    hooks: z.object({ freeze: freezeSchema, thaw: thawSchema, flush: flushSchema.optional() }).strict(),
     verify: verifySchema,
   })
   .strict();
@@ -279,7 +297,7 @@ function templatedStrings(s: Record<string, unknown>): [(string | number)[], str
   cmd(['health', 'command'], health.command);
   call(['health', 'http'], health.http);
   const hooks = isObj(s.hooks) ? s.hooks : {};
-  for (const hook of ['freeze', 'thaw'] as const) {
+  for (const hook of ['freeze', 'thaw', 'flush'] as const) {
     const h = isObj(hooks[hook]) ? (hooks[hook] as Record<string, unknown>) : {};
     cmd(['hooks', hook, 'command'], h.command);
     call(['hooks', hook, 'http'], h.http);

@@ -86,7 +86,9 @@ const OWN_FILE = /^[0-9a-f]{64}\.[0-9a-z]+\.img$/;
 /**
  * The previous capture is not reused once its chunks lie in more than this many files, or those
  * files hold more than twice the image: a full capture then writes one new image file and lets
- * the old ones go (what bounds the disk that rounds of small changes leave behind).
+ * the old ones go (what bounds the disk that rounds of small changes leave behind). Never at a
+ * cut-over (`capture`'s `frozen`): that capture reads only what changed whatever the files hold
+ * (until the next capture, a round's worth more disk), since a full read there is downtime.
  */
 const MAX_REUSE_FILES = 8;
 
@@ -183,7 +185,7 @@ export class SourceImages {
   }
 
   /** The previous capture of a volume, if it may be reused for `volumePath` (in memory, else from its record). */
-  private priorOf(volumeId: string, volumePath: string): PriorCapture | undefined {
+  private priorOf(volumeId: string, volumePath: string, frozen = false): PriorCapture | undefined {
     const prior = this.priors.get(volumeId) ?? loadPrior(this.reuseDir(), volumeId);
     if (!prior || prior.volumePath !== volumePath) return undefined;
     this.priors.set(volumeId, prior);
@@ -197,7 +199,7 @@ export class SourceImages {
         return undefined;
       }
     }
-    if (prior.locations.files.length > MAX_REUSE_FILES || held > 2 * prior.totalBytes + (64 << 20)) return undefined;
+    if (!frozen && (prior.locations.files.length > MAX_REUSE_FILES || held > 2 * prior.totalBytes + (64 << 20))) return undefined;
     return prior;
   }
 
@@ -212,7 +214,7 @@ export class SourceImages {
   }
 
   /** Archives + chunks a directory volume (or chunks a file in place) and records the image. */
-  async capture(volumeId: string, volumePath: string, params: ChunkerParams, opts: { inPlace?: boolean } = {}): Promise<ImageResult> {
+  async capture(volumeId: string, volumePath: string, params: ChunkerParams, opts: { inPlace?: boolean; frozen?: boolean } = {}): Promise<ImageResult> {
     const t0 = performance.now();
     const isDir = statSync(volumePath).isDirectory();
     let manifest: Manifest;
@@ -225,7 +227,7 @@ export class SourceImages {
     } else if (isDir) {
       let result: Awaited<ReturnType<SourceImages['captureDir']>>;
       try {
-        result = await this.captureDir(volumeId, volumePath, volumePath, params);
+        result = await this.captureDir(volumeId, volumePath, volumePath, params, opts.frozen);
       } catch (err) {
         if (!changedWhileRead(err)) throw err;
         // A pre-copy round of a volume that is being written: archive a point-in-time copy of
@@ -320,8 +322,8 @@ export class SourceImages {
    * A directory capture: reuses the previous capture of the volume where the stat tuples prove the
    * bytes unchanged (`recordAs`: the volume's path, for the next capture; absent for a copy).
    */
-  private async captureDir(volumeId: string, path: string, recordAs: string | undefined, params: ChunkerParams): Promise<{ manifest: Manifest; entry: Entry; reuse: CaptureReuse }> {
-    const prior = recordAs ? this.priorOf(volumeId, recordAs) : undefined;
+  private async captureDir(volumeId: string, path: string, recordAs: string | undefined, params: ChunkerParams, frozen = false): Promise<{ manifest: Manifest; entry: Entry; reuse: CaptureReuse }> {
+    const prior = recordAs ? this.priorOf(volumeId, recordAs, frozen) : undefined;
     const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}-${++this.captures}.img`);
     let r: Awaited<ReturnType<typeof captureDirectory>>;
     try {

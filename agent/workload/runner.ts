@@ -560,6 +560,23 @@ export class WorkloadRunner {
     return { hook: 'freeze', ms: Date.now() - t0, stopped };
   }
 
+  /**
+   * Runs the flush hook, if the spec has one and the instance runs (not frozen): the service writes
+   * down what it holds only in memory while it goes on serving (run before a pre-copy capture).
+   * Undefined when there is nothing to run; a hook that fails or times out throws a WorkloadError
+   * naming it (the caller logs it and captures anyway: a flush only makes the cut-over lighter).
+   */
+  async flush(id: string): Promise<{ ms: number } | undefined> {
+    const spec = this.spec(id);
+    const hook = spec.hooks.flush;
+    if (!hook) return undefined;
+    const rec = this.record(id);
+    if (!rec || rec.status !== 'running' || !stillRunning(rec.pid, rec.procStart)) return undefined;
+    const t0 = performance.now();
+    await this.runCall(spec, 'flush', hook, this.values(spec, rec.port), ms(hook.timeoutSeconds));
+    return { ms: Math.round(performance.now() - t0) };
+  }
+
   /** Runs the thaw hook (the compensation of a freeze): the instance takes writes again. */
   async thaw(id: string): Promise<HookOutcome> {
     const spec = this.spec(id);
@@ -647,7 +664,7 @@ export class WorkloadRunner {
   }
 
   /** Runs a hook's command or HTTP call; a failure names the hook, and the exit code and stderr tail or the timeout. */
-  private async runCall(spec: WorkloadSpec, name: 'freeze' | 'thaw', hook: { command?: Command; http?: HttpCall; timeoutSeconds: number }, values: TemplateValues, timeoutMs: number): Promise<void> {
+  private async runCall(spec: WorkloadSpec, name: 'freeze' | 'thaw' | 'flush', hook: { command?: Command; http?: HttpCall; timeoutSeconds: number }, values: TemplateValues, timeoutMs: number): Promise<void> {
     const what = `${name} hook of workload '${spec.id}' at ${this.site}`;
     if (hook.http) {
       const res = await this.http(hook.http, values, timeoutMs).catch((err: Error) => {

@@ -101,17 +101,30 @@ describe('PostgreSQL migrates live under pgbench', () => {
       // The final capture (frozen) took the previous round's chunks for what it could prove
       // unchanged by stat, and read only the rest (agent/capture/dir-capture.ts).
       const events = (await handle.fetchHistory()).events ?? [];
-      const captures = events
+      // The pre-copy rounds run in the sync's child workflow: its captures are in its own history.
+      const children = events.map((e) => e.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId).filter((id): id is string => !!id);
+      const childEvents = (await Promise.all(children.map(async (id) => (await env.client.workflow.getHandle(id).fetchHistory()).events ?? []))).flat();
+      const results = [...events, ...childEvents]
         .map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data)
         .filter((d): d is Uint8Array => !!d && d.length > 0)
         .map((d) => {
           try {
-            return JSON.parse(Buffer.from(d).toString('utf8')) as { frozenAtMs?: number; reuse?: { filesRead: number; filesReused: number; bytesRead: number; chunksHashed: number; chunksReused: number } } | null;
+            return JSON.parse(Buffer.from(d).toString('utf8')) as {
+              manifest?: { rootHash?: string };
+              frozenAtMs?: number;
+              flush?: { ms: number } | { error: string };
+              reuse?: { filesRead: number; filesReused: number; bytesRead: number; chunksHashed: number; chunksReused: number };
+            } | null;
           } catch {
             return null; // a result that is not JSON (not a capture's)
           }
-        })
-        .filter((r) => r?.frozenAtMs !== undefined && r.reuse);
+        });
+      const captures = results.filter((r) => r?.frozenAtMs !== undefined && r.reuse);
+      // Every pre-copy capture ran the spec's flush hook (CHECKPOINT) first; the cut-over's did not.
+      const precopyCaptures = results.filter((r) => r?.manifest?.rootHash && r.frozenAtMs === undefined);
+      assert.equal(precopyCaptures.length, result.precopyRounds, 'one capture per pre-copy round');
+      for (const c of precopyCaptures) assert.ok(c!.flush && 'ms' in c!.flush, `a pre-copy capture ran the flush hook: ${JSON.stringify(c!.flush)}`);
+      assert.equal(captures.at(-1)?.flush, undefined, 'the freeze, not a flush, precedes the final capture');
       const reuse = captures.at(-1)?.reuse;
       assert.ok(reuse, 'the final capture reports what it reused');
       t.diagnostic(`final capture: read ${reuse.bytesRead} bytes of a ${result.volumeBytes}-byte volume; ${reuse.filesRead} files read, ${reuse.filesReused} reused; ${reuse.chunksHashed} chunks hashed, ${reuse.chunksReused} reused`);

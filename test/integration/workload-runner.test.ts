@@ -88,11 +88,18 @@ describe('workload runner', () => {
     const before = await runner.verify('postgres');
     assert.match(before.digest, /^[0-9a-f]{32}$/);
     assert.equal(before.privateBoot, false);
+    // The spec's flush hook (a CHECKPOINT, run before each pre-copy capture) writes a checkpoint while it serves.
+    const checkpointLsn = () => psql(s.port, 'SELECT checkpoint_lsn FROM pg_control_checkpoint()');
+    const lsnBefore = await checkpointLsn();
+    const flushed = await runner.flush('postgres');
+    assert.ok(flushed && flushed.ms >= 0, 'the flush hook ran');
+    assert.notEqual(await checkpointLsn(), lsnBefore, 'a new checkpoint was written');
 
     const frozen = await runner.freeze('postgres');
     assert.equal(frozen.stopped, true, 'the fast shutdown (SIGINT) stops the server');
     assert.equal(processStartTime(s.pid), undefined, 'the postmaster is gone');
     assert.equal(runner.info('postgres').status, 'frozen');
+    assert.equal(await runner.flush('postgres'), undefined, 'a frozen instance is not flushed');
     // Verified on the frozen data: booted privately, checked, stopped again.
     const atFreeze = await runner.verify('postgres');
     assert.equal(atFreeze.privateBoot, true);
@@ -211,6 +218,44 @@ describe('workload runner', () => {
     assert.equal(runner.info(spec.id).status, 'freezing', 'a failed freeze is recorded as begun, not done');
     await runner.thaw(spec.id);
     assert.equal(runner.info(spec.id).status, 'running');
+  });
+
+  it('a flush hook runs while the instance serves; one that fails or hangs is named; a spec without one flushes nothing', async () => {
+    const spec = sampleWith('flushes', (s) => {
+      s.hooks.flush = { command: 'echo flushed >> {volume}/flushes', timeoutSeconds: 5 };
+    });
+    await runner.install(spec);
+    started.add(spec.id);
+    await runner.start(spec.id);
+    const r = await runner.flush(spec.id);
+    assert.ok(r && r.ms >= 0);
+    assert.equal(readFileSync(join(runner.volumeRoot(spec.id), 'data', 'flushes'), 'utf8'), 'flushed\n', 'the hook ran once, with its templates filled in');
+    assert.equal(runner.info(spec.id).status, 'running', 'a flush does not freeze');
+
+    const failing = sampleWith('flush-fails', (s) => {
+      s.hooks.flush = { command: 'echo "checkpoint refused" >&2; exit 4', timeoutSeconds: 5 };
+    });
+    await runner.install(failing);
+    started.add(failing.id);
+    await runner.start(failing.id);
+    await assert.rejects(runner.flush(failing.id), expectWorkloadError(FailureType.WorkloadHookFailed, /^flush hook of workload 'flush-fails' at dc:paris \(echo .*\) exited with code 4: checkpoint refused$/));
+    assert.equal(runner.info(failing.id).status, 'running');
+
+    const hangs = sampleWith('flush-hangs', (s) => {
+      s.hooks.flush = { command: ['sleep', '30'], timeoutSeconds: 0.5 };
+    });
+    await runner.install(hangs);
+    started.add(hangs.id);
+    await runner.start(hangs.id);
+    const t0 = Date.now();
+    await assert.rejects(runner.flush(hangs.id), expectWorkloadError(FailureType.WorkloadHookTimeout, /^flush hook of workload 'flush-hangs' at dc:paris \(sleep 30\) did not finish within 0\.5 s and was killed$/));
+    assert.ok(Date.now() - t0 < 5_000, `gave up after ${Date.now() - t0} ms`);
+
+    const plain = sampleWith('no-flush', () => undefined);
+    await runner.install(plain);
+    started.add(plain.id);
+    await runner.start(plain.id);
+    assert.equal(await runner.flush(plain.id), undefined, 'no flush hook, nothing run');
   });
 
   it('a freeze hook that hangs past its timeout is killed and reported as a timeout', async () => {

@@ -56,6 +56,9 @@ describe('workload spec', () => {
     assert.ok(pg.volumes[0]!.init, 'the PostgreSQL volume is initdb-ed once');
     assert.equal(pg.hooks.freeze.stop?.signal, 'SIGINT', 'a fast shutdown; the runner waits for the exit');
     assert.equal(pg.hooks.thaw.start, true);
+    assert.deepEqual(pg.hooks.flush?.command?.slice(-2), ['-c', 'CHECKPOINT'], 'a checkpoint before each pre-copy capture');
+    const redis = loadWorkloadSpecFile(join(REPO_ROOT, 'workloads', 'redis.yaml'));
+    assert.equal(redis.hooks.flush, undefined, 'the flush hook is optional');
   });
 
   it('fills in defaults as Kubernetes probes have them', () => {
@@ -156,6 +159,18 @@ describe('workload spec', () => {
     oneProblem(edit((s) => (s.hooks.thaw = { start: false })), 'hooks.thaw.start', /got false; expected one of true/);
     oneProblem(edit((s) => (s.hooks.freeze.http = { method: 'PATCH', path: '/x' })), 'hooks.freeze.http.method', /expected one of "GET"/);
     oneProblem(edit((s) => (s.hooks.snapshot = {})), 'hooks', /unknown field 'snapshot'/);
+  });
+
+  it('hooks: the optional flush is a command or an HTTP call, with a timeout', () => {
+    const ok = parseWorkloadSpec(edit((s) => (s.hooks.flush = { command: ['psql', '-p', '{port}', '-c', 'CHECKPOINT'] })));
+    assert.ok(ok.ok);
+    assert.equal(ok.spec.hooks.flush?.timeoutSeconds, 30, 'a default timeout');
+    assert.ok(parseWorkloadSpec(edit((s) => (s.hooks.flush = { http: { method: 'POST', path: '/admin/flush' }, timeoutSeconds: 5 }))).ok);
+    oneProblem(edit((s) => (s.hooks.flush = {})), 'hooks.flush', /the flush hook needs exactly one of command, http/);
+    oneProblem(edit((s) => (s.hooks.flush = { command: 'x', http: { path: '/f' } })), 'hooks.flush.http', /the flush hook has both 'command' and 'http'/);
+    oneProblem(edit((s) => (s.hooks.flush = { command: 'x', stop: {} })), 'hooks.flush', /unknown field 'stop'.*misspelt/);
+    oneProblem(edit((s) => (s.hooks.flush = { command: 'x', timeoutSeconds: 0 })), 'hooks.flush.timeoutSeconds', /more than 0/);
+    oneProblem(edit((s) => (s.hooks.flush = { command: 'psql -p {prot}' })), 'hooks.flush.command', /unknown template \{prot\}/);
   });
 
   it('verify: a command or an HTTP call', () => {

@@ -223,6 +223,37 @@ describe('SourceImages: the final capture after a small change', () => {
   });
 });
 
+describe('SourceImages: the cut-over capture always reuses', () => {
+  it('a frozen capture reuses the previous one however many files its chunks lie in; a pre-copy capture past that bound reads the volume afresh', async () => {
+    const root = tmp('bound');
+    const vol = join(root, 'vol');
+    makeVolume(vol, 5);
+    const images = new SourceImages(join(root, 'images'));
+    // Each round adds a file of its own bytes, settled past the racy window first, so that every
+    // round's fresh-chunk file stays referenced: after eight rounds the chunks lie in nine files.
+    const round = async (i: number, frozen: boolean) => {
+      put(vol, `z/${String(i).padStart(2, '0')}`, seededBytes(60_000, 1000 + i));
+      await new Promise((r) => setTimeout(r, 1_050));
+      return images.capture('vol', vol, PARAMS, { frozen });
+    };
+    await new Promise((r) => setTimeout(r, 1_050));
+    const first = await images.capture('vol', vol, PARAMS);
+    const total = first.manifest.totalBytes;
+    for (let i = 1; i <= 8; i++) {
+      const r = await round(i, false);
+      assert.ok(r.reuse!.bytesRead < total / 2, `round ${i} reused the one before (read ${r.reuse!.bytesRead} of ${r.manifest.totalBytes})`);
+    }
+    const cut = await round(9, true);
+    assert.ok(cut.reuse!.bytesRead < 200_000, `the frozen capture read only the new file and the chunks around it (read ${cut.reuse!.bytesRead} of ${cut.manifest.totalBytes})`);
+    const fresh = new SourceImages(join(root, 'images-fresh'));
+    assert.equal(cut.manifest.rootHash, (await fresh.capture('vol', vol, PARAMS)).manifest.rootHash, 'the manifest a capture from scratch gives');
+    await fresh.close();
+    const after = await round(10, false);
+    assert.ok(after.reuse!.bytesRead > total, `past the bound a pre-copy capture reads the whole volume again (read ${after.reuse!.bytesRead} of ${after.manifest.totalBytes})`);
+    await images.close();
+  });
+});
+
 describe('SourceImages: nothing big is written or parsed inside a cut-over window', () => {
   it('writes a capture\'s metadata only later (2 s, or at flush), and answers a just-released manifest from memory', async () => {
     const root = tmp('images-later');
