@@ -16,6 +16,7 @@
  * non-retryable ApplicationFailures (a hook is not retried by Temporal: the workflow compensates).
  */
 import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { STANDBY_TAG, type LocalProvider } from '../adapters/local/provider';
@@ -58,6 +59,9 @@ export interface StandbyArgs {
   tags: Record<string, string>;
 }
 
+/** After a flush hook failed (or timed out) on a volume, its pre-copy captures go without it this long. */
+export const FLUSH_RETRY_AFTER_MS = 10 * 60_000;
+
 /** How long a pre-copy round waits at most for a standby to catch up (settleStandby). */
 const STANDBY_SETTLE_MAX_MS = 60_000;
 /** ... and for its next step of progress. */
@@ -67,6 +71,8 @@ const STANDBY_POLL_MS = 100;
 const STANDBY_CALL_MS = 5_000;
 
 export class SiteWorkloads {
+  /** Volumes whose flush hook failed last, and when (flushVolume skips them for FLUSH_RETRY_AFTER_MS). */
+  private readonly flushFailed = new Map<string, { atMs: number; error: string }>();
   constructor(
     readonly site: string,
     private readonly provider: LocalProvider,
@@ -244,11 +250,20 @@ export class SiteWorkloads {
    */
   async flushVolume(volumeId: string): Promise<{ ms: number } | { error: string } | undefined> {
     if (!WORKLOAD_ID_PATTERN.test(volumeId) || !this.runner.installed(volumeId)) return undefined;
-    if (this.runner.volumeRoot(volumeId) !== this.provider.volumePath(volumeId)) return undefined;
+    if (resolve(this.runner.volumeRoot(volumeId)) !== resolve(this.provider.volumePath(volumeId))) return undefined;
+    // A flush that failed is not tried again for a while: one that hangs would cost every round its timeout.
+    const failed = this.flushFailed.get(volumeId);
+    if (failed && Date.now() - failed.atMs < FLUSH_RETRY_AFTER_MS) {
+      return { error: `skipped: the flush failed ${Math.round((Date.now() - failed.atMs) / 1000)} s ago (${failed.error}); tried again ${FLUSH_RETRY_AFTER_MS / 60_000} min after that` };
+    }
     try {
-      return await this.runner.flush(volumeId);
+      const r = await this.runner.flush(volumeId);
+      this.flushFailed.delete(volumeId);
+      return r;
     } catch (err) {
-      return { error: (err as Error).message };
+      const error = (err as Error).message;
+      this.flushFailed.set(volumeId, { atMs: Date.now(), error });
+      return { error };
     }
   }
 

@@ -151,7 +151,7 @@ export function createSyncActivities(deps: SyncDeps) {
         // are then found unchanged and not sent. Waiting that window out (1 s) before capturing
         // was measured no better: more changes pile up meanwhile (docs/workloads.md).
         const flush = args.freeze ? undefined : await deps.workloads.flushVolume(args.volumeId);
-        if (flush && 'error' in flush) log.warn(`flush before the capture of ${args.volumeId} failed; capturing without it (the freeze writes what it did not)`, { error: flush.error });
+        if (flush && 'error' in flush) log.warn(`the flush hook before the capture of ${args.volumeId} did not run through; this round captures without it (the cut-over is unaffected, only heavier)`, { error: flush.error });
         if (flush) mark('flush');
         if (args.freeze) {
           const st = await deps.workloads.view(args.freeze);

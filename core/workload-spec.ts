@@ -103,18 +103,24 @@ const thawSchema = z
   .superRefine((h, ctx) => exactlyOne(h, ['command', 'http', 'start'], ctx, 'the thaw hook'));
 export type ThawHook = z.infer<typeof thawSchema>;
 
+/** The longest a flush hook may take (its timeoutSeconds). */
+export const FLUSH_MAX_SECONDS = 300;
+
 /**
  * Optional, run at the source before each pre-copy capture while the instance serves: asks the
  * service to write down what it holds only in memory (PostgreSQL: `CHECKPOINT`), so that the
  * pre-copy round carries those writes and the freeze's clean stop has less to write and the final
  * round less to send. An optimisation only: a flush that fails or times out is logged and the
  * round captures anyway (the freeze and the verification decide what is correct, not the flush).
+ * It may run more than once for a round (a retried capture): it must be idempotent, and must not
+ * hold the service's writes.
  */
 const flushSchema = z
   .object({
     command: commandSchema.optional(),
     http: httpCallSchema.optional(),
-    timeoutSeconds: seconds('timeoutSeconds', 30),
+    // Bounded well inside a pre-copy capture's own limit: a flush that hangs costs a round this much, not the migration.
+    timeoutSeconds: z.number({ error: 'timeoutSeconds must be a number of seconds' }).positive('timeoutSeconds must be more than 0 seconds').max(FLUSH_MAX_SECONDS, `timeoutSeconds of a flush must be at most ${FLUSH_MAX_SECONDS} seconds (a flush only lightens the cut-over; a longer one belongs in the service's own schedule)`).default(30),
   })
   .strict()
   .superRefine((h, ctx) => exactlyOne(h, ['command', 'http'], ctx, 'the flush hook'));

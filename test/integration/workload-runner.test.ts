@@ -19,6 +19,8 @@ import { REPO_ROOT } from '../../agent/site/home';
 import { processStartTime } from '../../agent/workload/exec';
 import { workloadSecretPath, writeWorkloadSecret } from '../../agent/workload/secrets';
 import { WorkloadError, WorkloadRunner } from '../../agent/workload/runner';
+import { SiteWorkloads } from '../../activities/site-workloads';
+import { LocalProvider } from '../../adapters/local/provider';
 import { loadWorkloadSpecFile } from '../../agent/workload/spec-file';
 import { FailureType } from '../../core/contracts/failures';
 import { parseWorkloadSpec, type WorkloadSpec } from '../../core/workload-spec';
@@ -231,15 +233,32 @@ describe('workload runner', () => {
     assert.ok(r && r.ms >= 0);
     assert.equal(readFileSync(join(runner.volumeRoot(spec.id), 'data', 'flushes'), 'utf8'), 'flushed\n', 'the hook ran once, with its templates filled in');
     assert.equal(runner.info(spec.id).status, 'running', 'a flush does not freeze');
+    // Through the site's workloads, as a pre-copy capture asks (the volume is named after the workload).
+    const site = new SiteWorkloads('dc:paris', new LocalProvider({ site: 'dc:paris', dir: join(home, 'sites', 'dc_paris'), capacityInstances: 8 }), runner);
+    const viaSite = await site.flushVolume(spec.id);
+    assert.ok(viaSite && 'ms' in viaSite, JSON.stringify(viaSite));
+    assert.equal(await site.flushVolume('vol-of-no-workload'), undefined, 'a volume that is no workload\'s: nothing to flush');
+    assert.equal(await site.flushVolume('../flushes'), undefined, 'not a workload id: never a path');
+    // A freeze that leaves the process running (the sample's HTTP freeze): a frozen instance is not flushed.
+    await runner.freeze(spec.id);
+    assert.equal(await runner.flush(spec.id), undefined);
+    assert.equal(readFileSync(join(runner.volumeRoot(spec.id), 'data', 'flushes'), 'utf8'), 'flushed\nflushed\n', 'two flushes ran, none while frozen');
+    await runner.thaw(spec.id);
 
     const failing = sampleWith('flush-fails', (s) => {
-      s.hooks.flush = { command: 'echo "checkpoint refused" >&2; exit 4', timeoutSeconds: 5 };
+      s.hooks.flush = { command: 'echo tried >> {volume}/tries; echo "checkpoint refused" >&2; exit 4', timeoutSeconds: 5 };
     });
     await runner.install(failing);
     started.add(failing.id);
     await runner.start(failing.id);
     await assert.rejects(runner.flush(failing.id), expectWorkloadError(FailureType.WorkloadHookFailed, /^flush hook of workload 'flush-fails' at dc:paris \(echo .*\) exited with code 4: checkpoint refused$/));
     assert.equal(runner.info(failing.id).status, 'running');
+    // Through the site: the failure is returned, not thrown, and the hook is not run again for a while.
+    const first = await site.flushVolume(failing.id);
+    assert.ok(first && 'error' in first && /exited with code 4: checkpoint refused$/.test(first.error), JSON.stringify(first));
+    const again = await site.flushVolume(failing.id);
+    assert.ok(again && 'error' in again && /^skipped: the flush failed \d+ s ago \(flush hook of workload 'flush-fails'/.test(again.error), JSON.stringify(again));
+    assert.equal(readFileSync(join(runner.volumeRoot(failing.id), 'data', 'tries'), 'utf8'), 'tried\ntried\n', 'run by the runner, then once through the site; the skip ran nothing');
 
     const hangs = sampleWith('flush-hangs', (s) => {
       s.hooks.flush = { command: ['sleep', '30'], timeoutSeconds: 0.5 };

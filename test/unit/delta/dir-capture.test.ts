@@ -229,8 +229,8 @@ describe('SourceImages: the cut-over capture always reuses', () => {
     const vol = join(root, 'vol');
     makeVolume(vol, 5);
     const images = new SourceImages(join(root, 'images'));
-    // Each round adds a file of its own bytes, settled past the racy window first, so that every
-    // round's fresh-chunk file stays referenced: after eight rounds the chunks lie in nine files.
+    // A full capture, then eight rounds that each add a file of its own bytes, settled past the racy
+    // window first, so that every round's fresh-chunk file stays referenced: nine files in all.
     const round = async (i: number, frozen: boolean) => {
       put(vol, `z/${String(i).padStart(2, '0')}`, seededBytes(60_000, 1000 + i));
       await new Promise((r) => setTimeout(r, 1_050));
@@ -243,6 +243,9 @@ describe('SourceImages: the cut-over capture always reuses', () => {
       const r = await round(i, false);
       assert.ok(r.reuse!.bytesRead < total / 2, `round ${i} reused the one before (read ${r.reuse!.bytesRead} of ${r.manifest.totalBytes})`);
     }
+    // The setup holds: the previous capture's chunks lie in more files than a pre-copy capture reuses from (8).
+    const pinned = (JSON.parse(readFileSync(join(root, 'images', 'reuse', 'vol.pin.json'), 'utf8')) as { files: string[] }).files;
+    assert.ok(pinned.length > 8, `the previous capture's chunks lie in ${pinned.length} files`);
     const cut = await round(9, true);
     assert.ok(cut.reuse!.bytesRead < 200_000, `the frozen capture read only the new file and the chunks around it (read ${cut.reuse!.bytesRead} of ${cut.manifest.totalBytes})`);
     const fresh = new SourceImages(join(root, 'images-fresh'));
