@@ -16,6 +16,7 @@ import { asActivityFailure } from './workload';
 import { agentCloudInit } from '../agent/site/cloud-init';
 import { forgetVolumeImage } from '../agent/capture/volume-journal';
 import type { FrontHooks } from '../agent/front/front-set';
+import type { SourceImages } from '../agent/capture/source-images';
 
 /** Tag on the local stand-in that names the cloud instance it stands for. */
 export const CLOUD_INSTANCE_TAG = 'fedflow-cloud-instance';
@@ -37,6 +38,8 @@ export interface SiteDeps {
   endpointUrl: () => string;
   /** The workload fronts of this process (agent/front/): a thawed source gets its held connections back. */
   front?: FrontHooks;
+  /** The source side's captures: a volume that leaves the site takes its reuse record and files with it. */
+  images?: Pick<SourceImages, 'forgetVolume'>;
 }
 
 export type { WorkloadDigest } from '../agent/workload/sample-admin';
@@ -100,6 +103,7 @@ export function createSiteActivities(deps: SiteDeps) {
       await deps.workloads.removeCopy(args.name, args.idempotencyKey, args.volumeId).catch(providerFailure).catch(asActivityFailure);
       rmSync(`${provider.volumePath(args.volumeId)}.staging`, { recursive: true, force: true });
       forgetVolumeImage(provider.volumePath(args.volumeId));
+      await deps.images?.forgetVolume(args.volumeId);
     },
 
     /** After the switch: stop and remove the source instance and its volume. Returns when it finished (ms). */
@@ -108,6 +112,8 @@ export function createSiteActivities(deps: SiteDeps) {
       if (deps.cloud && cloudId) await deps.cloud.terminateInstance({ provider: deps.cloud.kind, site: deps.site, id: cloudId }).catch(providerFailure);
       await deps.workloads.decommission(args.instance, args.volumeId).catch(providerFailure).catch(asActivityFailure);
       forgetVolumeImage(provider.volumePath(args.volumeId));
+      // The pre-copy's capture files (kept for the next capture's reuse) are not needed any more.
+      await deps.images?.forgetVolume(args.volumeId);
       return Date.now();
     },
   };

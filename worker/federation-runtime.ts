@@ -186,7 +186,7 @@ export async function startFederation(opts: FederationRuntimeOptions): Promise<R
       // seconds); the SDK would otherwise send its heartbeats only every 8 s (0.8 of it).
       maxHeartbeatThrottleInterval: '2 seconds',
       activities: {
-        ...createSiteActivities({ site: site.id, provider, workloads, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => url, front }),
+        ...createSiteActivities({ site: site.id, provider, workloads, cloud, temporalAddress: process.env.TEMPORAL_ADDRESS, endpointUrl: () => url, front, images }),
         ...createSyncActivities({ site: site.id, provider, workloads, images, store: openStore, secret, ...(tls ? { tls } : {}), telemetry, endpointUrl: () => url, front, ledger: diskPullLedger(join(dir, 'pulls')) }),
         ...createLinkActivities({ site: site.id, telemetry, secret, ...(tls ? { tls } : {}) }),
         ...createConsensusActivities({ site: site.id, dir, keys: configPublicKeys(opts.config, home) }),

@@ -88,9 +88,13 @@ const OWN_FILE = /^[0-9a-f]{64}\.[0-9a-z]+\.img$/;
  * files hold more than twice the image: a full capture then writes one new image file and lets
  * the old ones go (what bounds the disk that rounds of small changes leave behind). Never at a
  * cut-over (`capture`'s `frozen`): that capture reads only what changed whatever the files hold
- * (until the next capture, a round's worth more disk), since a full read there is downtime.
+ * (a round's worth more disk), since a full read there is downtime. The files go when the volume
+ * leaves the site (`forgetVolume`, at the decommission after a migration).
  */
 const MAX_REUSE_FILES = 8;
+
+/** The pending-write key of a sweep of files a volume's earlier reuse records named. */
+const sweepKeyPrefix = (volumeId: string) => `sweep:${encodeURIComponent(volumeId)}:`;
 
 /** Released images' manifests kept parsed in memory (SourceImages.recentPast). */
 const RECENT_PAST_MANIFESTS = 2;
@@ -119,6 +123,7 @@ export class SourceImages {
   private pending: { key: string; write: () => Promise<unknown>; dueAt: number }[] = [];
   private pendingTimer?: NodeJS.Timeout;
   private captures = 0;
+  private sweeps = 0;
   /** Cut-over images announced to waiting targets (GET /finals/<slot>). */
   readonly finals: FinalImages;
 
@@ -203,8 +208,40 @@ export class SourceImages {
     return prior;
   }
 
+  /**
+   * The volume left this site (decommissioned after a migration, or a target's copy removed): its
+   * reuse record goes, and with it every capture file only that record kept (up to twice the
+   * volume after many rounds). Files a held image or another volume's record needs stay; a held
+   * image's go when it is released. Its next capture here, if it ever comes back, reads it whole.
+   */
+  async forgetVolume(volumeId: string): Promise<void> {
+    const onDisk = this.priors.has(volumeId) ? undefined : loadPrior(this.reuseDir(), volumeId);
+    this.forgetPrior(volumeId);
+    // Now, not later: the files of this record and of the earlier ones still waiting to go.
+    await this.startPending((p) => p.key.startsWith(sweepKeyPrefix(volumeId)));
+    if (onDisk) await this.dropFiles(priorFiles(onDisk));
+  }
+
+  /** Removes, after METADATA_DELAY_MS (outside a cut-over's window), those of `files` nothing needs by then. */
+  private dropLater(volumeId: string, files: readonly string[]): void {
+    if (files.length) this.later(`${sweepKeyPrefix(volumeId)}${++this.sweeps}`, () => this.dropFiles(files));
+  }
+
+  /** Removes those of `files` that no held image or reuse record needs (closing what this process has open of them). */
+  private async dropFiles(files: readonly string[]): Promise<void> {
+    const needed = this.neededFiles();
+    for (const path of new Set(files)) {
+      if (!path.startsWith(this.dir) || needed.has(path)) continue;
+      await this.closeFile(path);
+      rmSync(path, { force: true });
+    }
+  }
+
   private forgetPrior(volumeId: string): void {
+    const old = this.priors.get(volumeId);
     this.priors.delete(volumeId);
+    // Its files go too, unless a held image or another record needs them.
+    if (old) this.dropLater(volumeId, priorFiles(old));
     // A record still waiting to be written would bring it back.
     this.pending = this.pending.filter((p) => p.key !== `prior:${volumeId}`);
     this.armPending();
@@ -324,6 +361,8 @@ export class SourceImages {
    */
   private async captureDir(volumeId: string, path: string, recordAs: string | undefined, params: ChunkerParams, frozen = false): Promise<{ manifest: Manifest; entry: Entry; reuse: CaptureReuse }> {
     const prior = recordAs ? this.priorOf(volumeId, recordAs, frozen) : undefined;
+    // The record this capture replaces, reused or not (past the bound it is not).
+    const previous = recordAs ? this.priors.get(volumeId) : undefined;
     const tmp = join(this.dir, `.capture-${process.pid}-${Date.now()}-${++this.captures}.img`);
     let r: Awaited<ReturnType<typeof captureDirectory>>;
     try {
@@ -351,6 +390,10 @@ export class SourceImages {
       // The pin (which files the record needs) now, the record itself after the caller has the image.
       mkdirSync(this.reuseDir(), { recursive: true });
       writeFileSync(join(this.reuseDir(), `${encodeURIComponent(volumeId)}.pin.json`), JSON.stringify({ files: priorFiles(next) }));
+      // Files the previous record named and this one does not: an image released before this
+      // capture left them to the record; unless something else needs them, they go (later, with
+      // the metadata: not inside a cut-over's window).
+      if (previous) this.dropLater(volumeId, priorFiles(previous).filter((f) => !files.includes(f)));
       // Skipped if a later capture replaced it or forgetPrior dropped it before the write began.
       this.later(`prior:${volumeId}`, async () => {
         if (this.priors.get(volumeId) !== next) return;

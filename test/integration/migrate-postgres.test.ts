@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -125,6 +125,10 @@ describe('PostgreSQL migrates live under pgbench', () => {
       assert.equal(precopyCaptures.length, result.precopyRounds, 'one capture per pre-copy round');
       for (const c of precopyCaptures) assert.ok(c!.flush && 'ms' in c!.flush, `a pre-copy capture ran the flush hook: ${JSON.stringify(c!.flush)}`);
       assert.equal(captures.at(-1)?.flush, undefined, 'the freeze, not a flush, precedes the final capture');
+      // The source's capture files (kept across rounds for the next capture's reuse) left with the volume.
+      const sourceImages = join(siteDir('dc:paris', fed.home), 'images');
+      assert.deepEqual(readdirSync(sourceImages).filter((n) => n.endsWith('.img')), [], `no capture file is left at the source: ${JSON.stringify(readdirSync(sourceImages, { recursive: true }))}`);
+      assert.ok(!existsSync(join(sourceImages, 'reuse', 'postgres.pin.json')), 'nor the reuse record that pinned them');
       const reuse = captures.at(-1)?.reuse;
       assert.ok(reuse, 'the final capture reports what it reused');
       t.diagnostic(`final capture: read ${reuse.bytesRead} bytes of a ${result.volumeBytes}-byte volume; ${reuse.filesRead} files read, ${reuse.filesReused} reused; ${reuse.chunksHashed} chunks hashed, ${reuse.chunksReused} reused`);

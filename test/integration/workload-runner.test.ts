@@ -223,12 +223,17 @@ describe('workload runner', () => {
   });
 
   it('a flush hook runs while the instance serves; one that fails or hangs is named; a spec without one flushes nothing', async () => {
-    const spec = sampleWith('flushes', (s) => {
-      s.hooks.flush = { command: 'echo flushed >> {volume}/flushes', timeoutSeconds: 5 };
-    });
-    await runner.install(spec);
-    started.add(spec.id);
-    await runner.start(spec.id);
+    /** The sample with `flush` as its flush hook (none if undefined), installed and started. */
+    const runningWith = async (id: string, flush: Record<string, unknown> | undefined) => {
+      const spec = sampleWith(id, (s) => {
+        if (flush) s.hooks.flush = flush;
+      });
+      await runner.install(spec);
+      started.add(spec.id);
+      await runner.start(spec.id);
+      return spec;
+    };
+    const spec = await runningWith('flushes', { command: 'echo flushed >> {volume}/flushes', timeoutSeconds: 5 });
     const r = await runner.flush(spec.id);
     assert.ok(r && r.ms >= 0);
     assert.equal(readFileSync(join(runner.volumeRoot(spec.id), 'data', 'flushes'), 'utf8'), 'flushed\n', 'the hook ran once, with its templates filled in');
@@ -245,12 +250,7 @@ describe('workload runner', () => {
     assert.equal(readFileSync(join(runner.volumeRoot(spec.id), 'data', 'flushes'), 'utf8'), 'flushed\nflushed\n', 'two flushes ran, none while frozen');
     await runner.thaw(spec.id);
 
-    const failing = sampleWith('flush-fails', (s) => {
-      s.hooks.flush = { command: 'echo tried >> {volume}/tries; echo "checkpoint refused" >&2; exit 4', timeoutSeconds: 5 };
-    });
-    await runner.install(failing);
-    started.add(failing.id);
-    await runner.start(failing.id);
+    const failing = await runningWith('flush-fails', { command: 'echo tried >> {volume}/tries; echo "checkpoint refused" >&2; exit 4', timeoutSeconds: 5 });
     await assert.rejects(runner.flush(failing.id), expectWorkloadError(FailureType.WorkloadHookFailed, /^flush hook of workload 'flush-fails' at dc:paris \(echo .*\) exited with code 4: checkpoint refused$/));
     assert.equal(runner.info(failing.id).status, 'running');
     // Through the site: the failure is returned, not thrown, and the hook is not run again for a while.
@@ -260,20 +260,12 @@ describe('workload runner', () => {
     assert.ok(again && 'error' in again && /^skipped: the flush failed \d+ s ago \(flush hook of workload 'flush-fails'/.test(again.error), JSON.stringify(again));
     assert.equal(readFileSync(join(runner.volumeRoot(failing.id), 'data', 'tries'), 'utf8'), 'tried\ntried\n', 'run by the runner, then once through the site; the skip ran nothing');
 
-    const hangs = sampleWith('flush-hangs', (s) => {
-      s.hooks.flush = { command: ['sleep', '30'], timeoutSeconds: 0.5 };
-    });
-    await runner.install(hangs);
-    started.add(hangs.id);
-    await runner.start(hangs.id);
+    const hangs = await runningWith('flush-hangs', { command: ['sleep', '30'], timeoutSeconds: 0.5 });
     const t0 = Date.now();
     await assert.rejects(runner.flush(hangs.id), expectWorkloadError(FailureType.WorkloadHookTimeout, /^flush hook of workload 'flush-hangs' at dc:paris \(sleep 30\) did not finish within 0\.5 s and was killed$/));
     assert.ok(Date.now() - t0 < 5_000, `gave up after ${Date.now() - t0} ms`);
 
-    const plain = sampleWith('no-flush', () => undefined);
-    await runner.install(plain);
-    started.add(plain.id);
-    await runner.start(plain.id);
+    const plain = await runningWith('no-flush', undefined);
     assert.equal(await runner.flush(plain.id), undefined, 'no flush hook, nothing run');
   });
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -237,10 +237,14 @@ describe('SourceImages: the cut-over capture always reuses', () => {
       return images.capture('vol', vol, PARAMS, { frozen });
     };
     await new Promise((r) => setTimeout(r, 1_050));
+    // Each image released once captured, as a migration releases a round's after its pull: the
+    // reuse record alone keeps the files.
     const first = await images.capture('vol', vol, PARAMS);
     const total = first.manifest.totalBytes;
+    await images.release(first.manifest.rootHash);
     for (let i = 1; i <= 8; i++) {
       const r = await round(i, false);
+      await images.release(r.manifest.rootHash);
       assert.ok(r.reuse!.bytesRead < total / 2, `round ${i} reused the one before (read ${r.reuse!.bytesRead} of ${r.manifest.totalBytes})`);
     }
     // The setup holds: the previous capture's chunks lie in more files than a pre-copy capture reuses from (8).
@@ -251,8 +255,52 @@ describe('SourceImages: the cut-over capture always reuses', () => {
     const fresh = new SourceImages(join(root, 'images-fresh'));
     assert.equal(cut.manifest.rootHash, (await fresh.capture('vol', vol, PARAMS)).manifest.rootHash, 'the manifest a capture from scratch gives');
     await fresh.close();
+    await images.release(cut.manifest.rootHash);
     const after = await round(10, false);
     assert.ok(after.reuse!.bytesRead > total, `past the bound a pre-copy capture reads the whole volume again (read ${after.reuse!.bytesRead} of ${after.manifest.totalBytes})`);
+    // The files only the replaced record named (every earlier round's) go with its sweep, not at a restart.
+    await images.flush();
+    const left = readdirSync(join(root, 'images')).filter((n) => n.endsWith('.img'));
+    assert.deepEqual(left.map((n) => n.split('.')[0]), [after.manifest.rootHash], `only the last capture's file is left: ${left.join(', ')}`);
+    for (const c of after.manifest.chunks) assert.ok(images.readChunkSync(after.manifest.rootHash, c.hash));
+    await images.close();
+  });
+});
+
+describe('SourceImages: a volume that leaves the site', () => {
+  it('takes its reuse record and the capture files only it kept with it; a held image keeps its files until released', async () => {
+    const root = tmp('leave');
+    const vol = join(root, 'vol');
+    makeVolume(vol, 21);
+    const other = join(root, 'other');
+    makeVolume(other, 22);
+    await new Promise((r) => setTimeout(r, 1_050));
+    const dir = join(root, 'images');
+    const images = new SourceImages(dir);
+    const imgFiles = () => readdirSync(dir).filter((n) => n.endsWith('.img')).sort();
+    const kept = await images.capture('other', other, PARAMS);
+    const othersFiles = imgFiles();
+    const first = await images.capture('vol', vol, PARAMS);
+    put(vol, 'z/added', seededBytes(80_000, 7));
+    await new Promise((r) => setTimeout(r, 1_050));
+    const second = await images.capture('vol', vol, PARAMS);
+    // Both rounds released, as a migration releases them after their pulls: the reuse record alone keeps their files.
+    await images.release(first.manifest.rootHash);
+    await images.release(second.manifest.rootHash);
+    const volsFiles = imgFiles().filter((n) => !othersFiles.includes(n));
+    assert.ok(volsFiles.length >= 2, `the rounds' files, kept for the next capture: ${volsFiles.join(', ')}`);
+    await images.forgetVolume('vol');
+    assert.deepEqual(imgFiles(), othersFiles, 'only the other volume\'s file is left');
+    assert.ok(!existsSync(join(dir, 'reuse', 'vol.json')) && !existsSync(join(dir, 'reuse', 'vol.pin.json')), 'the record and its pin are gone');
+    for (const c of kept.manifest.chunks) assert.ok(images.readChunkSync(kept.manifest.rootHash, c.hash), "another volume's held image is untouched");
+    // Captured again, it is read whole; an image still held keeps its files through a forget.
+    const again = await images.capture('vol', vol, PARAMS);
+    assert.equal(again.reuse!.filesReused, 0, 'nothing of the forgotten record is reused');
+    assert.equal(again.reuse!.chunksReused, 0);
+    await images.forgetVolume('vol');
+    for (const c of again.manifest.chunks) assert.ok(images.readChunkSync(again.manifest.rootHash, c.hash), 'the held image still serves every chunk');
+    await images.release(again.manifest.rootHash);
+    assert.deepEqual(imgFiles(), othersFiles, 'released, nothing keeps its file');
     await images.close();
   });
 });
