@@ -7,7 +7,7 @@
 import { closeSync, constants as fsConstants, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cp, lstat, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { hash as oneShotHash } from 'node:crypto';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { ChunkerParams } from '../../core/chunking';
 import type { Manifest } from '../../core/manifest';
 import { FinalImages } from './final-images';
@@ -124,6 +124,12 @@ export class SourceImages {
   private pendingTimer?: NodeJS.Timeout;
   private captures = 0;
   private sweeps = 0;
+  /**
+   * Files captures under way read from (their volume's record when they began), counted: named by
+   * no image or record until the capture ends, they must not be swept meanwhile (a retried attempt
+   * of a capture can run beside the first, whose end may replace or forget the record).
+   */
+  private readonly inUse = new Map<string, number>();
   /** Cut-over images announced to waiting targets (GET /finals/<slot>). */
   readonly finals: FinalImages;
 
@@ -215,11 +221,45 @@ export class SourceImages {
    * image's go when it is released. Its next capture here, if it ever comes back, reads it whole.
    */
   async forgetVolume(volumeId: string): Promise<void> {
-    const onDisk = this.priors.has(volumeId) ? undefined : loadPrior(this.reuseDir(), volumeId);
+    // What the lists on disk name too (a record not loaded since a restart; a pin newer than its record).
+    const onDisk = this.priors.has(volumeId) ? [] : this.recordedFiles(volumeId);
     this.forgetPrior(volumeId);
     // Now, not later: the files of this record and of the earlier ones still waiting to go.
     await this.startPending((p) => p.key.startsWith(sweepKeyPrefix(volumeId)));
-    if (onDisk) await this.dropFiles(priorFiles(onDisk));
+    if (onDisk.length) await this.dropFiles(onDisk);
+  }
+
+  /** The files a volume's record and pin on disk name, read as plain lists (either may be missing or torn). */
+  private recordedFiles(volumeId: string): string[] {
+    const base = join(this.reuseDir(), encodeURIComponent(volumeId));
+    const out: string[] = [];
+    for (const f of [`${base}.pin.json`, `${base}.json`]) {
+      try {
+        const files = (JSON.parse(readFileSync(f, 'utf8')) as { files?: unknown }).files;
+        if (Array.isArray(files)) out.push(...files.filter((x): x is string => typeof x === 'string'));
+      } catch {
+        // Missing or torn: nothing to add.
+      }
+    }
+    return out;
+  }
+
+  /** Whether `path` is one of this store's own files (not a sibling directory's that shares the prefix). */
+  private own(path: string): boolean {
+    return path.startsWith(this.dir + sep);
+  }
+
+  private hold(files: readonly string[]): string[] {
+    for (const f of files) this.inUse.set(f, (this.inUse.get(f) ?? 0) + 1);
+    return [...files];
+  }
+
+  private unhold(files: readonly string[]): void {
+    for (const f of files) {
+      const n = (this.inUse.get(f) ?? 1) - 1;
+      if (n > 0) this.inUse.set(f, n);
+      else this.inUse.delete(f);
+    }
   }
 
   /** Removes, after METADATA_DELAY_MS (outside a cut-over's window), those of `files` nothing needs by then. */
@@ -229,11 +269,12 @@ export class SourceImages {
 
   /** Removes those of `files` that no held image or reuse record needs (closing what this process has open of them). */
   private async dropFiles(files: readonly string[]): Promise<void> {
-    const needed = this.neededFiles();
     for (const path of new Set(files)) {
-      if (!path.startsWith(this.dir) || needed.has(path)) continue;
+      // Asked again for each file: a capture may have begun to reuse one meanwhile.
+      if (!this.own(path) || this.neededFiles().has(path)) continue;
       await this.closeFile(path);
-      rmSync(path, { force: true });
+      // On the thread pool: the loop serves other volumes' pulls and cut-overs meanwhile.
+      await rm(path, { force: true });
     }
   }
 
@@ -250,9 +291,8 @@ export class SourceImages {
     rmSync(`${base}.pin.json`, { force: true });
   }
 
-  /** Archives + chunks a directory volume (or chunks a file in place) and records the image. */
-  async capture(volumeId: string, volumePath: string, params: ChunkerParams, opts: { inPlace?: boolean; frozen?: boolean } = {}): Promise<ImageResult> {
-    const t0 = performance.now();
+  /** The image of the volume, not cached yet: `capture`'s work. */
+  private async imageOf(volumeId: string, volumePath: string, params: ChunkerParams, opts: { inPlace?: boolean; frozen?: boolean }): Promise<{ manifest: Manifest; entry: Entry; reuse?: CaptureReuse }> {
     const isDir = statSync(volumePath).isDirectory();
     let manifest: Manifest;
     let entry: Entry;
@@ -295,9 +335,25 @@ export class SourceImages {
       manifest = m;
       entry = singleFile(manifest, imagePath);
     }
-    this.cache.set(manifest.rootHash, entry);
-    // Which files it needs, written now (small): a release collects unused files by these.
-    if (entry.files.some((f) => f.startsWith(this.dir))) writeFileSync(this.filesPath(manifest.rootHash), JSON.stringify({ files: entry.files }));
+    return { manifest, entry, ...(reuse ? { reuse } : {}) };
+  }
+
+  /** Archives + chunks a directory volume (or chunks a file in place) and records the image. */
+  async capture(volumeId: string, volumePath: string, params: ChunkerParams, opts: { inPlace?: boolean; frozen?: boolean } = {}): Promise<ImageResult> {
+    const t0 = performance.now();
+    // Until the image is cached, the files its capture may reuse (the volume's record's) are held against sweeps.
+    const held = this.hold(this.priors.has(volumeId) ? priorFiles(this.priors.get(volumeId)!) : this.recordedFiles(volumeId));
+    let manifest: Manifest;
+    let entry: Entry;
+    let reuse: CaptureReuse | undefined;
+    try {
+      ({ manifest, entry, reuse } = await this.imageOf(volumeId, volumePath, params, opts));
+      this.cache.set(manifest.rootHash, entry);
+      // Which files it needs, written now (small): a release collects unused files by these.
+      if (entry.files.some((f) => this.own(f))) writeFileSync(this.filesPath(manifest.rootHash), JSON.stringify({ files: entry.files }));
+    } finally {
+      this.unhold(held);
+    }
     // The manifest and locations are written after the caller has the image (a 2 GB volume's
     // manifest is ~15 MB of JSON): until then it is served from memory; an agent that dies first
     // has lost the image, and its round captures again.
@@ -556,7 +612,7 @@ export class SourceImages {
     }
     const needed = this.neededFiles();
     for (const path of new Set(e.files)) {
-      if (!path.startsWith(this.dir) || needed.has(path)) continue;
+      if (!this.own(path) || needed.has(path)) continue;
       await this.closeFile(path);
       rmSync(path, { force: true });
     }
@@ -573,7 +629,7 @@ export class SourceImages {
 
   /** Files some live image or reuse record still needs: from memory and from the small lists on disk. */
   private neededFiles(): Set<string> {
-    const needed = new Set<string>();
+    const needed = new Set<string>(this.inUse.keys());
     for (const e of this.cache.values()) for (const f of e.files) needed.add(f);
     for (const p of this.priors.values()) for (const f of priorFiles(p)) needed.add(f);
     const lists = [

@@ -292,7 +292,6 @@ describe('SourceImages: a volume that leaves the site', () => {
     await images.forgetVolume('vol');
     assert.deepEqual(imgFiles(), othersFiles, 'only the other volume\'s file is left');
     assert.ok(!existsSync(join(dir, 'reuse', 'vol.json')) && !existsSync(join(dir, 'reuse', 'vol.pin.json')), 'the record and its pin are gone');
-    for (const c of kept.manifest.chunks) assert.ok(images.readChunkSync(kept.manifest.rootHash, c.hash), "another volume's held image is untouched");
     // Captured again, it is read whole; an image still held keeps its files through a forget.
     const again = await images.capture('vol', vol, PARAMS);
     assert.equal(again.reuse!.filesReused, 0, 'nothing of the forgotten record is reused');
@@ -301,6 +300,36 @@ describe('SourceImages: a volume that leaves the site', () => {
     for (const c of again.manifest.chunks) assert.ok(images.readChunkSync(again.manifest.rootHash, c.hash), 'the held image still serves every chunk');
     await images.release(again.manifest.rootHash);
     assert.deepEqual(imgFiles(), othersFiles, 'released, nothing keeps its file');
+    // After a restart, the record is known only from the lists on disk.
+    const last = await images.capture('vol', vol, PARAMS);
+    await images.release(last.manifest.rootHash);
+    await images.close();
+    const reopened = new SourceImages(dir);
+    assert.ok(imgFiles().length > othersFiles.length, 'the record keeps its file across the restart');
+    await reopened.forgetVolume('vol');
+    assert.deepEqual(imgFiles(), othersFiles, 'forgotten from the lists on disk');
+    assert.ok(reopened.readChunkSync(kept.manifest.rootHash, kept.manifest.chunks[0]!.hash), "the other volume's image, held across the restart, still serves");
+    await reopened.close();
+  });
+});
+
+describe('SourceImages: a capture under way', () => {
+  it('keeps the files it reuses, even when its volume is forgotten meanwhile (a retried attempt beside the first)', async () => {
+    const root = tmp('inuse');
+    const vol = join(root, 'vol');
+    makeVolume(vol, 31);
+    await new Promise((r) => setTimeout(r, 1_050));
+    const images = new SourceImages(join(root, 'images'));
+    const first = await images.capture('vol', vol, PARAMS);
+    // Released after its pull: the record alone names its file now.
+    await images.release(first.manifest.rootHash);
+    appendFileSync(join(vol, 'base/small/4'), 'a write\n');
+    await new Promise((r) => setTimeout(r, 1_050));
+    const during = images.capture('vol', vol, PARAMS);
+    await images.forgetVolume('vol');
+    const r = await during;
+    assert.ok(r.reuse!.chunksReused > 0, 'it reused the record it began with');
+    for (const c of r.manifest.chunks) assert.ok(images.readChunkSync(r.manifest.rootHash, c.hash), `chunk ${c.hash.slice(0, 12)} is still served`);
     await images.close();
   });
 });
