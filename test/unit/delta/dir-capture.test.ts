@@ -30,6 +30,17 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** Past the reuse rule's racy window (RACY_MS, 1 s): files written before are trusted by the next capture. */
+const settle = () => new Promise((r) => setTimeout(r, 1_050));
+
+/** Every chunk of the image is served, and is its bytes. */
+function servesAll(images: SourceImages, m: { rootHash: string; chunks: readonly { hash: string }[] }, what: string): void {
+  for (const c of m.chunks) {
+    const got = images.readChunkSync(m.rootHash, c.hash);
+    assert.ok(got && createHash('sha256').update(got).digest('hex') === c.hash, `${what}: chunk ${c.hash.slice(0, 12)} is served`);
+  }
+}
+
 function put(vol: string, rel: string, bytes: Uint8Array | string): void {
   mkdirSync(join(vol, rel, '..'), { recursive: true });
   writeFileSync(join(vol, rel), bytes);
@@ -233,10 +244,10 @@ describe('SourceImages: the cut-over capture always reuses', () => {
     // window first, so that every round's fresh-chunk file stays referenced: nine files in all.
     const round = async (i: number, frozen: boolean) => {
       put(vol, `z/${String(i).padStart(2, '0')}`, seededBytes(60_000, 1000 + i));
-      await new Promise((r) => setTimeout(r, 1_050));
+      await settle();
       return images.capture('vol', vol, PARAMS, { frozen });
     };
-    await new Promise((r) => setTimeout(r, 1_050));
+    await settle();
     // Each image released once captured, as a migration releases a round's after its pull: the
     // reuse record alone keeps the files.
     const first = await images.capture('vol', vol, PARAMS);
@@ -262,7 +273,7 @@ describe('SourceImages: the cut-over capture always reuses', () => {
     await images.flush();
     const left = readdirSync(join(root, 'images')).filter((n) => n.endsWith('.img'));
     assert.deepEqual(left.map((n) => n.split('.')[0]), [after.manifest.rootHash], `only the last capture's file is left: ${left.join(', ')}`);
-    for (const c of after.manifest.chunks) assert.ok(images.readChunkSync(after.manifest.rootHash, c.hash));
+    servesAll(images, after.manifest, 'the last capture');
     await images.close();
   });
 });
@@ -274,7 +285,7 @@ describe('SourceImages: a volume that leaves the site', () => {
     makeVolume(vol, 21);
     const other = join(root, 'other');
     makeVolume(other, 22);
-    await new Promise((r) => setTimeout(r, 1_050));
+    await settle();
     const dir = join(root, 'images');
     const images = new SourceImages(dir);
     const imgFiles = () => readdirSync(dir).filter((n) => n.endsWith('.img')).sort();
@@ -282,7 +293,7 @@ describe('SourceImages: a volume that leaves the site', () => {
     const othersFiles = imgFiles();
     const first = await images.capture('vol', vol, PARAMS);
     put(vol, 'z/added', seededBytes(80_000, 7));
-    await new Promise((r) => setTimeout(r, 1_050));
+    await settle();
     const second = await images.capture('vol', vol, PARAMS);
     // Both rounds released, as a migration releases them after their pulls: the reuse record alone keeps their files.
     await images.release(first.manifest.rootHash);
@@ -297,7 +308,7 @@ describe('SourceImages: a volume that leaves the site', () => {
     assert.equal(again.reuse!.filesReused, 0, 'nothing of the forgotten record is reused');
     assert.equal(again.reuse!.chunksReused, 0);
     await images.forgetVolume('vol');
-    for (const c of again.manifest.chunks) assert.ok(images.readChunkSync(again.manifest.rootHash, c.hash), 'the held image still serves every chunk');
+    servesAll(images, again.manifest, 'the held image');
     await images.release(again.manifest.rootHash);
     assert.deepEqual(imgFiles(), othersFiles, 'released, nothing keeps its file');
     // After a restart, the record is known only from the lists on disk.
@@ -318,18 +329,18 @@ describe('SourceImages: a capture under way', () => {
     const root = tmp('inuse');
     const vol = join(root, 'vol');
     makeVolume(vol, 31);
-    await new Promise((r) => setTimeout(r, 1_050));
+    await settle();
     const images = new SourceImages(join(root, 'images'));
     const first = await images.capture('vol', vol, PARAMS);
     // Released after its pull: the record alone names its file now.
     await images.release(first.manifest.rootHash);
     appendFileSync(join(vol, 'base/small/4'), 'a write\n');
-    await new Promise((r) => setTimeout(r, 1_050));
+    await settle();
     const during = images.capture('vol', vol, PARAMS);
     await images.forgetVolume('vol');
     const r = await during;
     assert.ok(r.reuse!.chunksReused > 0, 'it reused the record it began with');
-    for (const c of r.manifest.chunks) assert.ok(images.readChunkSync(r.manifest.rootHash, c.hash), `chunk ${c.hash.slice(0, 12)} is still served`);
+    servesAll(images, r.manifest, 'the capture under way');
     await images.close();
   });
 });
