@@ -26,11 +26,11 @@ export const TEMPLATE_NAMES = ['id', 'host', 'port', 'dataDir', 'volume', 'node'
 /** `{name}` or `{volume.name}`: only identifiers, so JSON or SQL braces in a command are left alone. */
 export const TEMPLATE_PATTERN = /\{([A-Za-z][A-Za-z0-9]*(?:\.[a-z][a-z0-9-]*)?)\}/g;
 
-const seconds = (what: string, dflt: number) =>
+const seconds = (what: string, dflt: number, max = 3600) =>
   z
     .number({ error: `${what} must be a number of seconds` })
     .positive(`${what} must be more than 0 seconds`)
-    .max(3600, `${what} must be at most 3600 seconds`)
+    .max(max, `${what} must be at most ${max} seconds`)
     .default(dflt);
 
 /** A command: a string runs through /bin/sh -c; an array runs as argv, with no shell. */
@@ -120,7 +120,7 @@ const flushSchema = z
     command: commandSchema.optional(),
     http: httpCallSchema.optional(),
     // Bounded well inside a pre-copy capture's own limit: a flush that hangs costs a round this much, not the migration.
-    timeoutSeconds: z.number({ error: 'timeoutSeconds must be a number of seconds' }).positive('timeoutSeconds must be more than 0 seconds').max(FLUSH_MAX_SECONDS, `timeoutSeconds of a flush must be at most ${FLUSH_MAX_SECONDS} seconds (a flush only lightens the cut-over; a longer one belongs in the service's own schedule)`).default(30),
+    timeoutSeconds: seconds('timeoutSeconds', 30, FLUSH_MAX_SECONDS),
   })
   .strict()
   .superRefine((h, ctx) => exactlyOne(h, ['command', 'http'], ctx, 'the flush hook'));

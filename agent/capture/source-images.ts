@@ -269,9 +269,10 @@ export class SourceImages {
 
   /** Removes those of `files` that no held image or reuse record needs (closing what this process has open of them). */
   private async dropFiles(files: readonly string[]): Promise<void> {
+    const needed = this.neededFiles();
     for (const path of new Set(files)) {
-      // Asked again for each file: a capture may have begun to reuse one meanwhile.
-      if (!this.own(path) || this.neededFiles().has(path)) continue;
+      // inUse asked again for each file: a capture that began meanwhile holds what it reads.
+      if (!this.own(path) || needed.has(path) || this.inUse.has(path)) continue;
       await this.closeFile(path);
       // On the thread pool: the loop serves other volumes' pulls and cut-overs meanwhile.
       await rm(path, { force: true });
@@ -610,12 +611,7 @@ export class SourceImages {
     } catch {
       rmSync(this.metaPath(root), { force: true });
     }
-    const needed = this.neededFiles();
-    for (const path of new Set(e.files)) {
-      if (!this.own(path) || needed.has(path)) continue;
-      await this.closeFile(path);
-      rmSync(path, { force: true });
-    }
+    await this.dropFiles(e.files);
   }
 
   private async closeFile(path: string): Promise<void> {

@@ -170,7 +170,7 @@ describe('workload spec', () => {
     oneProblem(edit((s) => (s.hooks.flush = { command: 'x', http: { path: '/f' } })), 'hooks.flush.http', /the flush hook has both 'command' and 'http'/);
     oneProblem(edit((s) => (s.hooks.flush = { command: 'x', stop: {} })), 'hooks.flush', /unknown field 'stop'.*misspelt/);
     oneProblem(edit((s) => (s.hooks.flush = { command: 'x', timeoutSeconds: 0 })), 'hooks.flush.timeoutSeconds', /more than 0/);
-    oneProblem(edit((s) => (s.hooks.flush = { command: 'x', timeoutSeconds: 301 })), 'hooks.flush.timeoutSeconds', /a flush must be at most 300 seconds/);
+    oneProblem(edit((s) => (s.hooks.flush = { command: 'x', timeoutSeconds: 301 })), 'hooks.flush.timeoutSeconds', /timeoutSeconds must be at most 300 seconds/);
     oneProblem(edit((s) => (s.hooks.flush = { command: 'psql -p {prot}' })), 'hooks.flush.command', /unknown template \{prot\}/);
   });
 
