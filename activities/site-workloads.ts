@@ -274,7 +274,11 @@ export class SiteWorkloads {
    */
   async quiesce(instance: InstanceRef): Promise<void> {
     const id = specWorkloadOf(instance);
-    if (id !== undefined && this.runner.installed(id) && this.runner.info(id).running) await this.runner.stop(id);
+    if (id === undefined || !this.runner.installed(id)) return;
+    // Also any other process of the workload here: a start or a private boot an agent crashed in,
+    // which no record names (the runner's strays).
+    const at = this.runner.info(id);
+    if (at.running || at.strays) await this.runner.stop(id);
   }
 
   /** Tags of the instance (a cloud site's stand-in names its cloud instance in one). */

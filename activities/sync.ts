@@ -453,7 +453,15 @@ export function createSyncActivities(deps: SyncDeps) {
       await deps.workloads.quiesce(args.instance).catch(asActivityFailure);
       mark('quiesced');
       // The pull marks its own steps (manifest fetched and checked, chunks pulled) in `phases`.
-      const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId }, mark);
+      const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId }, mark).catch((err: unknown) => {
+        // The source announced this image, then lost it: its agent restarted before writing the
+        // image down, and its capture's retry announces a new one. Retried: the next attempt waits
+        // for that (a refusal of an image the source never announced stays final).
+        if (found && err instanceof ApplicationFailure && err.type === FailureType.TransferRefused && / answered 404: /.test(err.message)) {
+          throw ApplicationFailure.retryable(`${args.source} no longer holds the final image ${root.slice(0, 12)} it announced (restarted before it was written down; its capture is retried): ${err.message}`, FailureType.TransferRefused);
+        }
+        throw err;
+      });
       mark('pullAndPatch');
       if (found) {
         // The source may announce the image before its digest (it verifies beside this pull):

@@ -284,7 +284,11 @@ export function createTransferHandler(opts: TransferServerOptions) {
       // announced after it (or for another image: the source's capture was retried).
       const digestOf = url.searchParams.get('digestOf');
       if (digestOf !== null && !/^[0-9a-f]{64}$/.test(digestOf)) return reply(res, 400, { error: `digestOf '${digestOf.slice(0, 80)}' is not a manifest root (64 lower-case hex digits)` });
-      const ready = digestOf === null ? undefined : (img: FinalImage) => img.digest !== undefined || img.manifest.rootHash !== digestOf;
+      // Only an image this agent still holds: one announced by an earlier run of it that died
+      // before writing the image down (SourceImages.capture's metadata, written after the window)
+      // is void; its capture's retry announces a new one, which the target waits for.
+      const held = (img: FinalImage) => opts.images.get(img.manifest.rootHash) !== undefined;
+      const ready = digestOf === null ? held : (img: FinalImage) => held(img) && (img.digest !== undefined || img.manifest.rootHash !== digestOf);
       const gone = new AbortController();
       res.on('close', () => gone.abort());
       const image = await opts.images.finals.wait(root, waitMs, gone.signal, ready);

@@ -5,7 +5,7 @@
  * and which uid a user name is.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -139,8 +139,11 @@ export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void
   }
 }
 
-/** The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined when it is gone or a zombie. */
-export function processStartTime(pid: number): number | undefined {
+/**
+ * The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or
+ * undefined when it is gone or a zombie (`zombies`: also of a zombie, until it is reaped).
+ */
+export function processStartTime(pid: number, opts: { zombies?: boolean } = {}): number | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -149,8 +152,49 @@ export function processStartTime(pid: number): number | undefined {
   }
   // The command name (field 2) is in parentheses and may hold spaces: count fields after its end.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
+  if (!opts.zombies && (rest[0] === 'Z' || rest[0] === 'X')) return undefined;
   return Number(rest[19]);
+}
+
+/**
+ * The live processes whose environment holds `name=value`, less those whose parent holds it too:
+ * the roots of what one launch spawned (its children inherit the variable). Reads /proc; a process
+ * that goes meanwhile, or whose environment this user may not read, is skipped.
+ */
+export function launchedWith(name: string, value: string): { pid: number; procStart: number }[] {
+  const needle = Buffer.from(`\0${name}=${value}\0`);
+  const hits = new Map<number, { ppid: number; procStart: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${d}/environ`)]).indexOf(needle) < 0) continue;
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (rest[0] === 'Z' || rest[0] === 'X') continue;
+      hits.set(Number(d), { ppid: Number(rest[1]), procStart: Number(rest[19]) });
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return [...hits].filter(([, h]) => !hits.has(h.ppid)).map(([pid, h]) => ({ pid, procStart: h.procStart }));
+}
+
+/**
+ * Kills the process group of `pid` with SIGKILL and waits until the process is reaped, not only
+ * dead: a zombie still answers kill(pid, 0), which is how PostgreSQL tells whether the postmaster
+ * its lock file names still runs, so a server started on the same data before the reaping refuses
+ * to start ("lock file postmaster.pid already exists"). False if it is still there at the deadline.
+ */
+export async function killAndReap(pid: number | undefined, procStart: number | undefined, timeoutMs: number): Promise<boolean> {
+  if (!pid) return true;
+  killGroup(pid, 'SIGKILL');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const at = processStartTime(pid, { zombies: true });
+    if (at === undefined || (procStart !== undefined && at !== procStart)) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(2);
+  }
 }
 
 /** Whether `pid` is still the process that was started at `startTime` (a reused pid is not). */

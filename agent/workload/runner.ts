@@ -22,7 +22,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { writeFileDurable } from '../durable-files';
 import { FailureType } from '../../core/contracts/failures';
 import { fillTemplates, type Command, type HttpCall, type TemplateValues, type WorkloadSpec } from '../../core/workload-spec';
-import { argvOf, killGroup, lookupUser, processStartTime, signal, stillRunning, tail, waitExit, withTimeout, type RunAs } from './exec';
+import { argvOf, killAndReap, launchedWith, lookupUser, processStartTime, signal, stillRunning, tail, waitExit, withTimeout, type RunAs } from './exec';
 import { freePort, portFree, tcpCheck } from './net';
 import { spawner } from './spawner';
 import { chownTree, realInside } from './volumes';
@@ -52,9 +52,28 @@ interface InstanceRecord {
   stoppedByFreeze?: boolean;
   /** Tags, as a provider keeps them on an instance (the cloud instance a site's stand-in stands for). */
   tags?: Record<string, string>;
-  /** A private boot for a verification, while it runs: a crashed agent's is found and stopped. */
+  /**
+   * A private boot's process, as agents before INSTANCE_ENV wrote it down once it passed its check
+   * (their private boots carry no tag): a crashed agent's is found and stopped.
+   */
   privatePid?: number;
   privateProcStart?: number;
+}
+
+/**
+ * The environment variable that tags every process the runner launches for a workload (its
+ * starts and its private boots; their children inherit it) with the site and the workload
+ * (instanceTag). Whatever runs with the tag and is not the recorded instance is a stray: a start
+ * or a private boot an agent crashed in (before it learnt or wrote down the pid), or one an earlier
+ * attempt left. Strays are stopped before any start, private boot or write of the volume
+ * (WorkloadRunner.stopStrays): they hold the volume (PostgreSQL's postmaster.pid) and must never
+ * run while it is written.
+ */
+export const INSTANCE_ENV = 'FEDFLOW_INSTANCE';
+
+/** The tag (INSTANCE_ENV) of workload `id`'s processes at the site in `siteDir`. */
+export function instanceTag(siteDir: string, id: string): string {
+  return `${resolve(siteDir)}#${id}`;
 }
 
 export interface StartedInstance {
@@ -78,6 +97,8 @@ export interface InstanceInfo {
   installed: boolean;
   status: InstanceStatus;
   running: boolean;
+  /** Processes of this workload other than the recorded instance (strays; see INSTANCE_ENV). */
+  strays?: number;
   pid?: number;
   port?: number;
   address?: string;
@@ -319,7 +340,7 @@ export class WorkloadRunner {
   /** Stops the instance and forgets the workload; its volumes are deleted only when asked. */
   async remove(id: string, opts: { deleteVolumes?: boolean } = {}): Promise<void> {
     if (this.installed(id)) {
-      this.stopPrivateBoot(id);
+      await this.stopPrivateBoot(id);
       await this.stop(id);
     }
     rmSync(this.workloadDir(id), { recursive: true, force: true });
@@ -369,11 +390,13 @@ export class WorkloadRunner {
     const installed = this.installed(id);
     const rec = this.record(id);
     const running = !!rec && stillRunning(rec.pid, rec.procStart);
+    const strays = this.strays(id, running ? rec!.pid : undefined).length;
     return {
       id,
       installed,
       status: rec?.status ?? 'stopped',
       running,
+      ...(strays ? { strays } : {}),
       ...(rec ? { pid: running ? rec.pid : undefined, port: rec.port } : {}),
       ...(installed && rec ? { address: this.address(this.spec(id), rec.port) } : {}),
     };
@@ -404,7 +427,8 @@ export class WorkloadRunner {
     if (rec && stillRunning(rec.pid, rec.procStart)) {
       return { id, pid: rec.pid!, port: rec.port, address: this.address(spec, rec.port), startMs: 0 };
     }
-    this.stopPrivateBoot(id);
+    await this.stopPrivateBoot(id);
+    await this.stopStrays(id);
     const free = rec?.port !== undefined && (await portFree(this.host, rec.port));
     if (opts.samePort && rec && !free) {
       throw new WorkloadError(`workload '${id}' at ${this.site} must start on port ${rec.port} (the address the federation is told), but another process holds it; free it and retry`, FailureType.WorkloadStartFailed);
@@ -413,6 +437,27 @@ export class WorkloadRunner {
     const started = await this.launch(spec, port);
     this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port, status: 'running' });
     return started;
+  }
+
+  /** The workload's processes at this site (INSTANCE_ENV's roots) other than `except`, the recorded instance. */
+  private strays(id: string, except?: number): { pid: number; procStart: number }[] {
+    return launchedWith(INSTANCE_ENV, instanceTag(this.siteDir, id)).filter((p) => p.pid !== except);
+  }
+
+  /**
+   * Stops the workload's strays (INSTANCE_ENV) the way stop() stops an instance: the freeze's
+   * signal, then SIGKILL after its timeout, reaped. `except`: the recorded instance, left running.
+   */
+  private async stopStrays(id: string, except?: number): Promise<void> {
+    const found = this.strays(id, except);
+    if (!found.length) return;
+    const spec = this.spec(id);
+    await Promise.all(
+      found.map(async (p) => {
+        signal(p.pid, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
+        if (!(await waitExit(p.pid, p.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await killAndReap(p.pid, p.procStart, 5_000);
+      }),
+    );
   }
 
   private async launch(spec: WorkloadSpec, port: number): Promise<StartedInstance> {
@@ -426,7 +471,7 @@ export class WorkloadRunner {
     const offset = statSync(logPath).size;
     const t0 = Date.now();
     // Detached: the instance outlives the process that started it, as a VM outlives its control plane.
-    const launched = await spawner.launch(argv, { cwd: values.dataDir, env: this.env(spec, values, as), ...(as ? { as } : {}), logPath });
+    const launched = await spawner.launch(argv, { cwd: values.dataDir, env: { ...this.env(spec, values, as), [INSTANCE_ENV]: instanceTag(this.siteDir, spec.id) }, ...(as ? { as } : {}), logPath });
     const spawnError = 'error' in launched ? launched.error : undefined;
     const pid = 'pid' in launched ? launched.pid : undefined;
     const h = spec.health;
@@ -448,7 +493,7 @@ export class WorkloadRunner {
       if (Date.now() >= deadline) break;
       await sleep(Math.min(untilNextProbe(probedAt, h.periodSeconds), Math.max(0, deadline - Date.now())));
     }
-    killGroup(pid, 'SIGKILL');
+    await killAndReap(pid, undefined, 5_000);
     throw new WorkloadError(
       `workload '${spec.id}' at ${this.site} did not pass its health check within ${h.startTimeoutSeconds} s (last: ${last}); it was stopped. Its log: ${tail(readFileSync(logPath, 'utf8').slice(offset), 300) || 'no output'}`,
       FailureType.WorkloadUnhealthy,
@@ -500,13 +545,11 @@ export class WorkloadRunner {
   async stop(id: string): Promise<void> {
     const spec = this.spec(id);
     const rec = this.record(id);
+    await this.stopStrays(id, rec && stillRunning(rec.pid, rec.procStart) ? rec.pid : undefined);
     if (!rec) return;
     if (stillRunning(rec.pid, rec.procStart)) {
       signal(rec.pid!, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
-      if (!(await waitExit(rec.pid!, rec.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) {
-        killGroup(rec.pid, 'SIGKILL');
-        await waitExit(rec.pid!, rec.procStart, 5_000);
-      }
+      if (!(await waitExit(rec.pid!, rec.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await killAndReap(rec.pid, rec.procStart, 5_000);
     }
     this.saveRecord(id, { port: rec.port, status: 'stopped' });
   }
@@ -547,8 +590,7 @@ export class WorkloadRunner {
       if (!stopped) {
         // Half stopped is the worst state to leave it in (the thaw would find it "running" while
         // it exits): kill it, so the thaw starts it again on its data.
-        killGroup(rec.pid, 'SIGKILL');
-        await waitExit(rec.pid!, rec.procStart, 10_000);
+        await killAndReap(rec.pid, rec.procStart, 10_000);
         this.saveRecord(id, { port: rec.port, status: 'frozen', stoppedByFreeze: true });
         throw new WorkloadError(
           `freeze hook of workload '${id}' at ${this.site} (${hook.stop ? `stop with ${hook.stop.signal}` : 'stopsInstance'}) did not stop the instance (pid ${rec.pid}) within ${hook.timeoutSeconds} s`,
@@ -586,7 +628,7 @@ export class WorkloadRunner {
     // Only a freeze is undone: a compensation that runs when no freeze began (a migration that
     // failed in pre-copy) leaves the instance as it is.
     if (rec?.status !== 'freezing' && rec?.status !== 'frozen') return { hook: 'thaw', ms: 0, stopped: !rec || !stillRunning(rec.pid, rec.procStart) };
-    this.stopPrivateBoot(id);
+    await this.stopPrivateBoot(id);
     if (hook.start) {
       const started = await withTimeout(this.start(id), ms(hook.timeoutSeconds), () => new WorkloadError(`thaw hook of workload '${id}' at ${this.site} (start) did not bring it up within ${hook.timeoutSeconds} s`, FailureType.WorkloadHookTimeout));
       this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port: started.port, status: 'running' });
@@ -613,12 +655,12 @@ export class WorkloadRunner {
       const digest = await this.runVerify(spec, this.values(spec, rec.port));
       return { digest, ms: Date.now() - t0, privateBoot: false };
     }
-    this.stopPrivateBoot(id);
+    await this.stopPrivateBoot(id);
+    // A private boot (or a start) an agent crashed in holds the volume: stopped first.
+    await this.stopStrays(id);
     const port = await freePort(this.host);
     const boot = await this.launch(spec, port);
     const procStart = processStartTime(boot.pid);
-    const at = this.record(id);
-    if (at) this.saveRecord(id, { ...at, privatePid: boot.pid, privateProcStart: procStart });
     try {
       const digest = await this.runVerify(spec, this.values(spec, port));
       return { digest, ms: Date.now() - t0, privateBoot: true };
@@ -627,18 +669,17 @@ export class WorkloadRunner {
       const freeze = spec.hooks.freeze;
       const viaHook = freeze.stopsInstance ? this.runCall(spec, 'freeze', freeze, this.values(spec, port), ms(freeze.timeoutSeconds)).then(() => true, () => false) : Promise.resolve(false);
       if (!(await viaHook)) signal(boot.pid, freeze.stop?.signal ?? 'SIGTERM');
-      if (!(await waitExit(boot.pid, procStart, ms(freeze.timeoutSeconds)))) killGroup(boot.pid, 'SIGKILL');
-      const now = this.record(id);
-      if (now?.privatePid === boot.pid) this.saveRecord(id, { ...now, privatePid: undefined, privateProcStart: undefined });
+      if (!(await waitExit(boot.pid, procStart, ms(freeze.timeoutSeconds)))) await killAndReap(boot.pid, procStart, 5_000);
     }
   }
 
   /** A private boot an agent left behind when it crashed in a verification: killed (its data is the frozen data, unchanged by a kill). */
-  private stopPrivateBoot(id: string): void {
+  private async stopPrivateBoot(id: string): Promise<void> {
     const rec = this.record(id);
     if (!rec?.privatePid) return;
-    if (stillRunning(rec.privatePid, rec.privateProcStart)) killGroup(rec.privatePid, 'SIGKILL');
-    this.saveRecord(id, { ...rec, privatePid: undefined, privateProcStart: undefined });
+    // Reaped before anything starts on the volume again (see killAndReap).
+    if (stillRunning(rec.privatePid, rec.privateProcStart)) await killAndReap(rec.privatePid, rec.privateProcStart, 5_000);
+    this.saveRecord(id, { ...this.record(id)!, privatePid: undefined, privateProcStart: undefined });
   }
 
   private async runVerify(spec: WorkloadSpec, values: TemplateValues): Promise<string> {

@@ -37,7 +37,7 @@ describe('a worker killed with -9 inside the cut-over of PostgreSQL', () => {
   const suite = useProcessFederation(CONFIG, 'fedflow-pgcrash-');
   const workers = suite.workers;
 
-  it('goes on within 15 s of the restart; downtime counts from the first freeze; no acknowledged insert lost', async () => {
+  it('goes on within 15 s of the restart; downtime counts from the first freeze; no acknowledged insert lost', async (t) => {
     const { env, home } = suite;
     // PostgreSQL runs as `nobody` (the agent is root): it must pass through the home.
     chmodSync(home, 0o711);
@@ -81,6 +81,11 @@ describe('a worker killed with -9 inside the cut-over of PostgreSQL', () => {
       conn?.close();
       await route.stop();
     })();
+    // Stopped however the test ends: a writer left running after a failed assertion keeps the file from ending.
+    t.after(() => {
+      stop = true;
+      return writer;
+    });
 
     await eventually('the writer going', () => acks.length > 50, 30_000);
     await c.startMigration({ workloadId: 'postgres', targetSite: 'dc:frankfurt' });

@@ -75,6 +75,11 @@ describe('a workload front across a real migration', () => {
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
+    // Stopped however the test ends: a writer left running after a failed assertion keeps the file from ending.
+    t.after(() => {
+      stop = true;
+      return writer;
+    });
 
     const handle = await env.client.workflow.start('migrateWorkload', {
       taskQueue: CONTROL_TASK_QUEUE,

@@ -9,16 +9,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../../agent/site/home';
-import { processStartTime } from '../../agent/workload/exec';
+import { launchedWith, processStartTime } from '../../agent/workload/exec';
 import { workloadSecretPath, writeWorkloadSecret } from '../../agent/workload/secrets';
-import { WorkloadError, WorkloadRunner } from '../../agent/workload/runner';
+import { INSTANCE_ENV, instanceTag, WorkloadError, WorkloadRunner } from '../../agent/workload/runner';
 import { SiteWorkloads } from '../../activities/site-workloads';
 import { LocalProvider } from '../../adapters/local/provider';
 import { loadWorkloadSpecFile } from '../../agent/workload/spec-file';
@@ -126,6 +126,70 @@ describe('workload runner', () => {
     assert.notEqual((await runner.verify('postgres')).digest, before.digest);
     await runner.stop('postgres');
     assert.equal((await runner.healthy('postgres')).healthy, false);
+  });
+
+  it('PostgreSQL: a start or a private boot its agent crashed in is found by the next agent and stopped; the next start and verification go through', async () => {
+    // The health check passes only while a file exists: without it, a start (or a private boot)
+    // stays between its spawn and its first passing check, as when the agent dies in it. A second
+    // runner on the same site stands for the agent restarted. Before the runner found the
+    // workload's processes that no record names (its strays, by the tag in their environment),
+    // the second start found PostgreSQL's lock file held ("postmaster.pid already exists") and failed.
+    const gate = mkdtempSync(join(tmpdir(), 'fedflow-halfstart-'));
+    chmodSync(gate, 0o777);
+    const ok = join(gate, 'ok');
+    const raw = JSON.parse(JSON.stringify(example('postgres'))) as Record<string, unknown> & { health: Record<string, unknown> };
+    raw.id = 'pg-halfstart';
+    raw.health = { command: ['sh', '-c', `test -e ${ok} && pg_isready -q -h {host} -p {port} -U postgres`], periodSeconds: 0.05, timeoutSeconds: 2, startTimeoutSeconds: 60 };
+    const parsed = parseWorkloadSpec(raw);
+    if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
+    const id = parsed.spec.id;
+    const siteDir = join(home, 'sites', 'dc_paris');
+    const launched = () => launchedWith(INSTANCE_ENV, instanceTag(siteDir, id)).map((p) => p.pid);
+    const alive = (pid: number | undefined) => pid !== undefined && processStartTime(pid) !== undefined;
+    const waitFor = async (what: string, cond: () => boolean) => {
+      for (const t0 = Date.now(); !cond(); await new Promise((r) => setTimeout(r, 20))) {
+        if (Date.now() - t0 > 30_000) throw new Error(`timed out waiting for ${what}`);
+      }
+    };
+    try {
+      await runner.install(parsed.spec);
+      started.add(id);
+      // 1. A start that never sees its check pass.
+      const first = runner.start(id);
+      first.catch(() => undefined);
+      await waitFor('its server spawned', () => launched().length === 1);
+      const [halfStarted] = launched();
+      assert.equal(runner.info(id).running, false, 'not running until its check passes');
+      assert.equal(runner.info(id).strays, 1, 'a process of the workload that no record names');
+      writeFileSync(ok, '');
+      const restarted = new WorkloadRunner({ site: 'dc:paris', siteDir, fedflowRoot: REPO_ROOT });
+      const s = await restarted.start(id);
+      assert.equal(alive(halfStarted), false, 'the half-started server was stopped');
+      assert.notEqual(s.pid, halfStarted);
+      assert.deepEqual(launched(), [s.pid], 'the new server is the only one');
+      await psql(s.port, 'CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 100)');
+      const before = await restarted.verify(id);
+
+      // 2. A private boot (the verification of a frozen instance) that never sees its check pass.
+      await restarted.freeze(id);
+      rmSync(ok);
+      const boot = restarted.verify(id);
+      boot.catch(() => undefined);
+      await waitFor('the private boot spawned', () => launched().length === 1);
+      const [privateBoot] = launched();
+      writeFileSync(ok, '');
+      const again = new WorkloadRunner({ site: 'dc:paris', siteDir, fedflowRoot: REPO_ROOT });
+      const after = await again.verify(id);
+      assert.equal(after.privateBoot, true);
+      assert.equal(after.digest, before.digest, 'the frozen data verifies as before');
+      assert.equal(alive(privateBoot), false, 'the private boot left behind was stopped');
+      assert.deepEqual(launched(), [], 'and its own private boot stopped again');
+      await Promise.allSettled([first, boot]);
+      await again.start(id);
+      await again.stop(id);
+    } finally {
+      rmSync(gate, { recursive: true, force: true });
+    }
   });
 
   it('Redis with AOF: start, write, verify, freeze (SIGTERM), start again on the same data, same digest', async () => {

@@ -3,7 +3,7 @@
  * endpoint (GET /finals/<slot>), over a real transfer server on loopback.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import { SourceImages } from '../../../agent/capture/source-images';
 import { fetchFinalImage, TransferRefusedError } from '../../../agent/transfer/client';
 import { startTransferServer } from '../../../agent/transfer/server';
 import { claimsFor, issueToken } from '../../../agent/transfer/token';
+import { CHUNKER_PRESETS } from '../../../core/chunking/params';
 
 const SECRET = Buffer.alloc(32, 7);
 const OTHER_SECRET = Buffer.alloc(32, 8);
@@ -103,10 +104,23 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
   const token = (opts: { slot?: string; secret?: Buffer; nowMs?: number; target?: string } = {}) =>
     issueToken(opts.secret ?? SECRET, claimsFor(opts.slot ?? slot, 'src', opts.target ?? 'dst', opts.nowMs ?? Date.now(), 600));
 
+  /** image(n), of an image the source holds: the endpoint answers only with those. */
+  const heldImage = async (n: number): Promise<FinalImage> => {
+    const vol = join(dir, `vol-${n}`);
+    mkdirSync(vol, { recursive: true });
+    writeFileSync(join(vol, 'data'), `volume ${n}\n`.repeat(100 + n));
+    const { manifest } = await images.capture(`vol-${n}`, vol, CHUNKER_PRESETS.internet);
+    const fake = image(n);
+    return { ...fake, manifest: { ...fake.manifest, rootHash: manifest.rootHash } };
+  };
+  let held: FinalImage[];
+
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'fedflow-finals-endpoint-'));
     images = new SourceImages(join(dir, 'images'));
     server = await startTransferServer({ site: 'src', images, secret: SECRET });
+    held = [];
+    for (const n of [7, 8, 9]) held[n] = await heldImage(n);
   });
   after(async () => {
     await server.close();
@@ -122,15 +136,28 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
     const polling = fetchFinalImage(server.url, slot, token(), 10_000);
     await new Promise((r) => setTimeout(r, 30));
     const t0 = Date.now();
-    await images.finals.publish(slot, image(7));
-    assert.deepEqual(await polling, image(7));
+    await images.finals.publish(slot, held[7]!);
+    assert.deepEqual(await polling, held[7]);
     assert.ok(Date.now() - t0 < 2_000, 'the long poll returned when the image was published, not at its timeout');
+  });
+
+  it('answers only with an image the source holds: one announced before a crash lost it waits for the next announcement', async () => {
+    // An agent that dies after announcing, before it writes the image down, comes back with the
+    // announcement (written at once) but not the image; its retried capture announces anew.
+    const s3 = finalSlot('migrate-lost/run/cutover');
+    const t = token({ slot: s3 });
+    await images.finals.publish(s3, image(6));
+    assert.equal(await fetchFinalImage(server.url, s3, t, 60), undefined, 'no answer with an image the source does not hold');
+    const polling = fetchFinalImage(server.url, s3, t, 10_000);
+    await new Promise((r) => setTimeout(r, 30));
+    await images.finals.publish(s3, held[9]!);
+    assert.deepEqual(await polling, held[9]);
   });
 
   it('with digestOf, holds the poll while the image of that root has no digest, and answers when the digest (or another image) is announced', async () => {
     const s2 = finalSlot('migrate-pg/run/cutover');
     const t = token({ slot: s2 });
-    const { digest: _d8, ...bare } = image(8);
+    const { digest: _d8, ...bare } = held[8]!;
     await images.finals.publish(s2, bare);
     // Without digestOf: the image, at once, digest or not.
     assert.deepEqual(await fetchFinalImage(server.url, s2, t, 0), bare);
@@ -139,15 +166,15 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
     const polling = fetchFinalImage(server.url, s2, t, 10_000, undefined, undefined, bare.manifest.rootHash);
     await new Promise((r) => setTimeout(r, 30));
     const t0 = Date.now();
-    await images.finals.publish(s2, image(8));
-    assert.deepEqual(await polling, image(8));
+    await images.finals.publish(s2, held[8]!);
+    assert.deepEqual(await polling, held[8]);
     assert.ok(Date.now() - t0 < 2_000, 'answered when the digest was announced, not at the timeout');
     // A retried capture announced another root: that is an answer too (the waiter must start over).
-    const { digest: _d9, ...other } = image(9);
-    const polling2 = fetchFinalImage(server.url, s2, t, 10_000, undefined, undefined, image(8).manifest.rootHash.replace(/^a/, 'c'));
-    assert.deepEqual(await polling2, image(8), 'already answerable: the held image has a digest');
+    const { digest: _d9, ...other } = held[9]!;
+    const polling2 = fetchFinalImage(server.url, s2, t, 10_000, undefined, undefined, 'c'.repeat(64));
+    assert.deepEqual(await polling2, held[8], 'already answerable: the held image has a digest');
     await images.finals.publish(s2, other);
-    assert.deepEqual(await fetchFinalImage(server.url, s2, t, 10_000, undefined, undefined, image(8).manifest.rootHash), other, 'another root ends the wait at once');
+    assert.deepEqual(await fetchFinalImage(server.url, s2, t, 10_000, undefined, undefined, held[8]!.manifest.rootHash), other, 'another root ends the wait at once');
     const bad = await fetchFinalImage(server.url, s2, t, 0, undefined, undefined, 'not-a-root').then(() => undefined, (e: unknown) => e);
     assert.ok(bad instanceof TransferRefusedError);
     assert.equal(bad.status, 400);
