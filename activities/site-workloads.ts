@@ -102,7 +102,11 @@ export class SiteWorkloads {
     const id = specWorkloadOf(instance);
     if (id === undefined) return { digest: (await kvCall(address, 'POST', '/admin/freeze')) as WorkloadDigest };
     // An attempt retried after a crash finds it frozen by the first: the hook does not run twice.
+    // But a private boot the first left (its agent died in the verification) may still run on the
+    // volume, writing to it: stopped before the capture reads it. (Once captured with it running,
+    // the image carried its postmaster.pid, and the target's PostgreSQL refused to start.)
     if (this.runner.info(id).status !== 'frozen') await this.runner.freeze(id);
+    else await this.runner.stopStrays(id);
     const verify = async () => printedDigest((await this.runner.verify(id)).digest);
     return this.runner.info(id).running ? { digest: await verify() } : { verify };
   }
@@ -277,8 +281,7 @@ export class SiteWorkloads {
     if (id === undefined || !this.runner.installed(id)) return;
     // Also any other process of the workload here: a start or a private boot an agent crashed in,
     // which no record names (the runner's strays).
-    const at = this.runner.info(id);
-    if (at.running || at.strays) await this.runner.stop(id);
+    if (this.runner.info(id).running || this.runner.strays(id).length) await this.runner.stop(id);
   }
 
   /** Tags of the instance (a cloud site's stand-in names its cloud instance in one). */

@@ -217,6 +217,11 @@ export function createSyncActivities(deps: SyncDeps) {
             digest = await verifyLater().catch(asActivityFailure);
             await deps.images.finals.publish(slot, { ...image, digest });
             mark('verify');
+            // Written down before this activity completes (it was 2 s after the capture): an agent
+            // that died after that, before the write, came back without the image, and with the
+            // capture complete nothing announced another, so the target's pull was refused and the
+            // cut-over rolled back. Here the window is already the target's (its start, its check).
+            await deps.images.persist(manifest.rootHash);
           }
         } else if (verifyLater) {
           digest = await verifyLater().catch(asActivityFailure);
@@ -453,12 +458,17 @@ export function createSyncActivities(deps: SyncDeps) {
       await deps.workloads.quiesce(args.instance).catch(asActivityFailure);
       mark('quiesced');
       // The pull marks its own steps (manifest fetched and checked, chunks pulled) in `phases`.
-      const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId }, mark).catch((err: unknown) => {
-        // The source announced this image, then lost it: its agent restarted before writing the
-        // image down, and its capture's retry announces a new one. Retried: the next attempt waits
-        // for that (a refusal of an image the source never announced stays final).
-        if (found && err instanceof ApplicationFailure && err.type === FailureType.TransferRefused && / answered 404: /.test(err.message)) {
-          throw ApplicationFailure.retryable(`${args.source} no longer holds the final image ${root.slice(0, 12)} it announced (restarted before it was written down; its capture is retried): ${err.message}`, FailureType.TransferRefused);
+      const figures = await activities.pullDelta({ ...args, root, kind: 'final', assembleVolumeId: args.volumeId }, mark).catch(async (err: unknown) => {
+        // The source announced this image and no longer holds it: most likely its agent restarted
+        // before writing the image down (SourceImages.capture). If its capture is retried, it
+        // announces another image: waited for (bounded), then this attempt fails as retryable and
+        // the next one takes it. If none comes (the capture had already ended), the cut-over fails
+        // as before, and rolls back.
+        if (found && err instanceof ApplicationFailure && err.type === FailureType.TransferRefused && /\/manifests\/[0-9a-f]{12}… answered 404: /.test(err.message)) {
+          const awaitFinal = (args as { awaitFinal: string }).awaitFinal;
+          const lost = () => ApplicationFailure.nonRetryable(`${err.message}; ${args.source} had announced it, and announced no other image within ${LOST_IMAGE_WAIT_MS / 1000} s`, FailureType.TransferRefused);
+          const next = await awaitFinalImage(args.endpoint, args.source, awaitFinal, args.ttlSeconds, { notRoot: root, untilMs: Date.now() + LOST_IMAGE_WAIT_MS, onTimeout: lost });
+          throw ApplicationFailure.retryable(`${args.source} no longer holds the final image ${root.slice(0, 12)} it announced, and announced ${next.manifest.rootHash.slice(0, 12)} since (its capture was retried): ${err.message}`, FailureType.TransferRefused);
         }
         throw err;
       });
@@ -524,7 +534,7 @@ export function createSyncActivities(deps: SyncDeps) {
    */
   async function awaitFinalDigest(endpoint: string, source: string, cutoverKey: string, ttlSeconds: number, root: string): Promise<WorkloadDigest> {
     for (;;) {
-      const again = await awaitFinalImage(endpoint, source, cutoverKey, ttlSeconds, root);
+      const again = await awaitFinalImage(endpoint, source, cutoverKey, ttlSeconds, { digestOf: root });
       if (again.manifest.rootHash !== root) {
         throw ApplicationFailure.retryable(`${source} announced another final image (${again.manifest.rootHash.slice(0, 12)}) than the one pulled (${root.slice(0, 12)}): its capture was retried`, FailureType.DataMismatch);
       }
@@ -534,16 +544,27 @@ export function createSyncActivities(deps: SyncDeps) {
     }
   }
 
-  /** Long-polls the source for the final image of `cutoverKey`, heartbeating between polls (a cancel ends the wait). */
-  async function awaitFinalImage(endpoint: string, source: string, cutoverKey: string, ttlSeconds: number, digestOf?: string): Promise<FinalImage> {
+  /**
+   * Long-polls the source for the final image of `cutoverKey`, heartbeating between polls (a cancel
+   * ends the wait). `digestOf`, `notRoot`: as fetchFinalImage's. At `untilMs`, throws what `onTimeout` gives.
+   */
+  async function awaitFinalImage(
+    endpoint: string,
+    source: string,
+    cutoverKey: string,
+    ttlSeconds: number,
+    opts: { digestOf?: string; notRoot?: string; untilMs?: number; onTimeout?: () => Error } = {},
+  ): Promise<FinalImage> {
     const ctx = Context.current();
     const slot = finalSlot(cutoverKey);
     for (;;) {
       ctx.heartbeat({ waitingFor: 'final image' });
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+      const left = opts.untilMs !== undefined ? opts.untilMs - Date.now() : FINAL_POLL_MS;
+      if (left <= 0) throw opts.onTimeout?.() ?? new Error(`no final image from ${source} in time`);
       const token = issueToken(deps.secret, claimsFor(slot, source, deps.site, Date.now(), ttlSeconds));
       try {
-        const found = await fetchFinalImage(endpoint, slot, token, FINAL_POLL_MS, ctx.cancellationSignal, peerOf(source), digestOf);
+        const found = await fetchFinalImage(endpoint, slot, token, Math.min(FINAL_POLL_MS, left), ctx.cancellationSignal, peerOf(source), opts.digestOf, opts.notRoot);
         if (found) return found;
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
@@ -625,6 +646,12 @@ const FINAL_DIGEST_POLL_MS = 25;
 
 /** One long poll for the final image; the waiting activity heartbeats between them. */
 const FINAL_POLL_MS = 5_000;
+
+/**
+ * How long a target whose announced final image the source no longer holds waits for another
+ * (its capture retried: after the capture's heartbeat timeout, 10 s, and the agent's restart).
+ */
+const LOST_IMAGE_WAIT_MS = 60_000;
 
 /** The target's cut-over: either told the final image, or told to wait for the source to announce it. */
 export type CutoverArgs = Omit<PullArgs, 'kind' | 'assembleVolumeId' | 'root'> & { volumeId: string; instance: InstanceRef; address: string } & (

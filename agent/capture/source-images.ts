@@ -407,6 +407,15 @@ export class SourceImages {
     return this.writes;
   }
 
+  /**
+   * Writes image `root`'s metadata now, if it is still waiting (SourceImages.later), and waits for
+   * it: an image this process must not lose if it dies (a cut-over's, once its activity is about
+   * to complete: nothing would capture it again, and its target may still be pulling it).
+   */
+  async persist(root: string): Promise<void> {
+    await this.startPending((p) => p.key === root);
+  }
+
   /** Writes the metadata queued so far, now, and waits for it. */
   async flush(): Promise<void> {
     await this.startPending();

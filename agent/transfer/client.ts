@@ -324,10 +324,12 @@ export interface ManifestFetchInfo {
  * Long-polls the source's endpoint for a cut-over's final image (agent/capture/final-images.ts): the
  * image once the source has captured it, or undefined if it has not within `waitMs`. With
  * `digestOf` (a root the caller holds), the image once that root's digest is announced, or once
- * another image replaced it.
+ * another image replaced it. With `notRoot` (an announced image the source no longer holds), only
+ * another image, one the source holds.
  */
-export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall, digestOf?: string): Promise<FinalImage | undefined> {
-  const res = await send(peerPool(endpoint, peer), `${endpoint}/finals/${slot}?waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}`, 'GET', token, undefined, signal, waitMs + PEER_IDLE_MS);
+export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall, digestOf?: string, notRoot?: string): Promise<FinalImage | undefined> {
+  const query = `waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}${notRoot ? `&notRoot=${notRoot}` : ''}`;
+  const res = await send(peerPool(endpoint, peer), `${endpoint}/finals/${slot}?${query}`, 'GET', token, undefined, signal, waitMs + PEER_IDLE_MS);
   if (res.status === 204) return undefined;
   if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/finals/${slot.slice(0, 12)}…`);
   const image = JSON.parse(res.body.toString('utf8')) as FinalImage;

@@ -20,12 +20,15 @@
  *        header x-fedflow-resent: which of them this site served to the same target for the same
  *        image before (a bitset over the request's positions, base64url; '-' for none), so the
  *        target can count what crossed the link twice (a retry after a crash) apart
- *   GET  /finals/<slot>?waitMs=N[&digestOf=R]    long poll for a cut-over's final image
+ *   GET  /finals/<slot>?waitMs=N[&digestOf=R][&notRoot=L]
+ *                                                long poll for a cut-over's final image
  *                                                (agent/capture/final-images.ts): 200 and its root,
  *                                                counts and frozen digest once the source has
  *                                                captured it, 204 if not within N ms (max 20 s);
  *                                                with digestOf, once the image of root R has its
- *                                                digest (or another image replaced it)
+ *                                                digest (or another image replaced it); with
+ *                                                notRoot, only an image other than L that this
+ *                                                agent holds (L was announced, then lost in a crash)
  *
  * With TLS (the default; `tls` below) every route, /health too, is served only to a peer whose
  * certificate chains to the federation's CA and names a site of the federation; the token is then a
@@ -287,8 +290,25 @@ export function createTransferHandler(opts: TransferServerOptions) {
       // Only an image this agent still holds: one announced by an earlier run of it that died
       // before writing the image down (SourceImages.capture's metadata, written after the window)
       // is void; its capture's retry announces a new one, which the target waits for.
-      const held = (img: FinalImage) => opts.images.get(img.manifest.rootHash) !== undefined;
-      const ready = digestOf === null ? held : (img: FinalImage) => held(img) && (img.digest !== undefined || img.manifest.rootHash !== digestOf);
+      // `notRoot=<root>`: the target was announced that image and the source no longer holds it
+      // (an agent that died after announcing, before it wrote the image down): it waits for
+      // another, one this agent holds (its capture's retry announces it).
+      const notRoot = url.searchParams.get('notRoot');
+      if (notRoot !== null && !/^[0-9a-f]{64}$/.test(notRoot)) return reply(res, 400, { error: `notRoot '${notRoot.slice(0, 80)}' is not a manifest root (64 lower-case hex digits)` });
+      const held = (img: FinalImage) => {
+        try {
+          return opts.images.get(img.manifest.rootHash) !== undefined;
+        } catch {
+          // Its metadata unreadable (torn): not an image this agent can serve.
+          return false;
+        }
+      };
+      const ready =
+        notRoot !== null
+          ? (img: FinalImage) => img.manifest.rootHash !== notRoot && held(img)
+          : digestOf === null
+            ? undefined
+            : (img: FinalImage) => img.digest !== undefined || img.manifest.rootHash !== digestOf;
       const gone = new AbortController();
       res.on('close', () => gone.abort());
       const image = await opts.images.finals.wait(root, waitMs, gone.signal, ready);

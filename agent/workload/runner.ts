@@ -52,22 +52,25 @@ interface InstanceRecord {
   stoppedByFreeze?: boolean;
   /** Tags, as a provider keeps them on an instance (the cloud instance a site's stand-in stands for). */
   tags?: Record<string, string>;
-  /**
-   * A private boot's process, as agents before INSTANCE_ENV wrote it down once it passed its check
-   * (their private boots carry no tag): a crashed agent's is found and stopped.
-   */
+  /** A verification's private boot, written down at its spawn until it is stopped again: a stray once its agent is gone. */
   privatePid?: number;
   privateProcStart?: number;
+  /** A start, written down at its spawn until its first health check passes (then `pid`): a stray once its agent is gone. */
+  startingPid?: number;
+  startingProcStart?: number;
 }
 
 /**
  * The environment variable that tags every process the runner launches for a workload (its
  * starts and its private boots; their children inherit it) with the site and the workload
- * (instanceTag). Whatever runs with the tag and is not the recorded instance is a stray: a start
- * or a private boot an agent crashed in (before it learnt or wrote down the pid), or one an earlier
- * attempt left. Strays are stopped before any start, private boot or write of the volume
- * (WorkloadRunner.stopStrays): they hold the volume (PostgreSQL's postmaster.pid) and must never
- * run while it is written.
+ * (instanceTag). A stray is a process of the workload that is not the recorded instance: a start
+ * or a private boot an agent crashed in, or one an earlier attempt left. They are found by the
+ * pids written down at each spawn (startingPid, privatePid) and by this tag, which also covers an
+ * agent that died inside the spawn, before it learnt the pid (the tag is read from
+ * /proc/<pid>/environ: a service that overwrites its environment, as Redis does with its process
+ * title, is found by the written-down pid only). Strays are stopped before any start, private boot
+ * or write of the volume (WorkloadRunner.stopStrays): they hold the volume (PostgreSQL's
+ * postmaster.pid) and must never run while it is written.
  */
 export const INSTANCE_ENV = 'FEDFLOW_INSTANCE';
 
@@ -97,8 +100,6 @@ export interface InstanceInfo {
   installed: boolean;
   status: InstanceStatus;
   running: boolean;
-  /** Processes of this workload other than the recorded instance (strays; see INSTANCE_ENV). */
-  strays?: number;
   pid?: number;
   port?: number;
   address?: string;
@@ -340,7 +341,6 @@ export class WorkloadRunner {
   /** Stops the instance and forgets the workload; its volumes are deleted only when asked. */
   async remove(id: string, opts: { deleteVolumes?: boolean } = {}): Promise<void> {
     if (this.installed(id)) {
-      await this.stopPrivateBoot(id);
       await this.stop(id);
     }
     rmSync(this.workloadDir(id), { recursive: true, force: true });
@@ -390,13 +390,11 @@ export class WorkloadRunner {
     const installed = this.installed(id);
     const rec = this.record(id);
     const running = !!rec && stillRunning(rec.pid, rec.procStart);
-    const strays = this.strays(id, running ? rec!.pid : undefined).length;
     return {
       id,
       installed,
       status: rec?.status ?? 'stopped',
       running,
-      ...(strays ? { strays } : {}),
       ...(rec ? { pid: running ? rec.pid : undefined, port: rec.port } : {}),
       ...(installed && rec ? { address: this.address(this.spec(id), rec.port) } : {}),
     };
@@ -427,40 +425,74 @@ export class WorkloadRunner {
     if (rec && stillRunning(rec.pid, rec.procStart)) {
       return { id, pid: rec.pid!, port: rec.port, address: this.address(spec, rec.port), startMs: 0 };
     }
-    await this.stopPrivateBoot(id);
     await this.stopStrays(id);
     const free = rec?.port !== undefined && (await portFree(this.host, rec.port));
     if (opts.samePort && rec && !free) {
       throw new WorkloadError(`workload '${id}' at ${this.site} must start on port ${rec.port} (the address the federation is told), but another process holds it; free it and retry`, FailureType.WorkloadStartFailed);
     }
     const port = spec.run.local!.port ?? (free ? rec!.port : await freePort(this.host));
-    const started = await this.launch(spec, port);
+    let spawned: number | undefined;
+    const started = await this.launch(spec, port, (pid, procStart) => {
+      spawned = pid;
+      this.saveRecord(id, { ...(this.record(id) ?? { port, status: 'stopped' }), startingPid: pid, startingProcStart: procStart });
+    }).catch((err: unknown) => {
+      // launch stopped it: no longer a stray.
+      const now = this.record(id);
+      if (now && spawned !== undefined && now.startingPid === spawned) this.saveRecord(id, { ...now, startingPid: undefined, startingProcStart: undefined });
+      throw err;
+    });
     this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port, status: 'running' });
     return started;
   }
 
-  /** The workload's processes at this site (INSTANCE_ENV's roots) other than `except`, the recorded instance. */
-  private strays(id: string, except?: number): { pid: number; procStart: number }[] {
-    return launchedWith(INSTANCE_ENV, instanceTag(this.siteDir, id)).filter((p) => p.pid !== except);
+  /**
+   * The workload's processes at this site other than `except` (the recorded instance, when it
+   * runs): the starts and private boots written down at their spawn, and whatever carries its tag
+   * (INSTANCE_ENV). Reads /proc: not for a hot path.
+   */
+  strays(id: string, except?: number): { pid: number; procStart: number | undefined }[] {
+    const rec = this.record(id);
+    const found = new Map<number, number | undefined>();
+    for (const [pid, procStart] of [
+      [rec?.startingPid, rec?.startingProcStart],
+      [rec?.privatePid, rec?.privateProcStart],
+    ] as const) {
+      if (pid && stillRunning(pid, procStart)) found.set(pid, procStart);
+    }
+    for (const p of launchedWith(INSTANCE_ENV, instanceTag(this.siteDir, id))) if (!found.has(p.pid)) found.set(p.pid, p.procStart);
+    if (except !== undefined) found.delete(except);
+    return [...found].map(([pid, procStart]) => ({ pid, procStart }));
   }
 
   /**
    * Stops the workload's strays (INSTANCE_ENV) the way stop() stops an instance: the freeze's
-   * signal, then SIGKILL after its timeout, reaped. `except`: the recorded instance, left running.
+   * signal, then SIGKILL after its timeout, reaped. The recorded instance, when it runs, is left running.
    */
-  private async stopStrays(id: string, except?: number): Promise<void> {
-    const found = this.strays(id, except);
-    if (!found.length) return;
-    const spec = this.spec(id);
-    await Promise.all(
-      found.map(async (p) => {
-        signal(p.pid, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
-        if (!(await waitExit(p.pid, p.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await killAndReap(p.pid, p.procStart, 5_000);
-      }),
-    );
+  async stopStrays(id: string): Promise<void> {
+    const at = this.record(id);
+    const found = this.strays(id, at && stillRunning(at.pid, at.procStart) ? at.pid : undefined);
+    if (found.length) {
+      const spec = this.spec(id);
+      await Promise.all(
+        found.map(async (p) => {
+          signal(p.pid, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
+          if (!(await waitExit(p.pid, p.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await this.reaped(id, p.pid, p.procStart);
+        }),
+      );
+    }
+    const rec = this.record(id);
+    if (rec && (rec.startingPid || rec.privatePid)) this.saveRecord(id, { ...rec, startingPid: undefined, startingProcStart: undefined, privatePid: undefined, privateProcStart: undefined });
   }
 
-  private async launch(spec: WorkloadSpec, port: number): Promise<StartedInstance> {
+  /** killAndReap, or a WorkloadError naming the process when it is still there (never reaped: nothing may start on its volume). */
+  private async reaped(id: string, pid: number, procStart: number | undefined): Promise<void> {
+    if (await killAndReap(pid, procStart, 5_000)) return;
+    throw new WorkloadError(`workload '${id}' at ${this.site}: process ${pid} was killed but is still there after 5 s (a zombie its parent never reaps?); nothing starts on its volume until it is gone`, FailureType.WorkloadStartFailed);
+  }
+
+  /** `onSpawn`: told the process as soon as it exists (before its health check), to be written down. */
+
+  private async launch(spec: WorkloadSpec, port: number, onSpawn?: (pid: number, procStart: number | undefined) => void): Promise<StartedInstance> {
     const as = this.runAs(spec);
     this.giveTo(spec, as);
     const values = this.values(spec, port);
@@ -474,6 +506,7 @@ export class WorkloadRunner {
     const launched = await spawner.launch(argv, { cwd: values.dataDir, env: { ...this.env(spec, values, as), [INSTANCE_ENV]: instanceTag(this.siteDir, spec.id) }, ...(as ? { as } : {}), logPath });
     const spawnError = 'error' in launched ? launched.error : undefined;
     const pid = 'pid' in launched ? launched.pid : undefined;
+    if (pid !== undefined) onSpawn?.(pid, processStartTime(pid));
     const h = spec.health;
     const deadline = t0 + ms(h.startTimeoutSeconds);
     if (h.initialDelaySeconds) await sleep(ms(h.initialDelaySeconds));
@@ -493,7 +526,7 @@ export class WorkloadRunner {
       if (Date.now() >= deadline) break;
       await sleep(Math.min(untilNextProbe(probedAt, h.periodSeconds), Math.max(0, deadline - Date.now())));
     }
-    await killAndReap(pid, undefined, 5_000);
+    if (pid !== undefined) await this.reaped(spec.id, pid, undefined);
     throw new WorkloadError(
       `workload '${spec.id}' at ${this.site} did not pass its health check within ${h.startTimeoutSeconds} s (last: ${last}); it was stopped. Its log: ${tail(readFileSync(logPath, 'utf8').slice(offset), 300) || 'no output'}`,
       FailureType.WorkloadUnhealthy,
@@ -544,12 +577,13 @@ export class WorkloadRunner {
    */
   async stop(id: string): Promise<void> {
     const spec = this.spec(id);
+    await this.stopStrays(id);
+    // Read again: stopping the strays may have taken a while, and written the record.
     const rec = this.record(id);
-    await this.stopStrays(id, rec && stillRunning(rec.pid, rec.procStart) ? rec.pid : undefined);
     if (!rec) return;
     if (stillRunning(rec.pid, rec.procStart)) {
       signal(rec.pid!, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
-      if (!(await waitExit(rec.pid!, rec.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await killAndReap(rec.pid, rec.procStart, 5_000);
+      if (!(await waitExit(rec.pid!, rec.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await this.reaped(id, rec.pid!, rec.procStart);
     }
     this.saveRecord(id, { port: rec.port, status: 'stopped' });
   }
@@ -628,7 +662,8 @@ export class WorkloadRunner {
     // Only a freeze is undone: a compensation that runs when no freeze began (a migration that
     // failed in pre-copy) leaves the instance as it is.
     if (rec?.status !== 'freezing' && rec?.status !== 'frozen') return { hook: 'thaw', ms: 0, stopped: !rec || !stillRunning(rec.pid, rec.procStart) };
-    await this.stopPrivateBoot(id);
+    // A private boot a crashed agent left (not the frozen instance itself, when it still runs).
+    await this.stopStrays(id);
     if (hook.start) {
       const started = await withTimeout(this.start(id), ms(hook.timeoutSeconds), () => new WorkloadError(`thaw hook of workload '${id}' at ${this.site} (start) did not bring it up within ${hook.timeoutSeconds} s`, FailureType.WorkloadHookTimeout));
       this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port: started.port, status: 'running' });
@@ -655,11 +690,13 @@ export class WorkloadRunner {
       const digest = await this.runVerify(spec, this.values(spec, rec.port));
       return { digest, ms: Date.now() - t0, privateBoot: false };
     }
-    await this.stopPrivateBoot(id);
     // A private boot (or a start) an agent crashed in holds the volume: stopped first.
     await this.stopStrays(id);
     const port = await freePort(this.host);
-    const boot = await this.launch(spec, port);
+    const boot = await this.launch(spec, port, (pid, procStart) => {
+      const at = this.record(id);
+      if (at) this.saveRecord(id, { ...at, privatePid: pid, privateProcStart: procStart });
+    });
     const procStart = processStartTime(boot.pid);
     try {
       const digest = await this.runVerify(spec, this.values(spec, port));
@@ -669,17 +706,10 @@ export class WorkloadRunner {
       const freeze = spec.hooks.freeze;
       const viaHook = freeze.stopsInstance ? this.runCall(spec, 'freeze', freeze, this.values(spec, port), ms(freeze.timeoutSeconds)).then(() => true, () => false) : Promise.resolve(false);
       if (!(await viaHook)) signal(boot.pid, freeze.stop?.signal ?? 'SIGTERM');
-      if (!(await waitExit(boot.pid, procStart, ms(freeze.timeoutSeconds)))) await killAndReap(boot.pid, procStart, 5_000);
+      if (!(await waitExit(boot.pid, procStart, ms(freeze.timeoutSeconds)))) await this.reaped(id, boot.pid, procStart);
+      const now = this.record(id);
+      if (now?.privatePid === boot.pid) this.saveRecord(id, { ...now, privatePid: undefined, privateProcStart: undefined });
     }
-  }
-
-  /** A private boot an agent left behind when it crashed in a verification: killed (its data is the frozen data, unchanged by a kill). */
-  private async stopPrivateBoot(id: string): Promise<void> {
-    const rec = this.record(id);
-    if (!rec?.privatePid) return;
-    // Reaped before anything starts on the volume again (see killAndReap).
-    if (stillRunning(rec.privatePid, rec.privateProcStart)) await killAndReap(rec.privatePid, rec.privateProcStart, 5_000);
-    this.saveRecord(id, { ...this.record(id)!, privatePid: undefined, privateProcStart: undefined });
   }
 
   private async runVerify(spec: WorkloadSpec, values: TemplateValues): Promise<string> {

@@ -160,7 +160,7 @@ describe('workload runner', () => {
       await waitFor('its server spawned', () => launched().length === 1);
       const [halfStarted] = launched();
       assert.equal(runner.info(id).running, false, 'not running until its check passes');
-      assert.equal(runner.info(id).strays, 1, 'a process of the workload that no record names');
+      assert.equal(runner.strays(id).length, 1, 'a process of the workload that no record names');
       writeFileSync(ok, '');
       const restarted = new WorkloadRunner({ site: 'dc:paris', siteDir, fedflowRoot: REPO_ROOT });
       const s = await restarted.start(id);

@@ -141,17 +141,25 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
     assert.ok(Date.now() - t0 < 2_000, 'the long poll returned when the image was published, not at its timeout');
   });
 
-  it('answers only with an image the source holds: one announced before a crash lost it waits for the next announcement', async () => {
+  it('with notRoot, waits for another image, one the source holds: an announced image lost in a crash is not taken again', async () => {
     // An agent that dies after announcing, before it writes the image down, comes back with the
     // announcement (written at once) but not the image; its retried capture announces anew.
     const s3 = finalSlot('migrate-lost/run/cutover');
     const t = token({ slot: s3 });
     await images.finals.publish(s3, image(6));
-    assert.equal(await fetchFinalImage(server.url, s3, t, 60), undefined, 'no answer with an image the source does not hold');
-    const polling = fetchFinalImage(server.url, s3, t, 10_000);
+    assert.deepEqual(await fetchFinalImage(server.url, s3, t, 0), image(6), 'without notRoot: what was announced');
+    const lost = image(6).manifest.rootHash;
+    assert.equal(await fetchFinalImage(server.url, s3, t, 60, undefined, undefined, undefined, lost), undefined, 'not the lost image again');
+    const polling = fetchFinalImage(server.url, s3, t, 10_000, undefined, undefined, undefined, lost);
     await new Promise((r) => setTimeout(r, 30));
+    await images.finals.publish(s3, image(5));
+    await new Promise((r) => setTimeout(r, 60));
     await images.finals.publish(s3, held[9]!);
-    assert.deepEqual(await polling, held[9]);
+    assert.deepEqual(await polling, held[9], 'answered with the image the source holds, not with another it does not (image 5)');
+    const bad = await fetchFinalImage(server.url, s3, t, 0, undefined, undefined, undefined, 'nope').then(() => undefined, (e: unknown) => e);
+    assert.ok(bad instanceof TransferRefusedError);
+    assert.equal(bad.status, 400);
+    assert.match(bad.message, /notRoot 'nope' is not a manifest root/);
   });
 
   it('with digestOf, holds the poll while the image of that root has no digest, and answers when the digest (or another image) is announced', async () => {
