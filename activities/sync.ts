@@ -188,6 +188,8 @@ export function createSyncActivities(deps: SyncDeps) {
           digest ??= announced.digest;
           if (!digest && verifyLater) digest = await verifyLater().catch(asActivityFailure);
           if (!announced.digest && digest) await deps.images.finals.publish(slot!, { ...announced, digest });
+          // As below: written down before this activity completes.
+          await deps.images.persist(announced.manifest.rootHash);
           return { manifest: announced.manifest, scanMs: 0, endpoint: deps.endpointUrl(), frozenAtMs, digest, hybridCodec: announced.hybridCodec };
         }
         const volume = deps.provider.volumePath(args.volumeId);
@@ -464,11 +466,11 @@ export function createSyncActivities(deps: SyncDeps) {
         // announces another image: waited for (bounded), then this attempt fails as retryable and
         // the next one takes it. If none comes (the capture had already ended), the cut-over fails
         // as before, and rolls back.
-        if (found && err instanceof ApplicationFailure && err.type === FailureType.TransferRefused && /\/manifests\/[0-9a-f]{12}… answered 404: /.test(err.message)) {
+        if (found && err instanceof ApplicationFailure && err.type === FailureType.TransferRefused && / answered 404: manifest [0-9a-f]{64} is not held by site /.test(err.message)) {
           const awaitFinal = (args as { awaitFinal: string }).awaitFinal;
           const lost = () => ApplicationFailure.nonRetryable(`${err.message}; ${args.source} had announced it, and announced no other image within ${LOST_IMAGE_WAIT_MS / 1000} s`, FailureType.TransferRefused);
-          const next = await awaitFinalImage(args.endpoint, args.source, awaitFinal, args.ttlSeconds, { notRoot: root, untilMs: Date.now() + LOST_IMAGE_WAIT_MS, onTimeout: lost });
-          throw ApplicationFailure.retryable(`${args.source} no longer holds the final image ${root.slice(0, 12)} it announced, and announced ${next.manifest.rootHash.slice(0, 12)} since (its capture was retried): ${err.message}`, FailureType.TransferRefused);
+          const next = await awaitFinalImage(args.endpoint, args.source, awaitFinal, args.ttlSeconds, { lost: root, untilMs: Date.now() + LOST_IMAGE_WAIT_MS, onTimeout: lost });
+          throw ApplicationFailure.retryable(`${args.source} no longer held the final image ${root.slice(0, 12)} it announced, and holds ${next.manifest.rootHash.slice(0, 12)} now (its capture was retried): ${err.message}`, FailureType.TransferRefused);
         }
         throw err;
       });
@@ -546,14 +548,14 @@ export function createSyncActivities(deps: SyncDeps) {
 
   /**
    * Long-polls the source for the final image of `cutoverKey`, heartbeating between polls (a cancel
-   * ends the wait). `digestOf`, `notRoot`: as fetchFinalImage's. At `untilMs`, throws what `onTimeout` gives.
+   * ends the wait). `digestOf`, `lost`: as fetchFinalImage's. At `untilMs`, throws what `onTimeout` gives.
    */
   async function awaitFinalImage(
     endpoint: string,
     source: string,
     cutoverKey: string,
     ttlSeconds: number,
-    opts: { digestOf?: string; notRoot?: string; untilMs?: number; onTimeout?: () => Error } = {},
+    opts: { digestOf?: string; lost?: string; untilMs?: number; onTimeout?: () => Error } = {},
   ): Promise<FinalImage> {
     const ctx = Context.current();
     const slot = finalSlot(cutoverKey);
@@ -564,7 +566,7 @@ export function createSyncActivities(deps: SyncDeps) {
       if (left <= 0) throw opts.onTimeout?.() ?? new Error(`no final image from ${source} in time`);
       const token = issueToken(deps.secret, claimsFor(slot, source, deps.site, Date.now(), ttlSeconds));
       try {
-        const found = await fetchFinalImage(endpoint, slot, token, Math.min(FINAL_POLL_MS, left), ctx.cancellationSignal, peerOf(source), opts.digestOf, opts.notRoot);
+        const found = await fetchFinalImage(endpoint, slot, token, Math.min(FINAL_POLL_MS, left), ctx.cancellationSignal, peerOf(source), opts.digestOf, opts.lost);
         if (found) return found;
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;

@@ -5,7 +5,7 @@
  * Chunks are read from the image by offset, so the source never copies them into a chunk store.
  */
 import { closeSync, constants as fsConstants, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cp, lstat, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { cp, lstat, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { hash as oneShotHash } from 'node:crypto';
 import { join, sep } from 'node:path';
 import type { ChunkerParams } from '../../core/chunking';
@@ -137,7 +137,7 @@ export class SourceImages {
     mkdirSync(dir, { recursive: true });
     this.finals = new FinalImages(join(dir, 'finals'));
     // What a crash in the middle of a capture leaves behind: never an image, only scratch.
-    for (const name of readdirSync(dir)) if (name.startsWith('.capture-') || name.startsWith('.snapshot-')) rmSync(join(dir, name), { recursive: true, force: true });
+    for (const name of readdirSync(dir)) if (name.startsWith('.capture-') || name.startsWith('.snapshot-') || name.endsWith('.manifest.json.tmp')) rmSync(join(dir, name), { recursive: true, force: true });
     this.collect();
   }
 
@@ -359,7 +359,13 @@ export class SourceImages {
     // manifest is ~15 MB of JSON): until then it is served from memory; an agent that dies first
     // has lost the image, and its round captures again.
     const meta = entry.files.length === 1 && sameOffsets(entry) ? { imagePath: entry.files[0]!, manifest } : { manifest, files: entry.files, fileOf: b64(entry.fileOf), offsetOf: b64(entry.offsetOf), own: entry.own };
-    this.later(manifest.rootHash, () => writeFile(this.metaPath(manifest.rootHash), JSON.stringify(meta)));
+    // Through a temporary file and a rename: a process killed in the write (persist() runs it inside
+    // a cut-over's capture) leaves the old state, never a torn file.
+    const metaPath = this.metaPath(manifest.rootHash);
+    this.later(manifest.rootHash, async () => {
+      await writeFile(`${metaPath}.tmp`, JSON.stringify(meta));
+      await rename(`${metaPath}.tmp`, metaPath);
+    });
     return { manifest, scanMs: performance.now() - t0, ...(reuse ? { reuse } : {}) };
   }
 
@@ -518,7 +524,14 @@ export class SourceImages {
     if (this.releasing.has(root)) return undefined;
     const meta = this.metaPath(root);
     if (!existsSync(meta)) return undefined;
-    const raw = JSON.parse(readFileSync(meta, 'utf8')) as { imagePath?: string; manifest: unknown; files?: string[]; fileOf?: string; offsetOf?: string; own?: number };
+    let raw: { imagePath?: string; manifest: unknown; files?: string[]; fileOf?: string; offsetOf?: string; own?: number };
+    try {
+      raw = JSON.parse(readFileSync(meta, 'utf8')) as typeof raw;
+    } catch {
+      // Torn (written by an agent before these writes went through a rename): not an image held.
+      rmSync(meta, { force: true });
+      return undefined;
+    }
     const m = verifyManifest(raw.manifest);
     let e: Entry;
     if (raw.files && raw.fileOf && raw.offsetOf) {

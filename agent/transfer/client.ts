@@ -324,11 +324,11 @@ export interface ManifestFetchInfo {
  * Long-polls the source's endpoint for a cut-over's final image (agent/capture/final-images.ts): the
  * image once the source has captured it, or undefined if it has not within `waitMs`. With
  * `digestOf` (a root the caller holds), the image once that root's digest is announced, or once
- * another image replaced it. With `notRoot` (an announced image the source no longer holds), only
- * another image, one the source holds.
+ * another image replaced it. With `lost` (an announced image the source no longer held), only an
+ * image the source holds (another, or that one captured again).
  */
-export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall, digestOf?: string, notRoot?: string): Promise<FinalImage | undefined> {
-  const query = `waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}${notRoot ? `&notRoot=${notRoot}` : ''}`;
+export async function fetchFinalImage(endpoint: string, slot: string, token: string, waitMs: number, signal?: AbortSignal, peer?: PeerCall, digestOf?: string, lost?: string): Promise<FinalImage | undefined> {
+  const query = `waitMs=${waitMs}${digestOf ? `&digestOf=${digestOf}` : ''}${lost ? `&lost=${lost}` : ''}`;
   const res = await send(peerPool(endpoint, peer), `${endpoint}/finals/${slot}?${query}`, 'GET', token, undefined, signal, waitMs + PEER_IDLE_MS);
   if (res.status === 204) return undefined;
   if (res.status !== 200) throw refused(res.status, res.body, `GET ${endpoint}/finals/${slot.slice(0, 12)}…`);

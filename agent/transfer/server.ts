@@ -20,15 +20,16 @@
  *        header x-fedflow-resent: which of them this site served to the same target for the same
  *        image before (a bitset over the request's positions, base64url; '-' for none), so the
  *        target can count what crossed the link twice (a retry after a crash) apart
- *   GET  /finals/<slot>?waitMs=N[&digestOf=R][&notRoot=L]
+ *   GET  /finals/<slot>?waitMs=N[&digestOf=R][&lost=L]
  *                                                long poll for a cut-over's final image
  *                                                (agent/capture/final-images.ts): 200 and its root,
  *                                                counts and frozen digest once the source has
  *                                                captured it, 204 if not within N ms (max 20 s);
  *                                                with digestOf, once the image of root R has its
  *                                                digest (or another image replaced it); with
- *                                                notRoot, only an image other than L that this
- *                                                agent holds (L was announced, then lost in a crash)
+ *                                                lost, only an image this agent holds (L was
+ *                                                announced, then lost in a crash: another, or L
+ *                                                captured again)
  *
  * With TLS (the default; `tls` below) every route, /health too, is served only to a peer whose
  * certificate chains to the federation's CA and names a site of the federation; the token is then a
@@ -287,14 +288,12 @@ export function createTransferHandler(opts: TransferServerOptions) {
       // announced after it (or for another image: the source's capture was retried).
       const digestOf = url.searchParams.get('digestOf');
       if (digestOf !== null && !/^[0-9a-f]{64}$/.test(digestOf)) return reply(res, 400, { error: `digestOf '${digestOf.slice(0, 80)}' is not a manifest root (64 lower-case hex digits)` });
-      // Only an image this agent still holds: one announced by an earlier run of it that died
-      // before writing the image down (SourceImages.capture's metadata, written after the window)
-      // is void; its capture's retry announces a new one, which the target waits for.
-      // `notRoot=<root>`: the target was announced that image and the source no longer holds it
-      // (an agent that died after announcing, before it wrote the image down): it waits for
-      // another, one this agent holds (its capture's retry announces it).
-      const notRoot = url.searchParams.get('notRoot');
-      if (notRoot !== null && !/^[0-9a-f]{64}$/.test(notRoot)) return reply(res, 400, { error: `notRoot '${notRoot.slice(0, 80)}' is not a manifest root (64 lower-case hex digits)` });
+      // `lost=<root>`: the target was announced that image and this agent no longer holds it (it
+      // died after announcing, before it wrote the image down): answered only with an image this
+      // agent holds, which its capture's retry announces (another root, or the same frozen data
+      // captured again).
+      const lost = url.searchParams.get('lost');
+      if (lost !== null && !/^[0-9a-f]{64}$/.test(lost)) return reply(res, 400, { error: `lost '${lost.slice(0, 80)}' is not a manifest root (64 lower-case hex digits)` });
       const held = (img: FinalImage) => {
         try {
           return opts.images.get(img.manifest.rootHash) !== undefined;
@@ -304,8 +303,8 @@ export function createTransferHandler(opts: TransferServerOptions) {
         }
       };
       const ready =
-        notRoot !== null
-          ? (img: FinalImage) => img.manifest.rootHash !== notRoot && held(img)
+        lost !== null
+          ? held
           : digestOf === null
             ? undefined
             : (img: FinalImage) => img.digest !== undefined || img.manifest.rootHash !== digestOf;

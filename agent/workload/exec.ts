@@ -161,9 +161,9 @@ export function processStartTime(pid: number, opts: { zombies?: boolean } = {}):
  * the roots of what one launch spawned (its children inherit the variable). Reads /proc; a process
  * that goes meanwhile, or whose environment this user may not read, is skipped.
  */
-export function launchedWith(name: string, value: string): { pid: number; procStart: number }[] {
+export function launchedWith(name: string, value: string): { pid: number; procStart: number; sid: number }[] {
   const needle = Buffer.from(`\0${name}=${value}\0`);
-  const hits = new Map<number, { ppid: number; procStart: number }>();
+  const hits = new Map<number, { ppid: number; procStart: number; sid: number }>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
@@ -171,12 +171,12 @@ export function launchedWith(name: string, value: string): { pid: number; procSt
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (rest[0] === 'Z' || rest[0] === 'X') continue;
-      hits.set(Number(d), { ppid: Number(rest[1]), procStart: Number(rest[19]) });
+      hits.set(Number(d), { ppid: Number(rest[1]), procStart: Number(rest[19]), sid: Number(rest[3]) });
     } catch {
       // Gone, or not ours to read.
     }
   }
-  return [...hits].filter(([, h]) => !hits.has(h.ppid)).map(([pid, h]) => ({ pid, procStart: h.procStart }));
+  return [...hits].filter(([, h]) => !hits.has(h.ppid)).map(([pid, h]) => ({ pid, procStart: h.procStart, sid: h.sid }));
 }
 
 /**

@@ -457,9 +457,14 @@ export class WorkloadRunner {
       [rec?.startingPid, rec?.startingProcStart],
       [rec?.privatePid, rec?.privateProcStart],
     ] as const) {
-      if (pid && stillRunning(pid, procStart)) found.set(pid, procStart);
+      // Only with its start time: a bare pid may name another process by now (pids wrap at 32768 here).
+      if (pid && procStart !== undefined && stillRunning(pid, procStart)) found.set(pid, procStart);
     }
-    for (const p of launchedWith(INSTANCE_ENV, instanceTag(this.siteDir, id))) if (!found.has(p.pid)) found.set(p.pid, p.procStart);
+    for (const p of launchedWith(INSTANCE_ENV, instanceTag(this.siteDir, id))) {
+      // A program the running instance itself started (an archive_command...) is in its session: not a stray.
+      if (except !== undefined && p.sid === except) continue;
+      if (!found.has(p.pid)) found.set(p.pid, p.procStart);
+    }
     if (except !== undefined) found.delete(except);
     return [...found].map(([pid, procStart]) => ({ pid, procStart }));
   }
@@ -506,7 +511,8 @@ export class WorkloadRunner {
     const launched = await spawner.launch(argv, { cwd: values.dataDir, env: { ...this.env(spec, values, as), [INSTANCE_ENV]: instanceTag(this.siteDir, spec.id) }, ...(as ? { as } : {}), logPath });
     const spawnError = 'error' in launched ? launched.error : undefined;
     const pid = 'pid' in launched ? launched.pid : undefined;
-    if (pid !== undefined) onSpawn?.(pid, processStartTime(pid));
+    const procStart = pid !== undefined ? processStartTime(pid) : undefined;
+    if (pid !== undefined) onSpawn?.(pid, procStart);
     const h = spec.health;
     const deadline = t0 + ms(h.startTimeoutSeconds);
     if (h.initialDelaySeconds) await sleep(ms(h.initialDelaySeconds));
@@ -526,9 +532,9 @@ export class WorkloadRunner {
       if (Date.now() >= deadline) break;
       await sleep(Math.min(untilNextProbe(probedAt, h.periodSeconds), Math.max(0, deadline - Date.now())));
     }
-    if (pid !== undefined) await this.reaped(spec.id, pid, undefined);
+    const gone = pid === undefined || (await killAndReap(pid, procStart, 5_000));
     throw new WorkloadError(
-      `workload '${spec.id}' at ${this.site} did not pass its health check within ${h.startTimeoutSeconds} s (last: ${last}); it was stopped. Its log: ${tail(readFileSync(logPath, 'utf8').slice(offset), 300) || 'no output'}`,
+      `workload '${spec.id}' at ${this.site} did not pass its health check within ${h.startTimeoutSeconds} s (last: ${last}); ${gone ? 'it was stopped' : `it was killed, but process ${pid} is still there (never reaped?)`}. Its log: ${tail(readFileSync(logPath, 'utf8').slice(offset), 300) || 'no output'}`,
       FailureType.WorkloadUnhealthy,
     );
   }
@@ -624,8 +630,9 @@ export class WorkloadRunner {
       if (!stopped) {
         // Half stopped is the worst state to leave it in (the thaw would find it "running" while
         // it exits): kill it, so the thaw starts it again on its data.
-        await killAndReap(rec.pid, rec.procStart, 10_000);
+        const gone = await killAndReap(rec.pid, rec.procStart, 10_000);
         this.saveRecord(id, { port: rec.port, status: 'frozen', stoppedByFreeze: true });
+        if (!gone) throw new WorkloadError(`freeze hook of workload '${id}' at ${this.site} did not stop the instance (pid ${rec.pid}) within ${hook.timeoutSeconds} s, and it is still there 10 s after SIGKILL (a zombie its parent never reaps?)`, FailureType.WorkloadHookTimeout);
         throw new WorkloadError(
           `freeze hook of workload '${id}' at ${this.site} (${hook.stop ? `stop with ${hook.stop.signal}` : 'stopsInstance'}) did not stop the instance (pid ${rec.pid}) within ${hook.timeoutSeconds} s`,
           FailureType.WorkloadHookTimeout,
@@ -693,9 +700,16 @@ export class WorkloadRunner {
     // A private boot (or a start) an agent crashed in holds the volume: stopped first.
     await this.stopStrays(id);
     const port = await freePort(this.host);
+    let spawned: number | undefined;
     const boot = await this.launch(spec, port, (pid, procStart) => {
+      spawned = pid;
       const at = this.record(id);
       if (at) this.saveRecord(id, { ...at, privatePid: pid, privateProcStart: procStart });
+    }).catch((err: unknown) => {
+      // launch stopped it: no longer a stray.
+      const now = this.record(id);
+      if (now && spawned !== undefined && now.privatePid === spawned) this.saveRecord(id, { ...now, privatePid: undefined, privateProcStart: undefined });
+      throw err;
     });
     const procStart = processStartTime(boot.pid);
     try {

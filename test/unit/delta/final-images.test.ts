@@ -141,13 +141,13 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
     assert.ok(Date.now() - t0 < 2_000, 'the long poll returned when the image was published, not at its timeout');
   });
 
-  it('with notRoot, waits for another image, one the source holds: an announced image lost in a crash is not taken again', async () => {
+  it('with lost, answers only with an image the source holds: an announced image lost in a crash is not taken again until captured again', async () => {
     // An agent that dies after announcing, before it writes the image down, comes back with the
     // announcement (written at once) but not the image; its retried capture announces anew.
     const s3 = finalSlot('migrate-lost/run/cutover');
     const t = token({ slot: s3 });
     await images.finals.publish(s3, image(6));
-    assert.deepEqual(await fetchFinalImage(server.url, s3, t, 0), image(6), 'without notRoot: what was announced');
+    assert.deepEqual(await fetchFinalImage(server.url, s3, t, 0), image(6), 'without lost: what was announced');
     const lost = image(6).manifest.rootHash;
     assert.equal(await fetchFinalImage(server.url, s3, t, 60, undefined, undefined, undefined, lost), undefined, 'not the lost image again');
     const polling = fetchFinalImage(server.url, s3, t, 10_000, undefined, undefined, undefined, lost);
@@ -159,7 +159,11 @@ describe('GET /finals/<slot> on the chunk endpoint', () => {
     const bad = await fetchFinalImage(server.url, s3, t, 0, undefined, undefined, undefined, 'nope').then(() => undefined, (e: unknown) => e);
     assert.ok(bad instanceof TransferRefusedError);
     assert.equal(bad.status, 400);
-    assert.match(bad.message, /notRoot 'nope' is not a manifest root/);
+    assert.match(bad.message, /lost 'nope' is not a manifest root/);
+    // The same frozen data captured again gives the same root: held now, so it is an answer.
+    const again = finalSlot('migrate-recaptured/run/cutover');
+    await images.finals.publish(again, held[7]!);
+    assert.deepEqual(await fetchFinalImage(server.url, again, token({ slot: again }), 0, undefined, undefined, undefined, held[7]!.manifest.rootHash), held[7]);
   });
 
   it('with digestOf, holds the poll while the image of that root has no digest, and answers when the digest (or another image) is announced', async () => {
