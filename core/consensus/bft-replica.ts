@@ -118,7 +118,20 @@ function onPrePrepare<T>(r: Replica<T>, v: SignedVote, value: T, ready: BftReady
   }
   if (digest !== v.digest) return void refuse(ready, v.site, `pre-prepare for seq ${v.seq} signs digest ${v.digest} but its value hashes to ${digest}`);
   const slot = slotAt(s, v.seq);
-  if (slot.prePrepare) return void refuse(ready, v.site, `replayed pre-prepare from ${v.site} for seq ${v.seq}: already accepted`);
+  if (slot.prePrepare) {
+    if (slot.prePrepare.digest !== v.digest) return void refuse(ready, v.site, `replayed pre-prepare from ${v.site} for seq ${v.seq}: already accepted`);
+    // The primary sends a pre-prepare again while it sees the round stall: this replica's votes
+    // for it may have been lost (a peer down when they went out). Sent again, as signed then (a
+    // peer counts each site's vote once). Without this, a replica that came back after voting
+    // refused every retransmission and the round never reached quorum.
+    const prepare = slot.sentPrepare ? slot.prepares[s.self] : undefined;
+    const commit = slot.sentCommit ? slot.commits[s.self] : undefined;
+    for (const to of peers(s)) {
+      if (prepare) ready.messages.push({ type: 'prepare', to, vote: prepare });
+      if (commit) ready.messages.push({ type: 'commit', to, vote: commit });
+    }
+    return;
+  }
   slot.prePrepare = v;
   slot.value = value;
   if (s.self !== primary && !slot.sentPrepare) {

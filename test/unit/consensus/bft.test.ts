@@ -151,3 +151,27 @@ test('verifyCertificate with Ed25519 keys refuses duplicates, unknown sites, wro
     assert.match((r as { reason: string }).reason, why, name);
   }
 });
+
+test('a replica whose votes were lost sends them again when the primary repeats its pre-prepare', () => {
+  // Two sites down, so nothing commits; the pre-prepare and dc:paris's prepare went out, and are
+  // taken as lost. The primary sends the pre-prepare again: dc:paris answers with its prepare again
+  // (signed as before), where it used to refuse the repeat and the round stalled for good.
+  const c = new BftCluster(SITES, 9, ed25519);
+  c.net.crash('gcp:europe-west1');
+  c.net.crash('azure:westeurope');
+  c.propose('v1');
+  assert.equal(c.net.runUntil(() => c.ledger.bySeq.size > 0, 300), -1, 'committed with 2 of 4 sites');
+  const primary = SITES[0]!;
+  const prePrepare = c.disks.get(primary)!.signed.find((r) => r.vote.type === 'pre-prepare' && r.vote.seq === 1)!.vote;
+  const paris = c.node('dc:paris');
+  const sent = c.disks.get('dc:paris')!.signed.find((r) => r.vote.type === 'prepare' && r.vote.seq === 1)!.vote;
+  const out = paris.receive({ type: 'pre-prepare', to: 'dc:paris', vote: prePrepare, value: 'v1' } as BftMessage<string>);
+  assert.deepEqual(paris.readies.at(-1)!.refused, [], 'the repeat is not refused');
+  const again = out.filter((m) => m.type === 'prepare');
+  assert.deepEqual(new Set(again.map((m) => m.to)), new Set(SITES.filter((s) => s !== 'dc:paris')));
+  for (const m of again) assert.deepEqual((m as { vote: unknown }).vote, sent, 'the same signed vote, not a new signature');
+  // A pre-prepare for the same sequence with another digest is still refused.
+  const other = signVote(signers.get(primary)!, { type: 'pre-prepare', view: 0, seq: 1, digest: digestOf('v1 changed') });
+  paris.receive({ type: 'pre-prepare', to: 'dc:paris', vote: other, value: 'v1 changed' } as BftMessage<string>);
+  assert.ok(paris.readies.at(-1)!.refused.length > 0, 'a second digest for seq 1 is refused');
+});
