@@ -431,16 +431,7 @@ export class WorkloadRunner {
       throw new WorkloadError(`workload '${id}' at ${this.site} must start on port ${rec.port} (the address the federation is told), but another process holds it; free it and retry`, FailureType.WorkloadStartFailed);
     }
     const port = spec.run.local!.port ?? (free ? rec!.port : await freePort(this.host));
-    let spawned: number | undefined;
-    const started = await this.launch(spec, port, (pid, procStart) => {
-      spawned = pid;
-      this.saveRecord(id, { ...(this.record(id) ?? { port, status: 'stopped' }), startingPid: pid, startingProcStart: procStart });
-    }).catch((err: unknown) => {
-      // launch stopped it: no longer a stray.
-      const now = this.record(id);
-      if (now && spawned !== undefined && now.startingPid === spawned) this.saveRecord(id, { ...now, startingPid: undefined, startingProcStart: undefined });
-      throw err;
-    });
+    const started = await this.launchRecorded(id, spec, port, 'starting');
     this.saveRecord(id, { pid: started.pid, procStart: processStartTime(started.pid), port, status: 'running' });
     return started;
   }
@@ -495,8 +486,25 @@ export class WorkloadRunner {
     throw new WorkloadError(`workload '${id}' at ${this.site}: process ${pid} was killed but is still there after 5 s (a zombie its parent never reaps?); nothing starts on its volume until it is gone`, FailureType.WorkloadStartFailed);
   }
 
-  /** `onSpawn`: told the process as soon as it exists (before its health check), to be written down. */
+  /**
+   * launch, with the process written down in the record from its spawn (`startingPid` for a
+   * start, `privatePid` for a private boot), so that it is found as a stray if this agent dies;
+   * a launch that fails has stopped it, and the record no longer names it.
+   */
+  private async launchRecorded(id: string, spec: WorkloadSpec, port: number, kind: 'starting' | 'private'): Promise<StartedInstance> {
+    const [pidKey, startKey] = kind === 'starting' ? (['startingPid', 'startingProcStart'] as const) : (['privatePid', 'privateProcStart'] as const);
+    let spawned: number | undefined;
+    return this.launch(spec, port, (pid, procStart) => {
+      spawned = pid;
+      this.saveRecord(id, { ...(this.record(id) ?? { port, status: 'stopped' }), [pidKey]: pid, [startKey]: procStart });
+    }).catch((err: unknown) => {
+      const now = this.record(id);
+      if (now && spawned !== undefined && now[pidKey] === spawned) this.saveRecord(id, { ...now, [pidKey]: undefined, [startKey]: undefined });
+      throw err;
+    });
+  }
 
+  /** `onSpawn`: told the process as soon as it exists (before its health check), to be written down. */
   private async launch(spec: WorkloadSpec, port: number, onSpawn?: (pid: number, procStart: number | undefined) => void): Promise<StartedInstance> {
     const as = this.runAs(spec);
     this.giveTo(spec, as);
@@ -632,9 +640,8 @@ export class WorkloadRunner {
         // it exits): kill it, so the thaw starts it again on its data.
         const gone = await killAndReap(rec.pid, rec.procStart, 10_000);
         this.saveRecord(id, { port: rec.port, status: 'frozen', stoppedByFreeze: true });
-        if (!gone) throw new WorkloadError(`freeze hook of workload '${id}' at ${this.site} did not stop the instance (pid ${rec.pid}) within ${hook.timeoutSeconds} s, and it is still there 10 s after SIGKILL (a zombie its parent never reaps?)`, FailureType.WorkloadHookTimeout);
         throw new WorkloadError(
-          `freeze hook of workload '${id}' at ${this.site} (${hook.stop ? `stop with ${hook.stop.signal}` : 'stopsInstance'}) did not stop the instance (pid ${rec.pid}) within ${hook.timeoutSeconds} s`,
+          `freeze hook of workload '${id}' at ${this.site} (${hook.stop ? `stop with ${hook.stop.signal}` : 'stopsInstance'}) did not stop the instance (pid ${rec.pid}) within ${hook.timeoutSeconds} s${gone ? '' : '; it is still there 10 s after SIGKILL (a zombie its parent never reaps?)'}`,
           FailureType.WorkloadHookTimeout,
         );
       }
@@ -700,17 +707,7 @@ export class WorkloadRunner {
     // A private boot (or a start) an agent crashed in holds the volume: stopped first.
     await this.stopStrays(id);
     const port = await freePort(this.host);
-    let spawned: number | undefined;
-    const boot = await this.launch(spec, port, (pid, procStart) => {
-      spawned = pid;
-      const at = this.record(id);
-      if (at) this.saveRecord(id, { ...at, privatePid: pid, privateProcStart: procStart });
-    }).catch((err: unknown) => {
-      // launch stopped it: no longer a stray.
-      const now = this.record(id);
-      if (now && spawned !== undefined && now.privatePid === spawned) this.saveRecord(id, { ...now, privatePid: undefined, privateProcStart: undefined });
-      throw err;
-    });
+    const boot = await this.launchRecorded(id, spec, port, 'private');
     const procStart = processStartTime(boot.pid);
     try {
       const digest = await this.runVerify(spec, this.values(spec, port));
