@@ -61,10 +61,40 @@ function exactlyOne(o: Record<string, unknown>, keys: readonly string[], ctx: z.
   });
 }
 
+const HEX = /^(?:[0-9a-fA-F]{2})*$/;
+const hexBytes = (what: string) =>
+  z.string().min(2, `${what} must not be empty`).max(2048, `${what} is at most 1024 bytes`).regex(HEX, `${what} is bytes written as hex, two digits each (e.g. 0a1b)`);
+const textBytes = (what: string) => z.string().min(1, `${what} must not be empty`).max(1024, `${what} is at most 1024 characters`);
+
+/**
+ * A TCP check: the port accepts a connection (Kubernetes' tcpSocket). With `send` and `expect`,
+ * also an exchange, as HAProxy's `tcp-check send` / `expect` (and its `pgsql-check`,
+ * `redis-check`): the bytes of `send` go out, and the answer must begin with `expect`. So a
+ * service that accepts connections before it can serve (PostgreSQL during its recovery answers
+ * "starting up", Redis during its AOF load "LOADING") is checked by its own protocol, in process,
+ * with no command to spawn. Text (UTF-8) or hex for each; `expect` alone for a service that speaks first.
+ */
+const tcpCheckSchema = z
+  .object({
+    send: textBytes('tcp.send').optional(),
+    sendHex: hexBytes('tcp.sendHex').optional(),
+    expect: textBytes('tcp.expect').optional(),
+    expectHex: hexBytes('tcp.expectHex').optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.send !== undefined && t.sendHex !== undefined) ctx.addIssue({ code: 'custom', path: ['sendHex'], message: "a TCP check has both 'send' and 'sendHex'; give at most one" });
+    if (t.expect !== undefined && t.expectHex !== undefined) ctx.addIssue({ code: 'custom', path: ['expectHex'], message: "a TCP check has both 'expect' and 'expectHex'; give at most one" });
+    if ((t.send !== undefined || t.sendHex !== undefined) && t.expect === undefined && t.expectHex === undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'a TCP check that sends needs expect (or expectHex): what the answer must begin with' });
+    }
+  });
+export type TcpCheck = z.infer<typeof tcpCheckSchema>;
+
 const probeSchema = z
   .object({
     http: httpCallSchema.optional(),
-    tcp: z.object({}).strict().optional(),
+    tcp: tcpCheckSchema.optional(),
     command: commandSchema.optional(),
     initialDelaySeconds: z.number().min(0, 'initialDelaySeconds must be 0 or more').max(3600).default(0),
     periodSeconds: seconds('periodSeconds', 1),

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import type { TcpCheck } from '../../core/workload-spec';
 
 /** Linux's default ephemeral range (net.ipv4.ip_local_port_range), when /proc cannot be read. */
 const DEFAULT_EPHEMERAL: readonly [number, number] = [32768, 60999];
@@ -93,24 +94,69 @@ function kernelPort(host: string): Promise<number> {
   });
 }
 
-/** A TCP health check: a connection accepted within the timeout. */
-export function tcpCheck(host: string, port: number, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
+/**
+ * A TCP health check: a connection accepted within the timeout; with an exchange, also an answer
+ * that begins with `expect` (read until it has as many bytes, or differs).
+ */
+export function tcpCheck(host: string, port: number, timeoutMs: number, exchange: TcpExchange = {}): Promise<{ ok: boolean; detail: string }> {
+  const at = `TCP ${host}:${port}`;
+  const expect = exchange.expect;
   return new Promise((done) => {
     const s = connect({ host, port });
+    let answer = Buffer.alloc(0);
+    let settled = false;
+    const finish = (r: { ok: boolean; detail: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(t);
+      // A half-close, so the service reads an orderly end (PostgreSQL logs a reset, not an end,
+      // at LOG level); the socket is destroyed once the peer closes too, or a second later.
+      s.end();
+      setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
+      done(r);
+    };
     const t = setTimeout(() => {
+      finish({ ok: false, detail: `no ${expect ? 'answer' : 'connection'} from ${at} within ${timeoutMs} ms${answer.length ? ` (so far: ${printable(answer)})` : ''}` });
       s.destroy();
-      done({ ok: false, detail: `no TCP connection to ${host}:${port} within ${timeoutMs} ms` });
     }, timeoutMs);
     s.once('connect', () => {
-      clearTimeout(t);
-      s.end();
-      done({ ok: true, detail: `TCP ${host}:${port} accepts` });
+      if (!expect) return finish({ ok: true, detail: `${at} accepts` });
+      if (exchange.send?.length) s.write(exchange.send);
     });
-    s.once('error', (err) => {
-      clearTimeout(t);
-      done({ ok: false, detail: `TCP ${host}:${port}: ${err.message}` });
+    s.on('data', (d: Buffer) => {
+      if (settled || !expect) return;
+      answer = Buffer.concat([answer, d]);
+      if (answer.length < expect.length && answer.equals(expect.subarray(0, answer.length))) return;
+      const ok = answer.subarray(0, expect.length).equals(expect);
+      finish({ ok, detail: ok ? `${at} answered as expected` : `${at} answered ${printable(answer)}, not ${printable(expect)}…` });
     });
+    s.once('end', () => finish({ ok: false, detail: `${at} closed the connection after ${answer.length ? printable(answer) : 'no answer'}${expect ? `, expected ${printable(expect)}…` : ''}` }));
+    s.on('error', (err) => finish({ ok: false, detail: `${at}: ${err.message}` }));
   });
+}
+
+/** A TCP check's exchange: bytes to send once connected, and the bytes its answer must begin with. */
+export interface TcpExchange {
+  send?: Buffer;
+  expect?: Buffer;
+}
+
+/** A spec's TCP check as the bytes it sends and expects. */
+export function tcpExchange(t: TcpCheck): TcpExchange {
+  const bytes = (text?: string, hex?: string) => (hex !== undefined ? Buffer.from(hex, 'hex') : text !== undefined ? Buffer.from(text, 'utf8') : undefined);
+  const send = bytes(t.send, t.sendHex);
+  const expect = bytes(t.expect, t.expectHex);
+  return { ...(send ? { send } : {}), ...(expect ? { expect } : {}) };
+}
+
+/** How long a check's socket waits, half-closed, for the service to close its end. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** At most 80 bytes of `b` as text, with anything not printable ASCII as \xNN. */
+export function printable(b: Buffer): string {
+  let out = '';
+  for (const c of b.subarray(0, 80)) out += c >= 0x20 && c < 0x7f && c !== 0x5c && c !== 0x22 ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  return `"${out}${b.length > 80 ? '…' : ''}"`;
 }
 
 /** Whether `port` can be listened on now (the instance's last port, before reusing it). */

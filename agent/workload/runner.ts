@@ -23,7 +23,7 @@ import { writeFileDurable } from '../durable-files';
 import { FailureType } from '../../core/contracts/failures';
 import { fillTemplates, type Command, type HttpCall, type TemplateValues, type WorkloadSpec } from '../../core/workload-spec';
 import { argvOf, killAndReap, launchedWith, lookupUser, processStartTime, signal, stillRunning, tail, waitExit, withTimeout, type RunAs } from './exec';
-import { freePort, portFree, tcpCheck } from './net';
+import { freePort, portFree, tcpCheck, tcpExchange } from './net';
 import { spawner } from './spawner';
 import { chownTree, realInside } from './volumes';
 import { readWorkloadSecret } from './secrets';
@@ -559,7 +559,7 @@ export class WorkloadRunner {
         return { ok: false, detail: (err as Error).message };
       }
     }
-    if (h.tcp) return tcpCheck(this.host, values.port, timeoutMs);
+    if (h.tcp) return tcpCheck(this.host, values.port, timeoutMs, tcpExchange(h.tcp));
     const r = await spawner.exec(argvOf(fillCommand(h.command!, values)), { timeoutMs, env: this.env(spec, values, this.runAs(spec)), cwd: values.dataDir, as: this.runAs(spec) });
     return { ok: r.code === 0 && !r.timedOut, detail: r.timedOut ? `command timed out after ${h.timeoutSeconds} s` : `command exited with code ${r.code}${r.stderr ? `: ${tail(r.stderr, 120)}` : ''}` };
   }

@@ -150,6 +150,19 @@ describe('workload spec', () => {
     oneProblem(edit((s) => (s.health.startTimeoutSeconds = 99999)), 'health.startTimeoutSeconds', /at most 3600/);
   });
 
+  it('a TCP check\'s exchange: text or hex, at most one of each; a send needs an expect', () => {
+    assert.ok(parseWorkloadSpec(edit((s) => (s.health = { tcp: { send: 'PING\r\n', expect: '+PONG' } }))).ok);
+    assert.ok(parseWorkloadSpec(edit((s) => (s.health = { tcp: { sendHex: '00000008', expectHex: '52' } }))).ok);
+    assert.ok(parseWorkloadSpec(edit((s) => (s.health = { tcp: { expect: '220 ' } }))).ok, 'expect alone: a service that speaks first');
+    oneProblem(edit((s) => (s.health = { tcp: { sendHex: '0g', expect: 'R' } })), 'health.tcp.sendHex', /bytes written as hex, two digits each/);
+    oneProblem(edit((s) => (s.health = { tcp: { sendHex: 'abc', expect: 'R' } })), 'health.tcp.sendHex', /two digits each/);
+    oneProblem(edit((s) => (s.health = { tcp: { send: 'a', sendHex: '61', expect: 'R' } })), 'health.tcp.sendHex', /both 'send' and 'sendHex'; give at most one/);
+    oneProblem(edit((s) => (s.health = { tcp: { expect: 'R', expectHex: '52' } })), 'health.tcp.expectHex', /both 'expect' and 'expectHex'/);
+    oneProblem(edit((s) => (s.health = { tcp: { send: 'PING\r\n' } })), 'health.tcp', /a TCP check that sends needs expect/);
+    oneProblem(edit((s) => (s.health = { tcp: { expect: '' } })), 'health.tcp.expect', /must not be empty/);
+    oneProblem(edit((s) => (s.health = { tcp: { port: 5 } })), 'health.tcp', /port/);
+  });
+
   it('hooks: freeze is a command, an HTTP call or a clean stop; thaw fits the freeze', () => {
     oneProblem(edit((s) => (s.hooks.freeze = { command: 'x', http: { path: '/f' }, stopsInstance: true })), 'hooks.freeze.http', /both 'command' and 'http'/);
     oneProblem(edit((s) => (s.hooks.freeze = { stop: {}, timeoutSeconds: -2 })), 'hooks.freeze.timeoutSeconds', /more than 0/);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server } from 'node:net';
 import { describe, it } from 'node:test';
-import { ephemeralRange, freePort, instancePortRange, portFree } from '../../../agent/workload/net';
+import { ephemeralRange, freePort, instancePortRange, portFree, printable, tcpCheck, tcpExchange } from '../../../agent/workload/net';
 
 const listen = (port: number): Promise<Server> =>
   new Promise((done, fail) => {
@@ -65,5 +65,89 @@ describe('instance ports', () => {
     }
     t.after(() => held.close());
     assert.equal(await freePort('127.0.0.1', [first, first + 1]), first + 1);
+  });
+});
+
+/** A loopback server that answers each connection with `answer(firstBytes, socket)`; the bytes it received, per connection. */
+async function service(answer: (got: Buffer, c: import('node:net').Socket) => void): Promise<{ port: number; received: Buffer[]; ends: number; close(): Promise<void> }> {
+  const received: Buffer[] = [];
+  const state = { ends: 0 };
+  const srv = createServer((c) => {
+    const i = received.push(Buffer.alloc(0)) - 1;
+    c.on('error', () => undefined);
+    c.on('end', () => state.ends++);
+    c.on('data', (d) => {
+      received[i] = Buffer.concat([received[i]!, d]);
+      answer(received[i]!, c);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    port: (srv.address() as { port: number }).port,
+    received,
+    get ends() {
+      return state.ends;
+    },
+    close: () => new Promise<void>((r) => (srv.closeAllConnections?.(), srv.close(() => r()))),
+  };
+}
+
+describe('the TCP health check', () => {
+  const ping = tcpExchange({ send: 'PING\r\n', expect: '+PONG' });
+
+  it('without an exchange: a connection accepted; refused says so', async (t) => {
+    const s = await service(() => undefined);
+    t.after(() => s.close());
+    assert.deepEqual(await tcpCheck('127.0.0.1', s.port, 1000), { ok: true, detail: `TCP 127.0.0.1:${s.port} accepts` });
+    await s.close();
+    const r = await tcpCheck('127.0.0.1', s.port, 1000);
+    assert.equal(r.ok, false);
+    assert.match(r.detail, /ECONNREFUSED/);
+  });
+
+  it('sends its bytes, and passes only on an answer that begins with expect, also one that comes in pieces', async (t) => {
+    let loading = true;
+    const s = await service((got, c) => {
+      if (!got.toString().endsWith('\r\n')) return;
+      if (loading) return void c.write('-LOADING Redis is loading the dataset in memory\r\n');
+      c.write('+PO');
+      setTimeout(() => c.write('NG\r\n'), 20);
+    });
+    t.after(() => s.close());
+    const r = await tcpCheck('127.0.0.1', s.port, 1000, ping);
+    assert.deepEqual(r, { ok: false, detail: `TCP 127.0.0.1:${s.port} answered "-LOADING Redis is loading the dataset in memory\\x0d\\x0a", not "+PONG"…` });
+    loading = false;
+    assert.deepEqual(await tcpCheck('127.0.0.1', s.port, 1000, ping), { ok: true, detail: `TCP 127.0.0.1:${s.port} answered as expected` });
+    assert.deepEqual(s.received.map(String), ['PING\r\n', 'PING\r\n'], 'the bytes of send, once a connection');
+    // The check half-closes: the service reads an orderly end, not a reset.
+    for (let i = 0; i < 100 && s.ends < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(s.ends, 2);
+  });
+
+  it('a short answer, a closed connection and a silent service fail, each naming what it got', async (t) => {
+    const short = await service((_g, c) => c.end('+PO'));
+    const silent = await service(() => undefined);
+    t.after(() => Promise.all([short.close(), silent.close()]));
+    assert.deepEqual(await tcpCheck('127.0.0.1', short.port, 1000, ping), { ok: false, detail: `TCP 127.0.0.1:${short.port} closed the connection after "+PO", expected "+PONG"…` });
+    const t0 = Date.now();
+    assert.deepEqual(await tcpCheck('127.0.0.1', silent.port, 150, ping), { ok: false, detail: `no answer from TCP 127.0.0.1:${silent.port} within 150 ms` });
+    assert.ok(Date.now() - t0 >= 140, 'waited its timeout');
+  });
+
+  it('expect alone: a service that speaks first', async (t) => {
+    const srv = createServer((c) => c.end('220 ready\r\n'));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    t.after(() => srv.close());
+    const port = (srv.address() as { port: number }).port;
+    assert.equal((await tcpCheck('127.0.0.1', port, 1000, tcpExchange({ expect: '220 ' }))).ok, true);
+    assert.equal((await tcpCheck('127.0.0.1', port, 1000, tcpExchange({ expectHex: '323230' }))).ok, true);
+    assert.equal((await tcpCheck('127.0.0.1', port, 1000, tcpExchange({ expect: '421' }))).ok, false);
+  });
+
+  it('hex and text give the same bytes; printable escapes what is not', () => {
+    assert.deepEqual(tcpExchange({ sendHex: '50494e470d0a', expectHex: '2b504f4e47' }), ping);
+    assert.deepEqual(tcpExchange({}), {});
+    assert.equal(printable(Buffer.from([0x45, 0, 0, 0, 0x5c, 0x22, 0x7f, 0x41])), '"E\\x00\\x00\\x00\\x5c\\x22\\x7fA"');
+    assert.equal(printable(Buffer.alloc(81, 0x61)), `"${'a'.repeat(80)}…"`);
   });
 });
