@@ -144,6 +144,8 @@ export class WorkloadRunner {
   readonly host: string;
   private readonly fedflowRoot: string;
   private readonly node: string;
+  /** Private boots being stopped after their verification answered (verify), by workload. */
+  private readonly stoppingBoots = new Map<string, Promise<void>>();
 
   constructor(opts: RunnerOptions) {
     this.site = opts.site;
@@ -465,6 +467,8 @@ export class WorkloadRunner {
    * signal, then SIGKILL after its timeout, reaped. The recorded instance, when it runs, is left running.
    */
   async stopStrays(id: string): Promise<void> {
+    // A verification's private boot being stopped after its digest went out (verify): waited for first.
+    await this.stoppingBoots.get(id);
     const at = this.record(id);
     const found = this.strays(id, at && stillRunning(at.pid, at.procStart) ? at.pid : undefined);
     if (found.length) {
@@ -694,7 +698,8 @@ export class WorkloadRunner {
   /**
    * Runs the verification and returns the digest it printed (trimmed). When a freeze stopped the
    * instance, it is booted privately for the check (a fresh port no client knows, so no write can
-   * reach it), verified, and stopped cleanly again: the data is the frozen data.
+   * reach it), verified, and stopped cleanly again (after the digest is returned: stopStrays waits
+   * for that stop): the data is the frozen data.
    */
   async verify(id: string): Promise<{ digest: string; ms: number; privateBoot: boolean }> {
     const spec = this.spec(id);
@@ -709,18 +714,35 @@ export class WorkloadRunner {
     const port = await freePort(this.host);
     const boot = await this.launchRecorded(id, spec, port, 'private');
     const procStart = processStartTime(boot.pid);
+    let digest: string;
     try {
-      const digest = await this.runVerify(spec, this.values(spec, port));
-      return { digest, ms: Date.now() - t0, privateBoot: true };
-    } finally {
-      // Stopped the way the freeze stops it (pg_ctl stop, a signal), so the data is left clean again.
-      const freeze = spec.hooks.freeze;
-      const viaHook = freeze.stopsInstance ? this.runCall(spec, 'freeze', freeze, this.values(spec, port), ms(freeze.timeoutSeconds)).then(() => true, () => false) : Promise.resolve(false);
-      if (!(await viaHook)) signal(boot.pid, freeze.stop?.signal ?? 'SIGTERM');
-      if (!(await waitExit(boot.pid, procStart, ms(freeze.timeoutSeconds)))) await this.reaped(id, boot.pid, procStart);
-      const now = this.record(id);
-      if (now?.privatePid === boot.pid) this.saveRecord(id, { ...now, privatePid: undefined, privateProcStart: undefined });
+      digest = await this.runVerify(spec, this.values(spec, port));
+    } catch (err) {
+      await this.stopPrivateBoot(id, spec, boot.pid, procStart, port);
+      throw err;
     }
+    // The digest goes to the caller now, the boot is stopped after: at the cut-over a target waits
+    // for this digest, and the stop (a clean shutdown: PostgreSQL's checkpoint, Redis's AOF fsync)
+    // was in its window. Until the boot has exited, the record names it (privatePid), and whatever
+    // next uses the volume here (a start, a stop, a thaw, a retried freeze, a removal) waits for
+    // this stop in stopStrays; a stop that fails leaves it to them as a stray.
+    const stopping: Promise<void> = this.stopPrivateBoot(id, spec, boot.pid, procStart, port)
+      .catch((err: unknown) => console.warn(`workload '${id}' at ${this.site}: the verification's private boot (pid ${boot.pid}) did not stop: ${(err as Error).message}; the next start or stop stops it`))
+      .finally(() => {
+        if (this.stoppingBoots.get(id) === stopping) this.stoppingBoots.delete(id);
+      });
+    this.stoppingBoots.set(id, stopping);
+    return { digest, ms: Date.now() - t0, privateBoot: true };
+  }
+
+  /** Stops a private boot the way the freeze stops the instance (pg_ctl stop, a signal), so the data is left clean again; the record no longer names it. */
+  private async stopPrivateBoot(id: string, spec: WorkloadSpec, pid: number, procStart: number | undefined, port: number): Promise<void> {
+    const freeze = spec.hooks.freeze;
+    const viaHook = freeze.stopsInstance ? this.runCall(spec, 'freeze', freeze, this.values(spec, port), ms(freeze.timeoutSeconds)).then(() => true, () => false) : Promise.resolve(false);
+    if (!(await viaHook)) signal(pid, freeze.stop?.signal ?? 'SIGTERM');
+    if (!(await waitExit(pid, procStart, ms(freeze.timeoutSeconds)))) await this.reaped(id, pid, procStart);
+    const now = this.record(id);
+    if (now?.privatePid === pid) this.saveRecord(id, { ...now, privatePid: undefined, privateProcStart: undefined });
   }
 
   private async runVerify(spec: WorkloadSpec, values: TemplateValues): Promise<string> {

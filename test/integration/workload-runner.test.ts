@@ -183,10 +183,14 @@ describe('workload runner', () => {
       assert.equal(after.privateBoot, true);
       assert.equal(after.digest, before.digest, 'the frozen data verifies as before');
       assert.equal(alive(privateBoot), false, 'the private boot left behind was stopped');
-      assert.deepEqual(launched(), [], 'and its own private boot stopped again');
+      // Its own private boot is stopped after the digest is returned (a cut-over's target waits for
+      // the digest, not for the stop): a start at once first waits for that stop (stopStrays), else
+      // its PostgreSQL would meet the boot's postmaster.pid ("lock file already exists").
+      const next = await again.start(id);
+      assert.deepEqual(launched(), [next.pid], 'its own private boot stopped before the start, whose server is the only one');
       await Promise.allSettled([first, boot]);
-      await again.start(id);
       await again.stop(id);
+      assert.deepEqual(launched(), [], 'and none is left');
     } finally {
       rmSync(gate, { recursive: true, force: true });
     }

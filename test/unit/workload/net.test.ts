@@ -72,7 +72,10 @@ describe('instance ports', () => {
 async function service(answer: (got: Buffer, c: import('node:net').Socket) => void): Promise<{ port: number; received: Buffer[]; ends: number; close(): Promise<void> }> {
   const received: Buffer[] = [];
   const state = { ends: 0 };
+  const open = new Set<import('node:net').Socket>();
   const srv = createServer((c) => {
+    open.add(c);
+    c.on('close', () => open.delete(c));
     const i = received.push(Buffer.alloc(0)) - 1;
     c.on('error', () => undefined);
     c.on('end', () => state.ends++);
@@ -88,7 +91,7 @@ async function service(answer: (got: Buffer, c: import('node:net').Socket) => vo
     get ends() {
       return state.ends;
     },
-    close: () => new Promise<void>((r) => (srv.closeAllConnections?.(), srv.close(() => r()))),
+    close: () => new Promise<void>((r) => (open.forEach((c) => c.destroy()), srv.close(() => r()))),
   };
 }
 
