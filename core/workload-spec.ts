@@ -62,9 +62,12 @@ function exactlyOne(o: Record<string, unknown>, keys: readonly string[], ctx: z.
 }
 
 const HEX = /^(?:[0-9a-fA-F]{2})*$/;
-const hexBytes = (what: string) =>
-  z.string().min(2, `${what} must not be empty`).max(2048, `${what} is at most 1024 bytes`).regex(HEX, `${what} is bytes written as hex, two digits each (e.g. 0a1b)`);
-const textBytes = (what: string) => z.string().min(1, `${what} must not be empty`).max(1024, `${what} is at most 1024 characters`);
+const hexBytes = z
+  .string()
+  .min(1, 'hex bytes must not be empty (leave the field out instead)')
+  .max(2048, 'at most 1024 bytes (2048 hex digits)')
+  .regex(HEX, 'bytes written as hex, two digits a byte (e.g. 50494e470d0a for "PING\\r\\n")');
+const textBytes = z.string().min(1, 'must not be empty (leave the field out instead)').max(1024, 'at most 1024 characters');
 
 /**
  * A TCP check: the port accepts a connection (Kubernetes' tcpSocket). With `send` and `expect`,
@@ -76,10 +79,10 @@ const textBytes = (what: string) => z.string().min(1, `${what} must not be empty
  */
 const tcpCheckSchema = z
   .object({
-    send: textBytes('tcp.send').optional(),
-    sendHex: hexBytes('tcp.sendHex').optional(),
-    expect: textBytes('tcp.expect').optional(),
-    expectHex: hexBytes('tcp.expectHex').optional(),
+    send: textBytes.optional(),
+    sendHex: hexBytes.optional(),
+    expect: textBytes.optional(),
+    expectHex: hexBytes.optional(),
   })
   .strict()
   .superRefine((t, ctx) => {

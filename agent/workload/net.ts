@@ -115,11 +115,13 @@ export function tcpCheck(host: string, port: number, timeoutMs: number, exchange
       setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
       done(r);
     };
+    let connected = false;
     const t = setTimeout(() => {
-      finish({ ok: false, detail: `no ${expect ? 'answer' : 'connection'} from ${at} within ${timeoutMs} ms${answer.length ? ` (so far: ${printable(answer)})` : ''}` });
+      finish({ ok: false, detail: `no ${expect && connected ? 'answer' : 'connection'} from ${at} within ${timeoutMs} ms${answer.length ? ` (so far: ${printable(answer)})` : ''}` });
       s.destroy();
     }, timeoutMs);
     s.once('connect', () => {
+      connected = true;
       if (!expect) return finish({ ok: true, detail: `${at} accepts` });
       if (exchange.send?.length) s.write(exchange.send);
     });

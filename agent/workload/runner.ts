@@ -724,8 +724,9 @@ export class WorkloadRunner {
     // The digest goes to the caller now, the boot is stopped after: at the cut-over a target waits
     // for this digest, and the stop (a clean shutdown: PostgreSQL's checkpoint, Redis's AOF fsync)
     // was in its window. Until the boot has exited, the record names it (privatePid), and whatever
-    // next uses the volume here (a start, a stop, a thaw, a retried freeze, a removal) waits for
-    // this stop in stopStrays; a stop that fails leaves it to them as a stray.
+    // next uses the volume here (a start, a stop, a thaw, a removal, a retried freeze through
+    // SiteWorkloads.freeze) waits for this stop in stopStrays; a stop that fails leaves it to them
+    // as a stray (and the cut-over goes on: the next of them fails, naming the process).
     const stopping: Promise<void> = this.stopPrivateBoot(id, spec, boot.pid, procStart, port)
       .catch((err: unknown) => console.warn(`workload '${id}' at ${this.site}: the verification's private boot (pid ${boot.pid}) did not stop: ${(err as Error).message}; the next start or stop stops it`))
       .finally(() => {

@@ -196,6 +196,51 @@ describe('workload runner', () => {
     }
   });
 
+  it('a verification\'s private boot answers before it is stopped; its stop runs on by itself, and a start right after waits for it', async () => {
+    // A service whose clean stop (the freeze hook, POST /stop) takes 300 ms; SIGTERM would stop it
+    // at once. Each way out is written to its volume, so the test sees which stop ended each boot.
+    const prog = [
+      "const fs = require('fs'); const out = (w) => fs.appendFileSync('{volume}/stops', w + '\\n');",
+      "process.on('SIGTERM', () => { out('SIGTERM'); process.exit(0); });",
+      "require('http').createServer((q, r) => { r.end('ok'); if (q.url === '/stop') setTimeout(() => { out('hook'); process.exit(0); }, 300); }).listen({port}, '{host}');",
+    ].join(' ');
+    const spec = sampleWith('slow-stop', (s) => {
+      s.run = { local: { command: ['{node}', '-e', prog] } };
+      s.health = { tcp: {}, periodSeconds: 0.02 };
+      s.hooks.freeze = { http: { method: 'POST', path: '/stop' }, stopsInstance: true, timeoutSeconds: 5 };
+      s.hooks.thaw = { start: true };
+      s.verify = { command: ['echo', 'the frozen data'] };
+    });
+    await runner.install(spec);
+    started.add(spec.id);
+    const stops = () => readFileSync(join(runner.volumeRoot(spec.id), 'data', 'stops'), 'utf8').trim().split('\n');
+    const waitFor = async (what: string, cond: () => boolean) => {
+      for (const t0 = Date.now(); !cond(); await new Promise((r) => setTimeout(r, 20))) {
+        if (Date.now() - t0 > 10_000) throw new Error(`timed out waiting for ${what}`);
+      }
+    };
+    await runner.start(spec.id);
+    await runner.freeze(spec.id);
+    assert.deepEqual(stops(), ['hook']);
+
+    // 1. The digest comes back while the boot is still being stopped (its stop takes 300 ms);
+    // left alone, the stop ends it, and the record no longer names it.
+    const first = await runner.verify(spec.id);
+    assert.deepEqual([first.privateBoot, first.digest], [true, 'the frozen data']);
+    assert.equal(runner.strays(spec.id).length, 1, 'the private boot still runs when its digest is returned');
+    await waitFor('the private boot to stop by itself', () => runner.strays(spec.id).length === 0);
+    assert.deepEqual(stops(), ['hook', 'hook'], 'stopped by its clean stop');
+    assert.equal(runner.info(spec.id).running, false);
+
+    // 2. A start right after a verification waits for the boot's clean stop: it does not stop it
+    // a second time, another way (SIGTERM), while the freeze hook is still stopping it.
+    await runner.verify(spec.id);
+    const s = await runner.start(spec.id);
+    assert.deepEqual(stops(), ['hook', 'hook', 'hook'], 'the boot ended by its own stop, not by a SIGTERM from the start');
+    assert.equal(runner.strays(spec.id, s.pid).length, 0);
+    assert.equal(runner.info(spec.id).running, true);
+  });
+
   it('Redis with AOF: start, write, verify, freeze (SIGTERM), start again on the same data, same digest', async () => {
     const spec = example('redis');
     await runner.install(spec);

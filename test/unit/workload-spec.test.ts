@@ -154,8 +154,10 @@ describe('workload spec', () => {
     assert.ok(parseWorkloadSpec(edit((s) => (s.health = { tcp: { send: 'PING\r\n', expect: '+PONG' } }))).ok);
     assert.ok(parseWorkloadSpec(edit((s) => (s.health = { tcp: { sendHex: '00000008', expectHex: '52' } }))).ok);
     assert.ok(parseWorkloadSpec(edit((s) => (s.health = { tcp: { expect: '220 ' } }))).ok, 'expect alone: a service that speaks first');
-    oneProblem(edit((s) => (s.health = { tcp: { sendHex: '0g', expect: 'R' } })), 'health.tcp.sendHex', /bytes written as hex, two digits each/);
-    oneProblem(edit((s) => (s.health = { tcp: { sendHex: 'abc', expect: 'R' } })), 'health.tcp.sendHex', /two digits each/);
+    oneProblem(edit((s) => (s.health = { tcp: { sendHex: '0g', expect: 'R' } })), 'health.tcp.sendHex', /bytes written as hex, two digits a byte/);
+    oneProblem(edit((s) => (s.health = { tcp: { sendHex: 'abc', expect: 'R' } })), 'health.tcp.sendHex', /two digits a byte/);
+    oneProblem(edit((s) => (s.health = { tcp: { sendHex: 'a', expect: 'R' } })), 'health.tcp.sendHex', /^health\.tcp\.sendHex: bytes written as hex, two digits a byte .*\(got a\)$/);
+    oneProblem(edit((s) => (s.health = { tcp: { sendHex: '', expect: 'R' } })), 'health.tcp.sendHex', /must not be empty/);
     oneProblem(edit((s) => (s.health = { tcp: { send: 'a', sendHex: '61', expect: 'R' } })), 'health.tcp.sendHex', /both 'send' and 'sendHex'; give at most one/);
     oneProblem(edit((s) => (s.health = { tcp: { expect: 'R', expectHex: '52' } })), 'health.tcp.expectHex', /both 'expect' and 'expectHex'/);
     oneProblem(edit((s) => (s.health = { tcp: { send: 'PING\r\n' } })), 'health.tcp', /a TCP check that sends needs expect/);
