@@ -21,6 +21,10 @@
  *   (SIGTERM) plus a start of the same service on a copy of the same data, until its health check
  *   answers; no fedflow involved.
  * - `lostWrites`: acknowledged writes missing on the target (must be 0); `volumeBytes`.
+ * - `window`: the cut-over's steps from the migration's history and its activities' results
+ *   (`sourceSteps`, `targetSteps`: ms from each activity's start), and `placementRound`: the target's
+ *   placement proposal inside the federation workflow (its workflow tasks' time at the worker, each
+ *   site delivery's dispatch and run).
  * At the end, one summary line with `workload`, `p50DowntimeMs`, `p50FloorMs`, `lostWrites`, and
  * the target (the sample: p50 ≤ 150 ms, issue 14).
  *
@@ -41,7 +45,7 @@ import { LocalProvider } from '../adapters/local/provider';
 import { REPO_ROOT, siteDir } from '../agent/site/home';
 import { FederationLog } from '../client/federation';
 import { type MigrationResult } from '../core/migration';
-import { migrationWorkflowId } from '../core/contracts/task-queues';
+import { federationWorkflowId, migrationWorkflowId } from '../core/contracts/task-queues';
 import { CONTROL_TASK_QUEUE } from '../core/contracts/task-queues';
 import { deploySampleWorkload } from '../worker/deploy-sample';
 import { startTestServer } from '../test/helpers/temporal';
@@ -229,8 +233,10 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
     // answer (then `commitMs` is that local activity).
     const next = events.find((e) => !!e.workflowTaskStartedEventAttributes && Number(e.eventId) > Number(cutover.completed?.eventId ?? 0));
     const asked = localDone('proposeFast');
+    const placement = await placementRound(handle, cutover.scheduled);
     return {
       ...inside,
+      ...((placement ? { placementRound: placement } : {}) as unknown as Record<string, number>),
       captureMs: phases.captureMs,
       // The target's activity, from its start (before the freeze) to its end; its steps are from its start too.
       targetStartedBeforeCaptureEndMs: ms(capture.completed) - ms(cutover.started),
@@ -246,6 +252,44 @@ async function windowPhases(handle: WorkflowHandle): Promise<Record<string, numb
   return { ...inside, ...phases, commitMs: ms(answer) - ms(cutover.completed), switchMs: ms(marker) - ms(answer) };
 }
 
+
+/**
+ * Where the target's placement proposal went inside the federation workflow (its history, server
+ * time): from the workflow task that took the update to the update's completion, each workflow
+ * task's time at the worker (started to completed) and each site delivery (`cftDeliver` or a BFT
+ * step) from its scheduling to its start (dispatch) and to its completion. Undefined when the
+ * cut-over sent no placement (older shapes) or the update is not in the history.
+ */
+async function placementRound(handle: WorkflowHandle, cutoverScheduled: HistoryEvent | undefined): Promise<Record<string, unknown> | undefined> {
+  const input = cutoverScheduled?.activityTaskScheduledEventAttributes?.input?.payloads?.[0]?.data;
+  if (!input) return undefined;
+  const args = JSON.parse(Buffer.from(input).toString('utf8')) as { placement?: { federation: string; proposal: { requestId: string } } };
+  if (!args.placement) return undefined;
+  const fed = handle.client.getHandle(federationWorkflowId(args.placement.federation));
+  const events = (await fed.fetchHistory()).events ?? [];
+  const id = args.placement.proposal.requestId;
+  const accepted = events.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId === id);
+  const completed = events.findIndex((e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId === id);
+  if (accepted < 0 || completed < 0) return undefined;
+  // The workflow task that took the update: the last one scheduled before its acceptance.
+  let from = accepted;
+  while (from > 0 && !events[from]!.workflowTaskScheduledEventAttributes) from--;
+  const span = events.slice(from, completed + 1);
+  const byId = new Map(events.map((e) => [Number(e.eventId), e]));
+  const taskMs: number[] = [];
+  const deliveries: { activity: string; dispatchMs: number; runMs: number }[] = [];
+  for (const e of span) {
+    const started = e.workflowTaskCompletedEventAttributes ? byId.get(Number(e.workflowTaskCompletedEventAttributes.startedEventId)) : undefined;
+    if (started) taskMs.push(ms(e) - ms(started));
+    const done = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes;
+    if (done) {
+      const scheduled = byId.get(Number(done.scheduledEventId));
+      const start = events.find((x) => Number(x.activityTaskStartedEventAttributes?.scheduledEventId) === Number(done.scheduledEventId));
+      deliveries.push({ activity: scheduled?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?', dispatchMs: ms(start) - ms(scheduled), runMs: ms(e) - ms(start) });
+    }
+  }
+  return { ms: ms(events[completed]) - ms(events[from]), workflowTasks: taskMs.length, workflowTaskMs: taskMs, deliveries };
+}
 
 export async function run(argv: string[]): Promise<void> {
   const a = parseArgs(argv);
