@@ -474,14 +474,22 @@ export class WorkloadRunner {
     if (found.length) {
       const spec = this.spec(id);
       await Promise.all(
-        found.map(async (p) => {
-          signal(p.pid, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
-          if (!(await waitExit(p.pid, p.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await this.reaped(id, p.pid, p.procStart);
-        }),
+        found.map((p) => this.stopProcess(id, spec, p.pid, p.procStart)),
       );
     }
     const rec = this.record(id);
     if (rec && (rec.startingPid || rec.privatePid)) this.saveRecord(id, { ...rec, startingPid: undefined, startingProcStart: undefined, privatePid: undefined, privateProcStart: undefined });
+  }
+
+  /** A clean stop of one process of the workload: the freeze's signal (SIGTERM by default), then awaitExit. */
+  private async stopProcess(id: string, spec: WorkloadSpec, pid: number, procStart: number | undefined): Promise<void> {
+    signal(pid, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
+    await this.awaitExit(id, spec, pid, procStart);
+  }
+
+  /** Waits the freeze hook's timeout for the process to exit, then kills and reaps it (reaped). */
+  private async awaitExit(id: string, spec: WorkloadSpec, pid: number, procStart: number | undefined): Promise<void> {
+    if (!(await waitExit(pid, procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await this.reaped(id, pid, procStart);
   }
 
   /** killAndReap, or a WorkloadError naming the process when it is still there (never reaped: nothing may start on its volume). */
@@ -600,8 +608,7 @@ export class WorkloadRunner {
     const rec = this.record(id);
     if (!rec) return;
     if (stillRunning(rec.pid, rec.procStart)) {
-      signal(rec.pid!, spec.hooks.freeze.stop?.signal ?? 'SIGTERM');
-      if (!(await waitExit(rec.pid!, rec.procStart, ms(spec.hooks.freeze.timeoutSeconds)))) await this.reaped(id, rec.pid!, rec.procStart);
+      await this.stopProcess(id, spec, rec.pid!, rec.procStart);
     }
     this.saveRecord(id, { port: rec.port, status: 'stopped' });
   }
@@ -740,8 +747,8 @@ export class WorkloadRunner {
   private async stopPrivateBoot(id: string, spec: WorkloadSpec, pid: number, procStart: number | undefined, port: number): Promise<void> {
     const freeze = spec.hooks.freeze;
     const viaHook = freeze.stopsInstance ? this.runCall(spec, 'freeze', freeze, this.values(spec, port), ms(freeze.timeoutSeconds)).then(() => true, () => false) : Promise.resolve(false);
-    if (!(await viaHook)) signal(pid, freeze.stop?.signal ?? 'SIGTERM');
-    if (!(await waitExit(pid, procStart, ms(freeze.timeoutSeconds)))) await this.reaped(id, pid, procStart);
+    if (await viaHook) await this.awaitExit(id, spec, pid, procStart);
+    else await this.stopProcess(id, spec, pid, procStart);
     const now = this.record(id);
     if (now?.privatePid === pid) this.saveRecord(id, { ...now, privatePid: undefined, privateProcStart: undefined });
   }
